@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Spool's pipelines and tests run: ffmpeg/ffprobe (media),
+# espeak-ng (spoken test clips), chromium + chromedriver (browser tests).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+need=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v unzip >/dev/null || need+=(unzip)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "installing system packages: ${need[*]}"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""Spool: durable video and blog-publishing pipelines on Temporal."""

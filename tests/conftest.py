@@ -1,0 +1,64 @@
+"""Session-wide real services: one Temporal dev server and (on demand) one Elasticsearch.
+
+In CI (CI=true) a test whose service is missing fails; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from devstack.proc import free_port
+from devstack.temporal import DevServer
+from spool.config import Settings
+from spool.temporal import connect
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def service_missing(reason: str) -> None:
+    """Fail in CI, skip elsewhere: a test that needs a real service never passes without it."""
+    if IN_CI:
+        pytest.fail(f"required service unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory):
+    server = DevServer(port=free_port(), ui_port=None, db_filename=None,
+                       log_path=ARTIFACTS / "logs" / "temporal-dev-server.log")
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001
+        service_missing(f"Temporal dev server did not start: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server):
+    settings = Settings(temporal_address=temporal_server.address)
+    return await connect(settings, wait_seconds=30)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(tmp_path, temporal_server, task_queue) -> Settings:
+    """Settings for one test: private data dir, one task queue for every kind of work."""
+    return Settings(
+        temporal_address=temporal_server.address,
+        data_dir=tmp_path / "data",
+        queue_pipeline=task_queue,
+        queue_media=task_queue,
+        queue_captions=task_queue,
+    )

@@ -1,0 +1,85 @@
+"""Every timeout and retry policy, in one place, named by step.
+
+Workflow code: pure values only. Changing a value here changes running workflows at their
+next activity, which is safe; changing the *set* of activities a workflow runs is not (see
+the replay tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Errors that no retry can fix: raised as non-retryable ApplicationErrors by activities.
+INVALID_POST = "InvalidPost"
+INVALID_VIDEO = "InvalidVideo"
+NON_RETRYABLE = [INVALID_POST, INVALID_VIDEO]
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    schedule_to_close: timedelta | None = None
+    heartbeat: timedelta | None = None
+
+
+def _retry(
+    initial: float = 1.0,
+    maximum: float = 60.0,
+    attempts: int = 0,
+) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=initial),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=maximum),
+        maximum_attempts=attempts,
+        non_retryable_error_types=NON_RETRYABLE,
+    )
+
+
+# --- blog -------------------------------------------------------------------------------
+# Indexing may be down for hours: retry with capped backoff for up to a day (configurable per
+# job through BlogPublishInput.index_retry_seconds).
+INDEX_RETRY_SECONDS_DEFAULT = 24 * 3600
+INDEX_POST = StepPolicy(
+    start_to_close=timedelta(seconds=30),
+    retry=_retry(initial=1.0, maximum=300.0),
+    schedule_to_close=timedelta(seconds=INDEX_RETRY_SECONDS_DEFAULT),
+)
+# Database writes: short, and a lost worker is retried after start_to_close.
+RECORD_POST_FOR_AUTHOR = StepPolicy(
+    start_to_close=timedelta(seconds=10),
+    retry=_retry(initial=1.0, maximum=60.0),
+    schedule_to_close=timedelta(hours=24),
+)
+NOTIFY_FOLLOWERS = StepPolicy(
+    start_to_close=timedelta(minutes=2),
+    retry=_retry(initial=1.0, maximum=300.0),
+    schedule_to_close=timedelta(hours=24),
+)
+
+
+def index_post_policy(retry_seconds: int | None) -> StepPolicy:
+    if not retry_seconds:
+        return INDEX_POST
+    return StepPolicy(
+        start_to_close=INDEX_POST.start_to_close,
+        retry=INDEX_POST.retry,
+        schedule_to_close=timedelta(seconds=retry_seconds),
+    )
+
+
+def activity_options(policy: StepPolicy) -> dict:
+    """Keyword arguments for ``workflow.execute_activity*``."""
+    options: dict = {
+        "start_to_close_timeout": policy.start_to_close,
+        "retry_policy": policy.retry,
+    }
+    if policy.schedule_to_close is not None:
+        options["schedule_to_close_timeout"] = policy.schedule_to_close
+    if policy.heartbeat is not None:
+        options["heartbeat_timeout"] = policy.heartbeat
+    return options
