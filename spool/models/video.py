@@ -1,0 +1,248 @@
+"""The video pipeline's inputs, results and status: what crosses the Temporal boundary.
+
+No I/O here: workflow code imports this module inside the sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spool.models.common import StepState
+
+__all__ = [
+    "CAPTIONS_FAILED",
+    "CAPTIONS_AVAILABLE",
+    "CAPTIONS_PENDING",
+    "CAPTIONS_SKIPPED",
+    "CAPTIONS_DISABLED",
+    "CaptionsInput",
+    "CaptionsResult",
+    "ExtractAudioInput",
+    "ExtractAudioResult",
+    "NotifyOwnerInput",
+    "PosterInput",
+    "PosterResult",
+    "ProbeInput",
+    "ProbeResult",
+    "RENDITION_HEIGHTS",
+    "RecordCaptionsInput",
+    "RecordVideoInput",
+    "RenditionInput",
+    "RenditionResult",
+    "TranscribeInput",
+    "TranscribeResult",
+    "VideoPipelineInput",
+    "VideoStatus",
+    "captions_workflow_id",
+    "plan_rendition_heights",
+    "rendition_name",
+    "video_workflow_id",
+]
+
+# The ladder, highest first. A rendition is never taller than its source.
+RENDITION_HEIGHTS = (1080, 720, 480, 360)
+
+CAPTIONS_PENDING = "pending"
+CAPTIONS_AVAILABLE = "available"
+CAPTIONS_SKIPPED = "skipped"  # no audio track
+CAPTIONS_DISABLED = "disabled"  # not asked for
+CAPTIONS_FAILED = "failed"
+
+
+def video_workflow_id(video_id: str) -> str:
+    return f"video-{video_id}"
+
+
+def captions_workflow_id(video_id: str) -> str:
+    return f"video-{video_id}-captions"
+
+
+def rendition_name(height: int) -> str:
+    return f"{height}p"
+
+
+def plan_rendition_heights(source_height: int, requested: list[str] | None = None) -> list[int]:
+    """Heights to produce for a source: the ladder up to the source height, or one rendition at
+    the source's own (even) height when the source is shorter than the smallest rung."""
+    heights = [h for h in RENDITION_HEIGHTS if h <= source_height]
+    if requested:
+        wanted = {r.lower().removesuffix("p") for r in requested}
+        heights = [h for h in heights if str(h) in wanted]
+    if not heights and source_height < RENDITION_HEIGHTS[-1]:
+        heights = [max(2, source_height - source_height % 2)]
+    return heights
+
+
+@dataclass
+class VideoPipelineInput:
+    video_id: str
+    owner_id: str
+    source_key: str
+    captions: bool = True
+    # e.g. ["720p", "360p"]; None = the whole ladder up to the source height
+    renditions: list[str] | None = None
+    callback_url: str | None = None
+    language: str = "en"
+    # Workflows cannot read settings: the starter copies the queue names in.
+    queue_pipeline: str = "pipeline"
+    queue_media: str = "media"
+    queue_captions: str = "captions"
+    # Bounded retries of the captions branch; None = the policy's default.
+    captions_max_attempts: int | None = None
+
+
+@dataclass
+class ProbeInput:
+    video_id: str
+    source_key: str
+
+
+@dataclass
+class ProbeResult:
+    duration: float
+    width: int  # as displayed (rotation applied)
+    height: int
+    has_video: bool
+    has_audio: bool
+    format_name: str = ""
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    rotation: int = 0
+    fps: float | None = None
+    bit_rate: int | None = None
+    size_bytes: int = 0
+
+
+@dataclass
+class RenditionInput:
+    video_id: str
+    source_key: str
+    height: int
+    has_audio: bool = True
+    duration: float = 0.0
+
+
+@dataclass
+class RenditionResult:
+    name: str
+    key: str
+    width: int
+    height: int
+    size_bytes: int
+    bitrate_kbps: int
+    duration: float
+    seconds_taken: float = 0.0
+
+
+@dataclass
+class PosterInput:
+    video_id: str
+    source_key: str
+    at_seconds: float
+
+
+@dataclass
+class PosterResult:
+    key: str
+    width: int
+    height: int
+    size_bytes: int
+
+
+@dataclass
+class CaptionsInput:
+    video_id: str
+    source_key: str
+    language: str = "en"
+    queue_pipeline: str = "pipeline"
+    queue_captions: str = "captions"
+    max_attempts: int | None = None
+
+
+@dataclass
+class ExtractAudioInput:
+    video_id: str
+    source_key: str
+
+
+@dataclass
+class ExtractAudioResult:
+    audio_key: str
+    duration: float
+
+
+@dataclass
+class TranscribeInput:
+    video_id: str
+    audio_key: str
+    language: str = "en"
+    duration: float = 0.0
+
+
+@dataclass
+class TranscribeResult:
+    vtt_key: str
+    srt_key: str
+    transcript_key: str
+    segment_count: int
+    language: str
+    excerpt: str = ""
+
+
+@dataclass
+class RecordCaptionsInput:
+    video_id: str
+    state: str
+    language: str = "en"
+    transcript: TranscribeResult | None = None
+    error: str | None = None
+
+
+@dataclass
+class CaptionsResult:
+    state: str
+    language: str = "en"
+    vtt_key: str | None = None
+    srt_key: str | None = None
+    transcript_key: str | None = None
+    segment_count: int = 0
+    excerpt: str = ""
+    error: str | None = None
+
+
+@dataclass
+class RecordVideoInput:
+    """Columns to set on the video's row; None leaves a column as it is."""
+
+    video_id: str
+    owner_id: str
+    status: str | None = None
+    metadata: ProbeResult | None = None
+    renditions: list[RenditionResult] | None = None
+    poster_key: str | None = None
+    captions_state: str | None = None
+    captions_language: str | None = None
+    errors: dict[str, str] | None = None
+
+
+@dataclass
+class NotifyOwnerInput:
+    video_id: str
+    owner_id: str
+    state: str
+    payload: dict = field(default_factory=dict)
+    callback_url: str | None = None
+
+
+@dataclass
+class VideoStatus:
+    job_id: str
+    video_id: str
+    state: str
+    steps: list[StepState]
+    error: str | None = None
+    captions_state: str = CAPTIONS_PENDING
+    renditions: list[RenditionResult] = field(default_factory=list)
+    poster: PosterResult | None = None
+    probe: ProbeResult | None = None
+    captions: CaptionsResult | None = None
