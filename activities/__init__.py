@@ -1,0 +1,1 @@
+"""Activities: thin steps that validate, call an adapter from spool/, and heartbeat."""

@@ -1,0 +1,94 @@
+"""The three independent steps of publishing a post.
+
+Each is idempotent under retry on its own business key (DESIGN.md rule 2), so Temporal can
+retry any one of them, for as long as it takes, without repeating the others.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from spool.config import Settings
+from spool.db import get_engine
+from spool.db.blog import followers_of, record_post_for_author
+from spool.models import (
+    IndexPostResult,
+    InvalidPostError,
+    NotifyFollowersResult,
+    Post,
+    RecordPostResult,
+    validate_post,
+)
+from spool.notify import Notifier, make_notifier, notify_once
+from spool.search import IndexUnavailable, PostDocument, PostIndex, open_index
+from workflows.policies import INVALID_POST
+
+
+def post_published_event_id(post_id: str) -> str:
+    # Keyed on the post, not the version: an edit is not announced again.
+    return f"post-published:{post_id}"
+
+
+class BlogActivities:
+    """Holds its clients; the worker builds it once and registers the bound methods."""
+
+    def __init__(self, settings: Settings, *, index: PostIndex | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.settings = settings
+        self.engine = get_engine(settings)
+        self.index = index if index is not None else open_index(settings)
+        self.notifier = notifier if notifier is not None else make_notifier(settings)
+
+    def activities(self) -> list:
+        return [self.index_post, self.record_post_for_author, self.notify_followers]
+
+    def _checked(self, post: Post) -> Post:
+        try:
+            validate_post(post, self.settings.max_post_body_chars,
+                          self.settings.max_post_title_chars)
+        except InvalidPostError as exc:
+            raise ApplicationError(str(exc), {"field": exc.field}, type=INVALID_POST,
+                                   non_retryable=True) from None
+        return post
+
+    @activity.defn(name="index_post")
+    def index_post(self, post: Post) -> IndexPostResult:
+        post = self._checked(post)
+        try:
+            applied = self.index.upsert(PostDocument(
+                post_id=post.post_id, version=post.version, author_id=post.author_id,
+                title=post.title, body=post.body, tags=list(post.tags),
+                published_at=post.published_at,
+            ))
+        except IndexUnavailable as exc:
+            # Retryable: the policy keeps trying with backoff while the index is down.
+            raise ApplicationError(f"search index unavailable: {exc}",
+                                   type="IndexUnavailable") from None
+        return IndexPostResult(post_id=post.post_id, version=post.version, applied=applied)
+
+    @activity.defn(name="record_post_for_author")
+    def record_post_for_author(self, post: Post) -> RecordPostResult:
+        post = self._checked(post)
+        outcome = record_post_for_author(
+            self.engine, author_id=post.author_id, post_id=post.post_id, version=post.version,
+            title=post.title, tags=list(post.tags), published_at=post.published_at,
+        )
+        return RecordPostResult(author_id=post.author_id, post_id=post.post_id,
+                                counted=outcome.counted, post_count=outcome.post_count)
+
+    @activity.defn(name="notify_followers")
+    def notify_followers(self, post: Post) -> NotifyFollowersResult:
+        post = self._checked(post)
+        recipients = (post.followers if post.followers is not None
+                      else followers_of(self.engine, post.author_id))
+        event_id = post_published_event_id(post.post_id)
+        outcome = notify_once(
+            self.engine, self.notifier, event_id=event_id, event_type="post.published",
+            recipients=recipients,
+            payload={"post_id": post.post_id, "author_id": post.author_id,
+                     "title": post.title, "version": post.version},
+            on_progress=lambda n: activity.heartbeat(n),
+        )
+        return NotifyFollowersResult(event_id=event_id, recipients=outcome.recipients,
+                                     newly_created=outcome.newly_created)

@@ -1,0 +1,124 @@
+"""Blog tables and the transactions that make each publishing effect happen once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from spool.db import insert_ignore, metadata
+
+authors = sa.Table(
+    "authors",
+    metadata,
+    sa.Column("author_id", sa.String(200), primary_key=True),
+    sa.Column("post_count", sa.Integer, nullable=False, server_default="0"),
+)
+
+# The key that makes counting once: a post is counted for its author when this row is new.
+author_posts = sa.Table(
+    "author_posts",
+    metadata,
+    sa.Column("author_id", sa.String(200), primary_key=True),
+    sa.Column("post_id", sa.String(200), primary_key=True),
+    sa.Column("counted_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+posts = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("post_id", sa.String(200), primary_key=True),
+    sa.Column("author_id", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("published_at", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
+              onupdate=sa.func.now()),
+)
+
+followers = sa.Table(
+    "followers",
+    metadata,
+    sa.Column("author_id", sa.String(200), primary_key=True),
+    sa.Column("follower_id", sa.String(200), primary_key=True),
+)
+
+
+@dataclass
+class CountOutcome:
+    counted: bool
+    post_count: int
+
+
+def record_post_for_author(
+    engine: Engine, *, author_id: str, post_id: str, version: int, title: str,
+    tags: list[str], published_at: str | None,
+) -> CountOutcome:
+    """In one transaction: remember the post's latest version and count it for its author once.
+
+    The (author_id, post_id) row is inserted under its primary key; the count is incremented
+    only when that insert created the row, so a retry after a commit, or an edit, never counts
+    twice.
+    """
+    with engine.begin() as conn:
+        created = conn.execute(
+            insert_ignore(conn, author_posts).values(author_id=author_id, post_id=post_id)
+        ).rowcount == 1
+        conn.execute(insert_ignore(conn, authors).values(author_id=author_id, post_count=0))
+        if created:
+            conn.execute(
+                authors.update().where(authors.c.author_id == author_id)
+                .values(post_count=authors.c.post_count + 1)
+            )
+        _store_post_version(conn, post_id=post_id, author_id=author_id, version=version,
+                            title=title, tags=tags, published_at=published_at)
+        count = conn.execute(
+            sa.select(authors.c.post_count).where(authors.c.author_id == author_id)
+        ).scalar_one()
+    return CountOutcome(counted=created, post_count=count)
+
+
+def _store_post_version(conn, *, post_id: str, author_id: str, version: int, title: str,
+                        tags: list[str], published_at: str | None) -> None:
+    """Keep the newest version's metadata; an older version arriving late changes nothing."""
+    conn.execute(insert_ignore(conn, posts).values(
+        post_id=post_id, author_id=author_id, version=version, title=title, tags=tags,
+        published_at=published_at))
+    conn.execute(
+        posts.update().where(posts.c.post_id == post_id, posts.c.version < version)
+        .values(author_id=author_id, version=version, title=title, tags=tags,
+                published_at=published_at)
+    )
+
+
+def author_post_count(engine: Engine, author_id: str) -> int:
+    with engine.connect() as conn:
+        count = conn.execute(
+            sa.select(authors.c.post_count).where(authors.c.author_id == author_id)
+        ).scalar_one_or_none()
+    return count or 0
+
+
+def get_post(engine: Engine, post_id: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(posts).where(posts.c.post_id == post_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def followers_of(engine: Engine, author_id: str) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(followers.c.follower_id).where(followers.c.author_id == author_id)
+            .order_by(followers.c.follower_id)
+        ).scalars().all()
+    return list(rows)
+
+
+def add_followers(engine: Engine, author_id: str, follower_ids: list[str]) -> None:
+    if not follower_ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(insert_ignore(conn, followers),
+                     [{"author_id": author_id, "follower_id": f} for f in follower_ids])

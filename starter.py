@@ -1,0 +1,227 @@
+"""Spool's command-line client: hand work to Temporal, get a job id back at once.
+
+    python starter.py blog POST.json [--wait] [--json]
+    python starter.py video FILE [--no-captions] [--renditions 720p,480p] [--wait] [--json]
+    python starter.py status JOB_ID [--json]
+    python starter.py wait JOB_ID [--json]
+    python starter.py cancel JOB_ID [--json]
+
+Exit codes: 0 done (or started), 1 the job failed or was cancelled, 2 bad input or usage,
+3 ready with errors (some branch failed), 4 Temporal unreachable or unknown job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from spool.config import get_settings
+from spool.models import FINAL_JOB_STATES, InvalidPostError, post_from_dict
+from spool.status import JobNotFound, job_status
+from spool.temporal import connect
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+_EXIT_FOR_STATE = {"ready": EXIT_OK, "ready_with_errors": EXIT_PARTIAL,
+                   "failed": EXIT_JOB_FAILED, "cancelled": EXIT_JOB_FAILED}
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def load_post(path: str):
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file", EXIT_BAD_INPUT) from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}: not valid JSON ({exc})", EXIT_BAD_INPUT) from None
+    try:
+        return post_from_dict(data)
+    except (InvalidPostError, TypeError) as exc:
+        raise CliError(f"{path}: invalid post: {exc}", EXIT_BAD_INPUT) from None
+
+
+def render_steps(status: dict[str, Any]) -> Table:
+    table = Table(title=f"{status.get('job_id')}  [bold]{status.get('state', '?')}[/bold]",
+                  show_header=True, header_style="bold")
+    table.add_column("step")
+    table.add_column("state")
+    table.add_column("progress", justify="right")
+    table.add_column("detail", overflow="fold")
+    for step in status.get("steps", []):
+        percent = step.get("percent")
+        bar = ""
+        if percent is not None:
+            filled = int(percent / 5)
+            bar = f"{'█' * filled}{'·' * (20 - filled)} {percent:5.1f}%"
+        detail = step.get("last_error") or step.get("detail") or ""
+        if step.get("attempt", 0) > 1:
+            detail = f"attempt {step['attempt']}: {detail}"
+        table.add_row(step["name"], step["state"], bar, detail)
+    if status.get("error"):
+        table.caption = f"error: {status['error']}"
+    return table
+
+
+async def wait_for(client, job_id: str, *, live: bool, console: Console) -> dict[str, Any]:
+    """Poll the job until it reaches a final state, drawing its steps when live."""
+    status = await job_status(client, job_id)
+    if not live:
+        while status.get("state") not in FINAL_JOB_STATES:
+            await asyncio.sleep(0.5)
+            status = await job_status(client, job_id)
+        return status
+    with Live(render_steps(status), console=console, refresh_per_second=4) as view:
+        while status.get("state") not in FINAL_JOB_STATES:
+            await asyncio.sleep(0.5)
+            status = await job_status(client, job_id)
+            view.update(render_steps(status))
+    return status
+
+
+def emit(args, console: Console, payload: dict[str, Any], human: str) -> None:
+    if args.json:
+        print(json.dumps(payload, default=str), flush=True)
+    else:
+        console.print(human)
+
+
+async def cmd_blog(args, client, settings, console) -> int:
+    from spool.jobs import start_blog_job
+
+    post = load_post(args.post_file)
+    try:
+        job = await start_blog_job(client, settings, post)
+    except InvalidPostError as exc:
+        raise CliError(f"{args.post_file}: invalid post: {exc}", EXIT_BAD_INPUT) from None
+    return await finish_start(args, client, console, job.job_id, {"post_id": post.post_id,
+                                                                  "version": post.version})
+
+
+async def cmd_video(args, client, settings, console) -> int:
+    from spool.ingest import ingest_video, start_video_job
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{args.file}: no such file", EXIT_BAD_INPUT)
+    renditions = [r.strip() for r in args.renditions.split(",")] if args.renditions else None
+    try:
+        inp = ingest_video(settings, path, owner_id=args.owner, captions=not args.no_captions,
+                           renditions=renditions)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    handle = await start_video_job(client, settings, inp)
+    return await finish_start(args, client, console, handle.id, {"video_id": inp.video_id})
+
+
+async def finish_start(args, client, console, job_id: str, extra: dict[str, Any]) -> int:
+    if not args.wait:
+        emit(args, console, {"job_id": job_id, **extra}, job_id)
+        return EXIT_OK
+    if not args.json:
+        console.print(f"job {job_id}")
+    status = await wait_for(client, job_id, live=not args.json, console=console)
+    return report_final(args, console, status)
+
+
+def report_final(args, console, status: dict[str, Any]) -> int:
+    state = status.get("state", "failed")
+    if args.json:
+        print(json.dumps(status, default=str), flush=True)
+    else:
+        console.print(f"{status['job_id']}: {state}"
+                      + (f" ({status['error']})" if status.get("error") else ""))
+    return _EXIT_FOR_STATE.get(state, EXIT_JOB_FAILED)
+
+
+async def cmd_status(args, client, settings, console) -> int:
+    status = await job_status(client, args.job_id)
+    if args.json:
+        print(json.dumps(status, default=str), flush=True)
+    else:
+        console.print(render_steps(status))
+    return EXIT_OK
+
+
+async def cmd_wait(args, client, settings, console) -> int:
+    status = await wait_for(client, args.job_id, live=not args.json, console=console)
+    return report_final(args, console, status)
+
+
+async def cmd_cancel(args, client, settings, console) -> int:
+    await job_status(client, args.job_id)  # raises JobNotFound with a clear message
+    await client.get_workflow_handle(args.job_id).cancel()
+    emit(args, console, {"job_id": args.job_id, "cancel_requested": True},
+         f"cancel requested for {args.job_id}")
+    return EXIT_OK
+
+
+COMMANDS = {"blog": cmd_blog, "video": cmd_video, "status": cmd_status, "wait": cmd_wait,
+            "cancel": cmd_cancel}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object")
+    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    blog = sub.add_parser("blog", parents=[common], help="publish a post from a JSON file")
+    blog.add_argument("post_file")
+    blog.add_argument("--wait", action="store_true", help="show live progress until done")
+    video = sub.add_parser("video", parents=[common], help="process a video file")
+    video.add_argument("file")
+    video.add_argument("--no-captions", action="store_true")
+    video.add_argument("--renditions", help="comma-separated, e.g. 720p,480p")
+    video.add_argument("--owner", default="cli", help="owner id notified when the job ends")
+    video.add_argument("--wait", action="store_true", help="show live progress until done")
+    for name in ("status", "wait", "cancel"):
+        p = sub.add_parser(name, parents=[common])
+        p.add_argument("job_id")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    console = Console(stderr=args.json)
+    try:
+        client = await connect(settings)
+    except Exception as exc:  # noqa: BLE001
+        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {exc}",
+                       EXIT_UNAVAILABLE) from None
+    try:
+        return await COMMANDS[args.command](args, client, settings, console)
+    except JobNotFound as exc:
+        raise CliError(f"no job with id {exc}", EXIT_UNAVAILABLE) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except CliError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "exit_code": exc.code}), flush=True)
+        print(f"starter: {exc}", file=sys.stderr, flush=True)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the SDK's native runtime can abort there (sdk-python#300).
+    os._exit(code)

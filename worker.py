@@ -1,0 +1,155 @@
+"""Run Spool workers for the chosen task queues.
+
+    python worker.py                       # every queue: pipeline, media, captions
+    python worker.py --queue media         # only transcoding, e.g. on a CPU-heavy machine
+    python worker.py --queue captions --max-concurrent-activities 1
+
+SIGINT/SIGTERM: stop polling, let running activities finish within the grace period, then
+cancel them; exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from spool.config import Settings, get_settings
+from spool.temporal import connect
+
+QUEUE_KINDS = ("pipeline", "media", "captions")
+log = logging.getLogger("spool.worker")
+
+
+@dataclass
+class QueueWork:
+    name: str
+    workflows: list = field(default_factory=list)
+    activities: list = field(default_factory=list)
+    max_concurrent_activities: int = 10
+
+
+def default_concurrency(settings: Settings, kind: str) -> int:
+    if kind == "media":
+        # x264 uses several threads per encode; one encode per core keeps the CPUs busy
+        # without thrashing.
+        return settings.media_concurrency or max(1, os.cpu_count() or 1)
+    if kind == "captions":
+        return max(1, settings.captions_concurrency)
+    return max(1, settings.pipeline_concurrency)
+
+
+def plan_queues(settings: Settings, kinds: list[str],
+                max_concurrent: int | None = None) -> list[QueueWork]:
+    """What each task queue runs. Kinds that share a queue name share one worker."""
+    from activities.blog import BlogActivities
+    from activities.video import VideoActivities
+    from workflows.blog import BlogPublishWorkflow
+    from workflows.captions import CaptionsWorkflow
+    from workflows.video import VideoPipelineWorkflow
+
+    video = VideoActivities(settings)
+    contents = {
+        "pipeline": ([BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
+                     [*BlogActivities(settings).activities(), *video.pipeline_activities()]),
+        "media": ([], video.media_activities()),
+        "captions": ([], video.captions_activities()),
+    }
+    queue_names = {"pipeline": settings.queue_pipeline, "media": settings.queue_media,
+                   "captions": settings.queue_captions}
+    planned: dict[str, QueueWork] = {}
+    for kind in kinds:
+        name = queue_names[kind]
+        work = planned.setdefault(name, QueueWork(name=name, max_concurrent_activities=0))
+        wfs, acts = contents[kind]
+        work.workflows += wfs
+        work.activities += acts
+        work.max_concurrent_activities += (max_concurrent
+                                           or default_concurrency(settings, kind))
+    return list(planned.values())
+
+
+def build_workers(client: Client, plan: list[QueueWork], executor: ThreadPoolExecutor,
+                  grace_seconds: float) -> list[Worker]:
+    return [
+        Worker(
+            client,
+            task_queue=work.name,
+            workflows=work.workflows,
+            activities=work.activities,
+            activity_executor=executor,
+            max_concurrent_activities=work.max_concurrent_activities,
+            graceful_shutdown_timeout=timedelta(seconds=grace_seconds),
+        )
+        for work in plan
+    ]
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    plan = plan_queues(settings, args.queue or list(QUEUE_KINDS), args.max_concurrent_activities)
+    client = await connect(settings, wait_seconds=args.connect_wait)
+    threads = sum(w.max_concurrent_activities for w in plan) + 4
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as executor:
+        workers = build_workers(client, plan, executor, args.grace_seconds)
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        for work in plan:
+            log.info("polling task queue %r (%d concurrent activities)", work.name,
+                     work.max_concurrent_activities)
+        print(f"worker ready: {', '.join(w.name for w in plan)}", flush=True)
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down: finishing running activities (grace %ss)", args.grace_seconds)
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stopped.cancel()
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError):
+                raise result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queue", action="append", choices=QUEUE_KINDS,
+                        help="kind of work to poll (repeatable; default: all)")
+    parser.add_argument("--max-concurrent-activities", type=int, default=None,
+                        help="per queue; default depends on the kind of work")
+    parser.add_argument("--grace-seconds", type=float, default=30.0,
+                        help="how long running activities may finish after a stop signal")
+    parser.add_argument("--connect-wait", type=float, default=30.0,
+                        help="seconds to keep retrying the first connection to Temporal")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("SPOOL_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, not a traceback
+        print(f"worker: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the SDK's native runtime can abort there (sdk-python#300).
+    os._exit(code)
