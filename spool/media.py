@@ -8,6 +8,7 @@ process group so a timeout or a cancel kills ffmpeg and everything it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -72,10 +73,8 @@ def _limit_resources(memory_mb: int) -> Callable[[], None]:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def run_tool(
@@ -143,6 +142,13 @@ async def run_tool(
         last = next((line for line in reversed(stderr_tail) if line.strip()), "")
         raise MediaError(f"{Path(argv[0]).name} exited with {rc}: {last}", tail)
     return b"".join(stdout_chunks).decode("utf-8", "replace")
+
+
+def _file_size(path: str | Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 # --- probe ---------------------------------------------------------------------------------
@@ -217,7 +223,7 @@ async def probe(path: str | Path, limits: Limits | None = None) -> ProbeResult:
         data = json.loads(out or "{}")
     except json.JSONDecodeError as exc:
         raise MediaError(f"ffprobe printed unreadable output: {exc}") from exc
-    return parse_probe(data, size_bytes=Path(path).stat().st_size)
+    return parse_probe(data, size_bytes=_file_size(path))
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -278,7 +284,7 @@ async def extract_poster(src: str | Path, dst: str | Path, at_seconds: float,
                          limits: Limits | None = None) -> None:
     await run_tool(poster_args(src, dst, at_seconds), limits or Limits(timeout_seconds=300),
                    on_progress=lambda _p: None)
-    if not Path(dst).exists() or Path(dst).stat().st_size == 0:
+    if _file_size(dst) == 0:
         raise MediaError(f"no frame at {at_seconds:.2f} s")
 
 
