@@ -83,3 +83,59 @@ def activity_options(policy: StepPolicy) -> dict:
     if policy.heartbeat is not None:
         options["heartbeat_timeout"] = policy.heartbeat
     return options
+
+
+# --- video ------------------------------------------------------------------------------
+# Heavy steps heartbeat about once a second; a worker that stops heartbeating (killed, lost)
+# is noticed after VIDEO_HEARTBEAT and the step is retried on another worker.
+VIDEO_HEARTBEAT = timedelta(seconds=10)
+
+PROBE_VIDEO = StepPolicy(
+    start_to_close=timedelta(minutes=5),
+    retry=_retry(initial=1.0, maximum=30.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+)
+TRANSCODE_RENDITION = StepPolicy(
+    start_to_close=timedelta(hours=8),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+)
+EXTRACT_POSTER = StepPolicy(
+    start_to_close=timedelta(minutes=10),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+)
+EXTRACT_AUDIO = StepPolicy(
+    start_to_close=timedelta(hours=2),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+)
+# Whisper failures are mostly permanent (model missing, unreadable audio): few attempts.
+TRANSCRIBE_AUDIO = StepPolicy(
+    start_to_close=timedelta(hours=8),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=3),
+    heartbeat=VIDEO_HEARTBEAT,
+)
+# Database writes and the owner's notification: short each, retried for a day.
+RECORD_VIDEO = StepPolicy(
+    start_to_close=timedelta(seconds=30),
+    retry=_retry(initial=1.0, maximum=60.0),
+    schedule_to_close=timedelta(hours=24),
+)
+NOTIFY_OWNER = StepPolicy(
+    start_to_close=timedelta(minutes=2),
+    retry=_retry(initial=1.0, maximum=300.0),
+    schedule_to_close=timedelta(hours=24),
+)
+
+
+def captions_step_policy(policy: StepPolicy, max_attempts: int | None) -> StepPolicy:
+    """A captions step with the job's own bound on attempts (tests use a short one)."""
+    if not max_attempts:
+        return policy
+    return StepPolicy(
+        start_to_close=policy.start_to_close,
+        retry=_retry(initial=0.5, maximum=2.0, attempts=max_attempts),
+        schedule_to_close=policy.schedule_to_close,
+        heartbeat=policy.heartbeat,
+    )
