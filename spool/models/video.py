@@ -208,6 +208,8 @@ class CaptionsResult:
     segment_count: int = 0
     excerpt: str = ""
     error: str | None = None
+    failed_step: str | None = None
+    steps: list[StepState] = field(default_factory=list)
 
 
 @dataclass

@@ -1,0 +1,311 @@
+"""Video activities: probe, renditions, poster, audio, Whisper, records and the owner's notice.
+
+Each activity fetches its input from object storage into a scratch directory and puts its
+output back under a final key (temporary name, then an atomic move), so any step can run on
+any worker and a cancelled or failed step leaves nothing behind under a final key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from spool import media, whisper
+from spool.config import Settings
+from spool.db import get_engine
+from spool.db.video import ensure_video, replace_caption_segments, update_video
+from spool.models.video import (
+    ExtractAudioInput,
+    ExtractAudioResult,
+    NotifyOwnerInput,
+    PosterInput,
+    PosterResult,
+    ProbeInput,
+    ProbeResult,
+    RecordCaptionsInput,
+    RecordVideoInput,
+    RenditionInput,
+    RenditionResult,
+    TranscribeInput,
+    TranscribeResult,
+    rendition_name,
+)
+from spool.notify import make_notifier, notify_once
+from spool.storage import open_storage
+
+log = logging.getLogger("spool.activities.video")
+
+INVALID_VIDEO = "InvalidVideo"
+HEARTBEAT_EVERY_SECONDS = 1.0
+
+
+def invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type=INVALID_VIDEO, non_retryable=True)
+
+
+def video_key(video_id: str, name: str) -> str:
+    return f"videos/{video_id}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[Callable[[float], None]]:
+    """Heartbeat every second with the latest percent; yields the setter.
+
+    Heartbeats are what deliver a cancel to an async activity (as CancelledError) and what lets
+    the server notice a dead worker within the heartbeat timeout.
+    """
+    state = {"percent": 0.0}
+
+    def set_percent(percent: float) -> None:
+        state["percent"] = round(float(percent), 1)
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat({"percent": state["percent"]})
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield set_percent
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def scratch_dir() -> AsyncIterator[Path]:
+    path = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="spool-video-"))
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+
+class VideoActivities:
+    """Built once per worker; its bound methods are the registered activities."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage = open_storage(settings)
+        self.engine = get_engine(settings)
+        self.notifier = make_notifier(settings)
+        self.limits = media.Limits.from_settings(settings)
+
+    def pipeline_activities(self) -> list[Callable]:
+        return [self.probe_video, self.record_video, self.record_captions, self.notify_owner]
+
+    def media_activities(self) -> list[Callable]:
+        return [self.transcode_rendition, self.extract_poster]
+
+    def captions_activities(self) -> list[Callable]:
+        return [self.extract_audio, self.transcribe_audio]
+
+    async def _fetch(self, key: str, dest: Path) -> Path:
+        await asyncio.to_thread(self.storage.get_to, key, dest)
+        return dest
+
+    # --- probe ---------------------------------------------------------------------------
+
+    @activity.defn(name="video.probe")
+    async def probe_video(self, inp: ProbeInput) -> ProbeResult:
+        s = self.settings
+        try:
+            size = await asyncio.to_thread(self.storage.size, inp.source_key)
+        except FileNotFoundError:
+            raise invalid(f"The upload {inp.source_key} is missing from storage.") from None
+        if size == 0:
+            raise invalid("The uploaded file is empty (0 bytes). Upload the video again.")
+        if size > s.max_upload_bytes:
+            raise invalid(f"The file is {size / 1e6:.0f} MB; the limit is "
+                          f"{s.max_upload_bytes / 1e6:.0f} MB.")
+        async with scratch_dir() as tmp:
+            src = await self._fetch(inp.source_key, tmp / "source")
+            try:
+                result = await media.probe(src, media.Limits(timeout_seconds=120,
+                                                              memory_limit_mb=s.ffmpeg_memory_limit_mb))
+            except media.MediaError as exc:
+                detail = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else str(exc)
+                raise invalid(
+                    "This file is not a video Spool can read (unsupported or damaged "
+                    f"container: {detail[:200]}). Upload an MP4, MOV, MKV, WebM or AVI file."
+                ) from None
+        if not result.has_video:
+            if result.has_audio:
+                raise invalid("The file has audio but no video stream. Upload a video file; "
+                              "audio-only files are not supported.")
+            raise invalid("The file has no video stream.")
+        if result.duration <= 0:
+            raise invalid("The video has zero duration; it may be damaged or still uploading.")
+        if result.duration > s.max_duration_seconds:
+            raise invalid(f"The video is {result.duration:.0f} s long; the limit is "
+                          f"{s.max_duration_seconds:.0f} s.")
+        if result.width > s.max_width or result.height > s.max_height:
+            raise invalid(f"The video is {result.width}x{result.height}; the limit is "
+                          f"{s.max_width}x{s.max_height}.")
+        return result
+
+    # --- media ---------------------------------------------------------------------------
+
+    @activity.defn(name="video.transcode_rendition")
+    async def transcode_rendition(self, inp: RenditionInput) -> RenditionResult:
+        s = self.settings
+        name = rendition_name(inp.height)
+        kbps = s.bitrate_ladder.get(inp.height) or _nearest_bitrate(s.bitrate_ladder, inp.height)
+        started = time.monotonic()
+        async with heartbeating() as set_percent, scratch_dir() as tmp:
+            src = await self._fetch(inp.source_key, tmp / "source")
+            out = tmp / f"{name}.mp4"
+            await media.transcode_rendition(
+                src, out, inp.height, video_kbps=kbps, audio_kbps=s.audio_bitrate_kbps,
+                preset=s.x264_preset, has_audio=inp.has_audio, duration=inp.duration or None,
+                limits=self.limits, on_progress=set_percent)
+            info = await media.probe(out)
+            key = video_key(inp.video_id, f"{name}.mp4")
+            await asyncio.to_thread(self.storage.put_file, out, key)
+        duration = info.duration or inp.duration
+        return RenditionResult(
+            name=name, key=key, width=info.width, height=info.height,
+            size_bytes=info.size_bytes,
+            bitrate_kbps=int(info.size_bytes * 8 / duration / 1000) if duration else 0,
+            duration=duration, seconds_taken=round(time.monotonic() - started, 2))
+
+    @activity.defn(name="video.extract_poster")
+    async def extract_poster(self, inp: PosterInput) -> PosterResult:
+        async with heartbeating(), scratch_dir() as tmp:
+            src = await self._fetch(inp.source_key, tmp / "source")
+            out = tmp / "poster.jpg"
+            await media.extract_poster(src, out, inp.at_seconds, self.limits)
+            info = await media.probe(src)
+            key = video_key(inp.video_id, "poster.jpg")
+            await asyncio.to_thread(self.storage.put_file, out, key)
+            size = await asyncio.to_thread(self.storage.size, key)
+        return PosterResult(key=key, width=info.width, height=info.height, size_bytes=size)
+
+    # --- captions ------------------------------------------------------------------------
+
+    @activity.defn(name="video.extract_audio")
+    async def extract_audio(self, inp: ExtractAudioInput) -> ExtractAudioResult:
+        async with heartbeating() as set_percent, scratch_dir() as tmp:
+            src = await self._fetch(inp.source_key, tmp / "source")
+            info = await media.probe(src)
+            out = tmp / "audio.wav"
+            await media.extract_audio_16k_mono(src, out, duration=info.duration or None,
+                                               limits=self.limits, on_progress=set_percent)
+            key = video_key(inp.video_id, "audio.16k.wav")
+            await asyncio.to_thread(self.storage.put_file, out, key)
+        return ExtractAudioResult(audio_key=key, duration=info.duration)
+
+    @activity.defn(name="video.transcribe")
+    async def transcribe_audio(self, inp: TranscribeInput) -> TranscribeResult:
+        language = inp.language or self.settings.whisper_language
+        async with heartbeating() as set_percent, scratch_dir() as tmp:
+            wav = await self._fetch(inp.audio_key, tmp / "audio.wav")
+            cancel = threading.Event()
+
+            def on_segment(_seg: whisper.Segment, end: float) -> None:
+                if inp.duration:
+                    set_percent(min(99.0, end / inp.duration * 100))
+
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(None, lambda: whisper.transcribe(
+                wav, settings=self.settings, language=language, cancel_event=cancel,
+                on_segment=on_segment))
+            try:
+                segments = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # Whisper stops at the next segment; wait for it so the thread is not left
+                # running, then let the cancel through.
+                cancel.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(future), timeout=30)
+                raise
+            except FileNotFoundError as exc:
+                raise ApplicationError(f"Whisper model unavailable: {exc}",
+                                       type="WhisperModelMissing") from None
+            set_percent(100.0)
+            base = f"captions.{language}"
+            files = {
+                "vtt": (video_key(inp.video_id, f"{base}.vtt"), whisper.to_vtt(segments)),
+                "srt": (video_key(inp.video_id, f"{base}.srt"), whisper.to_srt(segments)),
+                "json": (video_key(inp.video_id, f"transcript.{language}.json"), json.dumps({
+                    "language": language,
+                    "text": " ".join(seg.text for seg in segments),
+                    "segments": [asdict(seg) for seg in segments],
+                }, ensure_ascii=False, indent=1)),
+            }
+            for key, text in files.values():
+                await asyncio.to_thread(self.storage.put_bytes, text.encode("utf-8"), key)
+            await asyncio.to_thread(replace_caption_segments, self.engine, inp.video_id,
+                                    [asdict(seg) for seg in segments])
+        excerpt = " ".join(seg.text for seg in segments)[:300]
+        return TranscribeResult(vtt_key=files["vtt"][0], srt_key=files["srt"][0],
+                                transcript_key=files["json"][0], segment_count=len(segments),
+                                language=language, excerpt=excerpt)
+
+    # --- records and notice ---------------------------------------------------------------
+
+    @activity.defn(name="video.record")
+    async def record_video(self, inp: RecordVideoInput) -> None:
+        await asyncio.to_thread(self._record_video, inp)
+
+    def _record_video(self, inp: RecordVideoInput) -> None:
+        ensure_video(self.engine, inp.video_id, inp.owner_id, inp.status or "processing")
+        values: dict[str, Any] = {}
+        if inp.status is not None:
+            values["status"] = inp.status
+        if inp.metadata is not None:
+            values["metadata"] = asdict(inp.metadata)
+        if inp.renditions is not None:
+            values["renditions"] = [asdict(r) for r in inp.renditions]
+        if inp.poster_key is not None:
+            values["poster_key"] = inp.poster_key
+        if inp.captions_state is not None:
+            values["captions_state"] = inp.captions_state
+        if inp.captions_language is not None:
+            values["captions_language"] = inp.captions_language
+        if inp.errors:
+            values["merge_errors"] = inp.errors
+        update_video(self.engine, inp.video_id, **values)
+
+    @activity.defn(name="video.record_captions")
+    async def record_captions(self, inp: RecordCaptionsInput) -> None:
+        values: dict[str, Any] = {"captions_state": inp.state,
+                                  "captions_language": inp.language}
+        if inp.transcript is not None:
+            t = inp.transcript
+            values["captions"] = {"vtt": t.vtt_key, "srt": t.srt_key,
+                                  "transcript": t.transcript_key,
+                                  "segments": t.segment_count}
+        if inp.error:
+            values["merge_errors"] = {"captions": inp.error}
+        await asyncio.to_thread(update_video, self.engine, inp.video_id, **values)
+
+    @activity.defn(name="video.notify_owner")
+    async def notify_owner(self, inp: NotifyOwnerInput) -> int:
+        payload = {"video_id": inp.video_id, "state": inp.state, **inp.payload}
+        if inp.callback_url:
+            payload["callback_url"] = inp.callback_url
+        outcome = await asyncio.to_thread(
+            notify_once, self.engine, self.notifier, event_id=f"video-done:{inp.video_id}",
+            event_type=f"video.{inp.state}", recipients=[inp.owner_id], payload=payload)
+        return outcome.delivered
+
+
+def _nearest_bitrate(ladder: dict[int, int], height: int) -> int:
+    """Bitrate for an off-ladder height: the nearest rung's, scaled by pixel count."""
+    rung = min(ladder, key=lambda h: abs(h - height))
+    return max(200, int(ladder[rung] * (height / rung) ** 2))
