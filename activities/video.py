@@ -132,7 +132,7 @@ class VideoActivities:
         if size > s.max_upload_bytes:
             raise invalid(f"The file is {size / 1e6:.0f} MB; the limit is "
                           f"{s.max_upload_bytes / 1e6:.0f} MB.")
-        async with scratch_dir() as tmp:
+        async with heartbeating(), scratch_dir() as tmp:
             src = await self._fetch(inp.source_key, tmp / "source")
             try:
                 result = await media.probe(src, media.Limits(timeout_seconds=120,

@@ -1,0 +1,50 @@
+"""Handing a video over: store the upload under a Spool-made key, then start its job once."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+
+from spool.config import Settings
+from spool.models.video import VideoPipelineInput, video_workflow_id
+from spool.storage import open_storage
+
+
+def new_video_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def ingest_video(
+    settings: Settings,
+    path: str | Path,
+    *,
+    owner_id: str,
+    captions: bool = True,
+    renditions: list[str] | None = None,
+    callback_url: str | None = None,
+    video_id: str | None = None,
+) -> VideoPipelineInput:
+    """Copy a local file into storage at ``videos/{id}/source``; the job's input, not started.
+
+    The client's file name is never used: ffmpeg only ever sees names Spool made.
+    """
+    video_id = video_id or new_video_id()
+    source_key = f"videos/{video_id}/source"
+    open_storage(settings).put_file(Path(path), source_key)
+    return VideoPipelineInput(
+        video_id=video_id, owner_id=owner_id, source_key=source_key, captions=captions,
+        renditions=renditions, callback_url=callback_url, language=settings.whisper_language,
+        queue_pipeline=settings.queue_pipeline, queue_media=settings.queue_media,
+        queue_captions=settings.queue_captions)
+
+
+async def start_video_job(client: Client, settings: Settings,
+                          inp: VideoPipelineInput) -> WorkflowHandle:
+    """Start the job (workflow id ``video-{id}``); a repeated start returns the running job."""
+    return await client.start_workflow(
+        "VideoPipelineWorkflow", inp, id=video_workflow_id(inp.video_id),
+        task_queue=settings.queue_pipeline,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
