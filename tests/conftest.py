@@ -16,6 +16,8 @@ from devstack.temporal import DevServer
 from spool.config import Settings
 from spool.temporal import connect
 
+pytest_plugins = ["tests.es_fixtures"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 

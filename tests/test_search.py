@@ -1,0 +1,203 @@
+"""The post index: the same behaviour from the embedded SQLite backend and real Elasticsearch."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from devstack.proc import free_port
+from spool.config import Settings
+from spool.search import (
+    ElasticsearchIndex,
+    IndexUnavailable,
+    PostDocument,
+    SqliteIndex,
+    fts5_expression,
+    open_index,
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
+def index(request, tmp_path):
+    if request.param == "sqlite":
+        idx = SqliteIndex(tmp_path / "search" / "search.db")
+    else:
+        es_url = request.getfixturevalue("es_url")
+        idx = ElasticsearchIndex(es_url, f"test-posts-{uuid.uuid4().hex[:12]}")
+    yield idx
+    idx.close()
+
+
+def post(post_id: str = "p1", version: int = 1, title: str = "Hello world",
+         body: str = "A first post.", tags: list[str] | None = None) -> PostDocument:
+    return PostDocument(post_id=post_id, version=version, author_id="alice", title=title,
+                        body=body, tags=["intro"] if tags is None else tags,
+                        published_at="2024-05-01T12:00:00Z")
+
+
+def test_upsert_then_get_and_search(index):
+    doc = post(tags=["intro", "machine-learning"])
+    assert index.upsert(doc) is True
+    index.refresh()
+    assert index.get("p1") == doc
+    assert index.search("hello") == ["p1"]
+    assert index.search("learning") == ["p1"]  # words inside tags are searchable
+    assert index.search("nothing-matches-this") == []
+    assert index.get("missing") is None
+
+
+def test_same_version_again_is_refused_and_changes_nothing(index):
+    assert index.upsert(post(title="Original title")) is True
+    assert index.upsert(post(title="Replayed title")) is False
+    index.refresh()
+    assert index.get("p1").title == "Original title"
+    assert index.search("replayed") == []
+
+
+def test_newer_version_replaces_the_document(index):
+    index.upsert(post(version=1, title="Draft zebra"))
+    assert index.upsert(post(version=2, title="Final giraffe")) is True
+    index.refresh()
+    stored = index.get("p1")
+    assert (stored.version, stored.title) == (2, "Final giraffe")
+    assert index.search("giraffe") == ["p1"]
+    assert index.search("zebra") == []
+
+
+def test_older_version_after_newer_is_refused(index):
+    index.upsert(post(version=5, title="Newest heron"))
+    assert index.upsert(post(version=3, title="Stale otter")) is False
+    index.refresh()
+    stored = index.get("p1")
+    assert (stored.version, stored.title) == (5, "Newest heron")
+    assert index.search("otter") == []
+    assert index.search("heron") == ["p1"]
+
+
+def test_title_match_ranks_above_a_single_body_match(index):
+    filler = "Some unrelated words about cooking and gardening. " * 3
+    index.upsert(post("body-only", title="Weekend notes", body=filler + "kayak " + filler))
+    index.upsert(post("in-title", title="Kayak trip", body=filler))
+    index.refresh()
+    assert index.search("kayak") == ["in-title", "body-only"]
+
+
+def test_more_matching_words_rank_higher_and_limit_applies(index):
+    for i in range(5):
+        index.upsert(post(f"p{i}", title=f"Post {i}", body="common word"))
+    index.upsert(post("both", title="Common rare", body="common word"))
+    index.refresh()
+    found = index.search("rare common", limit=3)
+    assert found[0] == "both"
+    assert len(found) == 3
+
+
+@pytest.mark.parametrize("query", [
+    '"', '""', "AND OR", "OR", "NOT", "*", "title:(", "body:", "(", ")", "a AND (b OR",
+    "NEAR(a b)", "^title", "-", "+", "{}", "[]", "\\", "'", "\x00", "café ñandú 日本語 🎉",
+    "", "   ", "?*~", "a" * 5000, " ".join(["word"] * 3000),
+])
+def test_arbitrary_user_queries_never_raise(index, query):
+    index.upsert(post(title="Café ñandú", body="日本語 text"))
+    index.refresh()
+    assert isinstance(index.search(query), list)
+
+
+def test_punctuation_only_queries_return_nothing(index):
+    index.upsert(post())
+    index.refresh()
+    for query in ['"', "*", "()", "", "  ", "-+:^"]:
+        assert index.search(query) == []
+
+
+def test_unicode_words_are_found(index):
+    index.upsert(post(title="Café society", body="日本語"))
+    index.refresh()
+    assert index.search("café") == ["p1"]
+
+
+def test_concurrent_upserts_keep_the_newest_version(index):
+    versions = list(range(1, 21))
+    with ThreadPoolExecutor(8) as pool:
+        applied = list(pool.map(lambda v: index.upsert(post(version=v, title=f"v{v}")),
+                                versions[::-1]))
+    assert applied[0] is True  # the newest was written first, so every older one is refused
+    assert index.get("p1").version == 20
+
+
+def test_ping(index):
+    assert index.ping() is True
+
+
+def test_elasticsearch_at_a_closed_port_is_unavailable():
+    idx = ElasticsearchIndex(f"http://127.0.0.1:{free_port()}", "posts")
+    assert idx.ping() is False
+    for call in (lambda: idx.upsert(post()), lambda: idx.get("p1"),
+                 lambda: idx.search("hello"), idx.refresh):
+        with pytest.raises(IndexUnavailable, match="unavailable"):
+            call()
+    idx.close()
+
+
+class _ProxyDown(http.server.BaseHTTPRequestHandler):
+    """A reverse proxy whose backend is down: 503 with an HTML page, no product header."""
+
+    def _answer(self):
+        body = b"<html><body>503 Service Temporarily Unavailable</body></html>"
+        self.send_response(503)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_HEAD = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def test_elasticsearch_behind_a_proxy_answering_503_is_unavailable():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyDown)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        idx = ElasticsearchIndex(f"http://127.0.0.1:{server.server_port}", "posts")
+        with pytest.raises(IndexUnavailable):
+            idx.upsert(post())
+        with pytest.raises(IndexUnavailable):
+            idx.search("hello")
+        idx.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.elasticsearch
+def test_two_clients_creating_the_index_at_once(es_url):
+    name = f"test-race-{uuid.uuid4().hex[:12]}"
+    clients = [ElasticsearchIndex(es_url, name) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda c: c.upsert(post(version=1)), clients))
+    assert results.count(True) == 1  # the rest are refused as the same version
+    for client in clients:
+        client.close()
+
+
+def test_fts5_expression_quotes_every_word():
+    assert fts5_expression('title:( "hello" AND world*') == '"title" OR "hello" OR "AND" OR "world"'
+    assert fts5_expression("!!! ---") is None
+
+
+def test_open_index_picks_the_backend(tmp_path):
+    sqlite_idx = open_index(Settings(data_dir=tmp_path / "nested" / "data"))
+    assert isinstance(sqlite_idx, SqliteIndex)
+    assert (tmp_path / "nested" / "data" / "search.db").exists()
+    es_idx = open_index(Settings(data_dir=tmp_path, elasticsearch_url="http://127.0.0.1:9",
+                                 elasticsearch_index="custom"))
+    assert isinstance(es_idx, ElasticsearchIndex)
+    assert es_idx.index == "custom"
+    es_idx.close()
