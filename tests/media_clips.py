@@ -42,8 +42,9 @@ def make_clip(path: Path, *, width: int, height: int, seconds: float = 3.5, fps:
     elif tone:
         argv += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000",
                  "-c:a", "aac", "-b:a", "64k"]
-    argv += ["-t", f"{seconds}", "-c:v", "libx264", "-preset", "ultrafast",
-             "-pix_fmt", "yuv420p"]
+    # 4:2:0 needs even dimensions; odd test sizes use 4:4:4 (still H.264, as some cameras do).
+    pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    argv += ["-t", f"{seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt]
     if rotate is None:
         _run([*argv, str(path)])
         return path

@@ -1,0 +1,241 @@
+"""The media layer on real ffmpeg/ffprobe and real Whisper (tiny.en), on generated clips."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from spool import media, whisper
+from spool.config import Settings
+from spool.models.video import plan_rendition_heights
+from tests import media_clips
+from tests.conftest import service_missing
+
+
+def ffmpeg_processes(marker: str) -> list[int]:
+    """Pids of live ffmpeg/ffprobe processes whose command line mentions marker."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().decode("utf-8", "replace").split("\0")
+            with open(f"/proc/{entry}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and cmd and Path(cmd[0]).name in ("ffmpeg", "ffprobe") \
+                and any(marker in part for part in cmd):
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    missing = media_clips.tools_missing()
+    if missing:
+        service_missing(missing)
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="module")
+def speech_1080(clips) -> Path:
+    return media_clips.make_clip(clips / "speech1080.mp4", width=1920, height=1080)
+
+
+async def test_probe_reads_size_duration_and_streams(speech_1080):
+    info = await media.probe(speech_1080)
+    assert (info.width, info.height) == (1920, 1080)
+    assert info.has_video and info.has_audio
+    assert abs(info.duration - 3.5) < 0.1
+    assert info.size_bytes == speech_1080.stat().st_size
+
+
+async def test_rendition_is_playable_h264_at_the_right_height(speech_1080, tmp_path):
+    src = await media.probe(speech_1080)
+    percents: list[float] = []
+    started = time.monotonic()
+    await media.transcode_rendition(speech_1080, tmp_path / "720p.mp4", 720, video_kbps=2800,
+                                    duration=src.duration, on_progress=percents.append)
+    took = time.monotonic() - started
+    out = await media.probe(tmp_path / "720p.mp4")
+    assert (out.width, out.height) == (1280, 720)
+    assert out.video_codec == "h264" and out.audio_codec == "aac"
+    assert abs(out.duration - src.duration) <= 0.1
+    assert percents and percents[-1] == 100.0
+    # faststart: the index (moov) comes before the media data
+    head = (tmp_path / "720p.mp4").read_bytes()[:4096]
+    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1
+                                         or head.find(b"moov") < head.find(b"mdat"))
+    print(f"720p rendition of a 3.5 s 1080p clip: {took:.2f} s")
+
+
+async def test_odd_small_source_gives_one_even_rendition(clips, tmp_path):
+    clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2,
+                                 speech=None)
+    info = await media.probe(clip)
+    heights = plan_rendition_heights(info.height)
+    assert heights == [240]
+    await media.transcode_rendition(clip, tmp_path / "240p.mp4", 240, video_kbps=300,
+                                    has_audio=info.has_audio)
+    out = await media.probe(tmp_path / "240p.mp4")
+    assert out.height == 240 and out.width % 2 == 0 and out.height % 2 == 0
+    assert not out.has_audio
+
+
+async def test_rotated_portrait_rendition_is_upright(clips, tmp_path):
+    clip = media_clips.make_clip(clips / "portrait.mp4", width=640, height=360, seconds=2,
+                                 rotate=90)
+    info = await media.probe(clip)
+    assert info.rotation in (90, -90) and info.width < info.height
+    await media.transcode_rendition(clip, tmp_path / "480p.mp4", 480, video_kbps=1400)
+    out = await media.probe(tmp_path / "480p.mp4")
+    assert out.width < out.height and out.height == 480
+    assert out.rotation == 0
+
+
+async def test_poster_is_a_jpeg(speech_1080, tmp_path):
+    await media.extract_poster(speech_1080, tmp_path / "poster.jpg", 0.35)
+    data = (tmp_path / "poster.jpg").read_bytes()
+    assert data[:3] == b"\xff\xd8\xff" and len(data) > 1000
+
+
+async def test_audio_is_16k_mono_wav(speech_1080, tmp_path):
+    await media.extract_audio_16k_mono(speech_1080, tmp_path / "a.wav")
+    data = (tmp_path / "a.wav").read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    channels = int.from_bytes(data[22:24], "little")
+    rate = int.from_bytes(data[24:28], "little")
+    assert (channels, rate) == (1, 16000)
+
+
+@pytest.mark.parametrize("maker", ["text", "empty", "truncated"])
+async def test_probe_refuses_what_is_not_a_video(clips, maker):
+    path = {"text": lambda: media_clips.make_text_file(clips / "notes.txt"),
+            "empty": lambda: media_clips.make_empty(clips / "empty.mp4"),
+            "truncated": lambda: media_clips.make_truncated_mp4(clips / "cut.mp4")}[maker]()
+    with pytest.raises(media.MediaError):
+        await media.probe(path)
+
+
+async def test_audio_only_has_no_video_stream(clips):
+    info = await media.probe(media_clips.make_audio_only(clips / "voice.m4a"))
+    assert info.has_audio and not info.has_video
+
+
+async def test_playlists_and_other_protocols_are_refused(clips):
+    playlist = clips / "evil.m3u8"
+    playlist.write_text("#EXTM3U\n#EXTINF:1,\nhttp://127.0.0.1:9/x.ts\n#EXTINF:1,\n/etc/passwd\n")
+    with pytest.raises(media.MediaError):
+        await media.probe(playlist)
+    with pytest.raises(ValueError):
+        media.file_url("relative/name.mp4")
+    argv = media.rendition_args("/a/-i.mp4", "/b/out.mp4", 360, video_kbps=800)
+    assert "file:/a/-i.mp4" in argv and "-nostdin" in argv
+    assert argv[argv.index("-protocol_whitelist") + 1] == "file"
+
+
+async def test_cancel_kills_ffmpeg_and_waits(clips, tmp_path):
+    clip = media_clips.make_clip(clips / "long.mp4", width=640, height=360, seconds=20,
+                                 speech=None, tone=True, pattern="testsrc2")
+    task = asyncio.create_task(media.transcode_rendition(
+        clip, tmp_path / "cancel.mp4", 360, video_kbps=800, preset="veryslow"))
+    await asyncio.sleep(1.0)
+    assert ffmpeg_processes(str(tmp_path))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ffmpeg_processes(str(tmp_path)) == []
+
+
+async def test_timeout_kills_ffmpeg(clips, tmp_path):
+    clip = media_clips.make_clip(clips / "long.mp4", width=640, height=360, seconds=20,
+                                 speech=None, tone=True, pattern="testsrc2")
+    with pytest.raises(media.MediaTimeout):
+        await media.transcode_rendition(clip, tmp_path / "slow.mp4", 360, video_kbps=800,
+                                        preset="veryslow",
+                                        limits=media.Limits(timeout_seconds=0.5))
+    assert ffmpeg_processes(str(tmp_path)) == []
+
+
+async def test_memory_limit_stops_ffmpeg(speech_1080, tmp_path):
+    with pytest.raises(media.MediaError):
+        await media.transcode_rendition(speech_1080, tmp_path / "oom.mp4", 1080,
+                                        video_kbps=5000,
+                                        limits=media.Limits(memory_limit_mb=40))
+
+
+@pytest.fixture(scope="module")
+def whisper_settings():
+    try:
+        model = whisper.resolve_model(Settings())
+    except Exception as exc:  # noqa: BLE001
+        service_missing(f"Whisper model unavailable: {exc}")
+    if not Path(model).exists():
+        service_missing(f"Whisper model not found at {model}")
+    return Settings()
+
+
+async def test_whisper_transcribes_speech_and_writes_captions(speech_1080, tmp_path,
+                                                             whisper_settings):
+    wav = tmp_path / "a.wav"
+    await media.extract_audio_16k_mono(speech_1080, wav)
+    segments = await asyncio.to_thread(whisper.transcribe, wav, settings=whisper_settings)
+    spoken = media_clips.normalized_words(media_clips.SPEECH_TEXT)
+    heard = set(media_clips.normalized_words(" ".join(s.text for s in segments)))
+    assert sum(w in heard for w in spoken) / len(spoken) >= 0.8, segments
+    assert all(0 <= s.start < s.end <= 3.6 for s in segments)
+    check_vtt(whisper.to_vtt(segments), len(segments))
+    check_srt(whisper.to_srt(segments), len(segments))
+
+
+def test_whisper_cancel_event_stops_between_segments(tmp_path, whisper_settings):
+    import threading
+    import wave
+    with wave.open(str(tmp_path / "s.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0" * 32000)
+    event = threading.Event()
+    event.set()
+    with pytest.raises(whisper.TranscriptionCancelled):
+        whisper.transcribe(tmp_path / "s.wav", settings=whisper_settings, cancel_event=event)
+
+
+def test_caption_timestamps():
+    segs = [whisper.Segment(3661.5, 3662.25, "a --> b"), whisper.Segment(0, 0.001, "c")]
+    assert "01:01:01.500 --> 01:01:02.250" in whisper.to_vtt(segs)
+    assert "01:01:01,500 --> 01:01:02,250" in whisper.to_srt(segs)
+    check_vtt(whisper.to_vtt(segs), 2)
+    check_srt(whisper.to_srt(segs), 2)
+
+
+VTT_TIME = r"\d{2}:\d{2}:\d{2}\.\d{3}"
+SRT_TIME = r"\d{2}:\d{2}:\d{2},\d{3}"
+
+
+def check_vtt(text: str, cues: int) -> None:
+    assert text.startswith("WEBVTT\n\n")
+    blocks = [b for b in text.split("\n\n")[1:] if b.strip()]
+    assert len(blocks) == cues
+    for block in blocks:
+        lines = block.splitlines()
+        assert re.fullmatch(rf"{VTT_TIME} --> {VTT_TIME}", lines[1]), block
+        assert lines[2] and "-->" not in lines[2]
+
+
+def check_srt(text: str, cues: int) -> None:
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert len(blocks) == cues
+    for i, block in enumerate(blocks, 1):
+        lines = block.splitlines()
+        assert lines[0] == str(i)
+        assert re.fullmatch(rf"{SRT_TIME} --> {SRT_TIME}", lines[1]), block
+        assert lines[2] and "-->" not in lines[2]
