@@ -5,11 +5,14 @@ In CI (CI=true) a test whose service is missing fails; elsewhere it skips with t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from temporalio.worker import Worker
 
 from devstack.proc import free_port
 from devstack.temporal import DevServer
@@ -64,3 +67,30 @@ def settings(tmp_path, temporal_server, task_queue) -> Settings:
         queue_media=task_queue,
         queue_captions=task_queue,
     )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client, task_queue: str, *, workflows=(), activities=(),
+                         threads: int = 16):
+    """An in-process worker on the test's queue; sync activities run on a thread pool."""
+    with ThreadPoolExecutor(threads) as pool:
+        async with Worker(client, task_queue=task_queue, workflows=list(workflows),
+                          activities=list(activities), activity_executor=pool,
+                          max_concurrent_activities=threads):
+            yield
+
+
+async def activity_attempts(handle) -> dict[str, int]:
+    """Highest attempt each activity type reached, read from the workflow's history."""
+    history = await handle.fetch_history()
+    scheduled: dict[int, str] = {}
+    attempts: dict[str, int] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attrs.activity_type.name
+        elif event.HasField("activity_task_started_event_attributes"):
+            attrs = event.activity_task_started_event_attributes
+            name = scheduled[attrs.scheduled_event_id]
+            attempts[name] = max(attempts.get(name, 0), attrs.attempt)
+    return attempts

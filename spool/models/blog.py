@@ -1,6 +1,5 @@
 """The blog publishing pipeline's inputs and results, and the rules a post must satisfy."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime

@@ -1,6 +1,5 @@
 """Shapes shared by every pipeline: step progress and job states."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

@@ -1,0 +1,312 @@
+"""The blog pipeline end to end: real Temporal dev server, real Elasticsearch 8, real SQLite.
+
+The central promise: indexing, the author's count and the follower notifications are three
+independent steps. An index outage makes index_post retry while the count and the
+notifications each happen exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from activities.blog import BlogActivities, post_published_event_id
+from spool.db import get_engine
+from spool.db.blog import author_post_count
+from spool.db.notifications import notifications
+from spool.jobs import start_blog_job
+from spool.models import InvalidPostError, Post, blog_workflow_id
+from spool.search import open_index
+from spool.status import job_status
+from tests.conftest import activity_attempts, running_worker
+from tests.fault_proxy import FaultProxy, is_document_write
+from tests.naive_blog import NaiveActivities, NaivePublishWorkflow
+from workflows.blog import BlogPublishWorkflow
+
+REPO = Path(__file__).resolve().parent.parent
+FOLLOWERS = ["ana", "bo", "cy"]
+
+
+def make_post(**overrides) -> Post:
+    uid = uuid.uuid4().hex[:8]
+    fields = dict(post_id=f"p-{uid}", author_id=f"author-{uid}",
+                  title="Durable pipelines on Temporal",
+                  body="Write once, then index, count and notify independently.",
+                  tags=["temporal", "durability"], version=1,
+                  published_at="2026-11-26T12:00:00+00:00", followers=list(FOLLOWERS))
+    fields.update(overrides)
+    return Post(**fields)
+
+
+@pytest.fixture
+def es_settings(settings, es_url):
+    return settings.model_copy(update={
+        "elasticsearch_url": es_url,
+        "elasticsearch_index": f"posts-{uuid.uuid4().hex[:10]}",
+    })
+
+
+def blog_worker(client, settings, **kwargs):
+    acts = BlogActivities(settings, **kwargs)
+    return running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
+                          activities=acts.activities())
+
+
+async def publish_and_wait(client, settings, post: Post) -> dict:
+    job = await start_blog_job(client, settings, post)
+    result = await client.get_workflow_handle(job.job_id).result()
+    return result
+
+
+def notification_rows(settings, post_id: str) -> list[dict]:
+    with get_engine(settings).connect() as conn:
+        return [dict(r) for r in conn.execute(
+            sa.select(notifications).where(
+                notifications.c.event_id == post_published_event_id(post_id))
+        ).mappings()]
+
+
+def outbox_deliveries(settings, post_id: str) -> list[str]:
+    path = settings.resolved_notify_outbox
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r["recipient"] for r in lines if r["payload"]["post_id"] == post_id]
+
+
+def assert_each_follower_notified_once(settings, post_id: str) -> None:
+    rows = notification_rows(settings, post_id)
+    assert sorted(r["recipient"] for r in rows) == sorted(FOLLOWERS)
+    assert all(r["delivered_at"] is not None for r in rows)
+    assert sorted(outbox_deliveries(settings, post_id)) == sorted(FOLLOWERS)
+
+
+async def test_happy_path_indexes_counts_and_notifies_once(client, es_settings):
+    post = make_post()
+    async with blog_worker(client, es_settings):
+        result = await publish_and_wait(client, es_settings, post)
+    assert result["state"] == "ready"
+    assert {s["name"]: s["state"] for s in result["steps"]} == {
+        "index_post": "done", "record_post_for_author": "done", "notify_followers": "done"}
+
+    index = open_index(es_settings)
+    index.refresh()
+    assert index.search("durable pipelines")[:1] == [post.post_id]
+    assert index.get(post.post_id).version == 1
+    assert author_post_count(get_engine(es_settings), post.author_id) == 1
+    assert_each_follower_notified_once(es_settings, post.post_id)
+
+
+async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
+    """Elasticsearch answers 503 to the first 3 writes; the count and notifications happen once,
+    and while it is down the job's status says index_post is retrying and why."""
+    failures = 3
+    post = make_post()
+    with FaultProxy(es_url, fail_first=failures, matches=is_document_write) as proxy:
+        proxied = es_settings.model_copy(update={"elasticsearch_url": proxy.url})
+        async with blog_worker(client, proxied):
+            job = await start_blog_job(client, proxied, post)
+            handle = client.get_workflow_handle(job.job_id)
+            seen_retrying = None
+            for _ in range(100):
+                status = await job_status(client, job.job_id)
+                step = next(s for s in status["steps"] if s["name"] == "index_post")
+                if step["state"] == "retrying":
+                    seen_retrying = step
+                    break
+                await asyncio.sleep(0.1)
+            result = await handle.result()
+        assert proxy.failed == failures
+    assert seen_retrying is not None, "status never showed index_post retrying"
+    assert seen_retrying["attempt"] >= 2
+    assert "unavailable" in seen_retrying["last_error"].lower()
+
+    assert result["state"] == "ready"
+    assert await activity_attempts(handle) == {
+        "index_post": failures + 1, "record_post_for_author": 1, "notify_followers": 1}
+    index = open_index(es_settings)
+    index.refresh()
+    assert index.get(post.post_id).title == post.title
+    assert author_post_count(get_engine(es_settings), post.author_id) == 1
+    assert_each_follower_notified_once(es_settings, post.post_id)
+
+
+async def test_naive_single_activity_counts_again_on_every_index_retry(
+        client, es_settings, es_url, task_queue):
+    """Why Spool splits the steps: retrying one activity that does all three repeats them."""
+    failures = 3
+    post = make_post()
+    outbox: list = []
+    with FaultProxy(es_url, fail_first=failures, matches=is_document_write) as proxy:
+        proxied = es_settings.model_copy(update={"elasticsearch_url": proxy.url})
+        engine = get_engine(proxied)
+        naive = NaiveActivities(engine, open_index(proxied), outbox)
+        async with running_worker(client, task_queue, workflows=[NaivePublishWorkflow],
+                                  activities=[naive.naive_publish]):
+            await client.execute_workflow(NaivePublishWorkflow.run, post,
+                                          id=f"naive-{post.post_id}", task_queue=task_queue)
+    # Counted once per attempt: 1 success + 3 failed attempts = 4, not 1.
+    assert author_post_count(engine, post.author_id) == failures + 1
+    assert len(outbox) == (failures + 1) * len(FOLLOWERS)
+
+
+async def test_worker_killed_after_commit_does_not_count_twice(client, settings):
+    """SIGKILL right after record_post_for_author commits: the retry must not count again."""
+    post = make_post()
+    env = {**os.environ,
+           "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+           "SPOOL_DATA_DIR": str(settings.data_dir),
+           "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline}
+    crasher = subprocess.Popen([sys.executable, "-m", "tests.crash_worker"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        job = await start_blog_job(client, settings, post)
+        rc = await asyncio.to_thread(crasher.wait, 60)
+        output = crasher.stdout.read()
+    finally:
+        if crasher.poll() is None:
+            crasher.kill()
+    assert rc == -signal.SIGKILL, output
+    assert "committed counted=True" in output
+    engine = get_engine(settings)
+    assert author_post_count(engine, post.author_id) == 1
+
+    handle = client.get_workflow_handle(job.job_id)
+    async with blog_worker(client, settings):
+        result = await handle.result()
+    assert result["state"] == "ready"
+    steps = {s["name"]: s for s in result["steps"]}
+    assert steps["record_post_for_author"]["state"] == "done"
+    assert (await activity_attempts(handle))["record_post_for_author"] >= 2
+    assert author_post_count(engine, post.author_id) == 1
+
+
+async def test_twenty_concurrent_publishes_make_one_job(client, settings):
+    post = make_post()
+    async with blog_worker(client, settings):
+        jobs = await asyncio.gather(*(start_blog_job(client, settings, post) for _ in range(20)))
+        assert {j.job_id for j in jobs} == {blog_workflow_id(post.post_id, 1)}
+        result = await client.get_workflow_handle(jobs[0].job_id).result()
+        # A publish repeated after the job finished is absorbed too.
+        again = await start_blog_job(client, settings, post)
+    assert again.job_id == jobs[0].job_id and again.run_id is None
+    assert result["state"] == "ready"
+    runs = [w async for w in client.list_workflows(f'WorkflowId="{jobs[0].job_id}"')]
+    assert len(runs) == 1
+    assert author_post_count(get_engine(settings), post.author_id) == 1
+    assert_each_follower_notified_once(settings, post.post_id)
+
+
+async def test_edit_reindexes_without_counting_or_notifying_again(client, es_settings):
+    post = make_post()
+    edited = make_post(post_id=post.post_id, author_id=post.author_id, version=2,
+                       title="Renamed: exactly-once effects")
+    async with blog_worker(client, es_settings):
+        await publish_and_wait(client, es_settings, post)
+        result = await publish_and_wait(client, es_settings, edited)
+    assert result["state"] == "ready"
+    index = open_index(es_settings)
+    index.refresh()
+    doc = index.get(post.post_id)
+    assert (doc.version, doc.title) == (2, "Renamed: exactly-once effects")
+    assert index.search("renamed exactly-once") == [post.post_id]
+    assert author_post_count(get_engine(es_settings), post.author_id) == 1
+    assert_each_follower_notified_once(es_settings, post.post_id)
+
+
+async def test_late_older_version_does_not_overwrite_newer(client, es_settings):
+    newer = make_post(version=3, title="Version three")
+    older = make_post(post_id=newer.post_id, author_id=newer.author_id, version=2,
+                      title="Version two")
+    async with blog_worker(client, es_settings):
+        await publish_and_wait(client, es_settings, newer)
+        result = await publish_and_wait(client, es_settings, older)
+    steps = {s["name"]: s["state"] for s in result["steps"]}
+    assert steps["index_post"] == "done"  # a stale version is success, not an error
+    index = open_index(es_settings)
+    index.refresh()
+    assert (index.get(newer.post_id).version, index.get(newer.post_id).title) == (
+        3, "Version three")
+    from spool.db.blog import get_post
+    assert get_post(get_engine(es_settings), newer.post_id)["title"] == "Version three"
+
+
+@pytest.mark.parametrize("field,overrides", [
+    ("title", {"title": "  "}),
+    ("body", {"body": ""}),
+    ("version", {"version": 0}),
+    ("body", {"body": "x" * 200_001}),
+    ("published_at", {"published_at": "yesterday"}),
+])
+async def test_invalid_post_is_rejected_before_any_workflow(client, settings, field, overrides):
+    post = make_post(**overrides)
+    with pytest.raises(InvalidPostError) as err:
+        await start_blog_job(client, settings, post)
+    assert err.value.field == field
+    runs = [w async for w in client.list_workflows(
+        f'WorkflowId="{blog_workflow_id(post.post_id, post.version)}"')]
+    assert runs == []
+
+
+async def test_search_attributes_let_the_ui_filter_by_kind_and_status(client, settings):
+    post = make_post()
+    async with blog_worker(client, settings):
+        job = await start_blog_job(client, settings, post)
+        await client.get_workflow_handle(job.job_id).result()
+    for _ in range(50):  # visibility is eventually consistent
+        found = [w.id async for w in client.list_workflows(
+            f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{job.job_id}"')]
+        if found:
+            break
+        await asyncio.sleep(0.2)
+    assert found == [job.job_id]
+
+
+def temporal_cli_start(settings, task_queue: str, workflow_id: str, payload: dict):
+    from devstack.temporal import find_temporal_binary
+    return subprocess.run(
+        [find_temporal_binary(), "workflow", "start", "--address", settings.temporal_address,
+         "--type", "BlogPublishWorkflow", "--task-queue", task_queue,
+         "--workflow-id", workflow_id, "--input", json.dumps(payload)],
+        capture_output=True, text=True, timeout=30)
+
+
+async def test_temporal_cli_can_start_a_publish_without_spool_code(client, settings):
+    """The README's `temporal workflow start` command, run for real."""
+    post = make_post()
+    payload = {"post": {"post_id": post.post_id, "author_id": post.author_id,
+                        "title": post.title, "body": post.body, "version": 1,
+                        "tags": ["cli"], "followers": FOLLOWERS}}
+    wf_id = blog_workflow_id(post.post_id, 1)
+    async with blog_worker(client, settings):
+        done = await asyncio.to_thread(temporal_cli_start, settings, settings.queue_pipeline,
+                                       wf_id, payload)
+        assert done.returncode == 0, done.stderr
+        result = await client.get_workflow_handle(wf_id).result()
+    assert result["state"] == "ready"
+    assert author_post_count(get_engine(settings), post.author_id) == 1
+
+
+async def test_invalid_post_through_the_cli_fails_the_job_naming_the_field(client, settings):
+    from temporalio.client import WorkflowFailureError
+    wf_id = f"post-bad-{uuid.uuid4().hex[:6]}-v1"
+    payload = {"post": {"post_id": "bad", "author_id": "a", "title": "t", "body": "   "}}
+    async with blog_worker(client, settings):
+        done = await asyncio.to_thread(temporal_cli_start, settings, settings.queue_pipeline,
+                                       wf_id, payload)
+        assert done.returncode == 0, done.stderr
+        with pytest.raises(WorkflowFailureError) as err:
+            await client.get_workflow_handle(wf_id).result()
+    assert err.value.cause.type == "InvalidPost"
+    assert "body" in err.value.cause.message
+    status = await job_status(client, wf_id)
+    assert status["state"] == "failed" and "body" in status["error"]
