@@ -9,7 +9,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from spool.config import Settings
-from spool.models.video import VideoPipelineInput, video_workflow_id
+from spool.models.video import VideoPipelineInput, VideoStatus, video_workflow_id
 from spool.storage import open_storage
 
 
@@ -46,5 +46,5 @@ async def start_video_job(client: Client, settings: Settings,
     """Start the job (workflow id ``video-{id}``); a repeated start returns the running job."""
     return await client.start_workflow(
         "VideoPipelineWorkflow", inp, id=video_workflow_id(inp.video_id),
-        task_queue=settings.queue_pipeline,
+        task_queue=settings.queue_pipeline, result_type=VideoStatus,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)

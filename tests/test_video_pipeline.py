@@ -1,0 +1,501 @@
+"""The video pipeline end to end on a real Temporal dev server, real ffmpeg and real Whisper,
+plus orchestration tests with stand-in activities and replay of saved histories."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.worker import Replayer, Worker
+
+from activities.video import VideoActivities
+from spool.config import Settings
+from spool.db import get_engine
+from spool.db.video import get_caption_segments, get_video
+from spool.ingest import ingest_video, start_video_job
+from spool.models import (
+    CAPTIONS_AVAILABLE,
+    CAPTIONS_FAILED,
+    CAPTIONS_SKIPPED,
+    JOB_CANCELLED,
+    JOB_FAILED,
+    JOB_READY,
+    JOB_READY_WITH_ERRORS,
+    STEP_DONE,
+    STEP_FAILED,
+    STEP_RUNNING,
+    STEP_SKIPPED,
+    ExtractAudioResult,
+    PosterResult,
+    ProbeResult,
+    RenditionResult,
+    TranscribeResult,
+    VideoStatus,
+)
+from spool.storage import open_storage
+from tests import media_clips
+from tests.conftest import service_missing
+from tests.test_media import check_srt, check_vtt, ffmpeg_processes
+from workflows.captions import CaptionsWorkflow
+from workflows.video import VideoPipelineWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    missing = media_clips.tools_missing()
+    if missing:
+        service_missing(missing)
+    return tmp_path_factory.mktemp("video-clips")
+
+
+@pytest.fixture(scope="module")
+def whisper_ready():
+    from spool import whisper
+    try:
+        model = whisper.resolve_model(Settings())
+    except Exception as exc:  # noqa: BLE001
+        service_missing(f"Whisper model unavailable: {exc}")
+    if not Path(model).exists():
+        service_missing(f"Whisper model not found at {model}")
+
+
+def all_activities(acts: VideoActivities) -> list:
+    return acts.pipeline_activities() + acts.media_activities() + acts.captions_activities()
+
+
+@contextlib.asynccontextmanager
+async def video_worker(client: Client, settings: Settings, *, media: bool = True):
+    acts = VideoActivities(settings)
+    activities = acts.pipeline_activities() + acts.captions_activities()
+    if media:
+        activities += acts.media_activities()
+    async with Worker(client, task_queue=settings.queue_pipeline, workflows=WORKFLOWS,
+                      activities=activities,
+                      max_heartbeat_throttle_interval=timedelta(seconds=1)):
+        yield acts
+
+
+async def run_job(client, settings, clip, **kwargs) -> tuple[VideoStatus, object]:
+    inp = ingest_video(settings, clip, owner_id="owner-1", **kwargs)
+    handle = await start_video_job(client, settings, inp)
+    status = await handle.result()
+    return status, handle
+
+
+def save_history(name: str, history: WorkflowHistory) -> None:
+    """Keep one completed history per scenario for the replay test (DESIGN rule 7)."""
+    path = HISTORIES / f"{name}.json"
+    if path.exists() and not os.environ.get("SPOOL_SAVE_HISTORIES"):
+        return
+    HISTORIES.mkdir(exist_ok=True)
+    path.write_text(history.to_json())
+
+
+def outbox_lines(settings: Settings) -> list[dict]:
+    path = settings.resolved_notify_outbox
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def activity_attempts(handle, activity_id: str) -> list[int]:
+    """Attempt numbers of every start of one activity, from the workflow's history."""
+    history = await handle.fetch_history()
+    scheduled = {}
+    attempts = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            if scheduled.get(attrs.scheduled_event_id) == activity_id:
+                attempts.append(attrs.attempt)
+    return attempts
+
+
+# --- real media, real Whisper ---------------------------------------------------------------
+
+async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_ready):
+    clip = media_clips.make_clip(clips / "speech1080.mp4", width=1920, height=1080)
+    started = time.monotonic()
+    async with video_worker(client, settings):
+        status, handle = await run_job(client, settings, clip)
+    took = time.monotonic() - started
+    assert status.state == JOB_READY, status.error
+    assert [r.height for r in status.renditions] == [1080, 720, 480, 360]
+    storage = open_storage(settings)
+    from spool import media
+    for r in status.renditions:
+        info = await media.probe(storage.path_for(r.key))
+        assert info.height == r.height and info.width % 2 == 0 and info.video_codec == "h264"
+        assert abs(info.duration - status.probe.duration) <= 0.1
+        assert info.has_audio
+    assert storage.open(status.poster.key).read(3) == b"\xff\xd8\xff"
+    assert status.captions_state == CAPTIONS_AVAILABLE
+    vtt = storage.open(status.captions.vtt_key).read().decode()
+    srt = storage.open(status.captions.srt_key).read().decode()
+    cues = status.captions.segment_count
+    check_vtt(vtt, cues)
+    check_srt(srt, cues)
+    transcript = json.loads(storage.open(status.captions.transcript_key).read())
+    spoken = media_clips.normalized_words(media_clips.SPEECH_TEXT)
+    heard = set(media_clips.normalized_words(transcript["text"]))
+    assert sum(w in heard for w in spoken) / len(spoken) >= 0.8, transcript["text"]
+    engine = get_engine(settings)
+    row = get_video(engine, status.video_id)
+    assert row["status"] == JOB_READY and row["captions_state"] == CAPTIONS_AVAILABLE
+    assert len(row["renditions"]) == 4 and row["poster_key"] == status.poster.key
+    assert row["metadata"]["height"] == 1080
+    segments = get_caption_segments(engine, status.video_id)
+    assert len(segments) == cues and segments[0]["end"] > segments[0]["start"]
+    sent = [n for n in outbox_lines(settings) if n["event_id"] == f"video-done:{status.video_id}"]
+    assert len(sent) == 1 and sent[0]["event_type"] == "video.ready"
+    times = ", ".join(f"{r.name} {r.seconds_taken:.1f}s" for r in status.renditions)
+    print(f"\n1080p 3.5 s clip end to end: {took:.1f} s (transcodes: {times})")
+    save_history("video-ready-1080p", await handle.fetch_history())
+    child = client.get_workflow_handle(f"video-{status.video_id}-captions")
+    save_history("captions-available", await child.fetch_history())
+
+
+async def test_720p_source_has_no_1080p(client, settings, clips):
+    clip = media_clips.make_clip(clips / "c720.mp4", width=1280, height=720, seconds=2,
+                                 speech=None, tone=True)
+    async with video_worker(client, settings):
+        status, _ = await run_job(client, settings, clip, captions=False)
+    assert status.state == JOB_READY
+    assert [r.height for r in status.renditions] == [720, 480, 360]
+
+
+async def test_small_odd_source_gives_one_even_rendition(client, settings, clips):
+    clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2,
+                                 speech=None)
+    async with video_worker(client, settings):
+        status, handle = await run_job(client, settings, clip)
+    assert status.state == JOB_READY, status.error
+    assert [(r.width % 2, r.height) for r in status.renditions] == [(0, 240)]
+    # no audio track: captions are skipped, not failed
+    assert status.captions_state == CAPTIONS_SKIPPED
+    steps = {s.name: s.state for s in status.steps}
+    assert steps["extract_audio"] == steps["transcribe"] == STEP_SKIPPED
+    assert get_video(get_engine(settings), status.video_id)["captions_state"] == CAPTIONS_SKIPPED
+    save_history("video-ready-silent", await handle.fetch_history())
+
+
+async def test_rotated_portrait_renditions_are_upright(client, settings, clips):
+    from spool import media
+    clip = media_clips.make_clip(clips / "portrait.mp4", width=640, height=360, seconds=2,
+                                 speech=None, tone=True, rotate=90)
+    async with video_worker(client, settings):
+        status, _ = await run_job(client, settings, clip, captions=False)
+    assert status.state == JOB_READY
+    assert [r.height for r in status.renditions] == [480, 360]
+    for r in status.renditions:
+        info = await media.probe(open_storage(settings).path_for(r.key))
+        assert info.width < info.height and info.rotation == 0
+
+
+@pytest.mark.parametrize("kind", ["audio-only", "text", "empty", "truncated"])
+async def test_invalid_upload_fails_once_with_a_clear_message(client, settings, clips, kind):
+    path = {
+        "audio-only": lambda: media_clips.make_audio_only(clips / "voice.m4a"),
+        "text": lambda: media_clips.make_text_file(clips / "notes.txt"),
+        "empty": lambda: media_clips.make_empty(clips / "empty.mp4"),
+        "truncated": lambda: media_clips.make_truncated_mp4(clips / "cut.mp4"),
+    }[kind]()
+    expected = {"audio-only": "no video stream", "text": "not a video",
+                "empty": "empty", "truncated": "not a video"}[kind]
+    async with video_worker(client, settings):
+        status, handle = await run_job(client, settings, path)
+    assert status.state == JOB_FAILED
+    assert expected in status.error, status.error
+    assert await activity_attempts(handle, "probe") == [1]
+    row = get_video(get_engine(settings), status.video_id)
+    assert row["status"] == JOB_FAILED and expected in row["errors"]["probe"]
+    sent = [n for n in outbox_lines(settings) if n["event_id"] == f"video-done:{status.video_id}"]
+    assert [n["event_type"] for n in sent] == ["video.failed"]
+    if kind == "text":
+        save_history("video-failed-invalid", await handle.fetch_history())
+
+
+async def test_captions_failure_leaves_renditions(client, settings, clips):
+    clip = media_clips.make_clip(clips / "tone.mp4", width=640, height=360, seconds=2,
+                                 speech=None, tone=True)
+    broken = settings.model_copy(update={"whisper_model": "/nonexistent/whisper-model"})
+    async with video_worker(client, broken):
+        inp = ingest_video(broken, clip, owner_id="owner-1")
+        inp.captions_max_attempts = 2
+        handle = await start_video_job(client, broken, inp)
+        status = await handle.result()
+    assert status.state == JOB_READY_WITH_ERRORS
+    assert [r.height for r in status.renditions] == [360]
+    assert status.captions_state == CAPTIONS_FAILED
+    assert "Whisper model" in status.error
+    steps = {s.name: s.state for s in status.steps}
+    assert steps["transcribe"] == STEP_FAILED and steps["extract_audio"] == STEP_DONE
+    row = get_video(get_engine(broken), inp.video_id)
+    assert row["status"] == JOB_READY_WITH_ERRORS and row["captions_state"] == CAPTIONS_FAILED
+    child = client.get_workflow_handle(f"video-{inp.video_id}-captions")
+    assert await activity_attempts(child, "transcribe") == [1, 2]
+    save_history("video-captions-failed", await handle.fetch_history())
+    save_history("captions-failed", await child.fetch_history())
+
+
+async def test_cancel_during_transcode(client, settings, clips):
+    clip = media_clips.make_clip(clips / "long.mp4", width=640, height=360, seconds=20,
+                                 speech=None, tone=True, pattern="testsrc2")
+    slow = settings.model_copy(update={"x264_preset": "veryslow"})
+    async with video_worker(client, slow):
+        inp = ingest_video(slow, clip, owner_id="owner-1", captions=False,
+                           renditions=["360p"])
+        handle = await start_video_job(client, slow, inp)
+        await wait_for_step(handle, "rendition-360p", min_percent=1.0)
+        assert ffmpeg_processes("spool-video-")
+        cancelled_at = time.monotonic()
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        took = time.monotonic() - cancelled_at
+    assert isinstance(err.value.cause, CancelledError)
+    assert took < 5.0, took
+    print(f"\ncancel to workflow cancelled: {took:.2f} s")
+    assert ffmpeg_processes("spool-video-") == []
+    storage = open_storage(slow)
+    assert storage.list_prefix(f"videos/{inp.video_id}") == [inp.source_key]
+    status = await handle.query("status", result_type=VideoStatus)
+    assert status.state == JOB_CANCELLED
+    row = get_video(get_engine(slow), inp.video_id)
+    assert row["status"] == JOB_CANCELLED
+    sent = [n for n in outbox_lines(slow) if n["event_id"] == f"video-done:{inp.video_id}"]
+    assert [n["event_type"] for n in sent] == ["video.cancelled"]
+
+
+async def wait_for_step(handle, name: str, *, min_percent: float = 0.0,
+                        within: float = 60.0) -> None:
+    """Until the server holds a heartbeat of at least min_percent for the step's activity."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        desc = await handle.describe()
+        for pending in desc.raw_description.pending_activities:
+            if pending.activity_id == name and pending.heartbeat_details.payloads:
+                details = json.loads(pending.heartbeat_details.payloads[-1].data)
+                if details.get("percent", 0) >= min_percent:
+                    return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"step {name} did not start within {within} s")
+
+
+async def test_killed_media_worker_is_replaced(client, settings, clips, temporal_server):
+    clip = media_clips.make_clip(clips / "mid.mp4", width=640, height=360, seconds=8,
+                                 speech=None, tone=True, pattern="testsrc2")
+    media_queue = f"{settings.queue_pipeline}-media"
+    split = settings.model_copy(update={"queue_media": media_queue})
+
+    def start_media_worker() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.run_media_worker", temporal_server.address,
+             str(settings.data_dir), media_queue, "slow"],
+            cwd=ROOT, stdout=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        assert proc.stdout.readline().strip() == b"ready"
+        return proc
+
+    first = start_media_worker()
+    second = None
+    try:
+        async with video_worker(client, split, media=False):
+            inp = ingest_video(split, clip, owner_id="owner-1", captions=False,
+                               renditions=["360p"])
+            handle = await start_video_job(client, split, inp)
+            await wait_for_step(handle, "rendition-360p", min_percent=1.0)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            killed_at = time.monotonic()
+            await asyncio.sleep(0.5)
+            assert ffmpeg_processes("spool-video-") == []  # died with its worker
+            second = start_media_worker()
+            await wait_for_step(handle, "rendition-360p", within=60)
+            noticed = time.monotonic() - killed_at
+            status = await handle.result()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert status.state == JOB_READY
+    assert [r.height for r in status.renditions] == [360]
+    assert await activity_attempts(handle, "rendition-360p") == [1, 2]
+    assert noticed < 20, noticed
+    print(f"\nkilled worker's transcode restarted after {noticed:.1f} s")
+
+
+# --- orchestration with stand-in activities --------------------------------------------------
+
+class FakeVideo:
+    """Stand-ins under the real activity names; behaviour per test."""
+
+    def __init__(self, *, height=1080, has_audio=True, fail_renditions=(),
+                 fail_transcribe=False, hold_renditions: asyncio.Event | None = None):
+        self.height, self.has_audio = height, has_audio
+        self.fail_renditions = set(fail_renditions)
+        self.fail_transcribe = fail_transcribe
+        self.hold = hold_renditions
+        self.records: list[dict] = []
+        self.notices: list[str] = []
+
+    def activities(self) -> list:
+        fake = self
+
+        @activity.defn(name="video.probe")
+        async def probe(inp) -> ProbeResult:
+            return ProbeResult(duration=3.0, width=fake.height * 16 // 9, height=fake.height,
+                               has_video=True, has_audio=fake.has_audio)
+
+        @activity.defn(name="video.record")
+        async def record(inp: dict) -> None:
+            fake.records.append({k: v for k, v in inp.items() if v is not None})
+
+        @activity.defn(name="video.record_captions")
+        async def record_captions(inp: dict) -> None:
+            fake.records.append({"captions_state": inp["state"]})
+
+        @activity.defn(name="video.notify_owner")
+        async def notify_owner(inp: dict) -> int:
+            fake.notices.append(inp["state"])
+            return 1
+
+        @activity.defn(name="video.transcode_rendition")
+        async def transcode(inp: dict) -> RenditionResult:
+            if inp["height"] in fake.fail_renditions:
+                raise ApplicationError("encoder exploded", non_retryable=True)
+            for percent in (10.0, 50.0):
+                activity.heartbeat({"percent": percent})
+                if fake.hold is not None:
+                    await fake.hold.wait()
+            return RenditionResult(name=f"{inp['height']}p", key=f"k/{inp['height']}",
+                                   width=2, height=inp["height"], size_bytes=1,
+                                   bitrate_kbps=1, duration=3.0)
+
+        @activity.defn(name="video.extract_poster")
+        async def poster(inp: dict) -> PosterResult:
+            return PosterResult(key="k/poster.jpg", width=2, height=2, size_bytes=1)
+
+        @activity.defn(name="video.extract_audio")
+        async def extract_audio(inp: dict) -> ExtractAudioResult:
+            return ExtractAudioResult(audio_key="k/a.wav", duration=3.0)
+
+        @activity.defn(name="video.transcribe")
+        async def transcribe(inp: dict) -> TranscribeResult:
+            if fake.fail_transcribe:
+                raise ApplicationError("whisper broke")
+            return TranscribeResult(vtt_key="k/v", srt_key="k/s", transcript_key="k/t",
+                                    segment_count=1, language="en", excerpt="hello")
+
+        return [probe, record, record_captions, notify_owner, transcode, poster,
+                extract_audio, transcribe]
+
+
+async def run_fake(client, task_queue, fake: FakeVideo, *, until=None, **inp_kwargs):
+    from spool.models import VideoPipelineInput
+    video_id = uuid.uuid4().hex[:12]
+    inp = VideoPipelineInput(video_id=video_id, owner_id="o", source_key="k/source",
+                             queue_pipeline=task_queue, queue_media=task_queue,
+                             queue_captions=task_queue, captions_max_attempts=2, **inp_kwargs)
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
+                      activities=fake.activities()):
+        handle = await client.start_workflow(VideoPipelineWorkflow.run, inp,
+                                             id=f"video-{video_id}", task_queue=task_queue)
+        if until is not None:
+            await until(handle)
+        return await handle.result(), handle
+
+
+async def test_one_failed_rendition_leaves_the_others(client, task_queue):
+    fake = FakeVideo(fail_renditions={720})
+    status, _ = await run_fake(client, task_queue, fake)
+    assert status.state == JOB_READY_WITH_ERRORS
+    assert [r.height for r in status.renditions] == [1080, 480, 360]
+    steps = {s.name: s for s in status.steps}
+    assert steps["rendition-720p"].state == STEP_FAILED
+    assert "encoder exploded" in steps["rendition-720p"].last_error
+    assert steps["poster"].state == STEP_DONE and status.captions_state == CAPTIONS_AVAILABLE
+    assert fake.notices == [JOB_READY_WITH_ERRORS]
+    assert fake.records[-1]["status"] == JOB_READY_WITH_ERRORS
+
+
+async def test_no_rendition_at_all_fails_the_job(client, task_queue):
+    fake = FakeVideo(height=480, fail_renditions={480, 360})
+    status, _ = await run_fake(client, task_queue, fake)
+    assert status.state == JOB_FAILED and "no rendition" in status.error
+    assert fake.notices == [JOB_FAILED]
+
+
+async def test_failed_captions_branch_is_ready_with_errors(client, task_queue):
+    fake = FakeVideo(height=360, fail_transcribe=True)
+    status, _ = await run_fake(client, task_queue, fake)
+    assert status.state == JOB_READY_WITH_ERRORS
+    assert status.captions_state == CAPTIONS_FAILED
+    assert [r.height for r in status.renditions] == [360]
+
+
+async def test_captions_available_before_renditions_and_progress_query(client, task_queue):
+    hold = asyncio.Event()
+    fake = FakeVideo(height=720, hold_renditions=hold)
+
+    async def check_while_running(handle) -> None:
+        deadline = time.monotonic() + 20
+        while {"captions_state": CAPTIONS_AVAILABLE} not in fake.records:
+            assert time.monotonic() < deadline, fake.records
+            await asyncio.sleep(0.1)
+        while True:  # the child has finished once the parent has heard of it
+            status = await handle.query("status", result_type=VideoStatus)
+            if status.captions_state == CAPTIONS_AVAILABLE or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        steps = {s.name: s.state for s in status.steps}
+        assert status.state == "processing" and status.captions_state == CAPTIONS_AVAILABLE
+        assert steps["rendition-720p"] == STEP_RUNNING and steps["transcribe"] == STEP_DONE
+        from spool.status import job_status
+        merged = await job_status(handle._client, handle.id)
+        by_name = {s["name"]: s for s in merged["steps"]}
+        assert by_name["rendition-720p"]["percent"] == 10.0
+        hold.set()
+
+    status, handle = await run_fake(client, task_queue, fake, until=check_while_running)
+    assert status.state == JOB_READY
+    assert fake.notices == [JOB_READY]
+    assert len(fake.notices) == 1
+
+
+# --- replay ------------------------------------------------------------------------------
+
+def saved_histories() -> list[Path]:
+    return sorted([*HISTORIES.glob("video-*.json"), *HISTORIES.glob("captions-*.json")])
+
+
+@pytest.mark.parametrize("path", saved_histories(), ids=lambda p: p.stem)
+async def test_saved_histories_replay(path: Path):
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await Replayer(workflows=WORKFLOWS).replay_workflow(history)
+
+
+def test_histories_cover_both_workflows():
+    names = [p.stem for p in saved_histories()]
+    assert any(n.startswith("video-") for n in names)
+    assert any(n.startswith("captions-") for n in names)
+    assert not [n for n in names if not re.fullmatch(r"[a-z0-9-]+", n)]
