@@ -83,6 +83,7 @@ class BlogActivities:
         recipients = (post.followers if post.followers is not None
                       else followers_of(self.engine, post.author_id))
         event_id = post_published_event_id(post.post_id)
+        activity.heartbeat(0)
         outcome = notify_once(
             self.engine, self.notifier, event_id=event_id, event_type="post.published",
             recipients=recipients,

@@ -43,7 +43,9 @@ async def job_status(client: Client, job_id: str) -> dict[str, Any]:
         status = dict(await handle.result())
     else:
         try:
-            status = dict(await handle.query("status", rpc_timeout=timedelta(seconds=10)))
+            # A closed run is answered by replaying it on a worker; don't wait long for one.
+            timeout = 10 if desc.status == WorkflowExecutionStatus.RUNNING else 3
+            status = dict(await handle.query("status", rpc_timeout=timedelta(seconds=timeout)))
         except Exception:  # noqa: BLE001 - no worker to answer: report what the server knows
             status = {"job_id": job_id, "steps": []}
         if desc.status == WorkflowExecutionStatus.RUNNING:

@@ -306,7 +306,7 @@ async def test_invalid_post_through_the_cli_fails_the_job_naming_the_field(clien
         assert done.returncode == 0, done.stderr
         with pytest.raises(WorkflowFailureError) as err:
             await client.get_workflow_handle(wf_id).result()
+        status = await job_status(client, wf_id)
     assert err.value.cause.type == "InvalidPost"
     assert "body" in err.value.cause.message
-    status = await job_status(client, wf_id)
     assert status["state"] == "failed" and "body" in status["error"]

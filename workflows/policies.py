@@ -55,10 +55,13 @@ RECORD_POST_FOR_AUTHOR = StepPolicy(
     retry=_retry(initial=1.0, maximum=60.0),
     schedule_to_close=timedelta(hours=24),
 )
+# Fans out to every follower, heartbeating after each delivery: a lost worker is noticed
+# by the heartbeat timeout in seconds, however long the whole fan-out may take.
 NOTIFY_FOLLOWERS = StepPolicy(
-    start_to_close=timedelta(minutes=2),
+    start_to_close=timedelta(minutes=30),
     retry=_retry(initial=1.0, maximum=300.0),
     schedule_to_close=timedelta(hours=24),
+    heartbeat=timedelta(seconds=15),
 )
 
 
