@@ -1,0 +1,120 @@
+"""The embedded stack: Temporal dev server (+ Web UI), a worker and the HTTP API, on one machine.
+
+Used by `make up` (foreground until Ctrl-C) and `make demo`. Everything it runs is the real
+thing: the `temporal` CLI's dev server persists to SQLite in the data directory, so jobs
+survive a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.proc import (
+    require_free_port,
+    start_process,
+    stop_process,
+    wait_for_port,
+    wait_until,
+)
+from devstack.temporal import DevServer
+from spool.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_API_KEY = "spool-local-dev-key"
+
+
+def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
+    """Environment for the stack's Python processes: same settings, pointed at our server."""
+    env = {
+        "SPOOL_TEMPORAL_ADDRESS": temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir.resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if not os.environ.get("SPOOL_API_KEYS"):
+        env["SPOOL_API_KEYS"] = f'["{LOCAL_API_KEY}"]'
+    # Webhooks to localhost receivers are normal on a developer's machine.
+    env.setdefault("SPOOL_WEBHOOK_ALLOW_PRIVATE", os.environ.get(
+        "SPOOL_WEBHOOK_ALLOW_PRIVATE", "true"))
+    return env
+
+
+@dataclass
+class EmbeddedStack:
+    settings: Settings
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    with_api: bool = True
+    server: DevServer | None = None
+    procs: dict = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        return self.settings.data_dir.resolve() / "logs"
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://localhost:{self.ui_port}"
+
+    def job_url(self, job_id: str) -> str:
+        return f"{self.ui_url}/namespaces/{self.settings.temporal_namespace}/workflows/{job_id}"
+
+    def api_available(self) -> bool:
+        return self.with_api and (REPO / "api" / "__main__.py").exists()
+
+    def start(self) -> EmbeddedStack:
+        # Check every port first, so a taken one fails fast with one clear line.
+        require_free_port(self.temporal_port, "the Temporal dev server")
+        require_free_port(self.ui_port, "the Temporal Web UI")
+        if self.api_available():
+            require_free_port(self.settings.api_port, "the Spool API")
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.server = DevServer(port=self.temporal_port, ui_port=self.ui_port,
+                                    db_filename=self.settings.data_dir.resolve() / "temporal.db",
+                                    log_path=self.logs / "temporal.log").start()
+            env = stack_env(self.settings, self.temporal_address)
+            self._start_python("worker", [str(REPO / "worker.py")], env,
+                               ready_text="worker ready")
+            if self.api_available():
+                self._start_python("api", ["-m", "api"], env)
+                wait_for_port(self.settings.api_port, 60, self.procs["api"], "Spool API",
+                              self.logs / "api.log")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_python(self, name: str, args: list[str], env: dict[str, str],
+                      ready_text: str | None = None) -> None:
+        log = self.logs / f"{name}.log"
+        log.unlink(missing_ok=True)
+        proc = start_process([sys.executable, *args], log, env=env, cwd=REPO)
+        self.procs[name] = proc
+        if ready_text:
+            wait_until(lambda: log.exists() and ready_text in log.read_text(errors="replace"),
+                       120, proc, name, log)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            stop_process(self.procs.pop(name), timeout=40)
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,51 @@
+"""`make up`: run the embedded stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from devstack.proc import StackError
+from devstack.stack import LOCAL_API_KEY, EmbeddedStack
+from spool.config import get_settings
+
+
+def main() -> int:
+    settings = get_settings()
+    stack = EmbeddedStack(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print("starting Temporal dev server, worker and API ...", flush=True)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"make up: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"""
+Spool is running (data in {settings.data_dir.resolve()}, logs in {stack.logs})
+  Temporal Web UI   {stack.ui_url}
+  Temporal frontend {stack.temporal_address}""")
+        if stack.api_available():
+            print(f"""  Spool web page    {stack.api_url}/
+  Spool API         {stack.api_url}/docs   (write key: {LOCAL_API_KEY})""")
+        print("""
+Try:  .venv/bin/python starter.py blog samples/posts/durable-pipelines.json --wait
+      .venv/bin/python starter.py video samples/speech.mp4 --wait
+Ctrl-C stops everything.""", flush=True)
+        while not stop.wait(1.0):
+            for name, proc in stack.procs.items():
+                if proc.poll() is not None:
+                    print(f"make up: {name} exited with code {proc.returncode}; "
+                          f"see {stack.logs / (name + '.log')}", file=sys.stderr)
+                    return 1
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
