@@ -289,6 +289,7 @@ async def test_cancel_during_transcode(client, settings, clips):
     assert row["status"] == JOB_CANCELLED
     sent = [n for n in outbox_lines(slow) if n["event_id"] == f"video-done:{inp.video_id}"]
     assert [n["event_type"] for n in sent] == ["video.cancelled"]
+    save_history("video-cancelled", await handle.fetch_history())
 
 
 async def wait_for_step(handle, name: str, *, min_percent: float = 0.0, min_attempt: int = 1,
