@@ -1,0 +1,121 @@
+"""starter.py and worker.py as a user runs them: real processes against the real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from activities.blog import BlogActivities
+from spool.db import get_engine
+from spool.db.blog import author_post_count
+from tests.conftest import running_worker
+from workflows.blog import BlogPublishWorkflow
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env(settings) -> dict[str, str]:
+    return {**os.environ, "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+            "SPOOL_DATA_DIR": str(settings.data_dir),
+            "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
+            "SPOOL_QUEUE_MEDIA": settings.queue_media,
+            "SPOOL_QUEUE_CAPTIONS": settings.queue_captions}
+
+
+async def starter(settings, *args: str) -> subprocess.CompletedProcess:
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "starter.py", *args], cwd=REPO, env=cli_env(settings),
+        capture_output=True, text=True, timeout=120)
+
+
+def write_post(tmp_path: Path, **fields) -> Path:
+    uid = uuid.uuid4().hex[:8]
+    post = {"post_id": f"cli-{uid}", "author_id": f"cli-author-{uid}", "title": "From the CLI",
+            "body": "Started by starter.py", "followers": ["x"], **fields}
+    path = tmp_path / f"{post['post_id']}.json"
+    path.write_text(json.dumps(post))
+    return path
+
+
+async def test_blog_returns_job_id_at_once_then_wait_and_status(client, settings, tmp_path):
+    path = write_post(tmp_path)
+    post = json.loads(path.read_text())
+    # No worker yet: the CLI must still return the job id at once.
+    started = await starter(settings, "blog", str(path), "--json")
+    assert started.returncode == 0, started.stderr
+    job_id = json.loads(started.stdout)["job_id"]
+    assert job_id == f"post-{post['post_id']}-v1"
+
+    async with running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
+                              activities=BlogActivities(settings).activities()):
+        waited = await starter(settings, "wait", job_id, "--json")
+        status = await starter(settings, "status", job_id, "--json")
+        human = await starter(settings, "status", job_id)
+    assert waited.returncode == 0, waited.stderr
+    assert json.loads(waited.stdout)["state"] == "ready"
+    assert status.returncode == 0
+    steps = {s["name"]: s["state"] for s in json.loads(status.stdout)["steps"]}
+    assert steps == {"index_post": "done", "record_post_for_author": "done",
+                     "notify_followers": "done"}
+    assert "index_post" in human.stdout and "ready" in human.stdout
+    assert author_post_count(get_engine(settings), post["author_id"]) == 1
+
+
+async def test_blog_wait_shows_progress_and_exits_zero(client, settings, tmp_path):
+    path = write_post(tmp_path)
+    async with running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
+                              activities=BlogActivities(settings).activities()):
+        done = await starter(settings, "blog", str(path), "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "ready" in done.stdout
+
+
+async def test_invalid_post_file_names_the_field_and_exits_2(settings, tmp_path):
+    bad = write_post(tmp_path, body="")
+    result = await starter(settings, "blog", str(bad), "--json")
+    assert result.returncode == 2
+    assert "body" in json.loads(result.stdout)["error"]
+    assert result.stderr.strip().count("\n") == 0  # one line, no traceback
+
+    unknown = write_post(tmp_path, colour="red")
+    result = await starter(settings, "blog", str(unknown))
+    assert result.returncode == 2 and "colour" in result.stderr
+
+    missing = await starter(settings, "blog", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+    (tmp_path / "broken.json").write_text("{not json")
+    broken = await starter(settings, "blog", str(tmp_path / "broken.json"))
+    assert broken.returncode == 2 and "not valid JSON" in broken.stderr
+
+
+async def test_unknown_job_and_unreachable_temporal_are_one_line_errors(settings):
+    unknown = await starter(settings, "status", "no-such-job")
+    assert unknown.returncode == 4 and "no job with id no-such-job" in unknown.stderr
+    away = settings.model_copy(update={"temporal_address": "127.0.0.1:1"})
+    result = await starter(away, "status", "x")
+    assert result.returncode == 4 and "cannot reach Temporal" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_worker_exits_zero_on_sigterm(settings):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "worker.py", "--queue", "pipeline", "--grace-seconds", "5",
+        cwd=REPO, env=cli_env(settings), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        while b"worker ready" not in line:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert rc == 0
