@@ -53,10 +53,60 @@ class LogNotifier:
             fh.write(json.dumps(record) + "\n")
 
 
+class WebhookNotifier:
+    """Signed Standard Webhooks POSTs for URL recipients; every other recipient goes to the log.
+
+    ``endpoints`` adds the configured subscribers and the event's ``callback_url`` to the
+    recipients of every event, so each (event, URL) gets its own ledger row and is delivered
+    once, with ``webhook-id`` derived from that row's key: retries of the activity that calls
+    notify_once re-send under the same id. A receiver error raises (the activity retries); a
+    destination refused by the address guard is logged and never retried.
+    """
+
+    def __init__(self, settings: Settings, fallback: Notifier) -> None:
+        self.settings = settings
+        self.fallback = fallback
+
+    def endpoints(self, payload: dict[str, Any]) -> list[str]:
+        from spool.webhooks import endpoints_for
+
+        return endpoints_for(self.settings, payload)
+
+    def deliver(self, notification: Notification) -> None:
+        from spool import webhooks
+
+        if not webhooks.is_webhook_url(notification.recipient):
+            self.fallback.deliver(notification)
+            return
+        delivery = webhooks.Delivery(
+            url=notification.recipient, msg_id=webhooks.webhook_id(notification.key),
+            event_type=notification.event_type, payload=notification.payload)
+        try:
+            webhooks.send(self.settings, delivery)
+        except webhooks.WebhookRefused as exc:
+            log.warning("webhook %s to %s refused: %s", notification.event_type,
+                        notification.recipient, exc)
+            return
+        log.info("webhook %s -> %s (%s)", notification.event_type, notification.recipient,
+                 delivery.msg_id)
+
+
 def make_notifier(settings: Settings) -> Notifier:
+    log_notifier = LogNotifier(settings.resolved_notify_outbox)
     if settings.notifier == "log":
-        return LogNotifier(settings.resolved_notify_outbox)
-    raise ValueError(f"unknown notifier {settings.notifier!r} (SPOOL_NOTIFIER); known: log")
+        return log_notifier
+    if settings.notifier == "webhook":
+        return WebhookNotifier(settings, log_notifier)
+    raise ValueError(
+        f"unknown notifier {settings.notifier!r} (SPOOL_NOTIFIER); known: log, webhook")
+
+
+_MARK_BATCH = 50
+
+
+def _for_recipients(event_id: str, recipients: list[str]):
+    return notifications.update().where(notifications.c.event_id == event_id,
+                                        notifications.c.recipient.in_(recipients))
 
 
 @dataclass
@@ -82,6 +132,10 @@ def notify_once(
     already delivered are not delivered again.
     """
     unique = list(dict.fromkeys(recipients))
+    endpoints = getattr(notifier, "endpoints", None)
+    if endpoints is not None:
+        # Webhook destinations after people: a slow receiver never delays a person's notice.
+        unique += [url for url in endpoints(payload) if url not in unique]
     created = 0
     if unique:
         with engine.begin() as conn:
@@ -98,25 +152,27 @@ def notify_once(
             )
         ).all()
     delivered = 0
-    for recipient, row_payload in pending:
+    for start in range(0, len(pending), _MARK_BATCH):
+        batch = pending[start:start + _MARK_BATCH]
         with engine.begin() as conn:
-            conn.execute(
-                notifications.update()
-                .where(notifications.c.event_id == event_id,
-                       notifications.c.recipient == recipient)
-                .values(attempts=notifications.c.attempts + 1)
-            )
-        notifier.deliver(Notification(key=delivery_key(event_id, recipient), event_id=event_id,
-                                      event_type=event_type, recipient=recipient,
-                                      payload=row_payload))
-        with engine.begin() as conn:
-            conn.execute(
-                notifications.update()
-                .where(notifications.c.event_id == event_id,
-                       notifications.c.recipient == recipient)
-                .values(delivered_at=sa.func.now())
-            )
-        delivered += 1
-        if on_progress is not None:
-            on_progress(delivered)
+            conn.execute(_for_recipients(event_id, [r for r, _ in batch])
+                         .values(attempts=notifications.c.attempts + 1))
+        sent: list[str] = []
+        try:
+            for recipient, row_payload in batch:
+                notifier.deliver(Notification(key=delivery_key(event_id, recipient),
+                                              event_id=event_id, event_type=event_type,
+                                              recipient=recipient, payload=row_payload))
+                sent.append(recipient)
+                if on_progress is not None:
+                    on_progress(delivered + len(sent))
+        finally:
+            # Even when a delivery fails, what went out is marked, so a retry re-sends only
+            # the rest. A crash before this line re-sends the batch under the same keys,
+            # which receivers deduplicate.
+            if sent:
+                with engine.begin() as conn:
+                    conn.execute(_for_recipients(event_id, sent)
+                                 .values(delivered_at=sa.func.now()))
+        delivered += len(sent)
     return NotifyOutcome(recipients=len(unique), newly_created=created, delivered=delivered)
