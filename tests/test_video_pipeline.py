@@ -184,7 +184,7 @@ async def test_720p_source_has_no_1080p(client, settings, clips):
     assert [r.height for r in status.renditions] == [720, 480, 360]
 
 
-async def test_small_odd_source_gives_one_even_rendition(client, settings, clips):
+async def test_small_odd_silent_source_one_even_rendition_captions_skipped(client, settings, clips):
     clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2,
                                  speech=None)
     async with video_worker(client, settings):
