@@ -3,7 +3,6 @@
 No I/O here: workflow code imports this module inside the sandbox.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 
