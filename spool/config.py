@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     api_keys: list[str] = Field(default_factory=list)
     public_reads: bool = True
 
+    # --- appended: HTTP API and webhooks (issue 4) ---
+    # Extra webhook destinations allowed even when private: IPs or CIDRs ("127.0.0.1/32").
+    webhook_allowlist: list[str] = Field(default_factory=list)
+    webhook_timeout_seconds: float = 10.0
+    # The web page may fetch the first API key from /v1/config, only from a loopback client.
+    api_expose_key_to_localhost: bool = False
+    api_upload_chunk_bytes: int = 1024 * 1024
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'spool.db').resolve()}"

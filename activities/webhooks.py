@@ -1,0 +1,50 @@
+"""Webhook events that are not the end of a job (e.g. "captions available").
+
+Same ledger and same delivery as every notification (spool.notify.notify_once with the
+WebhookNotifier): one row per (event, destination), ``webhook-id`` derived from the row key,
+so a retried activity re-sends under the same id. Register on the pipeline queue:
+
+    from activities.webhooks import WebhookActivities
+    [*WebhookActivities(settings).activities()]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+
+from spool.config import Settings
+from spool.db import get_engine
+from spool.notify import make_notifier, notify_once
+
+
+@dataclass
+class PublishEventInput:
+    event_id: str  # business id, e.g. "captions-available:{video_id}"
+    event_type: str  # e.g. "video.captions_available"
+    payload: dict[str, Any] = field(default_factory=dict)
+    callback_url: str | None = None
+    recipients: list[str] = field(default_factory=list)  # people, besides webhook endpoints
+
+
+class WebhookActivities:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = get_engine(settings)
+        self.notifier = make_notifier(settings)
+
+    def activities(self) -> list:
+        return [self.publish_event]
+
+    @activity.defn(name="webhooks.publish_event")
+    async def publish_event(self, inp: PublishEventInput) -> int:
+        payload = dict(inp.payload)
+        if inp.callback_url:
+            payload["callback_url"] = inp.callback_url
+        outcome = await asyncio.to_thread(
+            notify_once, self.engine, self.notifier, event_id=inp.event_id,
+            event_type=inp.event_type, recipients=list(inp.recipients), payload=payload)
+        return outcome.delivered

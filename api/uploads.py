@@ -1,0 +1,221 @@
+"""Streaming multipart upload straight into object storage, with the byte cap enforced while
+reading.
+
+The file part is written in chunks to a temporary name in the final key's directory and moved
+into place only when the whole request has been read and accepted; on any refusal (too large,
+malformed, bad options) the temporary file and the video's empty directory are removed, so
+nothing is left behind. Form fields are small and kept in memory (bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from api.errors import ApiError
+from spool.storage import LocalStorage
+
+MAX_FIELD_BYTES = 4096
+MAX_FIELDS = 20
+FILE_FIELD = "file"
+
+
+@dataclass
+class Upload:
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    file_bytes: int = 0
+    filename: str | None = None
+    tmp_path: Path | None = None
+
+    def get(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[-1] if values else None
+
+
+class _Sink:
+    """Collects the parts of one multipart body; file bytes go to disk in large writes."""
+
+    def __init__(self, tmp_path: Path, max_bytes: int, chunk_bytes: int) -> None:
+        self.tmp_path = tmp_path
+        self.max_bytes = max_bytes
+        self.chunk_bytes = chunk_bytes
+        self.upload = Upload()
+        self.fh: BinaryIO | None = None
+        self.buffer = bytearray()
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._is_file = False
+        self._value = bytearray()
+        self.error: ApiError | None = None
+        self.files_seen = 0
+
+    # python-multipart callbacks ------------------------------------------------------------
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._name = None
+        self._is_file = False
+        self._value = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field = b""
+        self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        disposition, params = parse_options_header(self._headers.get(b"content-disposition"))
+        if disposition != b"form-data" or b"name" not in params:
+            self._fail(ApiError(400, "multipart part without a form-data name"))
+            return
+        self._name = params[b"name"].decode("utf-8", "replace")
+        self._is_file = self._name == FILE_FIELD
+        if self._is_file:
+            self.files_seen += 1
+            if self.files_seen > 1:
+                self._fail(ApiError(422, "only one file may be uploaded", field=FILE_FIELD))
+                return
+            filename = params.get(b"filename")
+            self.upload.filename = filename.decode("utf-8", "replace") if filename else None
+            self.fh = self.tmp_path.open("wb")
+            self.upload.tmp_path = self.tmp_path
+        elif len(self.upload.fields) >= MAX_FIELDS:
+            self._fail(ApiError(422, "too many form fields"))
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.error is not None:
+            return
+        if self._is_file:
+            self.upload.file_bytes += end - start
+            if self.upload.file_bytes > self.max_bytes:
+                self._fail(ApiError(413, f"upload exceeds the limit of {self.max_bytes} bytes",
+                                    field=FILE_FIELD))
+                return
+            self.buffer += data[start:end]
+        else:
+            self._value += data[start:end]
+            if len(self._value) > MAX_FIELD_BYTES:
+                self._fail(ApiError(422, f"{self._name}: form field is too long",
+                                    field=self._name))
+
+    def on_part_end(self) -> None:
+        if self.error is not None or self._name is None:
+            return
+        if not self._is_file:
+            value = self._value.decode("utf-8", "replace")
+            self.upload.fields.setdefault(self._name, []).append(value)
+
+    def _fail(self, error: ApiError) -> None:
+        if self.error is None:
+            self.error = error
+
+    # writing -------------------------------------------------------------------------------
+    def take_buffer(self, force: bool = False) -> bytes | None:
+        if self.buffer and (force or len(self.buffer) >= self.chunk_bytes):
+            data = bytes(self.buffer)
+            self.buffer.clear()
+            return data
+        return None
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+def _boundary(request: Request) -> bytes:
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data":
+        raise ApiError(415, "send the video as multipart/form-data with a 'file' part")
+    boundary = params.get(b"boundary")
+    if not boundary or len(boundary) > 200:
+        raise ApiError(400, "multipart/form-data without a valid boundary")
+    return boundary
+
+
+async def receive_upload(request: Request, storage: LocalStorage, final_key: str, *,
+                         max_bytes: int, chunk_bytes: int) -> Upload:
+    """Read the request body once, streaming the 'file' part to a temporary file next to
+    ``final_key``. The caller finishes with ``commit`` or ``discard``."""
+    boundary = _boundary(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024 + (
+            MAX_FIELDS * MAX_FIELD_BYTES):
+        raise ApiError(413, f"upload exceeds the limit of {max_bytes} bytes", field=FILE_FIELD)
+    final = storage.path_for(final_key)
+    await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
+    sink = _Sink(final.with_name(f".{final.name}.upload-{uuid.uuid4().hex}"), max_bytes,
+                 chunk_bytes)
+    callbacks = {name: getattr(sink, name) for name in (
+        "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
+        "on_headers_finished", "on_part_data", "on_part_end")}
+    parser = MultipartParser(boundary, callbacks)
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            try:
+                parser.write(chunk)
+            except Exception as exc:  # noqa: BLE001 - python-multipart's parse errors
+                raise ApiError(400, f"malformed multipart body: {exc}") from None
+            if sink.error is not None:
+                raise sink.error
+            data = sink.take_buffer()
+            if data is not None and sink.fh is not None:
+                await asyncio.to_thread(sink.fh.write, data)
+        try:
+            parser.finalize()
+        except Exception as exc:  # noqa: BLE001
+            raise ApiError(400, f"malformed multipart body: {exc}") from None
+        if sink.error is not None:
+            raise sink.error
+        data = sink.take_buffer(force=True)
+        if data is not None and sink.fh is not None:
+            await asyncio.to_thread(sink.fh.write, data)
+        if sink.upload.tmp_path is None:
+            raise ApiError(422, "file: is required (a multipart part named 'file')",
+                           field=FILE_FIELD)
+        if sink.upload.file_bytes == 0:
+            raise ApiError(422, "file: is empty", field=FILE_FIELD)
+    except ClientDisconnect:
+        await asyncio.to_thread(_cleanup, sink, final)
+        raise ApiError(400, "client disconnected during upload") from None
+    except BaseException:
+        await asyncio.to_thread(_cleanup, sink, final)
+        raise
+    finally:
+        await asyncio.to_thread(sink.close)
+    return sink.upload
+
+
+def _cleanup(sink: _Sink, final: Path) -> None:
+    sink.close()
+    sink.tmp_path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        final.parent.rmdir()  # only if empty: never touches a stored video
+
+
+def commit(upload: Upload, storage: LocalStorage, final_key: str) -> None:
+    assert upload.tmp_path is not None
+    os.replace(upload.tmp_path, storage.path_for(final_key))
+
+
+def discard(upload: Upload, storage: LocalStorage, final_key: str) -> None:
+    if upload.tmp_path is not None:
+        upload.tmp_path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        storage.path_for(final_key).parent.rmdir()

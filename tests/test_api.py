@@ -1,0 +1,302 @@
+"""The HTTP API on the real stack: Temporal dev server, a real in-process worker with the real
+activities, generated media; the app runs in-process over ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api import create_app
+from api.media import parse_range
+from spool.config import Settings
+from spool.storage import open_storage
+from tests import media_clips
+from tests.conftest import service_missing
+
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+FINAL = {"ready", "ready_with_errors", "failed", "cancelled"}
+
+
+def api_settings(settings: Settings, **extra) -> Settings:
+    return settings.model_copy(update={"api_keys": [API_KEY], **extra})
+
+
+@contextlib.asynccontextmanager
+async def spool_worker(client, settings: Settings):
+    """Every queue's real workflows and activities, as worker.py would run them."""
+    from worker import QUEUE_KINDS, build_workers, plan_queues
+
+    plan = plan_queues(settings, list(QUEUE_KINDS), max_concurrent=4)
+    with ThreadPoolExecutor(24) as pool:
+        async with contextlib.AsyncExitStack() as stack:
+            for w in build_workers(client, plan, pool, grace_seconds=2):
+                await stack.enter_async_context(w)
+            yield
+
+
+@contextlib.asynccontextmanager
+async def api_client(settings: Settings, client):
+    app = create_app(settings, client=client)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+            timeout=60) as http:
+        yield http
+
+
+async def wait_video(http: httpx.AsyncClient, video_id: str, *, within: float = 120,
+                     until=lambda v: v["state"] in FINAL) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        r = await http.get(f"/v1/videos/{video_id}")
+        assert r.status_code == 200, r.text
+        v = r.json()
+        if until(v):
+            return v
+        assert time.monotonic() < deadline, f"video did not get there in {within}s: {v}"
+        await asyncio.sleep(0.3)
+
+
+def storage_files(settings: Settings) -> list[Path]:
+    root = settings.resolved_storage_dir
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def assert_error(r: httpx.Response, status: int, field: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) <= {"type", "message", "field"} and err["type"] and err["message"]
+    if field is not None:
+        assert err.get("field") == field, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    missing = media_clips.tools_missing()
+    if missing:
+        service_missing(missing)
+    return media_clips.make_clip(tmp_path_factory.mktemp("api-clips") / "speech.mp4",
+                                 width=320, height=240, seconds=2.5)
+
+
+# --- videos ---------------------------------------------------------------------------------
+
+async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, settings, clip):
+    s = api_settings(settings)
+    data = clip.read_bytes()
+    async with api_client(s, client) as http:
+        started = time.monotonic()
+        r = await http.post("/v1/videos", headers=AUTH,
+                            files={"file": ("my clip.mp4", data, "video/mp4")},
+                            data={"captions": "true"})
+        took = time.monotonic() - started
+        assert r.status_code == 202, r.text
+        body = r.json()
+        assert took < 3, f"acknowledgement took {took:.2f}s"
+        assert body["job_id"] == f"video-{body['video_id']}"
+        assert body["status_url"] == f"/v1/videos/{body['video_id']}"
+        # Acknowledged before any worker exists: the job is visible, processing.
+        v = (await http.get(body["status_url"])).json()
+        assert v["state"] == "processing"
+        listed = (await http.get("/v1/videos")).json()["videos"]
+        assert isinstance(listed, list)
+        async with spool_worker(client, s):
+            v = await wait_video(http, body["video_id"])
+            v = await wait_video(http, body["video_id"],
+                                 until=lambda v: v["captions"]["state"] != "pending")
+        assert v["state"] == "ready", v
+        assert v["metadata"]["width"] == 320 and v["metadata"]["height"] == 240
+        assert {s["name"] for s in v["steps"]} >= {"probe", "poster", "transcribe"}
+        assert all(s["state"] == "done" for s in v["steps"]), v["steps"]
+        [rendition] = v["renditions"]
+        assert rendition["name"] == "240p"
+        storage = open_storage(s)
+        stored = storage.path_for(f"videos/{body['video_id']}/240p.mp4").read_bytes()
+        full = await http.get(rendition["url"])
+        assert full.status_code == 200 and full.content == stored
+        assert full.headers["accept-ranges"] == "bytes"
+        assert full.headers["content-type"] == "video/mp4"
+        part = await http.get(rendition["url"], headers={"Range": "bytes=100-1099"})
+        assert part.status_code == 206
+        assert part.headers["content-range"] == f"bytes 100-1099/{len(stored)}"
+        assert part.content == stored[100:1100]
+        tail = await http.get(rendition["url"], headers={"Range": "bytes=-10"})
+        assert tail.status_code == 206 and tail.content == stored[-10:]
+        bad = await http.get(rendition["url"], headers={"Range": f"bytes={len(stored)}-"})
+        assert_error(bad, 416)
+        assert bad.headers["content-range"] == f"bytes */{len(stored)}"
+        poster = await http.get(v["poster_url"], headers={"Range": "bytes=0-2"})
+        assert poster.status_code == 206 and poster.content == b"\xff\xd8\xff"
+        assert v["captions"]["state"] == "available"
+        vtt = await http.get(v["captions"]["vtt_url"])
+        assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
+        assert vtt.headers["content-type"].startswith("text/vtt")
+        srt = await http.get(v["captions"]["srt_url"], headers={"Range": "bytes=0-0"})
+        assert srt.status_code == 206 and srt.content == b"1"
+        listed = (await http.get("/v1/videos")).json()["videos"]
+        assert any(i["video_id"] == body["video_id"] and i["state"] == "ready" for i in listed)
+        # The job has ended: cancelling it is a conflict, not an error of the server.
+        assert_error(await http.delete(f"/v1/videos/{body['video_id']}/job", headers=AUTH), 409)
+
+
+async def test_oversize_upload_is_refused_and_leaves_nothing(client, settings):
+    s = api_settings(settings, max_upload_bytes=50_000)
+    async with api_client(s, client) as http:
+        # Declared too large: refused before the body is read.
+        r = await http.post("/v1/videos", headers=AUTH,
+                            files={"file": ("big.mp4", b"\0" * 400_000, "video/mp4")})
+        assert_error(r, 413, "file")
+
+        # Undeclared length (chunked): refused while reading, past the cap.
+        async def chunks():
+            boundary = b"XyZ"
+            yield b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n"
+            yield b"Content-Type: video/mp4\r\n\r\n"
+            for _ in range(20):
+                yield b"\1" * 10_000
+            yield b"\r\n--" + boundary + b"--\r\n"
+
+        r = await http.post("/v1/videos", content=chunks(), headers={
+            **AUTH, "Content-Type": "multipart/form-data; boundary=XyZ"})
+        assert_error(r, 413, "file")
+        assert storage_files(s) == []
+        root = s.resolved_storage_dir
+        assert not any(p.is_dir() for p in (root / "videos").glob("*")) if (
+            root / "videos").exists() else True
+
+
+async def test_bad_uploads_are_4xx_with_nothing_left(client, settings):
+    s = api_settings(settings)
+    async with api_client(s, client) as http:
+        assert_error(await http.post("/v1/videos", headers=AUTH, data={"captions": "true"}),
+                     415)
+        r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x")},
+                            data={"captions": "perhaps"})
+        assert_error(r, 422, "captions")
+        r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x")},
+                            data={"renditions": "999p"})
+        assert_error(r, 422, "renditions")
+        r = await http.post("/v1/videos", headers=AUTH, files={"other": ("a", b"x")})
+        assert_error(r, 422, "file")
+        r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"")})
+        assert_error(r, 422, "file")
+        r = await http.post("/v1/videos", headers={
+            **AUTH, "Content-Type": "multipart/form-data; boundary=zz"}, content=b"garbage")
+        assert r.status_code in (400, 422), r.text
+        # Webhooks are off here: a callback URL is refused at the door.
+        r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x")},
+                            data={"callback_url": "https://example.com/hook"})
+        assert_error(r, 422, "callback_url")
+        assert storage_files(s) == []
+        assert_error(await http.get("/v1/videos/nope"), 404)
+        assert_error(await http.get("/v1/videos/nope/poster.jpg"), 404)
+        assert_error(await http.delete("/v1/videos/nope/job", headers=AUTH), 404)
+        assert_error(await http.get("/v1/nothing-here"), 404)
+
+
+async def test_keys_are_required_for_writes_and_private_reads(client, settings):
+    s = api_settings(settings, public_reads=False)
+    async with api_client(s, client) as http:
+        post = {"post_id": "p1", "author_id": "a1", "title": "T", "body": "B"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY},
+                        {"Authorization": "Basic dGVzdA=="}):
+            assert_error(await http.post("/v1/posts", json=post, headers=headers), 401)
+            assert_error(await http.post("/v1/videos", files={"file": ("a", b"x")},
+                                         headers=headers), 401)
+            assert_error(await http.delete("/v1/videos/abc/job", headers=headers), 401)
+            assert_error(await http.get("/v1/videos", headers=headers), 401)
+            assert_error(await http.get("/v1/authors/a1", headers=headers), 401)
+        assert (await http.get("/v1/authors/a1", headers=AUTH)).status_code == 200
+        assert (await http.get("/healthz")).status_code == 200
+        cfg = (await http.get("/v1/config")).json()
+        assert cfg["api_key"] is None  # not exposed unless settings say so
+    s2 = api_settings(settings, api_expose_key_to_localhost=True)
+    async with api_client(s2, client) as http:
+        assert (await http.get("/v1/config")).json()["api_key"] == API_KEY
+        assert (await http.get("/v1/config", headers={"X-Forwarded-For": "8.8.8.8"})
+                ).json()["api_key"] is None
+
+
+# --- posts ----------------------------------------------------------------------------------
+
+async def test_post_validation_names_the_field(client, settings):
+    s = api_settings(settings)
+    good = {"post_id": "p1", "author_id": "a1", "title": "Title", "body": "Body"}
+    async with api_client(s, client) as http:
+        r = await http.post("/v1/posts", headers={**AUTH, "Content-Type": "application/json"},
+                            content=b'{"post_id": "p1", ')
+        err = assert_error(r, 422)
+        assert "JSON" in err["message"]
+        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "colour": "red"}),
+                     422, "colour")
+        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "version": "2"}),
+                     422, "version")
+        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "tags": "x"}),
+                     422, "tags")
+        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "title": 5}),
+                     422, "title")
+        missing = {k: v for k, v in good.items() if k != "body"}
+        assert_error(await http.post("/v1/posts", headers=AUTH, json=missing), 422, "body")
+        assert_error(await http.post("/v1/posts", headers=AUTH, json=[good]), 422)
+        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "body": "  "}),
+                     422, "body")
+        assert_error(await http.post("/v1/posts", headers=AUTH,
+                                     json={**good, "published_at": "yesterday"}),
+                     422, "published_at")
+        assert_error(await http.get("/v1/posts/search"), 422, "q")
+        assert_error(await http.get("/v1/videos?limit=0"), 422, "limit")
+
+
+async def test_publishing_twice_is_one_job_and_counts_once(client, settings):
+    s = api_settings(settings)
+    post = {"post_id": "api-post-1", "author_id": "api-author", "title": "Durable kittens",
+            "body": "Workflows that never forget their kittens.", "tags": ["temporal"],
+            "followers": ["f1"]}
+    async with api_client(s, client) as http:
+        first = await http.post("/v1/posts", headers=AUTH, json=post)
+        second = await http.post("/v1/posts", headers=AUTH, json=post)
+        assert first.status_code == second.status_code == 202, first.text
+        assert first.json()["job_id"] == second.json()["job_id"] == "post-api-post-1-v1"
+        async with spool_worker(client, s):
+            await client.get_workflow_handle("post-api-post-1-v1").result()
+            third = await http.post("/v1/posts", headers=AUTH, json=post)
+            assert third.status_code == 202 and third.json()["job_id"] == "post-api-post-1-v1"
+        author = (await http.get("/v1/authors/api-author")).json()
+        assert author == {"author_id": "api-author", "post_count": 1}
+        got = (await http.get("/v1/posts/api-post-1")).json()
+        assert got["title"] == "Durable kittens" and got["indexed"] and got["version"] == 1
+        found = (await http.get("/v1/posts/search", params={"q": "kittens"})).json()
+        assert [p["post_id"] for p in found["results"]] == ["api-post-1"]
+        odd = await http.get("/v1/posts/search", params={"q": '"*) OR NEAR('})
+        assert odd.status_code == 200
+        assert_error(await http.get("/v1/posts/missing"), 404)
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
+
+
+async def test_readyz_is_503_when_a_dependency_is_down(client, settings, tmp_path):
+    s = api_settings(settings, elasticsearch_url="http://127.0.0.1:9")  # nothing listens
+    async with api_client(s, client) as http:
+        r = await http.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["index"] != "ok"
+        assert r.json()["checks"]["temporal"] == "ok"
+
+
+def test_parse_range():
+    assert parse_range(None, 100) is None
+    assert parse_range("bytes=0-9", 100) == (0, 9)
+    assert parse_range("bytes=90-", 100) == (90, 99)
+    assert parse_range("bytes=-5", 100) == (95, 99)
+    assert parse_range("bytes=50-1000", 100) == (50, 99)
+    assert parse_range("bytes=0-1,5-6", 100) is None  # multi-range: whole file
+    assert parse_range("items=0-1", 100) is None
+    assert parse_range("bytes=9-2", 100) is None
+    with pytest.raises(Exception, match="not satisfiable"):
+        parse_range("bytes=100-", 100)
