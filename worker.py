@@ -89,6 +89,9 @@ def build_workers(client: Client, plan: list[QueueWork], executor: ThreadPoolExe
             activity_executor=executor,
             max_concurrent_activities=work.max_concurrent_activities,
             graceful_shutdown_timeout=timedelta(seconds=grace_seconds),
+            # The SDK otherwise batches heartbeats to 80% of the heartbeat timeout (8 s of
+            # 10 s), which is how late a cancel would reach a running ffmpeg or Whisper.
+            max_heartbeat_throttle_interval=timedelta(seconds=1),
         )
         for work in plan
     ]
