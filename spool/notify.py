@@ -139,12 +139,11 @@ def notify_once(
     created = 0
     if unique:
         with engine.begin() as conn:
-            result = conn.execute(
-                insert_ignore(conn, notifications),
+            created = len(conn.execute(
+                insert_ignore(conn, notifications).returning(notifications.c.recipient),
                 [{"event_id": event_id, "recipient": r, "event_type": event_type,
                   "payload": payload} for r in unique],
-            )
-            created = max(result.rowcount, 0)
+            ).all())
     with engine.connect() as conn:
         pending = conn.execute(
             sa.select(notifications.c.recipient, notifications.c.payload).where(

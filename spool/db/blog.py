@@ -63,9 +63,12 @@ def record_post_for_author(
     twice.
     """
     with engine.begin() as conn:
+        # RETURNING says whether this statement created the row; rowcount for ON CONFLICT DO
+        # NOTHING differs between drivers.
         created = conn.execute(
             insert_ignore(conn, author_posts).values(author_id=author_id, post_id=post_id)
-        ).rowcount == 1
+            .returning(author_posts.c.post_id)
+        ).first() is not None
         conn.execute(insert_ignore(conn, authors).values(author_id=author_id, post_count=0))
         if created:
             conn.execute(

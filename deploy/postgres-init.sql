@@ -1,0 +1,3 @@
+-- Spool's own database beside Temporal's, on the same PostgreSQL server.
+CREATE USER spool WITH PASSWORD 'spool';
+CREATE DATABASE spool OWNER spool;
