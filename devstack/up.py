@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
@@ -11,9 +12,15 @@ from devstack.stack import LOCAL_API_KEY, EmbeddedStack
 from spool.config import get_settings
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--temporal-port", type=int, default=7233)
+    parser.add_argument("--ui-port", type=int, default=8233)
+    parser.add_argument("--no-api", action="store_true", help="only Temporal and the worker")
+    args = parser.parse_args(argv)
     settings = get_settings()
-    stack = EmbeddedStack(settings)
+    stack = EmbeddedStack(settings, temporal_port=args.temporal_port, ui_port=args.ui_port,
+                          with_api=not args.no_api)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
