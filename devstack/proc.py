@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from spool.process import die_with_parent
+
 
 class StackError(RuntimeError):
     """A part of the embedded stack could not start; the message says which and why."""
@@ -72,6 +74,8 @@ def start_process(argv: Sequence[str], log_path: Path, *, env: dict[str, str] | 
         return subprocess.Popen(
             list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, user=user,
+            # SIGTERM, not SIGKILL: servers still get to shut down cleanly if we die.
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
     finally:
         log.close()
