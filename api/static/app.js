@@ -131,6 +131,9 @@ function render(v) {
   st.dataset.state = v.state;
   const steps = $("steps");
   steps.innerHTML = "";
+  if (v.state === "processing" && !(v.steps || []).length) {
+    steps.innerHTML = "<p class='muted'>Queued: waiting for a worker to pick the job up.</p>";
+  }
   for (const s of v.steps || []) {
     const row = document.createElement("div");
     row.className = "step";
