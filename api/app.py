@@ -3,6 +3,11 @@
 The Temporal client is connected in the lifespan (or handed in by a test); every request
 handler reaches Temporal only through it. Writes need ``Authorization: Bearer <key>`` with a
 key from settings.api_keys; reads are public when settings.public_reads.
+
+The web page at ``/`` needs a key to upload and publish. It asks ``GET /v1/config``, which
+includes the first configured key only when SPOOL_API_EXPOSE_KEY_TO_LOCALHOST=true and the
+request comes from a loopback address without proxy headers (the embedded stack on one
+machine); otherwise the person pastes a key ("API key…"), kept in the browser's localStorage.
 """
 
 from __future__ import annotations

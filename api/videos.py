@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["videos"])
 
 VIDEO_ID = r"^[A-Za-z0-9_-]{1,100}$"
 OWNER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,100}$")
-LIVE_STATUS_TIMEOUT = 5.0
+LIVE_STATUS_TIMEOUT = 4.0
 _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"0", "false", "off", "no"}
 # Final jobs no longer change: their step lists are kept rather than asked for again.
@@ -182,6 +182,19 @@ def _summary(row: dict) -> dict[str, Any]:
 
 async def _live(svc: Services, video_id: str) -> dict | None:
     """The workflow's own view; None if Temporal has no such job."""
+    handle = svc.client.get_workflow_handle(video_workflow_id(video_id))
+    try:
+        desc = await asyncio.wait_for(handle.describe(), LIVE_STATUS_TIMEOUT)
+    except RPCError as exc:
+        if "not found" in str(exc).lower():
+            return None
+        return {"steps": [], "unavailable": f"Temporal: {exc}"}
+    except TimeoutError:
+        return {"steps": [], "unavailable": "Temporal did not answer in time"}
+    if desc.status == WorkflowExecutionStatus.RUNNING and (desc.history_length or 0) <= 3:
+        # Started, first task not yet completed: no worker has picked the job up, and a
+        # query would only wait for one.
+        return {"state": "processing", "steps": [], "unavailable": "waiting for a worker"}
     try:
         return await asyncio.wait_for(job_status(svc.client, video_workflow_id(video_id)),
                                       LIVE_STATUS_TIMEOUT)
