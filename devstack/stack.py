@@ -7,7 +7,9 @@ survive a restart.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +28,37 @@ REPO = Path(__file__).resolve().parent.parent
 LOCAL_API_KEY = "spool-local-dev-key"
 
 
+def local_webhook_secret(settings: Settings) -> str:
+    """The embedded stack's webhook signing secret, kept in the data dir across restarts."""
+    path = settings.data_dir.resolve() / "webhook-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
-    """Environment for the stack's Python processes: same settings, pointed at our server."""
-    env = {
+    """Environment for the stack's Python processes: same settings, pointed at our server.
+
+    What the caller's environment sets wins; these are the local defaults: a local API key
+    the page may fetch from localhost, signed webhooks, and callbacks to receivers on this
+    machine allowed (the embedded stack is a developer's machine).
+    """
+    defaults = {
+        "SPOOL_API_KEYS": f'["{LOCAL_API_KEY}"]',
+        "SPOOL_API_EXPOSE_KEY_TO_LOCALHOST": "true",
+        "SPOOL_NOTIFIER": "webhook",
+        "SPOOL_WEBHOOK_SECRET": settings.webhook_secret or local_webhook_secret(settings),
+        "SPOOL_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+    env = {k: v for k, v in defaults.items() if not os.environ.get(k)}
+    env.update({
         "SPOOL_TEMPORAL_ADDRESS": temporal_address,
         "SPOOL_DATA_DIR": str(settings.data_dir.resolve()),
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
-    }
-    if not os.environ.get("SPOOL_API_KEYS"):
-        env["SPOOL_API_KEYS"] = f'["{LOCAL_API_KEY}"]'
-    # Webhooks to localhost receivers are normal on a developer's machine.
-    env.setdefault("SPOOL_WEBHOOK_ALLOW_PRIVATE", os.environ.get(
-        "SPOOL_WEBHOOK_ALLOW_PRIVATE", "true"))
+    })
     return env
 
 

@@ -37,7 +37,8 @@ Spool is running (data in {settings.data_dir.resolve()}, logs in {stack.logs})
   Temporal frontend {stack.temporal_address}""")
         if stack.api_available():
             print(f"""  Spool web page    {stack.api_url}/
-  Spool API         {stack.api_url}/docs   (write key: {LOCAL_API_KEY})""")
+  Spool API         {stack.api_url}/docs   (write key: {LOCAL_API_KEY})
+  Webhook secret    {settings.data_dir.resolve() / "webhook-secret"}""")
         print("""
 Try:  .venv/bin/python starter.py blog samples/posts/durable-pipelines.json --wait
       .venv/bin/python starter.py video samples/speech.mp4 --wait
