@@ -60,6 +60,11 @@ def video_key(video_id: str, name: str) -> str:
     return f"videos/{video_id}/{name}"
 
 
+def audio_key(video_id: str) -> str:
+    """The intermediate 16 kHz mono WAV handed from extract_audio to transcribe."""
+    return video_key(video_id, "audio.16k.wav")
+
+
 @contextlib.asynccontextmanager
 async def heartbeating() -> AsyncIterator[Callable[[float], None]]:
     """Heartbeat every second with the latest percent; yields the setter.
@@ -205,7 +210,7 @@ class VideoActivities:
             out = tmp / "audio.wav"
             await media.extract_audio_16k_mono(src, out, duration=info.duration or None,
                                                limits=self.limits, on_progress=set_percent)
-            key = video_key(inp.video_id, "audio.16k.wav")
+            key = audio_key(inp.video_id)
             await asyncio.to_thread(self.storage.put_file, out, key)
         return ExtractAudioResult(audio_key=key, duration=info.duration)
 
@@ -293,6 +298,10 @@ class VideoActivities:
         if inp.error:
             values["merge_errors"] = {"captions": inp.error}
         await asyncio.to_thread(update_video, self.engine, inp.video_id, **values)
+        # The 16 kHz WAV only feeds Whisper: once the captions are written (or have failed for
+        # good) it is dropped. A repeated delete is a no-op, so a retry is harmless; deleting
+        # here rather than in video.transcribe keeps a retried transcribe able to read it.
+        await asyncio.to_thread(self.storage.delete, audio_key(inp.video_id))
 
     @activity.defn(name="video.notify_owner")
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:

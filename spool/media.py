@@ -251,7 +251,22 @@ def rendition_args(src: str | Path, dst: str | Path, height: int, *, video_kbps:
                    has_audio: bool = True) -> list[str]:
     inp = ffmpeg.input(file_url(src), **INPUT_OPTIONS)
     video = inp["v:0"].filter("scale", -2, height).filter("setsar", 1)
-    streams = [video]
+    streams = [video, inp["a:0"]] if has_audio else [video]
+    out = ffmpeg.output(*streams, file_url(dst), **_rendition_output_options(
+        video_kbps, preset, audio_kbps, has_audio))
+    return _compile(out)
+
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    """One output of a single-decode ladder: where, how tall, how many kbit/s of video."""
+    dst: str | Path
+    height: int
+    video_kbps: int
+
+
+def _rendition_output_options(video_kbps: int, preset: str, audio_kbps: int,
+                              has_audio: bool) -> dict:
     opts: dict = {
         "vcodec": "libx264", "preset": preset, "pix_fmt": "yuv420p",
         "b:v": f"{video_kbps}k", "maxrate": f"{int(video_kbps * 1.5)}k",
@@ -259,12 +274,30 @@ def rendition_args(src: str | Path, dst: str | Path, height: int, *, video_kbps:
         "map_metadata": -1, "format": "mp4",
     }
     if has_audio:
-        streams.append(inp["a:0"])
         opts.update({"acodec": "aac", "b:a": f"{audio_kbps}k", "ac": 2})
     else:
         opts["an"] = None
-    out = ffmpeg.output(*streams, file_url(dst), **opts)
-    return _compile(out)
+    return opts
+
+
+def ladder_args(src: str | Path, specs: list[RenditionSpec], *, audio_kbps: int = 128,
+                preset: str = "veryfast", has_audio: bool = True) -> list[str]:
+    """ONE ffmpeg that decodes the source once and feeds every rendition (split + scale per
+    output, one output file each). Same input flags and per-output options as
+    ``rendition_args``, so each file is what the per-rendition command would make."""
+    if not specs:
+        raise ValueError("no renditions requested")
+    inp = ffmpeg.input(file_url(src), **INPUT_OPTIONS)
+    video = inp["v:0"]
+    branches = video.split() if len(specs) > 1 else None
+    outputs = []
+    for i, spec in enumerate(specs):
+        branch = branches[i] if branches is not None else video
+        scaled = branch.filter("scale", -2, spec.height).filter("setsar", 1)
+        streams = [scaled, inp["a:0"]] if has_audio else [scaled]
+        outputs.append(ffmpeg.output(*streams, file_url(spec.dst), **_rendition_output_options(
+            spec.video_kbps, preset, audio_kbps, has_audio)))
+    return _compile(ffmpeg.merge_outputs(*outputs))
 
 
 def poster_args(src: str | Path, dst: str | Path, at_seconds: float) -> list[str]:
@@ -288,6 +321,20 @@ async def transcode_rendition(src: str | Path, dst: str | Path, height: int, *,
                               on_progress: ProgressCallback | None = None) -> None:
     argv = rendition_args(src, dst, height, video_kbps=video_kbps, audio_kbps=audio_kbps,
                           preset=preset, has_audio=has_audio)
+    await run_tool(argv, limits or Limits(), duration=duration,
+                   on_progress=on_progress or (lambda _p: None))
+
+
+async def transcode_ladder(src: str | Path, specs: list[RenditionSpec], *,
+                           audio_kbps: int = 128, preset: str = "veryfast",
+                           has_audio: bool = True, duration: float | None = None,
+                           limits: Limits | None = None,
+                           on_progress: ProgressCallback | None = None) -> None:
+    """Every rendition from one decode of the source, in one hardened ffmpeg process.
+
+    All or nothing: if any output fails, the whole call fails (and must be redone).
+    """
+    argv = ladder_args(src, specs, audio_kbps=audio_kbps, preset=preset, has_audio=has_audio)
     await run_tool(argv, limits or Limits(), duration=duration,
                    on_progress=on_progress or (lambda _p: None))
 

@@ -76,6 +76,36 @@ async def test_rendition_is_playable_h264_at_the_right_height(speech_1080, tmp_p
     print(f"720p rendition of a 3.5 s 1080p clip: {took:.2f} s")
 
 
+async def test_single_decode_ladder_makes_every_rendition(speech_1080, tmp_path):
+    src = await media.probe(speech_1080)
+    specs = [media.RenditionSpec(tmp_path / f"{h}p.mp4", h, kbps)
+             for h, kbps in ((720, 2800), (360, 800))]
+    percents: list[float] = []
+    await media.transcode_ladder(speech_1080, specs, duration=src.duration,
+                                 on_progress=percents.append)
+    for spec in specs:
+        out = await media.probe(spec.dst)
+        assert out.height == spec.height and out.width % 2 == 0
+        assert out.video_codec == "h264" and out.audio_codec == "aac"
+        assert abs(out.duration - src.duration) <= 0.1
+    assert percents and percents[-1] == 100.0
+    argv = media.ladder_args("/a/-i.mp4", specs)
+    # Hardened like the per-rendition command: one input, local files only, no stdin.
+    assert argv.count("-i") == 1 and "file:/a/-i.mp4" in argv and "-nostdin" in argv
+    assert argv[argv.index("-protocol_whitelist") + 1] == "file"
+
+
+async def test_single_decode_ladder_is_killed_on_timeout(clips, tmp_path):
+    clip = media_clips.make_clip(clips / "long.mp4", width=640, height=360, seconds=20,
+                                 speech=None, tone=True, pattern="testsrc2")
+    specs = [media.RenditionSpec(tmp_path / "a.mp4", 360, 800),
+             media.RenditionSpec(tmp_path / "b.mp4", 240, 400)]
+    with pytest.raises(media.MediaTimeout):
+        await media.transcode_ladder(clip, specs, preset="veryslow",
+                                     limits=media.Limits(timeout_seconds=0.5))
+    assert ffmpeg_processes(str(tmp_path)) == []
+
+
 async def test_odd_small_source_gives_one_even_rendition(clips, tmp_path):
     clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2,
                                  speech=None)

@@ -150,6 +150,8 @@ async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_rea
         assert info.has_audio
     assert storage.open(status.poster.key).read(3) == b"\xff\xd8\xff"
     assert status.captions_state == CAPTIONS_AVAILABLE
+    # The intermediate WAV is gone once the captions are written.
+    assert not storage.exists(f"videos/{status.video_id}/audio.16k.wav")
     vtt = storage.open(status.captions.vtt_key).read().decode()
     srt = storage.open(status.captions.srt_key).read().decode()
     cues = status.captions.segment_count
@@ -507,3 +509,22 @@ def test_histories_cover_both_workflows():
     assert any(n.startswith("video-") for n in names)
     assert any(n.startswith("captions-") for n in names)
     assert not [n for n in names if not re.fullmatch(r"[a-z0-9-]+", n)]
+
+
+async def test_record_captions_drops_the_intermediate_audio_idempotently(tmp_path):
+    from temporalio.testing import ActivityEnvironment
+
+    from spool.db.video import ensure_video
+    from spool.models import RecordCaptionsInput
+
+    settings = Settings(data_dir=tmp_path / "data")
+    acts = VideoActivities(settings)
+    ensure_video(acts.engine, "v-audio", "owner-1", "processing")
+    key = "videos/v-audio/audio.16k.wav"
+    acts.storage.put_bytes(b"RIFF....WAVE", key)
+    inp = RecordCaptionsInput("v-audio", CAPTIONS_AVAILABLE, "en")
+    env = ActivityEnvironment()
+    await env.run(acts.record_captions, inp)
+    assert not acts.storage.exists(key)
+    await env.run(acts.record_captions, inp)  # a retry finds nothing to delete: still fine
+    assert get_video(acts.engine, "v-audio")["captions_state"] == CAPTIONS_AVAILABLE
