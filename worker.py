@@ -53,6 +53,7 @@ def plan_queues(settings: Settings, kinds: list[str],
     """What each task queue runs. Kinds that share a queue name share one worker."""
     from activities.blog import BlogActivities
     from activities.video import VideoActivities
+    from activities.webhooks import WebhookActivities
     from workflows.blog import BlogPublishWorkflow
     from workflows.captions import CaptionsWorkflow
     from workflows.video import VideoPipelineWorkflow
@@ -60,7 +61,8 @@ def plan_queues(settings: Settings, kinds: list[str],
     video = VideoActivities(settings)
     contents = {
         "pipeline": ([BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
-                     [*BlogActivities(settings).activities(), *video.pipeline_activities()]),
+                     [*BlogActivities(settings).activities(), *video.pipeline_activities(),
+                      *WebhookActivities(settings).activities()]),
         "media": ([], video.media_activities()),
         "captions": ([], video.captions_activities()),
     }

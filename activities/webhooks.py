@@ -11,23 +11,13 @@ so a retried activity re-sends under the same id. Register on the pipeline queue
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any
 
 from temporalio import activity
 
 from spool.config import Settings
 from spool.db import get_engine
+from spool.models import PublishEventInput
 from spool.notify import make_notifier, notify_once
-
-
-@dataclass
-class PublishEventInput:
-    event_id: str  # business id, e.g. "captions-available:{video_id}"
-    event_type: str  # e.g. "video.captions_available"
-    payload: dict[str, Any] = field(default_factory=dict)
-    callback_url: str | None = None
-    recipients: list[str] = field(default_factory=list)  # people, besides webhook endpoints
 
 
 class WebhookActivities:

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer, Worker
 
 from activities.video import VideoActivities
+from activities.webhooks import WebhookActivities
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import get_caption_segments, get_video
@@ -85,7 +86,8 @@ def all_activities(acts: VideoActivities) -> list:
 @contextlib.asynccontextmanager
 async def video_worker(client: Client, settings: Settings, *, media: bool = True):
     acts = VideoActivities(settings)
-    activities = acts.pipeline_activities() + acts.captions_activities()
+    activities = (acts.pipeline_activities() + acts.captions_activities()
+                  + WebhookActivities(settings).activities())
     if media:
         activities += acts.media_activities()
     async with Worker(client, task_queue=settings.queue_pipeline, workflows=WORKFLOWS,
@@ -360,8 +362,11 @@ class FakeVideo:
     """Stand-ins under the real activity names; behaviour per test."""
 
     def __init__(self, *, height=1080, has_audio=True, fail_renditions=(),
-                 fail_transcribe=False, hold_renditions: asyncio.Event | None = None):
+                 fail_transcribe=False, hold_renditions: asyncio.Event | None = None,
+                 fail_notices=False, fail_events=False):
         self.height, self.has_audio = height, has_audio
+        self.fail_notices, self.fail_events = fail_notices, fail_events
+        self.events: list[dict] = []
         self.fail_renditions = set(fail_renditions)
         self.fail_transcribe = fail_transcribe
         self.hold = hold_renditions
@@ -386,7 +391,16 @@ class FakeVideo:
 
         @activity.defn(name="video.notify_owner")
         async def notify_owner(inp: dict) -> int:
+            if fake.fail_notices:
+                raise ApplicationError("mail server gone", non_retryable=True)
             fake.notices.append(inp["state"])
+            return 1
+
+        @activity.defn(name="webhooks.publish_event")
+        async def publish_event(inp: dict) -> int:
+            if fake.fail_events:
+                raise ApplicationError("receiver gone", non_retryable=True)
+            fake.events.append(inp)
             return 1
 
         @activity.defn(name="video.transcode_rendition")
@@ -416,7 +430,7 @@ class FakeVideo:
             return TranscribeResult(vtt_key="k/v", srt_key="k/s", transcript_key="k/t",
                                     segment_count=1, language="en", excerpt="hello")
 
-        return [probe, record, record_captions, notify_owner, transcode, poster,
+        return [probe, record, record_captions, notify_owner, publish_event, transcode, poster,
                 extract_audio, transcribe]
 
 
@@ -528,3 +542,25 @@ async def test_record_captions_drops_the_intermediate_audio_idempotently(tmp_pat
     assert not acts.storage.exists(key)
     await env.run(acts.record_captions, inp)  # a retry finds nothing to delete: still fine
     assert get_video(acts.engine, "v-audio")["captions_state"] == CAPTIONS_AVAILABLE
+
+
+async def test_captions_available_is_announced_once_with_the_callback(client, task_queue):
+    fake = FakeVideo()
+    status, _ = await run_fake(client, task_queue, fake,
+                               callback_url="https://hooks.example.com/spool")
+    assert status.state == "ready"
+    assert len(fake.events) == 1
+    event = fake.events[0]
+    assert event["event_type"] == "video.captions_available"
+    assert event["event_id"] == f"captions-available:{status.video_id}"
+    assert event["callback_url"] == "https://hooks.example.com/spool"
+
+
+async def test_undeliverable_notices_do_not_fail_a_finished_job(client, task_queue):
+    fake = FakeVideo(fail_notices=True, fail_events=True)
+    status, _ = await run_fake(client, task_queue, fake)
+    assert status.state == "ready"
+    steps = {s.name: s for s in status.steps}
+    assert steps["notify"].state == "failed"
+    assert "mail server gone" in steps["notify"].last_error
+    assert fake.records[-1]["status"] == "ready"

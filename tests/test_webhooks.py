@@ -194,3 +194,27 @@ def test_webhook_id_is_stable_per_event_and_destination():
     assert a == webhooks.webhook_id("video-done:v1:https://a.example/")
     assert a != webhooks.webhook_id("video-done:v2:https://a.example/")
     assert a.startswith("msg_")
+
+
+async def test_captions_available_and_job_end_each_arrive_once_signed(client, settings,
+                                                                     tmp_path):
+    if media_clips.tools_missing():
+        service_missing(media_clips.tools_missing())
+    clip = media_clips.make_clip(tmp_path / "talk.mp4", width=320, height=240, seconds=2.5,
+                                 speech="Spool makes captions")
+    with Receiver().running() as receiver:
+        s = webhook_settings(settings)
+        async with api_client(s, client) as http:
+            r = await http.post("/v1/videos", headers=AUTH,
+                                files={"file": ("talk.mp4", clip.read_bytes(), "video/mp4")},
+                                data={"callback_url": receiver.url})
+            assert r.status_code == 202, r.text
+            video_id = r.json()["video_id"]
+            async with spool_worker(client, s):
+                await client.get_workflow_handle(f"video-{video_id}").result()
+        await wait_for(lambda: len(receiver.requests) >= 2)
+        events = receiver.accepted()
+    assert sorted(e["type"] for e in events) == ["video.captions_available", "video.ready"]
+    captions = next(e for e in events if e["type"] == "video.captions_available")
+    assert captions["data"]["video_id"] == video_id and captions["data"]["segments"] >= 1
+    assert len({headers["webhook-id"] for headers, _, _ in receiver.requests}) == 2

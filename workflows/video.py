@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         PosterResult,
         ProbeInput,
         ProbeResult,
+        PublishEventInput,
         RecordVideoInput,
         RenditionInput,
         RenditionResult,
@@ -87,6 +88,9 @@ class VideoPipelineWorkflow:
         self._poster: PosterResult | None = None
         self._captions: CaptionsResult | None = None
         self._captions_state = CAPTIONS_PENDING
+        # Announcements run beside the job: a slow webhook receiver delays the workflow's
+        # close, never the job's state.
+        self._announcements: list[asyncio.Task] = []
 
     @workflow.query(name="status")
     def status(self) -> VideoStatus:
@@ -137,6 +141,7 @@ class VideoPipelineWorkflow:
             await asyncio.shield(asyncio.ensure_future(self._finish(JOB_CANCELLED)))
             raise
         await self._finish(self._final_state(heights))
+        await asyncio.gather(*self._announcements)
         return self.status()
 
     # --- steps ----------------------------------------------------------------------------
@@ -229,6 +234,8 @@ class VideoPipelineWorkflow:
             return
         self._captions = result
         self._captions_state = result.state
+        if result.state == CAPTIONS_AVAILABLE and workflow.patched("captions-available-event"):
+            self._announcements.append(asyncio.create_task(self._announce_captions(result)))
         by_name = {s.name: s for s in result.steps}
         for step in steps:
             child = by_name.get(step.name)
@@ -236,6 +243,23 @@ class VideoPipelineWorkflow:
                 step.state, step.last_error = child.state, child.last_error
         if result.state != CAPTIONS_AVAILABLE:
             self._errors["captions"] = result.error or "captions failed"
+
+    async def _announce_captions(self, result: CaptionsResult) -> None:
+        inp = self._require_input()
+        event = PublishEventInput(
+            event_id=f"captions-available:{inp.video_id}",
+            event_type="video.captions_available",
+            payload={"video_id": inp.video_id, "job_id": self._job_id,
+                     "language": result.language, "segments": result.segment_count},
+            callback_url=inp.callback_url)
+        try:
+            await workflow.execute_activity(
+                "webhooks.publish_event", event, activity_id="announce-captions",
+                task_queue=inp.queue_pipeline,
+                **policies.activity_options(policies.NOTIFY_OWNER))
+        except ActivityError as err:
+            workflow.logger.warning("captions-available event not delivered: %s",
+                                    failure_message(err))
 
     def _branch_failed(self, step: StepState, err: ActivityError) -> None:
         if is_cancelled_exception(err):
@@ -275,12 +299,19 @@ class VideoPipelineWorkflow:
             "captions_state": self._captions_state,
             "renditions": [rendition_name(h) for h in sorted(self._renditions, reverse=True)],
         }
-        await workflow.execute_activity(
-            "video.notify_owner",
-            NotifyOwnerInput(inp.video_id, inp.owner_id, state, payload, inp.callback_url),
-            activity_id="notify", task_queue=inp.queue_pipeline,
-            **policies.activity_options(policies.NOTIFY_OWNER))
-        step.state = STEP_DONE
+        try:
+            await workflow.execute_activity(
+                "video.notify_owner",
+                NotifyOwnerInput(inp.video_id, inp.owner_id, state, payload, inp.callback_url),
+                activity_id="notify", task_queue=inp.queue_pipeline,
+                **policies.activity_options(policies.NOTIFY_OWNER))
+        except ActivityError as err:
+            # The job's outcome is already recorded; a notice that could not be delivered
+            # after a day of retries is reported on its step, not turned into a failed job.
+            step.state = STEP_FAILED
+            step.last_error = failure_message(err)
+        else:
+            step.state = STEP_DONE
         for other in self._steps.values():
             if other.state == STEP_PENDING:
                 other.state = STEP_SKIPPED if state != JOB_CANCELLED else STEP_CANCELLED

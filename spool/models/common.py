@@ -1,7 +1,8 @@
 """Shapes shared by every pipeline: step progress and job states."""
 
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "JOB_CANCELLED",
@@ -17,6 +18,7 @@ __all__ = [
     "STEP_SKIPPED",
     "STEP_CANCELLED",
     "FINAL_JOB_STATES",
+    "PublishEventInput",
     "StepState",
 ]
 
@@ -51,3 +53,14 @@ class StepState:
     last_error: str | None = None
     percent: float | None = None
     detail: str | None = None
+
+
+@dataclass
+class PublishEventInput:
+    """An event announced to people and webhook endpoints once (see spool.notify)."""
+
+    event_id: str  # business id, e.g. "captions-available:{video_id}"
+    event_type: str  # e.g. "video.captions_available"
+    payload: dict[str, Any] = field(default_factory=dict)
+    callback_url: str | None = None
+    recipients: list[str] = field(default_factory=list)  # people, besides webhook endpoints
