@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from rich.table import Table
 from spool.config import get_settings
 from spool.models import FINAL_JOB_STATES, InvalidPostError, post_from_dict
 from spool.status import JobNotFound, job_status
-from spool.temporal import connect
+from spool.temporal import connect, exit_process
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 _EXIT_FOR_STATE = {"ready": EXIT_OK, "ready_with_errors": EXIT_PARTIAL,
@@ -220,8 +219,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: the SDK's native runtime can abort there (sdk-python#300).
-    os._exit(code)
+    exit_process(main())

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from spool.config import Settings, get_settings
-from spool.temporal import connect
+from spool.temporal import connect, exit_process
 
 QUEUE_KINDS = ("pipeline", "media", "captions")
 log = logging.getLogger("spool.worker")
@@ -153,8 +153,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: the SDK's native runtime can abort there (sdk-python#300).
-    os._exit(code)
+    exit_process(main())

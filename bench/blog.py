@@ -29,7 +29,7 @@ from devstack.temporal import DevServer  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.jobs import start_blog_job  # noqa: E402
 from spool.models import Post  # noqa: E402
-from spool.temporal import connect  # noqa: E402
+from spool.temporal import connect, exit_process  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -128,5 +128,4 @@ if __name__ == "__main__":
     parser.add_argument("--posts", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     asyncio.run(main(parser.parse_args()))
-    sys.stdout.flush()
-    os._exit(0)
+    exit_process(0)

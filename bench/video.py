@@ -50,7 +50,7 @@ from spool.models.video import (  # noqa: E402
     plan_rendition_heights,
     rendition_name,
 )
-from spool.temporal import connect  # noqa: E402
+from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench"
@@ -354,5 +354,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     asyncio.run(main(parser.parse_args()))
-    sys.stdout.flush()
-    os._exit(0)
+    exit_process(0)

@@ -7,7 +7,6 @@ Whisper captions), prints what came out and where to look in the Temporal Web UI
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +19,7 @@ from spool.db import get_engine
 from spool.db.blog import author_post_count
 from spool.jobs import start_blog_job
 from spool.search import open_index
-from spool.temporal import connect
+from spool.temporal import connect, exit_process
 from starter import load_post, wait_for
 
 SAMPLE_POSTS = sorted((REPO / "samples" / "posts").glob("*.json"))
@@ -84,8 +83,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    import os
-
-    os._exit(code)
+    exit_process(main())

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import resource
 import signal
-import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from pathlib import Path
 import ffmpeg
 
 from spool.models.video import ProbeResult
+from spool.process import die_with_parent
 
 # Demuxers an upload may use. Excluded on purpose: playlists and indirections (hls, concat,
 # image2 globbing, tty/text), which can reach other files or the network.
@@ -66,21 +65,13 @@ def file_url(path: str | Path) -> str:
     return f"file:{p}"
 
 
-PR_SET_PDEATHSIG = 1
-try:
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-except (OSError, AttributeError):  # pragma: no cover - not Linux
-    _prctl = None
-
-
 def _limit_resources(memory_mb: int) -> Callable[[], None]:
     def apply() -> None:  # runs in the child between fork and exec
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         # If the worker dies (even by SIGKILL), its ffmpeg dies with it instead of running on.
-        if _prctl is not None:
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        die_with_parent(signal.SIGKILL)
     return apply
 
 

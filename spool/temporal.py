@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from typing import NoReturn
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
@@ -26,3 +29,15 @@ async def connect(settings: Settings, *, wait_seconds: float = 0.0) -> Client:
             if loop.time() >= deadline:
                 raise
             await asyncio.sleep(0.3)
+
+
+def exit_process(code: int) -> NoReturn:
+    """Flush and exit without interpreter teardown.
+
+    After a Temporal client has been used, the SDK's native runtime can abort during
+    interpreter teardown (PyGILState_Release, sdk-python#300), turning a clean exit into a
+    crash; command-line entry points end here instead.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

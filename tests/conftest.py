@@ -52,6 +52,17 @@ async def client(temporal_server):
     return await connect(settings, wait_seconds=30)
 
 
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    """A directory for one test module's generated clips; needs ffmpeg and espeak-ng."""
+    from tests import media_clips
+
+    missing = media_clips.tools_missing()
+    if missing:
+        service_missing(missing)
+    return tmp_path_factory.mktemp("clips")
+
+
 @pytest.fixture
 def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"

@@ -37,14 +37,6 @@ def ffmpeg_processes(marker: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    missing = media_clips.tools_missing()
-    if missing:
-        service_missing(missing)
-    return tmp_path_factory.mktemp("clips")
-
-
-@pytest.fixture(scope="module")
 def speech_1080(clips) -> Path:
     return media_clips.make_clip(clips / "speech1080.mp4", width=1920, height=1080)
 

@@ -61,14 +61,6 @@ WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    missing = media_clips.tools_missing()
-    if missing:
-        service_missing(missing)
-    return tmp_path_factory.mktemp("video-clips")
-
-
-@pytest.fixture(scope="module")
 def whisper_ready():
     from spool import whisper
     try:

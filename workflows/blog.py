@@ -31,14 +31,9 @@ with workflow.unsafe.imports_passed_through():
         validate_post,
     )
     from workflows import policies
+    from workflows.errors import failure_message
     from workflows.search_attributes import SPOOL_KIND, SPOOL_STATUS
 
-
-def failure_message(err: BaseException) -> str:
-    """The innermost cause's message: what a person needs, not the wrapper's."""
-    while isinstance(err, ActivityError) and err.cause is not None:
-        err = err.cause
-    return str(err) or type(err).__name__
 
 
 @workflow.defn(name="BlogPublishWorkflow")

@@ -29,14 +29,10 @@ with workflow.unsafe.imports_passed_through():
         TranscribeResult,
     )
     from workflows import policies
+    from workflows.errors import failure_message
 
 CAPTIONS_STEPS = ("extract_audio", "transcribe")
 
-
-def failure_message(err: BaseException) -> str:
-    while isinstance(err, ActivityError) and err.cause is not None:
-        err = err.cause
-    return str(err) or type(err).__name__
 
 
 @workflow.defn(name="CaptionsWorkflow")

@@ -57,17 +57,12 @@ with workflow.unsafe.imports_passed_through():
         rendition_name,
     )
     from workflows import policies
+    from workflows.errors import failure_message
     from workflows.search_attributes import SPOOL_KIND, SPOOL_STATUS
 
 CAPTIONS_STEPS = ("extract_audio", "transcribe")
 WAIT = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 
-
-def failure_message(err: BaseException) -> str:
-    """The innermost cause's message: what a person needs, not the wrappers'."""
-    while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
-        err = err.cause
-    return str(err) or type(err).__name__
 
 
 def rendition_step(height: int) -> str:
