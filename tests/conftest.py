@@ -63,6 +63,19 @@ def clips(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("clips")
 
 
+@pytest.fixture(scope="session")
+def whisper_ready() -> None:
+    """The configured Whisper model (default: the bundled tiny.en) is there to load."""
+    from spool import whisper
+
+    try:
+        model = whisper.resolve_model(Settings())
+    except Exception as exc:  # noqa: BLE001
+        service_missing(f"Whisper model unavailable: {exc}")
+    if not Path(model).exists():
+        service_missing(f"Whisper model not found at {model}")
+
+
 @pytest.fixture
 def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"

@@ -14,7 +14,6 @@ from spool import media, whisper
 from spool.config import Settings
 from spool.models.video import plan_rendition_heights
 from tests import media_clips
-from tests.conftest import service_missing
 
 
 def ffmpeg_processes(marker: str) -> list[int]:
@@ -194,13 +193,7 @@ async def test_memory_limit_stops_ffmpeg(speech_1080, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def whisper_settings():
-    try:
-        model = whisper.resolve_model(Settings())
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"Whisper model unavailable: {exc}")
-    if not Path(model).exists():
-        service_missing(f"Whisper model not found at {model}")
+def whisper_settings(whisper_ready):
     return Settings()
 
 

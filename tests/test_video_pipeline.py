@@ -50,7 +50,6 @@ from spool.models import (
 )
 from spool.storage import open_storage
 from tests import media_clips
-from tests.conftest import service_missing
 from tests.test_media import check_srt, check_vtt, ffmpeg_processes
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
@@ -58,17 +57,6 @@ from workflows.video import VideoPipelineWorkflow
 HISTORIES = Path(__file__).resolve().parent / "histories"
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
-
-
-@pytest.fixture(scope="module")
-def whisper_ready():
-    from spool import whisper
-    try:
-        model = whisper.resolve_model(Settings())
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"Whisper model unavailable: {exc}")
-    if not Path(model).exists():
-        service_missing(f"Whisper model not found at {model}")
 
 
 def all_activities(acts: VideoActivities) -> list:
