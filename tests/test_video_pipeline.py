@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError, CancelledError
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
 from activities.video import VideoActivities
 from activities.webhooks import WebhookActivities
@@ -484,25 +483,6 @@ async def test_captions_available_before_renditions_and_progress_query(client, t
     assert status.state == JOB_READY
     assert fake.notices == [JOB_READY]
     assert len(fake.notices) == 1
-
-
-# --- replay ------------------------------------------------------------------------------
-
-def saved_histories() -> list[Path]:
-    return sorted([*HISTORIES.glob("video-*.json"), *HISTORIES.glob("captions-*.json")])
-
-
-@pytest.mark.parametrize("path", saved_histories(), ids=lambda p: p.stem)
-async def test_saved_histories_replay(path: Path):
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await Replayer(workflows=WORKFLOWS).replay_workflow(history)
-
-
-def test_histories_cover_both_workflows():
-    names = [p.stem for p in saved_histories()]
-    assert any(n.startswith("video-") for n in names)
-    assert any(n.startswith("captions-") for n in names)
-    assert not [n for n in names if not re.fullmatch(r"[a-z0-9-]+", n)]
 
 
 async def test_record_captions_drops_the_intermediate_audio_idempotently(tmp_path):
