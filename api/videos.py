@@ -18,9 +18,9 @@ from api.media import file_response
 from api.uploads import FILE_FIELD, commit, discard, receive_upload
 from spool import webhooks
 from spool.db.video import get_video, list_videos
-from spool.ingest import new_video_id, start_video_job
-from spool.models import FINAL_JOB_STATES, RENDITION_HEIGHTS
-from spool.models.video import VideoPipelineInput, video_workflow_id
+from spool.ingest import new_video_id, start_video_job, video_job_input
+from spool.models import FINAL_JOB_STATES
+from spool.models.video import normalize_renditions, video_workflow_id
 from spool.status import JobNotFound, job_status
 
 router = APIRouter(prefix="/v1", tags=["videos"])
@@ -67,21 +67,11 @@ def _bool_field(value: str | None, name: str, default: bool) -> bool:
 
 
 def _renditions_field(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    names: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip().lower()
-            if not part:
-                continue
-            height = part.removesuffix("p")
-            if not height.isdigit() or int(height) not in RENDITION_HEIGHTS:
-                ladder = ", ".join(f"{h}p" for h in RENDITION_HEIGHTS)
-                raise ApiError(422, f"renditions: {part!r} is not one of {ladder}",
-                               field="renditions")
-            names.append(f"{int(height)}p")
-    return list(dict.fromkeys(names)) or None
+    names = [part for value in values or [] for part in value.split(",")]
+    try:
+        return normalize_renditions(names)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), field="renditions") from None
 
 
 async def check_callback_url(svc: Services, url: str | None, field: str = "callback_url"
@@ -122,11 +112,8 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
     except BaseException:
         await asyncio.to_thread(discard, upload, svc.storage, source_key)
         raise
-    inp = VideoPipelineInput(
-        video_id=video_id, owner_id=owner_id, source_key=source_key, captions=captions,
-        renditions=renditions, callback_url=callback_url, language=s.whisper_language,
-        queue_pipeline=s.queue_pipeline, queue_media=s.queue_media,
-        queue_captions=s.queue_captions)
+    inp = video_job_input(s, video_id, owner_id=owner_id, captions=captions,
+                          renditions=renditions, callback_url=callback_url)
     try:
         await start_video_job(svc.client, s, inp)
     except Exception as exc:

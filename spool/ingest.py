@@ -9,7 +9,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from spool.config import Settings
-from spool.models.video import VideoPipelineInput, VideoStatus, video_workflow_id
+from spool.models.video import (
+    VideoPipelineInput,
+    VideoStatus,
+    normalize_renditions,
+    video_workflow_id,
+)
 from spool.storage import open_storage
 
 
@@ -31,12 +36,24 @@ def ingest_video(
 
     The client's file name is never used: ffmpeg only ever sees names Spool made.
     """
-    video_id = video_id or new_video_id()
-    source_key = f"videos/{video_id}/source"
-    open_storage(settings).put_file(Path(path), source_key)
+    # Options are checked before the file is copied, so a refused request stores nothing.
+    inp = video_job_input(settings, video_id or new_video_id(), owner_id=owner_id,
+                          captions=captions, renditions=renditions, callback_url=callback_url)
+    open_storage(settings).put_file(Path(path), inp.source_key)
+    return inp
+
+
+def video_job_input(settings: Settings, video_id: str, *, owner_id: str, captions: bool = True,
+                    renditions: list[str] | None = None,
+                    callback_url: str | None = None) -> VideoPipelineInput:
+    """The job's input for a source stored at ``videos/{id}/source``.
+
+    Raises ValueError when a requested rendition is not on the ladder.
+    """
     return VideoPipelineInput(
-        video_id=video_id, owner_id=owner_id, source_key=source_key, captions=captions,
-        renditions=renditions, callback_url=callback_url, language=settings.whisper_language,
+        video_id=video_id, owner_id=owner_id, source_key=f"videos/{video_id}/source",
+        captions=captions, renditions=normalize_renditions(renditions),
+        callback_url=callback_url, language=settings.whisper_language,
         queue_pipeline=settings.queue_pipeline, queue_media=settings.queue_media,
         queue_captions=settings.queue_captions)
 

@@ -119,3 +119,46 @@ async def test_worker_exits_zero_on_sigterm(settings):
         if proc.returncode is None:
             proc.kill()
     assert rc == 0
+
+
+async def test_video_bad_input_is_refused_before_anything_is_stored(settings, clips):
+    from tests import media_clips
+
+    missing = await starter(settings, "video", str(clips / "nope.mp4"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+    clip = media_clips.make_clip(clips / "cli.mp4", width=320, height=240, seconds=1.0,
+                                 speech=None)
+    bad = await starter(settings, "video", str(clip), "--renditions", "720p,999p")
+    assert bad.returncode == 2
+    assert "'999p' is not one of 1080p, 720p, 480p, 360p" in bad.stderr
+    objects = settings.resolved_storage_dir
+    assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
+
+
+async def test_video_start_cancel_and_wait(client, settings, clips):
+    from activities.video import VideoActivities
+    from activities.webhooks import WebhookActivities
+    from tests import media_clips
+    from workflows.captions import CaptionsWorkflow
+    from workflows.video import VideoPipelineWorkflow
+
+    clip = media_clips.make_clip(clips / "cancel-me.mp4", width=320, height=240, seconds=1.0,
+                                 speech=None)
+    started = await starter(settings, "video", str(clip), "--no-captions", "--json")
+    assert started.returncode == 0, started.stderr
+    out = json.loads(started.stdout)
+    assert out["job_id"] == f"video-{out['video_id']}"
+    assert (settings.resolved_storage_dir / "videos" / out["video_id"] / "source").is_file()
+
+    cancelled = await starter(settings, "cancel", out["job_id"], "--json")
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["cancel_requested"]
+    video = VideoActivities(settings)
+    async with running_worker(
+            client, settings.queue_pipeline,
+            workflows=[VideoPipelineWorkflow, CaptionsWorkflow],
+            activities=[*video.pipeline_activities(), *video.media_activities(),
+                        *WebhookActivities(settings).activities()]):
+        waited = await starter(settings, "wait", out["job_id"], "--json")
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    assert json.loads(waited.stdout)["state"] == "cancelled"

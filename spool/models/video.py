@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from spool.models.common import StepState
 
 __all__ = [
+    "normalize_renditions",
     "CAPTIONS_FAILED",
     "CAPTIONS_AVAILABLE",
     "CAPTIONS_PENDING",
@@ -58,6 +59,27 @@ def captions_workflow_id(video_id: str) -> str:
 
 def rendition_name(height: int) -> str:
     return f"{height}p"
+
+
+def normalize_renditions(names: list[str] | None) -> list[str] | None:
+    """Requested rendition names as "720p"-style names of the ladder, in order, deduplicated.
+
+    Raises ValueError naming the first name that is not a rung of the ladder, so a request
+    for "999p" is refused at the door instead of becoming a job with nothing to make.
+    """
+    if not names:
+        return None
+    normalized: list[str] = []
+    for name in names:
+        part = name.strip().lower()
+        if not part:
+            continue
+        height = part.removesuffix("p")
+        if not height.isdigit() or int(height) not in RENDITION_HEIGHTS:
+            ladder = ", ".join(f"{h}p" for h in RENDITION_HEIGHTS)
+            raise ValueError(f"renditions: {name.strip()!r} is not one of {ladder}")
+        normalized.append(f"{int(height)}p")
+    return list(dict.fromkeys(normalized)) or None
 
 
 def plan_rendition_heights(source_height: int, requested: list[str] | None = None) -> list[int]:
