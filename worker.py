@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from spool.config import Settings, get_settings
+from spool.process import single_threaded_blas
 from spool.temporal import connect, exit_process
 
 QUEUE_KINDS = ("pipeline", "media", "captions")
@@ -141,6 +142,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    single_threaded_blas()  # before Whisper loads numpy: see its docstring
     logging.basicConfig(level=os.environ.get("SPOOL_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)

@@ -50,6 +50,7 @@ from spool.models.video import (  # noqa: E402
     plan_rendition_heights,
     rendition_name,
 )
+from spool.process import single_threaded_blas  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402
 
@@ -353,5 +354,6 @@ async def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    single_threaded_blas()  # as worker.py does, so the plain script runs Whisper the same way
     asyncio.run(main(parser.parse_args()))
     exit_process(0)

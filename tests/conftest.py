@@ -17,7 +17,11 @@ from temporalio.worker import Worker
 from devstack.proc import free_port
 from devstack.temporal import DevServer
 from spool.config import Settings
+from spool.process import single_threaded_blas
 from spool.temporal import connect
+
+# In-process workers run Whisper beside forked ffmpeg children, as worker.py does.
+single_threaded_blas()
 
 pytest_plugins = ["tests.es_fixtures"]
 

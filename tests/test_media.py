@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from spool import media, whisper
 from spool.config import Settings
 from spool.models.video import plan_rendition_heights
 from tests import media_clips
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def ffmpeg_processes(marker: str) -> list[int]:
@@ -254,3 +258,21 @@ def check_srt(text: str, cues: int) -> None:
         assert lines[0] == str(i)
         assert re.fullmatch(rf"{SRT_TIME} --> {SRT_TIME}", lines[1]), block
         assert lines[2] and "-->" not in lines[2]
+
+
+def test_whisper_survives_forks_in_a_worker_process(clips, whisper_ready):
+    """A worker forks ffmpeg children while Whisper runs on threads; that must never hang."""
+    clip = media_clips.make_clip(clips / "fork.mp4", width=160, height=120, seconds=2.5)
+    wav = clips / "fork.wav"
+    asyncio.run(media.extract_audio_16k_mono(clip, wav, limits=media.Limits()))
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fork_during_whisper", str(wav)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = proc.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the process hung: Whisper and fork deadlocked")
+    assert proc.returncode == 0, output
+    assert "all transcriptions finished" in output
