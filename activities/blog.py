@@ -13,6 +13,7 @@ from spool.config import Settings
 from spool.db import get_engine
 from spool.db.blog import followers_of, record_post_for_author
 from spool.models import (
+    INVALID_POST,
     IndexPostResult,
     InvalidPostError,
     NotifyFollowersResult,
@@ -22,7 +23,6 @@ from spool.models import (
 )
 from spool.notify import Notifier, make_notifier, notify_once
 from spool.search import IndexUnavailable, PostDocument, PostIndex, open_index
-from workflows.policies import INVALID_POST
 
 
 def post_published_event_id(post_id: str) -> str:

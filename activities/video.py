@@ -27,6 +27,7 @@ from spool import media, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, replace_caption_segments, update_video
+from spool.models.common import INVALID_VIDEO
 from spool.models.video import (
     ExtractAudioInput,
     ExtractAudioResult,
@@ -48,7 +49,6 @@ from spool.storage import open_storage
 
 log = logging.getLogger("spool.activities.video")
 
-INVALID_VIDEO = "InvalidVideo"
 HEARTBEAT_EVERY_SECONDS = 1.0
 
 

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from spool.models import (
         BLOG_STEPS,
+        INVALID_POST,
         JOB_FAILED,
         JOB_PROCESSING,
         JOB_READY,
@@ -58,7 +59,7 @@ class BlogPublishWorkflow:
             # Reaches here only when started without Spool's client (e.g. the temporal CLI).
             self._error = str(exc)
             self._set_state(JOB_FAILED)
-            raise ApplicationError(str(exc), {"field": exc.field}, type=policies.INVALID_POST,
+            raise ApplicationError(str(exc), {"field": exc.field}, type=INVALID_POST,
                                    non_retryable=True) from None
 
         step_policies = {

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-# Errors that no retry can fix: raised as non-retryable ApplicationErrors by activities.
-INVALID_POST = "InvalidPost"
-INVALID_VIDEO = "InvalidVideo"
+from spool.models.common import INVALID_POST, INVALID_VIDEO
+
+# Errors that no retry can fix (activities also raise them as non-retryable).
 NON_RETRYABLE = [INVALID_POST, INVALID_VIDEO]
 
 

@@ -18,6 +18,8 @@ __all__ = [
     "STEP_SKIPPED",
     "STEP_CANCELLED",
     "FINAL_JOB_STATES",
+    "INVALID_POST",
+    "INVALID_VIDEO",
     "PublishEventInput",
     "StepState",
 ]
@@ -36,6 +38,10 @@ JOB_READY_WITH_ERRORS = "ready_with_errors"
 JOB_FAILED = "failed"
 JOB_CANCELLED = "cancelled"
 FINAL_JOB_STATES = frozenset({JOB_READY, JOB_READY_WITH_ERRORS, JOB_FAILED, JOB_CANCELLED})
+
+# ApplicationError types for bad input: no retry can fix them (raised non-retryable).
+INVALID_POST = "InvalidPost"
+INVALID_VIDEO = "InvalidVideo"
 
 
 @dataclass
