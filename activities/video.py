@@ -27,7 +27,7 @@ from spool import media, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, replace_caption_segments, update_video
-from spool.models.common import INVALID_VIDEO
+from spool.models.common import FINAL_JOB_STATES, INVALID_VIDEO
 from spool.models.video import (
     ExtractAudioInput,
     ExtractAudioResult,
@@ -285,6 +285,10 @@ class VideoActivities:
         if inp.errors:
             values["merge_errors"] = inp.errors
         update_video(self.engine, inp.video_id, **values)
+        if inp.status in FINAL_JOB_STATES:
+            # Nothing intermediate outlives the job: a cancelled or failed captions branch
+            # never reached record_captions, which drops the WAV on success.
+            self.storage.delete(audio_key(inp.video_id))
 
     @activity.defn(name="video.record_captions")
     async def record_captions(self, inp: RecordCaptionsInput) -> None:

@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
@@ -486,8 +487,6 @@ async def test_captions_available_before_renditions_and_progress_query(client, t
 
 
 async def test_record_captions_drops_the_intermediate_audio_idempotently(tmp_path):
-    from temporalio.testing import ActivityEnvironment
-
     from spool.db.video import ensure_video
     from spool.models import RecordCaptionsInput
 
@@ -524,3 +523,20 @@ async def test_undeliverable_notices_do_not_fail_a_finished_job(client, task_que
     assert steps["notify"].state == "failed"
     assert "mail server gone" in steps["notify"].last_error
     assert fake.records[-1]["status"] == "ready"
+
+
+async def test_a_job_that_ends_without_captions_leaves_no_intermediate_audio(tmp_path):
+    """A cancelled or failed captions branch never reaches record_captions: the job's final
+    record drops the WAV instead; records while the job runs keep it for transcribe."""
+    from spool.models import RecordVideoInput
+
+    acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
+    key = "videos/v-end/audio.16k.wav"
+    acts.storage.put_bytes(b"RIFF....WAVE", key)
+    env = ActivityEnvironment()
+    await env.run(acts.record_video, RecordVideoInput("v-end", "o", status="processing"))
+    assert acts.storage.exists(key)
+    await env.run(acts.record_video, RecordVideoInput("v-end", "o", status="cancelled"))
+    assert not acts.storage.exists(key)
+    await env.run(acts.record_video, RecordVideoInput("v-end", "o", status="cancelled"))
+    assert get_video(acts.engine, "v-end")["status"] == "cancelled"
