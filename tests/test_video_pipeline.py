@@ -343,7 +343,11 @@ class FakeVideo:
 
     def __init__(self, *, height=1080, has_audio=True, fail_renditions=(),
                  fail_transcribe=False, hold_renditions: asyncio.Event | None = None,
-                 fail_notices=False, fail_events=False):
+                 fail_notices=False, fail_events=False,
+                 hold_notices: asyncio.Event | None = None,
+                 hold_first_final_record: asyncio.Event | None = None):
+        self.hold_notices = hold_notices
+        self.hold_first_final_record = hold_first_final_record
         self.height, self.has_audio = height, has_audio
         self.fail_notices, self.fail_events = fail_notices, fail_events
         self.events: list[dict] = []
@@ -363,6 +367,11 @@ class FakeVideo:
 
         @activity.defn(name="video.record")
         async def record(inp: dict) -> None:
+            hold = fake.hold_first_final_record
+            if hold is not None and inp.get("status") == "ready":
+                fake.hold_first_final_record = None
+                await hold.wait()  # interrupted by the cancel: this attempt never records
+                return
             fake.records.append({k: v for k, v in inp.items() if v is not None})
 
         @activity.defn(name="video.record_captions")
@@ -373,6 +382,8 @@ class FakeVideo:
         async def notify_owner(inp: dict) -> int:
             if fake.fail_notices:
                 raise ApplicationError("mail server gone", non_retryable=True)
+            if fake.hold_notices is not None:
+                await fake.hold_notices.wait()
             fake.notices.append(inp["state"])
             return 1
 
@@ -540,3 +551,51 @@ async def test_a_job_that_ends_without_captions_leaves_no_intermediate_audio(tmp
     assert not acts.storage.exists(key)
     await env.run(acts.record_video, RecordVideoInput("v-end", "o", status="cancelled"))
     assert get_video(acts.engine, "v-end")["status"] == "cancelled"
+
+
+async def test_cancel_after_the_job_ended_only_stops_its_notices(client, task_queue):
+    """A cancel that arrives while the owner's notice is still being delivered (a receiver
+    down for hours, say) must not turn a ready job into a cancelled one."""
+    hold = asyncio.Event()
+    fake = FakeVideo(hold_notices=hold)
+
+    async def cancel_while_notifying(handle):
+        for _ in range(200):
+            status = await handle.query("status", result_type=VideoStatus)
+            if any(s.name == "notify" and s.state == "running" for s in status.steps):
+                await handle.cancel()
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("notify never started")
+
+    try:
+        status, handle = await run_fake(client, task_queue, fake, until=cancel_while_notifying)
+    finally:
+        hold.set()
+    assert status.state == "ready"
+    assert {s.name: s.state for s in status.steps}["notify"] == "cancelled"
+    assert fake.records[-1]["status"] == "ready"
+    desc = await handle.describe()
+    assert desc.status.name == "COMPLETED"
+
+
+async def test_cancel_while_the_outcome_is_being_recorded_still_records_it(client, task_queue):
+    hold = asyncio.Event()
+    fake = FakeVideo(hold_first_final_record=hold)
+
+    async def cancel_while_recording(handle):
+        for _ in range(200):
+            status = await handle.query("status", result_type=VideoStatus)
+            if status.state == "ready" and fake.hold_first_final_record is None:
+                await handle.cancel()
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the final record never started")
+
+    try:
+        status, handle = await run_fake(client, task_queue, fake, until=cancel_while_recording)
+    finally:
+        hold.set()
+    assert status.state == "ready"
+    assert fake.records[-1]["status"] == "ready"
+    assert (await handle.describe()).status.name == "COMPLETED"

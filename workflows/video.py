@@ -86,6 +86,7 @@ class VideoPipelineWorkflow:
         # Announcements run beside the job: a slow webhook receiver delays the workflow's
         # close, never the job's state.
         self._announcements: list[asyncio.Task] = []
+        self._final_recorded = False
 
     @workflow.query(name="status")
     def status(self) -> VideoStatus:
@@ -135,9 +136,31 @@ class VideoPipelineWorkflow:
                 self._captions_state = "cancelled"
             await asyncio.shield(asyncio.ensure_future(self._finish(JOB_CANCELLED)))
             raise
-        await self._finish(self._final_state(heights))
-        await asyncio.gather(*self._announcements)
+        final_state = self._final_state(heights)
+        try:
+            await self._finish(final_state)
+            await asyncio.gather(*self._announcements)
+        except (asyncio.CancelledError, ActivityError) as err:
+            if isinstance(err, ActivityError) and not is_cancelled_exception(err):
+                raise
+            # The outcome was decided before the cancel arrived: the job keeps its state
+            # (recorded even if the cancel interrupted that), and a cancel now only stops
+            # the notices still being delivered.
+            await self._stop_notices(final_state)
         return self.status()
+
+    async def _stop_notices(self, final_state: str) -> None:
+        for task in self._announcements:
+            task.cancel()
+        await asyncio.gather(*self._announcements, return_exceptions=True)
+        if not self._final_recorded:
+            # A new activity id: the interrupted attempt may still be pending under the old.
+            await asyncio.shield(asyncio.ensure_future(
+                self._record_final(final_state, activity_id="record-final-after-cancel")))
+        step = self._steps.get("notify")
+        if step is not None and step.state in (STEP_PENDING, STEP_RUNNING):
+            step.state = STEP_CANCELLED
+            step.detail = f"cancelled after the job ended {final_state}"
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -277,16 +300,20 @@ class VideoPipelineWorkflow:
             return JOB_READY_WITH_ERRORS
         return JOB_READY
 
-    async def _finish(self, state: str) -> None:
-        inp = self._require_input()
-        self._set_state(state)
+    async def _record_final(self, state: str, activity_id: str = "record-final") -> None:
         await self._record(
-            activity_id="record-final", status=state,
+            activity_id=activity_id, status=state,
             renditions=[self._renditions[h] for h in sorted(self._renditions, reverse=True)],
             poster_key=self._poster.key if self._poster else None,
             captions_state=self._captions_state if self._captions_state != CAPTIONS_PENDING
             else None,
             errors=dict(self._errors) or None)
+        self._final_recorded = True
+
+    async def _finish(self, state: str) -> None:
+        inp = self._require_input()
+        self._set_state(state)
+        await self._record_final(state)
         step = self._steps.setdefault("notify", StepState(name="notify"))
         step.state = STEP_RUNNING
         payload = {
@@ -302,9 +329,14 @@ class VideoPipelineWorkflow:
                 **policies.activity_options(policies.NOTIFY_OWNER))
         except ActivityError as err:
             # The job's outcome is already recorded; a notice that could not be delivered
-            # after a day of retries is reported on its step, not turned into a failed job.
-            step.state = STEP_FAILED
-            step.last_error = failure_message(err)
+            # after a day of retries, or was cancelled, is reported on its step, not turned
+            # into a failed or cancelled job.
+            if is_cancelled_exception(err):
+                step.state = STEP_CANCELLED
+                step.detail = f"cancelled after the job ended {state}"
+            else:
+                step.state = STEP_FAILED
+                step.last_error = failure_message(err)
         else:
             step.state = STEP_DONE
         for other in self._steps.values():
