@@ -553,23 +553,30 @@ async def test_a_job_that_ends_without_captions_leaves_no_intermediate_audio(tmp
     assert get_video(acts.engine, "v-end")["status"] == "cancelled"
 
 
+def cancel_once(condition):
+    """For run_fake's ``until``: cancel the job as soon as its status meets the condition."""
+    async def wait_then_cancel(handle) -> None:
+        for _ in range(200):
+            if condition(await handle.query("status", result_type=VideoStatus)):
+                await handle.cancel()
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{condition.__name__}: never reached")
+    return wait_then_cancel
+
+
 async def test_cancel_after_the_job_ended_only_stops_its_notices(client, task_queue):
     """A cancel that arrives while the owner's notice is still being delivered (a receiver
     down for hours, say) must not turn a ready job into a cancelled one."""
     hold = asyncio.Event()
     fake = FakeVideo(hold_notices=hold)
 
-    async def cancel_while_notifying(handle):
-        for _ in range(200):
-            status = await handle.query("status", result_type=VideoStatus)
-            if any(s.name == "notify" and s.state == "running" for s in status.steps):
-                await handle.cancel()
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("notify never started")
+    def notifying(status: VideoStatus) -> bool:
+        return any(s.name == "notify" and s.state == "running" for s in status.steps)
 
     try:
-        status, handle = await run_fake(client, task_queue, fake, until=cancel_while_notifying)
+        status, handle = await run_fake(client, task_queue, fake,
+                                        until=cancel_once(notifying))
     finally:
         hold.set()
     assert status.state == "ready"
@@ -583,17 +590,12 @@ async def test_cancel_while_the_outcome_is_being_recorded_still_records_it(clien
     hold = asyncio.Event()
     fake = FakeVideo(hold_first_final_record=hold)
 
-    async def cancel_while_recording(handle):
-        for _ in range(200):
-            status = await handle.query("status", result_type=VideoStatus)
-            if status.state == "ready" and fake.hold_first_final_record is None:
-                await handle.cancel()
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the final record never started")
+    def recording(status: VideoStatus) -> bool:
+        return status.state == "ready" and fake.hold_first_final_record is None
 
     try:
-        status, handle = await run_fake(client, task_queue, fake, until=cancel_while_recording)
+        status, handle = await run_fake(client, task_queue, fake,
+                                        until=cancel_once(recording))
     finally:
         hold.set()
     assert status.state == "ready"
