@@ -6,9 +6,11 @@ escape the root (``..``, absolute paths, backslashes) is refused anyway.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -29,7 +31,28 @@ def check_key(key: str) -> str:
 
 
 class ObjectStorage(Protocol):
-    def put_file(self, local_path: str | Path, key: str) -> None: ...
+    @contextlib.contextmanager
+    def _atomic_write(self, key: str) -> Iterator[Path]:
+        """A temporary path beside the key's; renamed into place only if the block succeeds,
+        so a reader (or a retried step) never sees a half-written file under a final key."""
+        final = self.path_for(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            yield tmp
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def put_file(self, local_path: str | Path, key: str) -> None:
+        with self._atomic_write(key) as tmp:
+            shutil.copyfile(local_path, tmp)
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        with self._atomic_write(key) as tmp:
+            tmp.write_bytes(data)
+
     def get_to(self, key: str, local_path: str | Path) -> None: ...
     def open(self, key: str) -> BinaryIO: ...
     def size(self, key: str) -> int: ...
