@@ -128,3 +128,18 @@ def test_followers_are_stored_once(engine):
     add_followers(engine, author, ["y", "x"])
     add_followers(engine, author, ["x", "z"])
     assert followers_of(engine, author) == ["x", "y", "z"]
+
+
+def test_caption_segments_are_replaced_whole(engine):
+    from spool.db.video import ensure_video, get_caption_segments, replace_caption_segments
+
+    video = f"v-{uuid.uuid4().hex[:8]}"
+    ensure_video(engine, video, "owner", "processing")
+    three = [{"start": i, "end": i + 1, "text": f"cue {i}"} for i in range(3)]
+    replace_caption_segments(engine, video, three)
+    replace_caption_segments(engine, video, three)  # a retry
+    assert [s["text"] for s in get_caption_segments(engine, video)] == ["cue 0", "cue 1", "cue 2"]
+    replace_caption_segments(engine, video, three[:1])
+    assert [(s["idx"], s["text"]) for s in get_caption_segments(engine, video)] == [(0, "cue 0")]
+    replace_caption_segments(engine, video, [])
+    assert get_caption_segments(engine, video) == []

@@ -70,14 +70,3 @@ def insert_ignore(engine_or_conn: Any, table: sa.Table):
         raise RuntimeError(f"unsupported database dialect {dialect}")
     return insert(table).on_conflict_do_nothing()
 
-
-def upsert(conn: Any, table: sa.Table, values: dict, key: list[str]):
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET <every other column>."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(**values)
-    update = {k: stmt.excluded[k] for k in values if k not in key}
-    return stmt.on_conflict_do_update(index_elements=key, set_=update)

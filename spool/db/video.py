@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from spool.db import insert_ignore, metadata, upsert
+from spool.db import insert_ignore, metadata
 
 videos = sa.Table(
     "videos",
@@ -59,14 +59,14 @@ def update_video(engine: Engine, video_id: str, **values: Any) -> None:
 
 
 def replace_caption_segments(engine: Engine, video_id: str, segments: list[dict]) -> None:
-    """Store the segments of one transcript; a retry writes the same rows under the same keys."""
+    """Store the segments of one transcript, replacing any earlier attempt's, in one
+    transaction: a retry ends with exactly the same rows."""
+    rows = [{"video_id": video_id, "idx": idx, "start": float(seg["start"]),
+             "end": float(seg["end"]), "text": seg["text"]} for idx, seg in enumerate(segments)]
     with engine.begin() as conn:
-        conn.execute(caption_segments.delete().where(
-            caption_segments.c.video_id == video_id, caption_segments.c.idx >= len(segments)))
-        for idx, seg in enumerate(segments):
-            conn.execute(upsert(conn, caption_segments, {
-                "video_id": video_id, "idx": idx, "start": float(seg["start"]),
-                "end": float(seg["end"]), "text": seg["text"]}, key=["video_id", "idx"]))
+        conn.execute(caption_segments.delete().where(caption_segments.c.video_id == video_id))
+        if rows:
+            conn.execute(caption_segments.insert(), rows)
 
 
 def _row(row: Any) -> dict:
