@@ -7,9 +7,7 @@ survive a restart.
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from devstack.proc import (
     wait_until,
 )
 from devstack.temporal import DevServer
+from spool import webhooks
 from spool.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +32,7 @@ def local_webhook_secret(settings: Settings) -> str:
     path = settings.data_dir.resolve() / "webhook-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+        path.write_text(webhooks.new_secret())
         path.chmod(0o600)
     return path.read_text().strip()
 
