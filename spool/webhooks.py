@@ -130,12 +130,20 @@ def resolve(host: str, port: int) -> list[Address]:
     return found
 
 
-def check_destination(settings: Settings, url: str) -> list[Address]:
+@dataclass
+class Destination:
+    scheme: str
+    host: str
+    port: int
+    addresses: list[Address]  # every address the host resolved to, all of them checked
+
+
+def check_destination(settings: Settings, url: str) -> Destination:
     """Refuse (WebhookRefused) a URL that is malformed or reaches a non-public address."""
-    _, host, port = parse_destination(url)
+    scheme, host, port = parse_destination(url)
     addresses = resolve(host, port)
     check_addresses(settings, host, addresses)
-    return addresses
+    return Destination(scheme, host, port, addresses)
 
 
 @dataclass
@@ -170,18 +178,16 @@ def send(settings: Settings, delivery: Delivery) -> int:
     """
     if not settings.webhook_secret:
         raise WebhookRefused("no webhook secret configured (SPOOL_WEBHOOK_SECRET)")
-    scheme, host, port = parse_destination(delivery.url)
-    addresses = resolve(host, port)
-    check_addresses(settings, host, addresses)
+    dest = check_destination(settings, delivery.url)
     now = datetime.now(UTC)
     body = event_body(delivery.event_type, delivery.payload, now)
     headers = signed_headers(settings.webhook_secret, delivery.msg_id, now, body)
     target = delivery.url
-    if scheme == "http":
+    if dest.scheme == "http":
         parts = urlsplit(delivery.url)
-        ip = addresses[0]
+        ip = dest.addresses[0]
         netloc = f"[{ip}]" if ip.version == 6 else str(ip)
-        target = urlunsplit((parts.scheme, f"{netloc}:{port}", parts.path or "/",
+        target = urlunsplit((parts.scheme, f"{netloc}:{dest.port}", parts.path or "/",
                              parts.query, ""))
         headers["host"] = parts.netloc.rsplit("@", 1)[-1]
     try:
