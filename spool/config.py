@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +15,17 @@ class Settings(BaseSettings):
     # Temporal
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
+    # A secured cluster (self-hosted with TLS/mTLS, or Temporal Cloud). Each is optional; the
+    # `temporal` CLI's own environment variables (TEMPORAL_ADDRESS, TEMPORAL_TLS_*,
+    # TEMPORAL_API_KEY, ...) and profile file (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) are
+    # read too, and a SPOOL_TEMPORAL_* value that is set wins over them.
+    temporal_tls: bool | None = None  # None: TLS when a CA, client cert or API key is given
+    temporal_tls_ca: Path | None = None  # PEM CA bundle that signed the server's certificate
+    temporal_tls_cert: Path | None = None  # PEM client certificate (mTLS)
+    temporal_tls_key: Path | None = None  # PEM client private key (mTLS)
+    temporal_tls_server_name: str | None = None  # SNI / name checked on the server's cert
+    temporal_api_key: SecretStr | None = None  # Temporal Cloud API key (implies TLS)
+    temporal_profile: str | None = None  # profile name in the temporal CLI's config file
     queue_pipeline: str = "pipeline"
     queue_media: str = "media"
     queue_captions: str = "captions"
@@ -23,6 +34,23 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str | None = None  # default: SQLite file in data_dir
     storage_dir: Path | None = None  # default: data_dir / "objects"
+    # Object storage: unset = the local directory above; "s3://bucket/prefix" = any
+    # S3-compatible store (AWS S3, R2, SeaweedFS, Ceph, S3Proxy). Credentials and region also
+    # come from the usual AWS environment variables and files when not set here.
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None  # unset = AWS; e.g. http://127.0.0.1:8333
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: str = "auto"  # auto | path | virtual ("auto" = path with an endpoint)
+    storage_part_size_mb: int = 16  # multipart upload part size (S3 needs at least 5)
+    # Media reads from the API: stream through the API (default), or with S3 answer 307 with
+    # a short-lived presigned URL so bytes go straight from the store to the client.
+    media_redirect: bool = False
+    presigned_url_seconds: int = 300
+    # Schema: processes bring the database to the newest migration on first use unless this
+    # is false (production runs `python -m spool.migrate` once, before API and workers start).
+    db_auto_migrate: bool = True
 
     # Post index: Elasticsearch when a URL is set, otherwise SQLite FTS5 in data_dir
     elasticsearch_url: str | None = None
