@@ -45,7 +45,7 @@ from spool.models.video import (
     rendition_name,
 )
 from spool.notify import make_notifier, notify_once
-from spool.storage import open_storage
+from spool.storage import KeyNotFound, keys, open_storage
 
 log = logging.getLogger("spool.activities.video")
 
@@ -54,15 +54,6 @@ HEARTBEAT_EVERY_SECONDS = 1.0
 
 def invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=INVALID_VIDEO, non_retryable=True)
-
-
-def video_key(video_id: str, name: str) -> str:
-    return f"videos/{video_id}/{name}"
-
-
-def audio_key(video_id: str) -> str:
-    """The intermediate 16 kHz mono WAV handed from extract_audio to transcribe."""
-    return video_key(video_id, "audio.16k.wav")
 
 
 @contextlib.asynccontextmanager
@@ -130,7 +121,7 @@ class VideoActivities:
         s = self.settings
         try:
             size = await asyncio.to_thread(self.storage.size, inp.source_key)
-        except FileNotFoundError:
+        except KeyNotFound:
             raise invalid(f"The upload {inp.source_key} is missing from storage.") from None
         if size == 0:
             raise invalid("The uploaded file is empty (0 bytes). Upload the video again.")
@@ -179,7 +170,7 @@ class VideoActivities:
                 preset=s.x264_preset, has_audio=inp.has_audio, duration=inp.duration or None,
                 limits=self.limits, on_progress=set_percent)
             info = await media.probe(out)
-            key = video_key(inp.video_id, f"{name}.mp4")
+            key = keys.rendition_key(inp.video_id, name)
             await asyncio.to_thread(self.storage.put_file, out, key)
         duration = info.duration or inp.duration
         return RenditionResult(
@@ -195,7 +186,7 @@ class VideoActivities:
             out = tmp / "poster.jpg"
             await media.extract_poster(src, out, inp.at_seconds, self.limits)
             info = await media.probe(src)
-            key = video_key(inp.video_id, "poster.jpg")
+            key = keys.poster_key(inp.video_id)
             await asyncio.to_thread(self.storage.put_file, out, key)
             size = await asyncio.to_thread(self.storage.size, key)
         return PosterResult(key=key, width=info.width, height=info.height, size_bytes=size)
@@ -210,7 +201,7 @@ class VideoActivities:
             out = tmp / "audio.wav"
             await media.extract_audio_16k_mono(src, out, duration=info.duration or None,
                                                limits=self.limits, on_progress=set_percent)
-            key = audio_key(inp.video_id)
+            key = keys.audio_key(inp.video_id)
             await asyncio.to_thread(self.storage.put_file, out, key)
         return ExtractAudioResult(audio_key=key, duration=info.duration)
 
@@ -242,11 +233,12 @@ class VideoActivities:
                 raise ApplicationError(f"Whisper model unavailable: {exc}",
                                        type="WhisperModelMissing") from None
             set_percent(100.0)
-            base = f"captions.{language}"
             files = {
-                "vtt": (video_key(inp.video_id, f"{base}.vtt"), whisper.to_vtt(segments)),
-                "srt": (video_key(inp.video_id, f"{base}.srt"), whisper.to_srt(segments)),
-                "json": (video_key(inp.video_id, f"transcript.{language}.json"), json.dumps({
+                "vtt": (keys.captions_key(inp.video_id, language, "vtt"),
+                        whisper.to_vtt(segments)),
+                "srt": (keys.captions_key(inp.video_id, language, "srt"),
+                        whisper.to_srt(segments)),
+                "json": (keys.transcript_key(inp.video_id, language), json.dumps({
                     "language": language,
                     "text": " ".join(seg.text for seg in segments),
                     "segments": [asdict(seg) for seg in segments],
@@ -288,7 +280,7 @@ class VideoActivities:
         if inp.status in FINAL_JOB_STATES:
             # Nothing intermediate outlives the job: a cancelled or failed captions branch
             # never reached record_captions, which drops the WAV on success.
-            self.storage.delete(audio_key(inp.video_id))
+            self.storage.delete(keys.audio_key(inp.video_id))
 
     @activity.defn(name="video.record_captions")
     async def record_captions(self, inp: RecordCaptionsInput) -> None:
@@ -305,7 +297,7 @@ class VideoActivities:
         # The 16 kHz WAV only feeds Whisper: once the captions are written (or have failed for
         # good) it is dropped. A repeated delete is a no-op, so a retry is harmless; deleting
         # here rather than in video.transcribe keeps a retried transcribe able to read it.
-        await asyncio.to_thread(self.storage.delete, audio_key(inp.video_id))
+        await asyncio.to_thread(self.storage.delete, keys.audio_key(inp.video_id))
 
     @activity.defn(name="video.notify_owner")
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:

@@ -33,7 +33,7 @@ from api.errors import ApiError, install_error_handlers
 from spool.config import Settings
 from spool.db import get_engine
 from spool.search import PostIndex, open_index
-from spool.storage import LocalStorage, open_storage
+from spool.storage import ObjectStorage, open_storage
 from spool.temporal import connect
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -45,7 +45,7 @@ class Services:
     settings: Settings
     client: Client
     engine: Engine
-    storage: LocalStorage
+    storage: ObjectStorage
     index: PostIndex
 
 
@@ -135,9 +135,10 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     @app.get("/readyz", tags=["health"],
              responses={503: {"description": "a dependency is unreachable"}})
     async def readyz(svc: Services = Depends(services)) -> JSONResponse:
-        """Temporal, the database and the post index all answer."""
-        checks = await asyncio.gather(_check_temporal(svc), _check_db(svc), _check_index(svc))
-        results = dict(zip(("temporal", "database", "index"), checks, strict=True))
+        """Temporal, the database, the post index and object storage all answer."""
+        checks = await asyncio.gather(_check_temporal(svc), _check_db(svc), _check_index(svc),
+                                      _check_storage(svc))
+        results = dict(zip(("temporal", "database", "index", "storage"), checks, strict=True))
         ok = all(v == "ok" for v in results.values())
         return JSONResponse({"status": "ready" if ok else "unavailable", "checks": results},
                             status_code=200 if ok else 503)
@@ -189,3 +190,7 @@ def _ping_index(index: PostIndex) -> None:
 
 async def _check_index(svc: Services) -> str:
     return await _timed(asyncio.to_thread(_ping_index, svc.index))
+
+
+async def _check_storage(svc: Services) -> str:
+    return await _timed(asyncio.to_thread(svc.storage.check))

@@ -1,17 +1,18 @@
-"""Serving stored media with single HTTP byte ranges (206, Content-Range, Accept-Ranges)."""
+"""Serving stored media from object storage with single HTTP byte ranges (206, Content-Range,
+Accept-Ranges, If-Range), or a redirect to a short-lived presigned URL where the store has
+them and the operator asked for it (bytes then go straight from the store to the client)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from api.errors import ApiError
+from spool.storage import KeyNotFound, ObjectStorage
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
@@ -54,46 +55,58 @@ def _unsatisfiable(size: int) -> ApiError:
                     headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
 
 
-async def _read(path: Path, first: int, last: int) -> AsyncIterator[bytes]:
-    fh = await asyncio.to_thread(path.open, "rb")
+_END = object()
+
+
+async def _stream(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Pull a blocking iterator (a file, an S3 body) from a thread, chunk by chunk."""
     try:
-        await asyncio.to_thread(fh.seek, first)
-        remaining = last - first + 1
-        while remaining > 0:
-            data = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
-            if not data:
-                break
-            remaining -= len(data)
+        while (data := await asyncio.to_thread(next, chunks, _END)) is not _END:
             yield data
     finally:
-        await asyncio.to_thread(fh.close)
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
 
 
-async def file_response(request: Request, path: Path, media_type: str | None = None
-                        ) -> Response:
+def _suffix(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return name[name.rfind("."):].lower() if "." in name else ""
+
+
+async def file_response(request: Request, storage: ObjectStorage, key: str,
+                        media_type: str | None = None, *,
+                        redirect_seconds: int | None = None) -> Response:
+    """The object under ``key``: whole (200), one range (206), or with ``redirect_seconds`` a
+    307 to a presigned URL when the backend can make one."""
+    if redirect_seconds:
+        url = await asyncio.to_thread(storage.presigned_url, key, redirect_seconds)
+        if url is not None:
+            return RedirectResponse(url, status_code=307,
+                                    headers={"Cache-Control": "private, no-store"})
     try:
-        stat = await asyncio.to_thread(os.stat, path)
-    except FileNotFoundError:
+        info = await asyncio.to_thread(storage.stat, key)
+    except KeyNotFound:
         raise ApiError(404, "file not found") from None
-    size = stat.st_size
-    media_type = media_type or MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
-    headers = {"Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "private, max-age=60"}
+    size = info.size
+    media_type = media_type or MEDIA_TYPES.get(_suffix(key), "application/octet-stream")
+    headers = {"Accept-Ranges": "bytes", "ETag": info.etag,
+               "Cache-Control": "private, max-age=60"}
     wanted = request.headers.get("range")
     if_range = request.headers.get("if-range")
-    if if_range is not None and if_range != etag:
+    if if_range is not None and if_range != info.etag:
         wanted = None
     span = parse_range(wanted, size)
-    if request.method == "HEAD":
-        headers["Content-Length"] = str(size if span is None else span[1] - span[0] + 1)
-        return Response(status_code=200 if span is None else 206, headers=headers,
-                        media_type=media_type)
-    if span is None:
-        headers["Content-Length"] = str(size)
-        return StreamingResponse(_read(path, 0, size - 1), headers=headers,
-                                 media_type=media_type)
-    first, last = span
-    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    headers["Content-Length"] = str(last - first + 1)
-    return StreamingResponse(_read(path, first, last), status_code=206, headers=headers,
+    first, last = span if span is not None else (0, size - 1)
+    headers["Content-Length"] = str(last - first + 1 if size else 0)
+    status = 200 if span is None else 206
+    if span is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    if request.method == "HEAD" or size == 0:
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    try:
+        chunks = await asyncio.to_thread(storage.iter_range, key, first, last)
+    except KeyNotFound:  # deleted between stat and read
+        raise ApiError(404, "file not found") from None
+    return StreamingResponse(_stream(chunks), status_code=status, headers=headers,
                              media_type=media_type)

@@ -1,27 +1,22 @@
 """Streaming multipart upload straight into object storage, with the byte cap enforced while
 reading.
 
-The file part is written in chunks to a temporary name in the final key's directory and moved
-into place only when the whole request has been read and accepted; on any refusal (too large,
-malformed, bad options) the temporary file and the video's empty directory are removed, so
-nothing is left behind. Form fields are small and kept in memory (bounded).
+The file part is streamed into a pending object (a temporary file on the local backend, a
+multipart upload on S3) that becomes visible under its final key only on ``commit``, once the
+whole request has been read and accepted; on any refusal (too large, malformed, bad options)
+it is aborted, so nothing is left behind. Form fields are small and kept in memory (bounded).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from api.errors import ApiError
-from spool.storage import LocalStorage
+from spool.storage import ObjectStorage, PendingObject
 
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 20
@@ -33,7 +28,7 @@ class Upload:
     fields: dict[str, list[str]] = field(default_factory=dict)
     file_bytes: int = 0
     filename: str | None = None
-    tmp_path: Path | None = None
+    pending: PendingObject | None = None
 
     def get(self, name: str) -> str | None:
         values = self.fields.get(name)
@@ -41,14 +36,15 @@ class Upload:
 
 
 class _Sink:
-    """Collects the parts of one multipart body; file bytes go to disk in large writes."""
+    """Collects the parts of one multipart body; file bytes go to storage in large writes."""
 
-    def __init__(self, tmp_path: Path, max_bytes: int, chunk_bytes: int) -> None:
-        self.tmp_path = tmp_path
+    def __init__(self, storage: ObjectStorage, key: str, max_bytes: int,
+                 chunk_bytes: int) -> None:
+        self.storage = storage
+        self.key = key
         self.max_bytes = max_bytes
         self.chunk_bytes = chunk_bytes
         self.upload = Upload()
-        self.fh: BinaryIO | None = None
         self.buffer = bytearray()
         self._header_field = b""
         self._header_value = b""
@@ -91,8 +87,6 @@ class _Sink:
                 return
             filename = params.get(b"filename")
             self.upload.filename = filename.decode("utf-8", "replace") if filename else None
-            self.fh = self.tmp_path.open("wb")
-            self.upload.tmp_path = self.tmp_path
         elif len(self.upload.fields) >= MAX_FIELDS:
             self._fail(ApiError(422, "too many form fields"))
 
@@ -131,10 +125,14 @@ class _Sink:
             return data
         return None
 
-    def close(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+    async def flush(self, force: bool = False) -> None:
+        """Hand buffered file bytes to storage (off the event loop: it may be a network)."""
+        data = self.take_buffer(force)
+        if data is None:
+            return
+        if self.upload.pending is None:
+            self.upload.pending = await asyncio.to_thread(self.storage.begin_write, self.key)
+        await asyncio.to_thread(self.upload.pending.write, data)
 
 
 def _boundary(request: Request) -> bytes:
@@ -147,19 +145,16 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
-async def receive_upload(request: Request, storage: LocalStorage, final_key: str, *,
+async def receive_upload(request: Request, storage: ObjectStorage, final_key: str, *,
                          max_bytes: int, chunk_bytes: int) -> Upload:
-    """Read the request body once, streaming the 'file' part to a temporary file next to
+    """Read the request body once, streaming the 'file' part into a pending object for
     ``final_key``. The caller finishes with ``commit`` or ``discard``."""
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024 + (
             MAX_FIELDS * MAX_FIELD_BYTES):
         raise ApiError(413, f"upload exceeds the limit of {max_bytes} bytes", field=FILE_FIELD)
-    final = storage.path_for(final_key)
-    await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
-    sink = _Sink(final.with_name(f".{final.name}.upload-{uuid.uuid4().hex}"), max_bytes,
-                 chunk_bytes)
+    sink = _Sink(storage, final_key, max_bytes, chunk_bytes)
     callbacks = {name: getattr(sink, name) for name in (
         "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
         "on_headers_finished", "on_part_data", "on_part_end")}
@@ -174,48 +169,36 @@ async def receive_upload(request: Request, storage: LocalStorage, final_key: str
                 raise ApiError(400, f"malformed multipart body: {exc}") from None
             if sink.error is not None:
                 raise sink.error
-            data = sink.take_buffer()
-            if data is not None and sink.fh is not None:
-                await asyncio.to_thread(sink.fh.write, data)
+            await sink.flush()
         try:
             parser.finalize()
         except Exception as exc:  # noqa: BLE001
             raise ApiError(400, f"malformed multipart body: {exc}") from None
         if sink.error is not None:
             raise sink.error
-        data = sink.take_buffer(force=True)
-        if data is not None and sink.fh is not None:
-            await asyncio.to_thread(sink.fh.write, data)
-        if sink.upload.tmp_path is None:
+        await sink.flush(force=True)
+        if sink.files_seen == 0:
             raise ApiError(422, "file: is required (a multipart part named 'file')",
                            field=FILE_FIELD)
         if sink.upload.file_bytes == 0:
             raise ApiError(422, "file: is empty", field=FILE_FIELD)
     except ClientDisconnect:
-        await asyncio.to_thread(_cleanup, sink, final)
+        await asyncio.shield(discard(sink.upload))
         raise ApiError(400, "client disconnected during upload") from None
     except BaseException:
-        await asyncio.to_thread(_cleanup, sink, final)
+        await asyncio.shield(discard(sink.upload))
         raise
-    finally:
-        await asyncio.to_thread(sink.close)
     return sink.upload
 
 
-def _cleanup(sink: _Sink, final: Path) -> None:
-    sink.close()
-    sink.tmp_path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        final.parent.rmdir()  # only if empty: never touches a stored video
+async def commit(upload: Upload) -> None:
+    """Make the upload visible under its final key."""
+    assert upload.pending is not None
+    await asyncio.to_thread(upload.pending.commit)
 
 
-def commit(upload: Upload, storage: LocalStorage, final_key: str) -> None:
-    assert upload.tmp_path is not None
-    os.replace(upload.tmp_path, storage.path_for(final_key))
-
-
-def discard(upload: Upload, storage: LocalStorage, final_key: str) -> None:
-    if upload.tmp_path is not None:
-        upload.tmp_path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        storage.path_for(final_key).parent.rmdir()
+async def discard(upload: Upload) -> None:
+    """Drop whatever was streamed; nothing is left in storage."""
+    if upload.pending is not None:
+        pending, upload.pending = upload.pending, None
+        await asyncio.to_thread(pending.abort)

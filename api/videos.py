@@ -22,6 +22,7 @@ from spool.ingest import new_video_id, start_video_job, video_job_input
 from spool.models import FINAL_JOB_STATES
 from spool.models.video import normalize_renditions, video_workflow_id
 from spool.status import JobNotFound, job_status
+from spool.storage import keys
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 
@@ -96,7 +97,7 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
     """Store the upload and start its job; answers as soon as the job has started."""
     s = svc.settings
     video_id = new_video_id()
-    source_key = f"videos/{video_id}/source"
+    source_key = keys.source_key(video_id)
     upload = await receive_upload(request, svc.storage, source_key,
                                   max_bytes=s.max_upload_bytes,
                                   chunk_bytes=s.api_upload_chunk_bytes)
@@ -108,16 +109,16 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
         if not OWNER_ID.match(owner_id):
             raise ApiError(422, "owner_id: letters, digits and _.@:- only, at most 100",
                            field="owner_id")
-        await asyncio.to_thread(commit, upload, svc.storage, source_key)
+        await commit(upload)
     except BaseException:
-        await asyncio.to_thread(discard, upload, svc.storage, source_key)
+        await asyncio.shield(discard(upload))
         raise
     inp = video_job_input(s, video_id, owner_id=owner_id, captions=captions,
                           renditions=renditions, callback_url=callback_url)
     try:
         await start_video_job(svc.client, s, inp)
     except Exception as exc:
-        await asyncio.to_thread(svc.storage.delete_prefix, f"videos/{video_id}")
+        await asyncio.to_thread(svc.storage.delete_prefix, keys.video_prefix(video_id))
         raise ApiError(503, f"could not start the job: {exc}") from None
     status_url = f"/v1/videos/{video_id}"
     return JSONResponse(
@@ -287,7 +288,9 @@ async def _media_key(svc: Services, video_id: str, which: str, name: str | None 
 
 async def _serve(request: Request, svc: Services, key: str, media_type: str | None = None
                  ) -> Response:
-    return await file_response(request, svc.storage.path_for(key), media_type)
+    return await file_response(request, svc.storage, key, media_type,
+                               redirect_seconds=svc.settings.presigned_url_seconds
+                               if svc.settings.media_redirect else None)
 
 
 @router.get("/videos/{video_id}/renditions/{name}", dependencies=READ,

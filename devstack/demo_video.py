@@ -36,7 +36,7 @@ async def run_video_demo(client: Client, settings: Settings, console: Console) -
     console.print(f"captions: {status.captions_state}")
     if status.captions and status.captions.vtt_key:
         storage = open_storage(settings)
-        vtt = storage.open(status.captions.vtt_key).read().decode("utf-8")
+        vtt = storage.read_bytes(status.captions.vtt_key).decode("utf-8")
         console.print(f"caption excerpt: [italic]{status.captions.excerpt[:160]}[/italic]")
         console.print("\n".join(vtt.splitlines()[:6]), markup=False)
     console.print(f"job id: {handle.id}")

@@ -15,7 +15,7 @@ from spool.models.video import (
     normalize_renditions,
     video_workflow_id,
 )
-from spool.storage import open_storage
+from spool.storage import keys, open_storage
 
 
 def new_video_id() -> str:
@@ -51,7 +51,7 @@ def video_job_input(settings: Settings, video_id: str, *, owner_id: str, caption
     Raises ValueError when a requested rendition is not on the ladder.
     """
     return VideoPipelineInput(
-        video_id=video_id, owner_id=owner_id, source_key=f"videos/{video_id}/source",
+        video_id=video_id, owner_id=owner_id, source_key=keys.source_key(video_id),
         captions=captions, renditions=normalize_renditions(renditions),
         callback_url=callback_url, language=settings.whisper_language,
         queue_pipeline=settings.queue_pipeline, queue_media=settings.queue_media,

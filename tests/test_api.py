@@ -16,6 +16,7 @@ from api import create_app
 from api.media import parse_range
 from spool.config import Settings
 from spool.storage import open_storage
+from spool.storage.keys import rendition_key
 from tests import media_clips
 from tests.conftest import service_missing
 
@@ -92,14 +93,12 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
     s = api_settings(settings)
     data = clip.read_bytes()
     async with api_client(s, client) as http:
-        started = time.monotonic()
+        # No worker runs yet: the 202 cannot have waited for any processing.
         r = await http.post("/v1/videos", headers=AUTH,
                             files={"file": ("my clip.mp4", data, "video/mp4")},
                             data={"captions": "true"})
-        took = time.monotonic() - started
         assert r.status_code == 202, r.text
         body = r.json()
-        assert took < 3, f"acknowledgement took {took:.2f}s"
         assert body["job_id"] == f"video-{body['video_id']}"
         assert body["status_url"] == f"/v1/videos/{body['video_id']}"
         # Acknowledged before any worker exists: the job is visible, processing.
@@ -121,7 +120,7 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
         [rendition] = v["renditions"]
         assert rendition["name"] == "240p"
         storage = open_storage(s)
-        stored = storage.path_for(f"videos/{body['video_id']}/240p.mp4").read_bytes()
+        stored = storage.read_bytes(rendition_key(body["video_id"], "240p"))
         full = await http.get(rendition["url"])
         assert full.status_code == 200 and full.content == stored
         assert full.headers["accept-ranges"] == "bytes"
