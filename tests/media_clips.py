@@ -17,6 +17,17 @@ def tools_missing() -> str | None:
     return None
 
 
+def pace_inputs() -> dict:
+    """ffmpeg input options that read every input at its native frame rate (``-re``).
+
+    The gate for tests that must catch an encode in the middle (cancel, kill, timeout): an
+    N-second clip then takes at least N seconds to encode however fast the machine is, and
+    the test acts as soon as it sees progress, never after a guessed delay."""
+    from spool import media
+
+    return {**media.INPUT_OPTIONS, "re": None}
+
+
 def normalized_words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 

@@ -1,6 +1,9 @@
 """A media-queue worker in its own process, for the test that SIGKILLs one mid-transcode.
 
-Usage: python -m tests.run_media_worker ADDRESS DATA_DIR MEDIA_QUEUE
+Usage: python -m tests.run_media_worker ADDRESS DATA_DIR MEDIA_QUEUE paced|normal
+
+``paced`` reads every ffmpeg input at its native frame rate, so a transcode of an N-second
+clip lasts at least N seconds on any machine: the test can catch it in the middle.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
+from spool import media
 from spool.config import Settings
 from spool.temporal import connect
+from tests.media_clips import pace_inputs
 
 
-async def main(address: str, data_dir: str, queue: str, preset: str) -> None:
-    settings = Settings(temporal_address=address, data_dir=Path(data_dir), queue_media=queue,
-                        x264_preset=preset)
+async def main(address: str, data_dir: str, queue: str, pace: str) -> None:
+    if pace == "paced":
+        media.INPUT_OPTIONS = pace_inputs()
+    settings = Settings(temporal_address=address, data_dir=Path(data_dir), queue_media=queue)
     client = await connect(settings, wait_seconds=30)
     acts = VideoActivities(settings)
     worker = Worker(client, task_queue=queue, activities=acts.media_activities(),

@@ -166,12 +166,20 @@ async def test_playlists_and_other_protocols_are_refused(clips):
     assert argv[argv.index("-protocol_whitelist") + 1] == "file"
 
 
-async def test_cancel_kills_ffmpeg_and_waits(clips, tmp_path):
-    clip = media_clips.make_clip(clips / "long.mp4", width=640, height=360, seconds=20,
+@pytest.fixture
+def paced_clip(clips, monkeypatch) -> Path:
+    """A 20 s clip that ffmpeg reads at its own pace: no encode of it ends before 20 s."""
+    monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
+    return media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
                                  speech=None, tone=True, pattern="testsrc2")
+
+
+async def test_cancel_kills_ffmpeg_and_waits(paced_clip, tmp_path):
+    progressed = asyncio.Event()
     task = asyncio.create_task(media.transcode_rendition(
-        clip, tmp_path / "cancel.mp4", 360, video_kbps=800, preset="veryslow"))
-    await asyncio.sleep(1.0)
+        paced_clip, tmp_path / "cancel.mp4", 180, video_kbps=800, duration=20.0,
+        on_progress=lambda percent: percent > 0 and progressed.set()))
+    await asyncio.wait_for(progressed.wait(), 60)
     assert ffmpeg_processes(str(tmp_path))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -179,13 +187,11 @@ async def test_cancel_kills_ffmpeg_and_waits(clips, tmp_path):
     assert ffmpeg_processes(str(tmp_path)) == []
 
 
-async def test_timeout_kills_ffmpeg(clips, tmp_path):
-    clip = media_clips.make_clip(clips / "long.mp4", width=640, height=360, seconds=20,
-                                 speech=None, tone=True, pattern="testsrc2")
-    with pytest.raises(media.MediaTimeout):
-        await media.transcode_rendition(clip, tmp_path / "slow.mp4", 360, video_kbps=800,
-                                        preset="veryslow",
-                                        limits=media.Limits(timeout_seconds=0.5))
+async def test_timeout_kills_ffmpeg(paced_clip, tmp_path):
+    with pytest.raises(media.MediaTimeout) as err:
+        await media.transcode_rendition(paced_clip, tmp_path / "slow.mp4", 180,
+                                        video_kbps=800, limits=media.Limits(timeout_seconds=2))
+    assert "longer than 2 s" in str(err.value)
     assert ffmpeg_processes(str(tmp_path)) == []
 
 
