@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 
 from spool.config import Settings, get_settings
 from spool.process import single_threaded_blas
-from spool.temporal import connect, exit_process
+from spool.temporal import TemporalConnectError, connect, exit_process
 
 QUEUE_KINDS = ("pipeline", "media", "captions")
 log = logging.getLogger("spool.worker")
@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         asyncio.run(run(args))
+    except TemporalConnectError as exc:  # same exit code as starter.py: Temporal unavailable
+        print(f"worker: {exc}", file=sys.stderr, flush=True)
+        return 4
     except Exception as exc:  # noqa: BLE001 - one line for the operator, not a traceback
         print(f"worker: {exc}", file=sys.stderr, flush=True)
         return 1

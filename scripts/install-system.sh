@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Spool's pipelines and tests run: ffmpeg/ffprobe (media),
 # espeak-ng (spoken test clips), chromium + chromedriver (browser tests), Java (the test
-# Elasticsearch node) and PostgreSQL (the database tests).
+# Elasticsearch node), PostgreSQL (the database tests) and nginx (the TLS proxy in front of
+# Temporal in the TLS tests).
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 need=()
@@ -12,6 +13,7 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v unzip >/dev/null || need+=(unzip)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "installing system packages: ${need[*]}"
 SUDO=""
