@@ -2,6 +2,7 @@
 
     python starter.py blog POST.json [--wait] [--json]
     python starter.py video FILE [--no-captions] [--renditions 720p,480p] [--wait] [--json]
+    python starter.py video FILE --api http://spool.example.com   # upload through the API
     python starter.py status JOB_ID [--json]
     python starter.py wait JOB_ID [--json]
     python starter.py cancel JOB_ID [--json]
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -26,7 +28,7 @@ from rich.table import Table
 from spool.config import get_settings
 from spool.models import FINAL_JOB_STATES, InvalidPostError, post_from_dict
 from spool.status import JobNotFound, job_status
-from spool.temporal import connect, exit_process
+from spool.temporal import TemporalConnectError, connect, exit_process
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 _EXIT_FOR_STATE = {"ready": EXIT_OK, "ready_with_errors": EXIT_PARTIAL,
@@ -125,6 +127,70 @@ async def cmd_video(args, client, settings, console) -> int:
     return await finish_start(args, client, console, handle.id, {"video_id": inp.video_id})
 
 
+async def upload_through_api(args, settings, console) -> int:
+    """``video --api URL``: stream the file to a remote stack's API, which stores it in that
+    stack's object storage and starts the job; no Temporal connection or shared disk needed.
+    With --wait, progress is read from the API too."""
+    import httpx
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{args.file}: no such file", EXIT_BAD_INPUT)
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    if not key:
+        raise CliError("--api needs an API key: set SPOOL_API_KEY", EXIT_BAD_INPUT)
+    data = {"captions": "false" if args.no_captions else "true", "owner_id": args.owner}
+    if args.renditions:
+        data["renditions"] = args.renditions
+    base = args.api.rstrip("/")
+    timeout = httpx.Timeout(30.0, write=None, read=300.0)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=timeout,
+                                     headers={"Authorization": f"Bearer {key}"}) as http:
+            with path.open("rb") as fh:  # httpx streams the file part in chunks
+                r = await http.post("/v1/videos", data=data,
+                                    files={"file": ("upload", fh, "application/octet-stream")})
+            if r.status_code != 202:
+                raise CliError(f"{base} refused the upload: {api_error(r)}",
+                               EXIT_BAD_INPUT if r.status_code < 500 else EXIT_UNAVAILABLE)
+            body = r.json()
+            if not args.wait:
+                emit(args, console, {"job_id": body["job_id"], "video_id": body["video_id"]},
+                     body["job_id"])
+                return EXIT_OK
+            if not args.json:
+                console.print(f"job {body['job_id']}")
+            status = await poll_api(http, body["status_url"], live=not args.json,
+                                    console=console)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the API at {base}: {exc}", EXIT_UNAVAILABLE) from None
+    return report_final(args, console, status)
+
+
+def api_error(r) -> str:
+    try:
+        return f"{r.status_code} {r.json()['error']['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{r.status_code} {r.text[:200]}"
+
+
+async def poll_api(http, status_url: str, *, live: bool, console: Console) -> dict[str, Any]:
+    async def fetch() -> dict[str, Any]:
+        r = await http.get(status_url)
+        r.raise_for_status()
+        return r.json()
+
+    status = await fetch()
+    view = Live(render_steps(status), console=console, refresh_per_second=4) if live else None
+    with view or contextlib.nullcontext():
+        while status.get("state") not in FINAL_JOB_STATES:
+            await asyncio.sleep(0.5)
+            status = await fetch()
+            if view is not None:
+                view.update(render_steps(status))
+    return status
+
+
 async def finish_start(args, client, console, job_id: str, extra: dict[str, Any]) -> int:
     if not args.wait:
         emit(args, console, {"job_id": job_id, **extra}, job_id)
@@ -185,6 +251,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     video.add_argument("--renditions", help="comma-separated, e.g. 720p,480p")
     video.add_argument("--owner", default="cli", help="owner id notified when the job ends")
     video.add_argument("--wait", action="store_true", help="show live progress until done")
+    video.add_argument("--api", metavar="URL",
+                       help="upload through a remote stack's API (key from SPOOL_API_KEY) "
+                            "instead of writing to object storage and starting the job here")
     for name in ("status", "wait", "cancel"):
         p = sub.add_parser(name, parents=[common])
         p.add_argument("job_id")
@@ -194,11 +263,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     console = Console(stderr=args.json)
+    if args.command == "video" and args.api:
+        return await upload_through_api(args, settings, console)
     try:
         client = await connect(settings)
-    except Exception as exc:  # noqa: BLE001
-        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {exc}",
-                       EXIT_UNAVAILABLE) from None
+    except TemporalConnectError as exc:  # already one line naming the problem
+        raise CliError(str(exc), EXIT_UNAVAILABLE) from None
     try:
         return await COMMANDS[args.command](args, client, settings, console)
     except JobNotFound as exc:

@@ -103,7 +103,11 @@ class Settings(BaseSettings):
     api_keys: list[str] = Field(default_factory=list)
     public_reads: bool = True
 
-    # --- appended: HTTP API and webhooks (issue 4) ---
+    # A client of a remote stack (starter.py video --api): where the API is and its key.
+    api_url: str | None = None
+    api_key: SecretStr | None = None
+
+    # --- HTTP API and webhooks ---
     # Extra webhook destinations allowed even when private: IPs or CIDRs ("127.0.0.1/32").
     webhook_allowlist: list[str] = Field(default_factory=list)
     webhook_timeout_seconds: float = 10.0

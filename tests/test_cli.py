@@ -162,3 +162,60 @@ async def test_video_start_cancel_and_wait(client, settings, clips):
         waited = await starter(settings, "wait", out["job_id"], "--json")
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert json.loads(waited.stdout)["state"] == "cancelled"
+
+
+def _api_env(settings, port: int) -> dict[str, str]:
+    return {**cli_env(settings), "SPOOL_API_HOST": "127.0.0.1", "SPOOL_API_PORT": str(port),
+            "SPOOL_API_KEYS": '["remote-key"]'}
+
+
+async def test_video_uploads_through_a_remote_api_without_shared_disk(client, settings, clips,
+                                                                      tmp_path):
+    """The client shares nothing with the stack: its own data dir, no Temporal address that
+    works. The API stores the upload in the stack's storage and starts the job."""
+    from activities.video import VideoActivities
+    from activities.webhooks import WebhookActivities
+    from devstack.proc import free_port, wait_for_port
+    from spool.storage import open_storage
+    from tests import media_clips
+    from workflows.captions import CaptionsWorkflow
+    from workflows.video import VideoPipelineWorkflow
+
+    clip = media_clips.make_clip(clips / "remote.mp4", width=320, height=240, seconds=1.0,
+                                 speech=None)
+    port = free_port()
+    api = subprocess.Popen([sys.executable, "-m", "api"], cwd=REPO, env=_api_env(settings, port),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    remote_client = {**os.environ, "SPOOL_DATA_DIR": str(tmp_path / "client-data"),
+                     "SPOOL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens
+                     "SPOOL_API_KEY": "remote-key"}
+    url = f"http://127.0.0.1:{port}"
+
+    def run_starter(*args: str, env=remote_client) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "starter.py", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    try:
+        await asyncio.to_thread(wait_for_port, port, 60, api, "the API")
+        refused = await asyncio.to_thread(run_starter, "video", str(clip), "--api", url,
+                                          env={**remote_client, "SPOOL_API_KEY": "wrong"})
+        assert refused.returncode == 2, refused.stderr
+        assert "401 invalid API key" in refused.stderr
+        video = VideoActivities(settings)
+        async with running_worker(
+                client, settings.queue_pipeline,
+                workflows=[VideoPipelineWorkflow, CaptionsWorkflow],
+                activities=[*video.pipeline_activities(), *video.media_activities(),
+                            *video.captions_activities(),
+                            *WebhookActivities(settings).activities()]):
+            done = await asyncio.to_thread(run_starter, "video", str(clip), "--api", url,
+                                           "--no-captions", "--wait", "--json")
+    finally:
+        api.terminate()
+        api.wait(30)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status["state"] == "ready" and [r["name"] for r in status["renditions"]] == ["240p"]
+    stored = open_storage(settings).list_prefix(f"videos/{status['video_id']}")
+    assert f"videos/{status['video_id']}/240p.mp4" in stored
+    assert not (tmp_path / "client-data").exists()  # the client wrote nothing locally
