@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.proc import (
+    StackError,
     require_free_port,
     start_process,
     stop_process,
@@ -22,6 +23,7 @@ from devstack.proc import (
 from devstack.temporal import DevServer
 from spool import webhooks
 from spool.config import Settings
+from spool.migrate import MigrateError, migrate
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_API_KEY = "spool-local-dev-key"
@@ -99,6 +101,7 @@ class EmbeddedStack:
         if self.api_available():
             require_free_port(self.settings.api_port, "the Spool API")
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.migrate_database()
         try:
             self.server = DevServer(port=self.temporal_port, ui_port=self.ui_port,
                                     db_filename=self.settings.data_dir.resolve() / "temporal.db",
@@ -114,6 +117,13 @@ class EmbeddedStack:
             self.stop()
             raise
         return self
+
+    def migrate_database(self) -> None:
+        """Bring the schema to head once, here, rather than in the worker and API racing."""
+        try:
+            print(migrate(self.settings), flush=True)
+        except MigrateError as exc:
+            raise StackError(str(exc)) from exc
 
     def _start_python(self, name: str, args: list[str], env: dict[str, str],
                       ready_text: str | None = None) -> None:

@@ -13,26 +13,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from devstack.proc import free_port
 from spool.db import create_schema, make_engine
 from spool.db.blog import add_followers, author_post_count, followers_of, get_post
 from spool.db.blog import record_post_for_author as record
 from spool.db.notifications import notifications
 from spool.notify import Notification, notify_once
-from tests.conftest import ARTIFACTS, service_missing
 
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    from devstack.postgres import PostgresServer
-
-    server = PostgresServer(free_port(), ARTIFACTS / "logs" / "postgres.log")
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"PostgreSQL did not start: {exc}")
-    yield server.url
-    server.stop()
+# postgres_url: the session's PostgreSQL server, from the tests.pg_fixtures plugin.
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

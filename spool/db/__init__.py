@@ -39,23 +39,60 @@ def make_engine(url: str) -> Engine:
 
 
 def get_engine(settings: Settings) -> Engine:
-    """One engine per database URL per process, with the schema created on first use."""
+    """One engine per database URL per process, its schema checked (or migrated) on first use."""
     url = settings.resolved_database_url
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            if url.startswith("sqlite:///"):
-                settings.data_dir.mkdir(parents=True, exist_ok=True)
-            engine = make_engine(url)
-            create_schema(engine)
+            engine = make_engine(prepare_database_url(settings))
+            try:
+                ensure_schema(engine, settings)
+            except BaseException:
+                engine.dispose()
+                raise
             _engines[url] = engine
         return engine
 
 
-def create_schema(engine: Engine) -> None:
-    # Importing the table modules registers their tables on `metadata`.
+def prepare_database_url(settings: Settings) -> str:
+    """The configured URL, with the data directory created for the default SQLite file."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def ensure_schema(engine: Engine, settings: Settings) -> None:
+    """Make sure the schema is at the newest migration before the process uses it.
+
+    At head this is one query. Otherwise the database is migrated under the migration lock
+    when ``db_auto_migrate`` allows it; when not (production migrates once, before anything
+    starts) the process refuses to run against a schema it was not written for.
+    """
+    from spool.db import migrations
+
+    current = migrations.current_revision(engine)
+    head = migrations.head_revision()
+    if current == head:
+        return
+    if not settings.db_auto_migrate:
+        raise migrations.SchemaError(
+            f"database schema is at revision {migrations.revision_label(current)}, expected "
+            f"{head}: run `python -m spool.migrate`")
+    migrations.upgrade_to_head(engine)
+
+
+def load_tables() -> None:
+    """Import the table modules, which registers their tables on ``metadata``."""
     from spool.db import blog, notifications, video  # noqa: F401
 
+
+def create_schema(engine: Engine) -> None:
+    """``metadata.create_all``: the schema as the code declares it, without migrations.
+
+    Processes do not use it (see ``ensure_schema``); tests compare the migrations with it.
+    """
+    load_tables()
     metadata.create_all(engine, checkfirst=True)
 
 
