@@ -23,7 +23,7 @@ from spool.temporal import connect
 # In-process workers run Whisper beside forked ffmpeg children, as worker.py does.
 single_threaded_blas()
 
-pytest_plugins = ["tests.es_fixtures", "tests.pg_fixtures"]
+pytest_plugins = ["tests.es_fixtures", "tests.pg_fixtures", "tests.s3_fixtures"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

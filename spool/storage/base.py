@@ -153,6 +153,7 @@ class ObjectStorage(ABC):
     def presigned_url(self, key: str, seconds: int) -> str | None:
         """A URL a client can GET the object from directly for ``seconds``; None where the
         backend has no such thing (the local directory)."""
+        check_key(key)
         return None
 
     @abstractmethod

@@ -98,7 +98,9 @@ def make_client(settings: Settings) -> Any:
     client = boto3.session.Session().client(
         "s3",
         endpoint_url=settings.s3_endpoint_url or None,
-        region_name=settings.s3_region or None,
+        # botocore itself reads only AWS_DEFAULT_REGION; AWS_REGION is what the other SDKs
+        # (and Lambda, ECS) set, so it counts too.
+        region_name=settings.s3_region or os.environ.get("AWS_REGION") or None,
         aws_access_key_id=settings.s3_access_key_id or None,
         aws_secret_access_key=secret.get_secret_value() if secret else None,
         config=_client_config(settings),
@@ -271,7 +273,10 @@ class S3Storage(ObjectStorage):
         code, status = _error_code(exc), _http_status(exc)
         if code in NO_BUCKET_CODES:
             return StorageUnavailable(f"{self.describe()}: no such bucket {self.bucket!r}")
-        if key is not None and (code in NOT_FOUND_CODES or status == 404):
+        if code == "NoSuchUpload":  # reaped by a lifecycle rule, or aborted by a peer
+            return StorageUnavailable(f"{self.describe()}: the multipart upload of {key!r} "
+                                      "is gone; write the object again")
+        if key is not None and code in NOT_FOUND_CODES:  # "404": a HEAD answer has no body
             return KeyNotFound(f"no object {key!r} in {self.describe()}")
         if code in ACCESS_DENIED_CODES or status == 403:
             return StorageUnavailable(f"{self.describe()}: access denied ({code}); check the "
