@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +22,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from spool import media, whisper
+from spool import media, scratch, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, replace_caption_segments, update_video
@@ -45,7 +44,7 @@ from spool.models.video import (
     rendition_name,
 )
 from spool.notify import make_notifier, notify_once
-from spool.storage import KeyNotFound, keys, open_storage
+from spool.storage import KeyNotFound, StorageUnavailable, keys, open_storage
 
 log = logging.getLogger("spool.activities.video")
 
@@ -84,7 +83,7 @@ async def heartbeating() -> AsyncIterator[Callable[[float], None]]:
 
 @contextlib.asynccontextmanager
 async def scratch_dir() -> AsyncIterator[Path]:
-    path = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="spool-video-"))
+    path = await asyncio.to_thread(scratch.new_dir, "spool-video-")
     try:
         yield path
     finally:
@@ -111,8 +110,26 @@ class VideoActivities:
         return [self.extract_audio, self.transcribe_audio]
 
     async def _fetch(self, key: str, dest: Path) -> Path:
-        await asyncio.to_thread(self.storage.get_to, key, dest)
+        await self._storage(self.storage.get_to, key, dest)
         return dest
+
+    async def _storage(self, call: Callable[..., Any], *args: Any) -> Any:
+        """A storage call that waits out an outage of the store (restart, network blip)
+        instead of spending the step's attempts on it: heartbeats go on meanwhile, so a cancel
+        still arrives. Past settings.storage_outage_seconds it fails as a retryable error."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.storage_outage_seconds
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(call, *args)
+            except StorageUnavailable as exc:
+                if loop.time() + delay > deadline:
+                    raise ApplicationError(f"object storage unavailable: {exc}",
+                                           type="StorageUnavailable") from None
+                log.warning("object storage unavailable, retrying in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     # --- probe ---------------------------------------------------------------------------
 
@@ -120,7 +137,7 @@ class VideoActivities:
     async def probe_video(self, inp: ProbeInput) -> ProbeResult:
         s = self.settings
         try:
-            size = await asyncio.to_thread(self.storage.size, inp.source_key)
+            size = await self._storage(self.storage.size, inp.source_key)
         except KeyNotFound:
             raise invalid(f"The upload {inp.source_key} is missing from storage.") from None
         if size == 0:
@@ -171,7 +188,7 @@ class VideoActivities:
                 limits=self.limits, on_progress=set_percent)
             info = await media.probe(out)
             key = keys.rendition_key(inp.video_id, name)
-            await asyncio.to_thread(self.storage.put_file, out, key)
+            await self._storage(self.storage.put_file, out, key)
         duration = info.duration or inp.duration
         return RenditionResult(
             name=name, key=key, width=info.width, height=info.height,
@@ -187,8 +204,8 @@ class VideoActivities:
             await media.extract_poster(src, out, inp.at_seconds, self.limits)
             info = await media.probe(src)
             key = keys.poster_key(inp.video_id)
-            await asyncio.to_thread(self.storage.put_file, out, key)
-            size = await asyncio.to_thread(self.storage.size, key)
+            await self._storage(self.storage.put_file, out, key)
+            size = await self._storage(self.storage.size, key)
         return PosterResult(key=key, width=info.width, height=info.height, size_bytes=size)
 
     # --- captions ------------------------------------------------------------------------
@@ -202,7 +219,7 @@ class VideoActivities:
             await media.extract_audio_16k_mono(src, out, duration=info.duration or None,
                                                limits=self.limits, on_progress=set_percent)
             key = keys.audio_key(inp.video_id)
-            await asyncio.to_thread(self.storage.put_file, out, key)
+            await self._storage(self.storage.put_file, out, key)
         return ExtractAudioResult(audio_key=key, duration=info.duration)
 
     @activity.defn(name="video.transcribe")
@@ -245,7 +262,7 @@ class VideoActivities:
                 }, ensure_ascii=False, indent=1)),
             }
             for key, text in files.values():
-                await asyncio.to_thread(self.storage.put_bytes, text.encode("utf-8"), key)
+                await self._storage(self.storage.put_bytes, text.encode("utf-8"), key)
             await asyncio.to_thread(replace_caption_segments, self.engine, inp.video_id,
                                     [asdict(seg) for seg in segments])
         excerpt = " ".join(seg.text for seg in segments)[:300]
@@ -297,7 +314,7 @@ class VideoActivities:
         # The 16 kHz WAV only feeds Whisper: once the captions are written (or have failed for
         # good) it is dropped. A repeated delete is a no-op, so a retry is harmless; deleting
         # here rather than in video.transcribe keeps a retried transcribe able to read it.
-        await asyncio.to_thread(self.storage.delete, keys.audio_key(inp.video_id))
+        await self._storage(self.storage.delete, keys.audio_key(inp.video_id))
 
     @activity.defn(name="video.notify_owner")
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     s3_addressing_style: str = "auto"  # auto | path | virtual ("auto" = path with an endpoint)
     storage_part_size_mb: int = 16  # multipart upload part size (S3 needs at least 5)
+    # A step waits out an unavailable store this long (heartbeating) before it fails.
+    storage_outage_seconds: float = 300.0
     # Media reads from the API: stream through the API (default), or with S3 answer 307 with
     # a short-lived presigned URL so bytes go straight from the store to the client.
     media_redirect: bool = False
