@@ -23,6 +23,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from spool import scratch
 from spool.config import Settings, get_settings
 from spool.process import single_threaded_blas
 from spool.temporal import TemporalConnectError, connect, exit_process
@@ -115,6 +116,7 @@ async def run(args: argparse.Namespace) -> None:
         for work in plan:
             log.info("polling task queue %r (%d concurrent activities)", work.name,
                      work.max_concurrent_activities)
+        await asyncio.to_thread(scratch.sweep_stale)  # what killed workers here left behind
         print(f"worker ready: {', '.join(w.name for w in plan)}", flush=True)
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -122,6 +124,7 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         stopped.cancel()
+        await asyncio.to_thread(scratch.release)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(
                     result, asyncio.CancelledError):
