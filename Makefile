@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo up test lint bench clean
+.PHONY: install demo up cluster test lint bench clean
 
 $(STAMP): pyproject.toml scripts/install-system.sh
 	./scripts/install-system.sh
@@ -19,6 +19,11 @@ install: $(STAMP)
 ## Start the embedded stack in the foreground (Temporal dev server + UI, worker, API). Ctrl-C stops it.
 up: install
 	$(PY) -m devstack.up
+
+## Spool as separate hosts sharing nothing but the network: S3 server, PostgreSQL,
+## Elasticsearch, Temporal, API, pipeline/media/captions workers. Ctrl-C stops it.
+cluster: install
+	$(PY) -m devstack.cluster
 
 ## Install, start the stack, publish sample posts and process the sample video, print results, stop.
 demo: install

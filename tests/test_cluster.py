@@ -1,0 +1,233 @@
+"""Spool as separate hosts that share nothing but the network (``make cluster``'s topology).
+
+PostgreSQL, Elasticsearch 8, S3Proxy and the Temporal dev server are real servers; the API,
+the pipeline worker, two media workers and the captions worker are separate processes, each
+in a mount namespace that sees only its own home. The media hosts read ffmpeg input at its
+native pace (tests.paced_worker), so a test can catch a transcode in the middle on any
+machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client
+
+from devstack.cluster import CLUSTER_API_KEY, Cluster, isolation_prefix
+from devstack.proc import free_port
+from spool import scratch
+from spool.config import Settings
+from spool.storage import open_storage
+from spool.storage.keys import video_prefix
+from tests import media_clips
+
+AUTH = {"Authorization": f"Bearer {CLUSTER_API_KEY}"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from tests.conftest import service_missing
+
+    if shutil.which("unshare") is None:
+        service_missing("unshare (util-linux) is needed to isolate the cluster's hosts")
+    root = Path(tempfile.mkdtemp(prefix="spool-cluster-"))
+    root.chmod(0o755)  # Elasticsearch's unprivileged user must reach its home inside
+    c = Cluster(root / "cluster", api_port=free_port(), temporal_port=free_port(),
+                ui_port=None, worker_module={"media": "tests.paced_worker"})
+    try:
+        c.start()
+    except Exception as exc:  # noqa: BLE001
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        service_missing(f"the cluster did not start: {exc}")
+    try:
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def cluster_client(cluster) -> Client:
+    from spool.temporal import connect
+
+    return await connect(Settings(temporal_address=cluster.temporal.address,
+                                  temporal_tls=False), wait_seconds=30)
+
+
+def stack_storage(cluster):
+    """The cluster's object store, as a client with credentials sees it."""
+    env = cluster.topology_env()
+    return open_storage(Settings(
+        storage_url=env["SPOOL_STORAGE_URL"], s3_endpoint_url=env["SPOOL_S3_ENDPOINT_URL"],
+        s3_region=env["SPOOL_S3_REGION"], s3_access_key_id=env["SPOOL_S3_ACCESS_KEY_ID"],
+        s3_secret_access_key=env["SPOOL_S3_SECRET_ACCESS_KEY"]))
+
+
+def scratch_files(cluster) -> dict[str, list[str]]:
+    """What each running host has in its scratch space, beyond its live process's own
+    (locked, empty) scratch root."""
+    def leftovers(tmp: Path) -> list[str]:
+        return sorted(str(p) for p in tmp.rglob("*")
+                      if p.name != scratch.LOCK_NAME
+                      and not (p.parent == tmp and p.name.startswith(scratch.PREFIX)
+                               and p.is_dir()))
+    return {name: leftovers(cluster.scratch(name))
+            for name in cluster.hosts if cluster.hosts[name].proc is not None}
+
+
+async def upload(http: httpx.AsyncClient, clip: Path, **fields: str) -> dict:
+    r = await http.post("/v1/videos", headers=AUTH, data=fields,
+                        files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")})
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+async def wait_video(http: httpx.AsyncClient, video_id: str, within: float = 600) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        v = (await http.get(f"/v1/videos/{video_id}")).json()
+        if v["state"] not in ("processing",):
+            return v
+        assert time.monotonic() < deadline, f"video {video_id} still processing: {v}"
+        await asyncio.sleep(0.5)
+
+
+async def running_attempt(client: Client, job_id: str, activity_id: str, *,
+                          attempt: int = 1, within: float = 300):
+    """The pending activity once it runs ``attempt`` and has heartbeated some progress."""
+    handle = client.get_workflow_handle(job_id)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for pending in (await handle.describe()).raw_description.pending_activities:
+            if (pending.activity_id == activity_id and pending.attempt == attempt
+                    and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                    and pending.heartbeat_details.payloads):
+                details = json.loads(pending.heartbeat_details.payloads[-1].data)
+                if details.get("percent", 0) > 0:
+                    return pending
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{activity_id} attempt {attempt} never ran within {within} s")
+
+
+def host_of(cluster, identity: str) -> str:
+    pid = int(identity.split("@", 1)[0])
+    return next(name for name, host in cluster.hosts.items()
+                if host.proc is not None and host.proc.pid == pid)
+
+
+def test_a_host_sees_only_its_own_home(cluster):
+    secret = cluster.scratch("api") / "only-the-api-host-may-read-this"
+    secret.write_text("x")
+    try:
+        seen = subprocess.run(
+            [*isolation_prefix(cluster.root, "media-1", cluster._stage / "media-1"),
+             "sh", "-c", f'ls "{cluster.root}" "{cluster.root}/hosts"; cat "{secret}"'],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        secret.unlink()
+    listing = seen.stdout.split()
+    assert "media-1" in listing and "api" not in listing and "services" not in listing
+    assert seen.returncode != 0 and "No such file" in seen.stderr
+
+
+async def test_video_and_post_complete_across_hosts(cluster, cluster_client, clips):
+    clip = media_clips.make_clip(clips / "c1080.mp4", width=1920, height=1080, seconds=2)
+    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
+        job = await upload(http, clip)
+        post = {"post_id": "cluster-post", "author_id": "ada", "title": "Across hosts",
+                "body": "Indexed by one host, counted once.", "followers": ["grace"]}
+        r = await http.post("/v1/posts", headers=AUTH, json=post)
+        assert r.status_code == 202, r.text
+        post_job = r.json()["job_id"]
+        v = await wait_video(http, job["video_id"])
+        assert v["state"] == "ready", v
+        assert [r["name"] for r in v["renditions"]] == ["1080p", "720p", "480p", "360p"]
+        assert v["captions"]["state"] == "available" and v["poster_url"]
+        # The API host serves what the media hosts made, from object storage, with ranges.
+        storage = stack_storage(cluster)
+        key = f"{video_prefix(job['video_id'])}360p.mp4"
+        stored = await asyncio.to_thread(storage.read_bytes, key)
+        part = await http.get(v["renditions"][-1]["url"], headers={"Range": "bytes=10-4009"})
+        assert part.status_code == 206 and part.content == stored[10:4010]
+        full = await http.get(v["renditions"][-1]["url"])
+        assert hashlib.sha256(full.content).digest() == hashlib.sha256(stored).digest()
+        vtt = await http.get(v["captions"]["vtt_url"])
+        assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
+        await cluster_client.get_workflow_handle(post_job).result()
+        hits = (await http.get("/v1/posts/search", params={"q": "hosts"})).json()
+        assert [hit["post_id"] for hit in hits["results"]] == ["cluster-post"]
+        author = (await http.get("/v1/authors/ada")).json()
+        assert author["post_count"] == 1
+    # Every file went through object storage; no host kept anything in its scratch space.
+    assert scratch_files(cluster) == {name: [] for name in scratch_files(cluster)}
+    for name in cluster.hosts:
+        data = cluster.home(name) / "data"
+        assert not (data / "objects").exists(), f"{name} wrote objects to its own disk"
+
+
+async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluster_client,
+                                                                 clips):
+    clip = media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
+                                 speech=None, tone=True, pattern="testsrc2")
+    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
+        job = await upload(http, clip, captions="false")
+        first = await running_attempt(cluster_client, job["job_id"], "rendition-180p")
+        victim = host_of(cluster, first.last_worker_identity)
+        assert victim.startswith("media-")
+        cluster.kill_host(victim)  # mid-encode: its 20 s paced transcode cannot be done
+        try:
+            second = await running_attempt(cluster_client, job["job_id"], "rendition-180p",
+                                           attempt=2)
+            assert host_of(cluster, second.last_worker_identity) not in (victim,)
+            v = await wait_video(http, job["video_id"])
+        finally:
+            cluster.restart_host(victim)
+    assert v["state"] == "ready", v
+    assert [r["name"] for r in v["renditions"]] == ["180p"]
+    # The killed host's half-made files were swept when it started again.
+    assert scratch_files(cluster) == {name: [] for name in scratch_files(cluster)}
+
+
+async def test_storage_stopped_mid_job_then_back(cluster, cluster_client, clips):
+    clip = media_clips.make_clip(clips / "paced-s3.mp4", width=320, height=180, seconds=6,
+                                 speech=None, tone=True, pattern="testsrc2")
+    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
+        job = await upload(http, clip, captions="false")
+        await running_attempt(cluster_client, job["job_id"], "rendition-180p")
+        cluster.s3.stop()
+        try:
+            # The outage itself, not a synchronisation: the store is gone for 20 s while the
+            # transcode finishes and tries to upload its result.
+            await asyncio.sleep(20)
+        finally:
+            cluster.s3.start()
+        v = await wait_video(http, job["video_id"])
+    assert v["state"] == "ready", v
+    assert [r["name"] for r in v["renditions"]] == ["180p"]
+    keys = await asyncio.to_thread(stack_storage(cluster).list_prefix,
+                                   video_prefix(job["video_id"]))
+    assert f"{video_prefix(job['video_id'])}180p.mp4" in keys
+    assert scratch_files(cluster) == {name: [] for name in scratch_files(cluster)}
+
+
+def test_client_env_file_points_at_the_cluster(cluster):
+    values = dict(line.split("=", 1) for line in
+                  (cluster.root / "client.env").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert values["SPOOL_API_URL"] == cluster.api_url
+    assert values["SPOOL_API_KEY"] == CLUSTER_API_KEY
+    assert values["SPOOL_TEMPORAL_ADDRESS"] == cluster.temporal.address
+    assert oct((cluster.root / "client.env").stat().st_mode & 0o777) == "0o600"
+    assert os.environ.get("SPOOL_API_KEY") != CLUSTER_API_KEY  # nothing leaked into ours
