@@ -1,21 +1,50 @@
-# One image for every Spool process: the worker (any queue) and the API.
-FROM python:3.11-slim
+# syntax=docker/dockerfile:1
+# One image for every Spool process:
+#   python -m api                          the HTTP API
+#   python -m worker --queue <kind>        a worker (pipeline | media | captions)
+#   python -m spool.migrate                one-shot schema migration
+#   python /opt/spool/create_bucket.py     one-shot bucket creation
+# Debian 12 and Python 3.11: the ffmpeg (5.1) and Python the test suite runs on.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg \
- && rm -rf /var/lib/apt/lists/*
-
-WORKDIR /app
-COPY pyproject.toml README.md ./
+# --- build: a wheel of the project, so the runtime image gets a regular (non-editable)
+# install and no source tree to import from by accident.
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml ./
 COPY spool ./spool
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
 COPY devstack ./devstack
 COPY worker.py starter.py ./
-RUN pip install --no-cache-dir .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
-RUN useradd --system --uid 10001 spool && mkdir -p /data && chown spool /data
+# --- runtime
+FROM ${PYTHON_IMAGE}
+
+# ffmpeg/ffprobe from Debian (the media worker runs them; the API probes uploads).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir /wheels/*.whl
+
+COPY deploy/create_bucket.py /opt/spool/create_bucket.py
+
+# Unprivileged user; /data is the only place Spool writes besides /tmp.
+RUN useradd --system --create-home --uid 10001 --user-group spool \
+ && install -d -o spool -g spool /data
 USER spool
-ENV SPOOL_DATA_DIR=/data HF_HUB_OFFLINE=1
-CMD ["python", "worker.py"]
+# An empty working directory: Settings also read ./.env, and there is none here.
+WORKDIR /home/spool
+
+# HF_HUB_OFFLINE: Whisper loads the model bundled in the image and never calls the Hub.
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HUB_OFFLINE=1 \
+    SPOOL_DATA_DIR=/data
+
+# Compose sets the command per service; alone, the image runs a worker for every queue.
+CMD ["python", "-m", "worker"]
