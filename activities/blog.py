@@ -1,7 +1,7 @@
 """The three independent steps of publishing a post.
 
-Each is idempotent under retry on its own business key (DESIGN.md rule 2), so Temporal can
-retry any one of them, for as long as it takes, without repeating the others.
+Each is idempotent under retry on its own business key (docs/ARCHITECTURE.md, rule 2), so
+Temporal can retry any one of them, for as long as it takes, without repeating the others.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Starting jobs: the one durable write, with duplicates absorbed at the door (DESIGN rule 6)."""
+"""Starting jobs: the one durable write, duplicates absorbed at the door.
+
+(docs/ARCHITECTURE.md, rule 6)
+"""
 
 from __future__ import annotations
 

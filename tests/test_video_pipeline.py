@@ -85,7 +85,7 @@ async def run_job(client, settings, clip, **kwargs) -> tuple[VideoStatus, object
 
 
 def save_history(name: str, history: WorkflowHistory) -> None:
-    """Keep one completed history per scenario for the replay test (DESIGN rule 7)."""
+    """Keep one completed history per scenario for the replay test (ARCHITECTURE.md rule 7)."""
     path = HISTORIES / f"{name}.json"
     if path.exists() and not os.environ.get("SPOOL_SAVE_HISTORIES"):
         return

@@ -1,8 +1,8 @@
 """Spool's database: SQLAlchemy Core, SQLite by default, PostgreSQL in production.
 
 Every side effect that must happen once is written in the same transaction as a row under a
-unique key (see DESIGN.md, rule 2); ``insert_ignore`` is how a second attempt finds the key and
-does nothing.
+unique key (docs/ARCHITECTURE.md, rule 2); ``insert_ignore`` is how a second attempt finds the
+key and does nothing.
 """
 
 from __future__ import annotations
