@@ -16,9 +16,11 @@ import logging
 import os
 import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -40,11 +42,19 @@ class QueueWork:
     max_concurrent_activities: int = 10
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (taskset, cpusets), not all the machine has."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def default_concurrency(settings: Settings, kind: str) -> int:
     if kind == "media":
         # x264 uses several threads per encode; one encode per core keeps the CPUs busy
         # without thrashing.
-        return settings.media_concurrency or max(1, os.cpu_count() or 1)
+        return settings.media_concurrency or usable_cpus()
     if kind == "captions":
         return max(1, settings.captions_concurrency)
     return max(1, settings.pipeline_concurrency)
@@ -101,6 +111,32 @@ def build_workers(client: Client, plan: list[QueueWork], executor: ThreadPoolExe
     ]
 
 
+async def touch_heartbeat(path: Path, every: float) -> None:
+    """Prove the event loop is alive: a wedged loop (or a stopped process) stops touching."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        await asyncio.to_thread(path.touch)
+        await asyncio.sleep(every)
+
+
+def check_health(settings: Settings) -> int:
+    """``worker.py --check-health``: 0 while the worker's heartbeat file is fresh."""
+    path = settings.resolved_worker_heartbeat_file
+    if path is None:
+        print("worker: SPOOL_WORKER_HEARTBEAT_FILE is not set", file=sys.stderr)
+        return 1
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        print(f"worker: no heartbeat file {path} (not started yet?)", file=sys.stderr)
+        return 1
+    limit = 3 * settings.worker_heartbeat_seconds
+    if age > limit:
+        print(f"worker: heartbeat {age:.0f} s old (limit {limit:.0f} s)", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def run(args: argparse.Namespace) -> None:
     settings = get_settings()
     plan = plan_queues(settings, args.queue or list(QUEUE_KINDS), args.max_concurrent_activities)
@@ -117,13 +153,21 @@ async def run(args: argparse.Namespace) -> None:
             log.info("polling task queue %r (%d concurrent activities)", work.name,
                      work.max_concurrent_activities)
         await asyncio.to_thread(scratch.sweep_stale)  # what killed workers here left behind
+        beat = None
+        if settings.resolved_worker_heartbeat_file is not None:
+            beat = asyncio.create_task(touch_heartbeat(settings.resolved_worker_heartbeat_file,
+                                                       settings.worker_heartbeat_seconds))
         print(f"worker ready: {', '.join(w.name for w in plan)}", flush=True)
         stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        watched = [stopped, *tasks, *([beat] if beat else [])]
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down: finishing running activities (grace %ss)", args.grace_seconds)
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         stopped.cancel()
+        if beat is not None:
+            beat.cancel()
+            results.extend(await asyncio.gather(beat, return_exceptions=True))
         await asyncio.to_thread(scratch.release)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(
@@ -141,6 +185,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how long running activities may finish after a stop signal")
     parser.add_argument("--connect-wait", type=float, default=30.0,
                         help="seconds to keep retrying the first connection to Temporal")
+    parser.add_argument("--check-health", action="store_true",
+                        help="exit 0 if a worker's heartbeat file is fresh (container health)")
     return parser.parse_args(argv)
 
 
@@ -149,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("SPOOL_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    if args.check_health:
+        return check_health(get_settings())
     try:
         asyncio.run(run(args))
     except TemporalConnectError as exc:  # same exit code as starter.py: Temporal unavailable

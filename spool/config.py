@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     whisper_device: str = "cpu"
     whisper_language: str = "en"
 
+    # Liveness: a running worker touches this file (relative = in data_dir) every
+    # worker_heartbeat_seconds from its event loop; `worker.py --check-health` fails once it
+    # is 3 intervals old (unset = off).
+    worker_heartbeat_file: Path | None = None
+    worker_heartbeat_seconds: float = 10.0
+
     # Worker concurrency (0 = choose from CPU count)
     media_concurrency: int = 0
     captions_concurrency: int = 1
@@ -128,6 +134,11 @@ class Settings(BaseSettings):
     @property
     def resolved_notify_outbox(self) -> Path:
         return (self.notify_outbox or self.data_dir / "notifications.jsonl").resolve()
+
+    @property
+    def resolved_worker_heartbeat_file(self) -> Path | None:
+        path = self.worker_heartbeat_file
+        return None if path is None else (self.data_dir / path).resolve()
 
     @property
     def search_db_path(self) -> Path:

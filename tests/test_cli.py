@@ -219,3 +219,40 @@ async def test_video_uploads_through_a_remote_api_without_shared_disk(client, se
     stored = open_storage(settings).list_prefix(f"videos/{status['video_id']}")
     assert f"videos/{status['video_id']}/240p.mp4" in stored
     assert not (tmp_path / "client-data").exists()  # the client wrote nothing locally
+
+
+async def test_worker_health_check_follows_its_event_loop(settings, tmp_path):
+    """--check-health passes while the worker's loop runs, fails once it stops (a wedged or
+    frozen worker), and passes again when it resumes: what a container health check needs."""
+    beat = tmp_path / "alive"
+    env = {**cli_env(settings), "SPOOL_WORKER_HEARTBEAT_FILE": str(beat),
+           "SPOOL_WORKER_HEARTBEAT_SECONDS": "0.2"}
+
+    def healthy() -> bool:
+        check = subprocess.run([sys.executable, "worker.py", "--check-health"], cwd=REPO,
+                               env=env, capture_output=True, text=True, timeout=60)
+        return check.returncode == 0
+
+    async def until(want: bool) -> None:
+        for _ in range(300):
+            if await asyncio.to_thread(healthy) is want:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"health never became {want}")
+
+    assert not await asyncio.to_thread(healthy)  # no worker, no heartbeat file
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "worker.py", "--queue", "pipeline", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await until(True)
+        proc.send_signal(signal.SIGSTOP)
+        await until(False)
+        proc.send_signal(signal.SIGCONT)
+        await until(True)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
