@@ -2,6 +2,7 @@
 captions speed against raw faster-whisper, and per-rendition ffmpeg against one decode.
 
     .venv/bin/python bench/video.py [--seconds 60]
+    .venv/bin/python bench/video.py --storage   # only: local directory vs S3, same run
 
 1. Spool: a dev server (temp SQLite db, free port), a real ``worker.py`` process on every
    queue, ``ingest_video`` + ``start_video_job``, wait for the result. Plain: the same
@@ -168,10 +169,10 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, concurrency: 
 
 # --- Spool -----------------------------------------------------------------------------------
 
-def start_worker(settings: Settings, log: Path):
+def start_worker(settings: Settings, log: Path, extra_env: dict[str, str] | None = None):
     env = {"SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
            "SPOOL_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1",
-           "SPOOL_LOG_LEVEL": "WARNING"}
+           "SPOOL_LOG_LEVEL": "WARNING", **(extra_env or {})}
     proc = start_process([sys.executable, "worker.py"], log, env=env, cwd=REPO)
     wait_until(lambda: log.exists() and "worker ready" in log.read_text(), 120, proc,
                "bench worker", log)
@@ -196,12 +197,17 @@ async def activity_seconds(handle, activity_type: str) -> float:
     return took
 
 
-async def spool_pipeline(src: Path, tmp: Path) -> dict:
+async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | None = None
+                         ) -> dict:
+    """One job end to end; ``storage_env`` (SPOOL_STORAGE_URL, SPOOL_S3_*) picks the store."""
     server = DevServer(port=free_port(), ui_port=None, db_filename=tmp / "temporal.db",
                        log_path=tmp / "temporal.log")
+    storage_env = storage_env or {}
     with server:
-        settings = Settings(temporal_address=server.address, data_dir=tmp / "data")
-        worker = start_worker(settings, tmp / "worker.log")
+        settings = Settings(temporal_address=server.address, data_dir=tmp / "data",
+                            **{k.removeprefix("SPOOL_").lower(): v
+                               for k, v in storage_env.items()})
+        worker = start_worker(settings, tmp / "worker.log", storage_env)
         try:
             client = await connect(settings, wait_seconds=30)
             t0 = time.perf_counter()
@@ -259,6 +265,32 @@ def ffmpeg_version() -> str:
     return out.stdout.splitlines()[0]
 
 
+async def compare_storage(clip: Path, rounds: int) -> None:
+    """The same job on the local directory and on S3 (S3Proxy on this machine), alternated
+    so that drift on a shared machine hits both; best of ``rounds`` each."""
+    from devstack.s3proxy import S3ProxyServer, create_bucket
+
+    with tempfile.TemporaryDirectory(prefix="spool-bench-storage-") as tmpdir:
+        tmp = Path(tmpdir)
+        s3 = S3ProxyServer(tmp / "s3", free_port(), tmp / "s3proxy.log").start()
+        try:
+            create_bucket(s3, "bench")
+            times: dict[str, list[float]] = {"local": [], "s3": []}
+            for i in range(rounds):
+                for name, env in (("local", {}), ("s3", s3.env("bench", f"round{i}"))):
+                    meter = CpuMeter()
+                    result = await spool_pipeline(clip, tmp / f"{name}-{i}", env)
+                    assert result["status"].state == "ready", result["status"]
+                    times[name].append(result["total"])
+                    print(f"  {name:5} round {i + 1}: {result['total']:6.1f} s "
+                          f"({meter.report()})", flush=True)
+        finally:
+            s3.stop()
+    local, s3_best = min(times["local"]), min(times["s3"])
+    print(f"storage: S3 (S3Proxy, loopback) {s3_best:.1f} s vs local directory {local:.1f} s "
+          f"(best of {rounds}): S3 / local = {s3_best / local:.3f} (goal <= 1.05)")
+
+
 async def main(args) -> None:
     settings = Settings()
     concurrency = default_concurrency(settings, "media")
@@ -273,6 +305,9 @@ async def main(args) -> None:
           f"{default_concurrency(settings, 'captions')}")
     print(f"clip: {clip.relative_to(REPO)} ({clip.stat().st_size / 1e6:.1f} MB"
           f"{f', generated in {made:.0f} s' if made > 1 else ', cached'})", flush=True)
+    if args.storage:
+        await compare_storage(clip, args.rounds)
+        return
     with tempfile.TemporaryDirectory(prefix="spool-bench-video-") as tmpdir:
         tmp = Path(tmpdir)
         # Warm the page cache so neither side pays for the first read.
@@ -354,6 +389,9 @@ async def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--storage", action="store_true",
+                        help="only compare the local directory with S3 (S3Proxy)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --storage")
     single_threaded_blas()  # as worker.py does, so the plain script runs Whisper the same way
     asyncio.run(main(parser.parse_args()))
     exit_process(0)
