@@ -302,3 +302,34 @@ def test_parse_range():
     assert parse_range("bytes=9-2", 100) is None
     with pytest.raises(Exception, match="not satisfiable"):
         parse_range("bytes=100-", 100)
+
+
+async def test_on_s3_uploads_stream_to_the_store_and_media_is_served_or_redirected(
+        client, settings, clip, s3_settings_factory):
+    """Nothing touches a local disk: the upload goes to the bucket, the worker reads and
+    writes the bucket, the API serves ranges from it, or redirects to a presigned URL."""
+    s = api_settings(s3_settings_factory(settings))
+    async with api_client(s, client) as http:
+        r = await http.post("/v1/videos", headers=AUTH, data={"captions": "false"},
+                            files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")})
+        assert r.status_code == 202, r.text
+        video_id = r.json()["video_id"]
+        async with spool_worker(client, s):
+            v = await wait_video(http, video_id)
+        assert v["state"] == "ready", v
+        storage = open_storage(s)
+        stored = storage.read_bytes(rendition_key(video_id, "240p"))
+        part = await http.get(v["renditions"][0]["url"], headers={"Range": "bytes=5-104"})
+        assert part.status_code == 206 and part.content == stored[5:105]
+        assert part.headers["content-range"] == f"bytes 5-104/{len(stored)}"
+    assert not s.resolved_storage_dir.exists()  # the local directory was never used
+
+    redirecting = s.model_copy(update={"media_redirect": True, "presigned_url_seconds": 60})
+    async with api_client(redirecting, client) as http:
+        r = await http.get(v["renditions"][0]["url"])
+        assert r.status_code == 307 and r.headers["cache-control"] == "private, no-store"
+        location = r.headers["location"]
+        assert "X-Amz-Signature=" in location and "X-Amz-Expires=60" in location
+    async with httpx.AsyncClient(timeout=60) as direct:
+        fetched = await direct.get(location, headers={"Range": "bytes=0-99"})
+    assert fetched.status_code == 206 and fetched.content == stored[:100]

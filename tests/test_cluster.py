@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -231,3 +232,20 @@ def test_client_env_file_points_at_the_cluster(cluster):
     assert values["SPOOL_TEMPORAL_ADDRESS"] == cluster.temporal.address
     assert oct((cluster.root / "client.env").stat().st_mode & 0o777) == "0o600"
     assert os.environ.get("SPOOL_API_KEY") != CLUSTER_API_KEY  # nothing leaked into ours
+
+
+def test_starter_with_the_client_env_file_runs_a_job_on_the_cluster(cluster, clips):
+    """starter.py on 'another machine': only client.env, its own empty data dir, both ways
+    in: through the API, and straight to object storage + Temporal with credentials."""
+    clip = media_clips.make_clip(clips / "cli.mp4", width=320, height=240, seconds=1,
+                                 speech=None)
+    env = {**os.environ, **cluster.client_env(), "SPOOL_DATA_DIR": str(clips / "cli-data")}
+    repo = Path(__file__).resolve().parent.parent
+    for how in (["--api", cluster.api_url], []):
+        done = subprocess.run([sys.executable, "starter.py", "video", str(clip), "--no-captions",
+                               "--wait", "--json", *how], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (how, done.stderr)
+        status = json.loads(done.stdout.strip().splitlines()[-1])
+        assert status["state"] == "ready", status
+    assert not (clips / "cli-data" / "objects").exists()
