@@ -252,7 +252,13 @@ def diagnose_failure(detail: str, plan: ConnectionPlan) -> tuple[str, bool]:
         return f"cannot reach {at}: connection refused", True
     if re.search(r"dns error|lookup address", detail):
         return f"cannot reach {at}: host name not found", True
-    if re.search(r"TimedOut|timed out|deadline has elapsed|DeadlineExceeded", detail):
+    if re.search(r"TimedOut|timed out|deadline has elapsed|DeadlineExceeded|TimeoutExpired",
+                 detail):
+        if not plan.tls and "after connection" in detail:
+            # The port accepted the connection but no gRPC answer came: a TLS port waiting
+            # for a ClientHello looks exactly like this (as does a very busy server).
+            return (f"cannot reach {at}: no answer to plaintext gRPC (does it require TLS? "
+                    "then set SPOOL_TEMPORAL_TLS_CA or SPOOL_TEMPORAL_TLS=true)"), True
         return f"cannot reach {at}: connection timed out", True
     if problem := _client_cert_problem(detail, plan):
         return f"{at} {problem}", False
