@@ -26,13 +26,13 @@ from rich.live import Live
 from rich.table import Table
 
 from spool.config import get_settings
-from spool.models import FINAL_JOB_STATES, InvalidPostError, post_from_dict
+from spool.models import FINAL_JOB_STATES, InvalidPostError, JobState, post_from_dict
 from spool.status import JobNotFound, job_status
 from spool.temporal import TemporalConnectError, connect, exit_process
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
-_EXIT_FOR_STATE = {"ready": EXIT_OK, "ready_with_errors": EXIT_PARTIAL,
-                   "failed": EXIT_JOB_FAILED, "cancelled": EXIT_JOB_FAILED}
+_EXIT_FOR_STATE = {JobState.READY: EXIT_OK, JobState.READY_WITH_ERRORS: EXIT_PARTIAL,
+                   JobState.FAILED: EXIT_JOB_FAILED, JobState.CANCELLED: EXIT_JOB_FAILED}
 
 
 class CliError(Exception):
@@ -202,7 +202,7 @@ async def finish_start(args, client, console, job_id: str, extra: dict[str, Any]
 
 
 def report_final(args, console, status: dict[str, Any]) -> int:
-    state = status.get("state", "failed")
+    state = status.get("state", JobState.FAILED)
     if args.json:
         print(json.dumps(status, default=str), flush=True)
     else:

@@ -26,7 +26,7 @@ from spool import media, scratch, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, replace_caption_segments, update_video
-from spool.models.common import FINAL_JOB_STATES, INVALID_VIDEO
+from spool.models.common import FINAL_JOB_STATES, INVALID_VIDEO, JobState
 from spool.models.video import (
     ExtractAudioInput,
     ExtractAudioResult,
@@ -49,6 +49,8 @@ from spool.storage import KeyNotFound, StorageUnavailable, keys, open_storage
 log = logging.getLogger("spool.activities.video")
 
 HEARTBEAT_EVERY_SECONDS = 1.0
+# ffprobe reads headers and a few packets: far less than this, whatever the upload.
+PROBE_TIMEOUT_SECONDS = 120
 
 
 def invalid(message: str) -> ApplicationError:
@@ -101,13 +103,13 @@ class VideoActivities:
         self.limits = media.Limits.from_settings(settings)
 
     def pipeline_activities(self) -> list[Callable]:
-        return [self.probe_video, self.record_video, self.record_captions, self.notify_owner]
+        return [self.probe, self.record, self.record_captions, self.notify_owner]
 
     def media_activities(self) -> list[Callable]:
         return [self.transcode_rendition, self.extract_poster]
 
     def captions_activities(self) -> list[Callable]:
-        return [self.extract_audio, self.transcribe_audio]
+        return [self.extract_audio, self.transcribe]
 
     async def _fetch(self, key: str, dest: Path) -> Path:
         await self._storage(self.storage.get_to, key, dest)
@@ -134,41 +136,41 @@ class VideoActivities:
     # --- probe ---------------------------------------------------------------------------
 
     @activity.defn(name="video.probe")
-    async def probe_video(self, inp: ProbeInput) -> ProbeResult:
+    async def probe(self, inp: ProbeInput) -> ProbeResult:
         s = self.settings
         try:
             size = await self._storage(self.storage.size, inp.source_key)
         except KeyNotFound:
             raise invalid(f"The upload {inp.source_key} is missing from storage.") from None
-        if size == 0:
-            raise invalid("The uploaded file is empty (0 bytes). Upload the video again.")
-        if size > s.max_upload_bytes:
-            raise invalid(f"The file is {size / 1e6:.0f} MB; the limit is "
-                          f"{s.max_upload_bytes / 1e6:.0f} MB.")
+        # Refused before fetching when storage already says so, and again for the bytes
+        # actually fetched: an object that grew in between is judged by what was read.
+        _refuse_size(size, s.max_upload_bytes)
+        limits = media.Limits(timeout_seconds=PROBE_TIMEOUT_SECONDS,
+                              memory_limit_mb=s.ffmpeg_memory_limit_mb)
         async with heartbeating(), scratch_dir() as tmp:
             src = await self._fetch(inp.source_key, tmp / "source")
+            _refuse_size((await asyncio.to_thread(src.stat)).st_size, s.max_upload_bytes)
             try:
-                result = await media.probe(src, media.Limits(timeout_seconds=120,
-                                                              memory_limit_mb=s.ffmpeg_memory_limit_mb))
+                result = await media.probe(src, limits)
+            except media.MediaTimeout:
+                raise invalid(f"Reading this file's header took longer than "
+                              f"{PROBE_TIMEOUT_SECONDS} s; it is not a video Spool can "
+                              "process.") from None
             except media.MediaError as exc:
-                detail = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else str(exc)
-                raise invalid(
-                    "This file is not a video Spool can read (unsupported or damaged "
-                    f"container: {detail[:200]}). Upload an MP4, MOV, MKV, WebM or AVI file."
-                ) from None
-        if not result.has_video:
-            if result.has_audio:
-                raise invalid("The file has audio but no video stream. Upload a video file; "
-                              "audio-only files are not supported.")
-            raise invalid("The file has no video stream.")
-        if result.duration <= 0:
-            raise invalid("The video has zero duration; it may be damaged or still uploading.")
-        if result.duration > s.max_duration_seconds:
-            raise invalid(f"The video is {result.duration:.0f} s long; the limit is "
-                          f"{s.max_duration_seconds:.0f} s.")
-        if result.width > s.max_width or result.height > s.max_height:
-            raise invalid(f"The video is {result.width}x{result.height}; the limit is "
-                          f"{s.max_width}x{s.max_height}.")
+                head = await asyncio.to_thread(media.file_head, src)
+                raise invalid(media.unreadable_reason(exc.stderr, head)) from None
+            _refuse_streams(result, s)
+            # Only now, with every limit met, are pictures decoded: a header may declare a
+            # picture size (or a codec) that its packets do not hold.
+            try:
+                frames = await media.decoded_frame_count(src, limits)
+            except media.MediaError:
+                frames = 0
+            if frames == 0:
+                raise invalid(f"The {result.video_codec} video stream declares "
+                              f"{result.width}x{result.height} pictures, but none of its "
+                              "first packets decodes: the file is damaged or its header "
+                              "does not match its data.")
         return result
 
     # --- media ---------------------------------------------------------------------------
@@ -223,7 +225,7 @@ class VideoActivities:
         return ExtractAudioResult(audio_key=key, duration=info.duration)
 
     @activity.defn(name="video.transcribe")
-    async def transcribe_audio(self, inp: TranscribeInput) -> TranscribeResult:
+    async def transcribe(self, inp: TranscribeInput) -> TranscribeResult:
         language = inp.language or self.settings.whisper_language
         async with heartbeating() as set_percent, scratch_dir() as tmp:
             wav = await self._fetch(inp.audio_key, tmp / "audio.wav")
@@ -273,14 +275,16 @@ class VideoActivities:
     # --- records and notice ---------------------------------------------------------------
 
     @activity.defn(name="video.record")
-    async def record_video(self, inp: RecordVideoInput) -> None:
+    async def record(self, inp: RecordVideoInput) -> None:
         await asyncio.to_thread(self._record_video, inp)
 
     def _record_video(self, inp: RecordVideoInput) -> None:
-        ensure_video(self.engine, inp.video_id, inp.owner_id, inp.status or "processing")
+        # States reach the database as plain strings (str() of a StrEnum is its value).
+        ensure_video(self.engine, inp.video_id, inp.owner_id,
+                     str(inp.status or JobState.PROCESSING))
         values: dict[str, Any] = {}
         if inp.status is not None:
-            values["status"] = inp.status
+            values["status"] = str(inp.status)
         if inp.metadata is not None:
             values["metadata"] = asdict(inp.metadata)
         if inp.renditions is not None:
@@ -288,7 +292,7 @@ class VideoActivities:
         if inp.poster_key is not None:
             values["poster_key"] = inp.poster_key
         if inp.captions_state is not None:
-            values["captions_state"] = inp.captions_state
+            values["captions_state"] = str(inp.captions_state)
         if inp.captions_language is not None:
             values["captions_language"] = inp.captions_language
         if inp.errors:
@@ -301,7 +305,7 @@ class VideoActivities:
 
     @activity.defn(name="video.record_captions")
     async def record_captions(self, inp: RecordCaptionsInput) -> None:
-        values: dict[str, Any] = {"captions_state": inp.state,
+        values: dict[str, Any] = {"captions_state": str(inp.state),
                                   "captions_language": inp.language}
         if inp.transcript is not None:
             t = inp.transcript
@@ -318,13 +322,48 @@ class VideoActivities:
 
     @activity.defn(name="video.notify_owner")
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:
-        payload = {"video_id": inp.video_id, "state": inp.state, **inp.payload}
+        payload = {"video_id": inp.video_id, "state": str(inp.state), **inp.payload}
         if inp.callback_url:
             payload["callback_url"] = inp.callback_url
         outcome = await asyncio.to_thread(
             notify_once, self.engine, self.notifier, event_id=f"video-done:{inp.video_id}",
             event_type=f"video.{inp.state}", recipients=[inp.owner_id], payload=payload)
         return outcome.delivered
+
+
+def _size_text(n: int) -> str:
+    return f"{n:,} bytes" if n < 10_000_000 else f"{n / 1e6:,.0f} MB"
+
+
+def _refuse_size(size: int, limit: int) -> None:
+    if size == 0:
+        raise invalid("The uploaded file is empty (0 bytes). Upload the video again.")
+    if size > limit:
+        raise invalid(f"The file is {_size_text(size)}; the limit is {_size_text(limit)}.")
+
+
+def _refuse_streams(result: ProbeResult, s: Settings) -> None:
+    """The probe's findings against the settings' limits (docs/ARCHITECTURE.md, "Untrusted
+    input"), each refusal naming what was found and what is allowed."""
+    if not result.has_video:
+        if result.video_codec:
+            raise invalid(f"The {result.video_codec} video stream has no picture size "
+                          f"({result.width}x{result.height}): the file is damaged.")
+        if result.has_audio:
+            raise invalid("The file has audio but no video stream. Upload a video file; "
+                          "audio-only files are not supported.")
+        raise invalid("The file has no video stream.")
+    if result.duration <= 0:
+        raise invalid("The video has no duration (zero-length streams, or none recorded in "
+                      "the file): it is empty, damaged or a raw stream without a container.")
+    if result.duration > s.max_duration_seconds:
+        raise invalid(f"The video is {result.duration:.1f} s long; the limit is "
+                      f"{s.max_duration_seconds:.0f} s.")
+    # Limits hold in either orientation: a portrait phone clip is the landscape one turned.
+    long_side, short_side = sorted((result.width, result.height), reverse=True)
+    if long_side > max(s.max_width, s.max_height) or short_side > min(s.max_width, s.max_height):
+        raise invalid(f"The video is {result.width}x{result.height}; the limit is "
+                      f"{s.max_width}x{s.max_height} (either orientation).")
 
 
 def _nearest_bitrate(ladder: dict[int, int], height: int) -> int:

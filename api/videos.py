@@ -19,7 +19,7 @@ from api.uploads import FILE_FIELD, commit, discard, receive_upload
 from spool import webhooks
 from spool.db.video import get_video, list_videos
 from spool.ingest import new_video_id, start_video_job, video_job_input
-from spool.models import FINAL_JOB_STATES
+from spool.models import FINAL_JOB_STATES, CaptionsState, JobState
 from spool.models.video import normalize_renditions, video_workflow_id
 from spool.status import JobNotFound, job_status
 from spool.storage import keys
@@ -123,7 +123,7 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
     status_url = f"/v1/videos/{video_id}"
     return JSONResponse(
         {"video_id": video_id, "job_id": video_workflow_id(video_id), "status_url": status_url,
-         "state": "processing", "bytes": upload.file_bytes},
+         "state": JobState.PROCESSING, "bytes": upload.file_bytes},
         status_code=202, headers={"Location": status_url})
 
 
@@ -153,7 +153,7 @@ async def _unrecorded_jobs(svc: Services, limit: int) -> list[tuple[str, str, st
                 limit=limit):
             if wf.id.startswith("video-") and not wf.id.endswith("-captions"):
                 started = wf.start_time.isoformat() if wf.start_time else None
-                found.append((wf.id.removeprefix("video-"), "processing", started))
+                found.append((wf.id.removeprefix("video-"), JobState.PROCESSING, started))
 
     # The list is a convenience; the database is the record.
     with contextlib.suppress(Exception):
@@ -182,7 +182,8 @@ async def _live(svc: Services, video_id: str) -> dict | None:
     if desc.status == WorkflowExecutionStatus.RUNNING and (desc.history_length or 0) <= 3:
         # Started, first task not yet completed: no worker has picked the job up, and a
         # query would only wait for one.
-        return {"state": "processing", "steps": [], "unavailable": "waiting for a worker"}
+        return {"state": JobState.PROCESSING, "steps": [],
+                "unavailable": "waiting for a worker"}
     try:
         return await asyncio.wait_for(job_status(svc.client, video_workflow_id(video_id)),
                                       LIVE_STATUS_TIMEOUT)
@@ -223,12 +224,12 @@ def _keys(row: dict | None, live: dict | None) -> dict[str, Any]:
 def _view(video_id: str, row: dict | None, live: dict | None) -> dict[str, Any]:
     base = f"/v1/videos/{video_id}"
     live = live or {}
-    state = (row or {}).get("status") or live.get("state") or "processing"
+    state = (row or {}).get("status") or live.get("state") or JobState.PROCESSING
     if live.get("state") in FINAL_JOB_STATES and state not in FINAL_JOB_STATES:
         state = live["state"]
     keys = _keys(row, live)
     captions_state = (row or {}).get("captions_state") or live.get("captions_state")
-    has_captions = captions_state == "available" and keys["vtt"]
+    has_captions = captions_state == CaptionsState.AVAILABLE and keys["vtt"]
     errors = dict((row or {}).get("errors") or {})
     renditions = sorted(keys["renditions"].values(), key=lambda r: -int(r.get("height", 0)))
     return {

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from spool.process import die_with_parent
+from spool.process import with_parent_death
 
 
 class StackError(RuntimeError):
@@ -67,15 +67,17 @@ def _log_tail(log_path: Path | None, lines: int = 15) -> str:
 
 def start_process(argv: Sequence[str], log_path: Path, *, env: dict[str, str] | None = None,
                   cwd: Path | None = None, user: str | None = None) -> subprocess.Popen:
-    """Start argv in its own process group, output to log_path."""
+    """Start argv in its own process group, output to log_path. It gets SIGTERM when the
+    thread that started it dies, set by setpriv, which execs into argv (no Python runs in the
+    child between fork and exec: spool/process.py says why)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
     try:
         return subprocess.Popen(
-            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, user=user,
             # SIGTERM, not SIGKILL: servers still get to shut down cleanly if we die.
-            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+            with_parent_death(list(argv), signal.SIGTERM),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, user=user,
         )
     finally:
         log.close()

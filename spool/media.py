@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
-import resource
+import re
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 import ffmpeg
 
 from spool.models.video import ProbeResult
-from spool.process import die_with_parent
+from spool.process import with_limits, with_parent_death
 
 # Demuxers an upload may use. Excluded on purpose: playlists and indirections (hls, concat,
 # image2 globbing, tty/text), which can reach other files or the network.
@@ -65,14 +66,13 @@ def file_url(path: str | Path) -> str:
     return f"file:{p}"
 
 
-def _limit_resources(memory_mb: int) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child between fork and exec
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # If the worker dies (even by SIGKILL), its ffmpeg dies with it instead of running on.
-        die_with_parent(signal.SIGKILL)
-    return apply
+def hardened_argv(argv: list[str], limits: Limits) -> list[str]:
+    """argv as it is started: through setpriv (dies with the thread that started it, even when
+    that worker is SIGKILLed) and prlimit (address-space limit, no core dumps), each of which
+    execs into the next, so the running process is the tool itself under the same pid. No
+    Python runs between fork and exec (spool/process.py says why)."""
+    limited = with_limits(argv, address_space_bytes=limits.memory_limit_mb * 1024 * 1024)
+    return with_parent_death(limited, signal.SIGKILL)
 
 
 def _kill_group(pid: int) -> None:
@@ -91,13 +91,15 @@ async def run_tool(
 
     On timeout or cancellation the whole process group is killed and reaped before returning.
     """
+    # A missing setpriv/prlimit raises ToolMissing: the host is misconfigured (retry on
+    # another), never a MediaError, which the probe would blame on the upload.
     proc = await asyncio.create_subprocess_exec(
-        *argv,
+        *hardened_argv(argv, limits),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        # Its own process group (led by the tool's pid): a timeout or cancel kills it all.
         start_new_session=True,
-        preexec_fn=_limit_resources(limits.memory_limit_mb),
     )
     stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     stdout_chunks: list[bytes] = []
@@ -147,6 +149,12 @@ async def run_tool(
     return b"".join(stdout_chunks).decode("utf-8", "replace")
 
 
+def file_head(path: str | Path, length: int = 16) -> bytes:
+    """The first bytes of a file: its signature."""
+    with open(path, "rb") as fh:
+        return fh.read(length)
+
+
 def _file_size(path: str | Path) -> int:
     try:
         return os.stat(path).st_size
@@ -156,10 +164,96 @@ def _file_size(path: str | Path) -> int:
 
 # --- probe ---------------------------------------------------------------------------------
 
+# Only what parse_probe reads: an upload's tags (megabytes of them, if it likes) never reach
+# Spool's memory or the output pipe.
+PROBE_ENTRIES = ":".join([
+    "format=format_name,duration,bit_rate",
+    "stream=index,codec_type,codec_name,width,height,duration,avg_frame_rate,r_frame_rate",
+    "stream_disposition=attached_pic", "stream_tags=rotate", "stream_side_data=rotation",
+])
+# A header can declare any picture size; decoding a few packets of the main video stream
+# proves there are pictures behind it before any heavy step is started for them (a few, not
+# one: a capture cut mid-GOP decodes nothing until its next keyframe).
+FIRST_FRAMES_PACKETS = 16
+
+
 def probe_args(path: str | Path) -> list[str]:
     return ["ffprobe", "-hide_banner", "-v", "error",
             "-protocol_whitelist", "file", "-format_whitelist", DEMUXER_WHITELIST,
-            "-show_format", "-show_streams", "-of", "json", file_url(path)]
+            "-show_entries", PROBE_ENTRIES, "-of", "json", file_url(path)]
+
+
+def first_frames_args(path: str | Path) -> list[str]:
+    """ffprobe that decodes the first packets of the main video stream (``V``: not cover art)
+    and prints the size of each picture it got."""
+    return ["ffprobe", "-hide_banner", "-v", "error",
+            "-protocol_whitelist", "file", "-format_whitelist", DEMUXER_WHITELIST,
+            "-select_streams", "V:0", "-read_intervals", f"%+#{FIRST_FRAMES_PACKETS}",
+            "-show_entries", "frame=width,height", "-of", "json", file_url(path)]
+
+
+async def decoded_frame_count(path: str | Path, limits: Limits) -> int:
+    """How many pictures the first packets of the main video stream decode to."""
+    out = await run_tool(first_frames_args(path), limits)
+    try:
+        frames = json.loads(out or "{}").get("frames") or []
+    except json.JSONDecodeError as exc:
+        raise MediaError(f"ffprobe printed unreadable output: {exc}") from exc
+    return sum(1 for f in frames if int(f.get("width") or 0) > 0 < int(f.get("height") or 0))
+
+
+# Demuxers ffprobe recognises but the whitelist refuses, as a person would name the file.
+REFUSED_FORMATS = {
+    "png_pipe": "a PNG image", "jpeg_pipe": "a JPEG image", "gif": "a GIF image",
+    "webp_pipe": "a WebP image", "bmp_pipe": "a BMP image", "tiff_pipe": "a TIFF image",
+    "svg_pipe": "an SVG image", "image2": "an image",
+    "hls": "an HLS playlist (.m3u8)", "concat": "an ffconcat playlist",
+    "tty": "a text file", "srt": "a subtitle file", "webvtt": "a subtitle file",
+    "ass": "a subtitle file",
+}
+# File signatures of common non-media uploads that no demuxer claims.
+KNOWN_SIGNATURES = [
+    (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"), (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7z archive"),
+]
+_WHITELIST_REFUSAL = re.compile(r"^\[(?P<demuxer>[\w,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
+_LOG_PREFIX = re.compile(r"^(\[[^\]]* @ 0x[0-9a-f]+\] )|^(file:\S+: )")
+ACCEPTED_CONTAINERS = "MP4, MOV, MKV, WebM, AVI or MPEG-TS"
+
+
+def unreadable_reason(stderr: str, head: bytes) -> str:
+    """What a person should hear when ffprobe could not open an upload: the kind of file it
+    is when that is known (from the demuxer ffprobe recognised, else from the file's first
+    bytes), never a path of Spool's."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        match = _WHITELIST_REFUSAL.match(line)
+        if match:
+            demuxer = match["demuxer"]
+            what = REFUSED_FORMATS.get(demuxer, f"in the {demuxer} format")
+            if demuxer in ("hls", "concat"):
+                return (f"This file is {what}, not a video: Spool never follows a playlist to "
+                        "other files or addresses. Upload the video itself as "
+                        f"{ACCEPTED_CONTAINERS}.")
+            return (f"This file is {what}, not a video Spool accepts. "
+                    f"Upload an {ACCEPTED_CONTAINERS} file.")
+    if any("moov atom not found" in line for line in lines):
+        return ("This file is not a video Spool can read yet: an incomplete MP4/MOV whose index "
+                "(the moov atom) is missing, so it was probably cut off while uploading or "
+                "recording. Upload the whole file.")
+    kind = next((name for magic, name in KNOWN_SIGNATURES if head.startswith(magic)), None)
+    if kind:
+        return f"This file is {kind}, not a video. Upload an {ACCEPTED_CONTAINERS} file."
+    detail = _LOG_PREFIX.sub("", lines[-1]) if lines else "no details"
+    if detail == "End of file":
+        return ("This file is not a video Spool can read: it ends before its own structure "
+                "says it should, so it is damaged or was cut off while uploading. Upload the "
+                f"whole file as {ACCEPTED_CONTAINERS}.")
+    if detail.startswith("Invalid data found"):
+        return ("This file is not a video Spool recognises: it is in no container format "
+                f"Spool reads. Upload an {ACCEPTED_CONTAINERS} file.")
+    return (f"This file is damaged or not a video Spool can read ({detail[:200]}). "
+            f"Upload an {ACCEPTED_CONTAINERS} file.")
 
 
 def _rotation(stream: dict) -> int:
@@ -184,30 +278,48 @@ def _fps(stream: dict) -> float | None:
         return None
 
 
+def _seconds(value) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _media_duration(fmt: dict, streams: list[dict]) -> float:
+    """The longest stream's duration, else the container's. A stream's duration is counted
+    from its own index of samples, while a container header may claim anything (an MP4 whose
+    mvhd says 10 hours over 2 s of samples): the header is used only when streams say nothing
+    (Matroska, WebM)."""
+    from_streams = max((_seconds(s.get("duration")) for s in streams), default=0.0)
+    return from_streams or _seconds(fmt.get("duration"))
+
+
+def _bit_rate(fmt: dict, duration: float, size_bytes: int) -> int | None:
+    """The container's overall bit rate, unless it was worked out from a duration the streams
+    disprove (see _media_duration): then the file's size over the true duration."""
+    claimed = _seconds(fmt.get("duration"))
+    if size_bytes and duration and claimed and abs(claimed - duration) > 0.1 * duration:
+        return round(size_bytes * 8 / duration)
+    try:
+        return int(fmt["bit_rate"]) if fmt.get("bit_rate") else None
+    except ValueError:
+        return None
+
+
 def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
     streams = data.get("streams") or []
     fmt = data.get("format") or {}
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not (s.get("disposition") or {}).get("attached_pic")), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    durations = [fmt.get("duration")] + [s.get("duration") for s in (video, audio) if s]
-    duration = 0.0
-    for d in durations:
-        try:
-            if d is not None and float(d) > 0:
-                duration = float(d)
-                break
-        except ValueError:
-            continue
+    duration = _media_duration(fmt, [s for s in (video, audio) if s])
     width = int(video.get("width") or 0) if video else 0
     height = int(video.get("height") or 0) if video else 0
     rotation = _rotation(video) if video else 0
     if abs(rotation) % 180 == 90:
         width, height = height, width
-    try:
-        bit_rate = int(fmt["bit_rate"]) if fmt.get("bit_rate") else None
-    except ValueError:
-        bit_rate = None
+    bit_rate = _bit_rate(fmt, duration, size_bytes)
     return ProbeResult(
         duration=duration, width=width, height=height,
         has_video=video is not None and width > 0 and height > 0,
@@ -332,8 +444,13 @@ async def transcode_ladder(src: str | Path, specs: list[RenditionSpec], *,
 
 async def extract_poster(src: str | Path, dst: str | Path, at_seconds: float,
                          limits: Limits | None = None) -> None:
-    await run_tool(poster_args(src, dst, at_seconds), limits or Limits(timeout_seconds=300),
-                   on_progress=lambda _p: None)
+    limits = limits or Limits(timeout_seconds=300)
+    await run_tool(poster_args(src, dst, at_seconds), limits, on_progress=lambda _p: None)
+    if _file_size(dst) == 0 and at_seconds > 0:
+        # A seek can land past the only keyframe before the end (MPEG-TS with one long GOP):
+        # nothing decodes from there, and every retry would land there again. The first
+        # picture is a poster too.
+        await run_tool(poster_args(src, dst, 0.0), limits, on_progress=lambda _p: None)
     if _file_size(dst) == 0:
         raise MediaError(f"no frame at {at_seconds:.2f} s")
 

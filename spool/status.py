@@ -15,13 +15,13 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
-from spool.models import STEP_DONE, STEP_FAILED, STEP_RETRYING, STEP_RUNNING
+from spool.models import JobState, StepStatus
 
 _CLOSED_STATES = {
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "failed",
-    WorkflowExecutionStatus.TIMED_OUT: "failed",
-    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: JobState.CANCELLED,
+    WorkflowExecutionStatus.TERMINATED: JobState.FAILED,
+    WorkflowExecutionStatus.TIMED_OUT: JobState.FAILED,
+    WorkflowExecutionStatus.FAILED: JobState.FAILED,
 }
 
 
@@ -54,7 +54,7 @@ async def job_status(client: Client, job_id: str) -> dict[str, Any]:
                 pending += await _child_pending_activities(client, child.workflow_id)
             await _merge_pending(client, status.get("steps", []), pending)
         else:
-            status["state"] = _CLOSED_STATES.get(desc.status, "failed")
+            status["state"] = _CLOSED_STATES.get(desc.status, JobState.FAILED)
             if desc.status == WorkflowExecutionStatus.FAILED:
                 status["error"] = await _failure_message(handle) or status.get("error")
     status["job_id"] = job_id
@@ -76,15 +76,15 @@ async def _merge_pending(client: Client, steps: list[dict], pending: list) -> No
     by_name = {step["name"]: step for step in steps}
     for activity in pending:
         step = by_name.get(activity.activity_id)
-        if step is None or step.get("state") in (STEP_DONE, STEP_FAILED):
+        if step is None or step.get("state") in (StepStatus.DONE, StepStatus.FAILED):
             continue
         step["attempt"] = activity.attempt
         if activity.attempt > 1:
-            step["state"] = STEP_RETRYING
+            step["state"] = StepStatus.RETRYING
             if activity.HasField("last_failure"):
                 step["last_error"] = activity.last_failure.message
         elif activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
-            step["state"] = STEP_RUNNING
+            step["state"] = StepStatus.RUNNING
         if activity.HasField("heartbeat_details") and activity.heartbeat_details.payloads:
             percent = _percent(await client.data_converter.decode(
                 activity.heartbeat_details.payloads))

@@ -9,6 +9,7 @@ so that the runs already in flight stay covered.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows import blog, captions, policies, video
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
+from workflows.steps import Step
 from workflows.video import VideoPipelineWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -39,3 +42,41 @@ async def test_history_replays(path: Path):
     replayer = Replayer(workflows=WORKFLOWS[path.stem.split("-", 1)[0]])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+def declared_steps() -> list[Step]:
+    return [value for module in (blog, captions, video) for value in vars(module).values()
+            if isinstance(value, Step)]
+
+
+def registered_name(step: Step) -> str:
+    return step.activity.__temporal_activity_definition.name
+
+
+def test_each_step_has_one_name():
+    """A step's name is its activity id and status name; its policy carries the same name in
+    capitals, and its method the registered name without the pipeline's prefix."""
+    steps = declared_steps()
+    assert {"probe", "rendition", "poster", "extract_audio", "transcribe", "record_captions",
+            "record", "notify", "index_post"} <= {step.name for step in steps}
+    for step in steps:
+        policy_name = step.name.upper().replace("-", "_")
+        assert getattr(policies, policy_name, None) is step.policy, step.name
+        assert registered_name(step).rsplit(".", 1)[-1] == step.activity.__name__, step.name
+
+
+def scheduled_activities(path: Path) -> set[tuple[str, str]]:
+    events = json.loads(path.read_text())["events"]
+    return {(attrs["activityType"]["name"], attrs["activityId"]) for attrs in (
+        e.get("activityTaskScheduledEventAttributes") for e in events) if attrs}
+
+
+@pytest.mark.parametrize("path", SAVED, ids=lambda p: p.stem)
+def test_saved_activity_ids_are_declared_steps(path: Path):
+    """Every step a saved run scheduled is declared under that name (or the name of one item
+    of it, like rendition-720p) with the activity registered under the saved type."""
+    steps = declared_steps()
+    for activity_type, activity_id in scheduled_activities(path):
+        assert any(registered_name(s) == activity_type
+                   and (activity_id == s.name or activity_id.startswith(f"{s.name}-"))
+                   for s in steps), (activity_type, activity_id)

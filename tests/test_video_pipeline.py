@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 from temporalio import activity
@@ -30,22 +32,24 @@ from spool.db import get_engine
 from spool.db.video import get_caption_segments, get_video
 from spool.ingest import ingest_video, start_video_job
 from spool.models import (
-    CAPTIONS_AVAILABLE,
-    CAPTIONS_FAILED,
-    CAPTIONS_SKIPPED,
-    JOB_CANCELLED,
-    JOB_FAILED,
-    JOB_READY,
-    JOB_READY_WITH_ERRORS,
-    STEP_DONE,
-    STEP_FAILED,
-    STEP_RUNNING,
-    STEP_SKIPPED,
+    CaptionsState,
+    ExtractAudioInput,
     ExtractAudioResult,
+    JobState,
+    NotifyOwnerInput,
+    PosterInput,
     PosterResult,
+    ProbeInput,
     ProbeResult,
+    PublishEventInput,
+    RecordCaptionsInput,
+    RecordVideoInput,
+    RenditionInput,
     RenditionResult,
+    StepStatus,
+    TranscribeInput,
     TranscribeResult,
+    VideoPipelineInput,
     VideoStatus,
 )
 from spool.storage import ObjectStorage, open_storage
@@ -134,7 +138,7 @@ async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_rea
     async with video_worker(client, settings):
         status, handle = await run_job(client, settings, clip)
     took = time.monotonic() - started
-    assert status.state == JOB_READY, status.error
+    assert status.state == JobState.READY, status.error
     assert [r.height for r in status.renditions] == [1080, 720, 480, 360]
     storage = open_storage(settings)
     for r in status.renditions:
@@ -143,7 +147,7 @@ async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_rea
         assert abs(info.duration - status.probe.duration) <= 0.1
         assert info.has_audio
     assert storage.read_bytes(status.poster.key)[:3] == b"\xff\xd8\xff"
-    assert status.captions_state == CAPTIONS_AVAILABLE
+    assert status.captions_state == CaptionsState.AVAILABLE
     # The intermediate WAV is gone once the captions are written.
     assert not storage.exists(audio_key(status.video_id))
     vtt = storage.read_bytes(status.captions.vtt_key).decode()
@@ -157,7 +161,7 @@ async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_rea
     assert sum(w in heard for w in spoken) / len(spoken) >= 0.8, transcript["text"]
     engine = get_engine(settings)
     row = get_video(engine, status.video_id)
-    assert row["status"] == JOB_READY and row["captions_state"] == CAPTIONS_AVAILABLE
+    assert row["status"] == JobState.READY and row["captions_state"] == CaptionsState.AVAILABLE
     assert len(row["renditions"]) == 4 and row["poster_key"] == status.poster.key
     assert row["metadata"]["height"] == 1080
     segments = get_caption_segments(engine, status.video_id)
@@ -176,7 +180,7 @@ async def test_720p_source_has_no_1080p(client, settings, clips):
                                  speech=None, tone=True)
     async with video_worker(client, settings):
         status, _ = await run_job(client, settings, clip, captions=False)
-    assert status.state == JOB_READY
+    assert status.state == JobState.READY
     assert [r.height for r in status.renditions] == [720, 480, 360]
 
 
@@ -185,13 +189,14 @@ async def test_small_odd_silent_source_one_even_rendition_captions_skipped(clien
                                  speech=None)
     async with video_worker(client, settings):
         status, handle = await run_job(client, settings, clip)
-    assert status.state == JOB_READY, status.error
+    assert status.state == JobState.READY, status.error
     assert [(r.width % 2, r.height) for r in status.renditions] == [(0, 240)]
     # no audio track: captions are skipped, not failed
-    assert status.captions_state == CAPTIONS_SKIPPED
+    assert status.captions_state == CaptionsState.SKIPPED
     steps = {s.name: s.state for s in status.steps}
-    assert steps["extract_audio"] == steps["transcribe"] == STEP_SKIPPED
-    assert get_video(get_engine(settings), status.video_id)["captions_state"] == CAPTIONS_SKIPPED
+    assert steps["extract_audio"] == steps["transcribe"] == StepStatus.SKIPPED
+    row = get_video(get_engine(settings), status.video_id)
+    assert row["captions_state"] == CaptionsState.SKIPPED
     save_history("video-ready-silent", await handle.fetch_history())
 
 
@@ -200,7 +205,7 @@ async def test_rotated_portrait_renditions_are_upright(client, settings, clips):
                                  speech=None, tone=True, rotate=90)
     async with video_worker(client, settings):
         status, _ = await run_job(client, settings, clip, captions=False)
-    assert status.state == JOB_READY
+    assert status.state == JobState.READY
     assert [r.height for r in status.renditions] == [480, 360]
     for r in status.renditions:
         info = await probe_stored(open_storage(settings), r.key, clips)
@@ -219,11 +224,11 @@ async def test_invalid_upload_fails_once_with_a_clear_message(client, settings, 
                 "empty": "empty", "truncated": "not a video"}[kind]
     async with video_worker(client, settings):
         status, handle = await run_job(client, settings, path)
-    assert status.state == JOB_FAILED
+    assert status.state == JobState.FAILED
     assert expected in status.error, status.error
     assert await activity_attempts(handle, "probe") == [1]
     row = get_video(get_engine(settings), status.video_id)
-    assert row["status"] == JOB_FAILED and expected in row["errors"]["probe"]
+    assert row["status"] == JobState.FAILED and expected in row["errors"]["probe"]
     sent = [n for n in outbox_lines(settings) if n["event_id"] == f"video-done:{status.video_id}"]
     assert [n["event_type"] for n in sent] == ["video.failed"]
     if kind == "text":
@@ -239,14 +244,15 @@ async def test_captions_failure_leaves_renditions(client, settings, clips):
         inp.captions_max_attempts = 2
         handle = await start_video_job(client, broken, inp)
         status = await handle.result()
-    assert status.state == JOB_READY_WITH_ERRORS
+    assert status.state == JobState.READY_WITH_ERRORS
     assert [r.height for r in status.renditions] == [360]
-    assert status.captions_state == CAPTIONS_FAILED
+    assert status.captions_state == CaptionsState.FAILED
     assert "Whisper model" in status.error
     steps = {s.name: s.state for s in status.steps}
-    assert steps["transcribe"] == STEP_FAILED and steps["extract_audio"] == STEP_DONE
+    assert steps["transcribe"] == StepStatus.FAILED and steps["extract_audio"] == StepStatus.DONE
     row = get_video(get_engine(broken), inp.video_id)
-    assert row["status"] == JOB_READY_WITH_ERRORS and row["captions_state"] == CAPTIONS_FAILED
+    assert row["status"] == JobState.READY_WITH_ERRORS
+    assert row["captions_state"] == CaptionsState.FAILED
     child = client.get_workflow_handle(f"video-{inp.video_id}-captions")
     # History keeps the last attempt's start: two attempts, then the branch gave up.
     assert await activity_attempts(child, "transcribe") == [2]
@@ -276,7 +282,7 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
         # kills and reaps its ffmpeg before it does: nothing may be left running now.
         assert ffmpeg_processes("spool-video-") == []
         status = await handle.query("status", result_type=VideoStatus)
-    assert status.state == JOB_CANCELLED
+    assert status.state == JobState.CANCELLED
     steps = {s.name: s for s in status.steps}
     assert steps["rendition-180p"].state == "cancelled"
     assert isinstance(err.value.cause, CancelledError)
@@ -286,7 +292,7 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
     left = storage.list_prefix(video_prefix(inp.video_id))
     assert set(left) <= {inp.source_key, poster_key(inp.video_id)}, left
     row = get_video(get_engine(settings), inp.video_id)
-    assert row["status"] == JOB_CANCELLED
+    assert row["status"] == JobState.CANCELLED
     sent = [n for n in outbox_lines(settings) if n["event_id"] == f"video-done:{inp.video_id}"]
     assert [n["event_type"] for n in sent] == ["video.cancelled"]
     save_history("video-cancelled", await handle.fetch_history())
@@ -357,7 +363,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert status.state == JOB_READY
+    assert status.state == JobState.READY
     assert [r.height for r in status.renditions] == [180]
     assert await activity_attempts(handle, "rendition-180p") == [2]
     print(f"\nkilled worker's transcode restarted after {noticed:.1f} s")
@@ -366,7 +372,9 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
 # --- orchestration with stand-in activities --------------------------------------------------
 
 class FakeVideo:
-    """Stand-ins under the real activity names; behaviour per test."""
+    """Stand-ins under the real activity names with the real signatures: they take and return
+    the real boundary dataclasses, so the workflow's inputs and the results it decodes are
+    checked here too (test_stand_ins_have_the_real_signatures keeps them in step)."""
 
     def __init__(self, *, height=1080, has_audio=True, fail_renditions=(),
                  fail_transcribe=False, hold_renditions: asyncio.Event | None = None,
@@ -377,83 +385,109 @@ class FakeVideo:
         self.hold_first_final_record = hold_first_final_record
         self.height, self.has_audio = height, has_audio
         self.fail_notices, self.fail_events = fail_notices, fail_events
-        self.events: list[dict] = []
+        self.events: list[PublishEventInput] = []
         self.fail_renditions = set(fail_renditions)
         self.fail_transcribe = fail_transcribe
         self.hold = hold_renditions
-        self.records: list[dict] = []
-        self.notices: list[str] = []
+        self.records: list[RecordVideoInput | RecordCaptionsInput] = []
+        self.notices: list[JobState] = []
 
     def activities(self) -> list:
-        fake = self
+        return [self.probe, self.record, self.record_captions, self.notify_owner,
+                self.publish_event, self.transcode_rendition, self.extract_poster,
+                self.extract_audio, self.transcribe]
 
-        @activity.defn(name="video.probe")
-        async def probe(inp) -> ProbeResult:
-            return ProbeResult(duration=3.0, width=fake.height * 16 // 9, height=fake.height,
-                               has_video=True, has_audio=fake.has_audio)
+    def final_status(self) -> JobState | None:
+        """The job state of the last video record."""
+        states = [r.status for r in self.records if isinstance(r, RecordVideoInput)]
+        return states[-1] if states else None
 
-        @activity.defn(name="video.record")
-        async def record(inp: dict) -> None:
-            hold = fake.hold_first_final_record
-            if hold is not None and inp.get("status") == "ready":
-                fake.hold_first_final_record = None
-                await hold.wait()  # interrupted by the cancel: this attempt never records
-                return
-            fake.records.append({k: v for k, v in inp.items() if v is not None})
+    def recorded_captions(self) -> list[CaptionsState]:
+        return [r.state for r in self.records if isinstance(r, RecordCaptionsInput)]
 
-        @activity.defn(name="video.record_captions")
-        async def record_captions(inp: dict) -> None:
-            fake.records.append({"captions_state": inp["state"]})
+    @activity.defn(name="video.probe")
+    async def probe(self, inp: ProbeInput) -> ProbeResult:
+        return ProbeResult(duration=3.0, width=self.height * 16 // 9, height=self.height,
+                           has_video=True, has_audio=self.has_audio)
 
-        @activity.defn(name="video.notify_owner")
-        async def notify_owner(inp: dict) -> int:
-            if fake.fail_notices:
-                raise ApplicationError("mail server gone", non_retryable=True)
-            if fake.hold_notices is not None:
-                await fake.hold_notices.wait()
-            fake.notices.append(inp["state"])
-            return 1
+    @activity.defn(name="video.record")
+    async def record(self, inp: RecordVideoInput) -> None:
+        hold = self.hold_first_final_record
+        if hold is not None and inp.status == JobState.READY:
+            self.hold_first_final_record = None
+            await hold.wait()  # interrupted by the cancel: this attempt never records
+            return
+        self.records.append(inp)
 
-        @activity.defn(name="webhooks.publish_event")
-        async def publish_event(inp: dict) -> int:
-            if fake.fail_events:
-                raise ApplicationError("receiver gone", non_retryable=True)
-            fake.events.append(inp)
-            return 1
+    @activity.defn(name="video.record_captions")
+    async def record_captions(self, inp: RecordCaptionsInput) -> None:
+        self.records.append(inp)
 
-        @activity.defn(name="video.transcode_rendition")
-        async def transcode(inp: dict) -> RenditionResult:
-            if inp["height"] in fake.fail_renditions:
-                raise ApplicationError("encoder exploded", non_retryable=True)
-            for percent in (10.0, 50.0):
-                activity.heartbeat({"percent": percent})
-                if fake.hold is not None:
-                    await fake.hold.wait()
-            return RenditionResult(name=f"{inp['height']}p", key=f"k/{inp['height']}",
-                                   width=2, height=inp["height"], size_bytes=1,
-                                   bitrate_kbps=1, duration=3.0)
+    @activity.defn(name="video.notify_owner")
+    async def notify_owner(self, inp: NotifyOwnerInput) -> int:
+        if self.fail_notices:
+            raise ApplicationError("mail server gone", non_retryable=True)
+        if self.hold_notices is not None:
+            await self.hold_notices.wait()
+        self.notices.append(inp.state)
+        return 1
 
-        @activity.defn(name="video.extract_poster")
-        async def poster(inp: dict) -> PosterResult:
-            return PosterResult(key="k/poster.jpg", width=2, height=2, size_bytes=1)
+    @activity.defn(name="webhooks.publish_event")
+    async def publish_event(self, inp: PublishEventInput) -> int:
+        if self.fail_events:
+            raise ApplicationError("receiver gone", non_retryable=True)
+        self.events.append(inp)
+        return 1
 
-        @activity.defn(name="video.extract_audio")
-        async def extract_audio(inp: dict) -> ExtractAudioResult:
-            return ExtractAudioResult(audio_key="k/a.wav", duration=3.0)
+    @activity.defn(name="video.transcode_rendition")
+    async def transcode_rendition(self, inp: RenditionInput) -> RenditionResult:
+        if inp.height in self.fail_renditions:
+            raise ApplicationError("encoder exploded", non_retryable=True)
+        for percent in (10.0, 50.0):
+            activity.heartbeat({"percent": percent})
+            if self.hold is not None:
+                await self.hold.wait()
+        return RenditionResult(name=f"{inp.height}p", key=f"k/{inp.height}", width=2,
+                               height=inp.height, size_bytes=1, bitrate_kbps=1,
+                               duration=inp.duration)
 
-        @activity.defn(name="video.transcribe")
-        async def transcribe(inp: dict) -> TranscribeResult:
-            if fake.fail_transcribe:
-                raise ApplicationError("whisper broke")
-            return TranscribeResult(vtt_key="k/v", srt_key="k/s", transcript_key="k/t",
-                                    segment_count=1, language="en", excerpt="hello")
+    @activity.defn(name="video.extract_poster")
+    async def extract_poster(self, inp: PosterInput) -> PosterResult:
+        return PosterResult(key="k/poster.jpg", width=2, height=2, size_bytes=1)
 
-        return [probe, record, record_captions, notify_owner, publish_event, transcode, poster,
-                extract_audio, transcribe]
+    @activity.defn(name="video.extract_audio")
+    async def extract_audio(self, inp: ExtractAudioInput) -> ExtractAudioResult:
+        return ExtractAudioResult(audio_key="k/a.wav", duration=3.0)
+
+    @activity.defn(name="video.transcribe")
+    async def transcribe(self, inp: TranscribeInput) -> TranscribeResult:
+        if self.fail_transcribe:
+            raise ApplicationError("whisper broke")
+        return TranscribeResult(vtt_key="k/v", srt_key="k/s", transcript_key="k/t",
+                                segment_count=1, language=inp.language, excerpt="hello")
+
+
+def registered(*classes: type) -> dict[str, object]:
+    """Registered activity name -> method, for every activity the classes define."""
+    found = {}
+    for cls in classes:
+        for fn in vars(cls).values():
+            defn = getattr(fn, "__temporal_activity_definition", None)
+            if defn is not None:
+                found[defn.name] = fn
+    return found
+
+
+def test_stand_ins_have_the_real_signatures():
+    real = registered(VideoActivities, WebhookActivities)
+    fakes = registered(FakeVideo)
+    assert set(fakes) == set(real)
+    for name, fake in fakes.items():
+        assert get_type_hints(fake) == get_type_hints(real[name]), name
+        assert inspect.iscoroutinefunction(fake) == inspect.iscoroutinefunction(real[name])
 
 
 async def run_fake(client, task_queue, fake: FakeVideo, *, until=None, **inp_kwargs):
-    from spool.models import VideoPipelineInput
     video_id = uuid.uuid4().hex[:12]
     inp = VideoPipelineInput(video_id=video_id, owner_id="o", source_key="k/source",
                              queue_pipeline=task_queue, queue_media=task_queue,
@@ -470,28 +504,29 @@ async def run_fake(client, task_queue, fake: FakeVideo, *, until=None, **inp_kwa
 async def test_one_failed_rendition_leaves_the_others(client, task_queue):
     fake = FakeVideo(fail_renditions={720})
     status, _ = await run_fake(client, task_queue, fake)
-    assert status.state == JOB_READY_WITH_ERRORS
+    assert status.state == JobState.READY_WITH_ERRORS
     assert [r.height for r in status.renditions] == [1080, 480, 360]
     steps = {s.name: s for s in status.steps}
-    assert steps["rendition-720p"].state == STEP_FAILED
+    assert steps["rendition-720p"].state == StepStatus.FAILED
     assert "encoder exploded" in steps["rendition-720p"].last_error
-    assert steps["poster"].state == STEP_DONE and status.captions_state == CAPTIONS_AVAILABLE
-    assert fake.notices == [JOB_READY_WITH_ERRORS]
-    assert fake.records[-1]["status"] == JOB_READY_WITH_ERRORS
+    assert steps["poster"].state == StepStatus.DONE
+    assert status.captions_state == CaptionsState.AVAILABLE
+    assert fake.notices == [JobState.READY_WITH_ERRORS]
+    assert fake.final_status() == JobState.READY_WITH_ERRORS
 
 
 async def test_no_rendition_at_all_fails_the_job(client, task_queue):
     fake = FakeVideo(height=480, fail_renditions={480, 360})
     status, _ = await run_fake(client, task_queue, fake)
-    assert status.state == JOB_FAILED and "no rendition" in status.error
-    assert fake.notices == [JOB_FAILED]
+    assert status.state == JobState.FAILED and "no rendition" in status.error
+    assert fake.notices == [JobState.FAILED]
 
 
 async def test_failed_captions_branch_is_ready_with_errors(client, task_queue):
     fake = FakeVideo(height=360, fail_transcribe=True)
     status, _ = await run_fake(client, task_queue, fake)
-    assert status.state == JOB_READY_WITH_ERRORS
-    assert status.captions_state == CAPTIONS_FAILED
+    assert status.state == JobState.READY_WITH_ERRORS
+    assert status.captions_state == CaptionsState.FAILED
     assert [r.height for r in status.renditions] == [360]
 
 
@@ -501,17 +536,18 @@ async def test_captions_available_before_renditions_and_progress_query(client, t
 
     async def check_while_running(handle) -> None:
         deadline = time.monotonic() + 20
-        while {"captions_state": CAPTIONS_AVAILABLE} not in fake.records:
+        while CaptionsState.AVAILABLE not in fake.recorded_captions():
             assert time.monotonic() < deadline, fake.records
             await asyncio.sleep(0.1)
         while True:  # the child has finished once the parent has heard of it
             status = await handle.query("status", result_type=VideoStatus)
-            if status.captions_state == CAPTIONS_AVAILABLE or time.monotonic() > deadline:
+            if status.captions_state == CaptionsState.AVAILABLE or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
         steps = {s.name: s.state for s in status.steps}
-        assert status.state == "processing" and status.captions_state == CAPTIONS_AVAILABLE
-        assert steps["rendition-720p"] == STEP_RUNNING and steps["transcribe"] == STEP_DONE
+        assert status.state == "processing" and status.captions_state == CaptionsState.AVAILABLE
+        assert steps["rendition-720p"] == StepStatus.RUNNING
+        assert steps["transcribe"] == StepStatus.DONE
         from spool.status import job_status
         merged = await job_status(handle._client, handle.id)
         by_name = {s["name"]: s for s in merged["steps"]}
@@ -519,8 +555,8 @@ async def test_captions_available_before_renditions_and_progress_query(client, t
         hold.set()
 
     status, handle = await run_fake(client, task_queue, fake, until=check_while_running)
-    assert status.state == JOB_READY
-    assert fake.notices == [JOB_READY]
+    assert status.state == JobState.READY
+    assert fake.notices == [JobState.READY]
     assert len(fake.notices) == 1
 
 
@@ -530,15 +566,15 @@ async def test_record_captions_drops_the_intermediate_audio_idempotently(tmp_pat
 
     settings = Settings(data_dir=tmp_path / "data")
     acts = VideoActivities(settings)
-    ensure_video(acts.engine, "v-audio", "owner-1", "processing")
+    ensure_video(acts.engine, "v-audio", "owner-1", JobState.PROCESSING)
     key = audio_key("v-audio")
     acts.storage.put_bytes(b"RIFF....WAVE", key)
-    inp = RecordCaptionsInput("v-audio", CAPTIONS_AVAILABLE, "en")
+    inp = RecordCaptionsInput("v-audio", CaptionsState.AVAILABLE, "en")
     env = ActivityEnvironment()
     await env.run(acts.record_captions, inp)
     assert not acts.storage.exists(key)
     await env.run(acts.record_captions, inp)  # a retry finds nothing to delete: still fine
-    assert get_video(acts.engine, "v-audio")["captions_state"] == CAPTIONS_AVAILABLE
+    assert get_video(acts.engine, "v-audio")["captions_state"] == CaptionsState.AVAILABLE
 
 
 async def test_captions_available_is_announced_once_with_the_callback(client, task_queue):
@@ -548,9 +584,10 @@ async def test_captions_available_is_announced_once_with_the_callback(client, ta
     assert status.state == "ready"
     assert len(fake.events) == 1
     event = fake.events[0]
-    assert event["event_type"] == "video.captions_available"
-    assert event["event_id"] == f"captions-available:{status.video_id}"
-    assert event["callback_url"] == "https://hooks.example.com/spool"
+    assert event.event_type == "video.captions_available"
+    assert event.event_id == f"captions-available:{status.video_id}"
+    assert event.callback_url == "https://hooks.example.com/spool"
+    assert event.payload["segments"] == 1
 
 
 async def test_undeliverable_notices_do_not_fail_a_finished_job(client, task_queue):
@@ -560,7 +597,7 @@ async def test_undeliverable_notices_do_not_fail_a_finished_job(client, task_que
     steps = {s.name: s for s in status.steps}
     assert steps["notify"].state == "failed"
     assert "mail server gone" in steps["notify"].last_error
-    assert fake.records[-1]["status"] == "ready"
+    assert fake.final_status() == JobState.READY
 
 
 async def test_a_job_that_ends_without_captions_leaves_no_intermediate_audio(tmp_path):
@@ -572,11 +609,11 @@ async def test_a_job_that_ends_without_captions_leaves_no_intermediate_audio(tmp
     key = audio_key("v-end")
     acts.storage.put_bytes(b"RIFF....WAVE", key)
     env = ActivityEnvironment()
-    await env.run(acts.record_video, RecordVideoInput("v-end", "o", status="processing"))
+    await env.run(acts.record, RecordVideoInput("v-end", "o", status=JobState.PROCESSING))
     assert acts.storage.exists(key)
-    await env.run(acts.record_video, RecordVideoInput("v-end", "o", status="cancelled"))
+    await env.run(acts.record, RecordVideoInput("v-end", "o", status=JobState.CANCELLED))
     assert not acts.storage.exists(key)
-    await env.run(acts.record_video, RecordVideoInput("v-end", "o", status="cancelled"))
+    await env.run(acts.record, RecordVideoInput("v-end", "o", status=JobState.CANCELLED))
     assert get_video(acts.engine, "v-end")["status"] == "cancelled"
 
 
@@ -608,7 +645,7 @@ async def test_cancel_after_the_job_ended_only_stops_its_notices(client, task_qu
         hold.set()
     assert status.state == "ready"
     assert {s.name: s.state for s in status.steps}["notify"] == "cancelled"
-    assert fake.records[-1]["status"] == "ready"
+    assert fake.final_status() == JobState.READY
     desc = await handle.describe()
     assert desc.status.name == "COMPLETED"
 
@@ -626,5 +663,5 @@ async def test_cancel_while_the_outcome_is_being_recorded_still_records_it(clien
     finally:
         hold.set()
     assert status.state == "ready"
-    assert fake.records[-1]["status"] == "ready"
+    assert fake.final_status() == JobState.READY
     assert (await handle.describe()).status.name == "COMPLETED"

@@ -11,30 +11,31 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.blog import BlogActivities
     from spool.models import (
-        BLOG_STEPS,
         INVALID_POST,
-        JOB_FAILED,
-        JOB_PROCESSING,
-        JOB_READY,
-        JOB_READY_WITH_ERRORS,
-        STEP_DONE,
-        STEP_FAILED,
-        STEP_RUNNING,
         BlogPublishInput,
         BlogPublishStatus,
         InvalidPostError,
-        StepState,
+        JobState,
+        Post,
         blog_workflow_id,
         validate_post,
     )
     from workflows import policies
-    from workflows.errors import failure_message
     from workflows.search_attributes import SPOOL_KIND, SPOOL_STATUS
+    from workflows.steps import Step, StepBook
 
+# The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
+INDEX_POST = Step("index_post", BlogActivities.index_post, policies.INDEX_POST)
+RECORD_POST_FOR_AUTHOR = Step("record_post_for_author", BlogActivities.record_post_for_author,
+                              policies.RECORD_POST_FOR_AUTHOR)
+NOTIFY_FOLLOWERS = Step("notify_followers", BlogActivities.notify_followers,
+                        policies.NOTIFY_FOLLOWERS)
+BLOG_STEPS = (INDEX_POST, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
 
 
 @workflow.defn(name="BlogPublishWorkflow")
@@ -43,58 +44,45 @@ class BlogPublishWorkflow:
         self._job_id = ""
         self._post_id = ""
         self._version = 0
-        self._state = JOB_PROCESSING
+        self._state = JobState.PROCESSING
         self._error: str | None = None
-        self._steps = {name: StepState(name=name) for name in BLOG_STEPS}
+        self._steps = StepBook(step.name for step in BLOG_STEPS)
 
     @workflow.run
     async def run(self, inp: BlogPublishInput) -> BlogPublishStatus:
         post = inp.post
         self._job_id = workflow.info().workflow_id
         self._post_id, self._version = post.post_id, post.version
-        self._set_state(JOB_PROCESSING)
+        self._set_state(JobState.PROCESSING)
         try:
             validate_post(post)
         except InvalidPostError as exc:
             # Reaches here only when started without Spool's client (e.g. the temporal CLI).
             self._error = str(exc)
-            self._set_state(JOB_FAILED)
+            self._set_state(JobState.FAILED)
             raise ApplicationError(str(exc), {"field": exc.field}, type=INVALID_POST,
                                    non_retryable=True) from None
 
-        step_policies = {
-            "index_post": policies.index_post_policy(inp.index_retry_seconds),
-            "record_post_for_author": policies.RECORD_POST_FOR_AUTHOR,
-            "notify_followers": policies.NOTIFY_FOLLOWERS,
-        }
-        await asyncio.gather(
-            *(self._run_step(name, step_policies[name], inp) for name in BLOG_STEPS)
-        )
-        failed = [s for s in self._steps.values() if s.state == STEP_FAILED]
-        self._set_state(JOB_READY_WITH_ERRORS if failed else JOB_READY)
+        index = INDEX_POST.with_policy(policies.index_post_policy(inp.index_retry_seconds))
+        published = await asyncio.gather(
+            *(self._publish_step(step, post)
+              for step in (index, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)))
+        self._set_state(JobState.READY if all(published) else JobState.READY_WITH_ERRORS)
         return self.status()
 
-    async def _run_step(self, name: str, policy: policies.StepPolicy,
-                        inp: BlogPublishInput) -> None:
-        step = self._steps[name]
-        step.state = STEP_RUNNING
-        try:
-            await workflow.execute_activity(
-                name, inp.post, activity_id=name, **policies.activity_options(policy)
-            )
-        except ActivityError as err:
-            step.state = STEP_FAILED
-            step.last_error = failure_message(err)
-            if self._error is None:
-                self._error = f"{name}: {step.last_error}"
-            return
-        step.state = STEP_DONE
-        step.percent = 100.0
+    async def _publish_step(self, step: Step, post: Post) -> bool:
+        """Run one consumer of the publish; False when it did not complete. A cancelled step
+        returns too: the gather then ends the job cancelled once every step has stopped."""
+        outcome = await self._steps.run(step, post, progress=True)
+        if outcome.error is not None and self._error is None:
+            # The job's error names the first step that failed.
+            self._error = f"{step.name}: {outcome.error}"
+        return outcome.ok
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: JobState) -> None:
         self._state = state
         workflow.upsert_search_attributes([SPOOL_KIND.value_set("blog"),
-                                           SPOOL_STATUS.value_set(state)])
+                                           SPOOL_STATUS.value_set(str(state))])
 
     @workflow.query(name="status")
     def status(self) -> BlogPublishStatus:
@@ -103,6 +91,6 @@ class BlogPublishWorkflow:
             post_id=self._post_id,
             version=self._version,
             state=self._state,
-            steps=list(self._steps.values()),
+            steps=self._steps.states(),
             error=self._error,
         )

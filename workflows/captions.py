@@ -6,91 +6,80 @@ result saying so. Only a cancel ends it early, as cancelled.
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from activities.video import VideoActivities
     from spool.models import (
-        CAPTIONS_AVAILABLE,
-        CAPTIONS_FAILED,
-        STEP_CANCELLED,
-        STEP_DONE,
-        STEP_FAILED,
-        STEP_PENDING,
-        STEP_RUNNING,
         CaptionsInput,
         CaptionsResult,
+        CaptionsState,
         ExtractAudioInput,
-        ExtractAudioResult,
         RecordCaptionsInput,
-        StepState,
         TranscribeInput,
-        TranscribeResult,
     )
     from workflows import policies
-    from workflows.errors import failure_message
+    from workflows.steps import Outcome, Step, StepBook
 
-CAPTIONS_STEPS = ("extract_audio", "transcribe")
+# The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
+EXTRACT_AUDIO = Step("extract_audio", VideoActivities.extract_audio, policies.EXTRACT_AUDIO)
+TRANSCRIBE = Step("transcribe", VideoActivities.transcribe, policies.TRANSCRIBE)
+RECORD_CAPTIONS = Step("record_captions", VideoActivities.record_captions,
+                       policies.RECORD_CAPTIONS)
+# The steps the parent shows for this child.
+CAPTIONS_STEPS = (EXTRACT_AUDIO.name, TRANSCRIBE.name)
 
+
+def bounded(step: Step, inp: CaptionsInput) -> Step:
+    """The step with the job's own bound on attempts, if it has one."""
+    return step.with_policy(policies.captions_step_policy(step.policy, inp.max_attempts))
 
 
 @workflow.defn(name="CaptionsWorkflow")
 class CaptionsWorkflow:
     def __init__(self) -> None:
-        self._steps = {name: StepState(name=name) for name in CAPTIONS_STEPS}
+        self._steps = StepBook(CAPTIONS_STEPS)
         self._result: CaptionsResult | None = None
 
     @workflow.query(name="status")
     def status(self) -> CaptionsResult:
         if self._result is not None:
             return self._result
-        return CaptionsResult(state=STEP_PENDING, steps=list(self._steps.values()))
+        return CaptionsResult(state=CaptionsState.PENDING, steps=self._steps.states())
 
     @workflow.run
     async def run(self, inp: CaptionsInput) -> CaptionsResult:
-        current = "extract_audio"
-        try:
-            self._steps[current].state = STEP_RUNNING
-            audio = await workflow.execute_activity(
-                "video.extract_audio", ExtractAudioInput(inp.video_id, inp.source_key),
-                activity_id=current, task_queue=inp.queue_captions,
-                result_type=ExtractAudioResult,
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                **policies.activity_options(
-                    policies.captions_step_policy(policies.EXTRACT_AUDIO, inp.max_attempts)))
-            self._steps[current].state = STEP_DONE
-            current = "transcribe"
-            self._steps[current].state = STEP_RUNNING
-            text = await workflow.execute_activity(
-                "video.transcribe",
+        last, outcome = EXTRACT_AUDIO, await self._steps.run(
+            bounded(EXTRACT_AUDIO, inp), ExtractAudioInput(inp.video_id, inp.source_key),
+            queue=inp.queue_captions)
+        if outcome.ok:
+            audio = outcome.value
+            last, outcome = TRANSCRIBE, await self._steps.run(
+                bounded(TRANSCRIBE, inp),
                 TranscribeInput(inp.video_id, audio.audio_key, inp.language, audio.duration),
-                activity_id=current, task_queue=inp.queue_captions,
-                result_type=TranscribeResult,
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                **policies.activity_options(
-                    policies.captions_step_policy(policies.TRANSCRIBE_AUDIO, inp.max_attempts)))
-            self._steps[current].state = STEP_DONE
-            result = CaptionsResult(
-                state=CAPTIONS_AVAILABLE, language=text.language, vtt_key=text.vtt_key,
-                srt_key=text.srt_key, transcript_key=text.transcript_key,
-                segment_count=text.segment_count, excerpt=text.excerpt,
-                steps=list(self._steps.values()))
-            record = RecordCaptionsInput(inp.video_id, CAPTIONS_AVAILABLE, text.language, text)
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                self._steps[current].state = STEP_CANCELLED
-                raise
-            self._steps[current].state = STEP_FAILED
-            self._steps[current].last_error = failure_message(err)
-            result = CaptionsResult(state=CAPTIONS_FAILED, language=inp.language,
-                                    error=failure_message(err), failed_step=current,
-                                    steps=list(self._steps.values()))
-            record = RecordCaptionsInput(inp.video_id, CAPTIONS_FAILED, inp.language,
-                                         error=result.error)
+                queue=inp.queue_captions)
+        if outcome.cancelled:
+            raise asyncio.CancelledError()
+        result, record = self._outcome(inp, last, outcome)
         # "Captions available" reaches the database now, whatever the renditions are doing.
-        await workflow.execute_activity(
-            "video.record_captions", record, activity_id="record_captions",
-            task_queue=inp.queue_pipeline, **policies.activity_options(policies.RECORD_VIDEO))
+        await RECORD_CAPTIONS.execute(record, queue=inp.queue_pipeline)
         self._result = result
         return result
+
+    def _outcome(self, inp: CaptionsInput, last: Step,
+                 outcome: Outcome) -> tuple[CaptionsResult, RecordCaptionsInput]:
+        """The child's result and what to record, from the last step run and its outcome."""
+        if not outcome.ok:
+            result = CaptionsResult(state=CaptionsState.FAILED, language=inp.language,
+                                    error=outcome.error, failed_step=last.name,
+                                    steps=self._steps.states())
+            return result, RecordCaptionsInput(inp.video_id, CaptionsState.FAILED,
+                                               inp.language, error=result.error)
+        t = outcome.value
+        result = CaptionsResult(
+            state=CaptionsState.AVAILABLE, language=t.language, vtt_key=t.vtt_key,
+            srt_key=t.srt_key, transcript_key=t.transcript_key,
+            segment_count=t.segment_count, excerpt=t.excerpt, steps=self._steps.states())
+        return result, RecordCaptionsInput(inp.video_id, CaptionsState.AVAILABLE, t.language, t)

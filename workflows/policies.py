@@ -1,4 +1,6 @@
-"""Every timeout and retry policy, in one place, named by step.
+"""Every timeout and retry policy, in one place, named by step: the policy of step ``poster``
+is POSTER, of ``rendition-720p`` RENDITION (the step's name without its ``-{suffix}``, in
+capitals; docs/ARCHITECTURE.md, step table).
 
 Workflow code: pure values only. Changing a value here changes running workflows at their
 next activity, which is safe; changing the *set* of activities a workflow runs is not (see
@@ -7,10 +9,11 @@ the replay tests).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 
 from spool.models.common import INVALID_POST, INVALID_VIDEO
 
@@ -24,6 +27,9 @@ class StepPolicy:
     retry: RetryPolicy
     schedule_to_close: timedelta | None = None
     heartbeat: timedelta | None = None
+    # Heavy steps: a cancel waits until ffmpeg/Whisper has really stopped, so a cancelled job
+    # leaves no process running and nothing half-written behind.
+    wait_for_cancel: bool = False
 
 
 def _retry(
@@ -68,11 +74,7 @@ NOTIFY_FOLLOWERS = StepPolicy(
 def index_post_policy(retry_seconds: int | None) -> StepPolicy:
     if not retry_seconds:
         return INDEX_POST
-    return StepPolicy(
-        start_to_close=INDEX_POST.start_to_close,
-        retry=INDEX_POST.retry,
-        schedule_to_close=timedelta(seconds=retry_seconds),
-    )
+    return replace(INDEX_POST, schedule_to_close=timedelta(seconds=retry_seconds))
 
 
 def activity_options(policy: StepPolicy) -> dict:
@@ -85,6 +87,8 @@ def activity_options(policy: StepPolicy) -> dict:
         options["schedule_to_close_timeout"] = policy.schedule_to_close
     if policy.heartbeat is not None:
         options["heartbeat_timeout"] = policy.heartbeat
+    if policy.wait_for_cancel:
+        options["cancellation_type"] = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
     return options
 
 
@@ -93,52 +97,54 @@ def activity_options(policy: StepPolicy) -> dict:
 # is noticed after VIDEO_HEARTBEAT and the step is retried on another worker.
 VIDEO_HEARTBEAT = timedelta(seconds=10)
 
-PROBE_VIDEO = StepPolicy(
+PROBE = StepPolicy(
     start_to_close=timedelta(minutes=5),
     retry=_retry(initial=1.0, maximum=30.0, attempts=5),
     heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
 )
-TRANSCODE_RENDITION = StepPolicy(
+RENDITION = StepPolicy(
     start_to_close=timedelta(hours=8),
     retry=_retry(initial=1.0, maximum=60.0, attempts=5),
     heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
 )
-EXTRACT_POSTER = StepPolicy(
+POSTER = StepPolicy(
     start_to_close=timedelta(minutes=10),
     retry=_retry(initial=1.0, maximum=60.0, attempts=5),
     heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
 )
 EXTRACT_AUDIO = StepPolicy(
     start_to_close=timedelta(hours=2),
     retry=_retry(initial=1.0, maximum=60.0, attempts=5),
     heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
 )
 # Whisper failures are mostly permanent (model missing, unreadable audio): few attempts.
-TRANSCRIBE_AUDIO = StepPolicy(
+TRANSCRIBE = StepPolicy(
     start_to_close=timedelta(hours=8),
     retry=_retry(initial=1.0, maximum=60.0, attempts=3),
     heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
 )
 # Database writes and the owner's notification: short each, retried for a day.
-RECORD_VIDEO = StepPolicy(
+RECORD = StepPolicy(
     start_to_close=timedelta(seconds=30),
     retry=_retry(initial=1.0, maximum=60.0),
     schedule_to_close=timedelta(hours=24),
 )
-NOTIFY_OWNER = StepPolicy(
+RECORD_CAPTIONS = RECORD
+NOTIFY = StepPolicy(
     start_to_close=timedelta(minutes=2),
     retry=_retry(initial=1.0, maximum=300.0),
     schedule_to_close=timedelta(hours=24),
 )
+ANNOUNCE_CAPTIONS = NOTIFY
 
 
 def captions_step_policy(policy: StepPolicy, max_attempts: int | None) -> StepPolicy:
     """A captions step with the job's own bound on attempts (tests use a short one)."""
     if not max_attempts:
         return policy
-    return StepPolicy(
-        start_to_close=policy.start_to_close,
-        retry=_retry(initial=0.5, maximum=2.0, attempts=max_attempts),
-        schedule_to_close=policy.schedule_to_close,
-        heartbeat=policy.heartbeat,
-    )
+    return replace(policy, retry=_retry(initial=0.5, maximum=2.0, attempts=max_attempts))

@@ -4,10 +4,9 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from spool.models.common import StepState
+from spool.models.common import JobState, StepState
 
 __all__ = [
-    "BLOG_STEPS",
     "BlogPublishInput",
     "BlogPublishStatus",
     "IndexPostResult",
@@ -19,8 +18,6 @@ __all__ = [
     "post_from_dict",
     "validate_post",
 ]
-
-BLOG_STEPS = ("index_post", "record_post_for_author", "notify_followers")
 
 # Defaults for the limits; the settings object may tighten them at the door.
 DEFAULT_MAX_BODY_CHARS = 200_000
@@ -52,7 +49,7 @@ class BlogPublishStatus:
     job_id: str
     post_id: str
     version: int
-    state: str
+    state: JobState
     steps: list[StepState]
     error: str | None = None
 

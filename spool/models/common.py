@@ -2,42 +2,46 @@
 
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
-    "JOB_CANCELLED",
-    "JOB_FAILED",
-    "JOB_PROCESSING",
-    "JOB_READY",
-    "JOB_READY_WITH_ERRORS",
-    "STEP_DONE",
-    "STEP_FAILED",
-    "STEP_PENDING",
-    "STEP_RETRYING",
-    "STEP_RUNNING",
-    "STEP_SKIPPED",
-    "STEP_CANCELLED",
     "FINAL_JOB_STATES",
     "INVALID_POST",
     "INVALID_VIDEO",
+    "JobState",
     "PublishEventInput",
     "StepState",
+    "StepStatus",
 ]
 
-STEP_PENDING = "pending"
-STEP_RUNNING = "running"
-STEP_RETRYING = "retrying"
-STEP_DONE = "done"
-STEP_FAILED = "failed"
-STEP_SKIPPED = "skipped"
-STEP_CANCELLED = "cancelled"
 
-JOB_PROCESSING = "processing"
-JOB_READY = "ready"
-JOB_READY_WITH_ERRORS = "ready_with_errors"
-JOB_FAILED = "failed"
-JOB_CANCELLED = "cancelled"
-FINAL_JOB_STATES = frozenset({JOB_READY, JOB_READY_WITH_ERRORS, JOB_FAILED, JOB_CANCELLED})
+class StepStatus(StrEnum):
+    """What one step is doing. The values are the API's ``steps[].state`` and appear in saved
+    histories: never change one."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    # Never set by a workflow: spool.status reads it from the server's pending activity.
+    RETRYING = "retrying"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class JobState(StrEnum):
+    """A job's state (docs/ARCHITECTURE.md rule 5); the values are the API's ``state``."""
+
+    PROCESSING = "processing"
+    READY = "ready"
+    READY_WITH_ERRORS = "ready_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_JOB_STATES = frozenset(
+    {JobState.READY, JobState.READY_WITH_ERRORS, JobState.FAILED, JobState.CANCELLED})
 
 # ApplicationError types for bad input: no retry can fix them (raised non-retryable).
 INVALID_POST = "InvalidPost"
@@ -48,13 +52,13 @@ INVALID_VIDEO = "InvalidVideo"
 class StepState:
     """What one step of a job is doing.
 
-    The workflow knows pending/running/done/failed; ``attempt`` and ``last_error`` of a step
+    The workflow knows every state but ``retrying``; ``attempt`` and ``last_error`` of a step
     that is retrying come from Temporal's own record of the pending activity and are merged
     in by :mod:`spool.status`, so retries cost no extra history events.
     """
 
     name: str
-    state: str = STEP_PENDING
+    state: StepStatus = StepStatus.PENDING
     attempt: int = 0
     last_error: str | None = None
     percent: float | None = None

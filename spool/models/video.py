@@ -5,17 +5,14 @@ No I/O here: workflow code imports this module inside the sandbox.
 
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from spool.models.common import StepState
+from spool.models.common import JobState, StepState
 
 __all__ = [
     "normalize_renditions",
-    "CAPTIONS_FAILED",
-    "CAPTIONS_AVAILABLE",
-    "CAPTIONS_PENDING",
-    "CAPTIONS_SKIPPED",
-    "CAPTIONS_DISABLED",
     "CaptionsInput",
+    "CaptionsState",
     "CaptionsResult",
     "ExtractAudioInput",
     "ExtractAudioResult",
@@ -42,11 +39,17 @@ __all__ = [
 # The ladder, highest first. A rendition is never taller than its source.
 RENDITION_HEIGHTS = (1080, 720, 480, 360)
 
-CAPTIONS_PENDING = "pending"
-CAPTIONS_AVAILABLE = "available"
-CAPTIONS_SKIPPED = "skipped"  # no audio track
-CAPTIONS_DISABLED = "disabled"  # not asked for
-CAPTIONS_FAILED = "failed"
+
+
+class CaptionsState(StrEnum):
+    """Where a video's captions are; the values are the API's ``captions_state``."""
+
+    PENDING = "pending"
+    AVAILABLE = "available"
+    SKIPPED = "skipped"  # no audio track
+    DISABLED = "disabled"  # not asked for
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the job was cancelled before the captions were made
 
 
 def video_workflow_id(video_id: str) -> str:
@@ -213,7 +216,7 @@ class TranscribeResult:
 @dataclass
 class RecordCaptionsInput:
     video_id: str
-    state: str
+    state: CaptionsState
     language: str = "en"
     transcript: TranscribeResult | None = None
     error: str | None = None
@@ -221,7 +224,7 @@ class RecordCaptionsInput:
 
 @dataclass
 class CaptionsResult:
-    state: str
+    state: CaptionsState
     language: str = "en"
     vtt_key: str | None = None
     srt_key: str | None = None
@@ -239,11 +242,11 @@ class RecordVideoInput:
 
     video_id: str
     owner_id: str
-    status: str | None = None
+    status: JobState | None = None
     metadata: ProbeResult | None = None
     renditions: list[RenditionResult] | None = None
     poster_key: str | None = None
-    captions_state: str | None = None
+    captions_state: CaptionsState | None = None
     captions_language: str | None = None
     errors: dict[str, str] | None = None
 
@@ -252,7 +255,7 @@ class RecordVideoInput:
 class NotifyOwnerInput:
     video_id: str
     owner_id: str
-    state: str
+    state: JobState
     payload: dict = field(default_factory=dict)
     callback_url: str | None = None
 
@@ -261,10 +264,10 @@ class NotifyOwnerInput:
 class VideoStatus:
     job_id: str
     video_id: str
-    state: str
+    state: JobState
     steps: list[StepState]
     error: str | None = None
-    captions_state: str = CAPTIONS_PENDING
+    captions_state: CaptionsState = CaptionsState.PENDING
     renditions: list[RenditionResult] = field(default_factory=list)
     poster: PosterResult | None = None
     probe: ProbeResult | None = None

@@ -1,0 +1,138 @@
+"""Steps: what a workflow runs, and the one runner that keeps their status.
+
+A :class:`Step` binds one name to its activity and its policy. The name is the activity id
+and the status's ``steps[].name`` (spool.status merges the server's retry state in by it),
+and the policy in workflows/policies.py carries the same name in capitals; the activity is a
+method reference, so the registered name, the code and the input and result types are one
+hop away (docs/ARCHITECTURE.md, step table). Names are part of the API and of running
+histories: keep them, or change them behind ``workflow.patched``.
+
+:class:`StepBook` is the only code that moves a step between states: pending, running, then
+done, failed or cancelled (skipped for a step that never ran). Workflow code, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from spool.models import StepState, StepStatus
+    from workflows import policies
+    from workflows.errors import failure_message
+
+T = TypeVar("T")
+UNFINISHED = (StepStatus.PENDING, StepStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its name, the activity method it runs and its policy."""
+
+    name: str
+    activity: Callable[..., Any]
+    policy: policies.StepPolicy
+
+    def at(self, suffix: str) -> Step:
+        """The same step for one item: ``rendition`` at ``720p`` is ``rendition-720p``."""
+        return replace(self, name=f"{self.name}-{suffix}")
+
+    def with_policy(self, policy: policies.StepPolicy) -> Step:
+        """The same step under a job's own bounds (retry time, attempts)."""
+        return replace(self, policy=policy)
+
+    def execute(self, arg: Any, *, queue: str | None = None) -> Awaitable[Any]:
+        """Schedule the activity under the step's name and policy; the result type is the
+        method's own return annotation."""
+        options = policies.activity_options(self.policy)
+        if queue is not None:
+            options["task_queue"] = queue
+        return workflow.execute_activity_method(self.activity, arg, activity_id=self.name,
+                                                **options)
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """How a tracked step ended: its value, or why it has none."""
+
+    value: T | None = None
+    error: str | None = None
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.cancelled
+
+
+class StepBook:
+    """A job's steps in the order they are shown, and the one way they change state."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._steps: dict[str, StepState] = {}
+        self.add(*names)
+
+    def add(self, *names: str) -> None:
+        for name in names:
+            self._steps.setdefault(name, StepState(name=name))
+
+    def states(self) -> list[StepState]:
+        return list(self._steps.values())
+
+    async def run(self, step: Step, arg: Any, *, queue: str | None = None,
+                  progress: bool = False) -> Outcome[Any]:
+        """Run one activity step; ``progress`` steps show 100 % once done."""
+        return await self.track((step.name,), step.execute(arg, queue=queue),
+                                progress=progress)
+
+    async def track(self, names: tuple[str, ...], work: Awaitable[T], *,
+                    progress: bool = False) -> Outcome[T]:
+        """Await ``work`` as the steps ``names`` (a child workflow stands for several): the
+        first runs at once; a failure or a cancel ends every one not yet finished."""
+        self.add(*names)
+        self._steps[names[0]].state = StepStatus.RUNNING
+        try:
+            value = await work
+        except (ActivityError, ChildWorkflowError) as err:
+            if is_cancelled_exception(err):
+                self.end_unfinished(StepStatus.CANCELLED, names=names)
+                return Outcome(cancelled=True)
+            message = failure_message(err)
+            self.end_unfinished(StepStatus.FAILED, names=names, error=message)
+            return Outcome(error=message)
+        for name in names:
+            self._steps[name].state = StepStatus.DONE
+            if progress:
+                self._steps[name].percent = 100.0
+        return Outcome(value)
+
+    def adopt(self, reported: Iterable[StepState]) -> None:
+        """Take the states a child workflow reports for steps shown here."""
+        for child in reported:
+            step = self._steps.get(child.name)
+            if step is not None:
+                step.state, step.last_error = child.state, child.last_error
+
+    def end_unfinished(self, state: StepStatus, *, names: Iterable[str] | None = None,
+                       error: str | None = None, detail: str | None = None) -> None:
+        """Give every pending or running step (of ``names``, or all) a final state."""
+        for name in self._steps if names is None else names:
+            step = self._steps.get(name)
+            if step is not None and step.state in UNFINISHED:
+                step.state = state
+                step.last_error = error if error is not None else step.last_error
+                step.detail = detail if detail is not None else step.detail
+
+    def skip(self, names: Iterable[str], why: str) -> None:
+        for name in names:
+            self._steps[name].state = StepStatus.SKIPPED
+            self._steps[name].detail = why
+
+    def note_cancelled(self, name: str, detail: str) -> None:
+        """A step cancelled after the job's outcome was decided says so."""
+        step = self._steps.get(name)
+        if step is not None and step.state == StepStatus.CANCELLED:
+            step.detail = detail
