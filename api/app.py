@@ -30,7 +30,8 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from api.errors import ApiError, install_error_handlers
-from spool.config import Settings
+from api.limits import install_body_limits
+from spool.config import Settings, redact
 from spool.db import get_engine
 from spool.search import PostIndex, open_index
 from spool.storage import ObjectStorage, open_storage
@@ -66,7 +67,7 @@ def _key_ok(settings: Settings, key: str | None) -> bool:
         return False
     presented = key.encode()
     ok = False
-    for valid in settings.api_keys:  # compare with every key: timing says nothing about which
+    for valid in settings.api_key_values:  # compare with every key: timing says nothing of which
         ok |= hmac.compare_digest(presented, valid.encode())
     return ok
 
@@ -120,6 +121,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
                   description="Durable video and blog pipelines on Temporal. Writes need "
                               "`Authorization: Bearer <key>`.")
     install_error_handlers(app)
+    install_body_limits(app, settings)  # bodies are capped while they stream in
 
     from api.posts import router as posts_router
     from api.videos import router as videos_router
@@ -138,7 +140,9 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         """Temporal, the database, the post index and object storage all answer."""
         checks = await asyncio.gather(_check_temporal(svc), _check_db(svc), _check_index(svc),
                                       _check_storage(svc))
-        results = dict(zip(("temporal", "database", "index", "storage"), checks, strict=True))
+        # A driver's error may quote its URL or credentials: /readyz is public.
+        results = {name: redact(check, svc.settings) for name, check in zip(
+            ("temporal", "database", "index", "storage"), checks, strict=True)}
         ok = all(v == "ok" for v in results.values())
         return JSONResponse({"status": "ready" if ok else "unavailable", "checks": results},
                             status_code=200 if ok else 503)
@@ -148,9 +152,9 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         """What the web page needs. The API key is included only when
         settings.api_expose_key_to_localhost is on and the caller is on this machine."""
         key = None
-        if (settings.api_expose_key_to_localhost and settings.api_keys
+        if (settings.api_expose_key_to_localhost and settings.api_key_values
                 and _is_loopback_client(request)):
-            key = settings.api_keys[0]
+            key = settings.api_key_values[0]
         return {"api_key": key, "public_reads": settings.public_reads,
                 "max_upload_bytes": settings.max_upload_bytes}
 

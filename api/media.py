@@ -1,12 +1,15 @@
-"""Serving stored media from object storage with single HTTP byte ranges (206, Content-Range,
-Accept-Ranges, If-Range), or a redirect to a short-lived presigned URL where the store has
-them and the operator asked for it (bytes then go straight from the store to the client)."""
+"""Serving stored media from object storage with HTTP byte ranges (RFC 9110 section 14: 206,
+Content-Range, Accept-Ranges, If-Range), or a redirect to a short-lived presigned URL where the
+store has them and the operator asked for it (bytes then go straight from the store to the
+client). Starlette's FileResponse serves only local files; this works on every backend."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
+from email.utils import formatdate, parsedate_to_datetime
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -15,39 +18,83 @@ from api.errors import ApiError
 from spool.storage import KeyNotFound, ObjectStorage
 
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+# RFC 9110 14.1.2: int-range = first-pos "-" [ last-pos ], suffix-range = "-" suffix-length;
+# no whitespace inside a range-spec.
+_INT_RANGE = re.compile(r"([0-9]+)-([0-9]*)")  # RFC DIGIT is ASCII; \d is any script
+_SUFFIX_RANGE = re.compile(r"-([0-9]+)")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Beyond any object's size; longer digit strings are not handed to int() (which refuses
+# numbers of thousands of digits) but read as this.
+_HUGE = 10**19
 
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".vtt": "text/vtt; charset=utf-8", ".srt": "application/x-subrip; charset=utf-8",
                ".json": "application/json"}
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(first, last) inclusive for one satisfiable range; None to send the whole file.
+def _number(digits: str) -> int:
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 18 else _HUGE
 
-    A malformed or multi-range header is ignored (RFC 9110 allows that); an unsatisfiable
-    one is a 416.
+
+def _range_specs(header: str) -> list[str] | None:
+    """The range-specs of a ``bytes`` ranges-specifier, or None when the header is not one
+    (another unit, no "=", nothing listed). Empty list elements are skipped (RFC 9110 5.6.1)."""
+    unit, eq, range_set = header.strip().partition("=")
+    if not eq or not _TOKEN.fullmatch(unit) or unit.lower() != "bytes":
+        return None
+    specs = [spec.strip(" \t") for spec in range_set.split(",")]
+    specs = [spec for spec in specs if spec]
+    return specs or None
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) inclusive for one satisfiable byte range; None to send the whole file.
+
+    RFC 9110: a header in another unit, or malformed, is ignored (whole file); several ranges
+    are answered with the whole file too (allowed, and it spares a multipart body); a suffix
+    longer than the file is the whole file as a range; an unsatisfiable range (first byte at
+    or past the end, or an empty suffix) is a 416.
     """
-    if not header:
+    specs = _range_specs(header) if header else None
+    if specs is None or len(specs) > 1:
         return None
-    match = _RANGE.match(header)
-    if match is None:
-        return None
-    first_s, last_s = match.groups()
-    if not first_s and not last_s:
-        return None
-    if not first_s:  # suffix: the last N bytes
-        length = int(last_s)
-        if length == 0 or size == 0:
+    spec = specs[0]
+    if (suffix := _SUFFIX_RANGE.fullmatch(spec)) is not None:
+        length = _number(suffix[1])
+        if length == 0:
             raise _unsatisfiable(size)
+        if size == 0:  # satisfiable, but there are no bytes to name: the (empty) whole file
+            return None
         return max(0, size - length), size - 1
-    first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last_s and last < first:
+    if (span := _INT_RANGE.fullmatch(spec)) is None:
         return None
+    first = _number(span[1])
+    if span[2] and _number(span[2]) < first:
+        return None  # invalid range-spec: ignored
+    last = _number(span[2]) if span[2] else size - 1
     if first >= size:
         raise _unsatisfiable(size)
     return first, min(last, size - 1)
+
+
+def last_modified(modified: float) -> str:
+    return formatdate(int(modified), usegmt=True)
+
+
+def if_range_matches(if_range: str, etag: str, modified: float, now: float) -> bool:
+    """RFC 9110 13.1.5: the range is sent only if the validator still names this version.
+    An entity tag must match strongly (never a weak W/ tag); a date must equal Last-Modified
+    exactly, and counts only when Last-Modified is strong (a second or more in the past)."""
+    value = if_range.strip()
+    if value.startswith(("\"", "W/")):
+        return value == etag and not value.startswith("W/")
+    try:
+        date = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return (date.tzinfo is not None and int(date.timestamp()) == int(modified)
+            and now - modified >= 1)
 
 
 def _unsatisfiable(size: int) -> ApiError:
@@ -91,11 +138,13 @@ async def file_response(request: Request, storage: ObjectStorage, key: str,
     size = info.size
     media_type = media_type or MEDIA_TYPES.get(_suffix(key), "application/octet-stream")
     headers = {"Accept-Ranges": "bytes", "ETag": info.etag,
+               "Last-Modified": last_modified(info.modified),
                "Cache-Control": "private, max-age=60"}
     wanted = request.headers.get("range")
     if_range = request.headers.get("if-range")
-    if if_range is not None and if_range != info.etag:
-        wanted = None
+    if if_range is not None and not if_range_matches(if_range, info.etag, info.modified,
+                                                     time.time()):
+        wanted = None  # the client's copy is another version: send this one whole
     span = parse_range(wanted, size)
     first, last = span if span is not None else (0, size - 1)
     headers["Content-Length"] = str(last - first + 1 if size else 0)

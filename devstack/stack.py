@@ -50,7 +50,7 @@ def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "SPOOL_API_KEYS": f'["{LOCAL_API_KEY}"]',
         "SPOOL_API_EXPOSE_KEY_TO_LOCALHOST": "true",
         "SPOOL_NOTIFIER": "webhook",
-        "SPOOL_WEBHOOK_SECRET": settings.webhook_secret or local_webhook_secret(settings),
+        "SPOOL_WEBHOOK_SECRET": settings.webhook_secret_value or local_webhook_secret(settings),
         "SPOOL_WEBHOOK_ALLOW_PRIVATE": "true",
     }
     env = {k: v for k, v in defaults.items() if not os.environ.get(k)}
@@ -69,6 +69,9 @@ class EmbeddedStack:
     temporal_port: int = 7233
     ui_port: int = 8233
     with_api: bool = True
+    # What the worker runs, after the interpreter (default: worker.py); tests run a wrapper,
+    # e.g. ["-m", "tests.paced_worker"], to hold its ffmpeg at the input's native pace.
+    worker_args: list[str] | None = None
     server: DevServer | None = None
     procs: dict = field(default_factory=dict)
 
@@ -107,7 +110,7 @@ class EmbeddedStack:
                                     db_filename=self.settings.data_dir.resolve() / "temporal.db",
                                     log_path=self.logs / "temporal.log").start()
             env = stack_env(self.settings, self.temporal_address)
-            self._start_python("worker", [str(REPO / "worker.py")], env,
+            self._start_python("worker", self.worker_args or [str(REPO / "worker.py")], env,
                                ready_text="worker ready")
             if self.api_available():
                 self._start_python("api", ["-m", "api"], env)

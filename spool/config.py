@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,7 +70,8 @@ class Settings(BaseSettings):
     notifier: str = "log"
     notify_outbox: Path | None = None  # default: data_dir / "notifications.jsonl"
     webhook_urls: list[str] = Field(default_factory=list)
-    webhook_secret: str | None = None
+    # Signing secret: SecretStr so no repr, log line or error message can show it.
+    webhook_secret: SecretStr | None = None
     # Outbound webhook destinations: private/loopback ranges are refused unless allowed
     webhook_allow_private: bool = False
 
@@ -108,8 +111,11 @@ class Settings(BaseSettings):
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: list[SecretStr] = Field(default_factory=list)  # secrets: never shown
     public_reads: bool = True
+    # Request bodies are counted while they stream in and refused (413) past this many bytes
+    # (api/limits.py); the video upload has its own cap, max_upload_bytes plus form overhead.
+    api_max_json_bytes: int = 1024 * 1024
 
     # A client of a remote stack (starter.py video --api): where the API is and its key.
     api_url: str | None = None
@@ -122,6 +128,29 @@ class Settings(BaseSettings):
     # The web page may fetch the first API key from /v1/config, only from a loopback client.
     api_expose_key_to_localhost: bool = False
     api_upload_chunk_bytes: int = 1024 * 1024
+
+    @property
+    def webhook_secret_value(self) -> str | None:
+        """The signing secret in clear, for the one place that signs."""
+        return reveal(self.webhook_secret)
+
+    @property
+    def api_key_values(self) -> list[str]:
+        """The API keys in clear, for the comparison and the loopback-only page config."""
+        return [value for key in self.api_keys if (value := reveal(key))]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret in clear: what redact() removes from text shown to anyone."""
+        found = [self.webhook_secret_value, reveal(self.s3_secret_access_key),
+                 reveal(self.temporal_api_key), reveal(self.api_key), *self.api_key_values]
+        found += [url_password(url) for url in (self.database_url, self.elasticsearch_url,
+                                                self.s3_endpoint_url, self.storage_url)]
+        return sorted({value for value in found if value}, key=len, reverse=True)
+
+    def __repr_args__(self) -> Any:
+        # Secrets are SecretStr already; passwords inside URLs are masked too.
+        for name, value in super().__repr_args__():
+            yield name, mask_url_password(value) if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:
@@ -143,6 +172,35 @@ class Settings(BaseSettings):
     @property
     def search_db_path(self) -> Path:
         return (self.data_dir / "search.db").resolve()
+
+
+def reveal(secret: SecretStr | str | None) -> str | None:
+    """A secret's value. Settings built with model_copy(update=...) skip validation and may
+    hold a plain string; both work."""
+    if isinstance(secret, SecretStr):
+        return secret.get_secret_value()
+    return secret
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<pw>[^@\s/]*)@")
+
+
+def url_password(url: str | None) -> str | None:
+    """The password in a URL's user info (``scheme://user:password@host``), if any."""
+    match = _URL_PASSWORD.search(url or "")
+    return match["pw"] if match and match["pw"] else None
+
+
+def mask_url_password(text: str) -> str:
+    """Text with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}***@", text)
+
+
+def redact(text: str, settings: Settings) -> str:
+    """Text (an error message, a status) safe to show: no configured secret, no URL password."""
+    for secret in settings.secret_values():
+        text = text.replace(secret, "***")
+    return mask_url_password(text)
 
 
 @lru_cache(maxsize=1)

@@ -2,8 +2,11 @@
 
 A destination is checked twice: when a job carrying a callback URL is submitted (the API
 answers 422) and again right before each delivery, because the name may resolve differently
-by then. Every address the host resolves to must be public unless settings allow otherwise;
-plain-HTTP deliveries connect to the checked address itself, so a second lookup cannot swap it.
+by then. Every address the host resolves to must be public unless settings allow otherwise,
+and some are never allowed whatever the settings say (cloud metadata, link-local, "this
+network", multicast, reserved; also inside IPv6 forms that embed an IPv4 address). Every
+delivery, HTTP or HTTPS, connects to the checked address itself (the name kept for the Host
+header, TLS SNI and certificate verification), so a second lookup cannot swap it.
 
 The ``webhook-id`` of a delivery is derived from the notification's business key, so every
 retry of one event carries the same id and receivers can deduplicate.
@@ -16,6 +19,7 @@ import hashlib
 import ipaddress
 import json
 import socket
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +64,30 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+# Never a destination, whatever webhook_allow_private or webhook_allowlist say: cloud
+# metadata services (which hand out credentials) and addresses that are not a host anywhere.
+NEVER_NETWORKS = [ipaddress.ip_network(net) for net in (
+    "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the local host on Linux
+    "169.254.0.0/16",  # link-local: AWS/GCP/Azure/OCI metadata 169.254.169.254, ECS 169.254.170.2
+    "100.100.100.200/32",  # Alibaba Cloud metadata (inside the shared 100.64.0.0/10)
+    "168.63.129.16/32",  # Azure's host wireserver
+    "192.0.0.0/24",  # IETF protocol assignments (Oracle Cloud Classic metadata 192.0.0.192)
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and 255.255.255.255 broadcast
+    "::/128",  # unspecified
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated)
+    "ff00::/8",  # multicast
+    "fd00:ec2::254/128",  # AWS metadata over IPv6
+    "100::/64",  # discard-only
+)]
+# IPv6 prefixes that carry an IPv4 address in their low 32 bits and reach it: NAT64 (the
+# well-known and the local-use prefix) and IPv4-compatible addresses. IPv4-mapped, 6to4 and
+# Teredo forms are read by ipaddress itself.
+NAT64_NETWORKS = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def _allowed_networks(settings: Settings) -> list[ipaddress._BaseNetwork]:
     nets = []
     for entry in settings.webhook_allowlist:
@@ -70,11 +98,42 @@ def _allowed_networks(settings: Settings) -> list[ipaddress._BaseNetwork]:
     return nets
 
 
+def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, compatible, NAT64, 6to4, Teredo's
+    server), or None."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[0]
+    if any(ip in net for net in NAT64_NETWORKS) or (
+            ip in IPV4_COMPATIBLE and int(ip) > 1):  # ::, ::1 are themselves
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def never_allowed(ip: Address) -> bool:
+    """Metadata, link-local, unspecified, multicast or reserved, directly or embedded in an
+    IPv6 form: never a destination."""
+    inner = embedded_ipv4(ip)
+    if inner is not None:  # it reaches that IPv4 address (its own prefix is "reserved")
+        return never_allowed(inner)
+    if ip.is_loopback:  # ::1 sits inside IPv6's reserved ::/8; loopback is only private
+        return False
+    return (any(ip in net for net in NEVER_NETWORKS) or ip.is_link_local or ip.is_multicast
+            or ip.is_unspecified or ip.is_reserved)
+
+
 def _is_internal(ip: Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified or not ip.is_global)
+    """Not a public address (private, loopback, shared, documentation...): refused unless
+    settings allow it."""
+    inner = embedded_ipv4(ip)
+    if inner is not None:
+        return _is_internal(inner)
+    return ip.is_private or ip.is_loopback or not ip.is_global
 
 
 def parse_destination(url: str) -> tuple[str, str, int]:
@@ -100,13 +159,18 @@ def parse_destination(url: str) -> tuple[str, str, int]:
 
 
 def check_addresses(settings: Settings, host: str, addresses: list[Address]) -> None:
+    """Refuse unless every address is allowed: never a metadata, link-local or reserved one;
+    a private or loopback one only with webhook_allow_private or an allowlist entry."""
     if not addresses:
         raise WebhookRefused(f"host {host!r} does not resolve")
-    if settings.webhook_allow_private:
-        return
     allowed = _allowed_networks(settings)
     for ip in addresses:
-        if _is_internal(ip) and not any(ip in net for net in allowed):
+        if never_allowed(ip):
+            raise WebhookRefused(
+                f"host {host!r} resolves to {ip}, a metadata, link-local, multicast or reserved "
+                "address; it is never allowed, whatever the settings")
+        if (_is_internal(ip) and not settings.webhook_allow_private
+                and not any(ip in net for net in allowed)):
             raise WebhookRefused(
                 f"host {host!r} resolves to {ip}, a private or reserved address; "
                 "only public destinations are allowed")
@@ -169,31 +233,53 @@ def signed_headers(secret: str, msg_id: str, timestamp: datetime, body: str) -> 
     }
 
 
-def send(settings: Settings, delivery: Delivery) -> int:
+def pinned_request(url: str, dest: Destination) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(URL naming the checked address, headers, httpx extensions) for a request that connects
+    to ``dest.addresses[0]`` while the server still sees the name: in the Host header and, over
+    HTTPS, as the TLS SNI and the name the certificate must match."""
+    parts = urlsplit(url)
+    ip = dest.addresses[0]
+    netloc = f"[{ip}]" if ip.version == 6 else str(ip)
+    target = urlunsplit((parts.scheme, f"{netloc}:{dest.port}", parts.path or "/",
+                         parts.query, ""))
+    headers = {"host": parts.netloc.rsplit("@", 1)[-1]}
+    extensions: dict[str, Any] = {}
+    if dest.scheme == "https" and not _is_ip_literal(dest.host):
+        extensions["sni_hostname"] = dest.host
+    return target, headers, extensions
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def send(settings: Settings, delivery: Delivery, *,
+         verify: ssl.SSLContext | bool = True) -> int:
     """POST one signed event; raises WebhookRefused (never retry) or WebhookFailed (retry).
 
-    The destination is checked again here, and a plain-HTTP request goes to the very address
-    that was checked (Host header kept), so DNS cannot be switched between check and connect.
-    Redirects are not followed: they could point anywhere.
+    The destination is checked again here, and the request goes to the very address that was
+    checked (see pinned_request), so DNS cannot be switched between check and connect.
+    Redirects are not followed: they could point anywhere. ``verify``: the CA trust for HTTPS
+    (tests hand in their own).
     """
-    if not settings.webhook_secret:
+    secret = settings.webhook_secret_value
+    if not secret:
         raise WebhookRefused("no webhook secret configured (SPOOL_WEBHOOK_SECRET)")
     dest = check_destination(settings, delivery.url)
     now = datetime.now(UTC)
     body = event_body(delivery.event_type, delivery.payload, now)
-    headers = signed_headers(settings.webhook_secret, delivery.msg_id, now, body)
-    target = delivery.url
-    if dest.scheme == "http":
-        parts = urlsplit(delivery.url)
-        ip = dest.addresses[0]
-        netloc = f"[{ip}]" if ip.version == 6 else str(ip)
-        target = urlunsplit((parts.scheme, f"{netloc}:{dest.port}", parts.path or "/",
-                             parts.query, ""))
-        headers["host"] = parts.netloc.rsplit("@", 1)[-1]
+    headers = signed_headers(secret, delivery.msg_id, now, body)
+    target, pin_headers, extensions = pinned_request(delivery.url, dest)
+    headers.update(pin_headers)
     try:
         with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                          trust_env=False) as http:
-            response = http.post(target, content=body.encode(), headers=headers)
+                          trust_env=False, verify=verify) as http:
+            response = http.post(target, content=body.encode(), headers=headers,
+                                 extensions=extensions)
     except httpx.HTTPError as exc:
         raise WebhookFailed(f"{delivery.url}: {type(exc).__name__}: {exc}") from None
     if not 200 <= response.status_code < 300:

@@ -27,7 +27,7 @@ SECRET = "whsec_" + "c3Bvb2wtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
 class Receiver:
     """An http.server on 127.0.0.1 that answers 500 to the first ``fail`` requests."""
 
-    def __init__(self, fail: int = 0) -> None:
+    def __init__(self, fail: int = 0, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.fail = fail
         self.requests: list[tuple[dict[str, str], bytes, int]] = []
         receiver = self
@@ -44,8 +44,9 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/spool"
+        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}/hooks/spool"
 
     def accepted(self) -> list[dict]:
         """Every request's verified event (raises if any signature is wrong)."""
@@ -218,3 +219,181 @@ async def test_captions_available_and_job_end_each_arrive_once_signed(client, se
     captions = next(e for e in events if e["type"] == "video.captions_available")
     assert captions["data"]["video_id"] == video_id and captions["data"]["segments"] >= 1
     assert len({headers["webhook-id"] for headers, _, _ in receiver.requests}) == 2
+
+
+# --- never allowed, whatever the settings ------------------------------------------------------
+
+# Cloud metadata, link-local, "this network", multicast and reserved addresses, directly and in
+# the IPv6 forms that reach an IPv4 address (mapped, compatible, NAT64, 6to4).
+NEVER = ["http://169.254.169.254/latest", "http://169.254.170.2/v2/credentials",
+         "http://100.100.100.200/latest/meta-data", "http://[fd00:ec2::254]/latest",
+         "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/latest",
+         "http://[::ffff:a9fe:a9fe]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[::a9fe:a9fe]/",
+         "http://[2002:a9fe:a9fe::1]/", "http://0.0.0.0:8000/", "http://0.1.2.3/",
+         "http://[::]/", "http://224.0.0.1/", "http://[ff02::1]/", "http://240.0.0.1/",
+         "http://255.255.255.255/", "http://192.0.0.192/"]
+# Settings that open everything else: private allowed and an allowlist of every address.
+EVERYTHING_ALLOWED = {"webhook_allow_private": True,
+                      "webhook_allowlist": ["0.0.0.0/0", "::/0", "169.254.0.0/16"]}
+
+
+@pytest.mark.parametrize("url", NEVER)
+def test_metadata_and_link_local_are_never_allowed(url, no_connections):
+    s = Settings(webhook_secret=SECRET, notifier="webhook", **EVERYTHING_ALLOWED)
+    with pytest.raises(webhooks.WebhookRefused, match="never allowed"):
+        webhooks.check_destination(s, url)
+    with pytest.raises(webhooks.WebhookRefused, match="never allowed"):
+        webhooks.send(s, webhooks.Delivery(url, "msg_1", "video.ready", {}))
+
+
+def test_allowing_private_opens_loopback_and_private_but_not_metadata():
+    s = Settings(webhook_allow_private=True)
+    for url in ("http://127.0.0.1:9000/hook", "http://[::1]:9000/", "http://10.1.2.3/",
+                "http://[fd12:3456::1]/", "http://[::ffff:127.0.0.1]:9000/"):
+        webhooks.check_destination(s, url)
+    with pytest.raises(webhooks.WebhookRefused, match="never allowed"):
+        webhooks.check_destination(s, "http://169.254.169.254/latest")
+    # Public addresses in every form stay allowed by default.
+    for url in ("https://93.184.216.34/hook", "https://[::ffff:93.184.216.34]/",
+                "https://[64:ff9b::5db8:d822]/"):
+        webhooks.check_destination(Settings(), url)
+
+
+def test_a_name_resolving_to_metadata_is_never_allowed(monkeypatch, no_connections):
+    # One address of several is enough to refuse: the client may pick any of them.
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, port, *a, **k: [
+        (2, 1, 6, "", ("93.184.216.34", port)), (2, 1, 6, "", ("169.254.169.254", port))])
+    s = Settings(webhook_secret=SECRET, notifier="webhook", **EVERYTHING_ALLOWED)
+    with pytest.raises(webhooks.WebhookRefused, match="169.254.169.254"):
+        webhooks.send(s, webhooks.Delivery("https://metadata.example.test/", "msg_1",
+                                           "video.ready", {}))
+
+
+async def test_metadata_callback_is_refused_at_the_door_even_on_the_embedded_stack(
+        client, settings, no_connections):
+    # make up's settings (private allowed), and an allowlist that names the range outright.
+    s = webhook_settings(settings, **EVERYTHING_ALLOWED)
+    async with api_client(s, client) as http:
+        for url in ("http://169.254.169.254/latest", "http://[::ffff:169.254.169.254]/",
+                    "http://[fd00:ec2::254]/latest", "http://100.100.100.200/"):
+            r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x" * 10)},
+                                data={"callback_url": url})
+            assert r.status_code == 422, r.text
+            error = r.json()["error"]
+            assert error["field"] == "callback_url" and "never allowed" in error["message"]
+    assert storage_files(s) == []
+
+
+# --- HTTPS deliveries are pinned to the checked address -------------------------------------
+
+HOOK_NAME = "hooks.test"
+
+
+def _tls_material(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """(certificate chain, key, CA PEM): a throwaway CA and a certificate for HOOK_NAME only."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key, issuer: str, issuer_key, *, ca: bool) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(HOOK_NAME)]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = cert("Spool test CA", ca_key, "Spool test CA", ca_key, ca=True)
+    leaf = cert(HOOK_NAME, leaf_key, "Spool test CA", ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    chain, key = tmp_path / "hooks.pem", tmp_path / "hooks.key"
+    chain.write_bytes(leaf.public_bytes(pem))
+    key.write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return chain, key, ca.public_bytes(pem)
+
+
+class TlsReceiver(Receiver):
+    """A Receiver behind TLS with HOOK_NAME's certificate; it notes the SNI name of every
+    handshake."""
+
+    def __init__(self, host: str, port: int, chain: Path, key: Path) -> None:
+        import ssl
+
+        super().__init__(host=host, port=port)
+        self.sni: list[str | None] = []
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain, key)
+        context.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+
+
+@pytest.fixture
+def tls_receivers(tmp_path):
+    """The receiver the name resolves to at the check (127.0.0.1) and, on the same port with
+    the same valid certificate, the one a second lookup would reach instead (127.0.0.2)."""
+    import ssl
+
+    chain, key, ca_pem = _tls_material(tmp_path)
+    checked = TlsReceiver("127.0.0.1", 0, chain, key)
+    other = TlsReceiver("127.0.0.2", checked.port, chain, key)
+    trust = ssl.create_default_context(cadata=ca_pem.decode())
+    with checked.running(), other.running():
+        yield checked, other, trust
+
+
+def test_https_delivery_goes_to_the_checked_address_with_the_name_for_tls(monkeypatch,
+                                                                          tls_receivers):
+    checked, other, trust = tls_receivers
+    lookups: list[str] = []  # names looked up (an IP literal "resolves" to itself)
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        if host[0].isdigit():
+            return [(2, 1, 6, "", (host, port))]
+        lookups.append(host)
+        # The first answer is checked; any later one points at the other receiver.
+        address = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
+        return [(2, 1, 6, "", (address, port))]
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", fake_getaddrinfo)
+    s = Settings(webhook_secret=SECRET, notifier="webhook", webhook_allowlist=["127.0.0.1/32"])
+    url = f"https://{HOOK_NAME}:{checked.port}/hooks/spool"
+    status = webhooks.send(s, webhooks.Delivery(url, "msg_pinned", "video.ready", {"a": 1}),
+                           verify=trust)
+    assert status == 204
+    assert lookups == [HOOK_NAME]  # resolved once, for the check
+    assert len(checked.requests) == 1 and other.requests == [] and other.sni == []
+    assert checked.sni == [HOOK_NAME]  # SNI, and the certificate was verified for the name
+    headers, _body, _ = checked.requests[0]
+    assert headers["host"] == f"{HOOK_NAME}:{checked.port}"
+    [event] = checked.accepted()
+    assert event["data"] == {"a": 1}
+
+
+def test_https_delivery_to_a_name_now_resolving_inside_never_connects(monkeypatch,
+                                                                      tls_receivers):
+    checked, other, trust = tls_receivers
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, port, *a, **k: [
+        (2, 1, 6, "", ("10.0.0.7", port))])
+    s = Settings(webhook_secret=SECRET, notifier="webhook", webhook_allowlist=["127.0.0.1/32"])
+    url = f"https://{HOOK_NAME}:{checked.port}/hooks/spool"
+    with pytest.raises(webhooks.WebhookRefused, match="10.0.0.7"):
+        webhooks.send(s, webhooks.Delivery(url, "msg_1", "video.ready", {}), verify=trust)
+    assert checked.sni == [] and other.sni == [] and checked.requests == other.requests == []
