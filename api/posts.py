@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +42,17 @@ class PostAccepted(BaseModel):
     status_url: str
 
 
-@router.post("/posts", status_code=202, dependencies=WRITE, response_model=PostAccepted)
+def require_json(request: Request) -> None:
+    """A post is JSON: anything else is 415 before the body is parsed."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != "application/json" and not (ctype.startswith("application/")
+                                            and ctype.endswith("+json")):
+        raise ApiError(415, "send the post as JSON (Content-Type: application/json)")
+
+
+@router.post("/posts", status_code=202, dependencies=[*WRITE, Depends(require_json)],
+             response_model=PostAccepted,
+             responses={415: {"description": "the body is not JSON"}})
 async def publish_post(post_in: PostIn, svc: Services = Depends(services)) -> JSONResponse:
     """Start publishing; repeating the same post id + version returns the same job."""
     post = Post(**post_in.model_dump())

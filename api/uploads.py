@@ -54,6 +54,7 @@ class _Sink:
         self._value = bytearray()
         self.error: ApiError | None = None
         self.files_seen = 0
+        self.fields_seen = 0
 
     # python-multipart callbacks ------------------------------------------------------------
     def on_part_begin(self) -> None:
@@ -62,6 +63,7 @@ class _Sink:
         self._is_file = False
         self._value = bytearray()
 
+    # python-multipart bounds these (8 headers of at most ~4 KB per part).
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
 
@@ -87,8 +89,11 @@ class _Sink:
                 return
             filename = params.get(b"filename")
             self.upload.filename = filename.decode("utf-8", "replace") if filename else None
-        elif len(self.upload.fields) >= MAX_FIELDS:
-            self._fail(ApiError(422, "too many form fields"))
+        else:
+            # Counted per part, not per name: repeating one name must not grow memory either.
+            self.fields_seen += 1
+            if self.fields_seen > MAX_FIELDS:
+                self._fail(ApiError(422, f"too many form fields (at most {MAX_FIELDS})"))
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.error is not None:

@@ -1,0 +1,313 @@
+"""Hostile and odd uploads (tests/media_corpus.py) through Spool's real activities.
+
+Each case is stored under Spool's own key and probed by the registered ``video.probe``
+activity with the settings' hardened limits. A refused case must raise a non-retryable
+``InvalidVideo`` whose message names the problem; an accepted one must report the right probe
+values and then go through the real rendition, poster and audio activities, whose outputs
+ffprobe confirms. Playlists must read nothing outside storage and connect nowhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.video import VideoActivities
+from spool import media
+from spool.config import Settings
+from spool.models.common import INVALID_VIDEO
+from spool.models.video import (
+    ExtractAudioInput,
+    PosterInput,
+    ProbeInput,
+    RenditionInput,
+    plan_rendition_heights,
+)
+from spool.storage import keys
+from tests import media_corpus
+from tests.conftest import service_missing
+from tests.media_corpus import CASES, Case, Context, ffprobe_json
+
+VIDEO_ID = "corpus"
+OTHER_ID = "other-upload"
+SOURCE = keys.source_key(VIDEO_ID)
+# A rendition or WAV may differ from its source by an audio frame or a last video frame.
+DURATION_SLACK = 0.35
+# The probe prints only what Spool reads, whatever the upload carries.
+MAX_PROBE_OUTPUT_BYTES = 16 * 1024
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A listening socket nobody accepts on: a connection attempt completes in the kernel's
+    backlog regardless, so draining it after a tool has exited sees every attempt made."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def connections_made(sock: socket.socket) -> list[tuple[str, int]]:
+    made = []
+    while True:
+        try:
+            conn, addr = sock.accept()
+        except BlockingIOError:
+            return made
+        conn.close()
+        made.append(addr)
+
+
+@pytest.fixture(scope="module")
+def other_upload(clips) -> Path:
+    """The valid MPEG-TS a hostile playlist would like Spool to read instead."""
+    return media_corpus.make_other_file(clips / "other" / "upload.ts")
+
+
+def registered(acts: VideoActivities, name: str):
+    """The activity registered under ``name``: tests follow the registered names (which
+    running histories depend on), not the Python method names."""
+    for fn in (acts.pipeline_activities() + acts.media_activities()
+               + acts.captions_activities()):
+        defn = activity._Definition.from_callable(fn)
+        if defn is not None and defn.name == name:
+            return fn
+    raise AssertionError(f"no activity registered as {name}")
+
+
+async def run(acts: VideoActivities, name: str, arg):
+    return await ActivityEnvironment().run(registered(acts, name), arg)
+
+
+def stored_keys(acts: VideoActivities) -> list[str]:
+    return sorted(acts.storage.list_prefix(keys.video_prefix(VIDEO_ID)))
+
+
+def available(case: Case) -> None:
+    missing = case.unavailable()
+    if missing:
+        service_missing(f"corpus case {case.name}: {missing}")
+
+
+async def stage(case: Case, clips: Path, tmp_path: Path, listener: socket.socket,
+                other_upload: Path) -> tuple[VideoActivities, Path]:
+    """Build the case's file and store it as an upload, with the case's limits."""
+    settings = Settings(data_dir=tmp_path / "data", **case.limits)
+    acts = VideoActivities(settings)
+    other_key = keys.source_key(OTHER_ID)
+    await asyncio.to_thread(acts.storage.put_file, other_upload, other_key)
+    workdir = clips / case.name
+    workdir.mkdir(exist_ok=True)
+    port = listener.getsockname()[1]
+    ctx = Context(workdir=workdir, data_dir=settings.data_dir,
+                  other_file=settings.resolved_storage_dir / other_key,
+                  listen_url=f"http://127.0.0.1:{port}/")
+    path = await asyncio.to_thread(case.make, ctx)
+    if case.check_file is not None:
+        case.check_file(path)
+    await asyncio.to_thread(acts.storage.put_file, path, SOURCE)
+    return acts, path
+
+
+def test_the_corpus_covers_what_it_promises():
+    print("\n" + media_corpus.corpus_table())
+    assert len(CASES) >= 30
+    assert sum(c.refused is not None for c in CASES) >= 15
+    assert sum(c.accepted is not None for c in CASES) >= 15
+    assert {c.name for c in CASES if c.playlist} == {
+        f"{kind}_{where}" for kind in ("hls", "ffconcat")
+        for where in media_corpus.PLAYLIST_TARGETS}
+    limits = {name for c in CASES for name in c.limits}
+    assert {"max_upload_bytes", "max_duration_seconds", "max_width", "max_height"} <= limits
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.refused], ids=lambda c: c.name)
+async def test_refused_with_a_message_that_names_the_problem(case, clips, tmp_path, listener,
+                                                             other_upload):
+    available(case)
+    acts, path = await stage(case, clips, tmp_path, listener, other_upload)
+    with pytest.raises(ApplicationError) as err:
+        await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
+    error = err.value
+    print(f"\n{case.name}: {error.message}")
+    assert connections_made(listener) == []
+    assert error.type == INVALID_VIDEO and error.non_retryable
+    assert case.refused in error.message
+    # A person reads this: no scratch path, no ffmpeg log syntax.
+    assert "file:" not in error.message and " @ 0x" not in error.message
+    assert str(tmp_path) not in error.message and "spool-video-" not in error.message
+    assert stored_keys(acts) == [SOURCE]
+    if case.playlist:
+        await assert_playlist_reads_nothing(acts, path, tmp_path, listener, error.message)
+
+
+async def assert_playlist_reads_nothing(acts: VideoActivities, path: Path, tmp_path: Path,
+                                        listener: socket.socket, message: str) -> None:
+    """ffmpeg's container whitelist refuses the playlist in the probe and in every heavy
+    command, so nothing it names is read and no address it names is connected to."""
+    with pytest.raises(media.MediaError) as err:
+        await media.probe(path)
+    assert "Format not on whitelist" in err.value.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    commands = [
+        media.transcode_rendition(path, out / "r.mp4", 120, video_kbps=300),
+        media.extract_poster(path, out / "p.jpg", 0.0),
+        media.extract_audio_16k_mono(path, out / "a.wav"),
+    ]
+    for command in commands:
+        with pytest.raises(media.MediaError) as err:
+            await command
+        assert "Format not on whitelist" in err.value.stderr
+    assert [p for p in out.iterdir() if p.stat().st_size > 0] == []
+    assert connections_made(listener) == []
+    passwd_line = Path("/etc/passwd").read_text().splitlines()[0]
+    assert passwd_line not in message and OTHER_ID not in message
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.accepted], ids=lambda c: c.name)
+async def test_accepted_and_every_output_is_right(case, clips, tmp_path, listener,
+                                                 other_upload):
+    available(case)
+    acts, path = await stage(case, clips, tmp_path, listener, other_upload)
+    want = case.accepted
+    probe = await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
+    print(f"\n{case.name}: {probe}")
+    assert (probe.width, probe.height) == (want.width, want.height)
+    assert probe.has_video and probe.has_audio == want.has_audio
+    assert probe.video_codec == want.video_codec
+    assert abs(probe.duration - want.duration) <= 0.15, probe.duration
+    if want.rotation is not None:
+        assert abs(probe.rotation) == want.rotation
+    overall = probe.size_bytes * 8 / probe.duration
+    assert probe.size_bytes == path.stat().st_size
+    assert abs(probe.bit_rate - overall) <= 0.1 * overall, (probe.bit_rate, overall)
+    # Bounded output: tags, however many, are not part of what ffprobe prints for Spool.
+    printed = await media.run_tool(media.probe_args(path), media.Limits(timeout_seconds=120))
+    assert len(printed) < MAX_PROBE_OUTPUT_BYTES
+    # The adapter takes any local name: the ones an upload might carry mean nothing to it.
+    assert (await media.probe(path)).duration == probe.duration
+
+    await check_rendition(acts, probe, tmp_path)
+    await check_poster(acts, probe, tmp_path)
+    if probe.has_audio:
+        await check_audio(acts, probe, tmp_path)
+    assert connections_made(listener) == []
+
+
+async def fetched(acts: VideoActivities, key: str, dest: Path) -> Path:
+    await asyncio.to_thread(acts.storage.get_to, key, dest)
+    return dest
+
+
+async def check_rendition(acts: VideoActivities, probe, tmp_path: Path) -> None:
+    height = plan_rendition_heights(probe.height)[-1]  # the cheapest one the source gets
+    result = await run(acts, "video.transcode_rendition", RenditionInput(
+        VIDEO_ID, SOURCE, height, probe.has_audio, probe.duration))
+    out = await fetched(acts, result.key, tmp_path / "rendition.mp4")
+    streams = ffprobe_json(out, "-show_streams")["streams"]
+    video = [s for s in streams if s["codec_type"] == "video"]
+    audio = [s for s in streams if s["codec_type"] == "audio"]
+    assert len(video) == 1 and video[0]["codec_name"] == "h264", streams
+    assert video[0]["pix_fmt"] == "yuv420p" and video[0]["height"] == height
+    assert video[0]["width"] % 2 == 0
+    assert abs(video[0]["width"] - height * probe.width / probe.height) <= 2, video[0]
+    assert (result.width, result.height) == (video[0]["width"], height)
+    assert bool(audio) == probe.has_audio
+    if audio:
+        assert audio[0]["codec_name"] == "aac" and audio[0]["channels"] == 2
+    duration = float(ffprobe_json(out, "-show_format")["format"]["duration"])
+    assert abs(duration - probe.duration) <= DURATION_SLACK, duration
+
+
+async def check_poster(acts: VideoActivities, probe, tmp_path: Path) -> None:
+    result = await run(acts, "video.extract_poster", PosterInput(
+        VIDEO_ID, SOURCE, round(probe.duration * 0.1, 3)))
+    poster = await fetched(acts, result.key, tmp_path / "poster.jpg")
+    assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
+    [image] = ffprobe_json(poster, "-show_streams")["streams"]
+    assert (image["width"], image["height"]) == (probe.width, probe.height)
+
+
+async def check_audio(acts: VideoActivities, probe, tmp_path: Path) -> None:
+    result = await run(acts, "video.extract_audio", ExtractAudioInput(VIDEO_ID, SOURCE))
+    wav = await fetched(acts, result.audio_key, tmp_path / "audio.wav")
+    [stream] = ffprobe_json(wav, "-show_streams")["streams"]
+    assert (stream["codec_name"], stream["channels"], stream["sample_rate"]) == (
+        "pcm_s16le", 1, "16000")
+    assert abs(float(stream["duration"]) - probe.duration) <= DURATION_SLACK, stream
+
+
+# --- a file that grows while Spool reads it -----------------------------------------------------
+
+class GrowsWhenFetched:
+    """Object storage whose source object gains bytes between the probe's size check and its
+    fetch: a writer outside Spool appending to it (Spool's own writes are atomic)."""
+
+    def __init__(self, inner, path: Path, extra: bytes) -> None:
+        self.inner = inner
+        self.path = path
+        self.extra = extra
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def get_to(self, key: str, local_path) -> None:
+        if key == SOURCE:
+            with self.path.open("ab") as fh:
+                fh.write(self.extra)
+        self.inner.get_to(key, local_path)
+
+
+@pytest.fixture
+def moov_at_end_clip(clips) -> Path:
+    missing = media_corpus.CASES_BY_NAME["moov_at_end"].unavailable()
+    if missing:
+        service_missing(missing)
+    workdir = clips / "growing"
+    workdir.mkdir(exist_ok=True)
+    ctx = Context(workdir, workdir, workdir / "none", "http://127.0.0.1:9/")
+    return media_corpus.CASES_BY_NAME["moov_at_end"].make(ctx)
+
+
+async def test_a_file_growing_past_the_limit_is_judged_by_the_bytes_read(moov_at_end_clip,
+                                                                         tmp_path):
+    size = moov_at_end_clip.stat().st_size
+    acts = VideoActivities(Settings(data_dir=tmp_path / "data", max_upload_bytes=size + 100))
+    acts.storage.put_file(moov_at_end_clip, SOURCE)
+    acts.storage = GrowsWhenFetched(acts.storage, acts.settings.resolved_storage_dir / SOURCE,
+                                    b"\0" * 5000)
+    with pytest.raises(ApplicationError) as err:
+        await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
+    assert err.value.type == INVALID_VIDEO and err.value.non_retryable
+    assert f"The file is {size + 5000:,} bytes; the limit is {size + 100:,} bytes" in (
+        err.value.message)
+
+
+async def test_a_file_still_being_written_is_refused_then_accepted_once_whole(
+        moov_at_end_clip, tmp_path):
+    """What a user expects of a file probed while its writer is still appending to it: a
+    refusal that says it is cut off (not a retry, not a vague error), and the whole file,
+    once written, accepted with its true duration."""
+    data = moov_at_end_clip.read_bytes()
+    acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
+    stored = acts.settings.resolved_storage_dir / SOURCE
+    acts.storage.put_bytes(data[: len(data) // 3], SOURCE)
+    with pytest.raises(ApplicationError) as err:
+        await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
+    assert err.value.type == INVALID_VIDEO and err.value.non_retryable
+    assert "cut off while uploading" in err.value.message
+    with stored.open("ab") as fh:  # the writer finishes
+        fh.write(data[len(data) // 3:])
+    probe = await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
+    assert probe.has_video and abs(probe.duration - media_corpus.CLIP_SECONDS) <= 0.15
+    assert probe.size_bytes == len(data)
+
