@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from pathlib import Path
 import ffmpeg
 
 from spool.models.video import ProbeResult
-from spool.process import with_limits, with_parent_death
+from spool.process import ToolMissing, with_limits, with_parent_death
 
 # Demuxers an upload may use. Excluded on purpose: playlists and indirections (hls, concat,
 # image2 globbing, tty/text), which can reach other files or the network.
@@ -91,8 +92,11 @@ async def run_tool(
 
     On timeout or cancellation the whole process group is killed and reaped before returning.
     """
-    # A missing setpriv/prlimit raises ToolMissing: the host is misconfigured (retry on
-    # another), never a MediaError, which the probe would blame on the upload.
+    # A missing tool (ffmpeg, ffprobe, setpriv, prlimit) raises ToolMissing: the host is
+    # misconfigured (retry on another), never a MediaError, which the probe would blame on
+    # the upload (prlimit would exit 127 and the probe call it "not a video").
+    if shutil.which(argv[0]) is None:
+        raise ToolMissing(f"{argv[0]} is not installed on this worker (apt-get install ffmpeg)")
     proc = await asyncio.create_subprocess_exec(
         *hardened_argv(argv, limits),
         stdin=asyncio.subprocess.DEVNULL,

@@ -24,7 +24,8 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
 
 
 class ToolMissing(RuntimeError):
-    """A util-linux program the hardened start needs is not installed."""
+    """A program Spool starts (ffmpeg, ffprobe, or a util-linux wrapper) is not installed:
+    the host is misconfigured, so the step retries (elsewhere), never blaming the input."""
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:

@@ -10,6 +10,7 @@ ffprobe confirms. Playlists must read nothing outside storage and connect nowher
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from spool.models.video import (
     plan_rendition_heights,
 )
 from spool.storage import keys
-from tests import media_corpus
+from tests import media_clips, media_corpus
 from tests.conftest import service_missing
 from tests.media_corpus import CASES, Case, Context, ffprobe_json
 
@@ -311,3 +312,22 @@ async def test_a_file_still_being_written_is_refused_then_accepted_once_whole(
     assert probe.has_video and abs(probe.duration - media_corpus.CLIP_SECONDS) <= 0.15
     assert probe.size_bytes == len(data)
 
+
+
+async def test_a_worker_without_ffprobe_retries_instead_of_blaming_the_upload(
+        clips, tmp_path, monkeypatch):
+    """A misconfigured host is not a bad upload: the probe's error must stay retryable."""
+    from spool.process import ToolMissing
+
+    clip = media_clips.make_clip(clips / "fine.mp4", width=160, height=120, seconds=1,
+                                 speech=None)
+    acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
+    acts.storage.put_file(clip, "videos/v-noprobe/source")
+    bin_dir = tmp_path / "bin-without-ffmpeg"  # the util-linux wrappers, but no ffprobe
+    bin_dir.mkdir()
+    for tool in ("setpriv", "prlimit"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(ToolMissing, match="ffprobe is not installed"):
+        await run(acts, "video.probe", ProbeInput(video_id="v-noprobe",
+                                                  source_key="videos/v-noprobe/source"))
