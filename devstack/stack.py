@@ -57,6 +57,10 @@ def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
     env.update({
         "SPOOL_TEMPORAL_ADDRESS": temporal_address,
         "SPOOL_DATA_DIR": str(settings.data_dir.resolve()),
+        # The stack waits on these: the API must bind what the caller's settings say, not
+        # only what the environment happens to hold.
+        "SPOOL_API_HOST": settings.api_host,
+        "SPOOL_API_PORT": str(settings.api_port),
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
     })
