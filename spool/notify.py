@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,11 +104,37 @@ def make_notifier(settings: Settings) -> Notifier:
 
 
 _MARK_BATCH = 50
+# How long marking what went out waits out a database that is briefly unreachable (a restart,
+# a failover): giving up there makes the activity's retry re-send those notifications.
+MARK_OUTAGE_SECONDS = 60.0
 
 
 def _for_recipients(event_id: str, recipients: list[str]):
     return notifications.update().where(notifications.c.event_id == event_id,
                                         notifications.c.recipient.in_(recipients))
+
+
+def _mark_delivered(engine: Engine, event_id: str, sent: list[str], on_wait: Any = None,
+                    wait_seconds: float = MARK_OUTAGE_SECONDS) -> None:
+    """Mark ``sent`` delivered, retrying while the database is unreachable: these went out,
+    and a retry of the whole activity would deliver them a second time. ``on_wait`` is
+    called between tries, so an activity keeps heartbeating while it waits."""
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.2
+    while True:
+        try:
+            with engine.begin() as conn:
+                conn.execute(_for_recipients(event_id, sent).values(delivered_at=sa.func.now()))
+            return
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("marking %d notifications of %s delivered: database unavailable "
+                        "(%s); retrying", len(sent), event_id, exc.orig or exc)
+        if on_wait is not None:
+            on_wait()
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 @dataclass
@@ -170,8 +198,7 @@ def notify_once(
             # the rest. A crash before this line re-sends the batch under the same keys,
             # which receivers deduplicate.
             if sent:
-                with engine.begin() as conn:
-                    conn.execute(_for_recipients(event_id, sent)
-                                 .values(delivered_at=sa.func.now()))
+                _mark_delivered(engine, event_id, sent, on_wait=None if on_progress is None
+                                else partial(on_progress, delivered + len(sent)))
         delivered += len(sent)
     return NotifyOutcome(recipients=len(unique), newly_created=created, delivered=delivered)
