@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import uuid
 
 import pytest
 import schemathesis
@@ -27,10 +28,13 @@ MAX_EXAMPLES = 20
 def fuzz_app(temporal_server, tmp_path_factory):
     from spool.config import Settings
 
+    # A queue of its own that no worker polls: jobs the fuzzer starts stay put, and none of
+    # them lands on another run's queue (every test uses a fresh task queue, README "Tests").
+    queue = f"fuzz-no-worker-{uuid.uuid4().hex[:12]}"
     s = Settings(temporal_address=temporal_server.address,
                  data_dir=tmp_path_factory.mktemp("fuzz") / "data",
-                 queue_pipeline="fuzz-no-worker", queue_media="fuzz-no-worker",
-                 queue_captions="fuzz-no-worker", api_keys=[API_KEY],
+                 queue_pipeline=queue, queue_media=queue, queue_captions=queue,
+                 api_keys=[API_KEY],
                  max_upload_bytes=64 * 1024)
     return create_app(s)
 

@@ -13,11 +13,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from temporalio.api.enums.v1 import TimeoutType
 
 from activities.blog import BlogActivities, post_published_event_id
 from spool.db import get_engine
@@ -25,7 +27,8 @@ from spool.db.blog import author_post_count
 from spool.db.notifications import notifications
 from spool.jobs import start_blog_job
 from spool.models import InvalidPostError, Post, blog_workflow_id
-from spool.search import open_index
+from spool.notify import LogNotifier
+from spool.search import IndexUnavailable, SqliteIndex, open_index
 from spool.status import job_status
 from tests.conftest import activity_attempts, running_worker
 from tests.fault_proxy import FaultProxy, is_document_write
@@ -73,6 +76,12 @@ def notification_rows(settings, post_id: str) -> list[dict]:
             sa.select(notifications).where(
                 notifications.c.event_id == post_published_event_id(post_id))
         ).mappings()]
+
+
+def outbox_records(settings, post_id: str) -> list[dict]:
+    path = settings.resolved_notify_outbox
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [r for r in lines if r["payload"]["post_id"] == post_id]
 
 
 def outbox_deliveries(settings, post_id: str) -> list[str]:
@@ -269,6 +278,11 @@ async def test_search_attributes_let_the_ui_filter_by_kind_and_status(client, se
             break
         await asyncio.sleep(0.2)
     assert found == [job.job_id]
+    # The filter filters: the same job under another kind or an earlier status is not found.
+    for other in ('SpoolKind="video" AND SpoolStatus="ready"',
+                  'SpoolKind="blog" AND SpoolStatus="processing"'):
+        assert [w.id async for w in client.list_workflows(
+            f'{other} AND WorkflowId="{job.job_id}"')] == []
 
 
 def temporal_cli_start(settings, task_queue: str, workflow_id: str, payload: dict):
@@ -310,3 +324,113 @@ async def test_invalid_post_through_the_cli_fails_the_job_naming_the_field(clien
     assert err.value.cause.type == "InvalidPost"
     assert "body" in err.value.cause.message
     assert status["state"] == "failed" and "body" in status["error"]
+
+
+class DownIndex(SqliteIndex):
+    """An index that never answers a write, as Elasticsearch behind a dead proxy."""
+
+    def upsert(self, doc):
+        raise IndexUnavailable("connection refused (test)")
+
+
+async def test_index_post_gives_up_after_index_retry_seconds(client, settings, tmp_path):
+    """SPOOL_INDEX_RETRY_SECONDS bounds index_post's retries: past it the step fails, the job
+    ends ready_with_errors, and the count and the notifications are delivered anyway."""
+    settings = settings.model_copy(update={"index_retry_seconds": 3})
+    post = make_post()
+    async with blog_worker(client, settings, index=DownIndex(tmp_path / "search.db")):
+        # Bounded so that a cut-off that does not apply (a day of retries) fails, not hangs.
+        result = await asyncio.wait_for(publish_and_wait(client, settings, post), 300)
+        handle = client.get_workflow_handle(blog_workflow_id(post.post_id, 1))
+        attempts = await activity_attempts(handle)
+        scheduled = await scheduled_activity(handle, "index_post")
+    assert result["state"] == "ready_with_errors"
+    steps = {s["name"]: s for s in result["steps"]}
+    assert {name: s["state"] for name, s in steps.items()} == {
+        "index_post": "failed", "record_post_for_author": "done", "notify_followers": "done"}
+    assert result["error"].startswith("index_post: ")
+    # It retried while it could, and the bound it gave up at is the setting.
+    assert attempts["index_post"] >= 2
+    assert scheduled.schedule_to_close_timeout.ToSeconds() == 3
+    assert author_post_count(get_engine(settings), post.author_id) == 1
+    assert_each_follower_notified_once(settings, post.post_id)
+
+
+async def scheduled_activity(handle, activity_id: str):
+    """The ActivityTaskScheduled attributes of the step: the timeouts the server applies."""
+    history = await handle.fetch_history()
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_id == activity_id:
+                return attrs
+    raise AssertionError(f"{activity_id} was never scheduled")
+
+
+class StallsOnceNotifier(LogNotifier):
+    """Delivers like the log notifier, but the first time it reaches ``stall_on`` it stops
+    and never heartbeats again, as a worker killed (or frozen) mid-fan-out does."""
+
+    def __init__(self, outbox: Path, stall_on: str) -> None:
+        super().__init__(outbox)
+        self.stall_on = stall_on
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    def deliver(self, notification):
+        if notification.recipient == self.stall_on and not self.stalled.is_set():
+            self.stalled.set()
+            self.release.wait(900)
+            raise ConnectionError("the stalled attempt was released after the test")
+        super().deliver(notification)
+
+
+async def test_a_stalled_fan_out_is_retried_after_the_heartbeat_timeout(client, settings):
+    """notify_followers heartbeats after each delivery: when an attempt stops mid-fan-out,
+    the server times it out on the heartbeat (15 s), not the 30 min start-to-close, and the
+    retry delivers to every follower."""
+    post = make_post()
+    notifier = StallsOnceNotifier(settings.resolved_notify_outbox, stall_on=FOLLOWERS[1])
+    async with blog_worker(client, settings, notifier=notifier):
+        try:
+            job = await start_blog_job(client, settings, post)
+            handle = client.get_workflow_handle(job.job_id)
+            assert await asyncio.to_thread(notifier.stalled.wait, 120)
+            scheduled = await scheduled_activity(handle, "notify_followers")
+            assert scheduled.heartbeat_timeout.ToSeconds() == 15
+            assert scheduled.start_to_close_timeout.ToSeconds() == 30 * 60
+            result = await handle.result()
+        finally:
+            # The worker's shutdown waits for the stalled thread: let it end first.
+            notifier.release.set()
+    assert result["state"] == "ready"
+    assert (await activity_attempts(handle))["notify_followers"] == 2
+    # What ended the first attempt, as the second attempt's start records it.
+    retried = await retry_cause(handle, "notify_followers")
+    assert retried.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+    rows = notification_rows(settings, post.post_id)
+    assert sorted(r["recipient"] for r in rows) == sorted(FOLLOWERS)
+    assert all(r["delivered_at"] is not None for r in rows)
+    # The stalled attempt never marked its batch, so the retry re-sent it: at least once,
+    # under the same key, which receivers deduplicate on (docs/ARCHITECTURE.md, rule 2).
+    sent = outbox_records(settings, post.post_id)
+    assert {r["recipient"] for r in sent} == set(FOLLOWERS)
+    assert {r["key"] for r in sent} == {
+        f"{post_published_event_id(post.post_id)}:{f}" for f in FOLLOWERS}
+
+
+async def retry_cause(handle, activity_id: str):
+    """The failure of the previous attempt, as the step's last started attempt records it."""
+    history = await handle.fetch_history()
+    scheduled_id = None
+    cause = None
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            if event.activity_task_scheduled_event_attributes.activity_id == activity_id:
+                scheduled_id = event.event_id
+        elif event.HasField("activity_task_started_event_attributes"):
+            attrs = event.activity_task_started_event_attributes
+            if attrs.scheduled_event_id == scheduled_id and attrs.attempt > 1:
+                cause = attrs.last_failure
+    assert cause is not None, f"{activity_id} was never retried"
+    return cause

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import pty
+import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import uuid
 from pathlib import Path
 
 from activities.blog import BlogActivities
 from spool.db import get_engine
 from spool.db.blog import author_post_count
+from spool.search import IndexUnavailable, SqliteIndex
+from spool.status import job_status
 from tests.conftest import running_worker
 from workflows.blog import BlogPublishWorkflow
 
@@ -28,9 +36,11 @@ def cli_env(settings) -> dict[str, str]:
             "SPOOL_QUEUE_CAPTIONS": settings.queue_captions}
 
 
-async def starter(settings, *args: str) -> subprocess.CompletedProcess:
+async def starter(settings, *args: str, wide: bool = False) -> subprocess.CompletedProcess:
+    """Run starter.py; ``wide``: a console wide enough that no table cell wraps."""
+    env = {**cli_env(settings), **({"COLUMNS": "200"} if wide else {})}
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "starter.py", *args], cwd=REPO, env=cli_env(settings),
+        subprocess.run, [sys.executable, "starter.py", *args], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=120)
 
 
@@ -67,13 +77,161 @@ async def test_blog_returns_job_id_at_once_then_wait_and_status(client, settings
     assert author_post_count(get_engine(settings), post["author_id"]) == 1
 
 
+class GatedIndex(SqliteIndex):
+    """The real SQLite index, whose writes wait for the test to open the gate (or, closed
+    for good, fail as an unreachable index does)."""
+
+    def __init__(self, path: Path, *, unavailable: bool = False) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.unavailable = unavailable
+
+    def upsert(self, doc):
+        if self.unavailable:
+            raise IndexUnavailable("connection refused (test)")
+        if not self.gate.wait(300):
+            raise IndexUnavailable("the test never opened the gate")
+        return super().upsert(doc)
+
+
+def gated_blog_worker(client, settings, index: GatedIndex):
+    return running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
+                          activities=BlogActivities(settings, index=index).activities())
+
+
+class Terminal:
+    """A process whose stdout and stderr are a pseudo-terminal (120 x 40), as a person's
+    shell is; collects everything it draws."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        env = {k: v for k, v in env.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+        self.proc = subprocess.Popen(argv, cwd=REPO, env={**env, "TERM": "xterm-256color"},
+                                     stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        os.close(slave)
+        self._master = master
+        self._raw = bytearray()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            with self._lock:
+                self._raw += chunk
+        os.close(self._master)
+
+    def text(self) -> str:
+        with self._lock:
+            raw = bytes(self._raw)
+        return self.ANSI.sub("", raw.decode("utf-8", "replace"))
+
+    async def until(self, pattern: str, seconds: float = 120) -> str:
+        """Wait until the screen output matches; fail with what it showed."""
+        for _ in range(int(seconds * 10)):
+            if re.search(pattern, self.text()):
+                return self.text()
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"never drew {pattern!r}; drew:\n{self.text()[-3000:]}")
+
+    async def wait(self, seconds: float = 120) -> int:
+        rc = await asyncio.to_thread(self.proc.wait, seconds)
+        await asyncio.to_thread(self._reader.join, 30)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def step_row(name: str, state: str) -> str:
+    """A row of the per-step table: the step's name, then its state in the next cell."""
+    return rf"{name}\W+{state}\b"
+
+
 async def test_blog_wait_shows_progress_and_exits_zero(client, settings, tmp_path):
     path = write_post(tmp_path)
-    async with running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
-                              activities=BlogActivities(settings).activities()):
-        done = await starter(settings, "blog", str(path), "--wait")
-    assert done.returncode == 0, done.stderr
-    assert "ready" in done.stdout
+    index = GatedIndex(tmp_path / "search.db")
+    async with gated_blog_worker(client, settings, index):
+        term = Terminal([sys.executable, "starter.py", "blog", str(path), "--wait"],
+                        cli_env(settings))
+        try:
+            # While index_post is held, the live table shows it running and the others done.
+            waiting = await term.until(step_row("index_post", "running"))
+            await term.until(step_row("notify_followers", "done"))
+            assert re.search(r"step\W+state\W+progress", waiting), waiting
+            index.gate.set()
+            rc = await term.wait()
+        finally:
+            index.gate.set()
+            term.kill()
+    shown = term.text()
+    assert rc == 0, shown
+    running = shown.index(re.search(step_row("index_post", "running"), shown).group())
+    finished = [m.start() for m in re.finditer(step_row("index_post", "done"), shown)]
+    # Redrawn as the job moved: a frame with the step running, a later one with it done.
+    assert finished and finished[-1] > running, shown
+    assert len(re.findall(r"record_post_for_author", shown)) >= 2, shown
+    assert re.search(r"post-cli-\w+-v1: ready", shown), shown
+
+
+async def test_status_shows_retrying_attempt_while_the_index_is_down(client, settings,
+                                                                    tmp_path):
+    path = write_post(tmp_path)
+    index = GatedIndex(tmp_path / "search.db", unavailable=True)
+    async with gated_blog_worker(client, settings, index):
+        started = await starter(settings, "blog", str(path), "--json")
+        job_id = json.loads(started.stdout)["job_id"]
+        # Wait (in-process, cheaply) until the server records a third attempt; from then on
+        # the CLI must show it: the docs' "index_post  retrying  attempt 3: search index ...".
+        for _ in range(1200):
+            step = next(s for s in (await job_status(client, job_id))["steps"]
+                        if s["name"] == "index_post")
+            if step.get("attempt", 0) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        shown = (await starter(settings, "status", job_id, wide=True)).stdout
+        found = re.search(r"index_post\W+retrying\W+attempt (\d+): search index unavailable",
+                          shown)
+        assert found and int(found[1]) >= 3, shown
+        as_json = json.loads((await starter(settings, "status", job_id, "--json")).stdout)
+        index.unavailable = False
+        index.gate.set()
+        waited = await starter(settings, "wait", job_id, "--json")
+    step = next(s for s in as_json["steps"] if s["name"] == "index_post")
+    assert step["state"] == "retrying" and step["attempt"] >= 3
+    assert "search index unavailable" in step["last_error"]
+    assert waited.returncode == 0 and json.loads(waited.stdout)["state"] == "ready"
+
+
+async def test_ready_with_errors_exits_3(client, settings, tmp_path):
+    """The index stays down past SPOOL_INDEX_RETRY_SECONDS: index_post fails, the count and
+    the notifications are delivered, and --wait exits 3 (ready with errors)."""
+    path = write_post(tmp_path)
+    index = GatedIndex(tmp_path / "search.db", unavailable=True)
+    settings = settings.model_copy(update={"index_retry_seconds": 3})
+    async with gated_blog_worker(client, settings, index):
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "starter.py", "blog", str(path), "--wait", "--json"],
+            cwd=REPO, env={**cli_env(settings), "SPOOL_INDEX_RETRY_SECONDS": "3"},
+            capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr
+    status = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status["state"] == "ready_with_errors"
+    assert {s["name"]: s["state"] for s in status["steps"]} == {
+        "index_post": "failed", "record_post_for_author": "done", "notify_followers": "done"}
 
 
 async def test_invalid_post_file_names_the_field_and_exits_2(settings, tmp_path):

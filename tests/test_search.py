@@ -102,9 +102,15 @@ def test_more_matching_words_rank_higher_and_limit_applies(index):
     "", "   ", "?*~", "a" * 5000, " ".join(["word"] * 3000),
 ])
 def test_arbitrary_user_queries_never_raise(index, query):
-    index.upsert(post(title="Café ñandú", body="日本語 text"))
+    index.upsert(post("cafe", title="Café ñandú", body="日本語 text"))
+    index.upsert(post("quokka", title="Quokka", body="Marsupials smile.", tags=["zoo"]))
     index.refresh()
-    assert isinstance(index.search(query), list)
+    alone = index.search(query)
+    # Exactly the posts that share a word with it: none, or the café post for its own words.
+    assert alone == (["cafe"] if "café" in query else []), alone
+    # A real word still finds its post with the hostile syntax on both sides of it.
+    around = f"{query[:200]} quokka {query[:200]}"
+    assert "quokka" in index.search(around), around[:80]
 
 
 def test_punctuation_only_queries_return_nothing(index):
@@ -125,8 +131,19 @@ def test_concurrent_upserts_keep_the_newest_version(index):
     with ThreadPoolExecutor(8) as pool:
         applied = list(pool.map(lambda v: index.upsert(post(version=v, title=f"v{v}")),
                                 versions[::-1]))
-    assert applied[0] is True  # the newest was written first, so every older one is refused
-    assert index.get("p1").version == 20
+    # Whatever order the threads ran in, the newest version is never refused and wins.
+    assert applied[0] is True and applied.count(True) >= 1
+    assert (index.get("p1").version, index.get("p1").title) == (20, "v20")
+    # Once it is stored, every older version and a replay of it are refused, even at once.
+    with ThreadPoolExecutor(8) as pool:
+        again = list(pool.map(lambda v: index.upsert(post(version=v, title=f"late v{v}")),
+                              versions))
+    assert again == [False] * len(versions)
+    index.refresh()
+    assert (index.get("p1").version, index.get("p1").title) == (20, "v20")
+    assert index.search("v20") == ["p1"]
+    assert [v for v in versions[:-1] if index.search(f"v{v}")] == []
+    assert index.search("late") == []
 
 
 def test_ping(index):

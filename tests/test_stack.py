@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from devstack.proc import free_port, port_in_use
+from devstack.stack import LOCAL_API_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,23 +39,59 @@ def read_until(proc: subprocess.Popen, text: str, timeout: float = 180) -> str:
     raise AssertionError(f"never printed {text!r}; got:\n{''.join(seen)}")
 
 
-def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
-    temporal_port, ui_port = free_port(), free_port()
+async def finished_job_state(temporal_port: int, job_id: str) -> str:
+    """The job's final state as Temporal (not Spool's database) has it."""
+    from spool.config import Settings
+    from spool.temporal import connect
+
+    client = await connect(Settings(temporal_address=f"127.0.0.1:{temporal_port}"),
+                           wait_seconds=30)
+    result = await asyncio.wait_for(client.get_workflow_handle(job_id).result(), 120)
+    return result["state"]
+
+
+def run_stack_until_ctrl_c(tmp_path: Path, temporal_port: int, ui_port: int, work) -> None:
+    """Start `make up`, call work(api_url) once it is up, then Ctrl-C it: exit 0, ports free."""
     proc = start_up(tmp_path, "--temporal-port", str(temporal_port), "--ui-port", str(ui_port))
     try:
         banner = read_until(proc, "Ctrl-C stops everything")
         assert f"http://localhost:{ui_port}" in banner
-        assert httpx.get(f"http://localhost:{ui_port}", timeout=10).status_code == 200
         api = next(line.split()[-1] for line in banner.splitlines()
-                   if "Spool web page" in line)
-        assert httpx.get(api.rstrip("/") + "/healthz", timeout=10).status_code == 200
-        assert (tmp_path / "var" / "temporal.db").exists()  # jobs survive a restart
+                   if "Spool web page" in line).rstrip("/")
+        work(api)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
     assert not port_in_use(temporal_port) and not port_in_use(ui_port)
+
+
+def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
+    temporal_port, ui_port = free_port(), free_port()
+    post = {"post_id": "survives-restart", "author_id": "ada", "title": "Before the restart",
+            "body": "Published, then the stack is stopped and started again.",
+            "followers": ["grace"]}
+    jobs: list[str] = []
+
+    def publish(api: str) -> None:
+        assert httpx.get(f"http://localhost:{ui_port}", timeout=10).status_code == 200
+        assert httpx.get(api + "/healthz", timeout=10).status_code == 200
+        answer = httpx.post(api + "/v1/posts", json=post, timeout=30,
+                            headers={"Authorization": f"Bearer {LOCAL_API_KEY}"})
+        assert answer.status_code == 202, answer.text
+        jobs.append(answer.json()["job_id"])
+        assert asyncio.run(finished_job_state(temporal_port, jobs[0])) == "ready"
+
+    def find_it_again(api: str) -> None:
+        # A new dev server process on the same var/temporal.db still has the job's history.
+        assert asyncio.run(finished_job_state(temporal_port, jobs[0])) == "ready"
+        assert httpx.get(api + f"/v1/posts/{post['post_id']}", timeout=10).json()["job_id"] \
+            == jobs[0]
+
+    run_stack_until_ctrl_c(tmp_path, temporal_port, ui_port, publish)
+    assert (tmp_path / "var" / "temporal.db").exists()
+    run_stack_until_ctrl_c(tmp_path, temporal_port, ui_port, find_it_again)
 
 
 def test_a_taken_port_is_one_clear_line(tmp_path):

@@ -652,3 +652,26 @@ def test_large_file_upload_uses_bounded_memory(large_settings, tmp_path):
     source.unlink()  # the download below needs the room more than the source does
     storage.get_to(key, tmp_path / "back.bin")
     assert sha256_of_file(tmp_path / "back.bin") == expected
+
+
+def test_a_finished_local_write_refuses_more_and_aborting_it_is_harmless(tmp_path):
+    """A pending write used after commit or abort fails loudly, naming the mistake; abort
+    after either is a no-op, so cleanup code may always call it."""
+    storage = LocalStorage(tmp_path / "objects")
+    committed = storage.begin_write(KEY)
+    committed.write(b"whole")
+    committed.commit()
+    committed.abort()  # cleanup after success: the object stays
+    assert storage.read_bytes(KEY) == b"whole"
+    with pytest.raises(AssertionError, match="write after commit or abort"):
+        committed.write(b"more")
+    with pytest.raises(AssertionError, match="commit after commit or abort"):
+        committed.commit()
+    aborted = storage.begin_write("videos/abc/other")
+    aborted.write(b"part")
+    aborted.abort()
+    aborted.abort()  # twice: still nothing, no error
+    with pytest.raises(AssertionError, match="write after commit or abort"):
+        aborted.write(b"more")
+    assert not storage.exists("videos/abc/other")
+    assert uploads_in_progress(storage) == []
