@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from devstack import maven
 from devstack.proc import StackError, free_port, require_free_port, start_process, stop_process
 
 ES_VERSION = "8.19.7"
@@ -26,27 +27,11 @@ ES_USER = "spool-es"
 HEAP = "-Xms512m -Xmx512m"
 
 
-def _maven_zip_path() -> Path:
-    m2 = Path(os.environ.get("MAVEN_REPO", Path.home() / ".m2" / "repository"))
-    return (m2 / "org" / "elasticsearch" / "distribution" / "integ-test-zip" / "elasticsearch"
-            / ES_VERSION / f"elasticsearch-{ES_VERSION}.zip")
-
-
 def _fetch_zip() -> Path:
     """The distribution zip in the local Maven repository, downloaded with mvn if missing."""
-    zip_path = _maven_zip_path()
-    if zip_path.exists():
-        return zip_path
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError(f"Elasticsearch {ES_VERSION} is not in {zip_path.parent} and `mvn` "
-                         "is not installed to fetch it (apt-get install maven)")
-    result = subprocess.run([mvn, "-q", "dependency:get", f"-Dartifact={MAVEN_ARTIFACT}"],
-                            capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 or not zip_path.exists():
-        raise StackError(f"could not download {MAVEN_ARTIFACT} with mvn "
-                         f"(exit {result.returncode}): {(result.stdout + result.stderr)[-2000:]}")
-    return zip_path
+    path = maven.local_path("org.elasticsearch.distribution.integ-test-zip", "elasticsearch",
+                            ES_VERSION, f"elasticsearch-{ES_VERSION}.zip")
+    return maven.fetch(MAVEN_ARTIFACT, path, f"Elasticsearch {ES_VERSION}")
 
 
 def ensure_distribution() -> Path:

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devstack import maven
 from devstack.proc import StackError, require_free_port, start_process, stop_process, wait_until
 
 S3PROXY_VERSION = "2.7.0"
@@ -34,28 +35,11 @@ JVM_OPTIONS = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC",
 DEFAULT_PORT = 9000
 
 
-def _maven_jar_path() -> Path:
-    m2 = Path(os.environ.get("MAVEN_REPO", Path.home() / ".m2" / "repository"))
-    return (m2 / "org" / "gaul" / "s3proxy" / S3PROXY_VERSION
-            / f"s3proxy-{S3PROXY_VERSION}-{CLASSIFIER}.jar")
-
-
 def _fetch_jar() -> Path:
     """The shaded jar in the local Maven repository, downloaded with mvn if missing."""
-    jar = _maven_jar_path()
-    if jar.exists():
-        return jar
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError(f"S3Proxy {S3PROXY_VERSION} is not in {jar.parent} and `mvn` is not "
-                         "installed to fetch it (apt-get install maven)")
-    result = subprocess.run(
-        [mvn, "-q", "dependency:get", f"-Dartifact={MAVEN_ARTIFACT}", "-Dtransitive=false"],
-        capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 or not jar.exists():
-        raise StackError(f"could not download {MAVEN_ARTIFACT} with mvn "
-                         f"(exit {result.returncode}): {(result.stdout + result.stderr)[-2000:]}")
-    return jar
+    path = maven.local_path("org.gaul", "s3proxy", S3PROXY_VERSION,
+                            f"s3proxy-{S3PROXY_VERSION}-{CLASSIFIER}.jar")
+    return maven.fetch(MAVEN_ARTIFACT, path, f"S3Proxy {S3PROXY_VERSION}")
 
 
 def ensure_jar() -> Path:
