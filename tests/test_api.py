@@ -110,9 +110,10 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
             v = await wait_video(http, body["video_id"])
             assert v["state"] == "ready", v
             # "ready" is recorded before the owner's notice goes out; once the job's
-            # workflow has closed, every step is done.
+            # workflow has closed, every step is done. Asked while a worker runs: a closed
+            # job's steps come from a query, which needs one (steps are not in the database).
             await client.get_workflow_handle(body["job_id"]).result()
-        v = (await http.get(body["status_url"])).json()
+            v = (await http.get(body["status_url"])).json()
         assert v["state"] == "ready", v
         assert v["metadata"]["width"] == 320 and v["metadata"]["height"] == 240
         assert {s["name"] for s in v["steps"]} >= {"probe", "poster", "transcribe"}
