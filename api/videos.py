@@ -199,7 +199,10 @@ async def _video_state(svc: Services, video_id: str) -> tuple[dict | None, dict 
         if video_id in _final_steps:
             return row, {"steps": _final_steps[video_id]}
         live = await _live(svc, video_id)
-        if live is not None and live.get("state") in FINAL_JOB_STATES and live.get("steps"):
+        # Only a closed workflow's steps are final: a job's state is decided (and recorded)
+        # before its owner's notice goes out, so until then the notify step still changes.
+        if live is not None and live.get("workflow_status") not in (None, "RUNNING") \
+                and live.get("steps"):
             if len(_final_steps) > 10_000:
                 _final_steps.clear()
             _final_steps[video_id] = live["steps"]
