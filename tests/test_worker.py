@@ -136,16 +136,22 @@ def paced_video(clips, settings):
     return make
 
 
-async def test_stop_signal_lets_a_running_step_finish_within_the_grace_period(
-        client, settings, paced_video):
-    inp = paced_video(4)
-    proc = await start_worker(worker_env(settings), "--grace-seconds", "600",
+async def stop_mid_encode(client, settings, inp, grace_seconds: str):
+    """Start a paced worker and the job, SIGTERM the worker once its rendition runs; the
+    worker must exit 0. Returns the job's handle."""
+    proc = await start_worker(worker_env(settings), "--grace-seconds", grace_seconds,
                               module="tests.paced_worker")
     handle = await start_video_job(client, settings, inp)
     try:
         await running_rendition(client, handle.id)
     finally:
         assert await stop_worker(proc) == 0
+    return handle
+
+
+async def test_stop_signal_lets_a_running_step_finish_within_the_grace_period(
+        client, settings, paced_video):
+    handle = await stop_mid_encode(client, settings, paced_video(4), "600")
     # Stopped mid-encode with time to spare: the encode finished and was reported.
     assert await activity_events(handle, "rendition-") == ["completed"]
     await handle.terminate("test over")
@@ -153,14 +159,7 @@ async def test_stop_signal_lets_a_running_step_finish_within_the_grace_period(
 
 async def test_stop_signal_cancels_a_step_still_running_after_the_grace_period(
         client, settings, paced_video):
-    inp = paced_video(60)
-    proc = await start_worker(worker_env(settings), "--grace-seconds", "1",
-                              module="tests.paced_worker")
-    handle = await start_video_job(client, settings, inp)
-    try:
-        await running_rendition(client, handle.id)
-    finally:
-        assert await stop_worker(proc) == 0
+    handle = await stop_mid_encode(client, settings, paced_video(60), "1")
     # A 60 s encode cannot finish in the 1 s grace: it was cancelled (the worker exited 0
     # without waiting for it), so the step did not complete and is pending to run again.
     assert "completed" not in await activity_events(handle, "rendition-")
