@@ -11,6 +11,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from stat import S_ISREG
 from typing import BinaryIO
 
 from spool.storage.base import (
@@ -112,8 +113,8 @@ class LocalStorage(ObjectStorage):
         try:
             st = self._path(key).stat()
         except FileNotFoundError:
-            raise KeyNotFound(f"no object {key!r} in {self.describe()}") from None
-        if not os.path.isfile(self._path(key)):
+            st = None
+        if st is None or not S_ISREG(st.st_mode):  # a folder is not an object
             raise KeyNotFound(f"no object {key!r} in {self.describe()}")
         # Every write is a new inode (os.replace), so inode + mtime + size changes with it.
         return ObjectInfo(key=key, size=st.st_size,
