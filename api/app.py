@@ -124,9 +124,11 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     install_body_limits(app, settings)  # bodies are capped while they stream in
 
     from api.posts import router as posts_router
+    from api.streaming import router as streaming_router
     from api.videos import router as videos_router
 
     app.include_router(videos_router)
+    app.include_router(streaming_router)
     app.include_router(posts_router)
 
     @app.get("/healthz", tags=["health"])
