@@ -1,11 +1,19 @@
 # syntax=docker/dockerfile:1
 # One image for every Spool process:
-#   python -m api                          the HTTP API
+#   spool api  (python -m api)             the HTTP API
 #   python -m worker --queue <kind>        a worker (pipeline | media | captions)
 #   python -m spool.migrate                one-shot schema migration
 #   python /opt/spool/create_bucket.py     one-shot bucket creation
 # Debian 12 and Python 3.11: the ffmpeg (5.1) and Python the test suite runs on.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# --- page: the web page's hls.js, exactly as package-lock.json pins it (npm ci).
+FROM ${NODE_IMAGE} AS page
+WORKDIR /page
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
 
 # --- build: a wheel of the project, so the runtime image gets a regular (non-editable)
 # install and no source tree to import from by accident.
@@ -16,8 +24,9 @@ COPY spool ./spool
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
-COPY devstack ./devstack
 COPY worker.py starter.py ./
+# Packaged beside the page (api/static/*), where the API looks when there is no node_modules/.
+COPY --from=page /page/node_modules/hls.js/dist/hls.min.js ./api/static/hls.min.js
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime
@@ -28,8 +37,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 
+# Dependencies exactly as requirements.lock pins them (versions and hashes), then Spool's own
+# wheel without resolving anything again: every image built from one commit is the same.
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \
+ && rm /tmp/requirements.lock
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir /wheels/*.whl
+    pip install --no-cache-dir --no-deps /wheels/*.whl
 
 COPY deploy/create_bucket.py /opt/spool/create_bucket.py
 

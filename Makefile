@@ -5,16 +5,34 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo up cluster test lint bench clean
+.PHONY: install lock demo up cluster test lint bench clean
 
-$(STAMP): pyproject.toml scripts/install-system.sh
+# Python packages exactly as requirements-dev.lock pins them (versions and hashes), then
+# Spool itself without resolving anything again. `make lock` refreshes the locks.
+$(STAMP): pyproject.toml requirements-dev.lock scripts/install-system.sh
 	./scripts/install-system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+## Re-resolve the dependency locks from pyproject.toml (runtime, then dev within it).
+lock:
+	test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	  --generate-hashes --quiet -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --generate-hashes --quiet -c requirements.lock -o requirements-dev.lock
+
+# The web page's browser packages (hls.js), exactly as package-lock.json pins them; again only
+# when the lock changes (npm itself comes from install-system.sh, run for the venv first).
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package-lock.json | $(STAMP)
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 ## Start the embedded stack in the foreground (Temporal dev server + UI, worker, API). Ctrl-C stops it.
 up: install

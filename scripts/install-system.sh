@@ -12,6 +12,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v unzip >/dev/null || need+=(unzip)
+command -v npm >/dev/null || need+=(npm)  # installs the page's hls.js (make install)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # Maven fetches the test Elasticsearch and S3Proxy from Maven Central; util-linux's unshare

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from spool.config import Settings
+
+log = logging.getLogger("spool.whisper")
 
 
 class TranscriptionCancelled(Exception):
@@ -22,8 +27,21 @@ class Segment:
     text: str
 
 
+# One loaded model per (model, device, compute type) per process, kept for the process's life:
+# a captions worker loads it once (``preload`` at start) and every job reuses it. Concurrent
+# transcriptions may share it: WhisperModel keeps no per-call state (CTranslate2 queues the
+# calls onto its replicas, one by default), and each call has its own features and tokens.
 _models: dict[tuple[str, str, str], Any] = {}
 _models_lock = threading.Lock()
+# Chunks decoded at once by the batched pipeline (faster-whisper's default).
+BATCH_SIZE = 8
+# Audio at least this long goes through the batched, VAD-split pipeline. On the 2-core machine
+# (bench/whisper.py, tiny.en int8, espeak-ng speech) it beat plain decoding on 292 s in every
+# pair (wall and CPU time) with no more word errors; on 61, 116 and 176 s it was no faster
+# and made more word errors, so shorter audio stays plain.
+BATCHED_MIN_SECONDS = 290.0
+# Called with the model's name after every load: how tests and bench/whisper.py count loads.
+_load_listeners: list[Callable[[str], None]] = []
 
 
 def resolve_model(settings: Settings) -> str:
@@ -49,7 +67,20 @@ def load_model(model: str, device: str = "cpu", compute_type: str = "int8") -> A
             loaded = WhisperModel(model, device=device, compute_type=compute_type,
                                   local_files_only=True)
             _models[key] = loaded
+            for listener in _load_listeners:
+                listener(model)
         return loaded
+
+
+def on_model_load(listener: Callable[[str], None]) -> None:
+    """Call ``listener(model)`` after each model load in this process."""
+    _load_listeners.append(listener)
+
+
+def preload(settings: Settings) -> Any:
+    """Load the configured model now (a captions worker at start), so no job pays for it."""
+    return load_model(resolve_model(settings), settings.whisper_device,
+                      settings.whisper_compute_type)
 
 
 def transcribe(
@@ -59,20 +90,29 @@ def transcribe(
     language: str | None = None,
     cancel_event: threading.Event | None = None,
     on_segment: Callable[[Segment, float], None] | None = None,
+    batched: bool | None = None,
 ) -> list[Segment]:
     """Transcribe a 16 kHz mono WAV. Blocking: run it in a thread.
 
     The segments generator is lazy, so a set ``cancel_event`` stops the work between segments
     (raising TranscriptionCancelled). ``on_segment`` gets each segment and its end time.
+    ``batched``: faster-whisper's VAD-split, batched pipeline instead of plain decoding;
+    None (the default) chooses it for audio of BATCHED_MIN_SECONDS or more. It yields a batch
+    of chunks at a time, so a cancel is noticed between batches rather than segments.
     """
-    model = load_model(resolve_model(settings), settings.whisper_device,
-                       settings.whisper_compute_type)
+    model = preload(settings)
     if cancel_event is not None and cancel_event.is_set():
         raise TranscriptionCancelled()
-    segments_iter, _info = model.transcribe(
-        str(wav_path), language=language or settings.whisper_language or None,
-        beam_size=1, condition_on_previous_text=False, vad_filter=False,
-    )
+    language = language or settings.whisper_language or None
+    if batched is None:
+        batched = wav_seconds(wav_path) >= BATCHED_MIN_SECONDS
+    if batched:
+        segments_iter = _batched_segments(model, wav_path, language)
+    else:
+        segments_iter, _info = model.transcribe(
+            str(wav_path), language=language,
+            beam_size=1, condition_on_previous_text=False, vad_filter=False,
+        )
     out: list[Segment] = []
     for seg in segments_iter:
         if cancel_event is not None and cancel_event.is_set():
@@ -86,6 +126,44 @@ def transcribe(
         if on_segment is not None:
             on_segment(segment, float(seg.end))
     return out
+
+
+def warm_up(settings: Settings) -> bool:
+    """``preload`` for a captions worker's start: a model that cannot load is logged, not
+    raised, so the worker still serves its other queues and the jobs that need the model fail
+    with its error as before (``video.transcribe``: WhisperModelMissing)."""
+    started = time.monotonic()
+    try:
+        preload(settings)
+    except Exception as exc:  # noqa: BLE001 - the jobs report it; the worker goes on
+        log.warning("Whisper model not loaded at start: %s", exc)
+        return False
+    log.info("Whisper model %s loaded in %.1f s", resolve_model(settings),
+             time.monotonic() - started)
+    return True
+
+
+def wav_seconds(wav_path: str | Path) -> float:
+    """The length of a PCM WAV file; 0 when it is not one. The header's frame count is
+    capped by the file's size: a WAV written to a pipe says "as long as possible"."""
+    try:
+        with wave.open(str(wav_path), "rb") as wav:
+            frame_bytes = wav.getsampwidth() * wav.getnchannels()
+            frames = min(wav.getnframes(), Path(wav_path).stat().st_size // frame_bytes)
+            return frames / float(wav.getframerate())
+    except (wave.Error, EOFError, OSError, ZeroDivisionError):
+        return 0.0
+
+
+def _batched_segments(model: Any, wav_path: str | Path, language: str | None) -> Any:
+    from faster_whisper import BatchedInferencePipeline
+
+    # A pipeline per call: it keeps per-call state (the last speech timestamp), the model none.
+    # Timestamps inside each VAD chunk, or a cue would span the whole chunk (up to 30 s).
+    segments_iter, _info = BatchedInferencePipeline(model).transcribe(
+        str(wav_path), language=language, beam_size=1, without_timestamps=False,
+        batch_size=BATCH_SIZE)
+    return segments_iter
 
 
 def _timestamp(seconds: float, sep: str) -> str:

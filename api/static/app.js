@@ -92,19 +92,40 @@ $("upload-form").onsubmit = (ev) => {
 };
 
 // --- one video -----------------------------------------------------------------------------
+// A video plays as HLS with adaptive bitrate when the status has `hls_url`, through hls.js
+// (Media Source Extensions: a quality menu, and HLS where the browser has none of its own, as
+// in Firefox), else from the progressive MP4 of the chosen rendition (videos made before HLS).
+let hls = null;            // the hls.js player of the open video, while it plays HLS
+let hlsScript = null;      // the promise of hls.js, loaded once, when a video first needs it
+let storyboard = [];       // the open video's thumbnail cues: {start, end, url, x, y, w, h}
+
 function openVideo(id) {
   currentVideo = id;
   shownRendition = null;
+  if (location.hash !== "#video=" + id) history.replaceState(null, "", "#video=" + id);
   $("job-card").hidden = false;
   $("job-id").textContent = id;
-  $("player-box").hidden = true;
-  $("player").removeAttribute("src");
-  for (const t of [...$("player").querySelectorAll("track")]) t.remove();
-  $("captions-btn").disabled = true;
-  $("captions-btn").classList.remove("on");
+  resetPlayer();
   $("job-error").textContent = "";
   if (pollTimer) clearTimeout(pollTimer);
   poll();
+}
+
+function resetPlayer() {
+  if (hls) { hls.destroy(); hls = null; }
+  storyboard = [];
+  const p = $("player");
+  $("player-box").hidden = true;
+  p.removeAttribute("src");
+  p.removeAttribute("poster");
+  p.load();
+  for (const t of [...p.querySelectorAll("track")]) t.remove();
+  $("rendition").innerHTML = "";
+  $("stream-note").textContent = "";
+  $("storyboard-preview").hidden = true;
+  $("captions-btn").disabled = true;
+  $("captions-btn").classList.remove("on");
+  $("captions-btn").textContent = "Captions";
 }
 
 async function poll() {
@@ -150,7 +171,8 @@ function render(v) {
   const errs = Object.entries(v.errors || {}).map(([k, m]) => `${k}: ${m}`);
   if (v.error && !errs.length) errs.push(v.error);
   $("job-error").textContent = errs.length ? "Problems: " + errs.join("; ") : "";
-  if (v.renditions && v.renditions.length && v.state !== "processing") showPlayer(v);
+  const playable = v.hls_url || (v.renditions && v.renditions.length);
+  if (playable && v.state !== "processing") showPlayer(v);
   const cap = v.captions || {};
   const btn = $("captions-btn");
   if (cap.vtt_url) {
@@ -169,22 +191,26 @@ function render(v) {
 
 function showPlayer(v) {
   const box = $("player-box");
+  if (v.poster_url && !$("player").poster) $("player").poster = v.poster_url;
+  if (!box.hidden && shownRendition) return;  // already playing: polls change nothing
+  box.hidden = false;
+  if (v.storyboard_url) loadStoryboard(v.storyboard_url);
+  if (v.hls_url) playHls(v);
+  else playProgressive(v);
+}
+
+// Progressive MP4: one rendition at a time, chosen in the menu.
+function playProgressive(v) {
   const sel = $("rendition");
-  const names = v.renditions.map((r) => r.name).join(",");
-  if (sel.dataset.names !== names) {
-    sel.innerHTML = "";
-    for (const r of v.renditions) {
-      const o = document.createElement("option");
-      o.value = r.url; o.textContent = `${r.name} (${r.width}×${r.height})`;
-      sel.appendChild(o);
-    }
-    sel.dataset.names = names;
+  $("rendition-label").textContent = "Rendition";
+  sel.dataset.mode = "mp4";
+  sel.innerHTML = "";
+  for (const r of v.renditions || []) {
+    const o = document.createElement("option");
+    o.value = r.url; o.textContent = `${r.name} (${r.width}×${r.height})`;
+    sel.appendChild(o);
   }
-  if (v.poster_url) $("player").poster = v.poster_url;
-  if (box.hidden || !shownRendition) {
-    box.hidden = false;
-    setRendition(sel.value);
-  }
+  if (sel.value) setRendition(sel.value);
 }
 
 function setRendition(url) {
@@ -195,7 +221,96 @@ function setRendition(url) {
   p.addEventListener("loadedmetadata", () => { if (t) p.currentTime = t; }, { once: true });
 }
 
-$("rendition").onchange = (e) => setRendition(e.target.value);
+function loadHlsJs() {
+  if (window.Hls) return Promise.resolve(window.Hls);
+  if (!hlsScript) {
+    hlsScript = new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = "/vendor/hls.min.js";
+      s.onload = () => (window.Hls ? resolve(window.Hls) : reject(new Error("no Hls")));
+      s.onerror = () => { hlsScript = null; reject(new Error("hls.js is not installed")); };
+      document.head.appendChild(s);
+    });
+  }
+  return hlsScript;
+}
+
+async function playHls(v) {
+  const id = currentVideo;
+  const p = $("player");
+  shownRendition = v.hls_url;
+  let Hls = null;
+  try { Hls = await loadHlsJs(); } catch (_) { Hls = null; }
+  if (id !== currentVideo) return;
+  if (Hls && Hls.isSupported()) {
+    hls = new Hls();
+    hls.on(Hls.Events.MANIFEST_PARSED, () => fillLevels());
+    hls.on(Hls.Events.LEVEL_SWITCHED, () => showAutoLevel());
+    hls.on(Hls.Events.ERROR, (_e, data) => onHlsError(v, data));
+    hls.loadSource(v.hls_url);
+    hls.attachMedia(p);
+    return;
+  }
+  const missing = Hls ? "" : "The quality menu needs hls.js, which this server does not have "
+    + "(run `make install`): ";
+  if (p.canPlayType("application/vnd.apple.mpegurl")) {
+    // The browser's own HLS (Safari, recent Chromium) picks the quality: the menu has only Auto.
+    $("stream-note").textContent = missing && missing + "this browser's own HLS player picks "
+      + "the quality.";
+    fillQualityMenu([]);
+    p.src = v.hls_url;
+  } else {
+    $("stream-note").textContent = (missing || "This browser cannot play HLS: ")
+      + "playing one rendition at a time instead.";
+    playProgressive(v);
+  }
+}
+
+function onHlsError(v, data) {
+  if (!data.fatal) return;  // hls.js retries loads and switches levels on its own
+  if (data.type === "mediaError") { hls.recoverMediaError(); return; }
+  hls.destroy(); hls = null;
+  $("stream-note").textContent = `Adaptive streaming failed (${data.details}): `
+    + "playing one rendition at a time instead.";
+  if (v.renditions && v.renditions.length) playProgressive(v);
+}
+
+// The quality menu: Auto (adaptive) and each level of the master playlist, highest first.
+function fillLevels() {
+  const levels = hls.levels.map((l, i) => ({ index: i, width: l.width, height: l.height,
+    bitrate: l.bitrate }));
+  levels.sort((a, b) => b.height - a.height || b.bitrate - a.bitrate);
+  fillQualityMenu(levels);
+}
+
+function fillQualityMenu(levels) {
+  const sel = $("rendition");
+  $("rendition-label").textContent = "Quality";
+  sel.dataset.mode = "hls";
+  sel.innerHTML = "";
+  const auto = document.createElement("option");
+  auto.value = "-1"; auto.textContent = "Auto";
+  sel.appendChild(auto);
+  for (const l of levels) {
+    const o = document.createElement("option");
+    o.value = String(l.index);
+    o.textContent = `${l.height}p (${l.width}×${l.height}, ${Math.round(l.bitrate / 1000)} kb/s)`;
+    sel.appendChild(o);
+  }
+}
+
+function showAutoLevel() {
+  const auto = $("rendition").querySelector("option[value='-1']");
+  const level = hls && hls.levels[hls.currentLevel];
+  if (auto) auto.textContent = hls.autoLevelEnabled && level ? `Auto (${level.height}p)` : "Auto";
+}
+
+$("rendition").onchange = (e) => {
+  if (e.target.dataset.mode !== "hls") { setRendition(e.target.value); return; }
+  // currentLevel switches now (the buffer is flushed), so the choice shows at once; -1 = auto.
+  if (hls) hls.currentLevel = parseInt(e.target.value, 10);
+  showAutoLevel();
+};
 
 $("captions-btn").onclick = () => {
   const p = $("player");
@@ -207,12 +322,105 @@ $("captions-btn").onclick = () => {
     track.src = btn.dataset.src; track.default = true;
     p.appendChild(track);
   }
-  const tt = p.textTracks[0];
+  // The track element's own: hls.js may add text tracks of its own to the video.
+  const tt = track.track;
   const on = !btn.classList.contains("on");
   tt.mode = on ? "showing" : "hidden";
   btn.classList.toggle("on", on);
   btn.textContent = on ? "Captions on" : "Captions";
 };
+
+// --- scrub bar and storyboard preview --------------------------------------------------------
+// The bar under the video seeks on click and, when the video has a storyboard (a WebVTT
+// thumbnails track whose cues say "sprite.jpg#xywh=x,y,w,h"), shows the tile of the hovered
+// time above it, as the big players do.
+function parseVttTime(text) {
+  const parts = text.split(":").map(Number);
+  return parts.reduce((total, part) => total * 60 + part, 0);
+}
+
+function parseThumbnails(text, base) {
+  const cues = [];
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  const timing = /^\s*((?:\d+:)?\d{1,2}:\d{2}\.\d{3})\s+-->\s+((?:\d+:)?\d{1,2}:\d{2}\.\d{3})/;
+  for (let i = 0; i < lines.length; i++) {
+    const m = lines[i].match(timing);
+    const target = (lines[i + 1] || "").trim().match(/^(.+)#xywh=(\d+),(\d+),(\d+),(\d+)$/);
+    if (!m || !target) continue;
+    cues.push({ start: parseVttTime(m[1]), end: parseVttTime(m[2]),
+      url: new URL(target[1], base).href, x: +target[2], y: +target[3], w: +target[4],
+      h: +target[5] });
+  }
+  return cues;
+}
+
+async function loadStoryboard(url) {
+  const id = currentVideo;
+  try {
+    const res = await fetch(url, { headers: authHeaders() });
+    if (!res.ok) return;  // no previews; the video still plays
+    const cues = parseThumbnails(await res.text(), new URL(url, location.href));
+    if (id === currentVideo) storyboard = cues;
+  } catch (_) { /* no previews */ }
+}
+
+function cueAt(t) {
+  let found = null;
+  for (const c of storyboard) { if (c.start <= t) found = c; if (t < c.end) break; }
+  return found;
+}
+
+function mediaDuration() {
+  const d = $("player").duration;
+  return Number.isFinite(d) ? d : 0;
+}
+
+function scrubTime(ev) {
+  const r = $("scrub").getBoundingClientRect();
+  return Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width)) * mediaDuration();
+}
+
+function clock(t) {
+  const s = Math.floor(t);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function showPreview(ev) {
+  const preview = $("storyboard-preview");
+  const t = scrubTime(ev);
+  const cue = mediaDuration() ? cueAt(t) : null;
+  if (!cue) { preview.hidden = true; return; }
+  const tile = preview.querySelector(".tile");
+  tile.style.width = cue.w + "px";
+  tile.style.height = cue.h + "px";
+  tile.style.backgroundImage = `url("${cue.url}")`;
+  tile.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+  preview.querySelector(".time").textContent = clock(t);
+  preview.dataset.time = t.toFixed(3);
+  const bar = $("scrub").getBoundingClientRect();
+  const left = Math.min(bar.width - cue.w, Math.max(0, ev.clientX - bar.left - cue.w / 2));
+  preview.style.left = left + "px";
+  preview.hidden = false;
+}
+
+function showPlayed() {
+  const p = $("player");
+  const d = mediaDuration();
+  $("scrub").querySelector(".scrub-fill").style.width = d ? `${(p.currentTime / d) * 100}%` : "0";
+  $("scrub").setAttribute("aria-valuemax", d.toFixed(1));
+  $("scrub").setAttribute("aria-valuenow", p.currentTime.toFixed(1));
+}
+
+$("scrub").onmousemove = showPreview;
+$("scrub").onmouseleave = () => { $("storyboard-preview").hidden = true; };
+$("scrub").onclick = (ev) => { if (mediaDuration()) $("player").currentTime = scrubTime(ev); };
+$("scrub").onkeydown = (ev) => {
+  const step = { ArrowLeft: -5, ArrowRight: 5 }[ev.key];
+  if (step && mediaDuration()) { $("player").currentTime += step; ev.preventDefault(); }
+};
+for (const name of ["timeupdate", "durationchange", "seeked"]) {
+  $("player").addEventListener(name, showPlayed);
+}
 
 // --- list ----------------------------------------------------------------------------------
 async function refreshList() {
@@ -275,5 +483,12 @@ $("author-form").onsubmit = async (ev) => {
   } catch (e) { $("author-msg").textContent = "Lookup failed: " + e.message; }
 };
 
-loadConfig().then(refreshList);
+// A job page's address (#video=ID) opens that video again after a reload or from a link.
+function videoInAddress() {
+  const m = location.hash.match(/^#video=([A-Za-z0-9_-]+)$/);
+  if (m && m[1] !== currentVideo) openVideo(m[1]);
+}
+window.addEventListener("hashchange", videoInAddress);
+
+loadConfig().then(() => { refreshList(); videoInAddress(); });
 setInterval(refreshList, 5000);

@@ -1,0 +1,171 @@
+"""A captions worker loads its Whisper model once, when it starts, and every job reuses it.
+
+The real ``worker.py`` runs in its own process, started through this module's ``__main__``,
+which only registers a hook on ``spool.whisper``'s model loads (printing one line per load)
+before handing over to ``worker.main``. Two real captions jobs (``CaptionsWorkflow``: audio,
+Whisper, recorded) then run on it one after the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from spool import whisper
+from spool.config import Settings
+from spool.db import get_engine
+from spool.db.video import ensure_video
+from spool.models import CaptionsInput, CaptionsResult, CaptionsState
+from spool.storage import keys, open_storage
+from tests import media_clips
+from tests.test_worker import REPO, stop_worker, worker_env
+
+LOAD_LINE = "whisper-model-load"
+SENTENCES = ["Hello world, this is a simple test.", "The weather is nice today.",
+             "We are testing captions for videos.", "Each sentence should become a segment.",
+             "This is the last sentence of the clip."]
+READY_LINE = "worker ready"
+
+
+class WorkerOutput:
+    """Every line a worker process prints, read as it comes, so the pipe never fills."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.changed = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while line := await self.proc.stdout.readline():
+            self.lines.append(line.decode(errors="replace").rstrip())
+            self.changed.set()
+        self.changed.set()
+
+    async def wait_for(self, text: str, within: float) -> None:
+        async with asyncio.timeout(within):
+            while not any(text in line for line in self.lines):
+                if self.task.done():
+                    raise AssertionError("worker exited:\n" + "\n".join(self.lines))
+                self.changed.clear()
+                await self.changed.wait()
+
+    def loads(self) -> int:
+        return sum(line.startswith(LOAD_LINE) for line in self.lines)
+
+
+@contextlib.asynccontextmanager
+async def captions_worker(settings: Settings):
+    """worker.py polling the pipeline and captions queues, in its own process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.test_whisper_warm", "--queue", "pipeline",
+        "--queue", "captions", cwd=REPO, env=worker_env(settings),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output = WorkerOutput(proc)
+    try:
+        await output.wait_for(READY_LINE, within=120)
+        yield output
+    finally:
+        if proc.returncode is None:
+            await stop_worker(proc)
+        await output.task
+
+
+async def captions_job(client, settings: Settings, source_key: str, video_id: str):
+    await asyncio.to_thread(ensure_video, get_engine(settings), video_id, "ada", "processing")
+    return await client.execute_workflow(
+        "CaptionsWorkflow",
+        CaptionsInput(video_id=video_id, source_key=source_key,
+                      queue_pipeline=settings.queue_pipeline,
+                      queue_captions=settings.queue_captions),
+        id=f"captions-warm-{video_id}", task_queue=settings.queue_pipeline,
+        result_type=CaptionsResult)
+
+
+async def test_second_captions_job_on_a_warm_worker_loads_no_model(
+        client, settings, clips, whisper_ready):
+    clip = media_clips.make_clip(clips / "warm.mp4", width=320, height=180, seconds=3)
+    source_key = keys.source_key("warm-source")
+    await asyncio.to_thread(open_storage(settings).put_file, clip, source_key)
+    async with captions_worker(settings) as worker:
+        # Loaded at start, before the worker said it was ready: no job pays for it.
+        ready_at = next(i for i, line in enumerate(worker.lines) if READY_LINE in line)
+        assert [line for line in worker.lines[:ready_at] if line.startswith(LOAD_LINE)], (
+            "the model was not loaded at start:\n" + "\n".join(worker.lines))
+        assert worker.loads() == 1
+        for n in (1, 2):
+            result = await captions_job(client, settings, source_key,
+                                        f"warm{n}-{uuid.uuid4().hex[:8]}")
+            assert result.state == CaptionsState.AVAILABLE, result
+            heard = set(media_clips.normalized_words(result.excerpt or ""))
+            assert heard & {"hello", "world", "simple", "test"}, result.excerpt
+            assert worker.loads() == 1, f"job {n} loaded the model again:\n" + "\n".join(
+                worker.lines)
+
+
+def test_transcriptions_from_two_threads_share_the_model_and_agree(clips, whisper_ready):
+    """A worker with SPOOL_CAPTIONS_CONCURRENCY > 1 transcribes on several activity threads
+    with the one warm model: each gets the transcript it would get alone."""
+    wav = media_clips.speech_wav(clips / "two-threads.wav")
+    settings = Settings()
+    alone = whisper.transcribe(wav, settings=settings)
+    start = threading.Barrier(2)
+
+    def transcribe_together() -> list[whisper.Segment]:
+        start.wait(timeout=60)
+        return whisper.transcribe(wav, settings=settings)
+
+    with ThreadPoolExecutor(2) as pool:
+        together = [f.result(timeout=240) for f in
+                    [pool.submit(transcribe_together) for _ in range(2)]]
+    assert alone and together == [alone, alone]
+
+
+def test_long_audio_takes_the_batched_pipeline_with_the_same_words(clips, whisper_ready,
+                                                                    monkeypatch):
+    """Audio of BATCHED_MIN_SECONDS or more goes through faster-whisper's batched, VAD-split
+    pipeline (bench/whisper.py: faster there), with cue times inside each chunk; shorter
+    audio is decoded plainly. The threshold is lowered so a short clip stands for long audio."""
+    wav = media_clips.speech_wav(clips / "long-stand-in.wav", " ".join(SENTENCES))
+    settings = Settings()
+    batched_calls: list[str] = []
+    batched_segments = whisper._batched_segments
+
+    def spy(model, wav_path, language):
+        batched_calls.append(str(wav_path))
+        return batched_segments(model, wav_path, language)
+
+    monkeypatch.setattr(whisper, "_batched_segments", spy)
+    seconds = whisper.wav_seconds(wav)
+    assert 5.0 < seconds < 30.0
+    monkeypatch.setattr(whisper, "BATCHED_MIN_SECONDS", seconds + 1)
+    plain = whisper.transcribe(wav, settings=settings)
+    assert batched_calls == []
+    monkeypatch.setattr(whisper, "BATCHED_MIN_SECONDS", seconds)
+    batched = whisper.transcribe(wav, settings=settings)
+    assert batched_calls == [str(wav)]
+    words = media_clips.normalized_words
+    heard = words(" ".join(s.text for s in batched))
+    assert heard == words(" ".join(s.text for s in plain))
+    assert {"world", "simple", "captions", "sentence", "segment"} <= set(heard)
+    # A cue every sentence or two, as plain decoding makes them, not one per VAD chunk.
+    assert len(batched) >= 3, batched
+    assert all(0 <= s.start < s.end <= seconds + 0.5 for s in batched), batched
+
+
+def main() -> int:
+    """``python -m tests.test_whisper_warm WORKER-ARGS``: worker.py, each model load printed."""
+    import worker
+
+    whisper.on_model_load(lambda model: print(f"{LOAD_LINE} {model}", flush=True))
+    return worker.main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    from spool.temporal import exit_process
+
+    exit_process(main())
