@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -200,7 +202,7 @@ def test_every_command_carries_the_input_hardening(tmp_path):
             outputs = [part for part in argv if str(tmp_path) in part]
             assert outputs and all(o.startswith(f"file:{tmp_path}/") for o in outputs), name
     assert not set(media.DEMUXER_WHITELIST.split(",")) & {"hls", "concat", "image2", "tty"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="media paths must be absolute: relative/name.mp4"):
         media.file_url("relative/name.mp4")
 
 
@@ -522,3 +524,317 @@ async def test_cancelling_transcribe_stops_whisper_mid_file(clips, five_sentence
         await env.run(VideoActivities(settings).transcribe,
                       TranscribeInput(video_id="cancel", audio_key=key, duration=14.0))
     assert outcome == ["cancelled"] and len(seen) == 1
+
+
+# --- what each command makes, on small clips (fast: bench/mutation.py runs these) ------------
+
+UPLOAD_TITLE = "uploader-private-title"
+
+
+def _ffmpeg(*args: str | Path) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def small_clip(clips) -> Path:
+    """2 s of 320x240 pictures with a stereo 44.1 kHz tone, tagged as a phone tags an upload
+    (a title and where it was shot): every knob of the commands shows in what they make."""
+    path = clips / "small.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-ac", "2", "-metadata", f"title={UPLOAD_TITLE}",
+            "-metadata", "location=+48.8577+002.2950/", path)
+    return path
+
+
+def _ffprobe(path: Path) -> dict:
+    import json
+
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries",
+         "stream=codec_type,codec_name,width,height,pix_fmt,sample_aspect_ratio,channels"
+         ":format_tags", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def _x264_settings(path: Path) -> dict[str, str]:
+    """The settings x264 wrote into the stream it encoded (its SEI "options:" string)."""
+    found = re.search(rb"x264 - core .*? options: ([^\x00]+)", path.read_bytes())
+    assert found, f"{path} has no x264 settings"
+    return dict(part.split("=", 1) for part in found[1].decode().split() if "=" in part)
+
+
+def check_rendition(path: Path, height: int, kbps: int, *, source: Path) -> None:
+    """What a player and a viewer rely on in a rendition made from the 4:3 ``small_clip``."""
+    info = _ffprobe(path)
+    [video] = [s for s in info["streams"] if s["codec_type"] == "video"]
+    [audio] = [s for s in info["streams"] if s["codec_type"] == "audio"]
+    assert (video["codec_name"], video["pix_fmt"]) == ("h264", "yuv420p"), video
+    assert (video["width"], video["height"]) == (height * 4 // 3, height), video
+    assert video["sample_aspect_ratio"] == "1:1", video  # square pixels: shown as stored
+    # The ladder's bitrate, peaks capped at 1.5x with a 2 s buffer, so a player on a link of
+    # that speed keeps up.
+    x264 = _x264_settings(path)
+    assert (x264["bitrate"], x264["vbv_maxrate"], x264["vbv_bufsize"]) == (
+        str(kbps), str(kbps * 3 // 2), str(kbps * 2)), x264
+    assert (audio["codec_name"], audio["channels"]) == ("aac", 2), audio
+    # The uploader's tags (title, location) never reach published media.
+    assert "location" in _ffprobe(source)["format"]["tags"]  # the source does carry them
+    assert not {"title", "location"} & set(info["format"].get("tags", {})), info["format"]
+    assert UPLOAD_TITLE.encode() not in path.read_bytes()
+    # faststart: the index (moov) before the media data, so playback starts before the end.
+    data = path.read_bytes()
+    assert -1 < data.find(b"moov") < data.find(b"mdat"), path
+
+
+async def test_a_rendition_follows_its_settings_and_drops_the_upload_tags(small_clip,
+                                                                           tmp_path):
+    percents: list[float] = []
+    await media.transcode_rendition(small_clip, tmp_path / "180p.mp4", 180, video_kbps=300,
+                                    duration=2.0, on_progress=percents.append)
+    check_rendition(tmp_path / "180p.mp4", 180, 300, source=small_clip)
+    assert percents and percents[-1] == 100.0
+
+
+async def test_each_ladder_output_gets_its_own_rendition_settings(small_clip, tmp_path):
+    specs = [media.RenditionSpec(tmp_path / "180p.mp4", 180, 300),
+             media.RenditionSpec(tmp_path / "120p.mp4", 120, 150)]
+    percents: list[float] = []
+    await media.transcode_ladder(small_clip, specs, duration=2.0, on_progress=percents.append)
+    for spec in specs:
+        check_rendition(spec.dst, spec.height, spec.video_kbps, source=small_clip)
+    assert percents and percents[-1] == 100.0
+    with pytest.raises(ValueError, match="^no renditions requested$"):
+        media.ladder_args(small_clip, [])
+
+
+async def test_a_ladder_of_a_silent_source_has_no_audio_tracks(black_then_white, tmp_path):
+    specs = [media.RenditionSpec(tmp_path / "120p.mp4", 120, 150),
+             media.RenditionSpec(tmp_path / "90p.mp4", 90, 100)]
+    await media.transcode_ladder(black_then_white, specs, has_audio=False)
+    for spec in specs:
+        streams = _ffprobe(spec.dst)["streams"]
+        assert [(s["codec_type"], s["height"]) for s in streams] == [("video", spec.height)]
+
+
+@pytest.fixture(scope="module")
+def black_then_white(clips) -> Path:
+    """1 s of black pictures, then 1 s of white ones, a keyframe every third of a second."""
+    path = clips / "black-then-white.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "color=c=black:s=160x120:r=15:d=1,format=yuv420p[a];"
+            "color=c=white:s=160x120:r=15:d=1,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
+            "-c:v", "libx264", "-preset", "ultrafast", "-g", "5", path)
+    return path
+
+
+def _mean_brightness(picture: Path) -> tuple[int, float]:
+    """(pixels, mean 0-255 luma) of a decoded picture."""
+    gray = subprocess.run(["ffmpeg", "-v", "error", "-i", str(picture), "-f", "rawvideo",
+                           "-pix_fmt", "gray", "-"], check=True, capture_output=True).stdout
+    return len(gray), sum(gray) / max(1, len(gray))
+
+
+@pytest.mark.parametrize("at_seconds, shade", [(0.3, "black"), (1.5, "white"), (-1.0, "black")])
+async def test_the_poster_is_the_picture_at_the_requested_time(black_then_white, tmp_path,
+                                                              at_seconds, shade):
+    poster = tmp_path / "poster.jpg"
+    await media.extract_poster(black_then_white, poster, at_seconds)
+    assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
+    pixels, brightness = _mean_brightness(poster)
+    assert pixels == 160 * 120  # one picture, at the source's size
+    assert (brightness < 30) if shade == "black" else (brightness > 225), brightness
+
+
+async def test_audio_for_whisper_is_16k_mono_16_bit_pcm_without_the_upload_tags(small_clip,
+                                                                                tmp_path):
+    wav = tmp_path / "a.wav"
+    await media.extract_audio_16k_mono(small_clip, wav, duration=2.0)
+    data = wav.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    fmt = data.index(b"fmt ") + 8
+    audio_format, channels, rate = (int.from_bytes(data[fmt:fmt + 2], "little"),
+                                    int.from_bytes(data[fmt + 2:fmt + 4], "little"),
+                                    int.from_bytes(data[fmt + 4:fmt + 8], "little"))
+    bits = int.from_bytes(data[fmt + 14:fmt + 16], "little")
+    assert (audio_format, channels, rate, bits) == (1, 1, 16000, 16)  # PCM, from stereo 44.1k
+    assert UPLOAD_TITLE.encode() not in data
+
+
+async def test_the_decode_check_decodes_only_the_first_packets(small_clip):
+    """Proof that pictures decode, at a cost that does not grow with the upload: the first
+    FIRST_FRAMES_PACKETS packets of the 30-picture clip, each one picture."""
+    assert await media.decoded_frame_count(small_clip, media.Limits()) == \
+        media.FIRST_FRAMES_PACKETS
+
+
+# --- run_tool's process control, on a stand-in tool (a Python script) -------------------------
+
+PYTHON = Path(sys.executable).name
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def _until(predicate, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_run_tool_turns_ffmpeg_progress_lines_into_percents():
+    # ffmpeg's progress lines, one of them not ASCII (nothing makes ffmpeg promise it is)
+    script = ("import sys\nfor line in (b'out_time_us=1500000', b'progress=continue',"
+              " b'out_time_us=N/A', b'speed=\\xff', b'out_time_us=2250000',"
+              " b'progress=continue', b'out_time_us=9000000', b'progress=end'):"
+              " sys.stdout.buffer.write(line + b'\\n')")
+    argv = [sys.executable, "-c", script]
+    percents: list[float] = []
+    await media.run_tool(argv, media.Limits(), duration=3.0, on_progress=percents.append)
+    assert percents == [50.0, 75.0, 100.0, 100.0]  # of 3 s; past the end is still 100
+    percents.clear()  # without a duration only the end is known
+    await media.run_tool(argv, media.Limits(), duration=None, on_progress=percents.append)
+    assert percents == [100.0]
+    # Without a progress callback, stdout is the result (ffprobe's JSON), undecodable bytes
+    # (an upload's tags) replaced rather than failing the call.
+    out = await media.run_tool(
+        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'{\\xff}')"],
+        media.Limits())
+    assert out == "{\ufffd}"
+
+
+async def test_run_tool_reports_the_exit_code_the_last_line_and_only_the_tail():
+    # The last line names a file as an upload spelled it, in no particular encoding.
+    script = ("import sys\nfor i in range(100): print(f'line {i}', file=sys.stderr)\n"
+              "sys.stderr.flush(); sys.stderr.buffer.write(b'caf\\xe9.mp4: bad\\n')\n"
+              "print(file=sys.stderr)\nsys.exit(3)")
+    with pytest.raises(media.MediaError) as err:
+        await media.run_tool([sys.executable, "-c", script], media.Limits())
+    assert str(err.value) == f"{PYTHON} exited with 3: caf\ufffd.mp4: bad"
+    # The error travels in the job's history: only the last STDERR_TAIL_LINES lines.
+    assert err.value.stderr.split("\n") == (
+        [f"line {i}" for i in range(72, 100)] + ["caf\ufffd.mp4: bad", ""])
+
+
+async def test_run_tool_reports_a_tool_that_fails_silently():
+    with pytest.raises(media.MediaError) as err:
+        await media.run_tool([sys.executable, "-c", "import sys; sys.exit(5)"], media.Limits())
+    assert str(err.value) == f"{PYTHON} exited with 5: " and err.value.stderr == ""
+
+
+async def test_run_tool_timeout_kills_a_tool_that_never_ends(tmp_path):
+    marker = str(tmp_path / "never-ends")
+    with pytest.raises(media.MediaTimeout) as err:
+        await media.run_tool([sys.executable, "-c", "import time; time.sleep(600)", marker],
+                             media.Limits(timeout_seconds=1))
+    assert str(err.value) == f"{PYTHON} took longer than 1 s"
+    assert err.value.stderr == ""  # it printed nothing: the tail is empty, not missing
+    assert _processes_mentioning(marker) == []  # killed and reaped before the error
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if marker in cmd and _alive(int(entry)):
+            pids.append(int(entry))
+    return pids
+
+
+# A tool that starts a helper of its own (in its process group, detached from its pipes),
+# writes the helper's pid to argv[1], then runs for ten minutes or exits at once (argv[2]).
+SPAWNING_TOOL = """
+import subprocess, sys, time
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", sys.argv[1]],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+with open(sys.argv[1] + ".tmp", "w") as fh:
+    fh.write(str(helper.pid))
+import os; os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+if sys.argv[2] == "stay":
+    time.sleep(600)
+"""
+
+
+async def test_run_tool_cancel_kills_the_tool_and_what_it_started(tmp_path):
+    pid_file = tmp_path / "helper.pid"
+    task = asyncio.create_task(media.run_tool(
+        [sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "stay"], media.Limits()))
+    await _until(pid_file.exists)  # the gate: the tool and its helper are both running
+    helper = int(pid_file.read_text())
+    try:
+        [tool] = [pid for pid in _processes_mentioning(str(pid_file)) if pid != helper]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not _alive(tool)  # killed and reaped before the cancel returns
+        await _until(lambda: not _alive(helper), within=30)
+    finally:
+        _kill_if_alive(helper)
+
+
+def _kill_if_alive(pid: int) -> None:
+    """A failed test leaves nothing running for ten minutes."""
+    with contextlib.suppress(ProcessLookupError):
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_run_tool_kills_what_a_finished_tool_left_running(tmp_path):
+    pid_file = tmp_path / "helper.pid"
+    await media.run_tool([sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "exit"],
+                         media.Limits())
+    helper = int(pid_file.read_text())
+    try:
+        await _until(lambda: not _alive(helper), within=30)
+    finally:
+        _kill_if_alive(helper)
+
+
+async def test_run_tool_never_lets_a_tool_read_the_workers_stdin():
+    read, write = os.pipe()
+    os.write(write, b"the worker's own input")
+    os.close(write)
+    saved = os.dup(0)
+    os.dup2(read, 0)
+    try:
+        out = await media.run_tool(
+            [sys.executable, "-c", "import sys; print(len(sys.stdin.buffer.read()))"],
+            media.Limits())
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(read)
+    assert out.strip() == "0"
+
+
+async def test_run_tool_starts_the_tool_itself_under_its_limits_leading_its_group():
+    script = ("import os; print(open('/proc/self/limits').read());"
+              "print('ids', os.getpid(), os.getppid(), os.getpgid(0))")
+    out = await media.run_tool([sys.executable, "-c", script],
+                               media.Limits(memory_limit_mb=3000))
+    limits = {line[:26].strip(): line[26:].split()[0]
+              for line in out.splitlines()[1:] if line and not line.startswith("ids")}
+    assert limits["Max address space"] == str(3000 * 1024 * 1024), limits
+    assert limits["Max core file size"] == "0", limits
+    pid, parent, group = map(int, out.split("ids", 1)[1].split())
+    assert parent == os.getpid() and group == pid  # exec'd into, our child, its group's leader
+
+
+async def test_run_tool_names_a_missing_tool_as_the_hosts_problem():
+    from spool.process import ToolMissing
+
+    with pytest.raises(ToolMissing, match="no-such-tool-7 is not installed on this worker"):
+        await media.run_tool(["no-such-tool-7", "-version"], media.Limits())

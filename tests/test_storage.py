@@ -663,15 +663,15 @@ def test_a_finished_local_write_refuses_more_and_aborting_it_is_harmless(tmp_pat
     committed.commit()
     committed.abort()  # cleanup after success: the object stays
     assert storage.read_bytes(KEY) == b"whole"
-    with pytest.raises(AssertionError, match="write after commit or abort"):
+    with pytest.raises(AssertionError, match="^write after commit or abort$"):
         committed.write(b"more")
-    with pytest.raises(AssertionError, match="commit after commit or abort"):
+    with pytest.raises(AssertionError, match="^commit after commit or abort$"):
         committed.commit()
     aborted = storage.begin_write("videos/abc/other")
     aborted.write(b"part")
     aborted.abort()
     aborted.abort()  # twice: still nothing, no error
-    with pytest.raises(AssertionError, match="write after commit or abort"):
+    with pytest.raises(AssertionError, match="^write after commit or abort$"):
         aborted.write(b"more")
     assert not storage.exists("videos/abc/other")
     assert uploads_in_progress(storage) == []

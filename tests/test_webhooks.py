@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import ipaddress
+import logging
+import re
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -30,6 +34,7 @@ class Receiver:
     def __init__(self, fail: int = 0, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.fail = fail
         self.requests: list[tuple[dict[str, str], bytes, int]] = []
+        self.paths: list[str] = []  # the request target of each request, query included
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -38,15 +43,21 @@ class Receiver:
                 status = 500 if len(receiver.requests) < receiver.fail else 204
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()},
                                           body, status))
+                receiver.paths.append(self.path)
                 self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        server_class = http.server.ThreadingHTTPServer
+        if ":" in host:  # an IPv6 address
+            server_class = type("IPv6Server", (server_class,),
+                                {"address_family": socket.AF_INET6})
+        self.server = server_class((host, port), Handler)
         self.port = self.server.server_address[1]
-        self.url = f"http://{host}:{self.port}/hooks/spool"
+        netloc = f"[{host}]" if ":" in host else host
+        self.url = f"http://{netloc}:{self.port}/hooks/spool"
 
     def accepted(self) -> list[dict]:
         """Every request's verified event (raises if any signature is wrong)."""
@@ -162,7 +173,7 @@ def test_allow_flags():
 
 
 def test_a_name_that_now_resolves_inside_is_refused_at_delivery(monkeypatch, no_connections,
-                                                                 tmp_path: Path):
+                                                                 tmp_path: Path, caplog):
     answers = {"hooks.example.test": "93.184.216.34"}
 
     def fake_getaddrinfo(host, port, *args, **kwargs):
@@ -175,9 +186,16 @@ def test_a_name_that_now_resolves_inside_is_refused_at_delivery(monkeypatch, no_
     answers["hooks.example.test"] = "10.0.0.7"  # DNS changed since
     with pytest.raises(webhooks.WebhookRefused, match="10.0.0.7"):
         webhooks.check_destination(s, url)
-    # The notifier refuses without connecting, and does not retry a refused destination.
-    make_notifier(s).deliver(Notification(key="e:" + url, event_id="e", event_type="video.ready",
-                                          recipient=url, payload={}))
+    # The notifier refuses without connecting (no_connections) and does not retry a refused
+    # destination: deliver returns, and the reason is logged for the operator.
+    with caplog.at_level(logging.WARNING, logger="spool.notify"):
+        make_notifier(s).deliver(Notification(key="e:" + url, event_id="e",
+                                              event_type="video.ready", recipient=url,
+                                              payload={}))
+    [refusal] = [r.getMessage() for r in caplog.records if r.name == "spool.notify"]
+    assert url in refusal and "refused" in refusal and "10.0.0.7" in refusal, refusal
+    # Nor is the event handed to the log notifier as if it were not a webhook.
+    assert not s.resolved_notify_outbox.exists()
 
 
 async def test_private_callback_url_is_refused_at_the_door(client, settings, no_connections):
@@ -397,3 +415,172 @@ def test_https_delivery_to_a_name_now_resolving_inside_never_connects(monkeypatc
     with pytest.raises(webhooks.WebhookRefused, match="10.0.0.7"):
         webhooks.send(s, webhooks.Delivery(url, "msg_1", "video.ready", {}), verify=trust)
     assert checked.sni == [] and other.sni == [] and checked.requests == other.requests == []
+
+
+# --- plain HTTP deliveries are pinned too ------------------------------------------------------
+
+def _switching_dns(monkeypatch, family: int, first: str, later: str) -> list[str]:
+    """getaddrinfo whose first answer for a name is ``first`` and every later one ``later``;
+    returns the list of names looked up (an IP literal is answered as itself, not noted)."""
+    lookups: list[str] = []
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        try:
+            ipaddress.ip_address(host)
+            return [(family, 1, 6, "", (host, port))]
+        except ValueError:
+            lookups.append(host)
+        return [(family, 1, 6, "", (first if len(lookups) == 1 else later, port))]
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", fake_getaddrinfo)
+    return lookups
+
+
+@pytest.mark.parametrize("netloc_prefix, path_and_query, seen_path", [
+    ("", "/hooks/spool?run=7", "/hooks/spool?run=7"),
+    ("", "", "/"),  # no path: the request still asks for "/"
+    ("", "?run=7", "/?run=7"),
+    ("@", "/hooks", "/hooks"),  # an empty user-info is not part of the Host
+])
+def test_http_delivery_to_a_name_goes_to_the_checked_address_with_the_name_as_host(
+        monkeypatch, netloc_prefix, path_and_query, seen_path):
+    checked = Receiver()
+    other = Receiver(host="127.0.0.2", port=checked.port)
+    lookups = _switching_dns(monkeypatch, socket.AF_INET, "127.0.0.1", "127.0.0.2")
+    s = Settings(webhook_secret=SECRET, notifier="webhook", webhook_allowlist=["127.0.0.1/32"])
+    url = f"http://{netloc_prefix}{HOOK_NAME}:{checked.port}{path_and_query}"
+    with checked.running(), other.running():
+        status = webhooks.send(s, webhooks.Delivery(url, "msg_http", "video.ready", {"b": 2}))
+    assert status == 204
+    assert lookups == [HOOK_NAME]  # resolved once, for the check; the request used the answer
+    assert checked.paths == [seen_path] and other.requests == []
+    headers, _body, _ = checked.requests[0]
+    assert headers["host"] == f"{HOOK_NAME}:{checked.port}"
+    [event] = checked.accepted()
+    assert event["data"] == {"b": 2}
+
+
+def test_ipv6_deliveries_reach_the_checked_address(monkeypatch):
+    """An IPv6 literal and a name that resolves to IPv6 both reach the receiver on ::1, with
+    the Host header the URL names."""
+    try:
+        receiver = Receiver(host="::1")
+    except OSError as exc:  # a host or container without IPv6 loopback
+        service_missing(f"IPv6 loopback ::1: {exc}")
+    lookups = _switching_dns(monkeypatch, socket.AF_INET6, "::1", "::2")
+    s = Settings(webhook_secret=SECRET, notifier="webhook", webhook_allowlist=["::1/128"])
+    with receiver.running():
+        assert webhooks.send(s, webhooks.Delivery(
+            receiver.url, "msg_v6", "video.ready", {})) == 204
+        assert webhooks.send(s, webhooks.Delivery(
+            f"http://{HOOK_NAME}:{receiver.port}/by-name", "msg_v6n", "video.ready", {})) == 204
+    assert lookups == [HOOK_NAME]
+    assert receiver.paths == ["/hooks/spool", "/by-name"]
+    hosts = [headers["host"] for headers, _, _ in receiver.requests]
+    assert hosts == [f"[::1]:{receiver.port}", f"{HOOK_NAME}:{receiver.port}"]
+
+
+PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
+
+
+@pytest.mark.parametrize("url, address, target, host, sni", [
+    ("https://hooks.test/x?q=1", "93.184.216.34", "https://93.184.216.34:443/x?q=1",
+     "hooks.test", "hooks.test"),
+    ("https://hooks.test:8443", PUBLIC_V6, f"https://[{PUBLIC_V6}]:8443/", "hooks.test:8443",
+     "hooks.test"),
+    # An address in the URL is no name: no SNI override (RFC 6066 has no IP form).
+    ("https://93.184.216.34:8443/x", "93.184.216.34", "https://93.184.216.34:8443/x",
+     "93.184.216.34:8443", None),
+    (f"https://[{PUBLIC_V6}]/x", PUBLIC_V6, f"https://[{PUBLIC_V6}]:443/x", f"[{PUBLIC_V6}]",
+     None),
+    ("http://hooks.test/x", "93.184.216.34", "http://93.184.216.34:80/x", "hooks.test", None),
+])
+def test_pinned_request_names_the_checked_address_and_keeps_the_name(url, address, target,
+                                                                      host, sni):
+    """What send() hands to httpx: the URL of the checked address, the URL's own Host, and
+    the name for TLS only when it is one."""
+    dest = webhooks.Destination(*webhooks.parse_destination(url),
+                                [ipaddress.ip_address(address)])
+    got_target, headers, extensions = webhooks.pinned_request(url, dest)
+    assert got_target == target
+    assert headers == {"host": host}
+    assert extensions == ({"sni_hostname": sni} if sni else {})
+
+
+# --- every refusal names its reason ------------------------------------------------------------
+
+# The API answers a refused callback_url with "callback_url: <message>": the message is what
+# the submitter reads to fix the URL, so each names the problem (rule 3).
+REFUSAL_MESSAGES = [
+    ("", r"must be an http\(s\) URL"),
+    ("ftp://example.com/", r"must use http or https"),
+    ("http://", r"has no host"),
+    ("http://user:pw@93.184.216.34/", r"must not contain credentials"),
+    ("http://user@93.184.216.34/", r"must not contain credentials"),
+    ("http://:pw@93.184.216.34/", r"must not contain credentials"),
+    ("http://93.184.216.34/a b", r"must not contain whitespace"),
+    ("https://93.184.216.34:99999/", r"is not a valid URL \(.*[Pp]ort.*\)"),
+    ("http://93.184.216.34/" + "x" * 400, r"must be at most 300 characters"),
+    ("http://10.0.0.1/", r"host '10\.0\.0\.1' resolves to 10\.0\.0\.1, a private or reserved "
+                         r"address; only public destinations are allowed"),
+    ("http://169.254.169.254/", r"host '169\.254\.169\.254' resolves to 169\.254\.169\.254, a "
+                                r"metadata, link-local, multicast or reserved address; it is "
+                                r"never allowed, whatever the settings"),
+]
+
+
+@pytest.mark.parametrize("url, message", REFUSAL_MESSAGES)
+def test_each_refusal_names_the_problem(url, message, no_connections):
+    with pytest.raises(webhooks.WebhookRefused) as err:
+        webhooks.check_destination(Settings(), url)
+    assert re.fullmatch(message, str(err.value)), str(err.value)
+
+
+def test_a_name_with_no_address_is_refused_naming_it(monkeypatch, no_connections):
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *a, **k: [])
+    with pytest.raises(webhooks.WebhookRefused) as err:
+        webhooks.check_destination(Settings(), "https://nothing.example.test/")
+    assert str(err.value) == "host 'nothing.example.test' does not resolve"
+
+
+def test_the_longest_accepted_url_fits_the_ledger():
+    """A URL of exactly MAX_URL_CHARS (the ledger's recipient column) is accepted."""
+    base = "https://93.184.216.34/"
+    url = base + "x" * (webhooks.MAX_URL_CHARS - len(base))
+    assert len(url) == webhooks.MAX_URL_CHARS
+    assert webhooks.parse_destination(url) == ("https", "93.184.216.34", 443)
+    assert webhooks.parse_destination("http://93.184.216.34/") == ("http", "93.184.216.34", 80)
+
+
+def test_allowlist_entries_are_networks_and_a_bad_one_does_not_hide_the_rest():
+    # An operator's "10.1.2.3/16" means the network 10.1.0.0/16 (host bits are not an error),
+    # and an entry that is no network at all is skipped, not the end of the list.
+    s = Settings(webhook_allowlist=["not-a-network", "10.1.2.3/16", " 127.0.0.1/32 "])
+    for url in ("http://10.1.200.7/", "http://127.0.0.1:9000/"):
+        webhooks.check_destination(s, url)
+    with pytest.raises(webhooks.WebhookRefused, match="only public"):
+        webhooks.check_destination(s, "http://10.2.0.1/")
+
+
+# IPv6 forms that reach a private IPv4 address but are not private themselves to ipaddress:
+# NAT64 (64:ff9b::/96) and 6to4 (2002::/16) of 10.0.0.1.
+EMBEDDED_PRIVATE = ["http://[64:ff9b::a00:1]/", "http://[2002:a00:1::1]/"]
+
+
+@pytest.mark.parametrize("url", EMBEDDED_PRIVATE)
+def test_private_addresses_inside_ipv6_forms_are_refused(url, no_connections):
+    with pytest.raises(webhooks.WebhookRefused, match="only public"):
+        webhooks.check_destination(Settings(), url)
+    webhooks.check_destination(Settings(webhook_allow_private=True), url)
+
+
+def test_a_teredo_address_is_judged_by_the_server_it_reaches(no_connections):
+    # Teredo 2001:0:<server>:<flags>:<port>:<client>, the client's bits inverted: a packet to it
+    # goes to the server, so a metadata server with a public client is never allowed.
+    server, client = "169.254.169.254", "93.184.216.34"
+    obfuscated = int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
+    teredo = ipaddress.IPv6Address((0x20010000 << 96) | (int(ipaddress.IPv4Address(server)) << 64)
+                                   | obfuscated)
+    assert teredo.teredo == (ipaddress.IPv4Address(server), ipaddress.IPv4Address(client))
+    with pytest.raises(webhooks.WebhookRefused, match="never allowed"):
+        webhooks.check_destination(Settings(**EVERYTHING_ALLOWED), f"http://[{teredo}]/")
