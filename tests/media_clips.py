@@ -90,3 +90,45 @@ def make_truncated_mp4(path: Path) -> Path:
     data = full.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+# --- clips for chunked encoding (tests/test_encoding.py) -----------------------------------
+
+MARK_TONE_HZ = 440
+MARK_SAMPLE_RATE = 48000
+MARK_QUIET = 0.125  # the tone's amplitude before the beep
+MARK_LOUD = 0.75  # and from the beep on
+
+
+def make_marked_clip(path: Path, *, width: int, height: int, seconds: float, flash_at: float,
+                     fps: int = 30, gop: int | None = None,
+                     slow_after: float | None = None,
+                     video_seconds: float | None = None, audio_delay: float = 0.0) -> Path:
+    """testsrc2 with a white flash (0.1 s) at ``flash_at`` and an unbroken 440 Hz tone that
+    turns six times louder at the same instant: the pair an A/V sync test looks for.
+
+    ``gop``: one keyframe every ``gop`` frames (no scene-cut keyframes in between).
+    ``slow_after``: from that time on only every third frame is kept, so the clip has a
+    variable frame rate (fps, then fps / 3).
+    ``video_seconds``: the pictures stop there while the tone goes on to ``seconds``.
+    ``audio_delay``: the audio track starts that late (as some cameras write it); the beep
+    still sounds with the flash."""
+    flash_frame = round(flash_at * fps)
+    video = (f"testsrc2=size={width}x{height}:rate={fps},"
+             f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:"
+             f"enable='gte(n,{flash_frame})*lt(n,{flash_frame + round(0.1 * fps)})'")
+    if slow_after is not None:
+        video += f",select='lt(t,{slow_after})+not(mod(n,3))'"
+    tone = (f"aevalsrc='{MARK_QUIET}*sin(2*PI*{MARK_TONE_HZ}*t)"
+            f"*(1+{MARK_LOUD / MARK_QUIET - 1:g}*gte(t,{flash_at - audio_delay}))'"
+            f":s={MARK_SAMPLE_RATE}")
+    video_length = [] if video_seconds is None else ["-t", f"{video_seconds}"]
+    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *video_length,
+            "-f", "lavfi", "-i", video, "-itsoffset", f"{audio_delay}",
+            "-f", "lavfi", "-i", tone, "-t", f"{seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "128k", "-fps_mode", "vfr" if slow_after else "cfr"]
+    if gop is not None:
+        argv += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+    _run([*argv, str(path)])
+    return path
