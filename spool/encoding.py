@@ -43,6 +43,8 @@ OWN_CONCAT_INPUT = {"protocol_whitelist": "file",
 THUMB_FORMATS = "image2,jpeg_pipe"
 THUMB_NAME = "thumb-%06d.jpg"
 THUMB_QUALITY = 4  # mjpeg q:v, 2 (best) .. 31: small sprites, still sharp
+# A thumbnail's height for its fixed width, from the display aspect (anamorphic sources too).
+THUMB_HEIGHT = "round(ow/dar/2)*2"
 # Read past a chunk's end so the last output frame has its nearest source frame in view;
 # the filter graph stops at the chunk's frame count, whatever the input still holds.
 READ_MARGIN_SECONDS = 1.0
@@ -173,7 +175,7 @@ def _video_output(stream, spec: media.RenditionSpec, plan: _ChunkPlan):
     # are off and the GOP cap is one frame longer than a segment (a 2 s segment at 29.97 fps
     # is 59 or 60 frames), so x264 never adds one of its own, yet no GOP outlasts a segment.
     keyframes = "expr:" + "+".join(f"eq(n,{k})" for k in plan.keyframes)
-    scaled = stream.filter("scale", -2, spec.height).filter("setsar", 1)
+    scaled = stream.filter("scale", media.DISPLAY_WIDTH, spec.height).filter("setsar", 1)
     kbps = spec.video_kbps
     return scaled.output(
         media.file_url(spec.dst), vcodec="libx264", preset=plan.preset, pix_fmt="yuv420p",
@@ -187,7 +189,7 @@ def _thumb_output(stream, plan: _ChunkPlan):
     assert plan.thumb_dir is not None
     picks = "+".join(f"eq(n,{k})" for k in plan.thumbs.values())
     return (stream.filter("select", picks)
-            .filter("scale", plan.thumb_width, -2).filter("setsar", 1)
+            .filter("scale", plan.thumb_width, THUMB_HEIGHT).filter("setsar", 1)
             .output(media.file_url(plan.thumb_dir / THUMB_NAME), vcodec="mjpeg",
                     format="image2", start_number=min(plan.thumbs),
                     **{"q:v": THUMB_QUALITY, "fps_mode": "passthrough"}))

@@ -172,7 +172,8 @@ def _file_size(path: str | Path) -> int:
 # Spool's memory or the output pipe.
 PROBE_ENTRIES = ":".join([
     "format=format_name,duration,bit_rate",
-    "stream=index,codec_type,codec_name,width,height,duration,avg_frame_rate,r_frame_rate",
+    "stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,duration,"
+    "avg_frame_rate,r_frame_rate",
     "stream_disposition=attached_pic", "stream_tags=rotate", "stream_side_data=rotation",
 ])
 # A header can declare any picture size; decoding a few packets of the main video stream
@@ -311,6 +312,15 @@ def _bit_rate(fmt: dict, duration: float, size_bytes: int) -> int | None:
         return None
 
 
+def _display_width(stream: dict, width: int) -> int:
+    """The width the picture is shown at: stored width × sample aspect ratio (DV, DVD and HDV
+    store wide pictures in narrow, non-square pixels), kept even."""
+    num, _, den = str(stream.get("sample_aspect_ratio") or "").partition(":")
+    if not (num.isdigit() and den.isdigit()) or int(num) == 0 or int(den) == 0:
+        return width  # unknown or 0:1 means square pixels
+    return max(2, round(width * int(num) / int(den) / 2) * 2)
+
+
 def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
     streams = data.get("streams") or []
     fmt = data.get("format") or {}
@@ -320,6 +330,8 @@ def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
     duration = _media_duration(fmt, [s for s in (video, audio) if s])
     width = int(video.get("width") or 0) if video else 0
     height = int(video.get("height") or 0) if video else 0
+    if video and width:
+        width = _display_width(video, width)
     rotation = _rotation(video) if video else 0
     if abs(rotation) % 180 == 90:
         width, height = height, width
@@ -353,11 +365,17 @@ def _compile(stream) -> list[str]:
     return list(argv)
 
 
+# The width of a rendition ``oh`` pixels tall: the source's DISPLAY aspect (dar = storage aspect
+# × sample aspect), even, so that square output pixels (setsar=1) show the picture undistorted.
+# For square-pixel sources this is exactly what ``scale=-2:oh`` gives.
+DISPLAY_WIDTH = "round(oh*dar/2)*2"
+
+
 def rendition_args(src: str | Path, dst: str | Path, height: int, *, video_kbps: int,
                    audio_kbps: int = 128, preset: str = "veryfast",
                    has_audio: bool = True) -> list[str]:
     inp = ffmpeg.input(file_url(src), **INPUT_OPTIONS)
-    video = inp["v:0"].filter("scale", -2, height).filter("setsar", 1)
+    video = inp["v:0"].filter("scale", DISPLAY_WIDTH, height).filter("setsar", 1)
     streams = [video, inp["a:0"]] if has_audio else [video]
     out = ffmpeg.output(*streams, file_url(dst), **_rendition_output_options(
         video_kbps, preset, audio_kbps, has_audio))
@@ -400,7 +418,7 @@ def ladder_args(src: str | Path, specs: list[RenditionSpec], *, audio_kbps: int 
     outputs = []
     for i, spec in enumerate(specs):
         branch = branches[i] if branches is not None else video
-        scaled = branch.filter("scale", -2, spec.height).filter("setsar", 1)
+        scaled = branch.filter("scale", DISPLAY_WIDTH, spec.height).filter("setsar", 1)
         streams = [scaled, inp["a:0"]] if has_audio else [scaled]
         outputs.append(ffmpeg.output(*streams, file_url(spec.dst), **_rendition_output_options(
             spec.video_kbps, preset, audio_kbps, has_audio)))

@@ -619,3 +619,22 @@ def test_frame_arithmetic_adds_up_across_chunks():
     assert sum(counts) == round(Fraction(61.3) * rate)
     # a keyframe on the first frame at or after each 4 s boundary, chunk-local
     assert encoding.keyframe_frames(chunks[1], rate, 4.0) == [0, 120]
+
+
+async def test_anamorphic_source_keeps_its_display_aspect_in_renditions_and_thumbnails(
+        tmp_path):
+    """Stored 320x240 in 4:3-wide pixels is a 16:9 picture: the chunked rendition and the
+    storyboard thumbnails show it at 16:9, in square pixels."""
+    source = tmp_path / "wide-pixels.mp4"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=s=320x240:d=3:r=15,setsar=4/3", "-c:v", "libx264", "-pix_fmt",
+                    "yuv420p", "-y", str(source)], check=True, timeout=120)
+    done = await encode_chunked(source, tmp_path, [180], chunk_seconds=2, segment_seconds=1,
+                                thumb_every=1.0)
+    stream = video_stream(done.joined["180p"])
+    assert (stream["width"], stream["height"]) == (320, 180)
+    assert stream.get("sample_aspect_ratio", "1:1") == "1:1"
+    thumbs = [t for chunk in done.outputs for t in chunk.thumbs]
+    assert thumbs
+    shown = ffprobe_json(thumbs[0], "-show_entries", "stream=width,height")["streams"][0]
+    assert round(shown["width"] / shown["height"], 2) == round(16 / 9, 2)

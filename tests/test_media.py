@@ -838,3 +838,31 @@ async def test_run_tool_names_a_missing_tool_as_the_hosts_problem():
 
     with pytest.raises(ToolMissing, match="no-such-tool-7 is not installed on this worker"):
         await media.run_tool(["no-such-tool-7", "-version"], media.Limits())
+
+
+def make_anamorphic_clip(path):
+    """320x240 stored, shown at 16:9 (sample aspect 4:3): DV/DVD/HDV-style wide pixels."""
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=s=320x240:d=1:r=15,setsar=4/3", "-c:v", "libx264", "-pix_fmt",
+                    "yuv420p", "-y", str(path)], check=True, timeout=120)
+    return path
+
+
+async def test_anamorphic_source_is_probed_and_rendered_at_its_display_aspect(tmp_path):
+    """Square output pixels (setsar=1) must not squeeze a wide picture stored in narrow
+    pixels: the rendition keeps the 16:9 the source is shown at."""
+    clip = make_anamorphic_clip(tmp_path / "wide-pixels.mp4")
+    info = await media.probe(clip)
+    assert (info.width, info.height) == (426, 240)
+    await media.transcode_rendition(clip, tmp_path / "180p.mp4", 180, video_kbps=300,
+                                    has_audio=False)
+    specs = [media.RenditionSpec(tmp_path / "l180.mp4", 180, 300),
+             media.RenditionSpec(tmp_path / "l120.mp4", 120, 200)]
+    await media.transcode_ladder(clip, specs, has_audio=False)
+    for name, size in (("180p.mp4", "320x180"), ("l180.mp4", "320x180"),
+                       ("l120.mp4", "214x120")):
+        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0",
+                              "-show_entries", "stream=width,height,sample_aspect_ratio",
+                              "-of", "csv=p=0:s=x", str(tmp_path / name)],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == f"{size}x1:1", name
