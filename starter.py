@@ -7,8 +7,12 @@
     python starter.py wait JOB_ID [--json]
     python starter.py cancel JOB_ID [--json]
 
-Exit codes: 0 done (or started), 1 the job failed or was cancelled, 2 bad input or usage,
-3 ready with errors (some branch failed), 4 Temporal unreachable or unknown job.
+Exit codes: 0 done (or started), 1 the job failed or was cancelled, 2 bad input or usage
+(or cancelling a job that has already ended), 3 ready with errors (some branch failed),
+4 Temporal unreachable or unknown job.
+
+Jobs are started, cancelled and read through the service layer (spool/service/), as the HTTP
+API does: the same id policy, the same typed status.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from rich.table import Table
 
 from spool.config import get_settings
 from spool.models import FINAL_JOB_STATES, InvalidPostError, JobState, post_from_dict
-from spool.status import JobNotFound, job_status
+from spool.observability import configure_logging
+from spool.service import JobEnded, JobNotFound, jobs
+from spool.service.views import JobView, VideoView
 from spool.temporal import TemporalConnectError, connect, exit_process
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
@@ -54,41 +60,46 @@ def load_post(path: str):
         raise CliError(f"{path}: invalid post: {exc}", EXIT_BAD_INPUT) from None
 
 
-def render_steps(status: dict[str, Any]) -> Table:
-    table = Table(title=f"{status.get('job_id')}  [bold]{status.get('state', '?')}[/bold]",
+# A job as the command line shows it: from Temporal (JobView) or from a remote API (VideoView).
+Status = JobView | VideoView
+
+
+def as_json(status: Status) -> dict[str, Any]:
+    """What --json prints: a job's status with its pipeline's own fields, or the API's view."""
+    return status.to_dict() if isinstance(status, JobView) else status.model_dump(mode="json")
+
+
+def render_steps(status: Status) -> Table:
+    table = Table(title=f"{status.job_id}  [bold]{status.state}[/bold]",
                   show_header=True, header_style="bold")
     table.add_column("step")
     table.add_column("state")
     table.add_column("progress", justify="right")
     table.add_column("detail", overflow="fold")
-    for step in status.get("steps", []):
-        percent = step.get("percent")
+    for step in status.steps:
         bar = ""
-        if percent is not None:
-            filled = int(percent / 5)
-            bar = f"{'█' * filled}{'·' * (20 - filled)} {percent:5.1f}%"
-        detail = step.get("last_error") or step.get("detail") or ""
-        if step.get("attempt", 0) > 1:
-            detail = f"attempt {step['attempt']}: {detail}"
-        table.add_row(step["name"], step["state"], bar, detail)
-    if status.get("error"):
-        table.caption = f"error: {status['error']}"
+        if step.percent is not None:
+            filled = int(step.percent / 5)
+            bar = f"{'█' * filled}{'·' * (20 - filled)} {step.percent:5.1f}%"
+        detail = step.last_error or step.detail or ""
+        if step.attempt > 1:
+            detail = f"attempt {step.attempt}: {detail}"
+        table.add_row(step.name, step.state, bar, detail)
+    if status.error:
+        table.caption = f"error: {status.error}"
     return table
 
 
-async def wait_for(client, job_id: str, *, live: bool, console: Console) -> dict[str, Any]:
+async def wait_for(client, job_id: str, *, live: bool, console: Console) -> JobView:
     """Poll the job until it reaches a final state, drawing its steps when live."""
-    status = await job_status(client, job_id)
-    if not live:
-        while status.get("state") not in FINAL_JOB_STATES:
+    status = await jobs.status(client, job_id)
+    view = Live(render_steps(status), console=console, refresh_per_second=4) if live else None
+    with view or contextlib.nullcontext():
+        while status.state not in FINAL_JOB_STATES:
             await asyncio.sleep(0.5)
-            status = await job_status(client, job_id)
-        return status
-    with Live(render_steps(status), console=console, refresh_per_second=4) as view:
-        while status.get("state") not in FINAL_JOB_STATES:
-            await asyncio.sleep(0.5)
-            status = await job_status(client, job_id)
-            view.update(render_steps(status))
+            status = await jobs.status(client, job_id)
+            if view is not None:
+                view.update(render_steps(status))
     return status
 
 
@@ -100,11 +111,9 @@ def emit(args, console: Console, payload: dict[str, Any], human: str) -> None:
 
 
 async def cmd_blog(args, client, settings, console) -> int:
-    from spool.jobs import start_blog_job
-
     post = load_post(args.post_file)
     try:
-        job = await start_blog_job(client, settings, post)
+        job = await jobs.start_blog(client, settings, post)
     except InvalidPostError as exc:
         raise CliError(f"{args.post_file}: invalid post: {exc}", EXIT_BAD_INPUT) from None
     return await finish_start(args, client, console, job.job_id, {"post_id": post.post_id,
@@ -112,7 +121,7 @@ async def cmd_blog(args, client, settings, console) -> int:
 
 
 async def cmd_video(args, client, settings, console) -> int:
-    from spool.ingest import ingest_video, start_video_job
+    from spool.ingest import ingest_video
 
     path = Path(args.file)
     if not path.is_file():
@@ -123,8 +132,8 @@ async def cmd_video(args, client, settings, console) -> int:
                            renditions=renditions)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
-    handle = await start_video_job(client, settings, inp)
-    return await finish_start(args, client, console, handle.id, {"video_id": inp.video_id})
+    job = await jobs.start_video(client, settings, inp)
+    return await finish_start(args, client, console, job.job_id, {"video_id": inp.video_id})
 
 
 async def upload_through_api(args, settings, console) -> int:
@@ -174,16 +183,16 @@ def api_error(r) -> str:
         return f"{r.status_code} {r.text[:200]}"
 
 
-async def poll_api(http, status_url: str, *, live: bool, console: Console) -> dict[str, Any]:
-    async def fetch() -> dict[str, Any]:
+async def poll_api(http, status_url: str, *, live: bool, console: Console) -> VideoView:
+    async def fetch() -> VideoView:
         r = await http.get(status_url)
         r.raise_for_status()
-        return r.json()
+        return VideoView.model_validate(r.json())
 
     status = await fetch()
     view = Live(render_steps(status), console=console, refresh_per_second=4) if live else None
     with view or contextlib.nullcontext():
-        while status.get("state") not in FINAL_JOB_STATES:
+        while status.state not in FINAL_JOB_STATES:
             await asyncio.sleep(0.5)
             status = await fetch()
             if view is not None:
@@ -201,20 +210,19 @@ async def finish_start(args, client, console, job_id: str, extra: dict[str, Any]
     return report_final(args, console, status)
 
 
-def report_final(args, console, status: dict[str, Any]) -> int:
-    state = status.get("state", JobState.FAILED)
+def report_final(args, console, status: Status) -> int:
     if args.json:
-        print(json.dumps(status, default=str), flush=True)
+        print(json.dumps(as_json(status), default=str), flush=True)
     else:
-        console.print(f"{status['job_id']}: {state}"
-                      + (f" ({status['error']})" if status.get("error") else ""))
-    return _EXIT_FOR_STATE.get(state, EXIT_JOB_FAILED)
+        console.print(f"{status.job_id}: {status.state}"
+                      + (f" ({status.error})" if status.error else ""))
+    return _EXIT_FOR_STATE.get(status.state, EXIT_JOB_FAILED)
 
 
 async def cmd_status(args, client, settings, console) -> int:
-    status = await job_status(client, args.job_id)
+    status = await jobs.status(client, args.job_id)
     if args.json:
-        print(json.dumps(status, default=str), flush=True)
+        print(json.dumps(as_json(status), default=str), flush=True)
     else:
         console.print(render_steps(status))
     return EXIT_OK
@@ -226,8 +234,10 @@ async def cmd_wait(args, client, settings, console) -> int:
 
 
 async def cmd_cancel(args, client, settings, console) -> int:
-    await job_status(client, args.job_id)  # raises JobNotFound with a clear message
-    await client.get_workflow_handle(args.job_id).cancel()
+    try:
+        await jobs.cancel(client, args.job_id)
+    except JobEnded as exc:
+        raise CliError(f"{args.job_id}: {exc}", EXIT_BAD_INPUT) from None
     emit(args, console, {"job_id": args.job_id, "cancel_requested": True},
          f"cancel requested for {args.job_id}")
     return EXIT_OK
@@ -277,6 +287,8 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Warnings only, as before; SPOOL_LOG_FORMAT=json makes them JSON lines on stderr.
+    configure_logging(get_settings().log_format, default_level="WARNING")
     try:
         return asyncio.run(run(args))
     except CliError as exc:

@@ -7,12 +7,48 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 _STATUS_TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 411: "length_required",
                  413: "too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
                  422: "invalid", 429: "too_many_requests", 503: "unavailable"}
+
+
+# What each documented error status means, whatever the route (docs/ARCHITECTURE.md, API).
+_DESCRIPTIONS = {
+    400: "the body could not be read (malformed multipart, undecodable bytes)",
+    401: "no valid API key (writes; reads too when SPOOL_PUBLIC_READS=false)",
+    404: "no such resource",
+    409: "the resource's state does not allow it",
+    413: "the body is larger than the server's limit",
+    415: "the body's Content-Type is not the one this operation takes",
+    416: "the byte range is not satisfiable",
+    422: "a parameter or field is invalid; `field` names it",
+    503: "a service Spool depends on is unavailable; retry later",
+}
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="a machine-readable kind, e.g. `invalid`, `not_found`")
+    message: str = Field(description="what is wrong, for a person")
+    field: str | None = Field(None, description="the parameter or field at fault, if one is")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"type", "message", "field"?}}``."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of the errors a route can answer, each with the one error
+    body; ``descriptions`` (``e404="no video"``) say what a status means for this route."""
+    return {status: {"model": ErrorBody,
+                     "description": descriptions.get(f"e{status}", _DESCRIPTIONS[status])}
+            for status in statuses}
 
 
 class ApiError(Exception):
@@ -68,6 +104,16 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(422, message, field=field)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method of every route at the request's path: Starlette's own 405 names only the
+    first route's, though GET and POST /v1/videos are two routes (RFC 9110 15.5.6)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -79,10 +125,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return error_response(exc.status_code, detail,
-                              headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return error_response(exc.status_code, detail, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -31,7 +31,7 @@ async def demo_blog(client, settings, stack: EmbeddedStack, console: Console) ->
     jobs = [await start_blog_job(client, settings, post) for post in posts]
     table = Table("job", "state", "steps (index, count, notify)")
     for job in jobs:
-        status = await wait_for(client, job.job_id, live=False, console=console)
+        status = (await wait_for(client, job.job_id, live=False, console=console)).to_dict()
         steps = " ".join(f"{s['name'].split('_')[0]}:{s['state']}"
                          for s in status.get("steps", []))
         table.add_row(job.job_id, status["state"], steps)

@@ -6,15 +6,14 @@ import uuid
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
 
 from spool.config import Settings
 from spool.models.video import (
     VideoPipelineInput,
     VideoStatus,
     normalize_renditions,
-    video_workflow_id,
 )
+from spool.service import jobs
 from spool.storage import keys, open_storage
 
 
@@ -60,8 +59,8 @@ def video_job_input(settings: Settings, video_id: str, *, owner_id: str, caption
 
 async def start_video_job(client: Client, settings: Settings,
                           inp: VideoPipelineInput) -> WorkflowHandle:
-    """Start the job (workflow id ``video-{id}``); a repeated start returns the running job."""
-    return await client.start_workflow(
-        "VideoPipelineWorkflow", inp, id=video_workflow_id(inp.video_id),
-        task_queue=settings.queue_pipeline, result_type=VideoStatus,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    """Start the job (workflow id ``video-{id}``) under the one id policy of every pipeline
+    (spool/service/jobs.py); a repeated start returns the same job. The handle's result is
+    the job's VideoStatus."""
+    started = await jobs.start_video(client, settings, inp)
+    return client.get_workflow_handle(started.job_id, result_type=VideoStatus)

@@ -15,6 +15,11 @@ import pytest
 from api import create_app
 from api.media import parse_range
 from spool.config import Settings
+from spool.db import get_engine
+from spool.db.video import get_video
+from spool.ingest import video_job_input
+from spool.service import jobs
+from spool.service.videos import build_view
 from spool.storage import open_storage
 from spool.storage.keys import rendition_key
 from tests import media_clips
@@ -145,8 +150,22 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
         assert srt.status_code == 206 and srt.content == b"1"
         listed = (await http.get("/v1/videos")).json()["videos"]
         assert any(i["video_id"] == body["video_id"] and i["state"] == "ready" for i in listed)
+        # Streaming links follow the record: set when its keys are, else null.
+        row = get_video(get_engine(s), body["video_id"])
+        assert v["hls_url"] == (f"{body['status_url']}/hls/master.m3u8"
+                                if row.get("hls_key") else None)
+        assert v["storyboard_url"] == (f"{body['status_url']}/storyboard.vtt"
+                                       if row.get("storyboard_key") else None)
         # The job has ended: cancelling it is a conflict, not an error of the server.
         assert_error(await http.delete(f"/v1/videos/{body['video_id']}/job", headers=AUTH), 409)
+        # A video's job is started under the blog's id policy: starting it again after it
+        # finished returns the finished job and runs nothing.
+        handle = client.get_workflow_handle(body["job_id"])
+        finished_run = (await handle.describe()).run_id
+        again = await jobs.start_video(client, s, video_job_input(s, body["video_id"],
+                                                                  owner_id="api"))
+        assert again.job_id == body["job_id"] and again.run_id is None
+        assert (await handle.describe()).run_id == finished_run
 
 
 async def test_oversize_upload_is_refused_and_leaves_nothing(client, settings):
@@ -267,6 +286,13 @@ async def test_publishing_twice_is_one_job_and_counts_once(client, settings):
         second = await http.post("/v1/posts", headers=AUTH, json=post)
         assert first.status_code == second.status_code == 202, first.text
         assert first.json()["job_id"] == second.json()["job_id"] == "post-api-post-1-v1"
+        # No worker yet: the status URL answers with the job's state, not a 404; the post
+        # itself (no version asked) is not published yet.
+        pending = await http.get(first.json()["status_url"])
+        assert pending.status_code == 200, pending.text
+        assert pending.json()["state"] == "processing" and not pending.json()["indexed"]
+        assert pending.json()["job_id"] == "post-api-post-1-v1"
+        assert_error(await http.get("/v1/posts/api-post-1"), 404)
         async with spool_worker(client, s):
             await client.get_workflow_handle("post-api-post-1-v1").result()
             third = await http.post("/v1/posts", headers=AUTH, json=post)
@@ -275,6 +301,7 @@ async def test_publishing_twice_is_one_job_and_counts_once(client, settings):
         assert author == {"author_id": "api-author", "post_count": 1}
         got = (await http.get("/v1/posts/api-post-1")).json()
         assert got["title"] == "Durable kittens" and got["indexed"] and got["version"] == 1
+        assert (await http.get(first.json()["status_url"])).json() == got
         found = (await http.get("/v1/posts/search", params={"q": "kittens"})).json()
         assert [p["post_id"] for p in found["results"]] == ["api-post-1"]
         odd = await http.get("/v1/posts/search", params={"q": '"*) OR NEAR('})
@@ -290,6 +317,21 @@ async def test_readyz_is_503_when_a_dependency_is_down(client, settings, tmp_pat
         r = await http.get("/readyz")
         assert r.status_code == 503 and r.json()["checks"]["index"] != "ok"
         assert r.json()["checks"]["temporal"] == "ok"
+
+
+def test_video_view_links_streaming_only_when_recorded():
+    """hls_url and storyboard_url come from the row's keys, and a row from before the
+    streaming columns existed (no such keys at all) is read too."""
+    before = {"video_id": "v1", "status": "ready"}
+    view = build_view("v1", before, None)
+    assert view.hls_url is None and view.storyboard_url is None
+    made = {**before, "hls_key": "videos/v1/hls/master.m3u8",
+            "storyboard_key": "videos/v1/storyboard/storyboard.vtt"}
+    view = build_view("v1", made, None)
+    assert view.hls_url == "/v1/videos/v1/hls/master.m3u8"
+    assert view.storyboard_url == "/v1/videos/v1/storyboard.vtt"
+    unset = {**before, "hls_key": None, "storyboard_key": None}
+    assert build_view("v1", unset, None).hls_url is None
 
 
 def test_parse_range():

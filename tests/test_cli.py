@@ -320,6 +320,12 @@ async def test_video_start_cancel_and_wait(client, settings, clips):
         waited = await starter(settings, "wait", out["job_id"], "--json")
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert json.loads(waited.stdout)["state"] == "cancelled"
+    # Once ended, a cancel is refused in one line (the API's 409), and an unknown job is 4.
+    again = await starter(settings, "cancel", out["job_id"])
+    assert again.returncode == 2 and "has already ended (canceled)" in again.stderr, again
+    assert "Traceback" not in again.stderr
+    unknown = await starter(settings, "cancel", "video-no-such-job")
+    assert unknown.returncode == 4 and "no job with id video-no-such-job" in unknown.stderr
 
 
 def _api_env(settings, port: int) -> dict[str, str]:

@@ -1,10 +1,6 @@
-"""Turning a failure chain into the sentence a person needs. Workflow-safe (no I/O)."""
+"""Turning a failure chain into the sentence a person needs: defined once, in
+spool/models/failures.py (the status uses it too). Workflow-safe (no I/O)."""
 
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from spool.models.failures import failure_message
 
-
-def failure_message(err: BaseException) -> str:
-    """The innermost cause's message, not the wrappers' ("activity task failed", ...)."""
-    while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
-        err = err.cause
-    return str(err) or type(err).__name__
+__all__ = ["failure_message"]

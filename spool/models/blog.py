@@ -4,6 +4,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from spool.models import defaults
 from spool.models.common import JobState, StepState
 
 __all__ = [
@@ -20,8 +21,8 @@ __all__ = [
 ]
 
 # Defaults for the limits; the settings object may tighten them at the door.
-DEFAULT_MAX_BODY_CHARS = 200_000
-DEFAULT_MAX_TITLE_CHARS = 300
+DEFAULT_MAX_BODY_CHARS = defaults.MAX_POST_BODY_CHARS
+DEFAULT_MAX_TITLE_CHARS = defaults.MAX_POST_TITLE_CHARS
 
 
 @dataclass

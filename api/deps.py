@@ -1,0 +1,105 @@
+"""What route handlers depend on: the services of the running app, and the key checks.
+
+The app's lifespan (api/app.py) builds one :class:`Services` per app; routes reach it, and
+Temporal, only through :func:`services`. Writes need ``Authorization: Bearer <key>`` with a
+key from settings.api_keys; reads are public when settings.public_reads. Route modules import
+this module, never api.app, so nothing imports in a circle.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from api.errors import ApiError
+from spool.config import Settings
+from spool.search import PostIndex
+from spool.service import PostService, VideoService
+from spool.storage import ObjectStorage
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: Client
+    engine: Engine
+    storage: ObjectStorage
+    index: PostIndex
+    videos: VideoService
+    posts: PostService
+
+
+def build_services(settings: Settings, client: Client, engine: Engine, storage: ObjectStorage,
+                   index: PostIndex) -> Services:
+    return Services(settings, client, engine, storage, index,
+                    videos=VideoService(client, engine),
+                    posts=PostService(client, settings, engine, index))
+
+
+async def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+# Declares the scheme in /openapi.json (and the "Authorize" button of /docs); the checks and
+# their error answers are require_key's own.
+_bearer = HTTPBearer(auto_error=False, description="an API key from SPOOL_API_KEYS")
+
+
+def _key_ok(settings: Settings, key: str) -> bool:
+    presented = key.encode()
+    ok = False
+    for valid in settings.api_key_values:  # compare with every key: timing says nothing of which
+        ok |= hmac.compare_digest(presented, valid.encode())
+    return ok
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def check_key(request: Request) -> None:
+    """401 unless the request carries a valid key."""
+    settings: Settings = request.app.state.services.settings
+    key = _presented_key(request)
+    if key is None:
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if not _key_ok(settings, key):
+        raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_key(request: Request,
+                      _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    check_key(request)
+
+
+async def require_read(request: Request) -> None:
+    if not request.app.state.services.settings.public_reads:
+        check_key(request)
+
+
+# The checks above are async on purpose: FastAPI runs a sync dependency in its worker threads,
+# a hop per check per request that gave POST /v1/posts its tail under load (bench/api.py).
+WRITE = [Depends(require_key)]
+READ = [Depends(require_read)]
+
+
+def is_loopback_client(request: Request) -> bool:
+    """A request from this machine, not relayed by a proxy."""
+    if request.headers.get("x-forwarded-for") or request.headers.get("forwarded"):
+        return False
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "testclient"

@@ -1,0 +1,48 @@
+"""The parts of /openapi.json that depend on the server's settings.
+
+A route's schema is written once, in its module; what a server is configured to accept
+(the post limits, whether a video may carry a callback URL, the upload limit) is stated here
+so that a request the document calls valid is one this server accepts, and the other way
+round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.routes.videos import upload_form_schema
+from spool.config import Settings
+
+
+def _webhooks_enabled(settings: Settings) -> bool:
+    return settings.notifier == "webhook" and bool(settings.webhook_secret)
+
+
+def _describe(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    post = document["components"]["schemas"]["PostIn"]["properties"]
+    post["title"]["maxLength"] = settings.max_post_title_chars
+    post["body"]["maxLength"] = settings.max_post_body_chars
+    upload = document["paths"]["/v1/videos"]["post"]["requestBody"]
+    form = upload_form_schema(_webhooks_enabled(settings))
+    # The size cap is stated in words, not as maxLength: a file over it is a 413, which a
+    # schema violation is not expected to be.
+    form["properties"]["file"]["description"] = (
+        f"the video; at most {settings.max_upload_bytes} bytes (else 413)")
+    upload["content"]["multipart/form-data"]["schema"] = form
+    return document
+
+
+def describe_settings(app: FastAPI, settings: Settings) -> None:
+    """Make ``app.openapi()`` state this server's settings (built once, then kept)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _describe(get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes), settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,273 @@
+"""Starting, cancelling and reading jobs: the one way the API and the command line do it.
+
+Every job, whatever its pipeline, is started the same way (docs/ARCHITECTURE.md, rule 6): its
+workflow id comes from the business id (``post-{id}-v{version}``, ``video-{id}``), a start
+while that job runs returns the running job (conflict policy USE_EXISTING), and a start after
+it finished returns the finished one without running it again (reuse policy
+REJECT_DUPLICATE). Whether a job exists is decided by the server's NOT_FOUND status code,
+never by the words of an error.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from spool.config import Settings
+from spool.models import (
+    BlogPublishInput,
+    BlogPublishStatus,
+    JobState,
+    Post,
+    StepStatus,
+    VideoPipelineInput,
+    VideoStatus,
+    blog_workflow_id,
+    validate_post,
+    video_workflow_id,
+)
+from spool.models.failures import failure_message
+from spool.service.views import CancelRequested, JobView, StartedJob, StepView
+
+BLOG_WORKFLOW = "BlogPublishWorkflow"
+VIDEO_WORKFLOW = "VideoPipelineWorkflow"
+# The status each pipeline's workflow answers (its result, and its "status" query).
+STATUS_TYPES: dict[str, type] = {BLOG_WORKFLOW: BlogPublishStatus, VIDEO_WORKFLOW: VideoStatus}
+# A job whose history is this short was started and not yet picked up by any worker: a query
+# would only wait for one.
+UNSTARTED_HISTORY_LENGTH = 3
+RUNNING_QUERY_SECONDS = 10
+# A closed run is answered by replaying it on a worker: don't wait long for one.
+CLOSED_QUERY_SECONDS = 3
+
+_CLOSED_STATES = {
+    WorkflowExecutionStatus.CANCELED: JobState.CANCELLED,
+    WorkflowExecutionStatus.TERMINATED: JobState.FAILED,
+    WorkflowExecutionStatus.TIMED_OUT: JobState.FAILED,
+    WorkflowExecutionStatus.FAILED: JobState.FAILED,
+}
+
+
+class JobNotFound(LookupError):
+    """No job with this id (the server said NOT_FOUND)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+class JobEnded(Exception):
+    """The job has already ended, so it cannot be cancelled."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"the job has already ended ({status})")
+        self.job_id = job_id
+        self.status = status
+
+
+def is_not_found(exc: RPCError) -> bool:
+    return exc.status == RPCStatusCode.NOT_FOUND
+
+
+# --- start ----------------------------------------------------------------------------------
+
+async def start_once(client: Client, workflow: str, arg: object, *, job_id: str,
+                     task_queue: str) -> StartedJob:
+    """Start a job under the one id policy of every pipeline; a repeat returns the same job."""
+    try:
+        handle = await client.start_workflow(
+            workflow, arg, id=job_id, task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return StartedJob(job_id=job_id, run_id=None)
+    return StartedJob(job_id=job_id, run_id=handle.result_run_id)
+
+
+async def start_blog(client: Client, settings: Settings, post: Post) -> StartedJob:
+    """Validate at the door (raises InvalidPostError naming the field), then start once."""
+    validate_post(post, settings.max_post_body_chars, settings.max_post_title_chars)
+    inp = BlogPublishInput(post=post, index_retry_seconds=settings.index_retry_seconds)
+    return await start_once(client, BLOG_WORKFLOW, inp,
+                            job_id=blog_workflow_id(post.post_id, post.version),
+                            task_queue=settings.queue_pipeline)
+
+
+async def start_video(client: Client, settings: Settings, inp: VideoPipelineInput
+                      ) -> StartedJob:
+    """Start a video's job (its source already stored at ``inp.source_key``) once."""
+    return await start_once(client, VIDEO_WORKFLOW, inp, job_id=video_workflow_id(inp.video_id),
+                            task_queue=settings.queue_pipeline)
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+async def describe(client: Client, job_id: str) -> WorkflowExecutionDescription:
+    """What the server knows of the job; raises JobNotFound when it knows no such job."""
+    try:
+        return await client.get_workflow_handle(job_id).describe()
+    except RPCError as exc:
+        if is_not_found(exc):
+            raise JobNotFound(job_id) from None
+        raise
+
+
+async def cancel(client: Client, job_id: str) -> CancelRequested:
+    """Ask a running job to stop; it records and announces the cancel itself.
+
+    Raises JobNotFound for an unknown job and JobEnded for one that has already ended.
+    """
+    desc = await describe(client, job_id)
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        raise JobEnded(job_id, desc.status.name.lower() if desc.status else "closed")
+    await client.get_workflow_handle(job_id, run_id=desc.run_id).cancel()
+    return CancelRequested(job_id=job_id)
+
+
+# --- status ---------------------------------------------------------------------------------
+
+async def status(client: Client, job_id: str, *, wait_for_worker: bool = True) -> JobView:
+    """The job's state and steps; raises JobNotFound for an unknown id.
+
+    A job no worker has picked up yet has no steps to tell: with ``wait_for_worker`` the
+    status query waits (up to RUNNING_QUERY_SECONDS) for a worker to answer it, as a command
+    line waiting on a job wants; without it the view says "waiting for a worker" at once, as a
+    status page polled every second wants.
+
+    The workflow's own status (its result once completed, else its ``status`` query) says
+    which steps are pending, running, done or failed; which attempt a running step is on, the
+    error that made it retry and the percent its heartbeat last reported are the server's
+    record of each pending activity, merged in by activity id (= step name), so retries and
+    progress cost no history events (docs/ARCHITECTURE.md, decisions).
+    """
+    desc = await describe(client, job_id)
+    result_type = STATUS_TYPES.get(desc.workflow_type)
+    handle = client.get_workflow_handle(job_id, run_id=desc.run_id, result_type=result_type)
+    view = JobView(job_id=job_id, state=JobState.PROCESSING, workflow_type=desc.workflow_type,
+                   workflow_status=desc.status.name if desc.status else None,
+                   run_id=desc.run_id)
+    running = desc.status == WorkflowExecutionStatus.RUNNING
+    if (not wait_for_worker and running
+            and (desc.history_length or 0) <= UNSTARTED_HISTORY_LENGTH):
+        view.unavailable = "waiting for a worker"
+        return view
+    if desc.status == WorkflowExecutionStatus.COMPLETED:
+        pipeline = await handle.result()
+    else:
+        pipeline = await _query_status(handle, result_type, running)
+        if pipeline is None:
+            view.unavailable = "no worker answered the status query"
+    view.pipeline = pipeline
+    own = _status_fields(pipeline)
+    view.steps = [StepView.model_validate(step) for step in own.get("steps") or []]
+    view.state = own.get("state") or JobState.PROCESSING
+    view.error = own.get("error")
+    if running:
+        pending = list(desc.raw_description.pending_activities)
+        for child in desc.raw_description.pending_children:
+            pending += await _child_pending_activities(client, child.workflow_id)
+        await _merge_pending(client, view.steps, pending,
+                             getattr(pipeline, "step_shares", None) or {})
+    elif desc.status != WorkflowExecutionStatus.COMPLETED:
+        view.state = _CLOSED_STATES.get(desc.status, JobState.FAILED)
+        if desc.status == WorkflowExecutionStatus.FAILED:
+            view.error = await _failure(handle) or view.error
+    return view
+
+
+def _status_fields(pipeline: Any) -> dict[str, Any]:
+    """The pipeline's status as a mapping (a typed status, or a dict of an unknown type)."""
+    if pipeline is None:
+        return {}
+    if isinstance(pipeline, dict):
+        return pipeline
+    return {name: getattr(pipeline, name) for name in ("state", "error")} | {
+        "steps": [vars(step) for step in getattr(pipeline, "steps", [])]}
+
+
+async def _query_status(handle: WorkflowHandle, result_type: type | None,
+                        running: bool) -> Any:
+    seconds = RUNNING_QUERY_SECONDS if running else CLOSED_QUERY_SECONDS
+    try:
+        return await handle.query("status", result_type=result_type,
+                                  rpc_timeout=timedelta(seconds=seconds))
+    except Exception:  # noqa: BLE001 - no worker to answer: report what the server knows
+        return None
+
+
+async def _child_pending_activities(client: Client, workflow_id: str) -> list:
+    try:
+        desc = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return []
+    return list(desc.raw_description.pending_activities)
+
+
+async def _merge_pending(client: Client, steps: list[StepView], pending: list,
+                         shares: dict[str, dict[str, float]] | None = None) -> None:
+    """Attempts, retry errors and heartbeat percents onto the steps. An activity that is an
+    item of an aggregate step (``encode-00003`` of ``encode``) shows its retries there; a
+    step with ``shares`` (``rendition-720p``, made of chunks: activity id -> percentage
+    points) adds each running activity's share of its heartbeat percent to its own."""
+    by_name = {step.name: step for step in steps}
+    percents: dict[str, float] = {}
+    for activity in pending:
+        percent = None
+        if activity.HasField("heartbeat_details") and activity.heartbeat_details.payloads:
+            percent = _percent(await client.data_converter.decode(
+                activity.heartbeat_details.payloads))
+        if percent is not None:
+            percents[activity.activity_id] = percent
+        step = by_name.get(activity.activity_id)
+        item = step is None
+        if item:
+            step = by_name.get(activity.activity_id.rsplit("-", 1)[0])
+        if step is None or step.state in (StepStatus.DONE, StepStatus.FAILED):
+            continue
+        step.attempt = max(activity.attempt, step.attempt) if item else activity.attempt
+        if activity.attempt > 1:
+            step.state = StepStatus.RETRYING
+            if activity.HasField("last_failure"):
+                step.last_error = activity.last_failure.message
+        elif activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED \
+                and step.state != StepStatus.RETRYING:
+            step.state = StepStatus.RUNNING
+        if percent is not None and not item:
+            step.percent = percent
+    for name, parts in (shares or {}).items():
+        step = by_name.get(name)
+        if step is not None and step.state not in (StepStatus.DONE, StepStatus.FAILED):
+            running = sum(share * percents.get(activity_id, 0.0) / 100
+                          for activity_id, share in parts.items())
+            step.percent = round(min(100.0, (step.percent or 0.0) + running), 1)
+
+
+def _percent(details: list[Any]) -> float | None:
+    last = details[-1] if details else None
+    if isinstance(last, dict) and isinstance(last.get("percent"), int | float):
+        return float(last["percent"])
+    return None
+
+
+async def _failure(handle: WorkflowHandle) -> str | None:
+    """Why a failed job failed: the innermost cause of its failure chain."""
+    try:
+        await handle.result()
+    except WorkflowFailureError as err:
+        return failure_message(err.cause) if err.cause is not None else str(err)
+    except Exception as err:  # noqa: BLE001
+        return str(err)
+    return None

@@ -1,0 +1,112 @@
+"""Posts for the API: publish, read (record, index, or the job still publishing it), search,
+authors' counts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from spool.config import Settings
+from spool.db.blog import author_post_count, get_post
+from spool.models import JobState, Post, blog_workflow_id
+from spool.search import PostIndex
+from spool.service import jobs
+from spool.service.views import AuthorView, PostAccepted, PostView, SearchHit, SearchResults
+
+# Reading a post must answer even when Temporal is slow: the job is then said to be running.
+JOB_STATE_SECONDS = 4.0
+
+
+def post_url(post_id: str, version: int | None = None) -> str:
+    return f"/v1/posts/{post_id}" + (f"?version={version}" if version is not None else "")
+
+
+class IndexUnavailable(Exception):
+    """The post index did not answer a search."""
+
+
+class PostService:
+    def __init__(self, client: Client, settings: Settings, engine: Engine,
+                 index: PostIndex) -> None:
+        self.client = client
+        self.settings = settings
+        self.engine = engine
+        self.index = index
+
+    async def publish(self, post: Post) -> PostAccepted:
+        """Start publishing (raises InvalidPostError naming the field); a repeat of the same
+        post id and version returns the same job."""
+        started = await jobs.start_blog(self.client, self.settings, post)
+        return PostAccepted(job_id=started.job_id, post_id=post.post_id, version=post.version,
+                            status_url=post_url(post.post_id, post.version))
+
+    async def view(self, post_id: str, version: int | None = None) -> PostView | None:
+        """The post as recorded and indexed; with ``version``, a version not recorded yet is
+        answered by its job's state. None when nothing knows it."""
+        found = await self._recorded(post_id)
+        if version is None or (found is not None and (found.version or 0) >= version):
+            return found
+        state = await self._job_state(blog_workflow_id(post_id, version))
+        if state is None:
+            return found
+        if found is None:
+            return PostView(post_id=post_id, indexed=False, version=version, state=state,
+                            job_id=blog_workflow_id(post_id, version))
+        return found.model_copy(update={"state": state})
+
+    async def _recorded(self, post_id: str) -> PostView | None:
+        row = await asyncio.to_thread(get_post, self.engine, post_id)
+        try:
+            doc = await asyncio.to_thread(self.index.get, post_id)
+        except Exception:  # noqa: BLE001 - the record alone is still an answer
+            doc = None
+        if row is None and doc is None:
+            return None
+        out: dict[str, Any] = {"post_id": post_id, "indexed": doc is not None}
+        if row is not None:
+            out.update({k: v for k, v in row.items() if k in (
+                "author_id", "version", "title", "tags", "published_at")})
+        if doc is not None:
+            out.update({"author_id": doc.author_id, "title": doc.title, "body": doc.body,
+                        "tags": doc.tags, "published_at": doc.published_at})
+            out["version"] = max(int(out.get("version") or 0), doc.version)
+        out["job_id"] = blog_workflow_id(post_id, int(out.get("version") or 1))
+        for key, value in list(out.items()):
+            if hasattr(value, "isoformat"):
+                out[key] = value.isoformat()
+        return PostView(**out)
+
+    async def _job_state(self, job_id: str) -> JobState | None:
+        try:
+            job = await asyncio.wait_for(
+                jobs.status(self.client, job_id, wait_for_worker=False), JOB_STATE_SECONDS)
+        except jobs.JobNotFound:
+            return None
+        except TimeoutError:
+            return JobState.PROCESSING
+        return JobState(job.state)
+
+    async def search(self, query: str, limit: int) -> SearchResults:
+        """Posts matching any word of the query, best first; raises IndexUnavailable."""
+        def run() -> list[SearchHit]:
+            hits = []
+            for post_id in self.index.search(query, limit):
+                doc = self.index.get(post_id)
+                if doc is not None:
+                    hits.append(SearchHit(post_id=doc.post_id, title=doc.title,
+                                          author_id=doc.author_id, version=doc.version,
+                                          tags=doc.tags, url=post_url(doc.post_id)))
+            return hits
+
+        try:
+            hits = await asyncio.to_thread(run)
+        except Exception as exc:  # noqa: BLE001 - index down: say so
+            raise IndexUnavailable(type(exc).__name__) from None
+        return SearchResults(query=query, results=hits)
+
+    async def author(self, author_id: str) -> AuthorView:
+        count = await asyncio.to_thread(author_post_count, self.engine, author_id)
+        return AuthorView(author_id=author_id, post_count=count)

@@ -1,0 +1,226 @@
+"""A video as a person sees it: the database's record merged with its job's live status.
+
+The database is the record of what a worker finished; the running workflow knows the rest
+(steps, progress, outputs not yet recorded). Both the status page and the media routes ask
+here, so the merge is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from spool.db.video import get_video, list_videos
+from spool.models import FINAL_JOB_STATES, CaptionsState, JobState, video_workflow_id
+from spool.service import jobs
+from spool.service.views import (
+    CaptionsView,
+    JobView,
+    RenditionView,
+    StepView,
+    VideoCancelling,
+    VideoList,
+    VideoSummary,
+    VideoView,
+)
+
+# A status page must answer even when Temporal is slow: it then says so and shows the record.
+LIVE_STATUS_SECONDS = 4.0
+# The list of started-but-unrecorded jobs is a convenience; the database is the record.
+UNRECORDED_LIST_SECONDS = 3.0
+# Finished jobs' steps kept per service, so a finished job is not queried again (bounded).
+FINAL_STEPS_KEPT = 10_000
+MEDIA = ("rendition", "poster", "vtt", "srt", "hls", "storyboard")
+
+
+def video_url(video_id: str) -> str:
+    return f"/v1/videos/{video_id}"
+
+
+@dataclass
+class MediaKeys:
+    """Storage keys of a video's outputs: the database's record, else the workflow's."""
+
+    renditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    poster: str | None = None
+    vtt: str | None = None
+    srt: str | None = None
+    hls: str | None = None
+    storyboard: str | None = None
+
+    def key(self, which: str, name: str | None = None) -> str | None:
+        if which == "rendition":
+            return (self.renditions.get(name or "") or {}).get("key")
+        return getattr(self, which)
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) else value
+
+
+def media_keys(row: dict | None, live: JobView | None) -> MediaKeys:
+    row = row or {}
+    status = live.pipeline if live is not None else None
+    renditions = row.get("renditions") or [
+        _plain(r) for r in getattr(status, "renditions", None) or []]
+    poster = getattr(status, "poster", None)
+    captions = row.get("captions") or {}
+    made = getattr(status, "captions", None)
+    # The adaptive-streaming columns come with migration 0002: read them only if present.
+    return MediaKeys(
+        renditions={r["name"]: r for r in renditions if r.get("name")},
+        poster=row.get("poster_key") or (poster.key if poster is not None else None),
+        vtt=captions.get("vtt") or (made.vtt_key if made is not None else None),
+        srt=captions.get("srt") or (made.srt_key if made is not None else None),
+        hls=row.get("hls_key"), storyboard=row.get("storyboard_key"))
+
+
+def video_state(row: dict | None, live: JobView | None) -> JobState:
+    """The record's state, unless the job has already reached a final one not yet recorded."""
+    state = (row or {}).get("status") or (live.state if live is not None else None)
+    if live is not None and live.state in FINAL_JOB_STATES and state not in FINAL_JOB_STATES:
+        return live.state
+    return state or JobState.PROCESSING
+
+
+def captions_state(row: dict | None, live: JobView | None) -> CaptionsState | None:
+    status = live.pipeline if live is not None else None
+    return (row or {}).get("captions_state") or getattr(status, "captions_state", None)
+
+
+def build_view(video_id: str, row: dict | None, live: JobView | None) -> VideoView:
+    """The one place a video's status is assembled."""
+    base = video_url(video_id)
+    keys = media_keys(row, live)
+    row = row or {}
+    status = live.pipeline if live is not None else None
+    probe = getattr(status, "probe", None)
+    captions = captions_state(row, live)
+    has_captions = captions == CaptionsState.AVAILABLE and bool(keys.vtt)
+    renditions = sorted(keys.renditions.values(), key=lambda r: -int(r.get("height") or 0))
+    return VideoView(
+        video_id=video_id, job_id=video_workflow_id(video_id), state=video_state(row, live),
+        steps=live.steps if live is not None else [],
+        metadata=row.get("metadata") or _plain(probe),
+        renditions=[RenditionView(
+            name=r["name"], width=r.get("width"), height=r.get("height"),
+            bitrate_kbps=r.get("bitrate_kbps"), size_bytes=r.get("size_bytes"),
+            url=f"{base}/renditions/{r['name']}") for r in renditions],
+        poster_url=f"{base}/poster.jpg" if keys.poster else None,
+        captions=CaptionsView(
+            state=captions, language=row.get("captions_language"),
+            vtt_url=f"{base}/captions.vtt" if has_captions else None,
+            srt_url=f"{base}/captions.srt" if has_captions and keys.srt else None),
+        hls_url=f"{base}/hls/master.m3u8" if keys.hls else None,
+        storyboard_url=f"{base}/storyboard.vtt" if keys.storyboard else None,
+        error=live.error if live is not None else None,
+        errors=dict(row.get("errors") or {}),
+        status_unavailable=live.unavailable if live is not None else None,
+        created_at=row.get("created_at"), updated_at=row.get("updated_at"))
+
+
+def summary(row: dict) -> VideoSummary:
+    video_id = row["video_id"]
+    return VideoSummary(video_id=video_id, job_id=video_workflow_id(video_id),
+                        state=row["status"], captions_state=row.get("captions_state"),
+                        created_at=row.get("created_at"), status_url=video_url(video_id))
+
+
+class VideoService:
+    """Videos for the API: status, list, media keys and cancel."""
+
+    def __init__(self, client: Client, engine: Engine) -> None:
+        self.client = client
+        self.engine = engine
+        # Final jobs no longer change: their steps are kept rather than asked for again.
+        self._final_steps: dict[str, list[StepView]] = {}
+
+    async def _row(self, video_id: str) -> dict | None:
+        return await asyncio.to_thread(get_video, self.engine, video_id)
+
+    async def live(self, video_id: str) -> JobView | None:
+        """The job's own view, or None when Temporal has no such job; a view saying why when
+        Temporal cannot answer in time."""
+        job_id = video_workflow_id(video_id)
+        try:
+            return await asyncio.wait_for(jobs.status(self.client, job_id, wait_for_worker=False),
+                                          LIVE_STATUS_SECONDS)
+        except jobs.JobNotFound:
+            return None
+        except TimeoutError:
+            reason = "Temporal did not answer in time"
+        except RPCError as exc:
+            reason = f"Temporal: {exc}"
+        return JobView(job_id=job_id, state=JobState.PROCESSING, unavailable=reason)
+
+    async def _live_for(self, video_id: str, row: dict | None) -> JobView | None:
+        if row is None or row["status"] not in FINAL_JOB_STATES:
+            return await self.live(video_id)
+        if video_id in self._final_steps:
+            return JobView(job_id=video_workflow_id(video_id), state=row["status"],
+                           steps=self._final_steps[video_id])
+        live = await self.live(video_id)
+        # Only a closed workflow's steps are final: a job's state is decided (and recorded)
+        # before its owner's notice goes out, so until then the notify step still changes.
+        if live is not None and live.closed and live.steps:
+            if len(self._final_steps) >= FINAL_STEPS_KEPT:
+                self._final_steps.clear()
+            self._final_steps[video_id] = live.steps
+        return live
+
+    async def view(self, video_id: str) -> VideoView | None:
+        """State, steps, metadata and media URLs of one video; None when nothing knows it."""
+        row = await self._row(video_id)
+        live = await self._live_for(video_id, row)
+        if row is None and live is None:
+            return None
+        return build_view(video_id, row, live)
+
+    async def recent(self, limit: int) -> VideoList:
+        """Recent videos, newest first: recorded ones, plus started jobs no worker has
+        recorded yet."""
+        items = [summary(row) for row in await asyncio.to_thread(
+            list_videos, self.engine, limit)]
+        known = {item.video_id for item in items}
+        items += [item for item in await self._unrecorded(limit) if item.video_id not in known]
+        items.sort(key=lambda item: item.created_at or "", reverse=True)
+        return VideoList(videos=items[:limit])
+
+    async def _unrecorded(self, limit: int) -> list[VideoSummary]:
+        found: list[VideoSummary] = []
+
+        async def collect() -> None:
+            async for wf in self.client.list_workflows(
+                    f"WorkflowType = '{jobs.VIDEO_WORKFLOW}' AND ExecutionStatus = 'Running'",
+                    limit=limit):
+                if wf.id.startswith("video-") and not wf.id.endswith("-captions"):
+                    video_id = wf.id.removeprefix("video-")
+                    found.append(VideoSummary(
+                        video_id=video_id, job_id=wf.id, state=JobState.PROCESSING,
+                        created_at=wf.start_time.isoformat() if wf.start_time else None,
+                        status_url=video_url(video_id)))
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(collect(), UNRECORDED_LIST_SECONDS)
+        return found
+
+    async def media_key(self, video_id: str, which: str, name: str | None = None
+                        ) -> str | None:
+        """The storage key of one output (``which`` in MEDIA), or None when not made yet."""
+        row = await self._row(video_id)
+        key = media_keys(row, None).key(which, name)
+        if key is None and which in ("rendition", "poster", "vtt", "srt"):
+            # Not recorded yet: the running workflow may already know it.
+            key = media_keys(row, await self.live(video_id)).key(which, name)
+        return key
+
+    async def cancel(self, video_id: str) -> VideoCancelling:
+        """Raises JobNotFound or JobEnded."""
+        requested = await jobs.cancel(self.client, video_workflow_id(video_id))
+        return VideoCancelling(video_id=video_id, job_id=requested.job_id)

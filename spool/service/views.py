@@ -1,0 +1,178 @@
+"""What the service layer answers: typed views of jobs, videos and posts.
+
+Built in one place (spool/service/) and answered as they are by the HTTP API (they are its
+response models, so /openapi.json describes them) and printed by starter.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spool.models import CaptionsState, JobState, StepStatus
+
+
+class View(BaseModel):
+    model_config = ConfigDict(use_enum_values=True)
+
+
+class StepView(View):
+    """One step of a job: the workflow's record, with the server's retry state merged in."""
+
+    name: str
+    state: StepStatus
+    attempt: int = 0
+    last_error: str | None = None
+    percent: float | None = None
+    detail: str | None = None
+
+
+class JobView(View):
+    """A job as Temporal knows it: state and steps, whichever pipeline it runs."""
+
+    job_id: str
+    state: JobState
+    steps: list[StepView] = Field(default_factory=list)
+    error: str | None = None
+    # Why the steps could not be read just now (no worker yet, Temporal slow); None when read.
+    unavailable: str | None = None
+    workflow_type: str | None = None
+    workflow_status: str | None = None
+    run_id: str | None = None
+    # The workflow's own status (VideoStatus, BlogPublishStatus) when it could be read: the
+    # pipeline's fields (renditions, captions, probe…) for the views built on this one.
+    pipeline: Any = Field(None, exclude=True)
+
+    @property
+    def closed(self) -> bool:
+        return self.workflow_status not in (None, "RUNNING")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The command line's JSON: the pipeline's own fields, then this view's."""
+        from dataclasses import asdict, is_dataclass
+
+        own = asdict(self.pipeline) if is_dataclass(self.pipeline) else {}
+        return {**own, **self.model_dump(mode="json", exclude_none=False)}
+
+
+class StartedJob(View):
+    job_id: str
+    # None when the job had already finished before this request (the finished job stands).
+    run_id: str | None = None
+
+
+class CancelRequested(View):
+    job_id: str
+    state: Literal["cancelling"] = "cancelling"
+
+
+# --- videos ---------------------------------------------------------------------------------
+
+class RenditionView(View):
+    name: str = Field(examples=["720p"])
+    width: int | None = None
+    height: int | None = None
+    bitrate_kbps: int | None = None
+    size_bytes: int | None = None
+    url: str = Field(description="the MP4, served with byte ranges")
+
+
+class CaptionsView(View):
+    state: CaptionsState | None = None
+    language: str | None = None
+    vtt_url: str | None = None
+    srt_url: str | None = None
+
+
+class VideoView(View):
+    """One video: its job's state and steps, what the probe found, and where its media is."""
+
+    video_id: str
+    job_id: str
+    state: JobState
+    steps: list[StepView] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = Field(None, description="what the probe found")
+    renditions: list[RenditionView] = Field(default_factory=list)
+    poster_url: str | None = None
+    captions: CaptionsView
+    hls_url: str | None = Field(None, description="the HLS master playlist, once made")
+    storyboard_url: str | None = Field(None, description="the storyboard WebVTT, once made")
+    error: str | None = None
+    errors: dict[str, str] = Field(default_factory=dict, description="failed steps' errors")
+    status_unavailable: str | None = Field(
+        None, description="why the live steps could not be read just now")
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class VideoSummary(View):
+    video_id: str
+    job_id: str
+    state: JobState
+    captions_state: CaptionsState | None = None
+    created_at: str | None = None
+    status_url: str
+
+
+class VideoList(View):
+    videos: list[VideoSummary]
+
+
+class VideoAccepted(View):
+    video_id: str
+    job_id: str
+    status_url: str
+    state: JobState
+    bytes: int = Field(description="bytes of the stored upload")
+
+
+class VideoCancelling(View):
+    video_id: str
+    job_id: str
+    state: Literal["cancelling"] = "cancelling"
+
+
+# --- posts ----------------------------------------------------------------------------------
+
+class PostAccepted(View):
+    job_id: str
+    post_id: str
+    version: int
+    status_url: str
+
+
+class PostView(View):
+    """A post: its record and, once indexed, its text; before either, its job's state."""
+
+    post_id: str
+    indexed: bool
+    job_id: str
+    author_id: str | None = None
+    version: int | None = None
+    title: str | None = None
+    body: str | None = None
+    tags: list[str] | None = None
+    published_at: str | None = None
+    # The publishing job's state, when the post was asked for by version and is not yet
+    # recorded (a job just started); None once the post is recorded or indexed.
+    state: JobState | None = None
+
+
+class SearchHit(View):
+    post_id: str
+    title: str
+    author_id: str
+    version: int
+    tags: list[str]
+    url: str
+
+
+class SearchResults(View):
+    query: str
+    results: list[SearchHit]
+
+
+class AuthorView(View):
+    author_id: str
+    post_count: int

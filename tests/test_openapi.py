@@ -1,0 +1,127 @@
+"""The OpenAPI document describes every answer of the live API.
+
+Schemathesis' own command line (``st run … -c all``, as an operator would run it) generates
+requests for every operation of ``/openapi.json`` served over a real socket by the API on the
+real stack (Temporal dev server, database, post index, object storage) and applies all of its
+checks: no 5xx, every status code, content type, header and body the spec documents, valid
+requests accepted, invalid ones refused, authentication enforced. The run must find nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+
+from api import create_app
+from devstack.proc import free_port
+from spool.config import Settings
+from tests.test_api import API_KEY, api_settings
+
+# Cases per operation and generation phase: enough to reach every documented answer of every
+# operation, little enough for about a minute on two shared cores.
+EXAMPLES_PER_OPERATION = 30
+SEED = 20261127  # the same cases every run: a failure found once is found again
+ST_DEADLINE_SECONDS = 600  # a generous bound for a wedged run, never a measure of speed
+
+
+@contextlib.asynccontextmanager
+async def live_api(settings: Settings, client) -> AsyncIterator[str]:
+    """The API served by uvicorn on a free local port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert not serving.done(), "uvicorn stopped before it served"
+        assert time.monotonic() < deadline, "uvicorn did not start listening"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def schemathesis_run(base: str, report: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
+         "--checks", "all", "--max-examples", str(EXAMPLES_PER_OPERATION),
+         "--seed", str(SEED), "--workers", "1", "--no-shrink",
+         "--header", f"Authorization: Bearer {API_KEY}",
+         "--report", "junit", "--report-junit-path", str(report)],
+        # Its cache (.schemathesis/) goes to the test's own folder, not the checkout.
+        cwd=report.parent, capture_output=True, text=True, timeout=ST_DEADLINE_SECONDS,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""})
+
+
+async def test_schemathesis_all_checks_find_nothing(client, settings, tmp_path):
+    # A queue no worker polls: jobs the run starts stay put and land on no other test's queue.
+    queue = f"openapi-no-worker-{uuid.uuid4().hex[:12]}"
+    s = api_settings(settings, queue_pipeline=queue, queue_media=queue, queue_captions=queue,
+                     max_upload_bytes=64 * 1024)
+    report = tmp_path / "junit.xml"
+    async with live_api(s, client) as base:
+        result = await asyncio.to_thread(schemathesis_run, base, report)
+    output = result.stdout + result.stderr
+    summary = output[output.rfind("SUMMARY"):]
+    print(summary)
+    assert result.returncode == 0, output[-12000:]
+    # Every operation of the document was exercised, none filtered out or left untested.
+    selected = re.search(r"Selected: (\d+)/(\d+)", summary)
+    tested = re.search(r"Tested: (\d+)", summary)
+    assert selected and tested, summary
+    assert selected[1] == selected[2] == tested[1] and int(tested[1]) >= 15, summary
+    assert report.exists(), output[-2000:]
+
+
+def test_every_operation_documents_its_answers_and_errors_in_one_shape():
+    """Each operation has a typed success answer and lists its errors with the one error
+    body (api/errors.py), so a client generated from /openapi.json can read every answer."""
+    document = create_app(Settings(api_keys=[API_KEY])).openapi()
+    error_body = {"$ref": "#/components/schemas/ErrorBody"}
+    operations = [(method.upper(), path, op) for path, ops in document["paths"].items()
+                  for method, op in ops.items()]
+    assert len(operations) >= 15
+    for method, path, op in operations:
+        label = f"{method} {path}"
+        answers = op["responses"]
+        success = [code for code in answers if code.startswith("2")]
+        assert success, label
+        for code in success:
+            content = answers[code].get("content") or {}
+            assert any(media.get("schema") for media in content.values()), (label, code)
+        for code, answer in answers.items():
+            if code.startswith(("4", "5")) and path != "/readyz":
+                schema = answer["content"]["application/json"]["schema"]
+                assert schema == error_body, (label, code)
+        if "parameters" in op or "requestBody" in op:
+            assert "422" in answers, label  # every parameter or body can be wrong
+    writes = {(m, p) for m, p, op in operations if op.get("security")}
+    assert writes == {("POST", "/v1/videos"), ("POST", "/v1/posts"),
+                      ("DELETE", "/v1/videos/{video_id}/job")}
+    assert all("401" in op["responses"] for m, p, op in operations if (m, p) in writes)
+
+
+def test_routes_never_import_the_app():
+    """api/app.py includes the route modules; they reach services and auth through
+    api/deps.py, so nothing imports in a circle."""
+    import ast
+
+    api = Path(__file__).resolve().parent.parent / "api"
+    for module in [api / "deps.py", *sorted((api / "routes").glob("*.py"))]:
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        assert "api.app" not in imported and "api" not in imported, module.name
