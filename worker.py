@@ -25,7 +25,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from spool import scratch
+from spool import observability, scratch
 from spool.config import Settings, get_settings
 from spool.process import single_threaded_blas
 from spool.temporal import TemporalConnectError, connect, exit_process
@@ -106,6 +106,8 @@ def build_workers(client: Client, plan: list[QueueWork], executor: ThreadPoolExe
             # The SDK otherwise batches heartbeats to 80% of the heartbeat timeout (8 s of
             # 10 s), which is how late a cancel would reach a running ffmpeg or Whisper.
             max_heartbeat_throttle_interval=timedelta(seconds=1),
+            # Step durations and finished jobs for /metrics (docs/observability.md).
+            interceptors=observability.worker_interceptors(),
         )
         for work in plan
     ]
@@ -140,6 +142,8 @@ def check_health(settings: Settings) -> int:
 async def run(args: argparse.Namespace) -> None:
     settings = get_settings()
     plan = plan_queues(settings, args.queue or list(QUEUE_KINDS), args.max_concurrent_activities)
+    # Before connecting: the client takes the metrics runtime and tracing from it.
+    metrics_server = observability.start_worker_telemetry(settings, args.metrics_port)
     client = await connect(settings, wait_seconds=args.connect_wait)
     threads = sum(w.max_concurrent_activities for w in plan) + 4
     stop = asyncio.Event()
@@ -153,6 +157,9 @@ async def run(args: argparse.Namespace) -> None:
             log.info("polling task queue %r (%d concurrent activities)", work.name,
                      work.max_concurrent_activities)
         await asyncio.to_thread(scratch.sweep_stale)  # what killed workers here left behind
+        if "captions" in (args.queue or QUEUE_KINDS):  # load Whisper once, before any job
+            from spool.whisper import warm_up
+            await asyncio.to_thread(warm_up, settings)
         beat = None
         if settings.resolved_worker_heartbeat_file is not None:
             beat = asyncio.create_task(touch_heartbeat(settings.resolved_worker_heartbeat_file,
@@ -169,6 +176,8 @@ async def run(args: argparse.Namespace) -> None:
             beat.cancel()
             results.extend(await asyncio.gather(beat, return_exceptions=True))
         await asyncio.to_thread(scratch.release)
+        if metrics_server is not None:
+            metrics_server.shutdown()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(
                     result, asyncio.CancelledError):
@@ -185,6 +194,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how long running activities may finish after a stop signal")
     parser.add_argument("--connect-wait", type=float, default=30.0,
                         help="seconds to keep retrying the first connection to Temporal")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus /metrics on this port (0 = any free port, "
+                             "logged); default SPOOL_METRICS_PORT, else off")
     parser.add_argument("--check-health", action="store_true",
                         help="exit 0 if a worker's heartbeat file is fresh (container health)")
     return parser.parse_args(argv)
@@ -192,12 +204,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     single_threaded_blas()  # before Whisper loads numpy: see its docstring
-    logging.basicConfig(level=os.environ.get("SPOOL_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     if args.check_health:
         return check_health(get_settings())
     try:
+        # Inside the try: a bad SPOOL_LOG_FORMAT is one "worker: ..." message like any setting.
+        observability.configure_logging(get_settings().log_format)  # SPOOL_LOG_FORMAT=json
         asyncio.run(run(args))
     except TemporalConnectError as exc:  # same exit code as starter.py: Temporal unavailable
         print(f"worker: {exc}", file=sys.stderr, flush=True)
@@ -205,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for the operator, not a traceback
         print(f"worker: {exc}", file=sys.stderr, flush=True)
         return 1
+    finally:
+        observability.shutdown()  # flush spans: the process leaves through os._exit
     return 0
 
 

@@ -8,13 +8,16 @@ import uvicorn
 
 from api.app import create_app
 from spool.config import get_settings
+from spool.observability import configure_logging
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format, default_level=logging.INFO)
+    # JSON logs: uvicorn's own loggers go through the root handler, not uvicorn's formatters.
+    log_config = {"log_config": None} if settings.log_format == "json" else {}
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="info")
+                log_level="info", **log_config)
 
 
 if __name__ == "__main__":

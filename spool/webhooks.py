@@ -29,6 +29,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from spool.config import Settings
+from spool.observability.metrics import WEBHOOK_DELIVERIES, count_outcomes
 
 MAX_URL_CHARS = 300  # the notification ledger's recipient column
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -257,6 +258,8 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+# spool_webhook_deliveries_total{outcome=delivered|failed|refused|error}: one per attempt.
+@count_outcomes(WEBHOOK_DELIVERIES, {WebhookRefused: "refused", WebhookFailed: "failed"})
 def send(settings: Settings, delivery: Delivery, *,
          verify: ssl.SSLContext | bool = True) -> int:
     """POST one signed event; raises WebhookRefused (never retry) or WebhookFailed (retry).

@@ -1,0 +1,31 @@
+"""The API's instrumentation: ``instrument_app(app)`` adds ``/metrics`` and the middleware
+that traces each request and times it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from spool.observability.metrics import CONTENT_TYPE, install_sdk_metrics, render
+from spool.observability.tracing import HttpTelemetryMiddleware, setup_tracing
+
+SERVICE = "spool-api"
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Metrics and tracing for the API process.
+
+    The SDK metrics runtime is created here, before the lifespan connects the API's Temporal
+    client, so that client's request metrics are on the same /metrics.
+    """
+    install_sdk_metrics()
+    setup_tracing(SERVICE)
+    app.add_middleware(HttpTelemetryMiddleware)
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics: Spool's (HTTP requests, ...) and the Temporal client's."""
+        # render() reads the SDK exporter over loopback HTTP: keep it off the event loop.
+        return Response(await asyncio.to_thread(render), media_type=CONTENT_TYPE)
