@@ -1,4 +1,6 @@
-"""Video activities: probe, renditions, poster, audio, Whisper, records and the owner's notice.
+"""Video activities: probe, renditions, poster, audio, Whisper, records and the owner's notice;
+for chunked jobs the plan, the chunks, the AAC track, the packages (MP4 + HLS variant), the
+storyboard and the master playlist.
 
 Each activity fetches its input from object storage into a scratch directory and puts its
 output back under a final key (temporary name, then an atomic move), so any step can run on
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import shutil
 import threading
 import time
@@ -22,15 +25,29 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from spool import media, scratch, whisper
+from spool import encoding, media, scratch, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, replace_caption_segments, update_video
+from spool.models.chunks import ChunkSpan, output_fps, plan_chunks
 from spool.models.common import FINAL_JOB_STATES, INVALID_VIDEO, JobState
 from spool.models.video import (
+    AudioTrackInput,
+    AudioTrackResult,
+    ChunkInput,
+    ChunkPlan,
+    ChunkResult,
+    EncodingPlan,
+    EncodingPlanInput,
     ExtractAudioInput,
     ExtractAudioResult,
+    HlsAudioInfo,
+    HlsVariantInfo,
+    MasterPlaylistInput,
+    MasterPlaylistResult,
     NotifyOwnerInput,
+    PackageInput,
+    PackageResult,
     PosterInput,
     PosterResult,
     ProbeInput,
@@ -38,7 +55,10 @@ from spool.models.video import (
     RecordCaptionsInput,
     RecordVideoInput,
     RenditionInput,
+    RenditionPlan,
     RenditionResult,
+    StoryboardInput,
+    StoryboardResult,
     TranscribeInput,
     TranscribeResult,
     rendition_name,
@@ -103,10 +123,12 @@ class VideoActivities:
         self.limits = media.Limits.from_settings(settings)
 
     def pipeline_activities(self) -> list[Callable]:
-        return [self.probe, self.record, self.record_captions, self.notify_owner]
+        return [self.probe, self.record, self.record_captions, self.notify_owner,
+                self.plan_encoding, self.publish_hls]
 
     def media_activities(self) -> list[Callable]:
-        return [self.transcode_rendition, self.extract_poster]
+        return [self.transcode_rendition, self.extract_poster, self.encode_chunk,
+                self.encode_audio, self.package_rendition, self.make_storyboard]
 
     def captions_activities(self) -> list[Callable]:
         return [self.extract_audio, self.transcribe]
@@ -114,6 +136,22 @@ class VideoActivities:
     async def _fetch(self, key: str, dest: Path) -> Path:
         await self._storage(self.storage.get_to, key, dest)
         return dest
+
+    async def _put_all(self, files: list[tuple[Path, str]]) -> None:
+        """Store files under their keys. A cancel arriving meanwhile waits for the upload
+        in flight to end (a thread cannot be interrupted): nothing lands under a key once
+        the step has acknowledged its cancel, so the job's final record can clear work/."""
+        async def put_each() -> None:
+            for path, key in files:
+                await self._storage(self.storage.put_file, path, key)
+
+        upload = asyncio.ensure_future(put_each())
+        try:
+            await asyncio.shield(upload)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await upload
+            raise
 
     async def _storage(self, call: Callable[..., Any], *args: Any) -> Any:
         """A storage call that waits out an outage of the store (restart, network blip)
@@ -210,6 +248,178 @@ class VideoActivities:
             size = await self._storage(self.storage.size, key)
         return PosterResult(key=key, width=info.width, height=info.height, size_bytes=size)
 
+    # --- chunked encoding (docs/pipelines.md) ---------------------------------------------
+
+    @activity.defn(name="video.plan_encoding")
+    async def plan_encoding(self, inp: EncodingPlanInput) -> EncodingPlan:
+        """This worker's settings turned into the job's plan, kept in its history."""
+        s = self.settings
+        try:
+            spans = plan_chunks(inp.probe.duration, chunk_seconds=s.chunk_seconds,
+                                segment_seconds=s.hls_segment_seconds)
+        except ValueError as exc:
+            raise invalid(f"The video cannot be cut into chunks: {exc}") from None
+        return EncodingPlan(
+            chunks=[ChunkPlan(c.index, c.start, c.end) for c in spans],
+            renditions=[RenditionPlan(rendition_name(h), h, self._video_kbps(h))
+                        for h in inp.heights],
+            fps=output_fps(inp.probe.fps), segment_seconds=s.hls_segment_seconds,
+            audio_kbps=s.audio_bitrate_kbps,
+            thumb_every=thumb_interval(s.storyboard_seconds, s.hls_segment_seconds),
+            thumb_width=s.storyboard_thumb_width, storyboard_columns=s.storyboard_columns,
+            storyboard_rows=s.storyboard_rows)
+
+    def _video_kbps(self, height: int) -> int:
+        ladder = self.settings.bitrate_ladder
+        return ladder.get(height) or _nearest_bitrate(ladder, height)
+
+    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[media.RenditionSpec]:
+        """Where each rendition of a chunk is encoded to, how tall and how many kbit/s."""
+        return [media.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
+                for r in inp.renditions]
+
+    @activity.defn(name="video.encode_chunk")
+    async def encode_chunk(self, inp: ChunkInput) -> ChunkResult:
+        """One time chunk of every rendition from one decode (plus its thumbnails)."""
+        started = time.monotonic()
+        c = inp.chunk
+        span = ChunkSpan(c.index, c.start, c.end)
+        async with heartbeating() as set_percent, scratch_dir() as tmp:
+            src = await self._fetch(inp.source_key, tmp / "source")
+            thumb_dir = tmp / "thumbs" if inp.thumb_every else None
+            for folder in (tmp / "out", thumb_dir):
+                if folder is not None:
+                    folder.mkdir()
+            try:
+                out = await encoding.encode_chunk(
+                    src, span, self.chunk_specs(inp, tmp / "out"), fps=inp.fps,
+                    segment_seconds=inp.segment_seconds, preset=self.settings.x264_preset,
+                    thumb_every=inp.thumb_every, thumb_width=inp.thumb_width,
+                    thumb_dir=thumb_dir, limits=self.limits, on_progress=set_percent)
+            except media.MediaError as exc:
+                raise ApplicationError(
+                    f"chunk {c.index} ({c.start:g}-{c.end:g} s): {exc}",
+                    type="EncodeFailed") from None
+            if getattr(out, "thumbs_error", None):
+                log.warning("chunk %d made no thumbnails: %s", c.index, out.thumbs_error)
+            files = {name: keys.chunk_key(inp.video_id, c.index, name) for name in out.files}
+            first = round(c.start / inp.thumb_every) if inp.thumb_every else 0
+            thumbs = [(path, keys.thumb_key(inp.video_id, c.index, thumb_number(path, first + i)))
+                      for i, path in enumerate(out.thumbs)]
+            await self._put_all([(path, files[name]) for name, path in out.files.items()]
+                                + thumbs)
+        return ChunkResult(index=c.index, files=files, failed=dict(out.failed),
+                           thumbs=len(thumbs), seconds_taken=round(time.monotonic() - started, 2))
+
+    @activity.defn(name="video.encode_audio")
+    async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
+        """The whole source's AAC track (muxed into every MP4) and its HLS audio playlist."""
+        async with heartbeating() as set_percent, scratch_dir() as tmp:
+            src = await self._fetch(inp.source_key, tmp / "source")
+            m4a = tmp / "audio.m4a"
+            try:
+                await encoding.encode_audio(src, m4a, audio_kbps=inp.audio_kbps,
+                                            limits=self.limits, on_progress=set_percent,
+                                            duration=inp.duration or None)
+                hls = await encoding.package_audio_hls(
+                    m4a, tmp / "hls", segment_seconds=inp.segment_seconds, limits=self.limits)
+            except media.MediaError as exc:
+                raise ApplicationError(f"audio: {exc}", type="EncodeFailed") from None
+            key = keys.audio_track_key(inp.video_id)
+            await self._put_all([(m4a, key), *self._hls_files(inp.video_id, tmp / "hls",
+                                                                  "audio")])
+        return AudioTrackResult(key=key, hls=HlsAudioInfo(
+            bandwidth=hls.bandwidth, codecs=hls.codecs, playlist="audio/index.m3u8"))
+
+    @activity.defn(name="video.package_rendition")
+    async def package_rendition(self, inp: PackageInput) -> PackageResult:
+        """One rendition's chunks joined with the audio into its progressive MP4, and its HLS
+        variant: stream copy only."""
+        started = time.monotonic()
+        name = inp.rendition.name
+        async with heartbeating(), scratch_dir() as tmp:
+            chunks = [await self._fetch(key, tmp / f"chunk-{i:05d}.mp4")
+                      for i, key in enumerate(inp.chunk_keys)]
+            audio = await self._fetch(inp.audio_key, tmp / "audio.m4a") \
+                if inp.audio_key else None
+            mp4 = tmp / f"{name}.mp4"
+            try:
+                await encoding.join_chunks(chunks, audio, mp4, limits=self.limits)
+                variant = await encoding.package_hls(
+                    mp4, tmp / "hls", name=name, segment_seconds=inp.segment_seconds,
+                    limits=self.limits)
+                info = await media.probe(mp4)
+            except media.MediaError as exc:
+                raise ApplicationError(f"{name}: {exc}", type="PackageFailed") from None
+            key = keys.rendition_key(inp.video_id, name)
+            await self._put_all([(mp4, key), *self._hls_files(inp.video_id, tmp / "hls", name)])
+        duration = info.duration or inp.duration
+        rendition = RenditionResult(
+            name=name, key=key, width=info.width, height=info.height,
+            size_bytes=info.size_bytes,
+            bitrate_kbps=int(info.size_bytes * 8 / duration / 1000) if duration else 0,
+            duration=duration, seconds_taken=round(time.monotonic() - started, 2))
+        return PackageResult(rendition=rendition, variant=HlsVariantInfo(
+            name=name, width=variant.width, height=variant.height,
+            bandwidth=variant.bandwidth, average_bandwidth=variant.average_bandwidth,
+            codecs=variant.codecs, frame_rate=variant.frame_rate,
+            playlist=f"{name}/index.m3u8"))
+
+    @staticmethod
+    def _hls_files(video_id: str, out_dir: Path, folder: str) -> list[tuple[Path, str]]:
+        """Every file a packager wrote, keyed by its path under the master playlist; the
+        media playlist last, so it is stored only once its segments are."""
+        files = sorted((p for p in out_dir.rglob("*") if p.is_file()),
+                       key=lambda p: (p.suffix == ".m3u8", str(p)))
+        return [(p, keys.hls_key(video_id, f"{folder}/{p.relative_to(out_dir).as_posix()}"))
+                for p in files]
+
+    @activity.defn(name="video.make_storyboard")
+    async def make_storyboard(self, inp: StoryboardInput) -> StoryboardResult:
+        """The chunks' thumbnails tiled into sprite sheets, and the WebVTT track naming a
+        tile per interval; the track is stored last."""
+        async with heartbeating(), scratch_dir() as tmp:
+            stored = await self._storage(self.storage.list_prefix,
+                                         keys.thumbs_prefix(inp.video_id))
+            by_number = {thumb_number(Path(key), -1): key for key in stored}
+            by_number.pop(-1, None)
+            if not by_number:
+                raise ApplicationError("storyboard: no thumbnails were stored",
+                                       type="StoryboardFailed", non_retryable=True)
+            fetched = {n: await self._fetch(key, tmp / f"thumb-{n:06d}.jpg")
+                       for n, key in sorted(by_number.items())}
+            thumbs = [fetched[nearest_number(fetched, n)] for n in range(max(fetched) + 1)]
+            (tmp / "board").mkdir()
+            try:
+                board = await encoding.make_storyboard(
+                    thumbs, tmp / "board", every=inp.every, columns=inp.columns,
+                    rows=inp.rows, sprite_url=sprite_url, limits=self.limits,
+                    duration=inp.duration)
+            except media.MediaError as exc:
+                raise ApplicationError(f"storyboard: {exc}", type="StoryboardFailed") from None
+            await self._put_all([(path, keys.storyboard_sprite_key(inp.video_id, n))
+                                 for n, path in enumerate(board.sprites)])
+            vtt_key = keys.storyboard_vtt_key(inp.video_id)
+            await self._storage(self.storage.put_bytes, board.vtt.encode("utf-8"), vtt_key)
+        return StoryboardResult(vtt_key=vtt_key, sprites=len(board.sprites),
+                                tile_width=board.tile_width, tile_height=board.tile_height,
+                                every=board.every)
+
+    @activity.defn(name="video.publish_hls")
+    async def publish_hls(self, inp: MasterPlaylistInput) -> MasterPlaylistResult:
+        """The master playlist over the variants and the audio already stored."""
+        variants = [encoding.HlsVariant(
+            name=v.name, width=v.width, height=v.height, bandwidth=v.bandwidth,
+            average_bandwidth=v.average_bandwidth, codecs=v.codecs, frame_rate=v.frame_rate,
+            playlist=v.playlist, files=[]) for v in inp.variants]
+        audio = None if inp.audio is None else encoding.HlsAudio(
+            bandwidth=inp.audio.bandwidth, codecs=inp.audio.codecs,
+            playlist=inp.audio.playlist, files=[])
+        key = keys.hls_master_key(inp.video_id)
+        text = encoding.master_playlist(variants, audio)
+        await self._storage(self.storage.put_bytes, text.encode("utf-8"), key)
+        return MasterPlaylistResult(key=key)
+
     # --- captions ------------------------------------------------------------------------
 
     @activity.defn(name="video.extract_audio")
@@ -297,11 +507,18 @@ class VideoActivities:
             values["captions_language"] = inp.captions_language
         if inp.errors:
             values["merge_errors"] = inp.errors
+        if inp.hls_key is not None:
+            values["hls_key"] = inp.hls_key
+        if inp.storyboard_key is not None:
+            values["storyboard_key"] = inp.storyboard_key
         update_video(self.engine, inp.video_id, **values)
         if inp.status in FINAL_JOB_STATES:
             # Nothing intermediate outlives the job: a cancelled or failed captions branch
-            # never reached record_captions, which drops the WAV on success.
+            # never reached record_captions, which drops the WAV on success; chunks and
+            # thumbnails are kept until here so that a retried package or storyboard step
+            # still finds them. Every step has stopped by now (cancels are waited for).
             self.storage.delete(keys.audio_key(inp.video_id))
+            self.storage.delete_prefix(keys.work_prefix(inp.video_id))
 
     @activity.defn(name="video.record_captions")
     async def record_captions(self, inp: RecordCaptionsInput) -> None:
@@ -364,6 +581,30 @@ def _refuse_streams(result: ProbeResult, s: Settings) -> None:
     if long_side > max(s.max_width, s.max_height) or short_side > min(s.max_width, s.max_height):
         raise invalid(f"The video is {result.width}x{result.height}; the limit is "
                       f"{s.max_width}x{s.max_height} (either orientation).")
+
+
+def thumb_interval(wanted: float, segment_seconds: float) -> float:
+    """The storyboard interval nearest ``wanted`` that divides a segment (at most one): chunks
+    start on segment boundaries, so every chunk's thumbnails then fall on one time grid."""
+    return segment_seconds / max(1, round(segment_seconds / wanted))
+
+
+def thumb_number(path: Path, default: int) -> int:
+    """The number in a thumbnail's name (``thumb-000012.jpg``: 12): its time is that many
+    intervals from the start."""
+    digits = re.search(r"(\d+)$", path.stem)
+    return int(digits[1]) if digits else default
+
+
+def nearest_number(present: dict[int, Any], number: int) -> int:
+    """The thumbnail shown for ``number``: itself, or the nearest one made (a chunk whose
+    thumbnails failed leaves a gap; the track keeps one cue per interval)."""
+    return min(present, key=lambda n: (abs(n - number), n))
+
+
+def sprite_url(number: int) -> str:
+    """A sprite's URL relative to the storyboard track (/v1/videos/{id}/storyboard.vtt)."""
+    return f"storyboard/{number}.jpg"
 
 
 def _nearest_bitrate(ladder: dict[int, int], height: int) -> int:

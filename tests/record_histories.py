@@ -1,6 +1,7 @@
-"""Record completed blog workflow histories into tests/histories/ for the replay tests.
+"""Record completed workflow histories into tests/histories/ for the replay tests.
 
-    .venv/bin/python -m tests.record_histories
+    .venv/bin/python -m tests.record_histories          # blog
+    .venv/bin/python -m tests.record_histories video    # chunked video: ready, cancelled
 
 Run it when a workflow change is *meant* to be incompatible (and version the workflow), or to
 add a new scenario; never to make a failing replay test pass.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import tempfile
 from pathlib import Path
 
@@ -53,18 +55,62 @@ async def record_blog(client, settings: Settings) -> None:
         (HISTORIES / "blog-invalid.json").write_text((await handle.fetch_history()).to_json())
 
 
-async def main() -> None:
+async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
+    """Chunked encoding (patch "chunked-encoding"): a job that ends ready, with captions (so
+    the "announce-before-notify" wait is in it), and one cancelled while chunks encode."""
+    from spool import media
+    from spool.ingest import ingest_video, start_video_job
+    from tests import media_clips
+    from tests.test_chunked_pipeline import CHUNKED, started_chunks, wait_until, workers
+
+    s = settings.model_copy(update=CHUNKED)
+    speech = media_clips.make_clip(clips / "speech.mp4", width=640, height=360, seconds=4)
+    tone = media_clips.make_clip(clips / "tone.mp4", width=640, height=360, seconds=8,
+                                 speech=None, tone=True)
+    async with workers(client, s):
+        inp = ingest_video(s, speech, owner_id="replay", video_id="replay-chunked-ready")
+        handle = await start_video_job(client, s, inp)
+        await handle.result()
+        write_history("video-chunked-ready", await handle.fetch_history())
+        unpaced = media.INPUT_OPTIONS
+        media.INPUT_OPTIONS = media_clips.pace_inputs()  # chunks still encode at the cancel
+        try:
+            inp = ingest_video(s, tone, owner_id="replay", captions=False,
+                               video_id="replay-chunked-cancelled")
+            handle = await start_video_job(client, s, inp)
+            await wait_until(lambda: started_chunks(handle), "a chunk to encode")
+            await handle.cancel()
+            with contextlib.suppress(WorkflowFailureError):  # the cancel is the scenario
+                await handle.result()
+        finally:
+            media.INPUT_OPTIONS = unpaced
+        write_history("video-chunked-cancelled", await handle.fetch_history())
+
+
+def write_history(name: str, history) -> None:
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def main(kinds: list[str]) -> None:
+    from spool.process import single_threaded_blas
+
+    single_threaded_blas()  # Whisper beside forked ffmpeg, as worker.py runs it
     HISTORIES.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         server = DevServer(port=free_port(), ui_port=None, db_filename=None,
                            log_path=Path(tmp) / "temporal.log")
         with server:
             settings = Settings(temporal_address=server.address, data_dir=Path(tmp) / "data",
-                                queue_pipeline="record-histories")
+                                queue_pipeline="record-histories",
+                                queue_media="record-histories",
+                                queue_captions="record-histories")
             client = await connect(settings, wait_seconds=30)
-            await record_blog(client, settings)
+            if "blog" in kinds:
+                await record_blog(client, settings)
+            if "video" in kinds:
+                await record_chunked_video(client, settings, Path(tmp))
     print(f"wrote histories to {HISTORIES}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:] or ["blog"]))

@@ -184,12 +184,12 @@ async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluste
                                  speech=None, tone=True, pattern="testsrc2")
     async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
         job = await upload(http, clip, captions="false")
-        first = await running_attempt(cluster_client, job["job_id"], "rendition-180p")
+        first = await running_attempt(cluster_client, job["job_id"], "encode-00000")
         victim = host_of(cluster, first.last_worker_identity)
         assert victim.startswith("media-")
         cluster.kill_host(victim)  # mid-encode: its 20 s paced transcode cannot be done
         try:
-            second = await running_attempt(cluster_client, job["job_id"], "rendition-180p",
+            second = await running_attempt(cluster_client, job["job_id"], "encode-00000",
                                            attempt=2)
             assert host_of(cluster, second.last_worker_identity) not in (victim,)
             v = await wait_video(http, job["video_id"])
@@ -206,7 +206,7 @@ async def test_storage_stopped_mid_job_then_back(cluster, cluster_client, clips)
                                  speech=None, tone=True, pattern="testsrc2")
     async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
         job = await upload(http, clip, captions="false")
-        await running_attempt(cluster_client, job["job_id"], "rendition-180p")
+        await running_attempt(cluster_client, job["job_id"], "encode-00000")
         cluster.s3.stop()
         try:
             # The outage itself, not a synchronisation: the store is gone for 20 s while the

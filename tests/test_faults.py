@@ -330,10 +330,10 @@ async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_on
         first = stacks[0]
         async with httpx.AsyncClient(base_url=first.api_url, timeout=120) as http:
             job = await upload_clip(http, clip, STACK_AUTH, callback_url=receiver.url)
-        percent = await heartbeating(await stack_client(first), job["job_id"], "rendition-480p")
+        percent = await heartbeating(await stack_client(first), job["job_id"], "encode-00000")
         kill_stack(first)
         killed = time.monotonic()
-        print(f"\n[fault] whole stack SIGKILLed with rendition-480p at {percent:.0f} %")
+        print(f"\n[fault] whole stack SIGKILLed with encode-00000 at {percent:.0f} %")
         stacks.append(EmbeddedStack(stack_settings, temporal_port=first.temporal_port,
                                     ui_port=first.ui_port, worker_args=paced).start())
         figure("whole stack: restart on the same data", time.monotonic() - killed)
@@ -685,12 +685,6 @@ class DeliveredOutOfOrder(AssertionError):
     """video.ready reached a receiver before video.captions_available of the same video."""
 
 
-@pytest.mark.xfail(strict=True, raises=DeliveredOutOfOrder, reason=(
-    "Spool does not order a video's webhooks: 'captions available' is a background "
-    "announcement (workflows/video.py _announce_captions) and 'video ready' the notify step "
-    "run after record-final without waiting for it; each retries on its own backoff, so a "
-    "receiver that comes back may get video.ready first. Fix: in _finish, await "
-    "self._announcements before the NOTIFY step (behind workflow.patched)."))
 async def test_receiver_back_gets_captions_available_before_video_ready(
         client, settings, talk_clip, whisper_ready):
     """In order per video means: to one destination, video.ready is never delivered before

@@ -32,11 +32,24 @@ from spool.db import get_engine
 from spool.db.video import get_caption_segments, get_video
 from spool.ingest import ingest_video, start_video_job
 from spool.models import (
+    AudioTrackInput,
+    AudioTrackResult,
     CaptionsState,
+    ChunkInput,
+    ChunkPlan,
+    ChunkResult,
+    EncodingPlan,
+    EncodingPlanInput,
     ExtractAudioInput,
     ExtractAudioResult,
+    HlsAudioInfo,
+    HlsVariantInfo,
     JobState,
+    MasterPlaylistInput,
+    MasterPlaylistResult,
     NotifyOwnerInput,
+    PackageInput,
+    PackageResult,
     PosterInput,
     PosterResult,
     ProbeInput,
@@ -45,8 +58,11 @@ from spool.models import (
     RecordCaptionsInput,
     RecordVideoInput,
     RenditionInput,
+    RenditionPlan,
     RenditionResult,
     StepStatus,
+    StoryboardInput,
+    StoryboardResult,
     TranscribeInput,
     TranscribeResult,
     VideoPipelineInput,
@@ -271,7 +287,7 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
         inp = ingest_video(settings, clip, owner_id="owner-1", captions=False,
                            renditions=["360p"])
         handle = await start_video_job(client, settings, inp)
-        await wait_for_step(handle, "rendition-180p", min_percent=1.0)
+        await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk
         assert ffmpeg_processes("spool-video-")
         cancelled_at = time.monotonic()
         await handle.cancel()
@@ -346,7 +362,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
             inp = ingest_video(split, clip, owner_id="owner-1", captions=False,
                                renditions=["360p"])
             handle = await start_video_job(client, split, inp)
-            await wait_for_step(handle, "rendition-180p", min_percent=1.0)
+            await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk
             assert ffmpeg_processes("spool-video-")
             first.send_signal(signal.SIGKILL)
             first.wait()
@@ -355,7 +371,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
                            "the killed worker's ffmpeg to die with it")
             second = start_media_worker("normal")
             # Retried only after the heartbeat timeout tells the server the worker is gone.
-            await wait_for_step(handle, "rendition-180p", min_attempt=2, within=120)
+            await wait_for_step(handle, "encode-00000", min_attempt=2, within=120)
             noticed = time.monotonic() - killed_at
             status = await handle.result()
     finally:
@@ -365,7 +381,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
                 proc.wait()
     assert status.state == JobState.READY
     assert [r.height for r in status.renditions] == [180]
-    assert await activity_attempts(handle, "rendition-180p") == [2]
+    assert await activity_attempts(handle, "encode-00000") == [2]
     print(f"\nkilled worker's transcode restarted after {noticed:.1f} s")
 
 
@@ -395,7 +411,9 @@ class FakeVideo:
     def activities(self) -> list:
         return [self.probe, self.record, self.record_captions, self.notify_owner,
                 self.publish_event, self.transcode_rendition, self.extract_poster,
-                self.extract_audio, self.transcribe]
+                self.extract_audio, self.transcribe, self.plan_encoding, self.encode_chunk,
+                self.encode_audio, self.package_rendition, self.make_storyboard,
+                self.publish_hls]
 
     def final_status(self) -> JobState | None:
         """The job state of the last video record."""
@@ -454,6 +472,51 @@ class FakeVideo:
     @activity.defn(name="video.extract_poster")
     async def extract_poster(self, inp: PosterInput) -> PosterResult:
         return PosterResult(key="k/poster.jpg", width=2, height=2, size_bytes=1)
+
+    # Chunked encoding (new jobs): one chunk; a rendition in fail_renditions fails in it.
+    @activity.defn(name="video.plan_encoding")
+    async def plan_encoding(self, inp: EncodingPlanInput) -> EncodingPlan:
+        return EncodingPlan(chunks=[ChunkPlan(0, 0.0, inp.probe.duration)],
+                            renditions=[RenditionPlan(f"{h}p", h, 1) for h in inp.heights],
+                            fps=30.0, segment_seconds=4.0, audio_kbps=128, thumb_every=1.0)
+
+    @activity.defn(name="video.encode_chunk")
+    async def encode_chunk(self, inp: ChunkInput) -> ChunkResult:
+        for percent in (10.0, 50.0):
+            activity.heartbeat({"percent": percent})
+            if self.hold is not None:
+                await self.hold.wait()
+        failed = {r.name: "encoder exploded" for r in inp.renditions
+                  if r.height in self.fail_renditions}
+        if len(failed) == len(inp.renditions):
+            raise ApplicationError("encoder exploded", non_retryable=True)
+        return ChunkResult(index=inp.chunk.index, failed=failed, thumbs=3,
+                           files={r.name: f"k/{r.name}/{inp.chunk.index}"
+                                  for r in inp.renditions if r.name not in failed})
+
+    @activity.defn(name="video.encode_audio")
+    async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
+        return AudioTrackResult(key="k/audio.m4a",
+                                hls=HlsAudioInfo(1, "mp4a.40.2", "audio/index.m3u8"))
+
+    @activity.defn(name="video.package_rendition")
+    async def package_rendition(self, inp: PackageInput) -> PackageResult:
+        r = inp.rendition
+        return PackageResult(
+            rendition=RenditionResult(name=r.name, key=f"k/{r.height}", width=2,
+                                      height=r.height, size_bytes=1, bitrate_kbps=1,
+                                      duration=inp.duration),
+            variant=HlsVariantInfo(r.name, 2, r.height, 1, 1, "avc1.64001f", 30.0,
+                                   f"{r.name}/index.m3u8"))
+
+    @activity.defn(name="video.make_storyboard")
+    async def make_storyboard(self, inp: StoryboardInput) -> StoryboardResult:
+        return StoryboardResult(vtt_key="k/storyboard.vtt", sprites=1, tile_width=2,
+                                tile_height=2, every=inp.every)
+
+    @activity.defn(name="video.publish_hls")
+    async def publish_hls(self, inp: MasterPlaylistInput) -> MasterPlaylistResult:
+        return MasterPlaylistResult(key="k/master.m3u8")
 
     @activity.defn(name="video.extract_audio")
     async def extract_audio(self, inp: ExtractAudioInput) -> ExtractAudioResult:

@@ -88,7 +88,8 @@ async def test_max_concurrent_activities_sets_each_queues_limit(client, settings
     assert {name: w.max_concurrent_activities for name, w in plan.items()} == {
         f"{task_queue}-m": 3, f"{task_queue}-c": 3}
     assert {a.__name__ for a in plan[f"{task_queue}-m"].activities} == {
-        "transcode_rendition", "extract_poster"}
+        "transcode_rendition", "extract_poster", "encode_chunk", "encode_audio",
+        "package_rendition", "make_storyboard"}
     # The limit and the grace period reach the Temporal worker that polls each queue.
     with ThreadPoolExecutor(6) as pool:
         built = worker.build_workers(client, list(plan.values()), pool, args.grace_seconds)
@@ -153,7 +154,7 @@ async def test_stop_signal_lets_a_running_step_finish_within_the_grace_period(
         client, settings, paced_video):
     handle = await stop_mid_encode(client, settings, paced_video(4), "600")
     # Stopped mid-encode with time to spare: the encode finished and was reported.
-    assert await activity_events(handle, "rendition-") == ["completed"]
+    assert await activity_events(handle, "encode-") == ["completed"]  # its one chunk
     await handle.terminate("test over")
 
 
@@ -162,9 +163,9 @@ async def test_stop_signal_cancels_a_step_still_running_after_the_grace_period(
     handle = await stop_mid_encode(client, settings, paced_video(60), "1")
     # A 60 s encode cannot finish in the 1 s grace: it was cancelled (the worker exited 0
     # without waiting for it), so the step did not complete and is pending to run again.
-    assert "completed" not in await activity_events(handle, "rendition-")
+    assert "completed" not in await activity_events(handle, "encode-")
     pending = (await handle.describe()).raw_description.pending_activities
-    rendition = next(a for a in pending if a.activity_id.startswith("rendition-"))
+    rendition = next(a for a in pending if a.activity_id.startswith("encode-"))
     # The first attempt ended by the shutdown's cancel; the next one waits for a worker.
     assert rendition.attempt == 2
     assert "shutting down" in rendition.last_failure.message

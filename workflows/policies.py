@@ -15,6 +15,7 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
+from spool.models import defaults
 from spool.models.common import INVALID_POST, INVALID_VIDEO
 
 # Errors that no retry can fix (activities also raise them as non-retryable).
@@ -49,7 +50,7 @@ def _retry(
 # --- blog -------------------------------------------------------------------------------
 # Indexing may be down for hours: retry with capped backoff for up to a day (configurable per
 # job through BlogPublishInput.index_retry_seconds).
-INDEX_RETRY_SECONDS_DEFAULT = 24 * 3600
+INDEX_RETRY_SECONDS_DEFAULT = defaults.INDEX_RETRY_SECONDS
 INDEX_POST = StepPolicy(
     start_to_close=timedelta(seconds=30),
     retry=_retry(initial=1.0, maximum=300.0),
@@ -128,6 +129,47 @@ TRANSCRIBE = StepPolicy(
     heartbeat=VIDEO_HEARTBEAT,
     wait_for_cancel=True,
 )
+# --- chunked encoding (new jobs; docs/pipelines.md) --------------------------------------
+# Light: the worker's settings and arithmetic.
+PLAN = StepPolicy(
+    start_to_close=timedelta(seconds=30),
+    retry=_retry(initial=1.0, maximum=30.0, attempts=5),
+)
+# One time chunk of every rendition: at most SPOOL_CHUNK_SECONDS of source, so far shorter
+# than a whole rendition; a lost worker is noticed by the heartbeat and only this chunk
+# is done again.
+ENCODE = StepPolicy(
+    start_to_close=timedelta(hours=2),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
+)
+# The whole source's AAC track, once.
+AUDIO = StepPolicy(
+    start_to_close=timedelta(hours=2),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
+)
+# Join one rendition's chunks with the audio and cut its HLS segments: stream copy only.
+PACKAGE = StepPolicy(
+    start_to_close=timedelta(hours=1),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
+)
+STORYBOARD = StepPolicy(
+    start_to_close=timedelta(minutes=30),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
+)
+# The master playlist: a few hundred bytes written once every variant is stored.
+HLS = StepPolicy(
+    start_to_close=timedelta(seconds=30),
+    retry=_retry(initial=1.0, maximum=60.0, attempts=10),
+)
+
 # Database writes and the owner's notification: short each, retried for a day.
 RECORD = StepPolicy(
     start_to_close=timedelta(seconds=30),

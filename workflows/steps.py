@@ -109,6 +109,16 @@ class StepBook:
                 self._steps[name].percent = 100.0
         return Outcome(value)
 
+    def start(self, *names: str) -> None:
+        """Pending steps whose work is not one activity run here (a rendition made of
+        chunks, an aggregate of items) show as running."""
+        for name in names:
+            if self._steps[name].state == StepStatus.PENDING:
+                self._steps[name].state = StepStatus.RUNNING
+
+    def set_percent(self, name: str, percent: float) -> None:
+        self._steps[name].percent = round(min(100.0, max(0.0, percent)), 1)
+
     def adopt(self, reported: Iterable[StepState]) -> None:
         """Take the states a child workflow reports for steps shown here."""
         for child in reported:

@@ -1,6 +1,10 @@
 """VideoPipelineWorkflow: probe, then renditions ∥ poster ∥ captions (child), then record and
 notify the owner once.
 
+New jobs (patch "chunked-encoding") make the renditions from time chunks: plan → chunks ∥
+audio → per rendition one package (progressive MP4 + HLS variant) ∥ storyboard → master
+playlist. Jobs started before replay the per-rendition path unchanged (tests/histories/).
+
 Branches are isolated (docs/ARCHITECTURE.md rule 5): a failed rendition, poster or captions
 branch is recorded in the status and the others carry on. The job ends ready,
 ready_with_errors, failed (invalid upload or no rendition at all) or cancelled; the owner is
@@ -20,11 +24,21 @@ with workflow.unsafe.imports_passed_through():
     from activities.video import VideoActivities
     from activities.webhooks import WebhookActivities
     from spool.models import (
+        AudioTrackInput,
+        AudioTrackResult,
         CaptionsInput,
         CaptionsResult,
         CaptionsState,
+        ChunkInput,
+        ChunkPlan,
+        EncodingPlan,
+        EncodingPlanInput,
+        HlsVariantInfo,
         JobState,
+        MasterPlaylistInput,
+        MasterPlaylistResult,
         NotifyOwnerInput,
+        PackageInput,
         PosterInput,
         PosterResult,
         ProbeInput,
@@ -32,8 +46,11 @@ with workflow.unsafe.imports_passed_through():
         PublishEventInput,
         RecordVideoInput,
         RenditionInput,
+        RenditionPlan,
         RenditionResult,
         StepStatus,
+        StoryboardInput,
+        StoryboardResult,
         VideoPipelineInput,
         VideoStatus,
         captions_workflow_id,
@@ -55,10 +72,29 @@ RECORD = Step("record", VideoActivities.record, policies.RECORD)
 NOTIFY = Step("notify", VideoActivities.notify_owner, policies.NOTIFY)
 ANNOUNCE_CAPTIONS = Step("announce-captions", WebhookActivities.publish_event,
                          policies.ANNOUNCE_CAPTIONS)
+# Chunked encoding. ``encode`` and ``package`` are aggregates in the status: their items
+# (``encode-00003``, ``package-720p``) are the activities, and a rendition's progress is
+# derived from its chunks (docs/ARCHITECTURE.md, step table).
+PLAN = Step("plan", VideoActivities.plan_encoding, policies.PLAN)
+ENCODE = Step("encode", VideoActivities.encode_chunk, policies.ENCODE)
+AUDIO = Step("audio", VideoActivities.encode_audio, policies.AUDIO)
+PACKAGE = Step("package", VideoActivities.package_rendition, policies.PACKAGE)
+STORYBOARD = Step("storyboard", VideoActivities.make_storyboard, policies.STORYBOARD)
+HLS = Step("hls", VideoActivities.publish_hls, policies.HLS)
 
 
 def rendition_step(height: int) -> Step:
     return RENDITION.at(rendition_name(height))
+
+
+def chunk_step(chunk: ChunkPlan) -> Step:
+    return ENCODE.at(f"{chunk.index:05d}")
+
+
+def chunk_shares(chunks: list[ChunkPlan]) -> dict[str, float]:
+    """Each chunk's activity id and its share of the source, in percentage points."""
+    total = sum(c.end - c.start for c in chunks) or 1.0
+    return {chunk_step(c).name: (c.end - c.start) / total * 100.0 for c in chunks}
 
 
 def job_outcome(made_renditions: bool, errors: dict[str, str]) -> tuple[JobState, str | None]:
@@ -91,6 +127,19 @@ class VideoPipelineWorkflow:
         # close, never the job's state.
         self._announcements: list[asyncio.Task] = []
         self._final_recorded = False
+        # Chunked path.
+        self._plan: EncodingPlan | None = None
+        self._shares: dict[str, float] = {}  # chunk activity id -> share of the source
+        self._running_chunks: set[str] = set()
+        self._encoded = 0.0  # points of the source whose chunks are done
+        self._chunk_keys: dict[str, dict[int, str]] = {}  # rendition -> chunk index -> key
+        self._made_share: dict[str, float] = {}  # rendition -> points made
+        self._failed_renditions: dict[str, str] = {}
+        self._thumbs = 0
+        self._audio: AudioTrackResult | None = None
+        self._variants: dict[str, HlsVariantInfo] = {}
+        self._hls: MasterPlaylistResult | None = None
+        self._storyboard: StoryboardResult | None = None
 
     @workflow.query(name="status")
     def status(self) -> VideoStatus:
@@ -99,7 +148,8 @@ class VideoPipelineWorkflow:
             job_id=self._job_id, video_id=inp.video_id if inp else "", state=self._state,
             steps=self._steps.states(), error=self._error,
             captions_state=self._captions_state, renditions=self._renditions_by_height(),
-            poster=self._poster, probe=self._probe, captions=self._captions)
+            poster=self._poster, probe=self._probe, captions=self._captions,
+            hls=self._hls, storyboard=self._storyboard, step_shares=self._step_shares())
 
     @workflow.run
     async def run(self, inp: VideoPipelineInput) -> VideoStatus:
@@ -129,11 +179,214 @@ class VideoPipelineWorkflow:
         probe = self._probe = probed.value
         await self._record(RECORD.at("probe"), metadata=probe)
         heights = plan_rendition_heights(probe.height, inp.renditions)
+        if workflow.patched("chunked-encoding"):
+            await self._process_chunked(probe, heights)
+            return job_outcome(bool(self._renditions), self._errors)
         self._steps.add(*(rendition_step(h).name for h in heights), POSTER.name,
                         *CAPTIONS_STEPS, NOTIFY.name)
         await asyncio.gather(*(self._rendition(h, probe) for h in heights),
                              self._make_poster(probe), self._make_captions(probe))
         return job_outcome(bool(self._renditions), self._errors)
+
+    # --- chunked path -----------------------------------------------------------------------
+
+    async def _process_chunked(self, probe: ProbeResult, heights: list[int]) -> None:
+        """plan ─┬─ (chunks ∥ audio → packages ∥ storyboard → master playlist) ∥ poster ∥
+        captions."""
+        inp = self._require_input()
+        if not heights:  # none of the requested renditions fits the source: nothing to plan
+            self._steps.add(POSTER.name, *CAPTIONS_STEPS, NOTIFY.name)
+            await asyncio.gather(self._make_poster(probe), self._make_captions(probe))
+            return
+        planned = await self._steps.run(PLAN, EncodingPlanInput(inp.video_id, probe, heights),
+                                        queue=inp.queue_pipeline)
+        if planned.cancelled:
+            raise asyncio.CancelledError()
+        if not planned.ok:
+            self._errors[PLAN.name] = planned.error
+            return
+        plan = self._plan = planned.value
+        self._steps.add(ENCODE.name, *self._rendition_steps(plan), AUDIO.name, POSTER.name,
+                        *CAPTIONS_STEPS, PACKAGE.name, STORYBOARD.name, HLS.name, NOTIFY.name)
+        await asyncio.gather(self._deliver(plan, probe), self._make_poster(probe),
+                             self._make_captions(probe))
+
+    async def _deliver(self, plan: EncodingPlan, probe: ProbeResult) -> None:
+        await asyncio.gather(self._encode_chunks(plan), self._make_audio_track(plan, probe))
+        await asyncio.gather(self._package_all(plan, probe), self._make_storyboard(plan, probe))
+        await self._publish_hls(plan)
+
+    async def _encode_chunks(self, plan: EncodingPlan) -> None:
+        """Every chunk at once (the media workers' slots pace them); a chunk that failed as a
+        whole after its retries fails every rendition, one that lost a rendition only that
+        rendition."""
+        self._shares = chunk_shares(plan.chunks)
+        self._steps.start(ENCODE.name, *self._rendition_steps(plan))
+        failures = [f for f in await asyncio.gather(
+            *(self._encode_chunk(chunk, plan) for chunk in plan.chunks)) if f]
+        if not failures:
+            self._steps.end_unfinished(StepStatus.DONE, names=[ENCODE.name])
+            return
+        self._errors[ENCODE.name] = "; ".join(failures)
+        self._steps.end_unfinished(StepStatus.FAILED, names=[ENCODE.name],
+                                   error=self._errors[ENCODE.name])
+        for rendition in plan.renditions:
+            self._fail_rendition(rendition.name, failures[0], record=False)
+
+    async def _encode_chunk(self, chunk: ChunkPlan, plan: EncodingPlan) -> str | None:
+        """One chunk of every rendition; the error it failed with as a whole, if it did."""
+        inp = self._require_input()
+        step = chunk_step(chunk)
+        self._running_chunks.add(step.name)
+        try:
+            made = await step.execute(
+                ChunkInput(inp.video_id, inp.source_key, chunk, plan.renditions, plan.fps,
+                           plan.segment_seconds, plan.thumb_every, plan.thumb_width),
+                queue=inp.queue_media)
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                return None  # the job's cancel: the gather raises it once every chunk stopped
+            return f"chunk {chunk.index}: {failure_message(err)}"
+        finally:
+            self._running_chunks.discard(step.name)
+        share = self._shares[step.name]
+        self._encoded += share
+        self._steps.set_percent(ENCODE.name, self._encoded)
+        self._thumbs += made.thumbs
+        for rendition in plan.renditions:
+            self._take_chunk(rendition, chunk, made.files.get(rendition.name),
+                             made.failed.get(rendition.name), share, len(plan.chunks))
+        return None
+
+    def _take_chunk(self, rendition: RenditionPlan, chunk: ChunkPlan, key: str | None,
+                    error: str | None, share: float, chunks: int) -> None:
+        if error is not None or key is None:
+            self._fail_rendition(rendition.name,
+                                 f"chunk {chunk.index}: {error or 'no file was made'}")
+            return
+        made = self._chunk_keys.setdefault(rendition.name, {})
+        made[chunk.index] = key
+        self._made_share[rendition.name] = self._made_share.get(rendition.name, 0.0) + share
+        if rendition.name not in self._failed_renditions:
+            self._steps.set_percent(RENDITION.at(rendition.name).name,
+                                    100.0 if len(made) == chunks
+                                    else self._made_share[rendition.name])
+
+    def _fail_rendition(self, name: str, error: str, *, record: bool = True) -> None:
+        """The first error of a rendition fails it; ``record`` False when the cause is
+        already in the job's errors under its own step (a whole chunk, the audio)."""
+        if name in self._failed_renditions:
+            return
+        self._failed_renditions[name] = error
+        step = RENDITION.at(name).name
+        self._steps.end_unfinished(StepStatus.FAILED, names=[step], error=error)
+        if record:
+            self._errors[step] = error
+
+    async def _make_audio_track(self, plan: EncodingPlan, probe: ProbeResult) -> None:
+        """The whole source's AAC track once: per-chunk audio would leave a priming gap at
+        every chunk boundary."""
+        inp = self._require_input()
+        if not probe.has_audio:
+            self._steps.skip([AUDIO.name], "no audio track")
+            return
+        made = await self._steps.run(
+            AUDIO, AudioTrackInput(inp.video_id, inp.source_key, plan.audio_kbps,
+                                   plan.segment_seconds, probe.duration),
+            queue=inp.queue_media, progress=True)
+        if made.ok:
+            self._audio = made.value
+        elif made.error is not None:
+            # Every rendition carries this sound: none can be delivered without it.
+            self._errors[AUDIO.name] = made.error
+            for rendition in plan.renditions:
+                self._fail_rendition(rendition.name, f"audio: {made.error}", record=False)
+
+    async def _package_all(self, plan: EncodingPlan, probe: ProbeResult) -> None:
+        ready = [r for r in plan.renditions if r.name not in self._failed_renditions
+                 and len(self._chunk_keys.get(r.name, {})) == len(plan.chunks)
+                 and (self._audio is not None or not probe.has_audio)]
+        if not ready:
+            self._steps.skip([PACKAGE.name], "no rendition was encoded")
+            return
+        self._steps.start(PACKAGE.name)
+        failed = [f for f in await asyncio.gather(
+            *(self._package(r, plan, probe) for r in ready)) if f]
+        self._steps.end_unfinished(StepStatus.FAILED if failed else StepStatus.DONE,
+                                   names=[PACKAGE.name],
+                                   error="; ".join(failed) if failed else None)
+
+    async def _package(self, rendition: RenditionPlan, plan: EncodingPlan,
+                       probe: ProbeResult) -> str | None:
+        """Join one rendition's chunks with the audio (its progressive MP4) and cut its HLS
+        variant, by stream copy; the error, if it failed."""
+        inp = self._require_input()
+        step = RENDITION.at(rendition.name)
+        made_keys = self._chunk_keys[rendition.name]
+        made = await self._steps.track((step.name,), PACKAGE.at(rendition.name).execute(
+            PackageInput(inp.video_id, rendition, [made_keys[c.index] for c in plan.chunks],
+                         self._audio.key if self._audio else None, plan.segment_seconds,
+                         probe.duration),
+            queue=inp.queue_media), progress=True)
+        if made.ok:
+            self._renditions[rendition.height] = made.value.rendition
+            self._variants[rendition.name] = made.value.variant
+            return None
+        if made.error is None:
+            return None
+        self._failed_renditions[rendition.name] = made.error
+        self._errors[step.name] = made.error
+        return f"{rendition.name}: {made.error}"
+
+    async def _make_storyboard(self, plan: EncodingPlan, probe: ProbeResult) -> None:
+        inp = self._require_input()
+        if plan.thumb_every is None or not self._thumbs:
+            self._steps.skip([STORYBOARD.name], "no thumbnails were made")
+            return
+        if len(self._failed_renditions) == len(plan.renditions):
+            self._steps.skip([STORYBOARD.name], "no rendition was encoded")
+            return
+        made = await self._steps.run(
+            STORYBOARD, StoryboardInput(inp.video_id, plan.thumb_every,
+                                        plan.storyboard_columns, plan.storyboard_rows,
+                                        probe.duration),
+            queue=inp.queue_media)
+        if made.ok:
+            self._storyboard = made.value
+        elif made.error is not None:
+            self._errors[STORYBOARD.name] = made.error
+
+    async def _publish_hls(self, plan: EncodingPlan) -> None:
+        """The master playlist, written last: a player finds it only once every variant it
+        lists is stored."""
+        inp = self._require_input()
+        variants = [self._variants[r.name] for r in plan.renditions if r.name in self._variants]
+        if not variants:
+            self._steps.skip([HLS.name], "no rendition was packaged")
+            return
+        made = await self._steps.run(
+            HLS, MasterPlaylistInput(inp.video_id, variants,
+                                     self._audio.hls if self._audio else None),
+            queue=inp.queue_pipeline)
+        if made.ok:
+            self._hls = made.value
+        elif made.error is not None:
+            self._errors[HLS.name] = made.error
+
+    @staticmethod
+    def _rendition_steps(plan: EncodingPlan) -> list[str]:
+        return [RENDITION.at(r.name).name for r in plan.renditions]
+
+    def _step_shares(self) -> dict[str, dict[str, float]]:
+        """What running chunks add to the encode step and each live rendition's percent."""
+        if self._plan is None or not self._running_chunks:
+            return {}
+        running = {name: round(self._shares[name], 3) for name in sorted(self._running_chunks)}
+        shares = {ENCODE.name: running}
+        for rendition in self._plan.renditions:
+            if rendition.name not in self._failed_renditions:
+                shares[RENDITION.at(rendition.name).name] = running
+        return shares
 
     # --- branches -------------------------------------------------------------------------
 
@@ -241,6 +494,11 @@ class VideoPipelineWorkflow:
         self._error = error if error is not None else self._error
         self._set_state(state)
         await self._record_final(state, RECORD.at("final"))
+        if self._announcements and workflow.patched("announce-before-notify"):
+            # In order per video: "captions available" is delivered (or given up on; it never
+            # raises) before "video ready" goes to the same receivers. The outcome is already
+            # recorded, so only the notice waits.
+            await asyncio.gather(*self._announcements)
         payload = {
             "job_id": self._job_id, "error": self._error,
             "captions_state": self._captions_state,
@@ -263,7 +521,9 @@ class VideoPipelineWorkflow:
             poster_key=self._poster.key if self._poster else None,
             captions_state=self._captions_state
             if self._captions_state != CaptionsState.PENDING else None,
-            errors=dict(self._errors) or None)
+            errors=dict(self._errors) or None,
+            hls_key=self._hls.key if self._hls else None,
+            storyboard_key=self._storyboard.vtt_key if self._storyboard else None)
         self._final_recorded = True
 
     async def _record(self, step: Step, **values) -> None:

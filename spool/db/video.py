@@ -25,6 +25,10 @@ videos = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
               onupdate=sa.func.now()),
+    # Adaptive streaming (migration 0002, which adds them last): the HLS master playlist's
+    # and the storyboard VTT's keys.
+    sa.Column("hls_key", sa.String(500), nullable=True),
+    sa.Column("storyboard_key", sa.String(500), nullable=True),
 )
 
 caption_segments = sa.Table(

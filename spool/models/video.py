@@ -7,6 +7,7 @@ No I/O here: workflow code imports this module inside the sandbox.
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from spool.models import defaults
 from spool.models.common import JobState, StepState
 
 __all__ = [
@@ -14,6 +15,22 @@ __all__ = [
     "CaptionsInput",
     "CaptionsState",
     "CaptionsResult",
+    "ChunkInput",
+    "ChunkPlan",
+    "ChunkResult",
+    "EncodingPlan",
+    "EncodingPlanInput",
+    "AudioTrackInput",
+    "AudioTrackResult",
+    "HlsAudioInfo",
+    "HlsVariantInfo",
+    "MasterPlaylistInput",
+    "MasterPlaylistResult",
+    "PackageInput",
+    "PackageResult",
+    "RenditionPlan",
+    "StoryboardInput",
+    "StoryboardResult",
     "ExtractAudioInput",
     "ExtractAudioResult",
     "NotifyOwnerInput",
@@ -106,11 +123,11 @@ class VideoPipelineInput:
     # e.g. ["720p", "360p"]; None = the whole ladder up to the source height
     renditions: list[str] | None = None
     callback_url: str | None = None
-    language: str = "en"
+    language: str = defaults.LANGUAGE
     # Workflows cannot read settings: the starter copies the queue names in.
-    queue_pipeline: str = "pipeline"
-    queue_media: str = "media"
-    queue_captions: str = "captions"
+    queue_pipeline: str = defaults.QUEUE_PIPELINE
+    queue_media: str = defaults.QUEUE_MEDIA
+    queue_captions: str = defaults.QUEUE_CAPTIONS
     # Bounded retries of the captions branch; None = the policy's default.
     captions_max_attempts: int | None = None
 
@@ -177,9 +194,9 @@ class PosterResult:
 class CaptionsInput:
     video_id: str
     source_key: str
-    language: str = "en"
-    queue_pipeline: str = "pipeline"
-    queue_captions: str = "captions"
+    language: str = defaults.LANGUAGE
+    queue_pipeline: str = defaults.QUEUE_PIPELINE
+    queue_captions: str = defaults.QUEUE_CAPTIONS
     max_attempts: int | None = None
 
 
@@ -199,7 +216,7 @@ class ExtractAudioResult:
 class TranscribeInput:
     video_id: str
     audio_key: str
-    language: str = "en"
+    language: str = defaults.LANGUAGE
     duration: float = 0.0
 
 
@@ -217,7 +234,7 @@ class TranscribeResult:
 class RecordCaptionsInput:
     video_id: str
     state: CaptionsState
-    language: str = "en"
+    language: str = defaults.LANGUAGE
     transcript: TranscribeResult | None = None
     error: str | None = None
 
@@ -225,7 +242,7 @@ class RecordCaptionsInput:
 @dataclass
 class CaptionsResult:
     state: CaptionsState
-    language: str = "en"
+    language: str = defaults.LANGUAGE
     vtt_key: str | None = None
     srt_key: str | None = None
     transcript_key: str | None = None
@@ -249,6 +266,152 @@ class RecordVideoInput:
     captions_state: CaptionsState | None = None
     captions_language: str | None = None
     errors: dict[str, str] | None = None
+    hls_key: str | None = None
+    storyboard_key: str | None = None
+
+
+# --- chunked encoding (docs/pipelines.md): plan, chunks, audio, packages, storyboard, HLS ---
+
+
+@dataclass
+class EncodingPlanInput:
+    video_id: str
+    probe: ProbeResult
+    heights: list[int]
+
+
+@dataclass
+class RenditionPlan:
+    name: str  # "720p"
+    height: int
+    video_kbps: int
+
+
+@dataclass
+class ChunkPlan:
+    """One time chunk of the source: [start, end) seconds, index from 0."""
+
+    index: int
+    start: float
+    end: float
+
+
+@dataclass
+class EncodingPlan:
+    """How a job is encoded, decided once by a worker from its settings and kept in the
+    history, so a replay never plans again with other settings or code."""
+
+    chunks: list[ChunkPlan]
+    renditions: list[RenditionPlan]
+    fps: float
+    segment_seconds: float
+    audio_kbps: int
+    # None: no storyboard (thumbnails are made by the chunks every this many seconds).
+    thumb_every: float | None = None
+    thumb_width: int = 160
+    storyboard_columns: int = 10
+    storyboard_rows: int = 10
+
+
+@dataclass
+class ChunkInput:
+    video_id: str
+    source_key: str
+    chunk: ChunkPlan
+    renditions: list[RenditionPlan]
+    fps: float
+    segment_seconds: float
+    thumb_every: float | None = None
+    thumb_width: int = 160
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    files: dict[str, str]  # rendition name -> stored key of its video-only MP4 chunk
+    failed: dict[str, str] = field(default_factory=dict)  # rendition name -> error
+    thumbs: int = 0
+    seconds_taken: float = 0.0
+
+
+@dataclass
+class HlsAudioInfo:
+    bandwidth: int
+    codecs: str
+    playlist: str  # relative to the master playlist, e.g. "audio/index.m3u8"
+
+
+@dataclass
+class AudioTrackInput:
+    video_id: str
+    source_key: str
+    audio_kbps: int
+    segment_seconds: float
+    duration: float = 0.0
+
+
+@dataclass
+class AudioTrackResult:
+    key: str  # the AAC track every rendition's MP4 is muxed with
+    hls: HlsAudioInfo
+
+
+@dataclass
+class HlsVariantInfo:
+    name: str
+    width: int
+    height: int
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    frame_rate: float
+    playlist: str  # relative to the master playlist, e.g. "720p/index.m3u8"
+
+
+@dataclass
+class PackageInput:
+    video_id: str
+    rendition: RenditionPlan
+    chunk_keys: list[str]  # in time order
+    audio_key: str | None
+    segment_seconds: float
+    duration: float = 0.0
+
+
+@dataclass
+class PackageResult:
+    rendition: RenditionResult
+    variant: HlsVariantInfo
+
+
+@dataclass
+class StoryboardInput:
+    video_id: str
+    every: float
+    columns: int
+    rows: int
+    duration: float
+
+
+@dataclass
+class StoryboardResult:
+    vtt_key: str
+    sprites: int
+    tile_width: int
+    tile_height: int
+    every: float
+
+
+@dataclass
+class MasterPlaylistInput:
+    video_id: str
+    variants: list[HlsVariantInfo]
+    audio: HlsAudioInfo | None = None
+
+
+@dataclass
+class MasterPlaylistResult:
+    key: str
 
 
 @dataclass
@@ -272,3 +435,9 @@ class VideoStatus:
     poster: PosterResult | None = None
     probe: ProbeResult | None = None
     captions: CaptionsResult | None = None
+    hls: MasterPlaylistResult | None = None
+    storyboard: StoryboardResult | None = None
+    # Step name -> {activity id: percentage points}: a step whose progress comes from other
+    # activities (rendition-720p from its chunks); spool.status adds each running one's share
+    # of its heartbeat percent to the step's own.
+    step_shares: dict[str, dict[str, float]] = field(default_factory=dict)

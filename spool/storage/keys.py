@@ -39,3 +39,52 @@ def captions_key(video_id: str, language: str, fmt: str) -> str:
 
 def transcript_key(video_id: str, language: str) -> str:
     return f"{video_prefix(video_id)}transcript.{language}.json"
+
+
+# --- chunked encoding: intermediates under work/, deleted once the job's outcome is recorded
+
+
+def work_prefix(video_id: str) -> str:
+    """Intermediate objects of a job (chunks, thumbnails): gone when the job has ended."""
+    return f"{video_prefix(video_id)}work/"
+
+
+def chunk_key(video_id: str, index: int, name: str) -> str:
+    """One rendition's video-only MP4 of one time chunk, ``name`` like ``720p``."""
+    return f"{work_prefix(video_id)}chunks/{index:05d}/{name}.mp4"
+
+
+def thumbs_prefix(video_id: str) -> str:
+    return f"{work_prefix(video_id)}thumbs/"
+
+
+def thumb_key(video_id: str, chunk: int, number: int) -> str:
+    """Storyboard thumbnail ``number`` (its time is ``number`` x the interval), made by chunk
+    ``chunk``; keys sort in time."""
+    return f"{thumbs_prefix(video_id)}{chunk:05d}/{number:06d}.jpg"
+
+
+def audio_track_key(video_id: str) -> str:
+    """The AAC track of the whole source, muxed into every rendition's MP4."""
+    return f"{video_prefix(video_id)}audio.m4a"
+
+
+def hls_prefix(video_id: str) -> str:
+    return f"{video_prefix(video_id)}hls/"
+
+
+def hls_key(video_id: str, path: str) -> str:
+    """An HLS file by its path relative to the master playlist (``720p/seg-00001.m4s``)."""
+    return f"{hls_prefix(video_id)}{path}"
+
+
+def hls_master_key(video_id: str) -> str:
+    return hls_key(video_id, "master.m3u8")
+
+
+def storyboard_vtt_key(video_id: str) -> str:
+    return f"{video_prefix(video_id)}storyboard/storyboard.vtt"
+
+
+def storyboard_sprite_key(video_id: str, number: int) -> str:
+    return f"{video_prefix(video_id)}storyboard/{number}.jpg"

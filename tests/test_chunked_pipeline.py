@@ -1,0 +1,461 @@
+"""Chunked encoding end to end (issue 10): real Temporal dev server, real workers, real ffmpeg,
+real object storage (a local directory, and S3Proxy where hosts must share nothing), and the
+API serving HLS and storyboards over HTTP to ffprobe.
+
+Slow work is held by paced inputs (tests/media_clips.pace_inputs: an N-second chunk takes at
+least N seconds to encode on any machine); waits are on conditions with generous deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
+
+from activities.video import VideoActivities
+from activities.webhooks import WebhookActivities
+from api import create_app
+from devstack.proc import free_port
+from spool import media, scratch
+from spool.config import Settings
+from spool.db import get_engine
+from spool.db.video import get_video
+from spool.ingest import ingest_video, start_video_job
+from spool.models import ChunkInput, JobState, StepStatus, VideoStatus
+from spool.status import job_status
+from spool.storage import keys, open_storage
+from tests import media_clips
+from tests.test_media import ffmpeg_processes
+from workflows.captions import CaptionsWorkflow
+from workflows.video import VideoPipelineWorkflow
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
+# Small numbers so a clip of a few seconds has several chunks, segments and sprite sheets.
+CHUNKED = {"hls_segment_seconds": 2.0, "chunk_seconds": 2.0, "storyboard_seconds": 1.0,
+           "storyboard_columns": 2, "storyboard_rows": 2, "storyboard_thumb_width": 64}
+FPS = 15
+
+
+def chunked(settings: Settings, **extra) -> Settings:
+    return settings.model_copy(update={**CHUNKED, **extra})
+
+
+@contextlib.asynccontextmanager
+async def workers(client: Client, settings: Settings, *, acts: VideoActivities | None = None,
+                  media_slots: int | None = None) -> AsyncIterator[VideoActivities]:
+    """The pipeline worker in this process and, when ``media_slots`` is set, a media worker
+    with that many activity slots on the media queue (otherwise every queue is one)."""
+    acts = acts or VideoActivities(settings)
+    pipeline = (acts.pipeline_activities() + acts.captions_activities()
+                + WebhookActivities(settings).activities())
+    if settings.queue_media == settings.queue_pipeline:
+        pipeline += acts.media_activities()
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(Worker(
+            client, task_queue=settings.queue_pipeline, workflows=WORKFLOWS,
+            activities=pipeline, max_heartbeat_throttle_interval=timedelta(seconds=1)))
+        if media_slots is not None:
+            await stack.enter_async_context(Worker(
+                client, task_queue=settings.queue_media, activities=acts.media_activities(),
+                max_concurrent_activities=media_slots,
+                max_heartbeat_throttle_interval=timedelta(seconds=1)))
+        yield acts
+
+
+@pytest.fixture
+def own_scratch(tmp_path, monkeypatch) -> str:
+    """This process's activities work under a scratch root of this test's own, so the ffmpeg
+    processes it finds by that path are its own, not another test run's on the machine."""
+    root = tmp_path / "scratch"
+    root.mkdir()
+    monkeypatch.setattr(scratch, "_root", None)
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return str(root)
+
+
+@contextlib.asynccontextmanager
+async def live_api(settings: Settings, client: Client) -> AsyncIterator[str]:
+    """The API served by uvicorn on a free local port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert not serving.done(), "uvicorn stopped before it served"
+        assert time.monotonic() < deadline, "uvicorn did not start listening"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def run_tool(*argv: str) -> str:
+    """A tool run without blocking the event loop (the API it reads is served by it)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    assert proc.returncode == 0, (argv, err.decode())
+    return out.decode()
+
+
+async def ffprobe_json(url: str, *args: str) -> dict:
+    return json.loads(await run_tool("ffprobe", "-v", "error", *args, "-of", "json", url))
+
+
+async def decoded_video(url: str) -> tuple[int, int, list[float]]:
+    """(frames decoded, height, keyframe times) of the first video stream at ``url``."""
+    counted = await ffprobe_json(url, "-select_streams", "v:0", "-count_frames",
+                                 "-show_entries", "stream=nb_read_frames,height")
+    stream = counted["streams"][0]
+    packets = await ffprobe_json(url, "-select_streams", "v:0",
+                                 "-show_entries", "packet=pts_time,flags")
+    keyframes = [round(float(p["pts_time"]), 3) for p in packets["packets"]
+                 if "K" in p.get("flags", "")]
+    return int(stream["nb_read_frames"]), int(stream["height"]), keyframes
+
+
+def playlist_uris(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def segment_starts(playlist: str) -> list[float]:
+    """Where each segment of a media playlist starts, from its EXTINF durations."""
+    starts, at = [], 0.0
+    for line in playlist.splitlines():
+        if line.startswith("#EXTINF:"):
+            starts.append(round(at, 3))
+            at += float(line.removeprefix("#EXTINF:").split(",", 1)[0])
+    return starts
+
+
+def work_objects(settings: Settings, video_id: str) -> list[str]:
+    return open_storage(settings).list_prefix(keys.work_prefix(video_id))
+
+
+async def wait_until(condition: Callable[[], object], what: str, within: float = 120.0):
+    """Until condition() (awaited if need be) is truthy, returning it; the deadline only
+    turns a hang into a failure."""
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {within} s"
+        await asyncio.sleep(0.1)
+
+
+async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
+    """Chunk activities running with at least min_percent in their last heartbeat."""
+    desc = await handle.describe()
+    found = []
+    for pending in desc.raw_description.pending_activities:
+        if pending.activity_id.startswith("encode-") \
+                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED \
+                and pending.heartbeat_details.payloads:
+            details = json.loads(pending.heartbeat_details.payloads[-1].data)
+            if details.get("percent", 0) >= min_percent:
+                found.append(pending.activity_id)
+    return found
+
+
+async def attempts_by_activity(handle) -> dict[str, list[int]]:
+    """Activity id -> the attempt numbers of its recorded starts (the server records a
+    retried activity's start once, with its final attempt number)."""
+    history = await handle.fetch_history()
+    scheduled: dict[int, str] = {}
+    attempts: dict[str, list[int]] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            attempts.setdefault(scheduled[attrs.scheduled_event_id], []).append(attrs.attempt)
+    return attempts
+
+
+# --- a whole job, played over HTTP ---------------------------------------------------------
+
+async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
+    """Every rendition's MP4 has the source's frames; the master playlist's variants decode
+    over HTTP with their keyframes and segments at the same times; audio and storyboard are
+    served; intermediate chunks and thumbnails are gone."""
+    s = chunked(settings)
+    clip = media_clips.make_clip(clips / "ladder.mp4", width=854, height=480, seconds=6,
+                                 fps=FPS, speech=None, tone=True)
+    async with workers(client, s):
+        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+        handle = await start_video_job(client, s, inp)
+        status: VideoStatus = await handle.result()
+    assert status.state == JobState.READY, status.error
+    assert [r.name for r in status.renditions] == ["480p", "360p"]
+    source_frames = 6 * FPS
+    storage = open_storage(s)
+    for r in status.renditions:
+        local = clips / f"{inp.video_id}-{r.name}.mp4"
+        storage.get_to(r.key, local)
+        frames, height, _ = await decoded_video(str(local))
+        assert (frames, height) == (source_frames, r.height), r.name
+        assert (await media.probe(local)).has_audio
+    steps = {step.name: step for step in status.steps}
+    for name in ("probe", "plan", "encode", "rendition-480p", "rendition-360p", "audio",
+                 "poster", "package", "storyboard", "hls", "notify"):
+        assert steps[name].state == StepStatus.DONE, (name, steps[name])
+    assert steps["rendition-360p"].percent == 100.0
+    row = get_video(get_engine(s), inp.video_id)
+    assert row["hls_key"] == keys.hls_master_key(inp.video_id)
+    assert row["storyboard_key"] == keys.storyboard_vtt_key(inp.video_id)
+    assert work_objects(s, inp.video_id) == []
+
+    async with live_api(s, client) as base, httpx.AsyncClient(base_url=base) as http:
+        hls = f"{base}/v1/videos/{inp.video_id}/hls"
+        master = await http.get(f"{hls}/master.m3u8")
+        assert master.status_code == 200
+        assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
+        variants = playlist_uris(master.text)
+        assert variants == ["480p/index.m3u8", "360p/index.m3u8"]
+        assert 'URI="audio/index.m3u8"' in master.text
+        starts, keyframes = {}, {}
+        for uri in variants:
+            playlist = await http.get(f"{hls}/{uri}")
+            assert playlist.status_code == 200
+            starts[uri] = segment_starts(playlist.text)
+            frames, height, keyframes[uri] = await decoded_video(f"{hls}/{uri}")
+            assert frames == source_frames and f"{height}p" == uri.split("/")[0]
+            segment = playlist_uris(playlist.text)[0]
+            got = await http.get(f"{hls}/{uri.split('/')[0]}/{segment}",
+                                 headers={"Range": "bytes=0-99"})
+            assert got.status_code == 206 and got.headers["content-type"] == "video/iso.segment"
+        # Players switch variants at segment starts: they must be the same instants.
+        assert starts["480p/index.m3u8"] == starts["360p/index.m3u8"] == [0.0, 2.0, 4.0]
+        assert keyframes["480p/index.m3u8"] == keyframes["360p/index.m3u8"]
+        first = keyframes["360p/index.m3u8"][0]
+        assert [round(k - first, 3) for k in keyframes["360p/index.m3u8"]] == [0.0, 2.0, 4.0]
+        audio = await ffprobe_json(f"{hls}/audio/index.m3u8", "-show_entries",
+                                   "format=duration")
+        assert abs(float(audio["format"]["duration"]) - 6) < 0.1
+
+        track = await http.get(f"{base}/v1/videos/{inp.video_id}/storyboard.vtt")
+        assert track.status_code == 200 and track.headers["content-type"].startswith("text/vtt")
+        cues = re.findall(r"^(storyboard/(\d+)\.jpg)#xywh=\d+,\d+,\d+,\d+$", track.text, re.M)
+        assert len(cues) == 6  # one a second
+        for sprite in sorted({path for path, _ in cues}):
+            # Relative to the track's own URL, as a player resolves it.
+            got = await http.get(f"{base}/v1/videos/{inp.video_id}/{sprite}")
+            assert got.status_code == 200 and got.content[:3] == b"\xff\xd8\xff", sprite
+        assert sorted({int(n) for _, n in cues}) == [0, 1]  # 6 tiles on 2x2 sheets
+
+        for bad in ("../source", "480p/../../source", "master.m3u8x", "480p/seg-1.m4s",
+                    "480p/index.m3u8/x", "evil/index.m3u8"):
+            refused = await http.get(f"{hls}/{bad}")
+            assert refused.status_code == 404, bad
+            assert refused.json()["error"]["type"] == "not_found", bad
+        assert (await http.get(f"{base}/v1/videos/{inp.video_id}/storyboard/x.jpg")
+                ).status_code == 404
+
+
+# --- isolation: a rendition that cannot be made ---------------------------------------------
+
+class UnwritableRendition(VideoActivities):
+    """The real activities, except that 360p's output of every chunk is a path no encoder can
+    write (in a folder that does not exist): that rendition really fails in each chunk, in
+    real ffmpeg."""
+
+    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[media.RenditionSpec]:
+        return [dataclasses.replace(spec, dst=out_dir / "missing" / "360p.mp4")
+                if spec.height == 360 else spec for spec in super().chunk_specs(inp, out_dir)]
+
+
+async def test_rendition_failing_in_every_chunk_leaves_the_others(client, settings, clips):
+    s = chunked(settings)
+    clip = media_clips.make_clip(clips / "two-chunks.mp4", width=854, height=480, seconds=4,
+                                 fps=FPS, speech=None, tone=True)
+    async with workers(client, s, acts=UnwritableRendition(s)):
+        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+        handle = await start_video_job(client, s, inp)
+        status: VideoStatus = await handle.result()
+    assert status.state == JobState.READY_WITH_ERRORS, status.error
+    assert [r.name for r in status.renditions] == ["480p"]
+    steps = {step.name: step for step in status.steps}
+    assert steps["rendition-360p"].state == StepStatus.FAILED
+    assert re.match(r"chunk \d: ffmpeg exited", steps["rendition-360p"].last_error)
+    for name in ("rendition-480p", "encode", "package", "storyboard", "hls"):
+        assert steps[name].state == StepStatus.DONE, (name, steps[name])
+    assert "rendition-360p" in status.error
+    row = get_video(get_engine(s), inp.video_id)
+    assert row["status"] == JobState.READY_WITH_ERRORS
+    assert set(row["errors"]) == {"rendition-360p"}
+    assert [r["name"] for r in row["renditions"]] == ["480p"]
+    storage = open_storage(s)
+    master = storage.read_bytes(row["hls_key"]).decode()
+    assert playlist_uris(master) == ["480p/index.m3u8"]
+    assert storage.exists(row["storyboard_key"])
+    assert not storage.exists(keys.rendition_key(inp.video_id, "360p"))
+    assert work_objects(s, inp.video_id) == []
+
+
+# --- a worker killed mid-chunk, on hosts that share nothing but S3 ---------------------------
+
+def completed_activities(history) -> set[str]:
+    scheduled: dict[int, str] = {}
+    done = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done.add(scheduled[event.activity_task_completed_event_attributes.scheduled_event_id])
+    return done
+
+
+def media_host_env(s: Settings, data_dir: Path, tmp: Path) -> dict[str, str]:
+    """A media host configured only by its environment: its own data dir and scratch disk;
+    files reach it only through the S3 store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
+    env.update(
+        SPOOL_TEMPORAL_ADDRESS=s.temporal_address, SPOOL_DATA_DIR=str(data_dir),
+        SPOOL_QUEUE_MEDIA=s.queue_media, SPOOL_STORAGE_URL=s.storage_url,
+        SPOOL_S3_ENDPOINT_URL=s.s3_endpoint_url, SPOOL_S3_REGION=s.s3_region,
+        SPOOL_S3_ACCESS_KEY_ID=s.s3_access_key_id,
+        SPOOL_S3_SECRET_ACCESS_KEY=s.s3_secret_access_key.get_secret_value(),
+        SPOOL_LOG_LEVEL="WARNING", TMPDIR=str(tmp), HF_HUB_OFFLINE="1")
+    return env
+
+
+async def test_chunk_killed_mid_encode_is_retried_alone(client, settings, clips, tmp_path,
+                                                        s3_settings_factory):
+    media_queue = f"{settings.queue_pipeline}-media"
+    s = s3_settings_factory(base=chunked(settings, queue_media=media_queue,
+                                         hls_segment_seconds=4.0, chunk_seconds=4.0))
+    clip = media_clips.make_clip(clips / "sixteen.mp4", width=320, height=180, seconds=16,
+                                 fps=FPS, speech=None, tone=True, pattern="testsrc2")
+    host_tmp = tmp_path / "host-a-tmp"
+    host_tmp.mkdir()
+    # Host A reads its inputs at their own pace (a 4 s chunk takes at least 4 s) and runs one
+    # activity at a time: it finishes a chunk, is caught in the middle of the next one, and
+    # is killed there.
+    host_a = subprocess.Popen(
+        [sys.executable, "-m", "tests.paced_worker", "--queue", "media",
+         "--max-concurrent-activities", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, env=media_host_env(s, tmp_path / "host-a", host_tmp))
+    try:
+        ready = await asyncio.to_thread(host_a.stdout.readline)
+        assert ready.startswith(b"worker ready"), ready
+        async with workers(client, s):
+            inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+            handle = await start_video_job(client, s, inp)
+
+            async def one_done_next_running() -> tuple[set[str], list[str]] | None:
+                done = {a for a in completed_activities(await handle.fetch_history())
+                        if a.startswith("encode-")}
+                running = await started_chunks(handle)
+                return (done, running) if done and running else None
+
+            done_on_a, (victim,) = await wait_until(
+                one_done_next_running, "host A to finish a chunk and start the next")
+            host_a.send_signal(signal.SIGKILL)
+            host_a.wait()
+            await wait_until(lambda: ffmpeg_processes(str(host_tmp)) == [],
+                             "host A's ffmpeg to die with it")
+            # Host B (this process, unpaced) takes the chunks nobody started, the audio, the
+            # poster, and the killed chunk once its heartbeat has timed out.
+            async with Worker(client, task_queue=media_queue,
+                              activities=VideoActivities(s).media_activities(),
+                              max_heartbeat_throttle_interval=timedelta(seconds=1)):
+                status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
+    finally:
+        if host_a.poll() is None:
+            host_a.kill()
+            host_a.wait()
+    assert status.state == JobState.READY, status.error
+    attempts = await attempts_by_activity(handle)
+    chunks = {a: n for a, n in attempts.items() if a.startswith("encode-")}
+    assert sorted(chunks) == [f"encode-0000{i}" for i in range(4)]
+    assert chunks[victim] == [2]
+    assert all(n == [1] for a, n in chunks.items() if a != victim), chunks
+    assert all(chunks[a] == [1] for a in done_on_a)  # finished on A: never done again
+    local = tmp_path / "180p.mp4"
+    open_storage(s).get_to(status.renditions[0].key, local)
+    frames, height, _ = await decoded_video(str(local))
+    assert (frames, height) == (16 * FPS, 180)
+    assert work_objects(s, inp.video_id) == []
+
+
+# --- progress while running, then a cancel ------------------------------------------------
+
+async def rendition_percents(client, job_id: str) -> dict[str, float]:
+    """Each rendition's percent in the job's status JSON (as ``starter.py status`` shows)."""
+    steps = (await job_status(client, job_id))["steps"]
+    return {step["name"]: step["percent"] or 0.0 for step in steps
+            if step["name"].startswith("rendition-")}
+
+
+async def test_progress_rises_per_rendition_then_cancel_stops_every_ffmpeg(
+        client, settings, clips, own_scratch, monkeypatch):
+    monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
+    media_queue = f"{settings.queue_pipeline}-media"
+    s = chunked(settings, queue_media=media_queue)
+    clip = media_clips.make_clip(clips / "twelve.mp4", width=854, height=480, seconds=12,
+                                 fps=FPS, speech=None, tone=True, pattern="testsrc2")
+    # Two media slots: chunks (2 s each, paced) are done two at a time, so the job is still
+    # encoding after its first chunks are stored.
+    async with workers(client, s, media_slots=2):
+        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+        handle = await start_video_job(client, s, inp)
+
+        async def moving_before_any_chunk_is_done() -> dict[str, float] | None:
+            # A paced 2 s chunk heartbeats its percent every second: progress shows before
+            # the first chunk ends, from the running chunks' heartbeats alone.
+            percents = await rendition_percents(client, handle.id)
+            done = completed_activities(await handle.fetch_history())
+            if any(name.startswith("encode-") for name in done):
+                return None
+            return percents if percents and min(percents.values()) > 0 else None
+
+        first = await wait_until(moving_before_any_chunk_is_done,
+                                 "every rendition to show progress from running chunks")
+        assert set(first) == {"rendition-480p", "rendition-360p"}
+
+        async def risen() -> dict[str, float] | None:
+            percents = await rendition_percents(client, handle.id)
+            rose = all(percents[name] > first[name] for name in first)
+            return percents if rose and work_objects(s, inp.video_id) else None
+
+        later = await wait_until(risen, "every rendition's progress to rise with chunks stored")
+        assert all(0 < later[name] < 100 for name in later), later
+        assert ffmpeg_processes(own_scratch)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        # The workflow waited for each chunk to acknowledge the cancel, which each did only
+        # after killing and reaping its ffmpeg.
+        assert ffmpeg_processes(own_scratch) == []
+        status = await handle.query("status", result_type=VideoStatus)
+    assert status.state == JobState.CANCELLED
+    steps = {step.name: step.state for step in status.steps}
+    assert steps["rendition-480p"] == steps["rendition-360p"] == StepStatus.CANCELLED
+    assert work_objects(s, inp.video_id) == []
+    assert get_video(get_engine(s), inp.video_id)["status"] == JobState.CANCELLED
