@@ -363,7 +363,7 @@ class VideoActivities:
             name=name, width=variant.width, height=variant.height,
             bandwidth=variant.bandwidth, average_bandwidth=variant.average_bandwidth,
             codecs=variant.codecs, frame_rate=variant.frame_rate,
-            playlist=f"{name}/index.m3u8"))
+            playlist=f"{name}/index.m3u8", start_seconds=variant.start_seconds))
 
     @staticmethod
     def _hls_files(video_id: str, out_dir: Path, folder: str) -> list[tuple[Path, str]]:
@@ -415,10 +415,27 @@ class VideoActivities:
         audio = None if inp.audio is None else encoding.HlsAudio(
             bandwidth=inp.audio.bandwidth, codecs=inp.audio.codecs,
             playlist=inp.audio.playlist, files=[])
+        video_start = max(v.start_seconds for v in inp.variants)
+        if audio is not None and inp.audio_key and video_start > 0:
+            await self._align_audio_hls(inp, video_start)
         key = keys.hls_master_key(inp.video_id)
         text = encoding.master_playlist(variants, audio)
         await self._storage(self.storage.put_bytes, text.encode("utf-8"), key)
         return MasterPlaylistResult(key=key)
+
+    async def _align_audio_hls(self, inp: MasterPlaylistInput, video_start: float) -> None:
+        """Re-cut the audio rendition delayed by the variants' start, before the master
+        names it: encode_audio cut it before any variant existed, and fMP4 segments have no
+        edit list to hide x264's reordering delay (HLS viewers would hear it early)."""
+        async with scratch_dir() as tmp:
+            m4a = await self._fetch(inp.audio_key, tmp / "audio.m4a")
+            try:
+                await encoding.package_audio_hls(
+                    m4a, tmp / "hls", segment_seconds=inp.segment_seconds,
+                    limits=self.limits, video_start=video_start)
+            except media.MediaError as exc:
+                raise ApplicationError(f"audio: {exc}", type="PackageFailed") from None
+            await self._put_all(self._hls_files(inp.video_id, tmp / "hls", "audio"))
 
     # --- captions ------------------------------------------------------------------------
 

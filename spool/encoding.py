@@ -433,6 +433,9 @@ class HlsVariant:
     frame_rate: float
     playlist: str  # relative to the master playlist, e.g. "720p/index.m3u8"
     files: list[Path]
+    # When its first picture is shown on the HLS timeline (x264's reordering delay): the
+    # audio rendition is delayed to match (package_audio_hls's video_start).
+    start_seconds: float = 0.0
 
 
 @dataclass
@@ -459,12 +462,15 @@ AUDIO_PLAYLIST_DIR = "audio"
 AUDIO_GROUP = "audio"
 
 
-def hls_args(src: Path, out_dir: Path, *, stream: str, segment_seconds: float) -> list[str]:
+def hls_args(src: Path, out_dir: Path, *, stream: str, segment_seconds: float,
+             offset_seconds: float = 0.0) -> list[str]:
     """fMP4 HLS of one stream of ``src`` by stream copy: a VOD playlist, init segment and
-    numbered media segments in out_dir, the playlist naming them relatively."""
+    numbered media segments in out_dir, the playlist naming them relatively.
+    ``offset_seconds`` delays every timestamp (lines the audio up with the video)."""
     inp = ffmpeg.input(media.file_url(src), **OWN_MP4_INPUT)
+    timing = {"output_ts_offset": _seconds(offset_seconds)} if offset_seconds > 0 else {}
     out = inp[stream].output(
-        media.file_url(out_dir / HLS_PLAYLIST), c="copy", format="hls",
+        media.file_url(out_dir / HLS_PLAYLIST), c="copy", format="hls", **timing,
         hls_time=_seconds(segment_seconds), hls_playlist_type="vod",
         hls_segment_type="fmp4", hls_fmp4_init_filename=HLS_INIT,
         hls_segment_filename=media.file_url(out_dir / HLS_SEGMENT), start_number=1,
@@ -520,6 +526,23 @@ def avc_codec_string(init_segment: Path) -> str:
 AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29}
 
 
+async def stream_lead(path: Path, selector: str, limits: media.Limits) -> float:
+    """How far before 0 a stream's first packet is timed in an MP4 (seconds, >= 0): x264's
+    B-frame reordering delay (first DTS) for video, the encoder's priming (first PTS) for
+    AAC. An MP4 hides it with an edit list; fMP4 HLS segments cannot, so a stream-copied
+    rendition starts that much late, and its audio must be delayed alike."""
+    argv = ["ffprobe", "-hide_banner", "-v", "error",
+            "-protocol_whitelist", "file", "-format_whitelist", OWN_MP4_INPUT["format_whitelist"],
+            "-select_streams", selector, "-show_entries", "packet=pts_time,dts_time",
+            "-read_intervals", "%+#1", "-of", "json", media.file_url(path)]
+    packets = json.loads(await media.run_tool(argv, limits) or "{}").get("packets") or []
+    if not packets:
+        raise media.MediaError(f"{path.name} has no {selector} packets")
+    times = [float(packets[0][k]) for k in ("pts_time", "dts_time")
+             if packets[0].get(k) not in (None, "N/A")]
+    return max(0.0, -min(times, default=0.0))
+
+
 async def _stream_info(path: Path, selector: str, limits: media.Limits, *,
                        formats: str = OWN_MP4_INPUT["format_whitelist"]) -> dict:
     argv = ["ffprobe", "-hide_banner", "-v", "error",
@@ -543,10 +566,11 @@ def _rate(text: str | None) -> float:
 
 
 async def _package(src: Path, out_dir: Path, *, stream: str, segment_seconds: float,
-                   limits: media.Limits) -> list[_Segment]:
+                   limits: media.Limits, offset_seconds: float = 0.0) -> list[_Segment]:
     _make_dir(out_dir)
     await media.run_tool(hls_args(src, out_dir, stream=stream,
-                                  segment_seconds=segment_seconds),
+                                  segment_seconds=segment_seconds,
+                                  offset_seconds=offset_seconds),
                          limits, on_progress=lambda _p: None)
     return playlist_segments(out_dir / HLS_PLAYLIST)
 
@@ -563,8 +587,9 @@ async def package_hls(mp4: Path, out_dir: Path, *, name: str, segment_seconds: f
     segments = await _package(Path(mp4), Path(out_dir), stream="v:0",
                               segment_seconds=segment_seconds, limits=limits)
     info = await _stream_info(Path(mp4), "v:0", limits)
+    start = await stream_lead(Path(mp4), "v:0", limits)
     peak, average = bandwidths(segments)
-    return HlsVariant(
+    return HlsVariant(start_seconds=round(start, 6),
         name=name, width=int(info.get("width") or 0), height=int(info.get("height") or 0),
         bandwidth=peak, average_bandwidth=average,
         codecs=avc_codec_string(Path(out_dir) / HLS_INIT),
@@ -573,10 +598,14 @@ async def package_hls(mp4: Path, out_dir: Path, *, name: str, segment_seconds: f
 
 
 async def package_audio_hls(audio_m4a: Path, out_dir: Path, *, segment_seconds: float,
-                            limits: media.Limits) -> HlsAudio:
-    """The audio track as its own fMP4 HLS rendition (the master's audio group)."""
+                            limits: media.Limits, video_start: float = 0.0) -> HlsAudio:
+    """The audio track as its own fMP4 HLS rendition (the master's audio group), its
+    timestamps delayed by ``video_start`` (HlsVariant.start_seconds) so that the sound of
+    source time 0 plays with the first picture. Without it, HLS viewers hear the sound a
+    few frames early (the joined MP4 is in sync either way: its edit lists say so)."""
     segments = await _package(Path(audio_m4a), Path(out_dir), stream="a:0",
-                              segment_seconds=segment_seconds, limits=limits)
+                              segment_seconds=segment_seconds, limits=limits,
+                              offset_seconds=video_start)
     info = await _stream_info(Path(audio_m4a), "a:0", limits)
     if info.get("codec_name") != "aac":
         raise media.MediaError(f"the audio track is {info.get('codec_name')}, not AAC")

@@ -258,6 +258,13 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
         audio = await ffprobe_json(f"{hls}/audio/index.m3u8", "-show_entries",
                                    "format=duration")
         assert abs(float(audio["format"]["duration"]) - 6) < 0.1
+        # In step with the pictures: the sound of source time 0 (after the AAC encoder's 1024
+        # priming samples) plays with the first picture, which x264's reordering delays.
+        sound = await ffprobe_json(f"{hls}/audio/index.m3u8", "-show_entries",
+                                   "packet=pts_time:stream=sample_rate")
+        sound_zero = (float(sound["packets"][0]["pts_time"])
+                      + 1024 / int(sound["streams"][0]["sample_rate"]))
+        assert first > 0 and abs(sound_zero - first) < 0.002, (sound_zero, first)
 
         track = await http.get(f"{base}/v1/videos/{inp.video_id}/storyboard.vtt")
         assert track.status_code == 200 and track.headers["content-type"].startswith("text/vtt")

@@ -294,7 +294,8 @@ async def hls(ladder, tmp_path_factory):
                                            limits=LIMITS)
                 for name, path in ladder.joined.items()]
     audio = await encoding.package_audio_hls(ladder.audio, out / "audio",
-                                             segment_seconds=SEGMENT, limits=LIMITS)
+                                             segment_seconds=SEGMENT, limits=LIMITS,
+                                             video_start=variants[0].start_seconds)
     master = out / "master.m3u8"
     master.write_text(encoding.master_playlist(variants, audio))
     return out, variants, audio
@@ -638,3 +639,18 @@ async def test_anamorphic_source_keeps_its_display_aspect_in_renditions_and_thum
     assert thumbs
     shown = ffprobe_json(thumbs[0], "-show_entries", "stream=width,height")["streams"][0]
     assert round(shown["width"] / shown["height"], 2) == round(16 / 9, 2)
+
+
+async def test_hls_audio_and_video_play_in_sync(hls, tmp_path):
+    """A player takes each HLS stream's timestamps as they are: the flash (video variant)
+    and the beep (audio rendition) must land on the same instant, as in the joined MP4.
+    x264's B-frames start a stream-copied video's fMP4 timestamps a few frames late; the
+    audio rendition must carry the same offset, or every HLS viewer gets lip-sync error."""
+    out, variants, _audio = hls
+    # One audio rendition serves every variant: they all start at the same instant.
+    assert len({v.start_seconds for v in variants}) == 1 and variants[0].start_seconds > 0
+    played = tmp_path / "played.mkv"
+    run(["ffmpeg", "-v", "error", "-i", str(out / "master.m3u8"), "-map", "0:v:0",
+         "-map", "0:a:0", "-c", "copy", "-y", str(played)])
+    fps = 1 / (frame_times(played)[1] - frame_times(played)[0])
+    assert abs(flash_time(played) - beep_time(decoded_audio(played))) <= 1 / fps / 2

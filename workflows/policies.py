@@ -166,7 +166,7 @@ STORYBOARD = StepPolicy(
 )
 # The master playlist: a few hundred bytes written once every variant is stored.
 HLS = StepPolicy(
-    start_to_close=timedelta(seconds=30),
+    start_to_close=timedelta(minutes=10),  # re-cuts the audio rendition (stream copy)
     retry=_retry(initial=1.0, maximum=60.0, attempts=10),
 )
 

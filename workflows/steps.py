@@ -13,6 +13,7 @@ done, failed or cancelled (skipped for a step that never ran). Workflow code, no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
@@ -146,3 +147,19 @@ class StepBook:
         step = self._steps.get(name)
         if step is not None and step.state == StepStatus.CANCELLED:
             step.detail = detail
+
+
+async def every_branch(*branches: Awaitable[Any]) -> list[Any]:
+    """Run branches side by side and return once EVERY one has ended, then raise the first
+    error, if any (a cancel included).
+
+    ``asyncio.gather`` raises as soon as one branch is cancelled or fails, while the others
+    still wait for their activities to confirm a cancel: the job would then end (and be
+    reported cancelled) with an ffmpeg still running. A cancelled job must stop all its work
+    first (docs/ARCHITECTURE.md, cancel).
+    """
+    results = await asyncio.gather(*branches, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results

@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
     from workflows.errors import failure_message
     from workflows.search_attributes import SPOOL_KIND, SPOOL_STATUS
-    from workflows.steps import Step, StepBook
+    from workflows.steps import Step, StepBook, every_branch
 
 from workflows.captions import CAPTIONS_STEPS, CaptionsWorkflow
 
@@ -196,7 +196,7 @@ class VideoPipelineWorkflow:
         inp = self._require_input()
         if not heights:  # none of the requested renditions fits the source: nothing to plan
             self._steps.add(POSTER.name, *CAPTIONS_STEPS, NOTIFY.name)
-            await asyncio.gather(self._make_poster(probe), self._make_captions(probe))
+            await every_branch(self._make_poster(probe), self._make_captions(probe))
             return
         planned = await self._steps.run(PLAN, EncodingPlanInput(inp.video_id, probe, heights),
                                         queue=inp.queue_pipeline)
@@ -208,12 +208,12 @@ class VideoPipelineWorkflow:
         plan = self._plan = planned.value
         self._steps.add(ENCODE.name, *self._rendition_steps(plan), AUDIO.name, POSTER.name,
                         *CAPTIONS_STEPS, PACKAGE.name, STORYBOARD.name, HLS.name, NOTIFY.name)
-        await asyncio.gather(self._deliver(plan, probe), self._make_poster(probe),
-                             self._make_captions(probe))
+        await every_branch(self._deliver(plan, probe), self._make_poster(probe),
+                           self._make_captions(probe))
 
     async def _deliver(self, plan: EncodingPlan, probe: ProbeResult) -> None:
-        await asyncio.gather(self._encode_chunks(plan), self._make_audio_track(plan, probe))
-        await asyncio.gather(self._package_all(plan, probe), self._make_storyboard(plan, probe))
+        await every_branch(self._encode_chunks(plan), self._make_audio_track(plan, probe))
+        await every_branch(self._package_all(plan, probe), self._make_storyboard(plan, probe))
         await self._publish_hls(plan)
 
     async def _encode_chunks(self, plan: EncodingPlan) -> None:
@@ -222,7 +222,7 @@ class VideoPipelineWorkflow:
         rendition."""
         self._shares = chunk_shares(plan.chunks)
         self._steps.start(ENCODE.name, *self._rendition_steps(plan))
-        failures = [f for f in await asyncio.gather(
+        failures = [f for f in await every_branch(
             *(self._encode_chunk(chunk, plan) for chunk in plan.chunks)) if f]
         if not failures:
             self._steps.end_unfinished(StepStatus.DONE, names=[ENCODE.name])
@@ -310,7 +310,7 @@ class VideoPipelineWorkflow:
             self._steps.skip([PACKAGE.name], "no rendition was encoded")
             return
         self._steps.start(PACKAGE.name)
-        failed = [f for f in await asyncio.gather(
+        failed = [f for f in await every_branch(
             *(self._package(r, plan, probe) for r in ready)) if f]
         self._steps.end_unfinished(StepStatus.FAILED if failed else StepStatus.DONE,
                                    names=[PACKAGE.name],
@@ -366,7 +366,9 @@ class VideoPipelineWorkflow:
             return
         made = await self._steps.run(
             HLS, MasterPlaylistInput(inp.video_id, variants,
-                                     self._audio.hls if self._audio else None),
+                                     self._audio.hls if self._audio else None,
+                                     audio_key=self._audio.key if self._audio else None,
+                                     segment_seconds=plan.segment_seconds),
             queue=inp.queue_pipeline)
         if made.ok:
             self._hls = made.value

@@ -366,6 +366,8 @@ class HlsVariantInfo:
     codecs: str
     frame_rate: float
     playlist: str  # relative to the master playlist, e.g. "720p/index.m3u8"
+    # When its first picture is shown on the HLS timeline (encoder reordering delay).
+    start_seconds: float = 0.0
 
 
 @dataclass
@@ -407,6 +409,10 @@ class MasterPlaylistInput:
     video_id: str
     variants: list[HlsVariantInfo]
     audio: HlsAudioInfo | None = None
+    # The AAC track and segment length, to re-cut the audio rendition in step with the
+    # variants' start (HlsVariantInfo.start_seconds); absent in histories from before.
+    audio_key: str | None = None
+    segment_seconds: float = 0.0
 
 
 @dataclass
