@@ -500,3 +500,14 @@ async def test_saved_histories_replay_with_the_interceptors(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+def test_step_label_keeps_metric_series_bounded():
+    """One series per step, not per chunk: a 4 h video has ~480 chunk activities."""
+    from spool.observability.interceptors import step_label
+
+    assert step_label("encode-00042") == step_label("encode-00000") == "encode"
+    assert step_label("package-720p") == "package-720p"
+    assert step_label("record-final") == "record-final"
+    assert step_label("announce-captions") == "announce-captions"
+    assert step_label("index_post") == "index_post"

@@ -57,13 +57,21 @@ class _StepTimer(ActivityInboundInterceptor):
             _observe_step(outcome, time.monotonic() - started)
 
 
+def step_label(activity_id: str) -> str:
+    """The step an activity id names (docs/ARCHITECTURE.md, steps table), as a metric label
+    with a bounded set of values: a chunk's index is dropped (``encode-00042`` -> ``encode``:
+    a long video has hundreds), a rendition's or record's name kept (``package-720p``)."""
+    base, dash, suffix = activity_id.rpartition("-")
+    return base if dash and suffix.isdigit() else activity_id
+
+
 def _observe_step(outcome: str, seconds: float) -> None:
     """Record one attempt; a metrics failure is logged, never raised: it must not change
     what the step itself did."""
     try:
         info = activity.info()
-        # The activity id is the step's name (docs/ARCHITECTURE.md, steps table).
-        STEP_SECONDS.labels(step=info.activity_id, activity_type=info.activity_type,
+        STEP_SECONDS.labels(step=step_label(info.activity_id),
+                            activity_type=info.activity_type,
                             task_queue=info.task_queue, outcome=outcome).observe(seconds)
     except Exception:  # noqa: BLE001
         log.exception("could not record a step duration")
