@@ -6,6 +6,9 @@ Temporal can retry any one of them, for as long as it takes, without repeating t
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,6 +26,28 @@ from spool.models import (
 )
 from spool.notify import Notifier, make_notifier, notify_once
 from spool.search import IndexUnavailable, PostDocument, PostIndex, open_index
+
+# notify_followers' heartbeat timeout (15 s, workflows/policies.py) counts from the attempt's
+# start, so a fan-out needs no heartbeat until it has run for a while. Heartbeating at most
+# this often spares the server a heartbeat write for every quick fan-out (most posts), while
+# a long one still beats far inside the timeout.
+FAN_OUT_HEARTBEAT_SECONDS = 1.0
+
+
+def throttled_heartbeat(every: float, beat: Callable[[int], object],
+                        clock: Callable[[], float] = time.monotonic) -> Callable[[int], None]:
+    """A progress callback that passes the delivered count on to ``beat`` at most once per
+    ``every`` seconds, the first time ``every`` seconds after it was made."""
+    last = clock()
+
+    def progress(delivered: int) -> None:
+        nonlocal last
+        now = clock()
+        if now - last >= every:
+            last = now
+            beat(delivered)
+
+    return progress
 
 
 def post_published_event_id(post_id: str) -> str:
@@ -83,13 +108,12 @@ class BlogActivities:
         recipients = (post.followers if post.followers is not None
                       else followers_of(self.engine, post.author_id))
         event_id = post_published_event_id(post.post_id)
-        activity.heartbeat(0)
         outcome = notify_once(
             self.engine, self.notifier, event_id=event_id, event_type="post.published",
             recipients=recipients,
             payload={"post_id": post.post_id, "author_id": post.author_id,
                      "title": post.title, "version": post.version},
-            on_progress=lambda n: activity.heartbeat(n),
+            on_progress=throttled_heartbeat(FAN_OUT_HEARTBEAT_SECONDS, activity.heartbeat),
         )
         return NotifyFollowersResult(event_id=event_id, recipients=outcome.recipients,
                                      newly_created=outcome.newly_created)

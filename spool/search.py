@@ -242,30 +242,68 @@ def fts5_expression(query: str) -> str | None:
 
 
 class SqliteIndex:
-    """The embedded index: one SQLite file, a connection per call (safe across threads)."""
+    """The embedded index: one SQLite file, its connections kept open between calls.
+
+    Each call borrows a connection for its own use (so the index is safe across threads) and
+    gives it back. Opening a connection per call cost most of index_post's time: every open
+    re-reads the schema, and in WAL mode the last connection to close checkpoints the log and
+    deletes it, which a steady stream of one-at-a-time calls did on every write.
+    """
+
+    # Connections kept between calls; more are opened under bursts and closed when returned.
+    MAX_IDLE_CONNECTIONS = 32
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._closed = False
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SQLITE_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _open(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, timeout=REQUEST_TIMEOUT_SECONDS,
-                                   isolation_level=None)
+                                   isolation_level=None, check_same_thread=False)
         except sqlite3.OperationalError as exc:
             raise IndexUnavailable(f"cannot open search index {self.path}: {exc}") from exc
         try:
             conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise IndexUnavailable(f"search index {self.path}: {exc}") from exc
+        return conn
+
+    def _borrow(self) -> sqlite3.Connection:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._open()
+
+    def _give_back(self, conn: sqlite3.Connection, reusable: bool) -> None:
+        """Keep a connection that ended its call cleanly; close any other (an error may have
+        left it in a state the next caller must not inherit)."""
+        if reusable and not conn.in_transaction:
+            with self._idle_lock:
+                if not self._closed and len(self._idle) < self.MAX_IDLE_CONNECTIONS:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = self._borrow()
+        reusable = False
+        try:
             yield conn
+            reusable = True
         except sqlite3.OperationalError as exc:
             # Locked or busy past the timeout, disk full, I/O error: worth a retry later.
             raise IndexUnavailable(f"search index {self.path}: {exc}") from exc
         finally:
-            conn.close()
+            self._give_back(conn, reusable)
 
     def upsert(self, doc: PostDocument) -> bool:
         _check_version(doc)
@@ -339,4 +377,9 @@ class SqliteIndex:
             return False
 
     def close(self) -> None:
-        """Nothing held open between calls."""
+        """Close the kept connections; one still lent out is closed when it comes back."""
+        with self._idle_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

@@ -8,6 +8,7 @@ notifications each happen exactly once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -128,8 +129,9 @@ async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
             seen_retrying = None
             for _ in range(100):
                 status = await job_status(client, job.job_id)
-                step = next(s for s in status["steps"] if s["name"] == "index_post")
-                if step["state"] == "retrying":
+                # No steps are listed until a worker has picked the job up.
+                step = next((s for s in status["steps"] if s["name"] == "index_post"), None)
+                if step is not None and step["state"] == "retrying":
                     seen_retrying = step
                     break
                 await asyncio.sleep(0.1)
@@ -434,3 +436,109 @@ async def retry_cause(handle, activity_id: str):
                 cause = attrs.last_failure
     assert cause is not None, f"{activity_id} was never retried"
     return cause
+
+
+async def test_a_publish_is_acknowledged_while_every_api_thread_is_busy(client, settings):
+    """POST /v1/posts does nothing that blocks: the key check, the content-type check and the
+    start run on the event loop, never in the worker threads that slow reads (a stalled index
+    or object store) can fill. Each hop through those threads was also what gave the
+    acknowledgement its tail under 100 concurrent publishes (bench/api.py)."""
+    import anyio
+    import httpx
+
+    from api.app import create_app
+
+    key = "test-key"
+    app = create_app(settings.model_copy(update={"api_keys": [key]}), client=client)
+    threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+    loop = asyncio.get_running_loop()
+    all_taken, release = asyncio.Event(), threading.Event()
+    taken = itertools.count(1)
+
+    def hold_a_thread() -> None:
+        if next(taken) == threads:
+            loop.call_soon_threadsafe(all_taken.set)
+        release.wait()
+
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        busy = [asyncio.create_task(anyio.to_thread.run_sync(hold_a_thread))
+                for _ in range(threads)]
+        try:
+            await asyncio.wait_for(all_taken.wait(), 60)
+            post = make_post()
+            # Bounded so that a publish stuck behind the busy threads fails instead of hanging.
+            r = await asyncio.wait_for(http.post(
+                "/v1/posts", headers={"Authorization": f"Bearer {key}"},
+                json={k: v for k, v in post.__dict__.items() if v is not None}), 60)
+        finally:
+            release.set()
+            await asyncio.gather(*busy)
+    assert r.status_code == 202, r.text
+    assert r.json()["job_id"] == blog_workflow_id(post.post_id, 1)
+    description = await client.get_workflow_handle(r.json()["job_id"]).describe()
+    assert description.workflow_type == "BlogPublishWorkflow"
+
+
+def test_a_quick_fan_out_sends_no_heartbeat_and_a_long_one_beats_each_second():
+    """notify_followers' heartbeat timeout counts from the attempt's start, so a fan-out that
+    ends within a second needs no heartbeat (each would be a write on the server); a long
+    one reports its progress about once a second, far inside the 15 s timeout."""
+    from activities.blog import FAN_OUT_HEARTBEAT_SECONDS, throttled_heartbeat
+
+    now = [100.0]
+    beats: list[int] = []
+    progress = throttled_heartbeat(FAN_OUT_HEARTBEAT_SECONDS, beats.append, lambda: now[0])
+    for delivered in range(1, 4):  # three deliveries in the first 0.375 s
+        now[0] += 0.125
+        progress(delivered)
+    assert beats == []
+    for delivered in range(4, 40):  # then one delivery every 0.25 s, for 9 s
+        now[0] += 0.25
+        progress(delivered)
+    assert beats == [6, 10, 14, 18, 22, 26, 30, 34, 38]
+    assert FAN_OUT_HEARTBEAT_SECONDS * 3 <= 15  # several beats fit in the heartbeat timeout
+
+
+# Replays a saved publish three times in the sandbox and prints the repository's modules
+# whose code ran meanwhile. An audit hook cannot be removed: hence a process of its own.
+COUNT_MODULES_RUN_PER_REPLAY = """
+import asyncio, json, sys
+from pathlib import Path
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from workflows.blog import BlogPublishWorkflow
+
+repo, ran = Path.cwd(), []
+
+def note_module_code(event, args):
+    if event == "exec" and getattr(args[0], "co_name", "") == "<module>":
+        path = Path(args[0].co_filename)
+        if path.is_absolute() and path.is_relative_to(repo) and ".venv" not in path.parts:
+            ran.append(path.relative_to(repo).as_posix())
+
+history = WorkflowHistory.from_json(
+    "blog", Path("tests/histories/blog-publish.json").read_text())
+
+async def replay_three_times():
+    for _ in range(3):
+        result = await Replayer(workflows=[BlogPublishWorkflow]).replay_workflow(
+            history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, result.replay_failure
+
+sys.addaudithook(note_module_code)
+asyncio.run(replay_three_times())
+print(json.dumps(sorted(set(ran))))
+"""
+
+
+def test_a_blog_run_executes_no_module_but_its_own_in_the_sandbox():
+    """The sandbox executes a workflow's module afresh for every run, for isolation; what it
+    imports through ``imports_passed_through`` must be the worker's already loaded modules,
+    or every run pays for executing them again (workflows/policies.py: every step's policy)."""
+    done = subprocess.run([sys.executable, "-c", COUNT_MODULES_RUN_PER_REPLAY], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ran = json.loads(done.stdout.splitlines()[-1])
+    assert "workflows/blog.py" in ran  # the hook does see the sandbox's imports
+    assert set(ran) <= {"workflows/__init__.py", "workflows/blog.py"}

@@ -68,6 +68,17 @@ def test_a_post_is_counted_once_across_retries_and_edits(engine):
     assert (stored["version"], stored["title"], stored["tags"]) == (2, "v2", ["x"])
 
 
+def test_each_of_an_authors_posts_adds_one_to_the_count(engine):
+    author, _ = ids()
+    outcomes = [record(engine, author_id=author, post_id=f"{author}-{n}", version=version,
+                       title="t", tags=[], published_at=None)
+                for n, version in ((1, 1), (2, 1), (2, 1), (3, 1), (3, 2))]
+    # The third call retries post 2 and the fifth edits post 3: both already counted.
+    assert [(o.counted, o.post_count) for o in outcomes] == [
+        (True, 1), (True, 2), (False, 2), (True, 3), (False, 3)]
+    assert author_post_count(engine, author) == 3
+
+
 def test_the_stored_post_is_the_newest_versions_metadata_and_only_its_own(engine):
     author, post = ids()
     _, other = ids()

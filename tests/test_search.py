@@ -218,3 +218,52 @@ def test_open_index_picks_the_backend(tmp_path):
     assert isinstance(es_idx, ElasticsearchIndex)
     assert es_idx.index == "custom"
     es_idx.close()
+
+
+def test_sqlite_index_keeps_its_connections_between_calls(tmp_path, monkeypatch):
+    """Opening a connection per call cost most of index_post's time (every open re-reads the
+    schema; in WAL mode the last connection to close checkpoints and deletes the log), so
+    calls borrow kept connections, one per concurrent caller."""
+    import sqlite3
+
+    from spool import search
+
+    opened = []
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(search.sqlite3, "connect",
+                        lambda *a, **kw: opened.append(1) or real_connect(*a, **kw))
+    idx = SqliteIndex(tmp_path / "search.db")
+    for n in range(50):
+        assert idx.upsert(post(post_id=f"p{n}", title=f"post {n}")) is True
+        assert idx.get(f"p{n}").title == f"post {n}"
+    assert idx.search("post") and len(opened) == 1
+    with ThreadPoolExecutor(4) as pool:  # concurrent callers each get their own
+        assert all(pool.map(lambda n: idx.upsert(post(post_id=f"q{n}")), range(40)))
+    assert len(opened) <= 1 + 4
+    idx.close()
+    assert idx.get("p1").title == "post 1"  # a closed index still answers, unpooled
+
+
+def test_sqlite_index_locked_past_its_timeout_is_unavailable_then_recovers(
+        tmp_path, monkeypatch):
+    """Another writer holding the file longer than the timeout is an outage (the activity
+    retries), and the connection that hit it does not spoil the next call."""
+    import sqlite3
+
+    from spool import search
+
+    monkeypatch.setattr(search, "REQUEST_TIMEOUT_SECONDS", 0.2)
+    idx = SqliteIndex(tmp_path / "search.db")
+    assert idx.upsert(post(version=1, title="first")) is True
+    blocker = sqlite3.connect(tmp_path / "search.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+    try:
+        with pytest.raises(IndexUnavailable, match="locked"):
+            idx.upsert(post(version=2, title="second"))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert idx.upsert(post(version=2, title="second")) is True
+    assert (idx.get("p1").version, idx.get("p1").title) == (2, "second")
+    assert idx.search("second") == ["p1"]
+    idx.close()
