@@ -11,6 +11,7 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import VideoActivities
     from spool.models import (
         CaptionsInput,
@@ -20,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
         RecordCaptionsInput,
         TranscribeInput,
     )
-    from workflows import policies
     from workflows.steps import Outcome, Step, StepBook
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).

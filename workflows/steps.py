@@ -22,8 +22,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from spool.models import StepState, StepStatus
-    from workflows import policies
     from workflows.errors import failure_message
 
 T = TypeVar("T")

@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from temporalio.workflow import ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import VideoActivities
     from activities.webhooks import WebhookActivities
     from spool.models import (
@@ -57,7 +58,6 @@ with workflow.unsafe.imports_passed_through():
         plan_rendition_heights,
         rendition_name,
     )
-    from workflows import policies
     from workflows.errors import failure_message
     from workflows.search_attributes import SPOOL_KIND, SPOOL_STATUS
     from workflows.steps import Step, StepBook, every_branch
