@@ -557,11 +557,10 @@ class VideoActivities:
     @activity.defn(name="video.notify_owner")
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:
         payload = {"video_id": inp.video_id, "state": str(inp.state), **inp.payload}
-        if inp.callback_url:
-            payload["callback_url"] = inp.callback_url
         outcome = await asyncio.to_thread(
             notify_once, self.engine, self.notifier, event_id=f"video-done:{inp.video_id}",
-            event_type=f"video.{inp.state}", recipients=[inp.owner_id], payload=payload)
+            event_type=f"video.{inp.state}", recipients=[inp.owner_id], payload=payload,
+            callback_url=inp.callback_url)
         return outcome.delivered
 
 

@@ -31,10 +31,8 @@ class WebhookActivities:
 
     @activity.defn(name="webhooks.publish_event")
     async def publish_event(self, inp: PublishEventInput) -> int:
-        payload = dict(inp.payload)
-        if inp.callback_url:
-            payload["callback_url"] = inp.callback_url
         outcome = await asyncio.to_thread(
             notify_once, self.engine, self.notifier, event_id=inp.event_id,
-            event_type=inp.event_type, recipients=list(inp.recipients), payload=payload)
+            event_type=inp.event_type, recipients=list(inp.recipients),
+            payload=dict(inp.payload), callback_url=inp.callback_url)
         return outcome.delivered

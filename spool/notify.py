@@ -36,7 +36,12 @@ class Notification:
 
 
 class Notifier(Protocol):
+    """Delivers one notification, and names the webhook destinations every event also goes
+    to (none for a notifier without webhooks)."""
+
     def deliver(self, notification: Notification) -> None: ...
+
+    def destinations(self, callback_url: str | None) -> list[str]: ...
 
 
 class LogNotifier:
@@ -45,6 +50,9 @@ class LogNotifier:
     def __init__(self, outbox: Path) -> None:
         self.outbox = outbox
         self._lock = threading.Lock()
+
+    def destinations(self, callback_url: str | None) -> list[str]:
+        return []  # the log has no webhook destinations; a callback is not a person
 
     def deliver(self, notification: Notification) -> None:
         record = {"delivered_at": datetime.now(UTC).isoformat(), **asdict(notification)}
@@ -58,7 +66,7 @@ class LogNotifier:
 class WebhookNotifier:
     """Signed Standard Webhooks POSTs for URL recipients; every other recipient goes to the log.
 
-    ``endpoints`` adds the configured subscribers and the event's ``callback_url`` to the
+    ``destinations`` adds the configured subscribers and the job's ``callback_url`` to the
     recipients of every event, so each (event, URL) gets its own ledger row and is delivered
     once, with ``webhook-id`` derived from that row's key: retries of the activity that calls
     notify_once re-send under the same id. A receiver error raises (the activity retries); a
@@ -69,10 +77,10 @@ class WebhookNotifier:
         self.settings = settings
         self.fallback = fallback
 
-    def endpoints(self, payload: dict[str, Any]) -> list[str]:
-        from spool.webhooks import endpoints_for
+    def destinations(self, callback_url: str | None) -> list[str]:
+        from spool.webhooks import destinations
 
-        return endpoints_for(self.settings, payload)
+        return destinations(self.settings, callback_url)
 
     def deliver(self, notification: Notification) -> None:
         from spool import webhooks
@@ -152,18 +160,20 @@ def notify_once(
     event_type: str,
     recipients: list[str],
     payload: dict[str, Any],
+    callback_url: str | None = None,
     on_progress: Any = None,
 ) -> NotifyOutcome:
     """Record one row per (event, recipient) and deliver each row not yet delivered.
+
+    Besides ``recipients`` (people), the event goes to the notifier's webhook destinations:
+    the configured subscribers and the job's ``callback_url``.
 
     Safe to call again after any failure: rows already present are not duplicated, and rows
     already delivered are not delivered again.
     """
     unique = list(dict.fromkeys(recipients))
-    endpoints = getattr(notifier, "endpoints", None)
-    if endpoints is not None:
-        # Webhook destinations after people: a slow receiver never delays a person's notice.
-        unique += [url for url in endpoints(payload) if url not in unique]
+    # Webhook destinations after people: a slow receiver never delays a person's notice.
+    unique += [url for url in notifier.destinations(callback_url) if url not in unique]
     created = 0
     if unique:
         with engine.begin() as conn:

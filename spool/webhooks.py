@@ -290,10 +290,9 @@ def send(settings: Settings, delivery: Delivery, *,
     return response.status_code
 
 
-def endpoints_for(settings: Settings, payload: dict[str, Any]) -> list[str]:
+def destinations(settings: Settings, callback_url: str | None) -> list[str]:
     """Where an event goes by webhook: the configured subscribers and the job's callback."""
     urls = list(settings.webhook_urls)
-    callback = payload.get("callback_url") if isinstance(payload, dict) else None
-    if isinstance(callback, str) and callback:
-        urls.append(callback)
+    if callback_url:
+        urls.append(callback_url)
     return list(dict.fromkeys(urls))

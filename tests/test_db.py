@@ -39,6 +39,9 @@ class Recorder:
         self.sent: list[Notification] = []
         self.fail_on = fail_on
 
+    def destinations(self, callback_url: str | None) -> list[str]:
+        return []
+
     def deliver(self, notification: Notification) -> None:
         if notification.recipient == self.fail_on:
             self.fail_on = None
@@ -211,26 +214,31 @@ def json_of(value) -> str:
 
 
 class WithEndpoints(Recorder):
-    """A notifier that adds subscribers to every event, as the webhook notifier does."""
+    """A notifier that adds subscribers and the callback to every event, as the webhook
+    notifier does."""
 
     def __init__(self, urls: list[str]) -> None:
         super().__init__()
         self.urls = urls
-        self.asked: list[dict] = []
+        self.asked: list[str | None] = []
 
-    def endpoints(self, payload: dict) -> list[str]:
-        self.asked.append(payload)
-        return self.urls
+    def destinations(self, callback_url: str | None) -> list[str]:
+        self.asked.append(callback_url)
+        return [*self.urls, *([callback_url] if callback_url else [])]
 
 
 def test_subscribers_are_added_after_the_people_once_each(engine):
     event = f"evt-{uuid.uuid4().hex[:8]}"
     notifier = WithEndpoints(["https://hooks.example/1", "a"])
     outcome = notify_once(engine, notifier, event_id=event, event_type="t",
-                          recipients=["a", "b"], payload={"post_id": "p"})
-    assert notifier.asked == [{"post_id": "p"}]
-    assert outcome.recipients == 3 and outcome.delivered == 3
-    assert sorted(n.recipient for n in notifier.sent) == ["a", "b", "https://hooks.example/1"]
+                          recipients=["a", "b"], payload={"post_id": "p"},
+                          callback_url="https://hooks.example/job")
+    # The job's callback is handed over explicitly, never fished out of the payload.
+    assert notifier.asked == ["https://hooks.example/job"]
+    assert outcome.recipients == 4 and outcome.delivered == 4
+    assert [n.recipient for n in notifier.sent] == [
+        "a", "b", "https://hooks.example/1", "https://hooks.example/job"]
+    assert all(n.payload == {"post_id": "p"} for n in notifier.sent)
     nobody = notify_once(engine, Recorder(), event_id=f"{event}-none", event_type="t",
                          recipients=[], payload={})
     assert (nobody.recipients, nobody.newly_created, nobody.delivered) == (0, 0, 0)

@@ -439,6 +439,9 @@ class HoldAfterDelivery:
         self._lock = threading.Lock()
         sa.event.listen(get_engine(settings), "handle_error", self._on_db_error)
 
+    def destinations(self, callback_url: str | None) -> list[str]:
+        return self.inner.destinations(callback_url)
+
     def deliver(self, notification: Notification) -> None:
         self.inner.deliver(notification)
         with self._lock:
@@ -665,12 +668,14 @@ async def test_receiver_down_then_back_gets_each_event_once(client, settings, ta
     receiver = WebhookReceiver(SECRET)  # not listening: connections are refused
     engine = get_engine(s)
 
-    def both_refused(video_id: str) -> bool:
+    def refused_twice(video_id: str) -> bool:
+        # The first event (captions available) refused twice; video.ready is held back
+        # until it is delivered (in order per video), so the outage covers both.
         tried = attempts_to(engine, video_id, receiver.url)
-        return len(tried) == 2 and min(tried.values()) >= 2
+        return tried.get(f"captions-available:{video_id}", 0) >= 2
 
     try:
-        result = await run_video_with_receiver(client, s, talk_clip, receiver, both_refused)
+        result = await run_video_with_receiver(client, s, talk_clip, receiver, refused_twice)
     finally:
         receiver.stop()
     assert result["state"] == "ready", result
