@@ -26,15 +26,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
 from activities.webhooks import WebhookActivities
-from api import create_app
-from devstack.proc import free_port
 from spool import media, scratch
 from spool.config import Settings
 from spool.db import get_engine
@@ -44,6 +41,7 @@ from spool.models import ChunkInput, JobState, StepStatus, VideoStatus
 from spool.status import job_status
 from spool.storage import keys, open_storage
 from tests import media_clips
+from tests.live_api import live_api
 from tests.test_media import ffmpeg_processes
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
@@ -93,23 +91,6 @@ def own_scratch(tmp_path, monkeypatch) -> str:
     return str(root)
 
 
-@contextlib.asynccontextmanager
-async def live_api(settings: Settings, client: Client) -> AsyncIterator[str]:
-    """The API served by uvicorn on a free local port; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert not serving.done(), "uvicorn stopped before it served"
-        assert time.monotonic() < deadline, "uvicorn did not start listening"
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def run_tool(*argv: str) -> str:

@@ -10,20 +10,15 @@ requests accepted, invalid ones refused, authentication enforced. The run must f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import uvicorn
-
 from api import create_app
-from devstack.proc import free_port
 from spool.config import Settings
+from tests.live_api import live_api
 from tests.test_api import API_KEY, api_settings
 
 # Cases per operation and generation phase: enough to reach every documented answer of every
@@ -33,23 +28,6 @@ SEED = 20261127  # the same cases every run: a failure found once is found again
 ST_DEADLINE_SECONDS = 600  # a generous bound for a wedged run, never a measure of speed
 
 
-@contextlib.asynccontextmanager
-async def live_api(settings: Settings, client) -> AsyncIterator[str]:
-    """The API served by uvicorn on a free local port; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert not serving.done(), "uvicorn stopped before it served"
-        assert time.monotonic() < deadline, "uvicorn did not start listening"
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
 
 
 def schemathesis_run(base: str, report: Path) -> subprocess.CompletedProcess:
