@@ -316,8 +316,8 @@ def _display_width(stream: dict, width: int) -> int:
     """The width the picture is shown at: stored width × sample aspect ratio (DV, DVD and HDV
     store wide pictures in narrow, non-square pixels), kept even."""
     num, _, den = str(stream.get("sample_aspect_ratio") or "").partition(":")
-    if not (num.isdigit() and den.isdigit()) or int(num) == 0 or int(den) == 0:
-        return width  # unknown or 0:1 means square pixels
+    if not (num.isdigit() and den.isdigit()) or int(num) in (0, int(den)) or int(den) == 0:
+        return width  # square pixels (1:1, or unknown: 0:1)
     return max(2, round(width * int(num) / int(den) / 2) * 2)
 
 

@@ -353,8 +353,9 @@ async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_on
     assert [r["name"] for r in video["renditions"]] == ["480p", "360p"]
     assert video["captions"]["state"] == "available" and video["poster_url"]
     assert child.status == WorkflowExecutionStatus.COMPLETED
-    # The kill landed mid-encode: the rendition that was running had to run again.
-    assert attempts["video.transcode_rendition"] >= 2, attempts
+    # The kill landed mid-encode: the chunk that was running had to run again.
+    assert attempts["video.encode_chunk"] >= 2, attempts
+    assert open_storage(stack_settings).exists(storage_keys.hls_master_key(job["video_id"]))
     assert_video_files_complete(stack_settings, job["video_id"], ["480p", "360p"], seconds)
     assert_events_once(receiver, {CAPTIONS_AVAILABLE, VIDEO_READY})
     rows = ledger_rows(get_engine(stack_settings), [f"captions-available:{job['video_id']}",

@@ -356,9 +356,24 @@ async def publish(http: httpx.AsyncClient, client, post: Post) -> str:
     return job_id
 
 
+def series(text: str, name: str) -> dict[tuple, float]:
+    """{labels as sorted pairs: value} of one metric."""
+    return {tuple(sorted(labels.items())): value for sample, labels, value in samples(text)
+            if sample == name}
+
+
+def grown(before: str, after: str, name: str) -> list[dict[str, str]]:
+    """The label sets of ``name`` whose value grew between two scrapes (the registry is the
+    process's: other tests' requests are in it too)."""
+    old, new = series(before, name), series(after, name)
+    return [dict(key) for key, value in new.items() if value > old.get(key, 0.0)]
+
+
 async def test_api_metrics_show_requests_and_temporal_client_calls(client, settings):
     s = settings.model_copy(update={"api_keys": [API_KEY]})
+    requests = "spool_http_request_duration_seconds_count"
     async with api_and_worker(s) as http:
+        before = (await http.get("/metrics")).text
         await publish(http, client, make_post())
         # A client chooses paths and methods: neither may make a series of its own.
         assert (await http.request("BREW", f"/v1/nothing/{uuid.uuid4().hex}")).status_code in (
@@ -368,15 +383,16 @@ async def test_api_metrics_show_requests_and_temporal_client_calls(client, setti
         assert answer.headers["content-type"].startswith("text/plain")
         text = answer.text
         assert "/metrics" not in (await http.get("/openapi.json")).text
-    # Requests by route template (never the raw path), method and status.
-    assert values(text, "spool_http_request_duration_seconds_count", method="POST",
-                  route="/v1/posts", status="202") == [1.0]
-    assert [labels for name, labels, _ in samples(text)
-            if name == "spool_http_request_duration_seconds_count"
-            and labels["route"] not in ("/v1/posts", "/metrics")] == [
+    # Requests by route template (never the raw path), method and status: exactly the POST
+    # and the odd request grew (besides the scrape itself).
+    key = (("method", "POST"), ("route", "/v1/posts"), ("status", "202"))
+    assert series(text, requests)[key] - series(before, requests).get(key, 0.0) == 1.0
+    assert [labels for labels in grown(before, text, requests)
+            if labels["route"] not in ("/v1/posts", "/metrics")] == [
         {"method": "other", "route": "unmatched", "status": "404"}]
     # The API's Temporal client: its StartWorkflowExecution call, from the SDK runtime
     # (exported as the counter temporal_request; the parser names counter samples *_total).
+    # The task queue is this test's own, so the series is new.
     assert values(text, "temporal_request_total", operation="StartWorkflowExecution",
                   task_queue=s.queue_pipeline) == [1]
 
