@@ -61,7 +61,8 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
     from spool import media
     from spool.ingest import ingest_video, start_video_job
     from tests import media_clips
-    from tests.test_chunked_pipeline import CHUNKED, started_chunks, wait_until, workers
+    from tests.test_chunked_pipeline import CHUNKED, started_chunks, workers
+    from tests.waiting import eventually
 
     s = settings.model_copy(update=CHUNKED)
     speech = media_clips.make_clip(clips / "speech.mp4", width=640, height=360, seconds=4)
@@ -78,7 +79,7 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
             inp = ingest_video(s, tone, owner_id="replay", captions=False,
                                video_id="replay-chunked-cancelled")
             handle = await start_video_job(client, s, inp)
-            await wait_until(lambda: started_chunks(handle), "a chunk to encode")
+            await eventually(lambda: started_chunks(handle), "a chunk to encode")
             await handle.cancel()
             with contextlib.suppress(WorkflowFailureError):  # the cancel is the scenario
                 await handle.result()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import json
 import os
 import re
@@ -19,8 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from spool.storage import keys, open_storage
 from tests import media_clips
 from tests.live_api import live_api
 from tests.test_media import ffmpeg_processes
+from tests.waiting import eventually
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
 
@@ -134,20 +133,6 @@ def segment_starts(playlist: str) -> list[float]:
 
 def work_objects(settings: Settings, video_id: str) -> list[str]:
     return open_storage(settings).list_prefix(keys.work_prefix(video_id))
-
-
-async def wait_until(condition: Callable[[], object], what: str, within: float = 120.0):
-    """Until condition() (awaited if need be) is truthy, returning it; the deadline only
-    turns a hang into a failure."""
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {within} s"
-        await asyncio.sleep(0.1)
 
 
 async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
@@ -362,11 +347,11 @@ async def test_chunk_killed_mid_encode_is_retried_alone(client, settings, clips,
                 running = await started_chunks(handle)
                 return (done, running) if done and running else None
 
-            done_on_a, (victim,) = await wait_until(
+            done_on_a, (victim,) = await eventually(
                 one_done_next_running, "host A to finish a chunk and start the next")
             host_a.send_signal(signal.SIGKILL)
             host_a.wait()
-            await wait_until(lambda: ffmpeg_processes(str(host_tmp)) == [],
+            await eventually(lambda: ffmpeg_processes(str(host_tmp)) == [],
                              "host A's ffmpeg to die with it")
             # Host B (this process, unpaced) takes the chunks nobody started, the audio, the
             # poster, and the killed chunk once its heartbeat has timed out.
@@ -423,7 +408,7 @@ async def test_progress_rises_per_rendition_then_cancel_stops_every_ffmpeg(
                 return None
             return percents if percents and min(percents.values()) > 0 else None
 
-        first = await wait_until(moving_before_any_chunk_is_done,
+        first = await eventually(moving_before_any_chunk_is_done,
                                  "every rendition to show progress from running chunks")
         assert set(first) == {"rendition-480p", "rendition-360p"}
 
@@ -432,7 +417,7 @@ async def test_progress_rises_per_rendition_then_cancel_stops_every_ffmpeg(
             rose = all(percents[name] > first[name] for name in first)
             return percents if rose and work_objects(s, inp.video_id) else None
 
-        later = await wait_until(risen, "every rendition's progress to rise with chunks stored")
+        later = await eventually(risen, "every rendition's progress to rise with chunks stored")
         assert all(0 < later[name] < 100 for name in later), later
         assert ffmpeg_processes(own_scratch)
         await handle.cancel()

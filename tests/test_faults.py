@@ -17,7 +17,7 @@ asserted: figures belong to bench/.
 from __future__ import annotations
 
 import asyncio
-import inspect
+import functools
 import json
 import os
 import shutil
@@ -56,7 +56,7 @@ from spool.status import job_status
 from spool.storage import keys as storage_keys
 from spool.storage import open_storage
 from spool.temporal import connect
-from tests import media_clips
+from tests import media_clips, waiting
 from tests.conftest import ARTIFACTS, activity_attempts, running_worker, service_missing
 from tests.test_api import api_client, api_settings, spool_worker
 from tests.webhook_receiver import WebhookReceiver
@@ -74,17 +74,8 @@ def figure(name: str, seconds: float) -> None:
     print(f"\n[fault figure] {name}: {seconds:.1f} s", flush=True)
 
 
-async def eventually(check: Callable, what: str, within: float = LONG, every: float = 0.2):
-    """check()'s first truthy value (check may be async); AssertionError after ``within``."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {within:.0f} s"
-        await asyncio.sleep(every)
+# The fault tests wait longer (a restarted service) and poll less often.
+eventually = functools.partial(waiting.eventually, within=LONG, every=0.2)
 
 
 # --- posts and their effects ----------------------------------------------------------------
