@@ -41,7 +41,6 @@ from spool.models.video import (
     EncodingPlanInput,
     ExtractAudioInput,
     ExtractAudioResult,
-    HlsAudioInfo,
     HlsVariantInfo,
     MasterPlaylistInput,
     MasterPlaylistResult,
@@ -313,7 +312,8 @@ class VideoActivities:
 
     @activity.defn(name="video.encode_audio")
     async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
-        """The whole source's AAC track (muxed into every MP4) and its HLS audio playlist."""
+        """The whole source's AAC track, muxed into every MP4. Its HLS rendition is cut by
+        the hls step, once the variants' start is known (publish_hls)."""
         async with heartbeating() as set_percent, scratch_dir() as tmp:
             src = await self._fetch(inp.source_key, tmp / "source")
             m4a = tmp / "audio.m4a"
@@ -321,15 +321,11 @@ class VideoActivities:
                 await encoding.encode_audio(src, m4a, audio_kbps=inp.audio_kbps,
                                             limits=self.limits, on_progress=set_percent,
                                             duration=inp.duration or None)
-                hls = await encoding.package_audio_hls(
-                    m4a, tmp / "hls", segment_seconds=inp.segment_seconds, limits=self.limits)
             except media.MediaError as exc:
                 raise ApplicationError(f"audio: {exc}", type="EncodeFailed") from None
             key = keys.audio_track_key(inp.video_id)
-            await self._put_all([(m4a, key), *self._hls_files(inp.video_id, tmp / "hls",
-                                                                  "audio")])
-        return AudioTrackResult(key=key, hls=HlsAudioInfo(
-            bandwidth=hls.bandwidth, codecs=hls.codecs, playlist="audio/index.m3u8"))
+            await self._storage(self.storage.put_file, m4a, key)
+        return AudioTrackResult(key=key)
 
     @activity.defn(name="video.package_rendition")
     async def package_rendition(self, inp: PackageInput) -> PackageResult:
@@ -407,35 +403,34 @@ class VideoActivities:
 
     @activity.defn(name="video.publish_hls")
     async def publish_hls(self, inp: MasterPlaylistInput) -> MasterPlaylistResult:
-        """The master playlist over the variants and the audio already stored."""
+        """The audio rendition, then the master playlist over it and the variants stored."""
         variants = [encoding.HlsVariant(
             name=v.name, width=v.width, height=v.height, bandwidth=v.bandwidth,
             average_bandwidth=v.average_bandwidth, codecs=v.codecs, frame_rate=v.frame_rate,
             playlist=v.playlist, files=[]) for v in inp.variants]
-        audio = None if inp.audio is None else encoding.HlsAudio(
-            bandwidth=inp.audio.bandwidth, codecs=inp.audio.codecs,
-            playlist=inp.audio.playlist, files=[])
-        video_start = max(v.start_seconds for v in inp.variants)
-        if audio is not None and inp.audio_key and video_start > 0:
-            await self._align_audio_hls(inp, video_start)
+        audio = None
+        if inp.audio_key:
+            audio = await self._audio_hls(inp, max(v.start_seconds for v in inp.variants))
         key = keys.hls_master_key(inp.video_id)
         text = encoding.master_playlist(variants, audio)
         await self._storage(self.storage.put_bytes, text.encode("utf-8"), key)
         return MasterPlaylistResult(key=key)
 
-    async def _align_audio_hls(self, inp: MasterPlaylistInput, video_start: float) -> None:
-        """Re-cut the audio rendition delayed by the variants' start, before the master
-        names it: encode_audio cut it before any variant existed, and fMP4 segments have no
-        edit list to hide x264's reordering delay (HLS viewers would hear it early)."""
+    async def _audio_hls(self, inp: MasterPlaylistInput, video_start: float
+                         ) -> encoding.HlsAudio:
+        """The AAC track as the HLS audio rendition, delayed by the variants' start: fMP4
+        segments have no edit list to hide x264's reordering delay, so without it HLS
+        viewers would hear the sound early. Stored before the master names it."""
         async with scratch_dir() as tmp:
             m4a = await self._fetch(inp.audio_key, tmp / "audio.m4a")
             try:
-                await encoding.package_audio_hls(
+                audio = await encoding.package_audio_hls(
                     m4a, tmp / "hls", segment_seconds=inp.segment_seconds,
                     limits=self.limits, video_start=video_start)
             except media.MediaError as exc:
                 raise ApplicationError(f"audio: {exc}", type="PackageFailed") from None
             await self._put_all(self._hls_files(inp.video_id, tmp / "hls", "audio"))
+        return audio
 
     # --- captions ------------------------------------------------------------------------
 

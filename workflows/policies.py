@@ -164,9 +164,10 @@ STORYBOARD = StepPolicy(
     heartbeat=VIDEO_HEARTBEAT,
     wait_for_cancel=True,
 )
-# The master playlist: a few hundred bytes written once every variant is stored.
+# The audio rendition (stream copy of the AAC track) and the master playlist, once every
+# variant is stored.
 HLS = StepPolicy(
-    start_to_close=timedelta(minutes=10),  # re-cuts the audio rendition (stream copy)
+    start_to_close=timedelta(minutes=10),
     retry=_retry(initial=1.0, maximum=60.0, attempts=10),
 )
 

@@ -366,7 +366,6 @@ class VideoPipelineWorkflow:
             return
         made = await self._steps.run(
             HLS, MasterPlaylistInput(inp.video_id, variants,
-                                     self._audio.hls if self._audio else None,
                                      audio_key=self._audio.key if self._audio else None,
                                      segment_seconds=plan.segment_seconds),
             queue=inp.queue_pipeline)

@@ -353,7 +353,8 @@ class AudioTrackInput:
 @dataclass
 class AudioTrackResult:
     key: str  # the AAC track every rendition's MP4 is muxed with
-    hls: HlsAudioInfo
+    # Set only in histories from before the hls step cut the audio rendition itself.
+    hls: HlsAudioInfo | None = None
 
 
 @dataclass
@@ -408,7 +409,7 @@ class StoryboardResult:
 class MasterPlaylistInput:
     video_id: str
     variants: list[HlsVariantInfo]
-    audio: HlsAudioInfo | None = None
+    audio: HlsAudioInfo | None = None  # histories from before audio_key only
     # The AAC track and segment length, to re-cut the audio rendition in step with the
     # variants' start (HlsVariantInfo.start_seconds); absent in histories from before.
     audio_key: str | None = None
