@@ -29,7 +29,7 @@ from spool import encoding, media, scratch, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, replace_caption_segments, update_video
-from spool.models.chunks import ChunkSpan, output_fps, plan_chunks
+from spool.models.chunks import ChunkSpan, output_fps, plan_chunks, snap_to_keyframes
 from spool.models.common import FINAL_JOB_STATES, INVALID_VIDEO, JobState
 from spool.models.video import (
     AudioTrackInput,
@@ -208,7 +208,28 @@ class VideoActivities:
                               f"{result.width}x{result.height} pictures, but none of its "
                               "first packets decodes: the file is damaged or its header "
                               "does not match its data.")
+            await self._store_keyframes(inp.video_id, src, limits)
         return result
+
+    async def _store_keyframes(self, video_id: str, src: Path, limits: media.Limits) -> None:
+        """The source's keyframe times, for the plan to cut chunks on (plan_encoding). Only
+        an optimisation: a source whose keyframes cannot be listed is cut on the segment
+        grid, so a failure here is not the upload's fault and stores nothing."""
+        times = await encoding.keyframe_times(src, limits)
+        if times:
+            await self._storage(self.storage.put_bytes, json.dumps(times).encode("ascii"),
+                                keys.keyframes_key(video_id))
+
+    async def _stored_keyframes(self, video_id: str) -> list[float]:
+        """What the probe stored; nothing for a job probed before it stored keyframes."""
+        try:
+            raw = await self._storage(self.storage.read_bytes, keys.keyframes_key(video_id))
+            times = json.loads(raw)
+        except (KeyNotFound, ValueError):
+            return []
+        if not isinstance(times, list):
+            return []
+        return [float(t) for t in times if isinstance(t, int | float)]
 
     # --- media ---------------------------------------------------------------------------
 
@@ -253,16 +274,20 @@ class VideoActivities:
     async def plan_encoding(self, inp: EncodingPlanInput) -> EncodingPlan:
         """This worker's settings turned into the job's plan, kept in its history."""
         s = self.settings
+        fps = output_fps(inp.probe.fps)
         try:
             spans = plan_chunks(inp.probe.duration, chunk_seconds=s.chunk_seconds,
                                 segment_seconds=s.hls_segment_seconds)
         except ValueError as exc:
             raise invalid(f"The video cannot be cut into chunks: {exc}") from None
+        if len(spans) > 1:
+            spans = snap_to_keyframes(spans, await self._stored_keyframes(inp.video_id),
+                                      fps=fps, segment_seconds=s.hls_segment_seconds)
         return EncodingPlan(
             chunks=[ChunkPlan(c.index, c.start, c.end) for c in spans],
             renditions=[RenditionPlan(rendition_name(h), h, self._video_kbps(h))
                         for h in inp.heights],
-            fps=output_fps(inp.probe.fps), segment_seconds=s.hls_segment_seconds,
+            fps=fps, segment_seconds=s.hls_segment_seconds,
             audio_kbps=s.audio_bitrate_kbps,
             thumb_every=thumb_interval(s.storyboard_seconds, s.hls_segment_seconds),
             thumb_width=s.storyboard_thumb_width, storyboard_columns=s.storyboard_columns,

@@ -30,7 +30,8 @@ from spool.models.chunks import ChunkSpan
 
 __all__ = [
     "ChunkOutput", "HlsAudio", "HlsVariant", "Storyboard", "encode_audio", "encode_chunk",
-    "join_chunks", "make_storyboard", "master_playlist", "package_audio_hls", "package_hls",
+    "join_chunks", "keyframe_times", "make_storyboard", "master_playlist",
+    "package_audio_hls", "package_hls",
 ]
 
 ProgressCallback = Callable[[float], None]
@@ -313,6 +314,42 @@ async def video_end(src: Path, limits: media.Limits) -> float | None:
         return start - origin + float(streams[0]["duration"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+async def keyframe_times(src: Path, limits: media.Limits) -> list[float] | None:
+    """The main video stream's keyframes, in seconds on the time line a chunk's input seek
+    uses (from the container's start), in order; None when ffprobe cannot list them. Reads
+    packet flags only, decoding nothing."""
+    head = ["ffprobe", "-hide_banner", "-v", "error",
+            "-protocol_whitelist", "file", "-format_whitelist", media.DEMUXER_WHITELIST]
+    try:
+        fmt = json.loads(await media.run_tool(
+            [*head, "-show_entries", "format=start_time", "-of", "json", media.file_url(src)],
+            limits) or "{}")
+        origin = float((fmt.get("format") or {}).get("start_time") or 0.0)
+        listing = await media.run_tool(
+            [*head, "-select_streams", "V:0", "-show_entries", "packet=pts_time,flags",
+             "-of", "csv=p=0", media.file_url(src)], limits)
+    except (media.MediaError, json.JSONDecodeError, TypeError, ValueError):
+        return None
+    return parse_keyframes(listing, origin)
+
+
+def parse_keyframes(listing: str, origin: float = 0.0) -> list[float]:
+    """``pts_time,flags`` lines (ffprobe's csv) → sorted keyframe seconds from ``origin``;
+    packets without a time or a keyframe flag are skipped."""
+    times: set[float] = set()
+    for line in listing.splitlines():
+        pts, _, flags = line.strip().partition(",")
+        if not flags.startswith("K"):
+            continue
+        try:
+            seconds = float(pts) - origin
+        except ValueError:
+            continue  # N/A: a packet without a presentation time
+        if math.isfinite(seconds) and seconds >= 0:
+            times.add(round(seconds, 6))
+    return sorted(times)
 
 
 async def _encode_each_alone(plan: _ChunkPlan, specs: list[media.RenditionSpec],

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
@@ -35,7 +36,14 @@ from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import get_video
 from spool.ingest import ingest_video, start_video_job
-from spool.models import ChunkInput, JobState, StepStatus, VideoStatus
+from spool.models import (
+    ChunkInput,
+    EncodingPlanInput,
+    JobState,
+    ProbeInput,
+    StepStatus,
+    VideoStatus,
+)
 from spool.status import job_status
 from spool.storage import keys, open_storage
 from tests import media_clips
@@ -249,6 +257,31 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
             assert refused.json()["error"]["type"] == "not_found", bad
         assert (await http.get(f"{base}/v1/videos/{inp.video_id}/storyboard/x.jpg")
                 ).status_code == 404
+
+
+# --- the plan cuts on the source's keyframes ------------------------------------------------
+
+async def test_plan_cuts_chunks_on_the_keyframes_the_probe_found(settings, clips):
+    """The probe lists the upload's keyframes into the job's work objects; the plan moves
+    its chunk boundaries onto them. A job probed before keyframes were stored (no object)
+    is planned on the segment grid, as it was."""
+    s = chunked(settings)  # 2 s chunks of 2 s segments
+    clip = media_clips.make_marked_clip(clips / "gop-2_5s.mp4", width=320, height=180,
+                                        seconds=12, flash_at=7.0, gop=75)
+    inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+    acts, env = VideoActivities(s), ActivityEnvironment()
+    probe = await env.run(acts.probe, ProbeInput(inp.video_id, inp.source_key))
+    stored = json.loads(acts.storage.read_bytes(keys.keyframes_key(inp.video_id)))
+    assert stored == pytest.approx([0, 2.5, 5, 7.5, 10], abs=1e-6)
+    assert keys.keyframes_key(inp.video_id) in work_objects(s, inp.video_id)
+    plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
+    assert [(round(c.start, 3), round(c.end, 3)) for c in plan.chunks] == [
+        (0, 2.5), (2.5, 5), (5, 7.5), (7.5, 10), (10, 12)]
+
+    acts.storage.delete(keys.keyframes_key(inp.video_id))
+    plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
+    assert [(c.start, c.end) for c in plan.chunks] == [(0, 2), (2, 4), (4, 6), (6, 8),
+                                                      (8, 10), (10, 12)]
 
 
 # --- isolation: a rendition that cannot be made ---------------------------------------------

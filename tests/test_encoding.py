@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from spool import encoding, media
-from spool.models.chunks import ChunkSpan, output_fps, plan_chunks
+from spool.models.chunks import ChunkSpan, output_fps, plan_chunks, snap_to_keyframes
 from tests import media_clips
 from tests.test_media import ffmpeg_processes
 
@@ -56,6 +56,59 @@ def test_short_clips_get_few_chunks_and_long_clips_many():
     assert counts[600] > counts[60] and counts[3600] > counts[600]
     # the longest chunk is chunk_seconds rounded down to whole segments
     assert max(c.duration for c in plan_chunks(3600, chunk_seconds=30, segment_seconds=4)) == 28
+
+
+def spans(chunks: list[ChunkSpan]) -> list[tuple[float, float]]:
+    return [(round(c.start, 3), round(c.end, 3)) for c in chunks]
+
+
+def test_chunk_boundaries_move_onto_the_sources_keyframes():
+    planned = plan_chunks(60, chunk_seconds=30, segment_seconds=4)
+    assert spans(planned)[:2] == [(0, 8), (8, 16)]
+    # x264's default GOP at 30 fps: a keyframe every 250 frames, as ffprobe prints them.
+    gop250 = [round(i * 250 / 30, 6) for i in range(8)]
+    snapped = snap_to_keyframes(planned, gop250, fps=30, segment_seconds=4)
+    # 56 s would leave 1.7 s after the keyframe at 58.3: the last chunk starts at 50 instead.
+    assert spans(snapped) == [(0, 8.333), (8.333, 16.667), (16.667, 25), (25, 33.333),
+                              (33.333, 41.667), (41.667, 50), (50, 60)]
+    assert [c.index for c in snapped] == list(range(7))
+    for chunk in snapped[1:]:
+        # exactly on the keyframe's frame: the chunk's seek decodes nothing it throws away
+        assert round(chunk.start * 30, 9) == round(chunk.start * 30)
+        assert any(abs(chunk.start - k) < 1e-5 for k in gop250)
+
+
+def test_boundaries_without_a_keyframe_near_merge_or_stay():
+    planned = plan_chunks(60, chunk_seconds=30, segment_seconds=4)
+    # One keyframe every 10 s: each boundary takes the nearest, or goes when its two chunks
+    # make at most one and a half.
+    assert spans(snap_to_keyframes(planned, [0, 10, 20, 30, 40, 50], fps=30,
+                                   segment_seconds=4)) == [(0, 10), (10, 20), (20, 30),
+                                                            (30, 40), (40, 50), (50, 60)]
+    # One keyframe in a minute: the clip still spreads over chunks (decoding from before).
+    assert spans(snap_to_keyframes(planned, [0, 30], fps=30, segment_seconds=4)) == [
+        (0, 8), (8, 16), (16, 24), (24, 30), (30, 40), (40, 48), (48, 60)]
+    # Nothing known, or nothing to cut: the plan as it was.
+    assert snap_to_keyframes(planned, [], fps=30, segment_seconds=4) == planned
+    one = plan_chunks(6, chunk_seconds=30, segment_seconds=4)
+    assert snap_to_keyframes(one, [0, 2, 4], fps=30, segment_seconds=4) == one
+
+
+@pytest.mark.parametrize("fps", [24000 / 1001, 25.0, 30000 / 1001, 50.0])
+def test_snapped_boundaries_are_output_frames_at_or_after_the_keyframe(fps):
+    rate = Fraction(fps).limit_denominator(1001)
+    planned = plan_chunks(600, chunk_seconds=30, segment_seconds=6)
+    # A 2 s GOP in a source at another rate (60 fps camera encoded at 29.97: times between
+    # output frames), printed to the microsecond as ffprobe does.
+    keyframes = [round(i * 2.0 + 0.0137, 6) for i in range(300)]
+    snapped = snap_to_keyframes(planned, keyframes, fps=fps, segment_seconds=6)
+    assert snapped[0].start == 0 and snapped[-1].end == 600
+    for before, after in zip(snapped, snapped[1:], strict=False):
+        assert before.end == after.start and after.duration >= 3
+        frame = Fraction(after.start) * rate
+        assert abs(frame - round(frame)) < Fraction(1, 10**6)  # on the output grid
+        key = max(k for k in keyframes if k <= after.start + 1e-6)
+        assert 0 <= after.start - key < 1 / fps  # the first output frame after a keyframe
 
 
 def test_chunk_plan_is_deterministic_and_refuses_bad_input():
@@ -165,12 +218,16 @@ def rendition_specs(workdir: Path, index: int, heights: list[int]) -> list[media
 
 async def encode_chunked(source: Path, workdir: Path, heights: list[int], *,
                          chunk_seconds: float, segment_seconds: float,
-                         thumb_every: float | None = None) -> Encoded:
+                         thumb_every: float | None = None,
+                         keyframes: list[float] | None = None) -> Encoded:
+    """``keyframes``: the source's, to cut on (snap_to_keyframes); None cuts on the grid."""
     info = await media.probe(source)
     fps = output_fps(info.fps)
     # Chunks of exactly chunk_seconds (min = max): several segments per chunk to look at.
     chunks = plan_chunks(info.duration, chunk_seconds=chunk_seconds,
                          segment_seconds=segment_seconds, min_chunk_seconds=chunk_seconds)
+    if keyframes is not None:
+        chunks = snap_to_keyframes(chunks, keyframes, fps=fps, segment_seconds=segment_seconds)
     outputs = []
     for span in chunks:
         thumb_dir = workdir / "thumbs" / f"{span.index:05d}" if thumb_every else None
@@ -464,6 +521,38 @@ async def test_one_keyframe_every_ten_seconds_source(clips, tmp_path):
     assert frame_times(joined, keyframes_only=True) == pytest.approx([0, 2, 4, 6, 8, 10])
     assert abs(flash_time(joined) - 7.0) <= 1 / done.fps
     assert abs(beep_time(decoded_audio(joined)) - flash_time(joined)) <= 1 / done.fps
+
+
+async def test_chunks_cut_on_the_sources_keyframes_join_without_a_seam(clips, tmp_path):
+    """A keyframe every 2.5 s, chunks planned every 4 s of 2 s segments: the plan moves to
+    the keyframes (listed from packets, decoding nothing), each chunk's first frame is one
+    more keyframe, and the segment grid, the frames and the sync are as before."""
+    source = media_clips.make_marked_clip(clips / "gop75.mp4", width=320, height=180,
+                                          seconds=12, flash_at=7.0, gop=75)
+    keyframes = await encoding.keyframe_times(source, LIMITS)
+    assert keyframes == pytest.approx([0, 2.5, 5, 7.5, 10], abs=1e-6)
+    done = await encode_chunked(source, tmp_path, [180], chunk_seconds=4, segment_seconds=2,
+                                keyframes=keyframes)
+    assert spans(done.chunks) == [(0, 5), (5, 7.5), (7.5, 12)]
+    joined = done.joined["180p"]
+    assert int(video_stream(joined)["nb_read_frames"]) == 360
+    assert frame_times(joined, keyframes_only=True) == pytest.approx(
+        [0, 2, 4, 5, 6, 7.5, 8, 10], abs=1e-3)
+    assert abs(flash_time(joined) - 7.0) <= 1 / done.fps
+    assert abs(beep_time(decoded_audio(joined)) - flash_time(joined)) <= 1 / done.fps
+    await encoding.package_hls(joined, tmp_path / "hls", name="180p", segment_seconds=2,
+                               limits=LIMITS)
+    lengths = [float(line.split(":")[1].rstrip(","))
+               for line in (tmp_path / "hls" / "index.m3u8").read_text().splitlines()
+               if line.startswith("#EXTINF:")]
+    assert lengths == pytest.approx([2] * 6, abs=1e-3)  # the extra keyframes cut nothing
+
+
+def test_keyframes_are_read_from_packet_flags():
+    listing = "0.000000,K__\n0.033333,___\nN/A,K__\n8.341667,K_\n-0.05,K__\n4.2,__D\n"
+    assert encoding.parse_keyframes(listing) == [0.0, 8.341667]
+    # on the seek's time line: from the container's start
+    assert encoding.parse_keyframes("1.4,K__\n3.4,K__\n", origin=1.4) == [0.0, 2.0]
 
 
 async def test_variable_frame_rate_source_becomes_constant(clips, tmp_path):

@@ -54,6 +54,12 @@ def chunk_key(video_id: str, index: int, name: str) -> str:
     return f"{work_prefix(video_id)}chunks/{index:05d}/{name}.mp4"
 
 
+def keyframes_key(video_id: str) -> str:
+    """Where the source's video keyframes are (JSON seconds), written by the probe so the
+    plan can cut chunks on them."""
+    return f"{work_prefix(video_id)}keyframes.json"
+
+
 def thumbs_prefix(video_id: str) -> str:
     return f"{work_prefix(video_id)}thumbs/"
 
