@@ -64,6 +64,7 @@ from spool.models.video import (
 )
 from spool.notify import make_notifier, notify_once
 from spool.storage import KeyNotFound, StorageUnavailable, keys, open_storage
+from spool.storage.cache import ObjectCache
 
 log = logging.getLogger("spool.activities.video")
 
@@ -120,6 +121,8 @@ class VideoActivities:
         self.engine = get_engine(settings)
         self.notifier = make_notifier(settings)
         self.limits = media.Limits.from_settings(settings)
+        self.sources = ObjectCache(max_bytes=settings.source_cache_bytes,
+                                   directory=lambda: scratch.new_dir("spool-sources-"))
 
     def pipeline_activities(self) -> list[Callable]:
         return [self.probe, self.record, self.record_captions, self.notify_owner,
@@ -135,6 +138,19 @@ class VideoActivities:
     async def _fetch(self, key: str, dest: Path) -> Path:
         await self._storage(self.storage.get_to, key, dest)
         return dest
+
+    @contextlib.asynccontextmanager
+    async def _source(self, key: str, tmp: Path) -> AsyncIterator[Path]:
+        """The upload, from this process's cache of sources: the chunks, audio track, poster
+        and captions' audio a worker makes of one video download it once between them. One
+        larger than the whole cache (SPOOL_SOURCE_CACHE_BYTES) is fetched into ``tmp``."""
+        info = await self._storage(self.storage.stat, key)
+        if not self.sources.fits(info.size):
+            yield await self._fetch(key, tmp / "source")
+            return
+        async with self.sources.open(key, info.etag,
+                                     lambda dest: self._fetch(key, dest)) as path:
+            yield path
 
     async def _put_all(self, files: list[tuple[Path, str]]) -> None:
         """Store files under their keys. A cancel arriving meanwhile waits for the upload
@@ -184,8 +200,8 @@ class VideoActivities:
         _refuse_size(size, s.max_upload_bytes)
         limits = media.Limits(timeout_seconds=PROBE_TIMEOUT_SECONDS,
                               memory_limit_mb=s.ffmpeg_memory_limit_mb)
-        async with heartbeating(), scratch_dir() as tmp:
-            src = await self._fetch(inp.source_key, tmp / "source")
+        async with (heartbeating(), scratch_dir() as tmp,
+                    self._source(inp.source_key, tmp) as src):
             _refuse_size((await asyncio.to_thread(src.stat)).st_size, s.max_upload_bytes)
             try:
                 result = await media.probe(src, limits)
@@ -239,8 +255,8 @@ class VideoActivities:
         name = rendition_name(inp.height)
         kbps = s.bitrate_ladder.get(inp.height) or _nearest_bitrate(s.bitrate_ladder, inp.height)
         started = time.monotonic()
-        async with heartbeating() as set_percent, scratch_dir() as tmp:
-            src = await self._fetch(inp.source_key, tmp / "source")
+        async with (heartbeating() as set_percent, scratch_dir() as tmp,
+                    self._source(inp.source_key, tmp) as src):
             out = tmp / f"{name}.mp4"
             await media.transcode_rendition(
                 src, out, inp.height, video_kbps=kbps, audio_kbps=s.audio_bitrate_kbps,
@@ -258,8 +274,8 @@ class VideoActivities:
 
     @activity.defn(name="video.extract_poster")
     async def extract_poster(self, inp: PosterInput) -> PosterResult:
-        async with heartbeating(), scratch_dir() as tmp:
-            src = await self._fetch(inp.source_key, tmp / "source")
+        async with (heartbeating(), scratch_dir() as tmp,
+                    self._source(inp.source_key, tmp) as src):
             out = tmp / "poster.jpg"
             await media.extract_poster(src, out, inp.at_seconds, self.limits)
             info = await media.probe(src)
@@ -308,8 +324,8 @@ class VideoActivities:
         started = time.monotonic()
         c = inp.chunk
         span = ChunkSpan(c.index, c.start, c.end)
-        async with heartbeating() as set_percent, scratch_dir() as tmp:
-            src = await self._fetch(inp.source_key, tmp / "source")
+        async with (heartbeating() as set_percent, scratch_dir() as tmp,
+                    self._source(inp.source_key, tmp) as src):
             thumb_dir = tmp / "thumbs" if inp.thumb_every else None
             for folder in (tmp / "out", thumb_dir):
                 if folder is not None:
@@ -339,8 +355,8 @@ class VideoActivities:
     async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
         """The whole source's AAC track, muxed into every MP4. Its HLS rendition is cut by
         the hls step, once the variants' start is known (publish_hls)."""
-        async with heartbeating() as set_percent, scratch_dir() as tmp:
-            src = await self._fetch(inp.source_key, tmp / "source")
+        async with (heartbeating() as set_percent, scratch_dir() as tmp,
+                    self._source(inp.source_key, tmp) as src):
             m4a = tmp / "audio.m4a"
             try:
                 await encoding.encode_audio(src, m4a, audio_kbps=inp.audio_kbps,
@@ -461,8 +477,8 @@ class VideoActivities:
 
     @activity.defn(name="video.extract_audio")
     async def extract_audio(self, inp: ExtractAudioInput) -> ExtractAudioResult:
-        async with heartbeating() as set_percent, scratch_dir() as tmp:
-            src = await self._fetch(inp.source_key, tmp / "source")
+        async with (heartbeating() as set_percent, scratch_dir() as tmp,
+                    self._source(inp.source_key, tmp) as src):
             info = await media.probe(src)
             out = tmp / "audio.wav"
             await media.extract_audio_16k_mono(src, out, duration=info.duration or None,

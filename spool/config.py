@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     storage_part_size_mb: int = 16  # multipart upload part size (S3 needs at least 5)
     # A step waits out an unavailable store this long (heartbeating) before it fails.
     storage_outage_seconds: float = 300.0
+    # A worker process keeps the uploads its steps read (spool/storage/cache.py), up to this
+    # many bytes, so the chunks, audio and poster of one video download it once; 0 = off.
+    source_cache_bytes: int = Field(default=2 * 1024**3, ge=0)
     # Media reads from the API: stream through the API (default), or with S3 answer 307 with
     # a short-lived presigned URL so bytes go straight from the store to the client.
     media_redirect: bool = False

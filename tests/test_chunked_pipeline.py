@@ -181,12 +181,14 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
     s = chunked(settings)
     clip = media_clips.make_clip(clips / "ladder.mp4", width=854, height=480, seconds=6,
                                  fps=FPS, speech=None, tone=True)
-    async with workers(client, s):
+    async with workers(client, s) as acts:
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         status: VideoStatus = await handle.result()
     assert status.state == JobState.READY, status.error
     assert [r.name for r in status.renditions] == ["480p", "360p"]
+    # probe, 3 chunks, audio and poster in this one process: the upload was downloaded once
+    assert acts.sources.downloads == 1
     source_frames = 6 * FPS
     storage = open_storage(s)
     for r in status.renditions:

@@ -1,0 +1,119 @@
+"""A worker process's local copies of the objects its steps read again and again.
+
+Every chunk of a video decodes a slice of the same source, and one media worker runs many of
+them (and the AAC track, the poster, the captions' audio): without a cache each step
+downloads the whole source again. Here the first step to ask downloads it once; steps asking
+meanwhile wait for that download, later ones find the file.
+
+A copy is known by the object's key *and* its validator (``ObjectInfo.etag``), so bytes
+replaced under the same key are downloaded again, never served stale. Copies live in a
+folder the caller names (a worker's scratch root: swept at the next start after a crash),
+count against ``max_bytes``, and the least recently used ones that no step is reading are
+deleted to make room. An object larger than the whole budget is not cached: ``fits`` says
+so, and the caller downloads it into the step's own folder as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ObjectCache"]
+
+Download = Callable[[Path], Awaitable[object]]
+
+
+@dataclass
+class _Copy:
+    path: Path
+    size: int
+    readers: int = 0
+    last_used: int = 0
+
+
+class ObjectCache:
+    """Local copies of objects, shared by the steps of one process (one event loop)."""
+
+    def __init__(self, *, max_bytes: int, directory: Callable[[], Path]) -> None:
+        self.max_bytes = max_bytes
+        self._directory = directory
+        self._folder: Path | None = None
+        self._copies: dict[tuple[str, str], _Copy] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._tick = itertools.count(1)
+        self.downloads = 0  # how many objects were fetched: what tests and logs count
+
+    def fits(self, size: int) -> bool:
+        return 0 < size <= self.max_bytes
+
+    @contextlib.asynccontextmanager
+    async def open(self, key: str, etag: str, download: Download) -> AsyncIterator[Path]:
+        """The local copy of ``key`` at version ``etag``, downloaded with ``download(path)``
+        if this process has none. Read it inside the ``async with``: it is not deleted
+        while any step holds it; never write to it."""
+        ident = (key, etag)
+        copy = await self._copy(ident, download)
+        copy.readers += 1
+        copy.last_used = next(self._tick)
+        try:
+            yield copy.path
+        finally:
+            copy.readers -= 1
+            self._make_room(0)
+
+    def held_bytes(self) -> int:
+        return sum(copy.size for copy in self._copies.values())
+
+    async def _copy(self, ident: tuple[str, str], download: Download) -> _Copy:
+        while True:
+            copy = self._copies.get(ident)
+            if copy is not None:
+                return copy
+            loading = self._loading.get(ident)
+            if loading is None:
+                # The download belongs to the cache, not to the step that started it: a
+                # step cancelled meanwhile leaves it running for the steps still waiting.
+                loading = asyncio.ensure_future(self._download(ident, download))
+                self._loading[ident] = loading
+                loading.add_done_callback(lambda _done: self._loading.pop(ident, None))
+            await asyncio.shield(loading)
+            # Registered by the download; looked up again in case it was evicted meanwhile.
+
+    async def _download(self, ident: tuple[str, str], download: Download) -> None:
+        folder = self._ensure_folder()
+        name = uuid.uuid4().hex
+        part, final = folder / f"{name}.part", folder / name
+        try:
+            await download(part)
+            part.rename(final)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        size = final.stat().st_size
+        self.downloads += 1
+        self._make_room(size)
+        self._copies[ident] = _Copy(final, size, last_used=next(self._tick))
+
+    def _make_room(self, incoming: int) -> None:
+        """Delete the least recently used copies no step is reading until ``incoming`` more
+        bytes fit in the budget (or nothing more can go)."""
+        held = self.held_bytes()
+        idle = sorted((c.last_used, ident) for ident, c in self._copies.items()
+                      if c.readers == 0)
+        for _used, ident in idle:
+            if held + incoming <= self.max_bytes:
+                return
+            copy = self._copies.pop(ident)
+            copy.path.unlink(missing_ok=True)
+            held -= copy.size
+
+    def _ensure_folder(self) -> Path:
+        if self._folder is None or not self._folder.is_dir():
+            self._folder = self._directory()
+            self._folder.mkdir(parents=True, exist_ok=True)
+        return self._folder

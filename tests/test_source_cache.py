@@ -1,0 +1,112 @@
+"""The worker's cache of uploads (spool/storage/cache.py): one download per object version
+for every step of a process, however the steps overlap, fail or are cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from spool.storage.cache import ObjectCache
+
+
+class Store:
+    """Objects by key; each download can be held on a gate and made to fail."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail_next = False
+        self.started = 0
+        self.downloading = asyncio.Event()
+
+    def download(self, key: str):
+        async def fetch(dest: Path) -> None:
+            self.started += 1
+            self.downloading.set()
+            await self.gate.wait()
+            if self.fail_next:
+                self.fail_next = False
+                dest.write_bytes(b"half")
+                raise OSError("connection reset")
+            dest.write_bytes(self.objects[key])
+        return fetch
+
+
+@pytest.fixture
+def cache(tmp_path) -> ObjectCache:
+    return ObjectCache(max_bytes=100, directory=lambda: tmp_path / "sources")
+
+
+async def read(cache: ObjectCache, store: Store, key: str, etag: str = "v1") -> bytes:
+    async with cache.open(key, etag, store.download(key)) as path:
+        return path.read_bytes()
+
+
+async def test_steps_reading_one_object_at_once_download_it_once(cache, tmp_path):
+    store = Store()
+    store.objects["a"] = b"source bytes"
+    store.gate.clear()
+    readers = [asyncio.create_task(read(cache, store, "a")) for _ in range(4)]
+    await asyncio.sleep(0)
+    store.gate.set()
+    assert await asyncio.gather(*readers) == [b"source bytes"] * 4
+    assert await read(cache, store, "a") == b"source bytes"  # a later step finds the file
+    assert (cache.downloads, store.started) == (1, 1)
+    assert [p.name for p in (tmp_path / "sources").iterdir() if p.suffix == ".part"] == []
+
+
+async def test_bytes_replaced_under_the_same_key_are_downloaded_again(cache):
+    store = Store()
+    store.objects["a"] = b"first"
+    assert await read(cache, store, "a", "v1") == b"first"
+    store.objects["a"] = b"second"
+    assert await read(cache, store, "a", "v2") == b"second"
+    assert cache.downloads == 2
+
+
+async def test_least_recently_used_idle_copies_make_room_but_read_ones_stay(cache):
+    store = Store()
+    store.objects.update(a=b"a" * 40, b=b"b" * 40, c=b"c" * 40)
+    await read(cache, store, "a")
+    async with cache.open("b", "v1", store.download("b")) as held:
+        await read(cache, store, "c")  # 120 bytes > 100: "a" (idle, oldest) goes, not "b"
+        assert held.read_bytes() == b"b" * 40
+        assert cache.held_bytes() == 80
+        await read(cache, store, "a")  # again: "c" is the idle one now
+        assert held.exists() and cache.held_bytes() == 80
+    assert cache.downloads == 4
+    assert not cache.fits(101) and cache.fits(100) and not cache.fits(0)
+
+
+async def test_a_cancelled_step_leaves_the_download_to_the_steps_still_waiting(cache):
+    store = Store()
+    store.objects["a"] = b"source"
+    store.gate.clear()
+    first = asyncio.create_task(read(cache, store, "a"))
+    second = asyncio.create_task(read(cache, store, "a"))
+    await store.downloading.wait()  # the first step's download is under way, held by the gate
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    store.gate.set()
+    assert await second == b"source"
+    assert (cache.downloads, store.started) == (1, 1)
+
+
+async def test_a_failed_download_fails_its_waiters_and_the_next_step_tries_again(cache,
+                                                                              tmp_path):
+    store = Store()
+    store.objects["a"] = b"source"
+    store.fail_next = True
+    store.gate.clear()
+    readers = [asyncio.create_task(read(cache, store, "a")) for _ in range(2)]
+    await asyncio.sleep(0)
+    store.gate.set()
+    results = await asyncio.gather(*readers, return_exceptions=True)
+    assert all(isinstance(r, OSError) for r in results), results
+    assert list((tmp_path / "sources").iterdir()) == []  # no half file kept, none served
+    assert await read(cache, store, "a") == b"source"
+    assert store.started == 2
