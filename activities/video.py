@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -121,6 +122,8 @@ class VideoActivities:
         self.engine = get_engine(settings)
         self.notifier = make_notifier(settings)
         self.limits = media.Limits.from_settings(settings)
+        # The captions' audio is waited for by a transcription: no lower priority for it.
+        self.captions_limits = dataclasses.replace(self.limits, nice=0)
         self.sources = ObjectCache(max_bytes=settings.source_cache_bytes,
                                    directory=lambda: scratch.new_dir("spool-sources-"))
 
@@ -482,7 +485,7 @@ class VideoActivities:
             info = await media.probe(src)
             out = tmp / "audio.wav"
             await media.extract_audio_16k_mono(src, out, duration=info.duration or None,
-                                               limits=self.limits, on_progress=set_percent)
+                                               limits=self.captions_limits, on_progress=set_percent)
             key = keys.audio_key(inp.video_id)
             await self._storage(self.storage.put_file, out, key)
         return ExtractAudioResult(audio_key=key, duration=info.duration)

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     x264_preset: str = "veryfast"
     ffmpeg_timeout_seconds: float = 6 * 3600
     ffmpeg_memory_limit_mb: int = 4096
+    # Encodes run this much below the worker's CPU priority (spool/media.Limits.nice).
+    media_nice: int = Field(default=10, ge=0, le=19)
     # kbit/s video bitrate per rendition height
     bitrate_ladder: dict[int, int] = Field(
         default_factory=lambda: {1080: 5000, 720: 2800, 480: 1400, 360: 800}

@@ -23,7 +23,13 @@ from pathlib import Path
 import ffmpeg
 
 from spool.models.video import ProbeResult
-from spool.process import ToolMissing, with_limits, with_parent_death
+from spool.process import (
+    ToolMissing,
+    lower_session_priority,
+    with_limits,
+    with_nice,
+    with_parent_death,
+)
 
 # Demuxers an upload may use. Excluded on purpose: playlists and indirections (hls, concat,
 # image2 globbing, tty/text), which can reach other files or the network.
@@ -53,10 +59,18 @@ class MediaTimeout(MediaError):
 class Limits:
     timeout_seconds: float = 6 * 3600
     memory_limit_mb: int = 4096
+    # How far below the worker's CPU priority the tool runs (0: the same). Bulk encodes run
+    # lower, so the worker's own work (heartbeats, workflow tasks, a transcription waiting
+    # for its captions) and anything interactive on the host go first; the encodes still
+    # get every cycle nothing else wants. Applied to the tool's threads (``nice``) and to
+    # its session's scheduling group (Linux autogroup: each tool has its own session, which
+    # would otherwise weigh as much as the whole worker).
+    nice: int = 0
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
-        return cls(settings.ffmpeg_timeout_seconds, settings.ffmpeg_memory_limit_mb)
+        return cls(settings.ffmpeg_timeout_seconds, settings.ffmpeg_memory_limit_mb,
+                   settings.media_nice)
 
 
 def file_url(path: str | Path) -> str:
@@ -72,6 +86,8 @@ def hardened_argv(argv: list[str], limits: Limits) -> list[str]:
     that worker is SIGKILLed) and prlimit (address-space limit, no core dumps), each of which
     execs into the next, so the running process is the tool itself under the same pid. No
     Python runs between fork and exec (spool/process.py says why)."""
+    if limits.nice:
+        argv = with_nice(argv, limits.nice)
     limited = with_limits(argv, address_space_bytes=limits.memory_limit_mb * 1024 * 1024)
     return with_parent_death(limited, signal.SIGKILL)
 
@@ -105,6 +121,8 @@ async def run_tool(
         # Its own process group (led by the tool's pid): a timeout or cancel kills it all.
         start_new_session=True,
     )
+    if limits.nice:
+        lower_session_priority(proc.pid, limits.nice)
     stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     stdout_chunks: list[bytes] = []
 

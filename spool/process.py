@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import sys
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 try:
@@ -58,6 +59,24 @@ def with_limits(argv: list[str], *, address_space_bytes: int) -> list[str]:
     """argv run through ``prlimit``: an address-space limit and no core dumps, set by prlimit
     on itself before it execs argv (limits survive exec)."""
     return [_tool("prlimit"), f"--as={address_space_bytes}", "--core=0", "--", *argv]
+
+
+def with_nice(argv: list[str], increment: int) -> list[str]:
+    """argv run through ``nice``: every thread the command starts has that much lower a CPU
+    priority (set before exec, so no thread escapes it)."""
+    return [_tool("nice"), "-n", str(increment), "--", *argv]
+
+
+def lower_session_priority(pid: int, nice: int) -> bool:
+    """Give the scheduling group of ``pid``'s session (Linux autogroup) the nice value
+    ``nice``; False where there are no autogroups or it is not allowed. With autogroups on,
+    a command started in its own session competes as a whole with every other session, so
+    its threads' own nice values would not lower its share against the worker's."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
+    except OSError:
+        return False
+    return True
 
 
 def single_threaded_blas() -> None:

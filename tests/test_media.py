@@ -283,11 +283,17 @@ def _parent_pid(pid: int) -> int:
         return int(fh.read().rsplit(")", 1)[1].split()[1])
 
 
+def _thread_nice(pid: int, tid: str) -> int:
+    """A thread's nice value: field 19 of /proc/PID/task/TID/stat (after the command)."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 async def test_running_ffmpeg_has_the_limits_and_is_the_started_process(paced_clip, tmp_path):
     progressed = asyncio.Event()
     task = asyncio.create_task(media.transcode_rendition(
         paced_clip, tmp_path / "limited.mp4", 180, video_kbps=800, duration=20.0,
-        limits=media.Limits(memory_limit_mb=3000),
+        limits=media.Limits(memory_limit_mb=3000, nice=6),
         on_progress=lambda percent: percent > 0 and progressed.set()))
     try:
         await asyncio.wait_for(progressed.wait(), 60)
@@ -295,6 +301,13 @@ async def test_running_ffmpeg_has_the_limits_and_is_the_started_process(paced_cl
         limits = _proc_limits(pid)
         assert limits["Max address space"] == str(3000 * 1024 * 1024), limits
         assert limits["Max core file size"] == "0", limits
+        # Lower CPU priority than the worker, for every encoder thread and for its session's
+        # scheduling group, where the kernel has them.
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert {_thread_nice(pid, tid) for tid in os.listdir(f"/proc/{pid}/task")} == {base + 6}
+        autogroup = Path(f"/proc/{pid}/autogroup")
+        if autogroup.exists():
+            assert autogroup.read_text().split()[-1] == "6"
         # The wrappers exec'd into ffmpeg: it is this process's own child and leads its group.
         assert _parent_pid(pid) == os.getpid()
         assert os.getpgid(pid) == pid
