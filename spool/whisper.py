@@ -106,11 +106,12 @@ def transcribe(
     language = language or settings.whisper_language or None
     if batched is None:
         batched = wav_seconds(wav_path) >= BATCHED_MIN_SECONDS
+    audio = model_input(wav_path)
     if batched:
-        segments_iter = _batched_segments(model, wav_path, language)
+        segments_iter = _batched_segments(model, audio, language)
     else:
         segments_iter, _info = model.transcribe(
-            str(wav_path), language=language,
+            audio, language=language,
             beam_size=1, condition_on_previous_text=False, vad_filter=False,
         )
     out: list[Segment] = []
@@ -151,17 +152,35 @@ def wav_seconds(wav_path: str | Path) -> float:
             frame_bytes = wav.getsampwidth() * wav.getnchannels()
             frames = min(wav.getnframes(), Path(wav_path).stat().st_size // frame_bytes)
             return frames / float(wav.getframerate())
-    except (wave.Error, EOFError, OSError, ZeroDivisionError):
+    except (wave.Error, EOFError, OSError, RuntimeError, ZeroDivisionError):
         return 0.0
 
 
-def _batched_segments(model: Any, wav_path: str | Path, language: str | None) -> Any:
+def model_input(wav_path: str | Path) -> Any:
+    """What the model is given for a file: the samples themselves when it is the 16 kHz mono
+    16-bit PCM WAV the captions step extracts (read straight from the file: the same floats
+    faster-whisper's decoder would make, without starting a decoder and a resampler), else
+    the path, for faster-whisper to decode."""
+    try:
+        with wave.open(str(wav_path), "rb") as wav:
+            if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (16000, 1, 2):
+                return str(wav_path)
+            frames = min(wav.getnframes(), Path(wav_path).stat().st_size // 2)
+            raw = wav.readframes(frames)
+    except (wave.Error, EOFError, OSError, RuntimeError):  # RuntimeError: a bad chunk size
+        return str(wav_path)
+    import numpy as np  # after the worker has limited OpenBLAS (spool.process)
+
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def _batched_segments(model: Any, audio: Any, language: str | None) -> Any:
     from faster_whisper import BatchedInferencePipeline
 
     # A pipeline per call: it keeps per-call state (the last speech timestamp), the model none.
     # Timestamps inside each VAD chunk, or a cue would span the whole chunk (up to 30 s).
     segments_iter, _info = BatchedInferencePipeline(model).transcribe(
-        str(wav_path), language=language, beam_size=1, without_timestamps=False,
+        audio, language=language, beam_size=1, without_timestamps=False,
         batch_size=BATCH_SIZE)
     return segments_iter
 

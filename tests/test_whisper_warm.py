@@ -15,7 +15,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from spool import whisper
+from spool import media, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video
@@ -135,9 +135,9 @@ def test_long_audio_takes_the_batched_pipeline_with_the_same_words(clips, whispe
     batched_calls: list[str] = []
     batched_segments = whisper._batched_segments
 
-    def spy(model, wav_path, language):
-        batched_calls.append(str(wav_path))
-        return batched_segments(model, wav_path, language)
+    def spy(model, audio, language):
+        batched_calls.append(str(wav))
+        return batched_segments(model, audio, language)
 
     monkeypatch.setattr(whisper, "_batched_segments", spy)
     seconds = whisper.wav_seconds(wav)
@@ -155,6 +155,30 @@ def test_long_audio_takes_the_batched_pipeline_with_the_same_words(clips, whispe
     # A cue every sentence or two, as plain decoding makes them, not one per VAD chunk.
     assert len(batched) >= 3, batched
     assert all(0 <= s.start < s.end <= seconds + 0.5 for s in batched), batched
+
+
+async def test_the_extracted_wav_reaches_the_model_as_the_decoders_own_samples(clips,
+                                                                                 tmp_path):
+    """The captions step's 16 kHz mono WAV is read straight into samples, bit for bit what
+    faster-whisper's decoder makes of it; anything else is left to that decoder."""
+    import numpy as np
+    from faster_whisper.audio import decode_audio
+
+    spoken = media_clips.speech_wav(clips / "samples-22k.wav")  # espeak-ng: 22.05 kHz
+    wav = tmp_path / "audio.wav"
+    await media.extract_audio_16k_mono(spoken, wav, limits=media.Limits())
+    samples = whisper.model_input(wav)
+    assert isinstance(samples, np.ndarray) and samples.dtype == np.float32
+    assert np.array_equal(samples, decode_audio(str(wav)))
+    # A header claiming more than the file holds (written to a pipe) reads what is there.
+    piped = tmp_path / "piped.wav"
+    data = bytearray(wav.read_bytes())
+    size_at = data.find(b"data") + 4
+    data[size_at:size_at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    piped.write_bytes(bytes(data))
+    assert np.array_equal(whisper.model_input(piped), samples)
+    assert whisper.model_input(spoken) == str(spoken)  # 22.05 kHz: for the decoder
+    assert whisper.model_input(tmp_path / "missing.wav") == str(tmp_path / "missing.wav")
 
 
 def main() -> int:
