@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,13 +47,16 @@ from devstack.proc import free_port, start_process, stop_process, wait_until  # 
 from devstack.temporal import DevServer  # noqa: E402
 from spool import media, whisper  # noqa: E402
 from spool.config import Settings  # noqa: E402
+from spool.db import get_engine  # noqa: E402
+from spool.db.video import ensure_video  # noqa: E402
 from spool.ingest import ingest_video, start_video_job  # noqa: E402
 from spool.models.video import (  # noqa: E402
+    CaptionsInput,
     captions_workflow_id,
     plan_rendition_heights,
     rendition_name,
 )
-from spool.process import single_threaded_blas  # noqa: E402
+from spool.process import single_threaded_blas, with_parent_death  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402
 
@@ -169,22 +174,27 @@ def start_worker(settings: Settings, log: Path, extra_env: dict[str, str] | None
     return proc
 
 
-async def activity_seconds(handle, activity_type: str) -> float:
-    """Scheduled -> completed of the last run of one activity, from the workflow history."""
+async def activity_seconds(handle, activity_type: str) -> tuple[float, float]:
+    """(scheduled -> completed, scheduled -> started) of the last run of one activity, from
+    the workflow history: the second is the time the task waited for a worker."""
     history = await handle.fetch_history()
     scheduled: dict[int, float] = {}
-    took = 0.0
+    took = waited = 0.0
     for event in history.events:
+        when = event.event_time.ToDatetime().timestamp()
         attrs = event.activity_task_scheduled_event_attributes
         if event.HasField("activity_task_scheduled_event_attributes") \
                 and attrs.activity_type.name == activity_type:
-            scheduled[event.event_id] = event.event_time.ToDatetime().timestamp()
+            scheduled[event.event_id] = when
+        if event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            if started.scheduled_event_id in scheduled:
+                waited = when - scheduled[started.scheduled_event_id]
         if event.HasField("activity_task_completed_event_attributes"):
             done = event.activity_task_completed_event_attributes
             if done.scheduled_event_id in scheduled:
-                took = (event.event_time.ToDatetime().timestamp()
-                        - scheduled[done.scheduled_event_id])
-    return took
+                took = when - scheduled[done.scheduled_event_id]
+    return took, waited
 
 
 async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | None = None
@@ -206,10 +216,90 @@ async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | Non
             status = await handle.result()
             total = time.perf_counter() - t0
             child = client.get_workflow_handle(captions_workflow_id(inp.video_id))
-            transcribe = await activity_seconds(child, "video.transcribe")
+            transcribe, queued = await activity_seconds(child, "video.transcribe")
         finally:
             stop_process(worker)
-    return {"total": total, "status": status, "transcribe": transcribe}
+    return {"total": total, "status": status, "transcribe": transcribe, "queued": queued}
+
+
+# --- captions under one and the same contention ---------------------------------------------
+
+RAW_WHISPER = """
+import sys, time
+from spool.process import single_threaded_blas
+single_threaded_blas()
+from bench.video import load_raw_model, raw_transcribe
+from spool.config import Settings
+settings = Settings()
+model = load_raw_model(settings)
+print("ready", flush=True)
+for line in sys.stdin:
+    t = time.perf_counter()
+    raw_transcribe(model, line.strip(), settings)
+    print(f"{time.perf_counter() - t:.4f}", flush=True)
+"""
+
+
+async def background_ladder(src: Path, out: Path, settings: Settings) -> None:
+    """The plain script's one-decode ladder, again and again until cancelled: the contention
+    both transcriptions face (run_tool kills the ffmpeg on cancel)."""
+    info = await media.probe(src)
+    specs = [media.RenditionSpec(out / f"{rendition_name(h)}.mp4", h,
+                                 rendition_kbps(settings, h))
+             for h in plan_rendition_heights(info.height)]
+    while True:
+        await media.transcode_ladder(src, specs, audio_kbps=settings.audio_bitrate_kbps,
+                                     preset=settings.x264_preset, has_audio=info.has_audio,
+                                     duration=info.duration,
+                                     limits=media.Limits.from_settings(settings))
+
+
+async def captions_same_contention(src: Path, wav: Path, tmp: Path, rounds: int) -> dict:
+    """Spool's ``video.transcribe`` (a captions job on a warm ``worker.py``, scheduled ->
+    completed) and raw faster-whisper (a warm process of its own, started the same way, the
+    WAV on its disk), alternately, each while the same ladder encodes in the background."""
+    server = DevServer(port=free_port(), ui_port=None, db_filename=tmp / "temporal.db",
+                       log_path=tmp / "temporal.log")
+    spool_times: list[float] = []
+    raw_times: list[float] = []
+    with server:
+        settings = Settings(temporal_address=server.address, data_dir=tmp / "data")
+        worker = start_worker(settings, tmp / "worker.log")
+        raw = await asyncio.create_subprocess_exec(
+            *with_parent_death([sys.executable, "-c", RAW_WHISPER]), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, cwd=REPO, start_new_session=True)
+        ladder = None
+        try:
+            assert (await raw.stdout.readline()).strip() == b"ready"
+            client = await connect(settings, wait_seconds=30)
+            inp = await asyncio.to_thread(ingest_video, settings, src, owner_id="bench")
+            await asyncio.to_thread(ensure_video, get_engine(settings), inp.video_id, "bench",
+                                    "processing")
+            (tmp / "ladder").mkdir()
+            ladder = asyncio.create_task(background_ladder(src, tmp / "ladder", settings))
+            await asyncio.sleep(3)  # past the ladder's start-up, into its steady state
+            for n in range(rounds):
+                job = await client.start_workflow(
+                    "CaptionsWorkflow",
+                    CaptionsInput(inp.video_id, inp.source_key,
+                                  queue_pipeline=settings.queue_pipeline,
+                                  queue_captions=settings.queue_captions),
+                    id=f"bench-captions-{n}", task_queue=settings.queue_pipeline)
+                await job.result()
+                spool_times.append((await activity_seconds(job, "video.transcribe"))[0])
+                raw.stdin.write(f"{wav}\n".encode())
+                await raw.stdin.drain()
+                raw_times.append(float(await raw.stdout.readline()))
+        finally:
+            if ladder is not None:
+                ladder.cancel()
+                with contextlib.suppress(asyncio.CancelledError, media.MediaError):
+                    await ladder
+            raw.kill()
+            await raw.wait()
+            stop_process(worker)
+    return {"spool": statistics.median(spool_times), "raw": statistics.median(raw_times),
+            "spool_all": spool_times, "raw_all": raw_times}
 
 
 # --- noise: other processes on the machine --------------------------------------------------
@@ -322,6 +412,11 @@ async def main(args) -> None:
         t = time.perf_counter()
         await asyncio.to_thread(raw_transcribe, model, plain_dir / "audio.wav", settings)
         quiet = time.perf_counter() - t
+        del model
+        meter = CpuMeter()
+        same = await captions_same_contention(clip, plain_dir / "audio.wav", tmp / "same",
+                                              args.captions_rounds)
+        print(f"captions under one contention done ({meter.report()})", flush=True)
 
     audio = info.duration
     ratio = spool["total"] / plain["total"]
@@ -339,11 +434,20 @@ async def main(args) -> None:
           f"{'yes' if status.storyboard else 'no'}")
     print("2. captions speed (audio seconds / transcription seconds), same contention")
     print(f"   Spool video.transcribe activity (scheduled->completed, warm worker): "
-          f"{audio / spool['transcribe']:6.1f}x real time ({spool['transcribe']:.1f} s)")
+          f"{audio / spool['transcribe']:6.1f}x real time ({spool['transcribe']:.2f} s, of "
+          f"which {spool['queued'] * 1000:.0f} ms waiting for the captions worker)")
     print(f"   raw faster-whisper in the plain script:  {audio / plain['transcribe']:6.1f}x "
-          f"({plain['transcribe']:.1f} s)")
+          f"({plain['transcribe']:.2f} s)")
     print(f"   Spool / raw speed: {plain['transcribe'] / spool['transcribe']:.3f} (goal >= 1.0)")
     print(f"   raw faster-whisper alone, warm model: {audio / quiet:6.1f}x ({quiet:.1f} s)")
+    print(f"3. captions under one and the same contention (the one-decode ladder encoding in "
+          f"the background), {len(same['spool_all'])} alternating rounds, medians")
+    print(f"   Spool video.transcribe (captions job, warm worker.py, scheduled->completed): "
+          f"{audio / same['spool']:6.1f}x ({same['spool']:.2f} s; "
+          f"{', '.join(f'{t:.2f}' for t in same['spool_all'])})")
+    print(f"   raw faster-whisper (warm process of its own): {audio / same['raw']:6.1f}x "
+          f"({same['raw']:.2f} s; {', '.join(f'{t:.2f}' for t in same['raw_all'])})")
+    print(f"   Spool / raw speed: {same['raw'] / same['spool']:.3f} (goal >= 1.0)")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -353,6 +457,8 @@ if __name__ == "__main__":
     parser.add_argument("--storage", action="store_true",
                         help="only compare the local directory with S3 (S3Proxy)")
     parser.add_argument("--rounds", type=int, default=2, help="with --storage")
+    parser.add_argument("--captions-rounds", type=int, default=3,
+                        help="alternating rounds of the same-contention captions comparison")
     single_threaded_blas()  # as worker.py does, so the plain script runs Whisper the same way
     asyncio.run(main(parser.parse_args()))
     exit_process(0)
