@@ -278,7 +278,7 @@ async def test_plan_cuts_chunks_on_the_keyframes_the_probe_found(settings, clips
     assert keys.keyframes_key(inp.video_id) in work_objects(s, inp.video_id)
     plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
     assert [(round(c.start, 3), round(c.end, 3)) for c in plan.chunks] == [
-        (0, 2.5), (2.5, 5), (5, 7.5), (7.5, 10), (10, 12)]
+        (0, 2.5), (2.5, 5), (5, 6), (6, 7.5), (7.5, 10), (10, 12)]
 
     acts.storage.delete(keys.keyframes_key(inp.video_id))
     plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))

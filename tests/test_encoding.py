@@ -68,26 +68,27 @@ def test_chunk_boundaries_move_onto_the_sources_keyframes():
     # x264's default GOP at 30 fps: a keyframe every 250 frames, as ffprobe prints them.
     gop250 = [round(i * 250 / 30, 6) for i in range(8)]
     snapped = snap_to_keyframes(planned, gop250, fps=30, segment_seconds=4)
-    # 56 s would leave 1.7 s after the keyframe at 58.3: the last chunk starts at 50 instead.
+    # 56 s would leave 1.7 s after the keyframe at 58.3 (and 50 starts a chunk already): it
+    # stays, so the clip still spreads over as many chunks.
     assert spans(snapped) == [(0, 8.333), (8.333, 16.667), (16.667, 25), (25, 33.333),
-                              (33.333, 41.667), (41.667, 50), (50, 60)]
-    assert [c.index for c in snapped] == list(range(7))
-    for chunk in snapped[1:]:
+                              (33.333, 41.667), (41.667, 50), (50, 56), (56, 60)]
+    assert [c.index for c in snapped] == list(range(8))
+    for chunk in snapped[1:-1]:
         # exactly on the keyframe's frame: the chunk's seek decodes nothing it throws away
         assert round(chunk.start * 30, 9) == round(chunk.start * 30)
         assert any(abs(chunk.start - k) < 1e-5 for k in gop250)
 
 
-def test_boundaries_without_a_keyframe_near_merge_or_stay():
+def test_boundaries_without_a_keyframe_near_stay_on_the_grid():
     planned = plan_chunks(60, chunk_seconds=30, segment_seconds=4)
-    # One keyframe every 10 s: each boundary takes the nearest, or goes when its two chunks
-    # make at most one and a half.
+    # One keyframe every 10 s: each boundary takes the nearest one not taken yet, else stays.
     assert spans(snap_to_keyframes(planned, [0, 10, 20, 30, 40, 50], fps=30,
-                                   segment_seconds=4)) == [(0, 10), (10, 20), (20, 30),
-                                                            (30, 40), (40, 50), (50, 60)]
-    # One keyframe in a minute: the clip still spreads over chunks (decoding from before).
+                                   segment_seconds=4)) == [(0, 10), (10, 20), (20, 24),
+                                                            (24, 30), (30, 40), (40, 50),
+                                                            (50, 56), (56, 60)]
+    # One keyframe in a minute: as many chunks as planned (decoding from before).
     assert spans(snap_to_keyframes(planned, [0, 30], fps=30, segment_seconds=4)) == [
-        (0, 8), (8, 16), (16, 24), (24, 30), (30, 40), (40, 48), (48, 60)]
+        (0, 8), (8, 16), (16, 24), (24, 30), (30, 40), (40, 48), (48, 56), (56, 60)]
     # Nothing known, or nothing to cut: the plan as it was.
     assert snap_to_keyframes(planned, [], fps=30, segment_seconds=4) == planned
     one = plan_chunks(6, chunk_seconds=30, segment_seconds=4)

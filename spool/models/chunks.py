@@ -91,11 +91,12 @@ def snap_to_keyframes(chunks: list[ChunkSpan], keyframes: list[float], *, fps: f
 
     Each boundary moves to the nearest keyframe within half a chunk of it, landing on the
     first output frame (at ``fps``) at or after that keyframe, so the chunk's input seek finds
-    it. Without one, the boundary is dropped when the two chunks it separates make at most one
-    and a half chunks, else it stays where it was (decoding from the keyframe before). No
-    chunk is left shorter than half a segment. Segment keyframes stay on the segment grid: a
-    chunk's first frame is one more keyframe, inside a segment. ``keyframes``: seconds from
-    the source's start; none known (or one chunk) gives ``chunks`` back.
+    it. Without one (or when it would leave a chunk shorter than half a segment), the
+    boundary stays where it was and that chunk decodes from the keyframe before: the number
+    of chunks, which is how far a clip spreads over media workers, never drops. Segment
+    keyframes stay on the segment grid: a chunk's first frame is one more keyframe, inside a
+    segment. ``keyframes``: seconds from the source's start; none known (or one chunk) gives
+    ``chunks`` back.
     """
     if len(chunks) < 2 or not keyframes:
         return chunks
@@ -110,14 +111,13 @@ def snap_to_keyframes(chunks: list[ChunkSpan], keyframes: list[float], *, fps: f
     def fits(t: float) -> bool:
         return t - starts[-1] >= shortest and duration - t >= shortest
 
-    for i, boundary in enumerate(planned):
+    for boundary in planned:
         near = sorted((k for k in marks if abs(k - boundary) <= step / 2),
                       key=lambda k: abs(k - boundary))
         snapped = [t for t in (_first_frame_at(k, rate) for k in near) if fits(t)]
-        following = planned[i + 1] if i + 1 < len(planned) else duration
         if snapped:
             starts.append(snapped[0])
-        elif following - starts[-1] > step * 1.5 and fits(boundary):
+        elif fits(boundary):
             starts.append(boundary)
     ends = [*starts[1:], duration]
     return [ChunkSpan(i, start, end)
