@@ -6,7 +6,9 @@ Starts the cluster (S3Proxy, PostgreSQL, Elasticsearch, Temporal dev server, API
 worker) with two media hosts pinned to one core each (taskset: media-1 on CPU 0, media-2 on
 CPU 1, one encode at a time each). The same 1080p clip (bench/video.py's) is uploaded through
 the API twice, without captions: first with media-2 stopped, then with both media hosts.
-Prints both job times (upload accepted -> ready) and the ratio.
+Prints both job times (upload sent -> status ready, polled every 0.1 s), where each job's
+time went (from its history: before the media tasks, the chunks and audio track, after
+them) and the ratio.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx  # noqa: E402
+from temporalio.client import Client  # noqa: E402
 
 from bench.video import cpu_model, make_clip  # noqa: E402
 from devstack.cluster import CLUSTER_API_KEY, DEFAULT_HOSTS, Cluster, Host  # noqa: E402
@@ -40,7 +43,8 @@ def pinned_hosts() -> dict[str, Host]:
     return hosts
 
 
-async def one_job(http: httpx.AsyncClient, clip: Path) -> float:
+async def one_job(http: httpx.AsyncClient, clip: Path) -> tuple[float, str]:
+    """(upload sent -> status ready, the job's workflow id)."""
     t0 = time.perf_counter()
     with clip.open("rb") as fh:
         r = await http.post("/v1/videos", headers=AUTH, data={"captions": "false"},
@@ -51,10 +55,39 @@ async def one_job(http: httpx.AsyncClient, clip: Path) -> float:
         v = (await http.get(status_url)).json()
         if v["state"] != "processing":
             break
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.1)
     took = time.perf_counter() - t0
     assert v["state"] == "ready" and len(v["renditions"]) == 4, v
-    return took
+    return took, r.json()["job_id"]
+
+
+async def phases(address: str, job_id: str) -> str:
+    """Where the job's time went, from its history: before the first media task started,
+    the media tasks (chunks + audio track: their span and the seconds they ran in all), and
+    after the last one ended."""
+    client = await Client.connect(address)
+    history = await client.get_workflow_handle(job_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    started: dict[int, float] = {}
+    runs: list[tuple[float, float]] = []
+    first = last = None
+    for event in history.events:
+        at = event.event_time.ToDatetime().timestamp()
+        first = first if first is not None else at
+        last = at
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[event.event_id] = \
+                event.activity_task_scheduled_event_attributes.activity_id
+        elif event.HasField("activity_task_started_event_attributes"):
+            started[event.activity_task_started_event_attributes.scheduled_event_id] = at
+        elif event.HasField("activity_task_completed_event_attributes"):
+            sid = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled[sid].startswith(("encode-", "audio")):
+                runs.append((started[sid], at))
+    begin, end = min(r[0] for r in runs), max(r[1] for r in runs)
+    busy = sum(b - a for a, b in runs)
+    return (f"before media {begin - first:.1f} s, {len(runs)} media tasks over "
+            f"{end - begin:.1f} s ({busy:.1f} task-s), after {last - end:.1f} s")
 
 
 async def main(args) -> None:
@@ -71,11 +104,13 @@ async def main(args) -> None:
             async with httpx.AsyncClient(base_url=cluster.api_url, timeout=600) as http:
                 stop_process(cluster.hosts["media-2"].proc)
                 cluster.hosts["media-2"].proc = None
-                one = await one_job(http, clip)
-                print(f"one media host (CPU 0):            {one:7.1f} s", flush=True)
+                one, job = await one_job(http, clip)
+                print(f"one media host (CPU 0):            {one:7.1f} s "
+                      f"({await phases(cluster.temporal.address, job)})", flush=True)
                 cluster.restart_host("media-2")
-                two = await one_job(http, clip)
-                print(f"two media hosts (CPU 0 and CPU 1): {two:7.1f} s", flush=True)
+                two, job = await one_job(http, clip)
+                print(f"two media hosts (CPU 0 and CPU 1): {two:7.1f} s "
+                      f"({await phases(cluster.temporal.address, job)})", flush=True)
     print(f"speed-up with a second media host: {one / two:.2f}x")
 
 

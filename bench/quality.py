@@ -7,7 +7,8 @@ the encoder has real work in every frame) is encoded to one rendition twice, wit
 x264 preset and bitrate ladder from the settings:
 
 - chunked: ``encoding.encode_chunk`` per chunk of ``plan_chunks`` (the settings' chunk and
-  segment lengths), then ``encoding.join_chunks`` (stream copy), as the pipeline does;
+  segment lengths) moved onto the source's keyframes (``snap_to_keyframes``), then
+  ``encoding.join_chunks`` (stream copy), as the pipeline does;
 - single pass: ``media.transcode_rendition``, today's per-rendition command.
 
 Both are scored against the source with ffmpeg's psnr and ssim filters. Goal (issue 10):
@@ -31,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from spool import encoding, media  # noqa: E402
 from spool.config import Settings  # noqa: E402
-from spool.models.chunks import output_fps, plan_chunks  # noqa: E402
+from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench"
 LIMITS = media.Limits(timeout_seconds=3600)
@@ -70,8 +71,11 @@ def scores(encoded: Path, source: Path) -> tuple[float, float]:
 async def chunked(source: Path, work: Path, height: int, kbps: int,
                   settings: Settings) -> tuple[Path, int]:
     info = await media.probe(source)
-    spans = plan_chunks(info.duration, chunk_seconds=settings.chunk_seconds,
-                        segment_seconds=settings.hls_segment_seconds)
+    spans = snap_to_keyframes(
+        plan_chunks(info.duration, chunk_seconds=settings.chunk_seconds,
+                    segment_seconds=settings.hls_segment_seconds),
+        await encoding.keyframe_times(source, LIMITS) or [], fps=output_fps(info.fps),
+        segment_seconds=settings.hls_segment_seconds)
     files = []
     for span in spans:
         dst = work / f"chunk-{span.index:05d}.mp4"
