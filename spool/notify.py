@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -55,12 +55,23 @@ class LogNotifier:
         return []  # the log has no webhook destinations; a callback is not a person
 
     def deliver(self, notification: Notification) -> None:
-        record = {"delivered_at": datetime.now(UTC).isoformat(), **asdict(notification)}
+        # vars, not asdict: the record is only serialised, so asdict's deep copy of the
+        # payload was wasted on every notification.
+        line = json.dumps({"delivered_at": datetime.now(UTC).isoformat(),
+                           **vars(notification)}) + "\n"
         log.info("notify %s -> %s (%s)", notification.event_type, notification.recipient,
                  notification.key)
-        self.outbox.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, self.outbox.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        with self._lock, self._open_outbox() as fh:
+            fh.write(line)
+
+    def _open_outbox(self):
+        """The outbox for appending; its folder is made the first time, or again if removed
+        (rather than asked for on every notification)."""
+        try:
+            return self.outbox.open("a", encoding="utf-8")
+        except FileNotFoundError:
+            self.outbox.parent.mkdir(parents=True, exist_ok=True)
+            return self.outbox.open("a", encoding="utf-8")
 
 
 class WebhookNotifier:
@@ -117,22 +128,57 @@ _MARK_BATCH = 50
 MARK_OUTAGE_SECONDS = 60.0
 
 
-def _for_recipients(event_id: str, recipients: list[str]):
-    return notifications.update().where(notifications.c.event_id == event_id,
-                                        notifications.c.recipient.in_(recipients))
+def _for_recipients():
+    """UPDATE of one event's rows for some of its recipients, both bound when executed
+    (``event``, ``recipients``)."""
+    return notifications.update().where(
+        notifications.c.event_id == sa.bindparam("event"),
+        notifications.c.recipient.in_(sa.bindparam("recipients", expanding=True)))
+
+
+# Built once: building SQLAlchemy statements cost more CPU than running them, and a fan-out
+# runs on every publish.
+_ONE_MORE_ATTEMPT = _for_recipients().values(attempts=notifications.c.attempts + 1)
+_DELIVERED = _for_recipients().values(delivered_at=sa.func.now())
+_PENDING = sa.select(notifications.c.recipient, notifications.c.payload).where(
+    notifications.c.event_id == sa.bindparam("event"), notifications.c.delivered_at.is_(None))
+
+
+_new_rows_by_dialect: dict[str, Any] = {}
+
+
+def _new_rows(conn) -> Any:
+    """INSERT of ledger rows that skips existing ones, RETURNING the rows it made; built once
+    per dialect (two threads building it at once build the same statement)."""
+    name = conn.dialect.name
+    if name not in _new_rows_by_dialect:
+        _new_rows_by_dialect[name] = insert_ignore(conn, notifications).returning(
+            notifications.c.recipient)
+    return _new_rows_by_dialect[name]
+
+
+def _count_attempt(conn, event_id: str, recipients: list[str]) -> None:
+    """One more delivery attempt for ``recipients``, recorded before they are sent."""
+    if recipients:
+        conn.execute(_ONE_MORE_ATTEMPT, {"event": event_id, "recipients": recipients})
 
 
 def _mark_delivered(engine: Engine, event_id: str, sent: list[str], on_wait: Any = None,
-                    wait_seconds: float = MARK_OUTAGE_SECONDS) -> None:
+                    wait_seconds: float = MARK_OUTAGE_SECONDS,
+                    attempting: list[str] | None = None) -> None:
     """Mark ``sent`` delivered, retrying while the database is unreachable: these went out,
     and a retry of the whole activity would deliver them a second time. ``on_wait`` is
-    called between tries, so an activity keeps heartbeating while it waits."""
+    called between tries, so an activity keeps heartbeating while it waits.
+
+    ``attempting`` (the next batch) has its attempt counted in the same transaction: one
+    commit per batch instead of two."""
     deadline = time.monotonic() + wait_seconds
     pause = 0.2
     while True:
         try:
             with engine.begin() as conn:
-                conn.execute(_for_recipients(event_id, sent).values(delivered_at=sa.func.now()))
+                conn.execute(_DELIVERED, {"event": event_id, "recipients": sent})
+                _count_attempt(conn, event_id, attempting or [])
             return
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if time.monotonic() + pause > deadline:
@@ -143,6 +189,26 @@ def _mark_delivered(engine: Engine, event_id: str, sent: list[str], on_wait: Any
             on_wait()
         time.sleep(pause)
         pause = min(pause * 2, 5.0)
+
+
+def _record_and_take_pending(engine: Engine, *, event_id: str, event_type: str,
+                             recipients: list[str], payload: dict[str, Any]
+                             ) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+    """In one transaction: a row per new (event, recipient), the event's undelivered rows
+    (recipient, payload), and the first batch's attempt counted. Returns (rows created,
+    pending rows)."""
+    with engine.begin() as conn:
+        created = 0
+        if recipients:
+            created = len(conn.execute(
+                _new_rows(conn),
+                [{"event_id": event_id, "recipient": r, "event_type": event_type,
+                  "payload": payload} for r in recipients],
+            ).all())
+        pending = [(recipient, row_payload) for recipient, row_payload
+                   in conn.execute(_PENDING, {"event": event_id})]
+        _count_attempt(conn, event_id, [r for r, _ in pending[:_MARK_BATCH]])
+    return created, pending
 
 
 @dataclass
@@ -174,26 +240,20 @@ def notify_once(
     unique = list(dict.fromkeys(recipients))
     # Webhook destinations after people: a slow receiver never delays a person's notice.
     unique += [url for url in notifier.destinations(callback_url) if url not in unique]
-    created = 0
-    if unique:
-        with engine.begin() as conn:
-            created = len(conn.execute(
-                insert_ignore(conn, notifications).returning(notifications.c.recipient),
-                [{"event_id": event_id, "recipient": r, "event_type": event_type,
-                  "payload": payload} for r in unique],
-            ).all())
-    with engine.connect() as conn:
-        pending = conn.execute(
-            sa.select(notifications.c.recipient, notifications.c.payload).where(
-                notifications.c.event_id == event_id, notifications.c.delivered_at.is_(None)
-            )
-        ).all()
+    created, pending = _record_and_take_pending(engine, event_id=event_id,
+                                                event_type=event_type, recipients=unique,
+                                                payload=payload)
+    # Two commits for a fan-out of up to _MARK_BATCH rows: the ledger (with the first batch's
+    # attempt) and, after sending, the marks (with the next batch's attempt).
+    batches = [pending[start:start + _MARK_BATCH]
+               for start in range(0, len(pending), _MARK_BATCH)]
     delivered = 0
-    for start in range(0, len(pending), _MARK_BATCH):
-        batch = pending[start:start + _MARK_BATCH]
-        with engine.begin() as conn:
-            conn.execute(_for_recipients(event_id, [r for r, _ in batch])
-                         .values(attempts=notifications.c.attempts + 1))
+
+    def beat_at(count: int) -> Any:
+        """What marking calls while it waits out the database: the progress so far."""
+        return None if on_progress is None else partial(on_progress, count)
+
+    for number, batch in enumerate(batches):
         sent: list[str] = []
         try:
             for recipient, row_payload in batch:
@@ -203,12 +263,15 @@ def notify_once(
                 sent.append(recipient)
                 if on_progress is not None:
                     on_progress(delivered + len(sent))
-        finally:
+        except BaseException:
             # Even when a delivery fails, what went out is marked, so a retry re-sends only
-            # the rest. A crash before this line re-sends the batch under the same keys,
-            # which receivers deduplicate.
+            # the rest. A crash before the marks commit re-sends the batch under the same
+            # keys, which receivers deduplicate.
             if sent:
-                _mark_delivered(engine, event_id, sent, on_wait=None if on_progress is None
-                                else partial(on_progress, delivered + len(sent)))
+                _mark_delivered(engine, event_id, sent, on_wait=beat_at(delivered + len(sent)))
+            raise
+        following = batches[number + 1] if number + 1 < len(batches) else []
+        _mark_delivered(engine, event_id, sent, on_wait=beat_at(delivered + len(sent)),
+                        attempting=[r for r, _ in following])
         delivered += len(sent)
     return NotifyOutcome(recipients=len(unique), newly_created=created, delivered=delivered)

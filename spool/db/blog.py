@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -65,10 +67,8 @@ def record_post_for_author(
     with engine.begin() as conn:
         # RETURNING says whether this statement created the row; rowcount for ON CONFLICT DO
         # NOTHING differs between drivers.
-        created = conn.execute(
-            insert_ignore(conn, author_posts).values(author_id=author_id, post_id=post_id)
-            .returning(author_posts.c.post_id)
-        ).first() is not None
+        created = conn.execute(_counting_statements(conn.dialect.name).claim_post,
+                               {"author_id": author_id, "post_id": post_id}).first() is not None
         count = (_count_one_more(conn, author_id) if created
                  else _current_count(conn, author_id))
         _store_post_version(conn, post_id=post_id, author_id=author_id, version=version,
@@ -76,25 +76,56 @@ def record_post_for_author(
     return CountOutcome(counted=created, post_count=count)
 
 
-def _upsert(conn, table: sa.Table):
-    """The dialect's INSERT that takes ON CONFLICT DO UPDATE (SQLite and PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases, as spool.db.insert_ignore
-        raise RuntimeError(f"unsupported database dialect {conn.dialect.name}")
-    return insert(table)
-
-
 def _count_one_more(conn, author_id: str) -> int:
     """Add one to the author's count, creating the author at 1; the count after it."""
-    stmt = _upsert(conn, authors).values(author_id=author_id, post_count=1)
-    return conn.execute(
-        stmt.on_conflict_do_update(index_elements=[authors.c.author_id],
-                                   set_={"post_count": authors.c.post_count + 1})
-        .returning(authors.c.post_count)
-    ).scalar_one()
+    return conn.execute(_counting_statements(conn.dialect.name).count_one_more,
+                        {"author_id": author_id, "post_count": 1}).scalar_one()
+
+
+def _store_post_version(conn, *, post_id: str, author_id: str, version: int, title: str,
+                        tags: list[str], published_at: str | None) -> None:
+    """Keep the newest version's metadata; an older version arriving late changes nothing."""
+    conn.execute(_counting_statements(conn.dialect.name).store_version, {
+        "post_id": post_id, "author_id": author_id, "version": version, "title": title,
+        "tags": tags, "published_at": published_at})
+
+
+def _insert_for(dialect: str):
+    """The dialect's INSERT that takes ON CONFLICT (SQLite and PostgreSQL)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases, as spool.db.insert_ignore
+        raise RuntimeError(f"unsupported database dialect {dialect}")
+    return insert
+
+
+@dataclass(frozen=True)
+class _CountingStatements:
+    claim_post: Any  # the (author_id, post_id) row, RETURNING it only when new
+    count_one_more: Any  # the author's count + 1 (the author made at 1), RETURNING the count
+    store_version: Any  # the post's metadata, unless a newer version is stored already
+
+
+@functools.cache
+def _counting_statements(dialect: str) -> _CountingStatements:
+    """The statements of counting a post, built once per dialect with their values bound at
+    execution: building SQLAlchemy expressions cost more CPU than running them, every
+    publish."""
+    insert = _insert_for(dialect)
+    claim = insert(author_posts).on_conflict_do_nothing().returning(author_posts.c.post_id)
+    count = insert(authors).on_conflict_do_update(
+        index_elements=[authors.c.author_id], set_={"post_count": authors.c.post_count + 1}
+    ).returning(authors.c.post_count)
+    store = insert(posts)
+    newer = {name: store.excluded[name]
+             for name in ("author_id", "version", "title", "tags", "published_at")}
+    # ON CONFLICT DO UPDATE does not apply the column's onupdate: say it.
+    newer["updated_at"] = sa.func.now()
+    store = store.on_conflict_do_update(index_elements=[posts.c.post_id], set_=newer,
+                                        where=posts.c.version < store.excluded.version)
+    return _CountingStatements(claim_post=claim, count_one_more=count, store_version=store)
 
 
 def _current_count(conn, author_id: str) -> int:
@@ -104,20 +135,6 @@ def _current_count(conn, author_id: str) -> int:
     return conn.execute(
         sa.select(authors.c.post_count).where(authors.c.author_id == author_id)
     ).scalar_one()
-
-
-def _store_post_version(conn, *, post_id: str, author_id: str, version: int, title: str,
-                        tags: list[str], published_at: str | None) -> None:
-    """Keep the newest version's metadata; an older version arriving late changes nothing."""
-    stmt = _upsert(conn, posts).values(
-        post_id=post_id, author_id=author_id, version=version, title=title, tags=tags,
-        published_at=published_at)
-    newer = {"author_id": author_id, "version": version, "title": title, "tags": tags,
-             "published_at": published_at,
-             # ON CONFLICT DO UPDATE does not apply the column's onupdate: say it.
-             "updated_at": sa.func.now()}
-    conn.execute(stmt.on_conflict_do_update(index_elements=[posts.c.post_id], set_=newer,
-                                            where=posts.c.version < version))
 
 
 def author_post_count(engine: Engine, author_id: str) -> int:
