@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.record_histories          # blog
     .venv/bin/python -m tests.record_histories video    # chunked video: ready, cancelled
+    .venv/bin/python -m tests.record_histories blog-attributes  # started with its attributes
 
 Run it when a workflow change is *meant* to be incompatible (and version the workflow), or to
 add a new scenario; never to make a failing replay test pass.
@@ -53,6 +54,21 @@ async def record_blog(client, settings: Settings) -> None:
         with contextlib.suppress(WorkflowFailureError):  # the failure is the scenario
             await handle.result()
         (HISTORIES / "blog-invalid.json").write_text((await handle.fetch_history()).to_json())
+
+
+async def record_blog_attributes_at_start(client, settings: Settings) -> None:
+    """A publish Spool starts with SpoolKind and SpoolStatus (patch
+    "blog-search-attributes-at-start"): its run upserts only its final status."""
+    acts = BlogActivities(settings)
+    post = Post(post_id="replay-attrs", author_id="author-replay", title="Replay me",
+                body="A post started with its search attributes.", tags=["replay"],
+                followers=["f1", "f2"])
+    async with running_worker(client, settings.queue_pipeline,
+                              workflows=[BlogPublishWorkflow], activities=acts.activities()):
+        job = await start_blog_job(client, settings, post)
+        handle = client.get_workflow_handle(job.job_id)
+        await handle.result()
+        write_history("blog-publish-attributes-at-start", await handle.fetch_history())
 
 
 async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
@@ -108,6 +124,8 @@ async def main(kinds: list[str]) -> None:
             client = await connect(settings, wait_seconds=30)
             if "blog" in kinds:
                 await record_blog(client, settings)
+            if "blog-attributes" in kinds:
+                await record_blog_attributes_at_start(client, settings)
             if "video" in kinds:
                 await record_chunked_video(client, settings, Path(tmp))
     print(f"wrote histories to {HISTORIES}")

@@ -34,6 +34,7 @@ from spool.status import job_status
 from tests.conftest import activity_attempts, running_worker
 from tests.fault_proxy import FaultProxy, is_document_write
 from tests.naive_blog import NaiveActivities, NaivePublishWorkflow
+from tests.waiting import eventually
 from workflows.blog import BlogPublishWorkflow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -326,6 +327,101 @@ async def test_invalid_post_through_the_cli_fails_the_job_naming_the_field(clien
     assert err.value.cause.type == "InvalidPost"
     assert "body" in err.value.cause.message
     assert status["state"] == "failed" and "body" in status["error"]
+
+
+def spool_upserts(history) -> list[dict[str, list]]:
+    """Each upsert of SpoolKind/SpoolStatus in a run's history, decoded, in order."""
+    from temporalio.converter import decode_search_attributes
+
+    upserts = [decode_search_attributes(
+        event.upsert_workflow_search_attributes_event_attributes.search_attributes)
+        for event in history.events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")]
+    return [attrs for attrs in upserts if "SpoolKind" in attrs or "SpoolStatus" in attrs]
+
+
+async def listed(client, query: str) -> list[str]:
+    return [w.id async for w in client.list_workflows(query)]
+
+
+async def test_a_publish_spool_starts_is_filterable_before_any_worker_runs_it(client, settings):
+    """Spool's start sets SpoolKind and SpoolStatus, so a job waiting for a worker is already
+    found by the UI's filter, and its run upserts only its final status."""
+    post = make_post()
+    job = await start_blog_job(client, settings, post)  # no worker polls the queue yet
+    processing = f'SpoolKind="blog" AND SpoolStatus="processing" AND WorkflowId="{job.job_id}"'
+    await eventually(lambda: listed(client, processing), "the job listed as processing")
+    handle = client.get_workflow_handle(job.job_id)
+    async with blog_worker(client, settings):
+        result = await handle.result()
+    assert result["state"] == "ready"
+    assert spool_upserts(await handle.fetch_history()) == [
+        {"SpoolKind": ["blog"], "SpoolStatus": ["ready"]}]
+    ready = f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{job.job_id}"'
+    await eventually(lambda: listed(client, ready), "the job listed as ready")
+
+
+class HeldNotifier(LogNotifier):
+    """Delivers like the log notifier once ``release`` is set: holds a job in processing,
+    heartbeating meanwhile so the step is not timed out and retried."""
+
+    def __init__(self, outbox: Path) -> None:
+        super().__init__(outbox)
+        self.release = threading.Event()
+
+    def deliver(self, notification):
+        from temporalio import activity
+
+        while not self.release.wait(1):
+            activity.heartbeat()
+        super().deliver(notification)
+
+
+async def test_a_publish_started_without_search_attributes_gets_both(client, settings):
+    """The temporal CLI (or any SDK) starts the job without SpoolKind and SpoolStatus: its
+    run upserts them, processing first, so the UI filters it like a job Spool started."""
+    post = make_post()
+    payload = {"post": {"post_id": post.post_id, "author_id": post.author_id,
+                        "title": post.title, "body": post.body, "followers": FOLLOWERS}}
+    wf_id = blog_workflow_id(post.post_id, 1)
+    notifier = HeldNotifier(settings.resolved_notify_outbox)
+    async with blog_worker(client, settings, notifier=notifier):
+        try:
+            done = await asyncio.to_thread(temporal_cli_start, settings,
+                                           settings.queue_pipeline, wf_id, payload)
+            assert done.returncode == 0, done.stderr
+            await eventually(lambda: listed(
+                client, f'SpoolKind="blog" AND SpoolStatus="processing" AND WorkflowId="{wf_id}"'),
+                "the CLI's job listed as processing")
+        finally:
+            notifier.release.set()
+        handle = client.get_workflow_handle(wf_id)
+        assert (await handle.result())["state"] == "ready"
+    assert spool_upserts(await handle.fetch_history()) == [
+        {"SpoolKind": ["blog"], "SpoolStatus": ["processing"]},
+        {"SpoolKind": ["blog"], "SpoolStatus": ["ready"]}]
+    await eventually(lambda: listed(
+        client, f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{wf_id}"'),
+        "the CLI's job listed as ready")
+
+
+async def test_a_run_an_older_worker_began_replays_its_upsert_though_started_with_them():
+    """While workers roll over, a job Spool started with its attributes may have had its first
+    task done by an older worker, which upserted them anyway. Today's workflow must replay
+    that history (the patch says which code began the run), not only the saved ones."""
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    saved = json.loads((REPO / "tests/histories/blog-publish.json").read_text())
+    events = saved["events"]
+    first_upsert = next(e for e in events if "upsertWorkflowSearchAttributesEventAttributes" in e)
+    # The start as Spool makes it now, with what the older worker then upserted.
+    events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"] = (
+        first_upsert["upsertWorkflowSearchAttributesEventAttributes"]["searchAttributes"])
+    history = WorkflowHistory.from_json("post-replay-1-v1", json.dumps(saved))
+    result = await Replayer(workflows=[BlogPublishWorkflow]).replay_workflow(
+        history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
 
 
 class DownIndex(SqliteIndex):

@@ -9,6 +9,7 @@ so that the runs already in flight stay covered.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -80,3 +81,20 @@ def test_saved_activity_ids_are_declared_steps(path: Path):
         assert any(registered_name(s) == activity_type
                    and (activity_id == s.name or activity_id.startswith(f"{s.name}-"))
                    for s in steps), (activity_type, activity_id)
+
+
+def patch_ids(path: Path) -> set[str]:
+    """The patches a saved run recorded (its core_patch markers)."""
+    events = json.loads(path.read_text())["events"]
+    return {json.loads(base64.b64decode(
+        attrs["details"]["patch-data"]["payloads"][0]["data"]))["id"] for attrs in (
+        e.get("markerRecordedEventAttributes") for e in events)
+        if attrs and attrs.get("markerName") == "core_patch"}
+
+
+def test_a_blog_run_started_with_its_search_attributes_is_replayed():
+    """Runs Spool starts with SpoolKind and SpoolStatus skip their first upsert behind a patch;
+    that path is saved too, beside the runs recorded before it."""
+    started_with_them = HISTORIES / "blog-publish-attributes-at-start.json"
+    assert blog.START_ATTRIBUTES_PATCH in patch_ids(started_with_them)
+    assert blog.START_ATTRIBUTES_PATCH not in patch_ids(HISTORIES / "blog-publish.json")

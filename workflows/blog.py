@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         blog_workflow_id,
         validate_post,
     )
-    from workflows.search_attributes import SPOOL_KIND, SPOOL_STATUS
+    from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
     from workflows.steps import Step, StepBook
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
@@ -38,6 +38,11 @@ RECORD_POST_FOR_AUTHOR = Step("record_post_for_author", BlogActivities.record_po
 NOTIFY_FOLLOWERS = Step("notify_followers", BlogActivities.notify_followers,
                         policies.NOTIFY_FOLLOWERS)
 BLOG_STEPS = (INDEX_POST, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
+# Runs that Spool starts carry SpoolKind="blog" and SpoolStatus="processing" from their start
+# (spool/service/jobs.py), so they skip upserting them. Behind this patch: a run whose first
+# task an older worker completed upserted them, and must replay doing so (rule 7).
+START_ATTRIBUTES_PATCH = "blog-search-attributes-at-start"
+KIND = "blog"
 
 
 @workflow.defn(name="BlogPublishWorkflow")
@@ -55,7 +60,7 @@ class BlogPublishWorkflow:
         post = inp.post
         self._job_id = workflow.info().workflow_id
         self._post_id, self._version = post.post_id, post.version
-        self._set_state(JobState.PROCESSING)
+        self._start_processing()
         try:
             validate_post(post)
         except InvalidPostError as exc:
@@ -81,9 +86,22 @@ class BlogPublishWorkflow:
             self._error = f"{step.name}: {outcome.error}"
         return outcome.ok
 
+    def _start_processing(self) -> None:
+        """PROCESSING, and the search attributes that say so unless the start set them.
+
+        What the start carried is in the history's first event, so the choice replays the
+        same; a run started without them (the temporal CLI, any SDK) still gets both."""
+        started = workflow.info().typed_search_attributes
+        if (started.get(SPOOL_KIND) == KIND
+                and started.get(SPOOL_STATUS) == str(JobState.PROCESSING)
+                and workflow.patched(START_ATTRIBUTES_PATCH)):
+            self._state = JobState.PROCESSING
+            return
+        self._set_state(JobState.PROCESSING)
+
     def _set_state(self, state: JobState) -> None:
         self._state = state
-        workflow.upsert_search_attributes([SPOOL_KIND.value_set("blog"),
+        workflow.upsert_search_attributes([SPOOL_KIND.value_set(KIND),
                                            SPOOL_STATUS.value_set(str(state))])
 
     @workflow.query(name="status")

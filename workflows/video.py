@@ -58,8 +58,8 @@ with workflow.unsafe.imports_passed_through():
         plan_rendition_heights,
         rendition_name,
     )
+    from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
     from workflows.errors import failure_message
-    from workflows.search_attributes import SPOOL_KIND, SPOOL_STATUS
     from workflows.steps import Step, StepBook, every_branch
 
 from workflows.captions import CAPTIONS_STEPS, CaptionsWorkflow

@@ -21,7 +21,12 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -39,6 +44,7 @@ from spool.models import (
     video_workflow_id,
 )
 from spool.models.failures import failure_message
+from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
 from spool.service.views import CancelRequested, JobView, StartedJob, StepView
 
 BLOG_WORKFLOW = "BlogPublishWorkflow"
@@ -83,14 +89,23 @@ def is_not_found(exc: RPCError) -> bool:
 
 # --- start ----------------------------------------------------------------------------------
 
+def processing_attributes(kind: str) -> TypedSearchAttributes:
+    """SpoolKind and SpoolStatus as a job starts: the UI filters it from the moment it is
+    accepted, and its workflow need not upsert them first (workflows/blog.py)."""
+    return TypedSearchAttributes([SearchAttributePair(SPOOL_KIND, kind),
+                                  SearchAttributePair(SPOOL_STATUS, str(JobState.PROCESSING))])
+
+
 async def start_once(client: Client, workflow: str, arg: object, *, job_id: str,
-                     task_queue: str) -> StartedJob:
+                     task_queue: str,
+                     search_attributes: TypedSearchAttributes | None = None) -> StartedJob:
     """Start a job under the one id policy of every pipeline; a repeat returns the same job."""
     try:
         handle = await client.start_workflow(
             workflow, arg, id=job_id, task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes,
         )
     except WorkflowAlreadyStartedError:
         return StartedJob(job_id=job_id, run_id=None)
@@ -103,7 +118,8 @@ async def start_blog(client: Client, settings: Settings, post: Post) -> StartedJ
     inp = BlogPublishInput(post=post, index_retry_seconds=settings.index_retry_seconds)
     return await start_once(client, BLOG_WORKFLOW, inp,
                             job_id=blog_workflow_id(post.post_id, post.version),
-                            task_queue=settings.queue_pipeline)
+                            task_queue=settings.queue_pipeline,
+                            search_attributes=processing_attributes("blog"))
 
 
 async def start_video(client: Client, settings: Settings, inp: VideoPipelineInput
