@@ -68,6 +68,8 @@ from spool.storage import KeyNotFound, StorageUnavailable, keys, open_storage
 from spool.storage.cache import ObjectCache
 
 log = logging.getLogger("spool.activities.video")
+# Object-store transfers one step runs at once (chunk files, segments, thumbnails).
+TRANSFERS = 4
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 # ffprobe reads headers and a few packets: far less than this, whatever the upload.
@@ -155,21 +157,55 @@ class VideoActivities:
                                      lambda dest: self._fetch(key, dest)) as path:
             yield path
 
-    async def _put_all(self, files: list[tuple[Path, str]]) -> None:
-        """Store files under their keys. A cancel arriving meanwhile waits for the upload
-        in flight to end (a thread cannot be interrupted): nothing lands under a key once
-        the step has acknowledged its cancel, so the job's final record can clear work/."""
-        async def put_each() -> None:
-            for path, key in files:
-                await self._storage(self.storage.put_file, path, key)
+    async def _fetch_all(self, pairs: list[tuple[str, Path]]) -> list[Path]:
+        """Objects to local files (key, destination), TRANSFERS at a time, in order."""
+        return await self._transfer([(self._fetch, key, dest) for key, dest in pairs])
 
-        upload = asyncio.ensure_future(put_each())
+    async def _put_all(self, *groups: list[tuple[Path, str]]) -> None:
+        """Store files under their keys, TRANSFERS at a time, each group once the one before
+        it is stored (an HLS playlist after its segments). A cancel arriving meanwhile waits
+        for the uploads in flight to end (a thread cannot be interrupted) and starts no more:
+        nothing lands under a key once the step has acknowledged its cancel, so the job's
+        final record can clear work/."""
+        stop = asyncio.Event()
+
+        async def put_groups() -> None:
+            for group in groups:
+                if stop.is_set():
+                    return
+                await self._transfer([(self._storage, self.storage.put_file, path, key)
+                                      for path, key in group], stop=stop)
+
+        upload = asyncio.ensure_future(put_groups())
         try:
             await asyncio.shield(upload)
         except asyncio.CancelledError:
+            stop.set()  # transfers not started yet are skipped; running ones end
             with contextlib.suppress(Exception):
                 await upload
             raise
+
+    @staticmethod
+    async def _transfer(calls: list[tuple[Any, ...]], *,
+                        stop: asyncio.Event | None = None) -> list[Any]:
+        """Run ``(coroutine function, *args)`` calls TRANSFERS at a time, results in order;
+        once ``stop`` is set, calls not started yet are skipped (None). Every call has ended
+        when this returns or raises (the first error, once all are done): an object store is
+        far from the disk, so one transfer at a time left most of a step's I/O time waiting
+        on round trips."""
+        gate = asyncio.Semaphore(TRANSFERS)
+
+        async def run(call: Any, *args: Any) -> Any:
+            async with gate:
+                if stop is not None and stop.is_set():
+                    return None
+                return await call(*args)
+
+        results = await asyncio.gather(*(run(*call) for call in calls), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results
 
     async def _storage(self, call: Callable[..., Any], *args: Any) -> Any:
         """A storage call that waits out an outage of the store (restart, network blip)
@@ -378,10 +414,12 @@ class VideoActivities:
         started = time.monotonic()
         name = inp.rendition.name
         async with heartbeating(), scratch_dir() as tmp:
-            chunks = [await self._fetch(key, tmp / f"chunk-{i:05d}.mp4")
-                      for i, key in enumerate(inp.chunk_keys)]
-            audio = await self._fetch(inp.audio_key, tmp / "audio.m4a") \
-                if inp.audio_key else None
+            wanted = [(key, tmp / f"chunk-{i:05d}.mp4") for i, key in enumerate(inp.chunk_keys)]
+            if inp.audio_key:
+                wanted.append((inp.audio_key, tmp / "audio.m4a"))
+            fetched = await self._fetch_all(wanted)
+            chunks = fetched[:len(inp.chunk_keys)]
+            audio = fetched[-1] if inp.audio_key else None
             mp4 = tmp / f"{name}.mp4"
             try:
                 await encoding.join_chunks(chunks, audio, mp4, limits=self.limits)
@@ -392,7 +430,8 @@ class VideoActivities:
             except media.MediaError as exc:
                 raise ApplicationError(f"{name}: {exc}", type="PackageFailed") from None
             key = keys.rendition_key(inp.video_id, name)
-            await self._put_all([(mp4, key), *self._hls_files(inp.video_id, tmp / "hls", name)])
+            media_files, playlists = self._hls_files(inp.video_id, tmp / "hls", name)
+            await self._put_all([(mp4, key), *media_files], playlists)
         duration = info.duration or inp.duration
         rendition = RenditionResult(
             name=name, key=key, width=info.width, height=info.height,
@@ -406,13 +445,15 @@ class VideoActivities:
             playlist=f"{name}/index.m3u8", start_seconds=variant.start_seconds))
 
     @staticmethod
-    def _hls_files(video_id: str, out_dir: Path, folder: str) -> list[tuple[Path, str]]:
-        """Every file a packager wrote, keyed by its path under the master playlist; the
-        media playlist last, so it is stored only once its segments are."""
-        files = sorted((p for p in out_dir.rglob("*") if p.is_file()),
-                       key=lambda p: (p.suffix == ".m3u8", str(p)))
-        return [(p, keys.hls_key(video_id, f"{folder}/{p.relative_to(out_dir).as_posix()}"))
-                for p in files]
+    def _hls_files(video_id: str, out_dir: Path, folder: str
+                   ) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+        """Every file a packager wrote, keyed by its path under the master playlist: (init
+        and segments, the media playlist), so the playlist is stored only once its segments
+        are."""
+        files = [(p, keys.hls_key(video_id, f"{folder}/{p.relative_to(out_dir).as_posix()}"))
+                 for p in sorted(p for p in out_dir.rglob("*") if p.is_file())]
+        return ([f for f in files if f[0].suffix != ".m3u8"],
+                [f for f in files if f[0].suffix == ".m3u8"])
 
     @activity.defn(name="video.make_storyboard")
     async def make_storyboard(self, inp: StoryboardInput) -> StoryboardResult:
@@ -426,8 +467,9 @@ class VideoActivities:
             if not by_number:
                 raise ApplicationError("storyboard: no thumbnails were stored",
                                        type="StoryboardFailed", non_retryable=True)
-            fetched = {n: await self._fetch(key, tmp / f"thumb-{n:06d}.jpg")
-                       for n, key in sorted(by_number.items())}
+            numbers = sorted(by_number)
+            fetched = dict(zip(numbers, await self._fetch_all(
+                [(by_number[n], tmp / f"thumb-{n:06d}.jpg") for n in numbers]), strict=True))
             thumbs = [fetched[nearest_number(fetched, n)] for n in range(max(fetched) + 1)]
             (tmp / "board").mkdir()
             try:
@@ -473,7 +515,7 @@ class VideoActivities:
                     limits=self.limits, video_start=video_start)
             except media.MediaError as exc:
                 raise ApplicationError(f"audio: {exc}", type="PackageFailed") from None
-            await self._put_all(self._hls_files(inp.video_id, tmp / "hls", "audio"))
+            await self._put_all(*self._hls_files(inp.video_id, tmp / "hls", "audio"))
         return audio
 
     # --- captions ------------------------------------------------------------------------
