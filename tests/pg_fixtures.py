@@ -1,9 +1,11 @@
-"""Pytest plugin: one real PostgreSQL server per test session, started on first use."""
+"""Pytest plugin: one real PostgreSQL server per test session, started on first use, and
+``engine``: Spool's schema on SQLite and on that server, each test once per database."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -48,3 +50,18 @@ def new_postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
             # FORCE: engines a test left open (get_engine caches them) must not block the drop.
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path: Path):
+    """An engine on a fresh Spool schema: the test runs once on SQLite, once on PostgreSQL."""
+    from spool.db import create_schema, make_engine
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'spool.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()

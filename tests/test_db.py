@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from spool.db import create_schema, make_engine
 from spool.db.blog import add_followers, author_post_count, followers_of, get_post
 from spool.db.blog import record_post_for_author as record
 from spool.db.notifications import notifications
 from spool.notify import Notification, notify_once
 
-# postgres_url: the session's PostgreSQL server, from the tests.pg_fixtures plugin.
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'spool.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
+# engine (each test on SQLite and on PostgreSQL): from the tests.pg_fixtures plugin.
 
 
 class Recorder:

@@ -9,30 +9,16 @@ sending and marking re-sends under the same key, and every row counts its own at
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from spool import notify
-from spool.db import create_schema, make_engine
 from spool.db.notifications import notifications
 from spool.notify import notify_once
 from tests.test_db import Recorder
 
-# postgres_url: the session's PostgreSQL server, from the tests.pg_fixtures plugin.
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'spool.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
+# engine (each test on SQLite and on PostgreSQL): from the tests.pg_fixtures plugin.
 
 
 class Crash(BaseException):
