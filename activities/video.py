@@ -70,6 +70,8 @@ from spool.storage.cache import ObjectCache
 log = logging.getLogger("spool.activities.video")
 # Object-store transfers one step runs at once (chunk files, segments, thumbnails).
 TRANSFERS = 4
+# The folder, under a worker's scratch root, of its cache of uploads (spool/storage/cache.py).
+SOURCE_CACHE_PREFIX = "spool-sources-"
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 # ffprobe reads headers and a few packets: far less than this, whatever the upload.
@@ -127,7 +129,7 @@ class VideoActivities:
         # The captions' audio is waited for by a transcription: no lower priority for it.
         self.captions_limits = dataclasses.replace(self.limits, nice=0)
         self.sources = ObjectCache(max_bytes=settings.source_cache_bytes,
-                                   directory=lambda: scratch.new_dir("spool-sources-"))
+                                   directory=lambda: scratch.new_dir(SOURCE_CACHE_PREFIX))
 
     def pipeline_activities(self) -> list[Callable]:
         return [self.probe, self.record, self.record_captions, self.notify_owner,

@@ -25,6 +25,7 @@ import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
+from activities import video
 from devstack.cluster import CLUSTER_API_KEY, Cluster, isolation_prefix
 from devstack.proc import free_port
 from spool import scratch
@@ -78,12 +79,19 @@ def stack_storage(cluster):
 
 def scratch_files(cluster) -> dict[str, list[str]]:
     """What each running host has in its scratch space, beyond its live process's own
-    (locked, empty) scratch root."""
+    (locked) scratch root and the whole uploads its cache keeps there on purpose (no step's
+    working files, no half download)."""
+    def kept(p: Path, tmp: Path) -> bool:
+        depth = len(p.relative_to(tmp).parts)
+        if depth == 1:
+            return p.name.startswith(scratch.PREFIX) and p.is_dir()
+        in_cache = p.relative_to(tmp).parts[1].startswith(video.SOURCE_CACHE_PREFIX)
+        return in_cache and (depth == 2 or (depth == 3 and p.is_file()
+                                            and not p.name.endswith(".part")))
+
     def leftovers(tmp: Path) -> list[str]:
         return sorted(str(p) for p in tmp.rglob("*")
-                      if p.name != scratch.LOCK_NAME
-                      and not (p.parent == tmp and p.name.startswith(scratch.PREFIX)
-                               and p.is_dir()))
+                      if p.name != scratch.LOCK_NAME and not kept(p, tmp))
     return {name: leftovers(cluster.scratch(name))
             for name in cluster.hosts if cluster.hosts[name].proc is not None}
 
