@@ -205,8 +205,12 @@ def _record_and_take_pending(engine: Engine, *, event_id: str, event_type: str,
                 [{"event_id": event_id, "recipient": r, "event_type": event_type,
                   "payload": payload} for r in recipients],
             ).all())
-        pending = [(recipient, row_payload) for recipient, row_payload
-                   in conn.execute(_PENDING, {"event": event_id})]
+        # In the order asked for (people before webhook destinations), whatever order the
+        # database returns its rows in; rows of recipients no longer asked for go last.
+        rank = {recipient: i for i, recipient in enumerate(recipients)}
+        pending = sorted(((recipient, row_payload) for recipient, row_payload
+                          in conn.execute(_PENDING, {"event": event_id})),
+                         key=lambda row: (rank.get(row[0], len(rank)), row[0]))
         _count_attempt(conn, event_id, [r for r, _ in pending[:_MARK_BATCH]])
     return created, pending
 

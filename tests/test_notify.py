@@ -145,3 +145,22 @@ def test_the_log_notifier_appends_a_line_per_notification_making_its_folder(tmp_
     shutil.rmtree(outbox.parent)  # a cleaned-up data folder is made again, not an error
     send("c")
     assert written() == [record("c")]
+
+
+def test_recipients_are_notified_in_the_order_asked_whatever_the_database_returns(engine):
+    """People before webhook destinations, in the order given: a database returns the
+    ledger's rows in its own order (SQLite by primary key: alphabetically)."""
+    event = new_event()
+    people = ["zed", "amy", "mia", "bob"]
+    sent = Recorder()
+    notify_once(engine, sent, event_id=event, event_type="t", recipients=people, payload={})
+    assert [n.recipient for n in sent.sent] == people
+    # A retry that lists them in another order delivers what is left in that order.
+    event = new_event()
+    with pytest.raises(ConnectionError):
+        notify_once(engine, Recorder(fail_on="amy"), event_id=event, event_type="t",
+                    recipients=people, payload={})  # zed went out, then amy failed
+    retry = Recorder()
+    notify_once(engine, retry, event_id=event, event_type="t",
+                recipients=["bob", "mia", "amy", "zed"], payload={})
+    assert [n.recipient for n in retry.sent] == ["bob", "mia", "amy"]
