@@ -129,7 +129,8 @@ class VideoActivities:
         # The captions' audio is waited for by a transcription: no lower priority for it.
         self.captions_limits = dataclasses.replace(self.limits, nice=0)
         self.sources = ObjectCache(max_bytes=settings.source_cache_bytes,
-                                   directory=lambda: scratch.new_dir(SOURCE_CACHE_PREFIX))
+                                   directory=lambda: scratch.new_dir(SOURCE_CACHE_PREFIX),
+                                   max_idle_seconds=settings.source_cache_idle_seconds)
 
     def pipeline_activities(self) -> list[Callable]:
         return [self.probe, self.record, self.record_captions, self.notify_owner,

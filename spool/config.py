@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # A worker process keeps the uploads its steps read (spool/storage/cache.py), up to this
     # many bytes, so the chunks, audio and poster of one video download it once; 0 = off.
     source_cache_bytes: int = Field(default=2 * 1024**3, ge=0)
+    # ...and deletes one no step has read for this long (spool/storage/cache.py).
+    source_cache_idle_seconds: float = Field(default=600.0, gt=0)
     # Media reads from the API: stream through the API (default), or with S3 answer 307 with
     # a short-lived presigned URL so bytes go straight from the store to the client.
     media_redirect: bool = False

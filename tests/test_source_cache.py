@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from spool.storage.cache import ObjectCache
+from tests.waiting import eventually
 
 
 class Store:
@@ -110,3 +111,34 @@ async def test_a_failed_download_fails_its_waiters_and_the_next_step_tries_again
     assert list((tmp_path / "sources").iterdir()) == []  # no half file kept, none served
     assert await read(cache, store, "a") == b"source"
     assert store.started == 2
+
+
+async def test_copies_no_step_has_read_for_a_while_are_deleted(tmp_path):
+    now = [0.0]
+    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
+                        max_idle_seconds=600, clock=lambda: now[0])
+    store = Store()
+    store.objects.update(a=b"old upload", b=b"in use")
+    async with cache.open("a", "v1", store.download("a")) as a_path:
+        pass
+    async with cache.open("b", "v1", store.download("b")) as held:
+        now[0] = 599.0
+        cache.expire_idle()
+        assert a_path.exists()  # idle, but not for long enough
+        now[0] = 10_000.0
+        cache.expire_idle()
+        assert not a_path.exists() and cache.held_bytes() == len(b"in use")
+        assert held.exists()  # being read: never deleted, however old
+    assert await read(cache, store, "a") == b"old upload"  # fetched again when asked
+    assert cache.downloads == 3
+
+
+async def test_an_idle_host_deletes_its_copies_without_another_step(tmp_path):
+    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
+                        max_idle_seconds=0.01)
+    store = Store()
+    store.objects["a"] = b"upload"
+    async with cache.open("a", "v1", store.download("a")) as path:
+        assert path.exists()
+    await eventually(lambda: not path.exists(), "the idle copy deleted", within=60)
+    assert cache.held_bytes() == 0

@@ -9,8 +9,10 @@ A copy is known by the object's key *and* its validator (``ObjectInfo.etag``), s
 replaced under the same key are downloaded again, never served stale. Copies live in a
 folder the caller names (a worker's scratch root: swept at the next start after a crash),
 count against ``max_bytes``, and the least recently used ones that no step is reading are
-deleted to make room. An object larger than the whole budget is not cached: ``fits`` says
-so, and the caller downloads it into the step's own folder as before.
+deleted to make room. A copy no step has read for ``max_idle_seconds`` is deleted too, also
+on a host that receives no more work: an upload does not linger on a worker's disk. An
+object larger than the whole budget is not cached: ``fits`` says so, and the caller
+downloads it into the step's own folder as before.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -33,14 +36,19 @@ class _Copy:
     path: Path
     size: int
     readers: int = 0
-    last_used: int = 0
+    last_used: int = 0  # order of use, for least-recently-used eviction
+    idle_since: float = 0.0  # clock time the last reader let go
 
 
 class ObjectCache:
     """Local copies of objects, shared by the steps of one process (one event loop)."""
 
-    def __init__(self, *, max_bytes: int, directory: Callable[[], Path]) -> None:
+    def __init__(self, *, max_bytes: int, directory: Callable[[], Path],
+                 max_idle_seconds: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
+        self.max_idle_seconds = max_idle_seconds
+        self._clock = clock
         self._directory = directory
         self._folder: Path | None = None
         self._copies: dict[tuple[str, str], _Copy] = {}
@@ -64,7 +72,25 @@ class ObjectCache:
             yield copy.path
         finally:
             copy.readers -= 1
+            copy.idle_since = self._clock()
             self._make_room(0)
+            self._expire_later()
+
+    def expire_idle(self) -> None:
+        """Delete the copies no step has read for ``max_idle_seconds``."""
+        if self.max_idle_seconds is None:
+            return
+        now = self._clock()
+        for ident, copy in list(self._copies.items()):
+            if copy.readers == 0 and now - copy.idle_since >= self.max_idle_seconds:
+                del self._copies[ident]
+                copy.path.unlink(missing_ok=True)
+
+    def _expire_later(self) -> None:
+        """A timer on the event loop, so an idle host deletes its copies without waiting
+        for another step to come along."""
+        if self.max_idle_seconds is not None:
+            asyncio.get_running_loop().call_later(self.max_idle_seconds, self.expire_idle)
 
     def held_bytes(self) -> int:
         return sum(copy.size for copy in self._copies.values())
@@ -97,7 +123,9 @@ class ObjectCache:
         size = final.stat().st_size
         self.downloads += 1
         self._make_room(size)
-        self._copies[ident] = _Copy(final, size, last_used=next(self._tick))
+        self._copies[ident] = _Copy(final, size, last_used=next(self._tick),
+                                    idle_since=self._clock())
+        self._expire_later()  # in case no step ever reads it (they all were cancelled)
 
     def _make_room(self, incoming: int) -> None:
         """Delete the least recently used copies no step is reading until ``incoming`` more
