@@ -6,6 +6,7 @@ marking delivered re-sends with the same key, which receivers use to deduplicate
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from spool.config import Settings
-from spool.db import insert_ignore
+from spool.db import dialect_insert
 from spool.db.notifications import delivery_key, notifications
 
 log = logging.getLogger("spool.notify")
@@ -144,17 +145,12 @@ _PENDING = sa.select(notifications.c.recipient, notifications.c.payload).where(
     notifications.c.event_id == sa.bindparam("event"), notifications.c.delivered_at.is_(None))
 
 
-_new_rows_by_dialect: dict[str, Any] = {}
-
-
-def _new_rows(conn) -> Any:
+@functools.cache
+def _new_rows(dialect: str) -> Any:
     """INSERT of ledger rows that skips existing ones, RETURNING the rows it made; built once
-    per dialect (two threads building it at once build the same statement)."""
-    name = conn.dialect.name
-    if name not in _new_rows_by_dialect:
-        _new_rows_by_dialect[name] = insert_ignore(conn, notifications).returning(
-            notifications.c.recipient)
-    return _new_rows_by_dialect[name]
+    per dialect."""
+    return dialect_insert(dialect)(notifications).on_conflict_do_nothing().returning(
+        notifications.c.recipient)
 
 
 def _count_attempt(conn, event_id: str, recipients: list[str]) -> None:
@@ -201,7 +197,7 @@ def _record_and_take_pending(engine: Engine, *, event_id: str, event_type: str,
         created = 0
         if recipients:
             created = len(conn.execute(
-                _new_rows(conn),
+                _new_rows(conn.dialect.name),
                 [{"event_id": event_id, "recipient": r, "event_type": event_type,
                   "payload": payload} for r in recipients],
             ).all())

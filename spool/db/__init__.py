@@ -96,14 +96,18 @@ def create_schema(engine: Engine) -> None:
     metadata.create_all(engine, checkfirst=True)
 
 
-def insert_ignore(engine_or_conn: Any, table: sa.Table):
-    """INSERT ... ON CONFLICT DO NOTHING for the connection's dialect."""
-    dialect = engine_or_conn.dialect.name
+def dialect_insert(dialect: str):
+    """The dialect's ``insert``, which takes ON CONFLICT (SQLite and PostgreSQL)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database dialect {dialect}")
-    return insert(table).on_conflict_do_nothing()
+    return insert
+
+
+def insert_ignore(engine_or_conn: Any, table: sa.Table):
+    """INSERT ... ON CONFLICT DO NOTHING for the connection's dialect."""
+    return dialect_insert(engine_or_conn.dialect.name)(table).on_conflict_do_nothing()
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from spool.db import insert_ignore, metadata
+from spool.db import dialect_insert, insert_ignore, metadata
 
 authors = sa.Table(
     "authors",
@@ -90,17 +90,6 @@ def _store_post_version(conn, *, post_id: str, author_id: str, version: int, tit
         "tags": tags, "published_at": published_at})
 
 
-def _insert_for(dialect: str):
-    """The dialect's INSERT that takes ON CONFLICT (SQLite and PostgreSQL)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases, as spool.db.insert_ignore
-        raise RuntimeError(f"unsupported database dialect {dialect}")
-    return insert
-
-
 @dataclass(frozen=True)
 class _CountingStatements:
     claim_post: Any  # the (author_id, post_id) row, RETURNING it only when new
@@ -113,7 +102,7 @@ def _counting_statements(dialect: str) -> _CountingStatements:
     """The statements of counting a post, built once per dialect with their values bound at
     execution: building SQLAlchemy expressions cost more CPU than running them, every
     publish."""
-    insert = _insert_for(dialect)
+    insert = dialect_insert(dialect)
     claim = insert(author_posts).on_conflict_do_nothing().returning(author_posts.c.post_id)
     count = insert(authors).on_conflict_do_update(
         index_elements=[authors.c.author_id], set_={"post_count": authors.c.post_count + 1}
