@@ -64,7 +64,7 @@ from spool.models.video import (
     rendition_name,
 )
 from spool.notify import make_notifier, notify_once
-from spool.storage import KeyNotFound, StorageUnavailable, keys, open_storage
+from spool.storage import KeyNotFound, ObjectInfo, StorageUnavailable, keys, open_storage
 from spool.storage.cache import ObjectCache
 
 log = logging.getLogger("spool.activities.video")
@@ -148,11 +148,13 @@ class VideoActivities:
         return dest
 
     @contextlib.asynccontextmanager
-    async def _source(self, key: str, tmp: Path) -> AsyncIterator[Path]:
+    async def _source(self, key: str, tmp: Path, info: ObjectInfo | None = None
+                      ) -> AsyncIterator[Path]:
         """The upload, from this process's cache of sources: the chunks, audio track, poster
         and captions' audio a worker makes of one video download it once between them. One
-        larger than the whole cache (SPOOL_SOURCE_CACHE_BYTES) is fetched into ``tmp``."""
-        info = await self._storage(self.storage.stat, key)
+        larger than the whole cache (SPOOL_SOURCE_CACHE_BYTES) is fetched into ``tmp``.
+        ``info``: the object's stat, when the caller has just read it."""
+        info = info or await self._storage(self.storage.stat, key)
         if not self.sources.fits(info.size):
             yield await self._fetch(key, tmp / "source")
             return
@@ -234,16 +236,16 @@ class VideoActivities:
     async def probe(self, inp: ProbeInput) -> ProbeResult:
         s = self.settings
         try:
-            size = await self._storage(self.storage.size, inp.source_key)
+            stored = await self._storage(self.storage.stat, inp.source_key)
         except KeyNotFound:
             raise invalid(f"The upload {inp.source_key} is missing from storage.") from None
         # Refused before fetching when storage already says so, and again for the bytes
         # actually fetched: an object that grew in between is judged by what was read.
-        _refuse_size(size, s.max_upload_bytes)
+        _refuse_size(stored.size, s.max_upload_bytes)
         limits = media.Limits(timeout_seconds=PROBE_TIMEOUT_SECONDS,
                               memory_limit_mb=s.ffmpeg_memory_limit_mb)
         async with (heartbeating(), scratch_dir() as tmp,
-                    self._source(inp.source_key, tmp) as src):
+                    self._source(inp.source_key, tmp, stored) as src):
             _refuse_size((await asyncio.to_thread(src.stat)).st_size, s.max_upload_bytes)
             try:
                 result = await media.probe(src, limits)

@@ -104,9 +104,10 @@ def transcribe(
     if cancel_event is not None and cancel_event.is_set():
         raise TranscriptionCancelled()
     language = language or settings.whisper_language or None
-    if batched is None:
-        batched = wav_seconds(wav_path) >= BATCHED_MIN_SECONDS
     audio = model_input(wav_path)
+    if batched is None:
+        seconds = wav_seconds(wav_path) if isinstance(audio, str) else len(audio) / 16000
+        batched = seconds >= BATCHED_MIN_SECONDS
     if batched:
         segments_iter = _batched_segments(model, audio, language)
     else:
@@ -149,11 +150,16 @@ def wav_seconds(wav_path: str | Path) -> float:
     capped by the file's size: a WAV written to a pipe says "as long as possible"."""
     try:
         with wave.open(str(wav_path), "rb") as wav:
-            frame_bytes = wav.getsampwidth() * wav.getnchannels()
-            frames = min(wav.getnframes(), Path(wav_path).stat().st_size // frame_bytes)
-            return frames / float(wav.getframerate())
+            return _frames_held(wav, wav_path) / float(wav.getframerate())
     except (wave.Error, EOFError, OSError, RuntimeError, ZeroDivisionError):
         return 0.0
+
+
+def _frames_held(wav: wave.Wave_read, wav_path: str | Path) -> int:
+    """The frames a WAV's header declares, capped by what the file holds: one written to a
+    pipe says "as long as possible"."""
+    frame_bytes = wav.getsampwidth() * wav.getnchannels()
+    return min(wav.getnframes(), Path(wav_path).stat().st_size // frame_bytes)
 
 
 def model_input(wav_path: str | Path) -> Any:
@@ -165,8 +171,7 @@ def model_input(wav_path: str | Path) -> Any:
         with wave.open(str(wav_path), "rb") as wav:
             if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (16000, 1, 2):
                 return str(wav_path)
-            frames = min(wav.getnframes(), Path(wav_path).stat().st_size // 2)
-            raw = wav.readframes(frames)
+            raw = wav.readframes(_frames_held(wav, wav_path))
     except (wave.Error, EOFError, OSError, RuntimeError):  # RuntimeError: a bad chunk size
         return str(wav_path)
     import numpy as np  # after the worker has limited OpenBLAS (spool.process)
