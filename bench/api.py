@@ -40,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from devstack.proc import (  # noqa: E402
     free_port,
     start_process,
@@ -87,11 +88,6 @@ def pooled(rows: list[Row]) -> Row:
                sum(r.errors for r in rows), sum(r.client_cpu for r in rows),
                sum(r.server_cpu for r in rows))
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measured(run, server_pid: int, api_pid: int | None = None) -> Row:

@@ -8,7 +8,7 @@ CPU 1, one encode at a time each). The same 1080p clip (bench/video.py's) is upl
 the API twice, without captions: first with media-2 stopped, then with both media hosts.
 Prints both job times (upload sent -> job ended, awaited on Temporal), where each job's
 time went (from its history: before the media tasks, the chunks and audio track, after
-them) and the ratio.
+them), the CPU seconds every service and host spent during each job, and the ratio.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
+from bench.procstat import tree_cpu_seconds  # noqa: E402
 from bench.video import cpu_model, make_clip  # noqa: E402
 from devstack.cluster import CLUSTER_API_KEY, DEFAULT_HOSTS, Cluster, Host  # noqa: E402
 from devstack.proc import free_port, stop_process  # noqa: E402
@@ -63,12 +64,13 @@ async def one_job(http: httpx.AsyncClient, temporal: Client, clip: Path
 
 async def phases(client: Client, job_id: str) -> str:
     """Where the job's time went, from its history: before the first media task started,
-    the media tasks (chunks + audio track: their span and the seconds they ran in all), and
-    after the last one ended."""
+    the media tasks (chunks + audio track: their span and the seconds they ran in all), how
+    they fell on the hosts (the worker that ran each, its task-s and when its last one
+    ended), and after the last one ended."""
     history = await client.get_workflow_handle(job_id).fetch_history()
     scheduled: dict[int, str] = {}
-    started: dict[int, float] = {}
-    runs: list[tuple[float, float]] = []
+    started: dict[int, tuple[float, str]] = {}
+    runs: list[tuple[float, float, str, str]] = []  # start, end, worker, activity id
     first = last = None
     for event in history.events:
         at = event.event_time.ToDatetime().timestamp()
@@ -78,15 +80,48 @@ async def phases(client: Client, job_id: str) -> str:
             scheduled[event.event_id] = \
                 event.activity_task_scheduled_event_attributes.activity_id
         elif event.HasField("activity_task_started_event_attributes"):
-            started[event.activity_task_started_event_attributes.scheduled_event_id] = at
+            attrs = event.activity_task_started_event_attributes
+            started[attrs.scheduled_event_id] = (at, attrs.identity)
         elif event.HasField("activity_task_completed_event_attributes"):
             sid = event.activity_task_completed_event_attributes.scheduled_event_id
             if scheduled[sid].startswith(("encode-", "audio")):
-                runs.append((started[sid], at))
+                begun, worker = started[sid]
+                runs.append((begun, at, worker, scheduled[sid]))
     begin, end = min(r[0] for r in runs), max(r[1] for r in runs)
-    busy = sum(b - a for a, b in runs)
+    busy = sum(r[1] - r[0] for r in runs)
+    hosts = []
+    for worker in sorted({r[2] for r in runs}):
+        mine = sorted((r for r in runs if r[2] == worker), key=lambda r: r[0])
+        audio = "".join(f" (audio {i + 1}.)" for i, r in enumerate(mine) if r[3] == "audio")
+        hosts.append(f"{len(mine)} tasks {sum(r[1] - r[0] for r in mine):.1f} task-s "
+                     f"ending at {mine[-1][1] - begin:.1f} s{audio}")
     return (f"before media {begin - first:.1f} s, {len(runs)} media tasks over "
-            f"{end - begin:.1f} s ({busy:.1f} task-s), after {last - end:.1f} s")
+            f"{end - begin:.1f} s ({busy:.1f} task-s; {'; '.join(hosts)}), "
+            f"after {last - end:.1f} s)")
+
+
+def process_trees(cluster: Cluster) -> dict[str, int]:
+    services = {"temporal": cluster.temporal, "s3proxy": cluster.s3,
+                "postgres": cluster.postgres, "elasticsearch": cluster.es}
+    roots = {name: svc.proc.pid for name, svc in services.items() if svc.proc is not None}
+    roots.update({name: host.proc.pid for name, host in cluster.hosts.items()
+                  if host.proc is not None and host.proc.poll() is None})
+    return roots
+
+
+async def measured_job(http: httpx.AsyncClient, temporal: Client, clip: Path,
+                       cluster: Cluster) -> tuple[float, str]:
+    """one_job, and a line of where the machine's CPU went meanwhile (process trees: a
+    host's ffmpeg children count for the host)."""
+    roots = process_trees(cluster)
+    before = tree_cpu_seconds(roots)
+    took, job = await one_job(http, temporal, clip)
+    after = tree_cpu_seconds(roots)
+    spent = {name: after[name] - before[name] for name in roots}
+    line = ", ".join(f"{name} {cpu:.1f}" for name, cpu in
+                     sorted(spent.items(), key=lambda kv: -kv[1]))
+    return took, (f"{await phases(temporal, job)}\n    CPU s during the job: {line} "
+                  f"(all {sum(spent.values()):.1f})")
 
 
 async def main(args) -> None:
@@ -104,13 +139,11 @@ async def main(args) -> None:
             async with httpx.AsyncClient(base_url=cluster.api_url, timeout=600) as http:
                 stop_process(cluster.hosts["media-2"].proc)
                 cluster.hosts["media-2"].proc = None
-                one, job = await one_job(http, temporal, clip)
-                print(f"one media host (CPU 0):            {one:7.1f} s "
-                      f"({await phases(temporal, job)})", flush=True)
+                one, where = await measured_job(http, temporal, clip, cluster)
+                print(f"one media host (CPU 0):            {one:7.1f} s ({where}", flush=True)
                 cluster.restart_host("media-2")
-                two, job = await one_job(http, temporal, clip)
-                print(f"two media hosts (CPU 0 and CPU 1): {two:7.1f} s "
-                      f"({await phases(temporal, job)})", flush=True)
+                two, where = await measured_job(http, temporal, clip, cluster)
+                print(f"two media hosts (CPU 0 and CPU 1): {two:7.1f} s ({where}", flush=True)
     print(f"speed-up with a second media host: {one / two:.2f}x")
 
 
