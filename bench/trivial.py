@@ -1,19 +1,26 @@
-"""The ceiling for bench/blog.py: a workflow with three no-op activities run concurrently.
+"""The ceilings for bench/blog.py, each a worker set up exactly as worker.py.
 
-Same shape as BlogPublishWorkflow (three activities started together, sync activities on a
-thread pool) and the same worker set-up as worker.py, none of the work, so the ratio shows
-what Spool's own steps cost.
+- bare (default): a workflow with three no-op activities run concurrently. Same shape as
+  BlogPublishWorkflow (three activities started together, sync activities on a thread
+  pool), none of its work and none of its Temporal features: what Spool costs in all.
+- ``--spool-workflow``: BlogPublishWorkflow itself (its payloads, policies, search
+  attributes, status) with three no-op activities under its steps' names: what the steps'
+  own database, index and notification writes cost.
 
-    python -m bench.trivial   (worker; SPOOL_* environment like worker.py)
+    python -m bench.trivial [--spool-workflow]   (SPOOL_* environment like worker.py)
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio import activity, workflow
+
+with workflow.unsafe.imports_passed_through():
+    from spool.models import IndexPostResult, NotifyFollowersResult, Post, RecordPostResult
 
 
 @activity.defn(name="noop")
@@ -30,6 +37,25 @@ class TrivialThreeStepWorkflow:
             for step in ("a", "b", "c"))))
 
 
+# Registered under the names BlogPublishWorkflow's steps call; they take and return what the
+# real ones do, and do nothing.
+@activity.defn(name="index_post")
+def index_post(post: Post) -> IndexPostResult:
+    return IndexPostResult(post_id=post.post_id, version=post.version, applied=True)
+
+
+@activity.defn(name="record_post_for_author")
+def record_post_for_author(post: Post) -> RecordPostResult:
+    return RecordPostResult(author_id=post.author_id, post_id=post.post_id, counted=True,
+                            post_count=1)
+
+
+@activity.defn(name="notify_followers")
+def notify_followers(post: Post) -> NotifyFollowersResult:
+    return NotifyFollowersResult(event_id=f"post-published:{post.post_id}",
+                                 recipients=len(post.followers or ()), newly_created=0)
+
+
 async def main() -> None:
     from spool import observability
     from spool.config import get_settings
@@ -41,8 +67,14 @@ async def main() -> None:
     # telemetry and client, its Worker options, its concurrency and thread pool.
     observability.start_worker_telemetry(settings)
     client = await connect(settings, wait_seconds=30)
-    plan = [QueueWork(name=settings.queue_pipeline, workflows=[TrivialThreeStepWorkflow],
-                      activities=[noop],
+    if "--spool-workflow" in sys.argv[1:]:
+        from workflows.blog import BlogPublishWorkflow
+        workflows, activities = [BlogPublishWorkflow], [index_post, record_post_for_author,
+                                                        notify_followers]
+    else:
+        workflows, activities = [TrivialThreeStepWorkflow], [noop]
+    plan = [QueueWork(name=settings.queue_pipeline, workflows=workflows,
+                      activities=activities,
                       max_concurrent_activities=default_concurrency(settings, "pipeline"))]
     threads = sum(work.max_concurrent_activities for work in plan) + 4
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as pool:
