@@ -84,9 +84,10 @@ async def phases(client: Client, job_id: str) -> str:
             started[attrs.scheduled_event_id] = (at, attrs.identity)
         elif event.HasField("activity_task_completed_event_attributes"):
             sid = event.activity_task_completed_event_attributes.scheduled_event_id
-            if scheduled[sid].startswith(("encode-", "audio")):
-                begun, worker = started[sid]
-                runs.append((begun, at, worker, scheduled[sid]))
+            begun, worker = started[sid]
+            runs.append((begun, at, worker, scheduled[sid]))
+    tail = [r for r in runs if not r[3].startswith(("encode-", "audio"))]
+    runs = [r for r in runs if r[3].startswith(("encode-", "audio"))]
     begin, end = min(r[0] for r in runs), max(r[1] for r in runs)
     busy = sum(r[1] - r[0] for r in runs)
     hosts = []
@@ -95,9 +96,11 @@ async def phases(client: Client, job_id: str) -> str:
         audio = "".join(f" (audio {i + 1}.)" for i, r in enumerate(mine) if r[3] == "audio")
         hosts.append(f"{len(mine)} tasks {sum(r[1] - r[0] for r in mine):.1f} task-s "
                      f"ending at {mine[-1][1] - begin:.1f} s{audio}")
+    after = ", ".join(f"{r[3]} {r[0] - end:+.1f}..{r[1] - end:+.1f}"
+                      for r in sorted(tail, key=lambda r: r[0]) if r[1] > end)
     return (f"before media {begin - first:.1f} s, {len(runs)} media tasks over "
             f"{end - begin:.1f} s ({busy:.1f} task-s; {'; '.join(hosts)}), "
-            f"after {last - end:.1f} s)")
+            f"after {last - end:.1f} s: {after})")
 
 
 def process_trees(cluster: Cluster) -> dict[str, int]:
