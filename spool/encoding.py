@@ -318,31 +318,36 @@ async def video_end(src: Path, limits: media.Limits) -> float | None:
 
 async def keyframe_times(src: Path, limits: media.Limits) -> list[float] | None:
     """The main video stream's keyframes, in seconds on the time line a chunk's input seek
-    uses (from the container's start), in order; None when ffprobe cannot list them. Reads
-    packet flags only, decoding nothing."""
-    head = ["ffprobe", "-hide_banner", "-v", "error",
-            "-protocol_whitelist", "file", "-format_whitelist", media.DEMUXER_WHITELIST]
+    uses (from the container's start), in order; None when ffprobe cannot list them. One
+    ffprobe reading packet flags only, decoding nothing."""
     try:
-        fmt = json.loads(await media.run_tool(
-            [*head, "-show_entries", "format=start_time", "-of", "json", media.file_url(src)],
-            limits) or "{}")
-        origin = float((fmt.get("format") or {}).get("start_time") or 0.0)
         listing = await media.run_tool(
-            [*head, "-select_streams", "V:0", "-show_entries", "packet=pts_time,flags",
-             "-of", "csv=p=0", media.file_url(src)], limits)
-    except (media.MediaError, json.JSONDecodeError, TypeError, ValueError):
+            ["ffprobe", "-hide_banner", "-v", "error", "-protocol_whitelist", "file",
+             "-format_whitelist", media.DEMUXER_WHITELIST, "-select_streams", "V:0",
+             "-show_entries", "format=start_time:packet=pts_time,flags", "-of", "csv",
+             media.file_url(src)], limits)
+    except media.MediaError:
         return None
-    return parse_keyframes(listing, origin)
+    return parse_keyframes(listing)
 
 
-def parse_keyframes(listing: str, origin: float = 0.0) -> list[float]:
-    """``pts_time,flags`` lines (ffprobe's csv) → sorted keyframe seconds from ``origin``;
-    packets without a time or a keyframe flag are skipped."""
-    times: set[float] = set()
+def parse_keyframes(listing: str) -> list[float]:
+    """ffprobe's csv of the packets (``packet,pts_time,flags``) and the container's start
+    (``format,start_time``) → sorted keyframe seconds from that start; packets without a
+    time or a keyframe flag are skipped."""
+    origin = 0.0
+    keyframes: list[str] = []
     for line in listing.splitlines():
-        pts, _, flags = line.strip().partition(",")
-        if not flags.startswith("K"):
-            continue
+        section, _, fields = line.strip().partition(",")
+        if section == "format":
+            with contextlib.suppress(ValueError):  # N/A: the container names no start
+                origin = float(fields.split(",", 1)[0])
+        elif section == "packet":
+            pts, _, flags = fields.partition(",")
+            if flags.startswith("K"):
+                keyframes.append(pts)
+    times: set[float] = set()
+    for pts in keyframes:
         try:
             seconds = float(pts) - origin
         except ValueError:

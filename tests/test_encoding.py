@@ -550,10 +550,12 @@ async def test_chunks_cut_on_the_sources_keyframes_join_without_a_seam(clips, tm
 
 
 def test_keyframes_are_read_from_packet_flags():
-    listing = "0.000000,K__\n0.033333,___\nN/A,K__\n8.341667,K_\n-0.05,K__\n4.2,__D\n"
+    listing = ("packet,0.000000,K__\npacket,0.033333,___\npacket,N/A,K__\n"
+               "packet,8.341667,K_\npacket,-0.05,K__\npacket,4.2,__D\nformat,N/A\n")
     assert encoding.parse_keyframes(listing) == [0.0, 8.341667]
-    # on the seek's time line: from the container's start
-    assert encoding.parse_keyframes("1.4,K__\n3.4,K__\n", origin=1.4) == [0.0, 2.0]
+    # on the seek's time line: from the container's start, listed after the packets
+    assert encoding.parse_keyframes("packet,1.4,K__\npacket,3.4,K__\nformat,1.400000\n") \
+        == [0.0, 2.0]
 
 
 async def test_variable_frame_rate_source_becomes_constant(clips, tmp_path):
