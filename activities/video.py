@@ -175,9 +175,7 @@ class VideoActivities:
         stop = asyncio.Event()
 
         async def put_groups() -> None:
-            for group in groups:
-                if stop.is_set():
-                    return
+            for group in groups:  # once stopped, _transfer starts none of a group's calls
                 await self._transfer([(self._storage, self.storage.put_file, path, key)
                                       for path, key in group], stop=stop)
 
