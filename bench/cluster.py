@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
+from bench.history import activity_runs  # noqa: E402
 from bench.procstat import tree_cpu_seconds  # noqa: E402
 from bench.video import cpu_model, make_clip  # noqa: E402
 from devstack.cluster import CLUSTER_API_KEY, DEFAULT_HOSTS, Cluster, Host  # noqa: E402
@@ -66,41 +67,25 @@ async def phases(client: Client, job_id: str) -> str:
     """Where the job's time went, from its history: before the first media task started,
     the media tasks (chunks + audio track: their span and the seconds they ran in all), how
     they fell on the hosts (the worker that ran each, its task-s and when its last one
-    ended), and after the last one ended."""
-    history = await client.get_workflow_handle(job_id).fetch_history()
-    scheduled: dict[int, str] = {}
-    started: dict[int, tuple[float, str]] = {}
-    runs: list[tuple[float, float, str, str]] = []  # start, end, worker, activity id
-    first = last = None
-    for event in history.events:
-        at = event.event_time.ToDatetime().timestamp()
-        first = first if first is not None else at
-        last = at
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled[event.event_id] = \
-                event.activity_task_scheduled_event_attributes.activity_id
-        elif event.HasField("activity_task_started_event_attributes"):
-            attrs = event.activity_task_started_event_attributes
-            started[attrs.scheduled_event_id] = (at, attrs.identity)
-        elif event.HasField("activity_task_completed_event_attributes"):
-            sid = event.activity_task_completed_event_attributes.scheduled_event_id
-            begun, worker = started[sid]
-            runs.append((begun, at, worker, scheduled[sid]))
-    tail = [r for r in runs if not r[3].startswith(("encode-", "audio"))]
-    runs = [r for r in runs if r[3].startswith(("encode-", "audio"))]
-    begin, end = min(r[0] for r in runs), max(r[1] for r in runs)
-    busy = sum(r[1] - r[0] for r in runs)
+    ended), and after the last one ended, step by step."""
+    runs, first, last = await activity_runs(client.get_workflow_handle(job_id))
+    runs = [r for r in runs if r.ended is not None]
+    media_runs = [r for r in runs if r.activity_id.startswith(("encode-", "audio"))]
+    begin = min(r.started for r in media_runs)
+    end = max(r.ended for r in media_runs)
     hosts = []
-    for worker in sorted({r[2] for r in runs}):
-        mine = sorted((r for r in runs if r[2] == worker), key=lambda r: r[0])
-        audio = "".join(f" (audio {i + 1}.)" for i, r in enumerate(mine) if r[3] == "audio")
-        hosts.append(f"{len(mine)} tasks {sum(r[1] - r[0] for r in mine):.1f} task-s "
-                     f"ending at {mine[-1][1] - begin:.1f} s{audio}")
-    after = ", ".join(f"{r[3]} {r[0] - end:+.1f}..{r[1] - end:+.1f}"
-                      for r in sorted(tail, key=lambda r: r[0]) if r[1] > end)
-    return (f"before media {begin - first:.1f} s, {len(runs)} media tasks over "
-            f"{end - begin:.1f} s ({busy:.1f} task-s; {'; '.join(hosts)}), "
-            f"after {last - end:.1f} s: {after})")
+    for worker in sorted({r.worker for r in media_runs}):
+        mine = sorted((r for r in media_runs if r.worker == worker), key=lambda r: r.started)
+        audio = "".join(f" (audio {i + 1}.)" for i, r in enumerate(mine)
+                        if r.activity_id == "audio")
+        hosts.append(f"{len(mine)} tasks {sum(r.seconds for r in mine):.1f} task-s "
+                     f"ending at {mine[-1].ended - begin:.1f} s{audio}")
+    after = ", ".join(f"{r.activity_id} {r.started - end:+.1f}..{r.ended - end:+.1f}"
+                      for r in sorted(runs, key=lambda r: r.started)
+                      if r.ended > end and r not in media_runs)
+    return (f"before media {begin - first:.1f} s, {len(media_runs)} media tasks over "
+            f"{end - begin:.1f} s ({sum(r.seconds for r in media_runs):.1f} task-s; "
+            f"{'; '.join(hosts)}), after {last - end:.1f} s: {after})")
 
 
 def process_trees(cluster: Cluster) -> dict[str, int]:

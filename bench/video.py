@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.history import activity_runs  # noqa: E402
 from devstack.proc import free_port, start_process, stop_process, wait_until  # noqa: E402
 from devstack.temporal import DevServer  # noqa: E402
 from spool import media, whisper  # noqa: E402
@@ -107,6 +108,12 @@ def rendition_kbps(settings: Settings, height: int) -> int:
                                                                     height)
 
 
+def ladder_specs(out: Path, heights: list[int], settings: Settings) -> list[media.RenditionSpec]:
+    """The plain script's renditions: Spool's heights and bitrates, one MP4 each in out."""
+    return [media.RenditionSpec(out / f"{rendition_name(h)}.mp4", h, rendition_kbps(settings, h))
+            for h in heights]
+
+
 def load_raw_model(settings: Settings):
     from faster_whisper import WhisperModel
 
@@ -134,8 +141,7 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, model) -> dic
     times: dict = {}
 
     async def ladder() -> None:
-        specs = [media.RenditionSpec(out / f"{rendition_name(h)}.mp4", h,
-                                     rendition_kbps(settings, h)) for h in heights]
+        specs = ladder_specs(out, heights, settings)
         t = time.perf_counter()
         await media.transcode_ladder(src, specs, audio_kbps=settings.audio_bitrate_kbps,
                                      preset=settings.x264_preset, has_audio=info.has_audio,
@@ -177,24 +183,9 @@ def start_worker(settings: Settings, log: Path, extra_env: dict[str, str] | None
 async def activity_seconds(handle, activity_type: str) -> tuple[float, float]:
     """(scheduled -> completed, scheduled -> started) of the last run of one activity, from
     the workflow history: the second is the time the task waited for a worker."""
-    history = await handle.fetch_history()
-    scheduled: dict[int, float] = {}
-    took = waited = 0.0
-    for event in history.events:
-        when = event.event_time.ToDatetime().timestamp()
-        attrs = event.activity_task_scheduled_event_attributes
-        if event.HasField("activity_task_scheduled_event_attributes") \
-                and attrs.activity_type.name == activity_type:
-            scheduled[event.event_id] = when
-        if event.HasField("activity_task_started_event_attributes"):
-            started = event.activity_task_started_event_attributes
-            if started.scheduled_event_id in scheduled:
-                waited = when - scheduled[started.scheduled_event_id]
-        if event.HasField("activity_task_completed_event_attributes"):
-            done = event.activity_task_completed_event_attributes
-            if done.scheduled_event_id in scheduled:
-                took = when - scheduled[done.scheduled_event_id]
-    return took, waited
+    runs, _first, _last = await activity_runs(handle)
+    run = [r for r in runs if r.activity_type == activity_type and r.ended is not None][-1]
+    return run.ended - run.scheduled, run.started - run.scheduled
 
 
 async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | None = None
@@ -244,9 +235,7 @@ async def background_ladder(src: Path, out: Path, settings: Settings) -> None:
     """The plain script's one-decode ladder, again and again until cancelled: the contention
     both transcriptions face (run_tool kills the ffmpeg on cancel)."""
     info = await media.probe(src)
-    specs = [media.RenditionSpec(out / f"{rendition_name(h)}.mp4", h,
-                                 rendition_kbps(settings, h))
-             for h in plan_rendition_heights(info.height)]
+    specs = ladder_specs(out, plan_rendition_heights(info.height), settings)
     while True:
         await media.transcode_ladder(src, specs, audio_kbps=settings.audio_bitrate_kbps,
                                      preset=settings.x264_preset, has_audio=info.has_audio,
