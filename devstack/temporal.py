@@ -11,6 +11,8 @@ SEARCH_ATTRIBUTES = {"SpoolKind": "Keyword", "SpoolStatus": "Keyword"}
 # SQLite is the embedded stack's bottleneck: WAL + normal sync measured ~2.4x the workflows/s
 # of the defaults on a 2-core machine while still persisting to disk.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+TASK_QUEUE_PARTITIONS = ("matching.numTaskqueueReadPartitions=1",
+                         "matching.numTaskqueueWritePartitions=1")
 
 
 def find_temporal_binary() -> str:
@@ -36,6 +38,11 @@ def dev_server_args(
     """Arguments after `temporal` for `server start-dev` with Spool's search attributes."""
     args = ["server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
             "--namespace", namespace, "--log-level", "warn"]
+    # One partition per task queue: a single-process server gains nothing from more, and
+    # across several a poller takes the best task of one partition only, so a job's long
+    # chunks would no longer reliably go before its short ones (workflows/policies.py).
+    for setting in TASK_QUEUE_PARTITIONS:
+        args += ["--dynamic-config-value", setting]
     if ui_port is None:
         args.append("--headless")
     else:

@@ -412,6 +412,63 @@ async def test_chunk_killed_mid_encode_is_retried_alone(client, settings, clips,
     assert work_objects(s, inp.video_id) == []
 
 
+# --- the order a media host takes a job's tasks in ------------------------------------------
+
+def media_tasks_in_order(history) -> list[tuple[str, int]]:
+    """(activity id, priority key) of each media-queue activity, in the order they completed
+    (a host with one slot runs them one after another: the order it took them in)."""
+    scheduled: dict[int, tuple[str, int]] = {}
+    done: list[tuple[str, int]] = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = (attrs.activity_id, attrs.priority.priority_key)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            activity_id, key = scheduled[
+                event.activity_task_completed_event_attributes.scheduled_event_id]
+            if activity_id.startswith(("encode-", "audio", "poster")):
+                done.append((activity_id, key))
+    return done
+
+
+async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, settings,
+                                                                        clips):
+    """With a job's chunks, audio track and poster all waiting, a media host takes the poster
+    (a short step that unblocks a job) first, then the long chunks and the audio track, and
+    the short chunk last: spread over several hosts, the last tasks to start are the
+    shortest, so the hosts end together."""
+    media_queue = f"{settings.queue_pipeline}-media"
+    s = chunked(settings, queue_media=media_queue)
+    # 2 s chunks of a 5 s clip: the last one is 1 s.
+    clip = media_clips.make_clip(clips / "five.mp4", width=320, height=180, seconds=5,
+                                 fps=FPS, speech=None, tone=True)
+    async with workers(client, s):  # no media host yet: its tasks wait on the queue
+        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+        handle = await start_video_job(client, s, inp)
+
+        async def waiting() -> list[str] | None:
+            history = await handle.fetch_history()
+            ids = [e.activity_task_scheduled_event_attributes.activity_id
+                   for e in history.events
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+            return ids if "poster" in ids and "audio" in ids else None
+
+        await eventually(waiting, "the job's media tasks to be scheduled")
+        async with Worker(client, task_queue=media_queue,
+                          activities=VideoActivities(s).media_activities(),
+                          max_concurrent_activities=1):
+            status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
+    assert status.state == JobState.READY, status.error
+    taken = media_tasks_in_order(await handle.fetch_history())
+    keys_by_id = dict(taken)
+    assert keys_by_id["poster"] == 0  # none given: the server's default, before any encode
+    assert keys_by_id["audio"] == 4
+    assert sorted(k for a, k in taken if a.startswith("encode-")) == [4, 4, 5]
+    # 0 is the default (3): taken in key order, whatever order they were scheduled in.
+    assert [k or 3 for _a, k in taken] == sorted(k or 3 for _a, k in taken), taken
+    assert taken[-1] == ("encode-00002", 5)
+
+
 # --- progress while running, then a cancel ------------------------------------------------
 
 async def rendition_percents(client, job_id: str) -> dict[str, float]:

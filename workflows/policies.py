@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
 from spool.models import defaults
@@ -166,6 +166,25 @@ STORYBOARD = StepPolicy(
 )
 # The audio rendition (stream copy of the AAC track) and the master playlist, once every
 # variant is stored.
+# The order a media worker takes its tasks in, by Temporal priority key (1 first, 5 last; a
+# task without one has 3). Every short step of any job (probe, poster, packages, storyboard:
+# seconds each, and each unblocks its job) goes before the encodes. Among a job's encodes,
+# its long chunks and its audio track (every package waits for it) go before its short
+# chunks, so the last tasks to start on a set of hosts are the shortest and the hosts end
+# together: longest first (docs/pipelines.md, chunks). Without priorities the server hands
+# out a job's chunks in no particular order: with two hosts, one could end a whole chunk
+# after the other.
+EARLY_ENCODE = Priority(priority_key=4)
+LATE_ENCODE = Priority(priority_key=5)
+# A chunk at least this share of the job's longest chunk is long.
+LONG_CHUNK_SHARE = 0.75
+
+
+def encode_priority(seconds: float, longest: float) -> Priority:
+    """A chunk's priority from its length and the job's longest chunk's."""
+    return EARLY_ENCODE if seconds >= LONG_CHUNK_SHARE * longest else LATE_ENCODE
+
+
 HLS = StepPolicy(
     start_to_close=timedelta(minutes=10),
     retry=_retry(initial=1.0, maximum=60.0, attempts=10),

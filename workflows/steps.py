@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -46,12 +47,15 @@ class Step:
         """The same step under a job's own bounds (retry time, attempts)."""
         return replace(self, policy=policy)
 
-    def execute(self, arg: Any, *, queue: str | None = None) -> Awaitable[Any]:
-        """Schedule the activity under the step's name and policy; the result type is the
-        method's own return annotation."""
+    def execute(self, arg: Any, *, queue: str | None = None,
+                priority: Priority | None = None) -> Awaitable[Any]:
+        """Schedule the activity under the step's name and policy (and ``priority`` among
+        the queue's tasks); the result type is the method's own return annotation."""
         options = policies.activity_options(self.policy)
         if queue is not None:
             options["task_queue"] = queue
+        if priority is not None:
+            options["priority"] = priority
         return workflow.execute_activity_method(self.activity, arg, activity_id=self.name,
                                                 **options)
 
@@ -84,9 +88,10 @@ class StepBook:
         return list(self._steps.values())
 
     async def run(self, step: Step, arg: Any, *, queue: str | None = None,
-                  progress: bool = False) -> Outcome[Any]:
+                  progress: bool = False, priority: Priority | None = None) -> Outcome[Any]:
         """Run one activity step; ``progress`` steps show 100 % once done."""
-        return await self.track((step.name,), step.execute(arg, queue=queue),
+        return await self.track((step.name,), step.execute(arg, queue=queue,
+                                                           priority=priority),
                                 progress=progress)
 
     async def track(self, names: tuple[str, ...], work: Awaitable[T], *,

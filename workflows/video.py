@@ -17,6 +17,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ChildWorkflowCancellationType
 
@@ -222,8 +223,11 @@ class VideoPipelineWorkflow:
         rendition."""
         self._shares = chunk_shares(plan.chunks)
         self._steps.start(ENCODE.name, *self._rendition_steps(plan))
+        longest = max(c.end - c.start for c in plan.chunks)
         failures = [f for f in await every_branch(
-            *(self._encode_chunk(chunk, plan) for chunk in plan.chunks)) if f]
+            *(self._encode_chunk(chunk, plan,
+                                 policies.encode_priority(chunk.end - chunk.start, longest))
+              for chunk in plan.chunks)) if f]
         if not failures:
             self._steps.end_unfinished(StepStatus.DONE, names=[ENCODE.name])
             return
@@ -233,7 +237,8 @@ class VideoPipelineWorkflow:
         for rendition in plan.renditions:
             self._fail_rendition(rendition.name, failures[0], record=False)
 
-    async def _encode_chunk(self, chunk: ChunkPlan, plan: EncodingPlan) -> str | None:
+    async def _encode_chunk(self, chunk: ChunkPlan, plan: EncodingPlan,
+                            priority: Priority) -> str | None:
         """One chunk of every rendition; the error it failed with as a whole, if it did."""
         inp = self._require_input()
         step = chunk_step(chunk)
@@ -242,7 +247,7 @@ class VideoPipelineWorkflow:
             made = await step.execute(
                 ChunkInput(inp.video_id, inp.source_key, chunk, plan.renditions, plan.fps,
                            plan.segment_seconds, plan.thumb_every, plan.thumb_width),
-                queue=inp.queue_media)
+                queue=inp.queue_media, priority=priority)
         except ActivityError as err:
             if is_cancelled_exception(err):
                 return None  # the job's cancel: the gather raises it once every chunk stopped
@@ -293,7 +298,7 @@ class VideoPipelineWorkflow:
         made = await self._steps.run(
             AUDIO, AudioTrackInput(inp.video_id, inp.source_key, plan.audio_kbps,
                                    plan.segment_seconds, probe.duration),
-            queue=inp.queue_media, progress=True)
+            queue=inp.queue_media, progress=True, priority=policies.EARLY_ENCODE)
         if made.ok:
             self._audio = made.value
         elif made.error is not None:
