@@ -76,10 +76,10 @@ async def phases(client: Client, job_id: str) -> str:
     hosts = []
     for worker in sorted({r.worker for r in media_runs}):
         mine = sorted((r for r in media_runs if r.worker == worker), key=lambda r: r.started)
-        audio = "".join(f" (audio {i + 1}.)" for i, r in enumerate(mine)
-                        if r.activity_id == "audio")
+        tasks = " ".join(f"{r.activity_id.removeprefix('encode-000')}:{r.seconds:.1f}"
+                         for r in mine)
         hosts.append(f"{len(mine)} tasks {sum(r.seconds for r in mine):.1f} task-s "
-                     f"ending at {mine[-1].ended - begin:.1f} s{audio}")
+                     f"ending at {mine[-1].ended - begin:.1f} s [{tasks}]")
     after = ", ".join(f"{r.activity_id} {r.started - end:+.1f}..{r.ended - end:+.1f}"
                       for r in sorted(runs, key=lambda r: r.started)
                       if r.ended > end and r not in media_runs)

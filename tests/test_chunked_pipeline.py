@@ -29,6 +29,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
+import workflows.policies as policies
 from activities.video import VideoActivities
 from activities.webhooks import WebhookActivities
 from spool import media, scratch
@@ -431,11 +432,22 @@ def media_tasks_in_order(history) -> list[tuple[str, int]]:
     return done
 
 
+def test_encode_priorities_put_long_work_first():
+    """Long chunks before short ones; a clip's audio track is a short task, a film's (an
+    hour of AAC) a long one."""
+    assert policies.encode_priority(30, 30) == policies.encode_priority(24, 30) \
+        == policies.EARLY_ENCODE
+    assert policies.encode_priority(20, 30) == policies.LATE_ENCODE
+    assert policies.audio_priority(60, 8.3) == policies.LATE_ENCODE
+    assert policies.audio_priority(3600, 30) == policies.EARLY_ENCODE
+    assert policies.EARLY_ENCODE.priority_key < policies.LATE_ENCODE.priority_key
+
+
 async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, settings,
                                                                         clips):
     """With a job's chunks, audio track and poster all waiting, a media host takes the poster
-    (a short step that unblocks a job) first, then the long chunks and the audio track, and
-    the short chunk last: spread over several hosts, the last tasks to start are the
+    (a short step that unblocks a job) first, then the long chunks, and the short chunk and
+    the (short) audio track last: spread over several hosts, the last tasks to start are the
     shortest, so the hosts end together."""
     media_queue = f"{settings.queue_pipeline}-media"
     s = chunked(settings, queue_media=media_queue)
@@ -462,11 +474,10 @@ async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, 
     taken = media_tasks_in_order(await handle.fetch_history())
     keys_by_id = dict(taken)
     assert keys_by_id["poster"] == 0  # none given: the server's default, before any encode
-    assert keys_by_id["audio"] == 4
     assert sorted(k for a, k in taken if a.startswith("encode-")) == [4, 4, 5]
     # 0 is the default (3): taken in key order, whatever order they were scheduled in.
     assert [k or 3 for _a, k in taken] == sorted(k or 3 for _a, k in taken), taken
-    assert taken[-1] == ("encode-00002", 5)
+    assert sorted(taken[-2:]) == [("audio", 5), ("encode-00002", 5)]
 
 
 # --- progress while running, then a cancel ------------------------------------------------

@@ -168,21 +168,29 @@ STORYBOARD = StepPolicy(
 # variant is stored.
 # The order a media worker takes its tasks in, by Temporal priority key (1 first, 5 last; a
 # task without one has 3). Every short step of any job (probe, poster, packages, storyboard:
-# seconds each, and each unblocks its job) goes before the encodes. Among a job's encodes,
-# its long chunks and its audio track (every package waits for it) go before its short
-# chunks, so the last tasks to start on a set of hosts are the shortest and the hosts end
-# together: longest first (docs/pipelines.md, chunks). Without priorities the server hands
-# out a job's chunks in no particular order: with two hosts, one could end a whole chunk
-# after the other.
+# seconds each, and each unblocks its job) goes before the encodes. Among a job's encodes the
+# long ones go first and the short ones last, so the last tasks to start on a set of hosts
+# are the shortest and the hosts end together: longest first (docs/pipelines.md, chunks).
+# Without priorities the server hands out a job's chunks in no particular order: with two
+# hosts, one could end a whole chunk after the other.
 EARLY_ENCODE = Priority(priority_key=4)
 LATE_ENCODE = Priority(priority_key=5)
-# A chunk at least this share of the job's longest chunk is long.
+# An encode at least this share of the job's longest chunk is long.
 LONG_CHUNK_SHARE = 0.75
+# The audio track of N seconds of source costs about as much as a chunk of this share of N
+# seconds (bench/cluster.py, 1080p ladder: 1.8 s for a minute, 9.3 s for an 8.3 s chunk):
+# a clip's audio is a short task, a film's a long one.
+AUDIO_COST_SHARE = 0.03
 
 
 def encode_priority(seconds: float, longest: float) -> Priority:
     """A chunk's priority from its length and the job's longest chunk's."""
     return EARLY_ENCODE if seconds >= LONG_CHUNK_SHARE * longest else LATE_ENCODE
+
+
+def audio_priority(source_seconds: float, longest: float) -> Priority:
+    """The audio track's priority, weighed as the chunk it costs as much as."""
+    return encode_priority(source_seconds * AUDIO_COST_SHARE, longest)
 
 
 HLS = StepPolicy(

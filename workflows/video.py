@@ -298,7 +298,9 @@ class VideoPipelineWorkflow:
         made = await self._steps.run(
             AUDIO, AudioTrackInput(inp.video_id, inp.source_key, plan.audio_kbps,
                                    plan.segment_seconds, probe.duration),
-            queue=inp.queue_media, progress=True, priority=policies.EARLY_ENCODE)
+            queue=inp.queue_media, progress=True,
+            priority=policies.audio_priority(probe.duration,
+                                             max(c.end - c.start for c in plan.chunks)))
         if made.ok:
             self._audio = made.value
         elif made.error is not None:
