@@ -164,8 +164,6 @@ STORYBOARD = StepPolicy(
     heartbeat=VIDEO_HEARTBEAT,
     wait_for_cancel=True,
 )
-# The audio rendition (stream copy of the AAC track) and the master playlist, once every
-# variant is stored.
 # The order a media worker takes its tasks in, by Temporal priority key (1 first, 5 last; a
 # task without one has 3). Every short step of any job (probe, poster, packages, storyboard:
 # seconds each, and each unblocks its job) goes before the encodes. Among a job's encodes the
@@ -193,6 +191,8 @@ def audio_priority(source_seconds: float, longest: float) -> Priority:
     return encode_priority(source_seconds * AUDIO_COST_SHARE, longest)
 
 
+# The audio rendition (stream copy of the AAC track) and the master playlist, once every
+# variant is stored.
 HLS = StepPolicy(
     start_to_close=timedelta(minutes=10),
     retry=_retry(initial=1.0, maximum=60.0, attempts=10),

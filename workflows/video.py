@@ -92,6 +92,10 @@ def chunk_step(chunk: ChunkPlan) -> Step:
     return ENCODE.at(f"{chunk.index:05d}")
 
 
+def longest_chunk(plan: EncodingPlan) -> float:
+    return max(c.end - c.start for c in plan.chunks)
+
+
 def chunk_shares(chunks: list[ChunkPlan]) -> dict[str, float]:
     """Each chunk's activity id and its share of the source, in percentage points."""
     total = sum(c.end - c.start for c in chunks) or 1.0
@@ -223,7 +227,7 @@ class VideoPipelineWorkflow:
         rendition."""
         self._shares = chunk_shares(plan.chunks)
         self._steps.start(ENCODE.name, *self._rendition_steps(plan))
-        longest = max(c.end - c.start for c in plan.chunks)
+        longest = longest_chunk(plan)
         failures = [f for f in await every_branch(
             *(self._encode_chunk(chunk, plan,
                                  policies.encode_priority(chunk.end - chunk.start, longest))
@@ -299,8 +303,7 @@ class VideoPipelineWorkflow:
             AUDIO, AudioTrackInput(inp.video_id, inp.source_key, plan.audio_kbps,
                                    plan.segment_seconds, probe.duration),
             queue=inp.queue_media, progress=True,
-            priority=policies.audio_priority(probe.duration,
-                                             max(c.end - c.start for c in plan.chunks)))
+            priority=policies.audio_priority(probe.duration, longest_chunk(plan)))
         if made.ok:
             self._audio = made.value
         elif made.error is not None:
