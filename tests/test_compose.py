@@ -217,6 +217,27 @@ def test_search_attribute_job_registers_what_the_workflows_upsert(services):
     assert "|| true" not in script
 
 
+def test_the_media_queue_is_one_partition_under_the_name_the_workers_use(services):
+    """Media hosts take a job's long chunks first only if the queue is one partition
+    (workflows/policies.py): the dynamic config mounted into Temporal must name the media
+    queue every Spool process of the compose project uses."""
+    temporal = services["temporal"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in temporal["volumes"]}
+    config_path = environment(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
+    config = yaml.safe_load((ROOT / mounted[config_path]).read_text())
+    media_queues = set()
+    for name in spool_services(services):
+        merged: dict[str, str] = {}
+        for path in env_files(services[name]):
+            merged |= read_env_file(path)
+        merged |= environment(services[name])
+        media_queues.add(merged.get("SPOOL_QUEUE_MEDIA", Settings.model_fields[
+            "queue_media"].default))
+    (queue,) = media_queues  # one name across the project
+    for key in ("matching.numTaskqueueReadPartitions", "matching.numTaskqueueWritePartitions"):
+        assert {"value": 1, "constraints": {"taskQueueName": queue}} in config[key], key
+
+
 def test_every_long_running_service_has_a_healthcheck(services):
     jobs = one_shot_jobs(services)
     for name, svc in services.items():
