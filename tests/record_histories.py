@@ -3,6 +3,7 @@
     .venv/bin/python -m tests.record_histories          # blog
     .venv/bin/python -m tests.record_histories video    # chunked video: ready, cancelled
     .venv/bin/python -m tests.record_histories blog-attributes  # started with its attributes
+    .venv/bin/python -m tests.record_histories video-late  # late encodes after early ones
 
 Run it when a workflow change is *meant* to be incompatible (and version the workflow), or to
 add a new scenario; never to make a failing replay test pass.
@@ -104,6 +105,24 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
         write_history("video-chunked-cancelled", await handle.fetch_history())
 
 
+async def record_late_encodes(client, settings: Settings, clips: Path) -> None:
+    """A chunked job behind "late-encodes-after-early": its short chunk and its audio track
+    scheduled a workflow task (a 1 ms timer) after its long chunks."""
+    from spool.ingest import ingest_video, start_video_job
+    from tests import media_clips
+    from tests.test_chunked_pipeline import CHUNKED, workers
+
+    s = settings.model_copy(update=CHUNKED)
+    clip = media_clips.make_clip(clips / "five.mp4", width=320, height=180, seconds=5,
+                                 speech=None, tone=True)
+    async with workers(client, s):
+        inp = ingest_video(s, clip, owner_id="replay", captions=False,
+                           video_id="replay-chunked-late-encodes")
+        handle = await start_video_job(client, s, inp)
+        await handle.result()
+        write_history("video-chunked-late-encodes", await handle.fetch_history())
+
+
 def write_history(name: str, history) -> None:
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 
@@ -128,6 +147,8 @@ async def main(kinds: list[str]) -> None:
                 await record_blog_attributes_at_start(client, settings)
             if "video" in kinds:
                 await record_chunked_video(client, settings, Path(tmp))
+            if "video-late" in kinds:
+                await record_late_encodes(client, settings, Path(tmp))
     print(f"wrote histories to {HISTORIES}")
 
 

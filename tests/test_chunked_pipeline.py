@@ -24,10 +24,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 
 import workflows.policies as policies
 from activities.video import VideoActivities
@@ -478,6 +484,45 @@ async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, 
     # 0 is the default (3): taken in key order, whatever order they were scheduled in.
     assert [k or 3 for _a, k in taken] == sorted(k or 3 for _a, k in taken), taken
     assert sorted(taken[-2:]) == [("audio", 5), ("encode-00002", 5)]
+
+
+class StartOrder(Interceptor):
+    """Notes the id of each activity as the worker starts it."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        started = self.started
+
+        class Note(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput):
+                started.append(activity.info().activity_id)
+                return await super().execute_activity(input)
+
+        return Note(next)
+
+
+async def test_idle_media_slots_are_handed_long_chunks_not_short_ones(client, settings, clips):
+    """A media host already polling with free slots is handed whatever task reaches the server
+    first, priority or not: the job's short chunk and (short) audio track are scheduled a
+    workflow task after its long chunks, so they are still the last to start."""
+    media_queue = f"{settings.queue_pipeline}-media"
+    s = chunked(settings, queue_media=media_queue)
+    clip = media_clips.make_clip(clips / "five-idle.mp4", width=320, height=180, seconds=5,
+                                 fps=FPS, speech=None, tone=True)
+    order = StartOrder()
+    async with workers(client, s), Worker(
+            client, task_queue=media_queue, activities=VideoActivities(s).media_activities(),
+            max_concurrent_activities=2, interceptors=[order]):
+        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+        handle = await start_video_job(client, s, inp)
+        status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
+    assert status.state == JobState.READY, status.error
+    encodes = [a for a in order.started if a.startswith(("encode-", "audio", "poster"))]
+    assert sorted(encodes) == ["audio", "encode-00000", "encode-00001", "encode-00002",
+                               "poster"]
+    assert sorted(encodes[-2:]) == ["audio", "encode-00002"], encodes
 
 
 # --- progress while running, then a cancel ------------------------------------------------
