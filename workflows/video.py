@@ -104,13 +104,13 @@ def chunk_step(chunk: ChunkPlan) -> Step:
 
 
 def longest_chunk(plan: EncodingPlan) -> float:
-    return max(c.end - c.start for c in plan.chunks)
+    return max(c.duration for c in plan.chunks)
 
 
 def chunk_shares(chunks: list[ChunkPlan]) -> dict[str, float]:
     """Each chunk's activity id and its share of the source, in percentage points."""
-    total = sum(c.end - c.start for c in chunks) or 1.0
-    return {chunk_step(c).name: (c.end - c.start) / total * 100.0 for c in chunks}
+    total = sum(c.duration for c in chunks) or 1.0
+    return {chunk_step(c).name: c.duration / total * 100.0 for c in chunks}
 
 
 def job_outcome(made_renditions: bool, errors: dict[str, str]) -> tuple[JobState, str | None]:
@@ -244,7 +244,7 @@ class VideoPipelineWorkflow:
         longest = longest_chunk(plan)
         failures = [f for f in await every_branch(
             *(self._encode_chunk(chunk, plan,
-                                 policies.encode_priority(chunk.end - chunk.start, longest))
+                                 policies.encode_priority(chunk.duration, longest))
               for chunk in plan.chunks)) if f]
         if not failures:
             self._steps.end_unfinished(StepStatus.DONE, names=[ENCODE.name])

@@ -295,6 +295,10 @@ class ChunkPlan:
     start: float
     end: float
 
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
 
 @dataclass
 class EncodingPlan:
