@@ -24,16 +24,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import (
-    ActivityInboundInterceptor,
-    ExecuteActivityInput,
-    Interceptor,
-    Worker,
-)
+from temporalio.worker import Worker
 
 import workflows.policies as policies
 from activities.video import VideoActivities
@@ -55,6 +49,7 @@ from spool.status import job_status
 from spool.storage import keys, open_storage
 from tests import media_clips
 from tests.live_api import live_api
+from tests.start_order import StartOrder
 from tests.test_media import ffmpeg_processes
 from tests.waiting import eventually
 from workflows.captions import CaptionsWorkflow
@@ -484,23 +479,6 @@ async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, 
     # 0 is the default (3): taken in key order, whatever order they were scheduled in.
     assert [k or 3 for _a, k in taken] == sorted(k or 3 for _a, k in taken), taken
     assert sorted(taken[-2:]) == [("audio", 5), ("encode-00002", 5)]
-
-
-class StartOrder(Interceptor):
-    """Notes the id of each activity as the worker starts it."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        started = self.started
-
-        class Note(ActivityInboundInterceptor):
-            async def execute_activity(self, input: ExecuteActivityInput):
-                started.append(activity.info().activity_id)
-                return await super().execute_activity(input)
-
-        return Note(next)
 
 
 async def test_idle_media_slots_are_handed_long_chunks_not_short_ones(client, settings, clips):

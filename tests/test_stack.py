@@ -18,15 +18,11 @@ import httpx
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.common import Priority
-from temporalio.worker import (
-    ActivityInboundInterceptor,
-    ExecuteActivityInput,
-    Interceptor,
-    Worker,
-)
+from temporalio.worker import Worker
 
 from devstack.proc import free_port, port_in_use
 from devstack.stack import LOCAL_API_KEY
+from tests.start_order import StartOrder
 from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,8 +117,8 @@ def test_a_taken_port_is_one_clear_line(tmp_path):
 
 # --- the dev server's task queues ---------------------------------------------------------
 
-@activity.defn(name="stack_test.record")
-async def record_order(name: str) -> str:
+@activity.defn(name="stack_test.noop")
+async def noop(name: str) -> str:
     return name
 
 
@@ -133,7 +129,8 @@ class PrioritiesWorkflow:
     @workflow.run
     async def run(self, queue: str) -> list[str]:
         return list(await asyncio.gather(*(
-            workflow.execute_activity(record_order, f"{i:02d}-key{1 + i % 4}", task_queue=queue,
+            workflow.execute_activity(noop, f"{i:02d}", task_queue=queue,
+                                      activity_id=f"{i:02d}-key{1 + i % 4}",
                                       start_to_close_timeout=timedelta(seconds=30),
                                       priority=Priority(priority_key=1 + i % 4))
             for i in range(12))))
@@ -145,7 +142,7 @@ async def test_the_dev_server_hands_a_backlog_out_in_priority_order(client):
     task of one partition), and a media host would take a job's short chunks before its long
     ones (devstack/temporal.py, workflows/policies.py)."""
     queue = f"priorities-{uuid.uuid4().hex[:8]}"
-    taken: list[str] = []
+    order = StartOrder()
     async with Worker(client, task_queue=f"{queue}-wf", workflows=[PrioritiesWorkflow]):
         handle = await client.start_workflow(PrioritiesWorkflow.run, queue, id=queue,
                                              task_queue=f"{queue}-wf")
@@ -156,26 +153,8 @@ async def test_the_dev_server_hands_a_backlog_out_in_priority_order(client):
                        for e in history.events) == 12
 
         await eventually(scheduled, "twelve activities scheduled")
-        interceptor = TakenOrder(taken)
-        async with Worker(client, task_queue=queue, activities=[record_order],
-                          max_concurrent_activities=1, interceptors=[interceptor]):
+        async with Worker(client, task_queue=queue, activities=[noop],
+                          max_concurrent_activities=1, interceptors=[order]):
             await asyncio.wait_for(handle.result(), 60)
-    assert [name.split("-")[1] for name in taken] == sorted(name.split("-")[1]
-                                                            for name in taken), taken
-
-
-class TakenOrder(Interceptor):
-    """Notes each activity's argument as the worker starts it."""
-
-    def __init__(self, taken: list[str]) -> None:
-        self.taken = taken
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        taken = self.taken
-
-        class Note(ActivityInboundInterceptor):
-            async def execute_activity(self, input: ExecuteActivityInput):
-                taken.append(input.args[0])
-                return await super().execute_activity(input)
-
-        return Note(next)
+    keys = [activity_id.split("-")[1] for activity_id in order.started]
+    assert len(keys) == 12 and keys == sorted(keys), order.started
