@@ -142,3 +142,22 @@ async def test_an_idle_host_deletes_its_copies_without_another_step(tmp_path):
         assert path.exists()
     await eventually(lambda: not path.exists(), "the idle copy deleted", within=60)
     assert cache.held_bytes() == 0
+
+
+async def test_a_copy_let_go_while_the_expiry_timer_waits_is_deleted_when_due(tmp_path):
+    """One timer serves every copy: when it fires it deletes what is due and waits again
+    for the next copy, let go after it was set."""
+    now = [0.0]
+    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
+                        max_idle_seconds=0.05, clock=lambda: now[0])
+    store = Store()
+    store.objects.update(a=b"first", b=b"second")
+    async with cache.open("a", "v1", store.download("a")) as a_path:
+        pass  # idle from 0: the timer is set
+    async with cache.open("b", "v1", store.download("b")) as b_path:
+        now[0] = 1000.0  # b is let go at 1000, while the timer still waits
+    await eventually(lambda: not a_path.exists(), "the first idle copy deleted", within=60)
+    assert b_path.exists()  # idle for no time yet
+    now[0] = 2000.0
+    await eventually(lambda: not b_path.exists(), "the later copy deleted", within=60)
+    assert cache.held_bytes() == 0

@@ -54,6 +54,7 @@ class ObjectCache:
         self._copies: dict[tuple[str, str], _Copy] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._tick = itertools.count(1)
+        self._expiry: asyncio.TimerHandle | None = None  # the one pending expire_idle
         self.downloads = 0  # how many objects were fetched: what tests and logs count
 
     def fits(self, size: int) -> bool:
@@ -86,11 +87,24 @@ class ObjectCache:
                 del self._copies[ident]
                 copy.path.unlink(missing_ok=True)
 
-    def _expire_later(self) -> None:
+    def _expire_later(self, delay: float | None = None) -> None:
         """A timer on the event loop, so an idle host deletes its copies without waiting
-        for another step to come along."""
-        if self.max_idle_seconds is not None:
-            asyncio.get_running_loop().call_later(self.max_idle_seconds, self.expire_idle)
+        for another step to come along. One at a time: a copy let go while it is pending is
+        looked at when it fires, which then waits for the next copy due."""
+        if self.max_idle_seconds is None or self._expiry is not None:
+            return
+        self._expiry = asyncio.get_running_loop().call_later(
+            self.max_idle_seconds if delay is None else delay, self._expire_due)
+
+    def _expire_due(self) -> None:
+        self._expiry = None
+        self.expire_idle()
+        # Copies being read get a timer when let go; the idle ones left are not due yet.
+        idle_since = [copy.idle_since for copy in self._copies.values() if copy.readers == 0]
+        if idle_since:
+            assert self.max_idle_seconds is not None
+            due = min(idle_since) + self.max_idle_seconds - self._clock()
+            self._expire_later(max(due, 0.0))
 
     def held_bytes(self) -> int:
         return sum(copy.size for copy in self._copies.values())
