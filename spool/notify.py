@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from spool.config import Settings
-from spool.db import dialect_insert
+from spool.db import insert_ignore
 from spool.db.notifications import delivery_key, notifications
 
 log = logging.getLogger("spool.notify")
@@ -149,8 +149,7 @@ _PENDING = sa.select(notifications.c.recipient, notifications.c.payload).where(
 def _new_rows(dialect: str) -> Any:
     """INSERT of ledger rows that skips existing ones, RETURNING the rows it made; built once
     per dialect."""
-    return dialect_insert(dialect)(notifications).on_conflict_do_nothing().returning(
-        notifications.c.recipient)
+    return insert_ignore(dialect, notifications).returning(notifications.c.recipient)
 
 
 def _count_attempt(conn, event_id: str, recipients: list[str]) -> None:

@@ -107,7 +107,9 @@ def dialect_insert(dialect: str):
     return insert
 
 
-def insert_ignore(engine_or_conn: Any, table: sa.Table):
-    """INSERT ... ON CONFLICT DO NOTHING for the connection's dialect."""
-    return dialect_insert(engine_or_conn.dialect.name)(table).on_conflict_do_nothing()
+def insert_ignore(dialect: Any, table: sa.Table):
+    """INSERT ... ON CONFLICT DO NOTHING for a dialect: an engine's or a connection's, or one
+    named (to build a statement once per dialect)."""
+    name = dialect if isinstance(dialect, str) else dialect.dialect.name
+    return dialect_insert(name)(table).on_conflict_do_nothing()
 
