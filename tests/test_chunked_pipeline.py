@@ -159,18 +159,28 @@ async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
     return found
 
 
+def activity_events(history, event_type: EventType.ValueType):
+    """(the activity's scheduled-event attributes, the event) for each of the history's
+    activity events of ``event_type``: started or completed."""
+    scheduled = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes
+        elif event.event_type == event_type:
+            attrs = (event.activity_task_started_event_attributes
+                     if event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                     else event.activity_task_completed_event_attributes)
+            yield scheduled[attrs.scheduled_event_id], event
+
+
 async def attempts_by_activity(handle) -> dict[str, list[int]]:
     """Activity id -> the attempt numbers of its recorded starts (the server records a
     retried activity's start once, with its final attempt number)."""
-    history = await handle.fetch_history()
-    scheduled: dict[int, str] = {}
     attempts: dict[str, list[int]] = {}
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            attrs = event.activity_task_started_event_attributes
-            attempts.setdefault(scheduled[attrs.scheduled_event_id], []).append(attrs.attempt)
+    for activity, event in activity_events(await handle.fetch_history(),
+                                           EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED):
+        attempts.setdefault(activity.activity_id, []).append(
+            event.activity_task_started_event_attributes.attempt)
     return attempts
 
 
@@ -331,14 +341,8 @@ async def test_rendition_failing_in_every_chunk_leaves_the_others(client, settin
 # --- a worker killed mid-chunk, on hosts that share nothing but S3 ---------------------------
 
 def completed_activities(history) -> set[str]:
-    scheduled: dict[int, str] = {}
-    done = set()
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            done.add(scheduled[event.activity_task_completed_event_attributes.scheduled_event_id])
-    return done
+    return {activity.activity_id for activity, _event in activity_events(
+        history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)}
 
 
 def media_host_env(s: Settings, data_dir: Path, tmp: Path) -> dict[str, str]:
@@ -419,18 +423,10 @@ async def test_chunk_killed_mid_encode_is_retried_alone(client, settings, clips,
 def media_tasks_in_order(history) -> list[tuple[str, int]]:
     """(activity id, priority key) of each media-queue activity, in the order they completed
     (a host with one slot runs them one after another: the order it took them in)."""
-    scheduled: dict[int, tuple[str, int]] = {}
-    done: list[tuple[str, int]] = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            scheduled[event.event_id] = (attrs.activity_id, attrs.priority.priority_key)
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            activity_id, key = scheduled[
-                event.activity_task_completed_event_attributes.scheduled_event_id]
-            if activity_id.startswith(("encode-", "audio", "poster")):
-                done.append((activity_id, key))
-    return done
+    return [(activity.activity_id, activity.priority.priority_key)
+            for activity, _event in activity_events(
+                history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+            if activity.activity_id.startswith(("encode-", "audio", "poster"))]
 
 
 def test_encode_priorities_put_long_work_first():
