@@ -21,6 +21,7 @@ from temporalio.client import Client
 # READ, WRITE, Services, services: importable from here as before; routes use api.deps.
 from api.deps import READ, WRITE, Services, build_services, services  # noqa: F401
 from api.errors import ApiError, install_error_handlers
+from api.grants import GrantPaths
 from api.limits import install_body_limits
 from api.openapi import describe_settings
 from api.routes import authors, health, page, posts, videos
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
                               "`Authorization: Bearer <key>`.")
     install_error_handlers(app)
     install_body_limits(app, settings)  # bodies are capped while they stream in
+    app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
     instrument_app(app)  # /metrics, a trace and a timing per request (docs/observability.md)
 
     from api.streaming import router as streaming_router

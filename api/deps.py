@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import time
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from api.errors import ApiError
+from api.grants import grant_problem, granted
 from spool.config import Settings
 from spool.search import PostIndex
 from spool.service import PostService, VideoService
@@ -84,8 +86,18 @@ async def require_key(request: Request,
 
 
 async def require_read(request: Request) -> None:
-    if not request.app.state.services.settings.public_reads:
+    """Reads are public, or need the key; a media file also opens to a read grant of its
+    video (api/grants.py)."""
+    settings: Settings = request.app.state.services.settings
+    if settings.public_reads:
+        return
+    grant = granted(request.scope)
+    if grant is None:
         check_key(request)
+        return
+    problem = grant_problem(settings, grant, time.time())
+    if problem is not None:
+        raise ApiError(401, problem)
 
 
 # The checks above are async on purpose: FastAPI runs a sync dependency in its worker threads,

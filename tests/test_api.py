@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
 
-from api import create_app
+from api import create_app, grants
 from api.media import parse_range
 from spool.config import Settings
 from spool.db import get_engine
@@ -57,10 +59,10 @@ async def api_client(settings: Settings, client):
 
 
 async def wait_video(http: httpx.AsyncClient, video_id: str, *, within: float = 120,
-                     until=lambda v: v["state"] in FINAL) -> dict:
+                     until=lambda v: v["state"] in FINAL, headers: dict | None = None) -> dict:
     deadline = time.monotonic() + within
     while True:
-        r = await http.get(f"/v1/videos/{video_id}")
+        r = await http.get(f"/v1/videos/{video_id}", headers=headers)
         assert r.status_code == 200, r.text
         v = r.json()
         if until(v):
@@ -166,6 +168,79 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
                                                                   owner_id="api"))
         assert again.job_id == body["job_id"] and again.run_id is None
         assert (await handle.describe()).run_id == finished_run
+
+
+def playlist_uris(text: str) -> list[str]:
+    """The URIs an HLS playlist names: its URI lines and its tags' URI="..." attributes."""
+    return [line for line in text.splitlines() if line and not line.startswith("#")] + \
+        re.findall(r'URI="([^"]+)"', text)
+
+
+async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key(
+        client, settings, clip):
+    """With private reads, the status (read with the key) gives media URLs under a read
+    grant: every file of the video, the playlists' and the storyboard's relative URIs
+    included, opens without the key; nothing else does, and a grant opens one video only,
+    until it expires."""
+    s = api_settings(settings, public_reads=False)
+    async with api_client(s, client) as http:
+        r = await http.post("/v1/videos", headers=AUTH,
+                            files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")},
+                            data={"captions": "false"})
+        assert r.status_code == 202, r.text
+        video_id = r.json()["video_id"]
+        async with spool_worker(client, s):
+            v = await wait_video(http, video_id, headers=AUTH)
+        assert v["state"] == "ready", v
+        base = v["poster_url"].removesuffix("/poster.jpg")
+        assert base.startswith(f"/v1/videos/{video_id}/grant/"), v
+        urls = [v["poster_url"], v["hls_url"], v["storyboard_url"],
+                *(rendition["url"] for rendition in v["renditions"])]
+        assert all(url and url.startswith(base + "/") for url in urls), v
+
+        # Everything the page loads, without the key: files, then what playlists and the
+        # storyboard track name, resolved against them as a player does.
+        fetched: dict[str, httpx.Response] = {}
+        pending = list(urls)
+        while pending:
+            url = pending.pop()
+            if url in fetched:
+                continue
+            got = fetched[url] = await http.get(url)
+            assert got.status_code == 200, (url, got.text)
+            if url.endswith(".m3u8"):
+                pending += [urljoin(url, uri) for uri in playlist_uris(got.text)]
+            elif url.endswith("storyboard.vtt"):
+                pending += [urljoin(url, uri.split("#")[0]) for uri in
+                            re.findall(r"^(\S+#xywh=\S+)$", got.text, re.MULTILINE)]
+        kinds = {url.rsplit(".", 1)[-1] for url in fetched}
+        assert {"m3u8", "mp4", "m4s", "jpg", "vtt"} <= kinds, sorted(fetched)
+        assert all(url.startswith(base + "/") for url in fetched), sorted(fetched)
+        rendition = v["renditions"][0]["url"]
+        part = await http.get(rendition, headers={"Range": "bytes=0-99"})
+        assert part.status_code == 206 and len(part.content) == 100
+
+        # Without a grant, the key is still asked for; a grant does not open anything else.
+        plain = f"/v1/videos/{video_id}/poster.jpg"
+        assert_error(await http.get(plain), 401)
+        assert (await http.get(plain, headers=AUTH)).status_code == 200
+        for elsewhere in (base, f"{base}/job", f"{base}/nothing.jpg", f"{base}/hls/../poster.x"):
+            assert_error(await http.get(elsewhere), 404)
+        assert_error(await http.delete(f"{base}/job"), 404)
+        # Another video's files, a changed signature, an expired grant: refused, and said so.
+        other = v["poster_url"].replace(f"/v1/videos/{video_id}/", "/v1/videos/someone-else/")
+        assert "invalid read grant" in assert_error(await http.get(other), 401)["message"]
+        forged = base[:-1] + ("A" if base[-1] != "A" else "B") + "/poster.jpg"
+        assert "invalid read grant" in assert_error(await http.get(forged), 401)["message"]
+        stale = grants.media_base(s, video_id, time.time() - s.media_grant_seconds - 3600)
+        assert stale is not None and stale != base
+        assert "expired" in assert_error(await http.get(f"{stale}/poster.jpg"), 401)["message"]
+
+    # Another key, another deployment: the grant means nothing there.
+    s2 = api_settings(settings, public_reads=False).model_copy(
+        update={"api_keys": ["another-key-0123456789"]})
+    async with api_client(s2, client) as http:
+        assert_error(await http.get(v["poster_url"]), 401)
 
 
 async def test_oversize_upload_is_refused_and_leaves_nothing(client, settings):

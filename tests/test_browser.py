@@ -33,7 +33,7 @@ from api import create_app
 from devstack.proc import free_port
 from tests import media_clips
 from tests.conftest import ARTIFACTS, service_missing
-from tests.test_api import api_settings, spool_worker
+from tests.test_api import AUTH, api_settings, assert_error, spool_worker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -72,11 +72,12 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
     """Upload, "Processing…" with per-step bars, ready; then the real processed video plays
     its HLS master playlist through the API: time advances, each quality of the menu becomes
     the picture's height, the Captions button shows Whisper's cues, and hovering the scrub bar
-    shows the storyboard tile of that time."""
+    shows the storyboard tile of that time. Reads are private: the player, the captions track
+    and the storyboard get the media through the read grant of the video's status."""
     async_playwright, expect = playwright_api()
     hls_js_missing()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    s = api_settings(settings, api_expose_key_to_localhost=True)
+    s = api_settings(settings, api_expose_key_to_localhost=True, public_reads=False)
     app = create_app(s, client=client)
     errors: list[str] = []
     async with served(app, free_port()) as base, async_playwright() as pw, chromium_page(
@@ -114,11 +115,17 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
         await page.evaluate(f"{PLAYER}.pause(); {PLAYER}.currentTime = 1.0")
         await page.screenshot(path=str(SHOTS / "4-captions-on.png"), full_page=True)
 
-        async with httpx.AsyncClient(base_url=base) as http:
-            track = await http.get(f"/v1/videos/{video_id}/storyboard.vtt")
+        async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
+            status = (await http.get(f"/v1/videos/{video_id}")).json()
+            assert_error(await http.get(f"/v1/videos/{video_id}/storyboard.vtt",
+                                        headers={"Authorization": ""}), 401)
+        media_base = status["storyboard_url"].removesuffix("/storyboard.vtt")
+        assert media_base.startswith(f"/v1/videos/{video_id}/grant/"), status
+        async with httpx.AsyncClient(base_url=base) as http:  # no key: the grant opens it
+            track = await http.get(status["storyboard_url"])
         assert track.status_code == 200, track.text
         for fraction in (0.2, 0.9):
-            await check_storyboard_hover(page, track.text, fraction, video_id)
+            await check_storyboard_hover(page, track.text, fraction, media_base)
         await page.screenshot(path=str(SHOTS / "5-storyboard.png"), full_page=True)
         await expect(page.locator("#jobs tbody tr").first).to_contain_text("Ready")
         assert errors == [], errors
@@ -336,8 +343,9 @@ async def show_captions(page) -> str:
         "[...document.querySelector('#player track').track.cues].map(c => c.text).join(' ')")
 
 
-async def check_storyboard_hover(page, vtt: str, fraction: float, video_id: str) -> None:
-    """Hovering the scrub bar at ``fraction`` of its width shows that time's tile."""
+async def check_storyboard_hover(page, vtt: str, fraction: float, media_base: str) -> None:
+    """Hovering the scrub bar at ``fraction`` of its width shows that time's tile, a sprite
+    under ``media_base`` (the path the video's media URLs start with)."""
     box = await page.locator("#scrub").bounding_box()
     await page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
     preview = page.locator("#storyboard-preview")
@@ -350,7 +358,7 @@ async def check_storyboard_hover(page, vtt: str, fraction: float, video_id: str)
     }""")
     assert shown["time"] == pytest.approx(fraction * shown["duration"], abs=0.05)
     sprite, (x, y, w, h) = expected_tile(vtt, shown["time"])
-    assert shown["image"].endswith(f'/v1/videos/{video_id}/{sprite}")'), shown
+    assert shown["image"].endswith(f'{media_base}/{sprite}")'), shown
     offset = [-float(v.removesuffix("px")) for v in shown["position"].split()]
     assert offset == [x, y], shown
     assert (shown["width"], shown["height"]) == (f"{w}px", f"{h}px"), shown
@@ -383,7 +391,7 @@ async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
         await page.evaluate(f"{PLAYER}.pause()")
         vtt = (hls_fixture / "storyboard.vtt").read_text()
         for fraction in (0.1, 0.77):  # a tile of the first sheet, then of the second
-            await check_storyboard_hover(page, vtt, fraction, FIXTURE_ID)
+            await check_storyboard_hover(page, vtt, fraction, f"/v1/videos/{FIXTURE_ID}")
         await page.screenshot(path=str(SHOTS / "6-hls-storyboard.png"), full_page=True)
 
         # A video made before HLS (no hls_url, no storyboard) plays its MP4s as before.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
+from api.grants import media_base
 from api.media import file_response
 from api.uploads import FILE_FIELD, commit, discard, receive_upload
 from spool import webhooks
@@ -177,8 +179,10 @@ async def videos_list(limit: int = Query(20, ge=1, le=100),
             operation_id="video_status", responses=error_responses(401, 404, 422))
 async def video_status(video_id: str = VideoId,
                        svc: Services = Depends(services)) -> VideoView:
-    """State, per-step progress, metadata, media URLs, captions and errors of one video."""
-    view = await svc.videos.view(video_id)
+    """State, per-step progress, metadata, media URLs, captions and errors of one video.
+    With private reads the media URLs carry a read grant: a browser fetches them without
+    the key (api/grants.py)."""
+    view = await svc.videos.view(video_id, media_base(svc.settings, video_id, time.time()))
     if view is None:
         raise ApiError(404, f"no video {video_id!r}")
     return view

@@ -94,9 +94,11 @@ def captions_state(row: dict | None, live: JobView | None) -> CaptionsState | No
     return (row or {}).get("captions_state") or getattr(status, "captions_state", None)
 
 
-def build_view(video_id: str, row: dict | None, live: JobView | None) -> VideoView:
-    """The one place a video's status is assembled."""
-    base = video_url(video_id)
+def build_view(video_id: str, row: dict | None, live: JobView | None,
+               media_base: str | None = None) -> VideoView:
+    """The one place a video's status is assembled. Media URLs start at ``media_base`` when
+    given (a read grant's, api/grants.py), else at the video's own URL."""
+    base = media_base or video_url(video_id)
     keys = media_keys(row, live)
     row = row or {}
     status = live.pipeline if live is not None else None
@@ -174,13 +176,14 @@ class VideoService:
             self._final_steps[video_id] = live.steps
         return live
 
-    async def view(self, video_id: str) -> VideoView | None:
-        """State, steps, metadata and media URLs of one video; None when nothing knows it."""
+    async def view(self, video_id: str, media_base: str | None = None) -> VideoView | None:
+        """State, steps, metadata and media URLs (under ``media_base``, if given) of one
+        video; None when nothing knows it."""
         row = await self._row(video_id)
         live = await self._live_for(video_id, row)
         if row is None and live is None:
             return None
-        return build_view(video_id, row, live)
+        return build_view(video_id, row, live, media_base)
 
     async def recent(self, limit: int) -> VideoList:
         """Recent videos, newest first: recorded ones, plus started jobs no worker has
