@@ -24,7 +24,7 @@ COPY spool ./spool
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
-COPY worker.py starter.py ./
+COPY worker.py starter.py spool_cli.py ./
 # Packaged beside the page (api/static/*), where the API looks when there is no node_modules/.
 COPY --from=page /page/node_modules/hls.js/dist/hls.min.js ./api/static/hls.min.js
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

@@ -93,7 +93,7 @@ def test_this_environment_was_installed_from_the_dev_lock():
 
 # What the Dockerfile's build stage copies before `pip wheel .`.
 IMAGE_SOURCES = ["pyproject.toml", "spool", "workflows", "activities", "api", "worker.py",
-                 "starter.py"]
+                 "starter.py", "spool_cli.py"]
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +116,14 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_the_wheel_installs_only_spools_own_top_level_names(wheel):
     names = wheel.namelist()
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
-    assert top == {"spool", "workflows", "activities", "api", "worker.py", "starter.py"}
+    assert top == {"spool", "workflows", "activities", "api", "worker.py", "starter.py",
+                   "spool_cli.py"}
     # Everything a non-editable install needs at run time is carried.
     assert any(n.startswith("spool/db/migrations/versions/") and n.endswith(".py") for n in names)
     assert "spool/db/migrations/script.py.mako" in names
     assert "api/static/index.html" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert re.search(r"^spool = spool\.cli:main$", wheel.read(entry_points).decode(), re.M)
+    assert re.search(r"^spool = spool_cli:main$", wheel.read(entry_points).decode(), re.M)
 
 
 def run_spool(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -7,7 +7,8 @@
 
 ``starter.py`` and ``worker.py`` stay the documented entry points of a source checkout; this
 command is what an installed distribution (the container image, ``pip install``) puts on PATH.
-Each sub-command's own ``--help`` describes its options.
+Each sub-command's own ``--help`` describes its options. It stands beside them at the top, not
+in the ``spool`` package: it imports every entry point, and the package imports none.
 """
 
 from __future__ import annotations
