@@ -113,10 +113,15 @@ async def test_a_failed_download_fails_its_waiters_and_the_next_step_tries_again
     assert store.started == 2
 
 
-async def test_copies_no_step_has_read_for_a_while_are_deleted(tmp_path):
+def clocked_cache(tmp_path, max_idle_seconds: float) -> tuple[ObjectCache, list[float]]:
+    """A cache whose clock reads ``now[0]``, which the test sets."""
     now = [0.0]
-    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
-                        max_idle_seconds=600, clock=lambda: now[0])
+    return ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
+                       max_idle_seconds=max_idle_seconds, clock=lambda: now[0]), now
+
+
+async def test_copies_no_step_has_read_for_a_while_are_deleted(tmp_path):
+    cache, now = clocked_cache(tmp_path, 600)
     store = Store()
     store.objects.update(a=b"old upload", b=b"in use")
     async with cache.open("a", "v1", store.download("a")) as a_path:
@@ -147,9 +152,7 @@ async def test_an_idle_host_deletes_its_copies_without_another_step(tmp_path):
 async def test_a_copy_let_go_while_the_expiry_timer_waits_is_deleted_when_due(tmp_path):
     """One timer serves every copy: when it fires it deletes what is due and waits again
     for the next copy, let go after it was set."""
-    now = [0.0]
-    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
-                        max_idle_seconds=0.05, clock=lambda: now[0])
+    cache, now = clocked_cache(tmp_path, 0.05)
     store = Store()
     store.objects.update(a=b"first", b=b"second")
     async with cache.open("a", "v1", store.download("a")) as a_path:
