@@ -14,9 +14,10 @@ turn) of N concurrent starts of:
 Every worker has worker.py's set-up and concurrency and runs with compiled bytecode cached
 (as an installed image has it), in .cache/pycache. Prints each round's acknowledgement
 latency p50/p99, end-to-end posts/s and the CPU time the worker and the dev server spent per
-post (where the time goes), then Spool's throughput as a fraction of each ceiling: the best
-rounds' ratio (load from other processes only slows a round down) and the median of the
-paired rounds' ratios.
+post (where the time goes), then Spool's throughput as a fraction of each ceiling, and the
+no-op-steps side's as a fraction of the bare one (the most that cheaper steps could reach):
+the best rounds' ratio (load from other processes only slows a round down) and the median of
+the paired rounds' ratios.
 """
 
 from __future__ import annotations
