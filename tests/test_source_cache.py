@@ -164,3 +164,24 @@ async def test_a_copy_let_go_while_the_expiry_timer_waits_is_deleted_when_due(tm
     now[0] = 2000.0
     await eventually(lambda: not b_path.exists(), "the later copy deleted", within=60)
     assert cache.held_bytes() == 0
+
+
+def test_a_cache_that_outlives_its_event_loop_expires_copies_in_the_next(tmp_path):
+    """The expiry timer belongs to a loop: one left pending on a closed loop does not stop
+    the next loop's copies from being deleted."""
+    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
+                        max_idle_seconds=0.01)
+    store = Store()
+    store.objects.update(a=b"first", b=b"second")
+
+    async def read(key: str) -> Path:
+        async with cache.open(key, "v1", store.download(key)) as path:
+            return path
+
+    asyncio.run(read("a"))  # its timer is left behind when this loop closes
+
+    async def on_the_next_loop() -> None:
+        path = await read("b")
+        await eventually(lambda: not path.exists(), "the idle copy deleted", within=60)
+
+    asyncio.run(on_the_next_loop())

@@ -54,7 +54,9 @@ class ObjectCache:
         self._copies: dict[tuple[str, str], _Copy] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._tick = itertools.count(1)
-        self._expiry: asyncio.TimerHandle | None = None  # the one pending expire_idle
+        # The one pending expire_idle, and the loop it waits on (a test's may be closed).
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_loop: asyncio.AbstractEventLoop | None = None
         self.downloads = 0  # how many objects were fetched: what tests and logs count
 
     def fits(self, size: int) -> bool:
@@ -91,10 +93,13 @@ class ObjectCache:
         """A timer on the event loop, so an idle host deletes its copies without waiting
         for another step to come along. One at a time: a copy let go while it is pending is
         looked at when it fires, which then waits for the next copy due."""
-        if self.max_idle_seconds is None or self._expiry is not None:
+        loop = asyncio.get_running_loop()
+        if self.max_idle_seconds is None or (self._expiry is not None
+                                             and self._expiry_loop is loop):
             return
-        self._expiry = asyncio.get_running_loop().call_later(
-            self.max_idle_seconds if delay is None else delay, self._expire_due)
+        self._expiry_loop = loop
+        self._expiry = loop.call_later(self.max_idle_seconds if delay is None else delay,
+                                       self._expire_due)
 
     def _expire_due(self) -> None:
         self._expiry = None
