@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     s3_addressing_style: str = "auto"  # auto | path | virtual ("auto" = path with an endpoint)
     storage_part_size_mb: int = 16  # multipart upload part size (S3 needs at least 5)
+    # Writes begun this long ago and never finished are dropped by the API's hourly sweep
+    # (spool/storage/sweep.py); 0 turns the sweep off.
+    storage_abandoned_write_seconds: float = Field(default=24 * 3600.0, ge=0)
     # A step waits out an unavailable store this long (heartbeating) before it fails.
     storage_outage_seconds: float = 300.0
     # A worker process keeps the uploads its steps read (spool/storage/cache.py), up to this

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,10 +23,12 @@ from spool.db.video import get_video
 from spool.ingest import video_job_input
 from spool.service import jobs
 from spool.service.videos import build_view
-from spool.storage import open_storage
+from spool.storage import LocalStorage, open_storage
 from spool.storage.keys import rendition_key
+from spool.storage.local import INCOMING
 from tests import media_clips
 from tests.conftest import service_missing
+from tests.waiting import eventually
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -241,6 +244,26 @@ async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key
         update={"api_keys": ["another-key-0123456789"]})
     async with api_client(s2, client) as http:
         assert_error(await http.get(v["poster_url"]), 401)
+
+
+async def test_the_api_drops_writes_abandoned_long_ago_when_it_starts(client, settings):
+    """An upload whose process was killed leaves its bytes in the store; the API's sweep
+    drops them once they are older than a day, and leaves writes still going alone."""
+    s = api_settings(settings)
+    storage = open_storage(s)
+    assert isinstance(storage, LocalStorage)
+    abandoned = storage.begin_write("videos/killed/source")
+    abandoned.write(b"half an upload")
+    [part] = (storage.root / INCOMING).glob("*.part")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(part, (two_days_ago, two_days_ago))
+    going = storage.begin_write("videos/slow/source")
+    going.write(b"an upload still coming in")
+    async with api_client(s, client):
+        await eventually(lambda: not part.exists(), "the abandoned write dropped")
+        assert len(list((storage.root / INCOMING).glob("*.part"))) == 1
+    going.commit()
+    assert storage.read_bytes("videos/slow/source") == b"an upload still coming in"
 
 
 async def test_oversize_upload_is_refused_and_leaves_nothing(client, settings):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,6 +136,27 @@ def test_write_block_that_raises_leaves_nothing(storage):
 
     assert_nothing_under(storage, KEY)
     assert uploads_in_progress(storage) == []
+
+
+def test_writes_abandoned_long_ago_are_swept_and_nothing_else(storage):
+    """A writer killed mid-write leaves its bytes in the store (a temporary file, or an S3
+    multipart upload): the sweep drops those begun before its cutoff, and nothing else."""
+    storage.put_bytes(b"kept", "videos/abc/done")
+    abandoned = storage.begin_write(KEY)
+    abandoned.write(BIG)  # past one part: on S3 the multipart upload has begun
+    outside = []
+    if not isinstance(storage, LocalStorage):  # another app's upload in the same bucket
+        storage.client.create_multipart_upload(Bucket=storage.bucket, Key="elsewhere/x")
+        outside = ["elsewhere/x"]
+    in_progress = uploads_in_progress(storage)
+    assert len(in_progress) == 1 + len(outside)
+
+    assert storage.sweep_abandoned_writes(time.time() - 3600) == 0  # begun just now
+    assert uploads_in_progress(storage) == in_progress
+    assert storage.sweep_abandoned_writes(time.time() + 60) == 1
+    assert uploads_in_progress(storage) == outside
+    assert storage.read_bytes("videos/abc/done") == b"kept"
+    assert storage.sweep_abandoned_writes(time.time() + 60) == 0
 
 
 def test_uncommitted_object_is_invisible(storage):

@@ -148,6 +148,12 @@ class ObjectStorage(ABC):
             self.delete(key)
         return len(keys)
 
+    @abstractmethod
+    def sweep_abandoned_writes(self, begun_before: float) -> int:
+        """Drop the writes begun before ``begun_before`` (epoch seconds) and never finished:
+        their bytes, held by the store and never to become an object. A writer killed mid-write
+        leaves them, and so does an abort that could not reach the store. Returns how many."""
+
     # --- the rest ----------------------------------------------------------------------
 
     def presigned_url(self, key: str, seconds: int) -> str | None:

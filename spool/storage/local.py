@@ -140,6 +140,18 @@ class LocalStorage(ObjectStorage):
                 break
             parent = parent.parent
 
+    def sweep_abandoned_writes(self, begun_before: float) -> int:
+        """Temporary files under .incoming/ last written before ``begun_before``."""
+        swept = 0
+        for part in (self.root / INCOMING).glob("*.part"):
+            try:
+                if part.stat().st_mtime < begun_before:
+                    part.unlink()
+                    swept += 1
+            except FileNotFoundError:  # committed or aborted meanwhile
+                continue
+        return swept
+
     def check(self) -> None:
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageUnavailable(f"{self.describe()} is not writable")

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -374,6 +375,29 @@ class S3Storage(ObjectStorage):
                                      f"objects, e.g. {first.get('Key')!r}: {first.get('Code')}")
 
     # --- the rest ------------------------------------------------------------------------
+
+    def sweep_abandoned_writes(self, begun_before: float) -> int:
+        """Multipart uploads under this store's prefix initiated before ``begun_before`` and
+        neither completed nor aborted: the store keeps their parts (and bills them) until
+        they are aborted."""
+        cutoff = datetime.fromtimestamp(begun_before, UTC)
+        swept = 0
+        with self._translated():
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, **({"Prefix": f"{self.prefix}/"} if self.prefix else {}))
+            for page in pages:
+                for upload in page.get("Uploads") or ():
+                    if upload["Initiated"] >= cutoff:
+                        continue
+                    try:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    except ClientError as exc:
+                        if _error_code(exc) != "NoSuchUpload":  # a peer's sweep got there
+                            raise
+                        continue
+                    swept += 1
+        return swept
 
     def presigned_url(self, key: str, seconds: int) -> str | None:
         object_key = self._object_key(key)
