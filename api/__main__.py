@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
@@ -16,8 +17,13 @@ def main() -> None:
     configure_logging(settings.log_format, default_level=logging.INFO)
     # JSON logs: uvicorn's own loggers go through the root handler, not uvicorn's formatters.
     log_config = {"log_config": None} if settings.log_format == "json" else {}
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="info", **log_config)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"spool api: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info",
+                **log_config)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,17 @@ STATIC = Path(__file__).resolve().parent / "static"
 HLS_JS = (STATIC.parent.parent / "node_modules/hls.js/dist/hls.min.js", STATIC / "hls.min.js")
 
 
+def check_settings(settings: Settings) -> None:
+    """Refuse settings under which the API could serve nothing, naming them."""
+    if not settings.public_reads and not settings.api_key_values:
+        raise ValueError("SPOOL_PUBLIC_READS=false needs SPOOL_API_KEYS: with no key nothing "
+                         "could be read, nor written")
+
+
 def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
-    """The API for one settings object; pass ``client`` to reuse a connected Temporal client."""
+    """The API for one settings object; pass ``client`` to reuse a connected Temporal client.
+    Raises ValueError for settings it could serve nothing under."""
+    check_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import os
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +32,7 @@ from tests import media_clips
 from tests.conftest import service_missing
 from tests.waiting import eventually
 
+REPO = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 FINAL = {"ready", "ready_with_errors", "failed", "cancelled"}
@@ -319,6 +322,21 @@ async def test_bad_uploads_are_4xx_with_nothing_left(client, settings):
         assert_error(await http.get("/v1/videos/nope/poster.jpg"), 404)
         assert_error(await http.delete("/v1/videos/nope/job", headers=AUTH), 404)
         assert_error(await http.get("/v1/nothing-here"), 404)
+
+
+def test_private_reads_without_any_key_are_refused_at_start(settings):
+    """Private reads and no key: the API could serve nothing, so it does not start, and
+    says which settings."""
+    s = settings.model_copy(update={"public_reads": False, "api_keys": []})
+    with pytest.raises(ValueError, match="SPOOL_PUBLIC_READS=false needs SPOOL_API_KEYS"):
+        create_app(s)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
+    started = subprocess.run([sys.executable, "-m", "api"], cwd=REPO, capture_output=True,
+                             text=True, timeout=120, env={
+                                 **env, "SPOOL_PUBLIC_READS": "false", "SPOOL_API_KEYS": "[]",
+                                 "SPOOL_DATA_DIR": str(settings.data_dir)})
+    assert started.returncode == 2, started.stderr
+    assert "SPOOL_API_KEYS" in started.stderr and "Traceback" not in started.stderr
 
 
 async def test_keys_are_required_for_writes_and_private_reads(client, settings):
