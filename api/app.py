@@ -22,6 +22,7 @@ from temporalio.client import Client
 from api.deps import READ, WRITE, Services, build_services, services  # noqa: F401
 from api.errors import ApiError, install_error_handlers
 from api.grants import GrantPaths
+from api.headers import SecurityHeaders, media_origin, page_policy
 from api.limits import install_body_limits
 from api.openapi import describe_settings
 from api.routes import authors, health, page, posts, videos
@@ -77,6 +78,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     install_body_limits(app, settings)  # bodies are capped while they stream in
     app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
     instrument_app(app)  # /metrics, a trace and a timing per request (docs/observability.md)
+    # nosniff and no-referrer on every answer, the page's Content-Security-Policy
+    app.add_middleware(SecurityHeaders, policy=page_policy(media_origin(settings)))
 
     from api.streaming import router as streaming_router
 

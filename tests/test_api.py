@@ -12,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
@@ -324,6 +324,21 @@ async def test_bad_uploads_are_4xx_with_nothing_left(client, settings):
         assert_error(await http.get("/v1/nothing-here"), 404)
 
 
+async def test_every_answer_says_nosniff_and_the_page_has_a_content_security_policy(
+        client, settings):
+    async with api_client(api_settings(settings), client) as http:
+        page = await http.get("/")
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
+        assert "unsafe" not in policy and "*" not in policy, policy
+        answers = [page, await http.get("/healthz"), await http.get("/v1/videos/nope"),
+                   await http.get("/static/app.js")]
+        for r in answers:
+            assert r.headers["x-content-type-options"] == "nosniff", r.url
+            assert r.headers["referrer-policy"] == "no-referrer", r.url
+        assert all("content-security-policy" not in r.headers for r in answers[1:])
+
+
 def test_private_reads_without_any_key_are_refused_at_start(settings):
     """Private reads and no key: the API could serve nothing, so it does not start, and
     says which settings."""
@@ -489,6 +504,10 @@ async def test_on_s3_uploads_stream_to_the_store_and_media_is_served_or_redirect
         assert r.status_code == 307 and r.headers["cache-control"] == "private, no-store"
         location = r.headers["location"]
         assert "X-Amz-Signature=" in location and "X-Amz-Expires=60" in location
+        # The page may load media from the store the redirects point at, and from no other.
+        store = "{0.scheme}://{0.netloc}".format(urlsplit(location))
+        policy = (await http.get("/")).headers["content-security-policy"]
+        assert f"media-src 'self' blob: {store};" in policy, policy
     async with httpx.AsyncClient(timeout=60) as direct:
         fetched = await direct.get(location, headers={"Range": "bytes=0-99"})
     assert fetched.status_code == 206 and fetched.content == stored[:100]

@@ -34,6 +34,7 @@ from devstack.proc import free_port
 from tests import media_clips
 from tests.conftest import ARTIFACTS, service_missing
 from tests.test_api import AUTH, api_settings, assert_error, spool_worker
+from tests.waiting import eventually
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -106,7 +107,7 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
 
         await expect_quality_menu(page, ["480p", "360p"])
         await page.evaluate(f"{PLAYER}.muted = true; {PLAYER}.loop = true; {PLAYER}.play()")
-        await page.wait_for_function(f"{PLAYER}.currentTime > 1", timeout=30_000)
+        await until(page, f"{PLAYER}.currentTime > 1", within=30)
         await check_quality_switches(page, [480, 360])
         await page.screenshot(path=str(SHOTS / "3-hls-360p.png"), full_page=True)
 
@@ -257,6 +258,12 @@ def serve_fixture(app, files: Path) -> None:
                                  Mount(base, StaticFiles(directory=files))]
 
 
+async def until(page, expression: str, within: float = 30) -> None:
+    """Wait until ``expression`` is true in the page. Not ``page.wait_for_function``: it
+    evaluates the expression with eval, which the page's Content-Security-Policy refuses."""
+    await eventually(lambda: page.evaluate(expression), f"the page to reach {expression}",
+                     within=within)
+
 @contextlib.asynccontextmanager
 async def chromium_page(pw, errors: list[str]):
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
@@ -271,6 +278,9 @@ async def chromium_page(pw, errors: list[str]):
     try:
         page = await browser.new_page(viewport={"width": 1100, "height": 1100})
         page.on("pageerror", lambda e: errors.append(str(e)))
+        # What the page's Content-Security-Policy refused (the console's only word of it).
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and (
+            "Content Security Policy" in m.text) else None)
         yield page
     finally:
         await browser.close()
@@ -312,20 +322,20 @@ async def check_quality_switches(page, heights: list[int]) -> None:
         value = await page.eval_on_selector(
             "#rendition", f"s => [...s.options].find(o => o.text.startsWith('{height}p')).value")
         await page.select_option("#rendition", value)
-        await page.wait_for_function(f"{PLAYER}.videoHeight === {height}", timeout=60_000)
+        await until(page, f"{PLAYER}.videoHeight === {height}", within=60)
         # ... and playback goes on at that level (loop: the time may wrap to 0).
         await page.evaluate(f"window.switchedAt = {PLAYER}.currentTime")
-        await page.wait_for_function(
+        await until(page,
             f"Math.abs({PLAYER}.currentTime - window.switchedAt) > 0.5"
-            f" && {PLAYER}.videoHeight === {height}", timeout=30_000)
+            f" && {PLAYER}.videoHeight === {height}", within=30)
 
 
 async def expect_quality_menu(page, names: list[str]) -> None:
     """hls.js read the master playlist: Auto, then every level, highest first, and it plays
     through Media Source Extensions (a blob: source), not a progressive MP4."""
-    await page.wait_for_function(
+    await until(page,
         f"document.querySelectorAll('#rendition option').length === {len(names) + 1}",
-        timeout=20_000)
+        within=20)
     texts = await page.eval_on_selector_all("#rendition option", "os => os.map(o => o.text)")
     assert texts[0].startswith("Auto"), texts
     assert [t.split(" ")[0] for t in texts[1:]] == names, texts
@@ -336,9 +346,9 @@ async def expect_quality_menu(page, names: list[str]) -> None:
 async def show_captions(page) -> str:
     """Press Captions; the text of the cues the track then shows."""
     await page.click("#captions-btn")
-    await page.wait_for_function(
+    await until(page,
         "(() => { const t = document.querySelector('#player track').track;"
-        " return t.mode === 'showing' && t.cues && t.cues.length > 0; })()", timeout=20_000)
+        " return t.mode === 'showing' && t.cues && t.cues.length > 0; })()", within=20)
     return await page.evaluate(
         "[...document.querySelector('#player track').track.cues].map(c => c.text).join(' ')")
 
@@ -382,7 +392,7 @@ async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
         await expect(page.locator("#player-box")).to_be_visible(timeout=20_000)
         await expect_quality_menu(page, ["360p", "240p"])
         await page.evaluate(f"{PLAYER}.muted = true; {PLAYER}.loop = true; {PLAYER}.play()")
-        await page.wait_for_function(f"{PLAYER}.currentTime > 1", timeout=30_000)
+        await until(page, f"{PLAYER}.currentTime > 1", within=30)
         await check_quality_switches(page, [360, 240])
         await page.screenshot(path=str(SHOTS / "5-hls-240p.png"), full_page=True)
 
@@ -402,8 +412,8 @@ async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
                                                   "os => os.map(o => o.value)")
         assert [o.rsplit("/", 1)[-1] for o in options] == ["360p.mp4", "240p.mp4"]
         await page.select_option("#rendition", options[1])
-        await page.wait_for_function(f"{PLAYER}.src.endsWith('/progressive/240p.mp4')")
-        await page.wait_for_function(f"{PLAYER}.videoHeight === 240", timeout=20_000)
+        await until(page, f"{PLAYER}.src.endsWith('/progressive/240p.mp4')")
+        await until(page, f"{PLAYER}.videoHeight === 240", within=20)
         await page.hover("#scrub")
         assert await page.is_hidden("#storyboard-preview")
         assert errors == [], errors
@@ -436,12 +446,12 @@ async def test_page_without_hls_js_still_plays_and_says_what_to_install(
         await expect(page.locator("#stream-note")).to_contain_text("make install",
                                                                    timeout=20_000)
         if await page.evaluate(f"{PLAYER}.canPlayType('application/vnd.apple.mpegurl')"):
-            await page.wait_for_function(f"{PLAYER}.src.endsWith('/hls/master.m3u8')")
+            await until(page, f"{PLAYER}.src.endsWith('/hls/master.m3u8')")
             texts = await page.eval_on_selector_all("#rendition option",
                                                     "os => os.map(o => o.text)")
             assert texts == ["Auto"], texts
             await page.evaluate(f"{PLAYER}.muted = true; {PLAYER}.play()")
-            await page.wait_for_function(f"{PLAYER}.currentTime > 0.5", timeout=30_000)
+            await until(page, f"{PLAYER}.currentTime > 0.5", within=30)
         await page.screenshot(path=str(SHOTS / "7-no-hls-js-native.png"), full_page=True)
 
         await page.add_init_script(NO_NATIVE_HLS)
@@ -450,8 +460,8 @@ async def test_page_without_hls_js_still_plays_and_says_what_to_install(
                                                                    timeout=20_000)
         await expect(page.locator("#stream-note")).to_contain_text("make install")
         await expect(page.locator("#rendition-label")).to_have_text("Rendition")
-        await page.wait_for_function(f"{PLAYER}.src.endsWith('/progressive/360p.mp4')")
-        await page.wait_for_function(f"{PLAYER}.readyState >= 1", timeout=20_000)
+        await until(page, f"{PLAYER}.src.endsWith('/progressive/360p.mp4')")
+        await until(page, f"{PLAYER}.readyState >= 1", within=20)
         await page.screenshot(path=str(SHOTS / "8-no-hls-js-progressive.png"), full_page=True)
         assert errors == [], errors
 
