@@ -19,6 +19,7 @@ import math
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -69,12 +70,14 @@ def browser_clip(tmp_path_factory) -> Path:
                                  width=854, height=480, seconds=6)
 
 
-async def test_upload_watch_and_caption_in_the_browser(client, settings, browser_clip):
+async def test_upload_watch_and_caption_in_the_browser(client, settings, browser_clip,
+                                                       monkeypatch, tmp_path):
     """Upload, "Processing…" with per-step bars, ready; then the real processed video plays
     its HLS master playlist through the API: time advances, each quality of the menu becomes
     the picture's height, the Captions button shows Whisper's cues, and hovering the scrub bar
     shows the storyboard tile of that time. Reads are private: the player, the captions track
-    and the storyboard get the media through the read grant of the video's status."""
+    and the storyboard get the media through the read grant of the video's status, and go on
+    playing past its expiry."""
     async_playwright, expect = playwright_api()
     hls_js_missing()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -129,6 +132,38 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
             await check_storyboard_hover(page, track.text, fraction, media_base)
         await page.screenshot(path=str(SHOTS / "5-storyboard.png"), full_page=True)
         await expect(page.locator("#jobs tbody tr").first).to_contain_text("Ready")
+
+        # Its grant expires (the API's clock moved on two lifetimes, as past a night's
+        # sleep): the next segments are refused, the page reads the status again and plays
+        # on under a new grant.
+        lifetime = s.media_grant_seconds + 3600
+        app.state.services.clock = lambda: time.time() + 2 * lifetime
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert_error(await http.get(status["storyboard_url"]), 401)
+        # Nothing from the browser's cache: every segment is asked for again.
+        cdp = await page.context.new_cdp_session(page)
+        await cdp.send("Network.clearBrowserCache")
+        await page.evaluate(f"{PLAYER}.play()")
+        await check_quality_switches(page, [360, 480])
+        renewed = await page.evaluate("grantBase")
+        assert renewed.startswith(f"/v1/videos/{video_id}/grant/"), renewed
+        assert not renewed.startswith(media_base), renewed
+
+        # The same without hls.js or a native HLS player: the progressive MP4s, and a
+        # rendition picked after the next expiry plays, under the grant read again.
+        monkeypatch.setattr(api.app, "HLS_JS", (tmp_path / "no-hls.min.js",))
+        await page.add_init_script(NO_NATIVE_HLS)
+        await page.reload()
+        await expect(page.locator("#rendition-label")).to_have_text("Rendition",
+                                                                     timeout=20_000)
+        await until(page, f"{PLAYER}.readyState >= 1", within=20)
+        app.state.services.clock = lambda: time.time() + 4 * lifetime
+        options = await page.eval_on_selector_all("#rendition option",
+                                                  "os => os.map(o => o.value)")
+        await page.select_option("#rendition", options[-1])
+        await until(page, f"{PLAYER}.videoHeight === 360 && {PLAYER}.readyState >= 1",
+                    within=30)
+        assert not (await page.evaluate("grantBase")).startswith(renewed)
         assert errors == [], errors
 
 

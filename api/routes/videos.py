@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -182,7 +181,7 @@ async def video_status(video_id: str = VideoId,
     """State, per-step progress, metadata, media URLs, captions and errors of one video.
     With private reads the media URLs carry a read grant: a browser fetches them without
     the key (api/grants.py)."""
-    view = await svc.videos.view(video_id, media_base(svc.settings, video_id, time.time()))
+    view = await svc.videos.view(video_id, media_base(svc.settings, video_id, svc.clock()))
     if view is None:
         raise ApiError(404, f"no video {video_id!r}")
     return view

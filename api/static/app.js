@@ -113,6 +113,7 @@ function openVideo(id) {
 
 function resetPlayer() {
   if (hls) { hls.destroy(); hls = null; }
+  grantBase = null;
   storyboard = [];
   const p = $("player");
   $("player-box").hidden = true;
@@ -137,12 +138,48 @@ async function poll() {
     return;
   }
   if (id !== currentVideo) return;
+  noteGrant(v);
   render(v);
   const done = ["ready", "ready_with_errors", "failed", "cancelled"].includes(v.state);
   const captionsPending = v.captions && ["pending", null, undefined].includes(v.captions.state)
     && v.state !== "failed" && v.state !== "cancelled";
   if (!done || captionsPending) pollTimer = setTimeout(poll, 1000);
-  else refreshList();
+  else {
+    refreshList();
+    // Its media URLs carry a read grant that expires: read the status again in time.
+    if (grantBase) pollTimer = setTimeout(poll, GRANT_REFRESH_MS);
+  }
+}
+
+// --- read grants --------------------------------------------------------------------------
+// With private reads a status gives media URLs under a read grant (/v1/videos/{id}/grant/…/)
+// that lasts 12 hours or more. While a video is open its status is read again every 20
+// minutes, and hls.js fetches every playlist and segment under the newest grant. A request
+// refused all the same (the computer slept past the expiry) reads the status at once: hls.js
+// then loads again, a progressive rendition goes on from the same time.
+const GRANT_REFRESH_MS = 20 * 60 * 1000;
+const GRANT_PATH = /\/v1\/videos\/([^/]+)\/grant\/[^/]+\//;
+let grantBase = null;  // "/v1/videos/{id}/grant/{grant}/" of the open video's latest status
+let renewing = null;   // the status being read again for a new grant, while it is
+
+function noteGrant(v) {
+  const url = [v.hls_url, v.poster_url, ...(v.renditions || []).map((r) => r.url)]
+    .find((u) => u && GRANT_PATH.test(u));
+  grantBase = url ? url.match(GRANT_PATH)[0] : null;
+}
+
+function withNewestGrant(url) {
+  return grantBase ? url.replace(GRANT_PATH, grantBase) : url;
+}
+
+async function renewGrant() {
+  // The open video's status again; true when it brought a newer grant.
+  const id = currentVideo, before = grantBase;
+  try {
+    const v = await api(`/v1/videos/${id}`);
+    if (id === currentVideo) noteGrant(v);
+  } catch (_) { return false; }
+  return id === currentVideo && grantBase !== before;
 }
 
 function render(v) {
@@ -216,8 +253,8 @@ function playProgressive(v) {
 function setRendition(url) {
   const p = $("player");
   const t = p.currentTime || 0;
-  shownRendition = url;
-  p.src = url;
+  shownRendition = withNewestGrant(url);
+  p.src = shownRendition;
   p.addEventListener("loadedmetadata", () => { if (t) p.currentTime = t; }, { once: true });
 }
 
@@ -243,7 +280,7 @@ async function playHls(v) {
   try { Hls = await loadHlsJs(); } catch (_) { Hls = null; }
   if (id !== currentVideo) return;
   if (Hls && Hls.isSupported()) {
-    hls = new Hls();
+    hls = new Hls({ xhrSetup: (xhr, url) => xhr.open("GET", withNewestGrant(url), true) });
     hls.on(Hls.Events.MANIFEST_PARSED, () => fillLevels());
     hls.on(Hls.Events.LEVEL_SWITCHED, () => showAutoLevel());
     hls.on(Hls.Events.ERROR, (_e, data) => onHlsError(v, data));
@@ -267,7 +304,27 @@ async function playHls(v) {
 }
 
 function onHlsError(v, data) {
-  if (!data.fatal) return;  // hls.js retries loads and switches levels on its own
+  if (data.type === "networkError" && data.response && data.response.code === 401
+      && grantBase) {
+    // A refused grant: read the status again, unless a newer grant than the one refused is
+    // known already. hls.js's next try of the load takes it (xhrSetup); after its last,
+    // loading starts again.
+    const player = hls;
+    const sentUnder = (data.networkDetails && data.networkDetails.responseURL) || "";
+    let newer = Promise.resolve(true);
+    if (sentUnder.includes(grantBase)) {
+      newer = renewing = renewing || renewGrant().finally(() => { renewing = null; });
+    }
+    newer.then((renewed) => {
+      if (player !== hls || !data.fatal) return;
+      if (renewed) hls.startLoad(); else onFatalHlsError(v, data);
+    });
+    return;
+  }
+  if (data.fatal) onFatalHlsError(v, data);  // else hls.js retries and switches on its own
+}
+
+function onFatalHlsError(v, data) {
   if (data.type === "mediaError") { hls.recoverMediaError(); return; }
   hls.destroy(); hls = null;
   $("stream-note").textContent = `Adaptive streaming failed (${data.details}): `
@@ -304,6 +361,15 @@ function showAutoLevel() {
   const level = hls && hls.levels[hls.currentLevel];
   if (auto) auto.textContent = hls.autoLevelEnabled && level ? `Auto (${level.height}p)` : "Auto";
 }
+
+// A progressive rendition whose grant expired: the same rendition, where it was, under the
+// newest grant (hls.js needs none of this: every request it makes takes the newest).
+$("player").addEventListener("error", async () => {
+  const p = $("player");
+  if (hls || !shownRendition || !p.src || !GRANT_PATH.test(shownRendition)) return;
+  if (withNewestGrant(shownRendition) === shownRendition && !(await renewGrant())) return;
+  if (!hls && shownRendition) setRendition(shownRendition);
+});
 
 $("rendition").onchange = (e) => {
   if (e.target.dataset.mode !== "hls") { setRendition(e.target.value); return; }
