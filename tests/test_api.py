@@ -30,6 +30,7 @@ from spool.storage.keys import rendition_key
 from spool.storage.local import INCOMING
 from tests import media_clips
 from tests.conftest import service_missing
+from tests.test_chunked_pipeline import playlist_uris
 from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
@@ -176,10 +177,9 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
         assert (await handle.describe()).run_id == finished_run
 
 
-def playlist_uris(text: str) -> list[str]:
+def every_uri(playlist: str) -> list[str]:
     """The URIs an HLS playlist names: its URI lines and its tags' URI="..." attributes."""
-    return [line for line in text.splitlines() if line and not line.startswith("#")] + \
-        re.findall(r'URI="([^"]+)"', text)
+    return [*playlist_uris(playlist), *re.findall(r'URI="([^"]+)"', playlist)]
 
 
 async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key(
@@ -215,7 +215,7 @@ async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key
             got = fetched[url] = await http.get(url)
             assert got.status_code == 200, (url, got.text)
             if url.endswith(".m3u8"):
-                pending += [urljoin(url, uri) for uri in playlist_uris(got.text)]
+                pending += [urljoin(url, uri) for uri in every_uri(got.text)]
             elif url.endswith("storyboard.vtt"):
                 pending += [urljoin(url, uri.split("#")[0]) for uri in
                             re.findall(r"^(\S+#xywh=\S+)$", got.text, re.MULTILINE)]
