@@ -72,6 +72,14 @@ def env_files(service: dict[str, Any]) -> list[Path]:
     return [ROOT / (e["path"] if isinstance(e, dict) else e) for e in entries]
 
 
+def layered_env_files(service: dict[str, Any]) -> dict[str, str]:
+    """What a service's env files set, later files over earlier ones, as Compose layers them."""
+    merged: dict[str, str] = {}
+    for path in env_files(service):
+        merged |= read_env_file(path)
+    return merged
+
+
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
     deps = service.get("depends_on") or {}
     if isinstance(deps, list):  # short form: no condition = service_started
@@ -165,10 +173,7 @@ def test_env_files_parse_as_settings(services, monkeypatch):
     for name in sorted(spool_services(services)):
         for var in [v for v in os.environ if v.startswith("SPOOL_")]:
             monkeypatch.delenv(var)
-        merged: dict[str, str] = {}
-        for path in env_files(services[name]):
-            merged |= read_env_file(path)
-        for var, value in merged.items():
+        for var, value in layered_env_files(services[name]).items():
             monkeypatch.setenv(var, value)
         Settings(_env_file=None)  # raises on a value of the wrong type
 
@@ -227,10 +232,7 @@ def test_the_media_queue_is_one_partition_under_the_name_the_workers_use(service
     config = yaml.safe_load((ROOT / mounted[config_path]).read_text())
     media_queues = set()
     for name in spool_services(services):
-        merged: dict[str, str] = {}
-        for path in env_files(services[name]):
-            merged |= read_env_file(path)
-        merged |= environment(services[name])
+        merged = layered_env_files(services[name]) | environment(services[name])
         media_queues.add(merged.get("SPOOL_QUEUE_MEDIA", Settings.model_fields[
             "queue_media"].default))
     (queue,) = media_queues  # one name across the project
