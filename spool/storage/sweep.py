@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 from spool.storage.base import ObjectStorage
 
@@ -22,14 +21,13 @@ log = logging.getLogger("spool.storage")
 
 
 async def sweep_forever(storage: ObjectStorage, *, older_than: float,
-                        every: float = SWEEP_EVERY_SECONDS,
-                        clock: Callable[[], float] = time.time) -> None:
+                        every: float = SWEEP_EVERY_SECONDS) -> None:
     """Sweep now, then every ``every`` seconds, until cancelled. A sweep that fails (the
     store is down, or cannot list uploads) is logged and tried again at the next one."""
     while True:
         try:
             swept = await asyncio.to_thread(storage.sweep_abandoned_writes,
-                                            clock() - older_than)
+                                            time.time() - older_than)
         except Exception as exc:  # noqa: BLE001 - the API goes on serving; next sweep retries
             log.warning("sweeping abandoned writes in %s failed: %s (next try in %.0f s)",
                         storage.describe(), exc, every)
