@@ -299,6 +299,7 @@ async def until(page, expression: str, within: float = 30) -> None:
     await eventually(lambda: page.evaluate(expression), f"the page to reach {expression}",
                      within=within)
 
+
 @contextlib.asynccontextmanager
 async def chromium_page(pw, errors: list[str]):
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):

@@ -158,7 +158,7 @@ async function poll() {
 // refused all the same (the computer slept past the expiry) reads the status at once: hls.js
 // then loads again, a progressive rendition goes on from the same time.
 const GRANT_REFRESH_MS = 20 * 60 * 1000;
-const GRANT_PATH = /\/v1\/videos\/([^/]+)\/grant\/[^/]+\//;
+const GRANT_PATH = /\/v1\/videos\/[^/]+\/grant\/[^/]+\//;
 let grantBase = null;  // "/v1/videos/{id}/grant/{grant}/" of the open video's latest status
 let renewing = null;   // the status being read again for a new grant, while it is
 
