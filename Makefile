@@ -48,10 +48,10 @@ demo: install
 	$(PY) -m devstack.demo
 
 ## Install and run the whole suite against real Temporal, Elasticsearch, ffmpeg and Whisper.
-test: install
-	$(PY) -m ruff check .
+test: install lint
 	$(PY) -m pytest -q -ra
 
+## Lint and format checks (ruff); part of make test.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -17,12 +17,14 @@ import sys
 from collections.abc import Callable
 
 JOB_COMMANDS = ("blog", "video", "status", "wait", "cancel")
-USAGE = ("usage: spool {blog,video,status,wait,cancel,worker,migrate,api} …\n"
-         "  blog FILE | video FILE   start a job (add --wait to follow it)\n"
-         "  status|wait|cancel JOB   follow or stop a job\n"
-         "  worker                   poll task queues (see spool worker --help)\n"
-         "  migrate                  bring the database schema up to date\n"
-         "  api                      serve the HTTP API\n")
+USAGE = (
+    "usage: spool {blog,video,status,wait,cancel,worker,migrate,api} …\n"
+    "  blog FILE | video FILE   start a job (add --wait to follow it)\n"
+    "  status|wait|cancel JOB   follow or stop a job\n"
+    "  worker                   poll task queues (see spool worker --help)\n"
+    "  migrate                  bring the database schema up to date\n"
+    "  api                      serve the HTTP API\n"
+)
 
 
 def _job(argv: list[str]) -> int:
@@ -47,8 +49,9 @@ def _api(argv: list[str]) -> int:
     from api.__main__ import main as api_main
 
     if argv:
-        print("spool api: takes no arguments (configure with SPOOL_API_* settings)",
-              file=sys.stderr)
+        print(
+            "spool api: takes no arguments (configure with SPOOL_API_* settings)", file=sys.stderr
+        )
         return 2
     api_main()
     return 0

@@ -37,8 +37,12 @@ from spool.service.views import JobView, VideoView
 from spool.temporal import TemporalConnectError, connect, exit_process
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
-_EXIT_FOR_STATE = {JobState.READY: EXIT_OK, JobState.READY_WITH_ERRORS: EXIT_PARTIAL,
-                   JobState.FAILED: EXIT_JOB_FAILED, JobState.CANCELLED: EXIT_JOB_FAILED}
+_EXIT_FOR_STATE = {
+    JobState.READY: EXIT_OK,
+    JobState.READY_WITH_ERRORS: EXIT_PARTIAL,
+    JobState.FAILED: EXIT_JOB_FAILED,
+    JobState.CANCELLED: EXIT_JOB_FAILED,
+}
 
 
 class CliError(Exception):
@@ -70,8 +74,9 @@ def as_json(status: Status) -> dict[str, Any]:
 
 
 def render_steps(status: Status) -> Table:
-    table = Table(title=f"{status.job_id}  [bold]{status.state}[/bold]",
-                  show_header=True, header_style="bold")
+    table = Table(
+        title=f"{status.job_id}  [bold]{status.state}[/bold]", show_header=True, header_style="bold"
+    )
     table.add_column("step")
     table.add_column("state")
     table.add_column("progress", justify="right")
@@ -116,8 +121,9 @@ async def cmd_blog(args, client, settings, console) -> int:
         job = await jobs.start_blog(client, settings, post)
     except InvalidPostError as exc:
         raise CliError(f"{args.post_file}: invalid post: {exc}", EXIT_BAD_INPUT) from None
-    return await finish_start(args, client, console, job.job_id, {"post_id": post.post_id,
-                                                                  "version": post.version})
+    return await finish_start(
+        args, client, console, job.job_id, {"post_id": post.post_id, "version": post.version}
+    )
 
 
 async def cmd_video(args, client, settings, console) -> int:
@@ -128,8 +134,13 @@ async def cmd_video(args, client, settings, console) -> int:
         raise CliError(f"{args.file}: no such file", EXIT_BAD_INPUT)
     renditions = [r.strip() for r in args.renditions.split(",")] if args.renditions else None
     try:
-        inp = ingest_video(settings, path, owner_id=args.owner, captions=not args.no_captions,
-                           renditions=renditions)
+        inp = ingest_video(
+            settings,
+            path,
+            owner_id=args.owner,
+            captions=not args.no_captions,
+            renditions=renditions,
+        )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
     job = await jobs.start_video(client, settings, inp)
@@ -154,23 +165,32 @@ async def upload_through_api(args, settings, console) -> int:
     base = args.api.rstrip("/")
     timeout = httpx.Timeout(30.0, write=None, read=300.0)
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=timeout,
-                                     headers={"Authorization": f"Bearer {key}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=timeout, headers={"Authorization": f"Bearer {key}"}
+        ) as http:
             with path.open("rb") as fh:  # httpx streams the file part in chunks
-                r = await http.post("/v1/videos", data=data,
-                                    files={"file": ("upload", fh, "application/octet-stream")})
+                r = await http.post(
+                    "/v1/videos",
+                    data=data,
+                    files={"file": ("upload", fh, "application/octet-stream")},
+                )
             if r.status_code != 202:
-                raise CliError(f"{base} refused the upload: {api_error(r)}",
-                               EXIT_BAD_INPUT if r.status_code < 500 else EXIT_UNAVAILABLE)
+                raise CliError(
+                    f"{base} refused the upload: {api_error(r)}",
+                    EXIT_BAD_INPUT if r.status_code < 500 else EXIT_UNAVAILABLE,
+                )
             body = r.json()
             if not args.wait:
-                emit(args, console, {"job_id": body["job_id"], "video_id": body["video_id"]},
-                     body["job_id"])
+                emit(
+                    args,
+                    console,
+                    {"job_id": body["job_id"], "video_id": body["video_id"]},
+                    body["job_id"],
+                )
                 return EXIT_OK
             if not args.json:
                 console.print(f"job {body['job_id']}")
-            status = await poll_api(http, body["status_url"], live=not args.json,
-                                    console=console)
+            status = await poll_api(http, body["status_url"], live=not args.json, console=console)
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach the API at {base}: {exc}", EXIT_UNAVAILABLE) from None
     return report_final(args, console, status)
@@ -214,8 +234,9 @@ def report_final(args, console, status: Status) -> int:
     if args.json:
         print(json.dumps(as_json(status), default=str), flush=True)
     else:
-        console.print(f"{status.job_id}: {status.state}"
-                      + (f" ({status.error})" if status.error else ""))
+        console.print(
+            f"{status.job_id}: {status.state}" + (f" ({status.error})" if status.error else "")
+        )
     return _EXIT_FOR_STATE.get(status.state, EXIT_JOB_FAILED)
 
 
@@ -238,13 +259,22 @@ async def cmd_cancel(args, client, settings, console) -> int:
         await jobs.cancel(client, args.job_id)
     except JobEnded as exc:
         raise CliError(f"{args.job_id}: {exc}", EXIT_BAD_INPUT) from None
-    emit(args, console, {"job_id": args.job_id, "cancel_requested": True},
-         f"cancel requested for {args.job_id}")
+    emit(
+        args,
+        console,
+        {"job_id": args.job_id, "cancel_requested": True},
+        f"cancel requested for {args.job_id}",
+    )
     return EXIT_OK
 
 
-COMMANDS = {"blog": cmd_blog, "video": cmd_video, "status": cmd_status, "wait": cmd_wait,
-            "cancel": cmd_cancel}
+COMMANDS = {
+    "blog": cmd_blog,
+    "video": cmd_video,
+    "status": cmd_status,
+    "wait": cmd_wait,
+    "cancel": cmd_cancel,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -261,9 +291,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     video.add_argument("--renditions", help="comma-separated, e.g. 720p,480p")
     video.add_argument("--owner", default="cli", help="owner id notified when the job ends")
     video.add_argument("--wait", action="store_true", help="show live progress until done")
-    video.add_argument("--api", metavar="URL",
-                       help="upload through a remote stack's API (key from SPOOL_API_KEY) "
-                            "instead of writing to object storage and starting the job here")
+    video.add_argument(
+        "--api",
+        metavar="URL",
+        help="upload through a remote stack's API (key from SPOOL_API_KEY) "
+        "instead of writing to object storage and starting the job here",
+    )
     for name in ("status", "wait", "cancel"):
         p = sub.add_parser(name, parents=[common])
         p.add_argument("job_id")

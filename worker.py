@@ -60,8 +60,9 @@ def default_concurrency(settings: Settings, kind: str) -> int:
     return max(1, settings.pipeline_concurrency)
 
 
-def plan_queues(settings: Settings, kinds: list[str],
-                max_concurrent: int | None = None) -> list[QueueWork]:
+def plan_queues(
+    settings: Settings, kinds: list[str], max_concurrent: int | None = None
+) -> list[QueueWork]:
     """What each task queue runs. Kinds that share a queue name share one worker."""
     from activities.blog import BlogActivities
     from activities.video import VideoActivities
@@ -72,14 +73,22 @@ def plan_queues(settings: Settings, kinds: list[str],
 
     video = VideoActivities(settings)
     contents = {
-        "pipeline": ([BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
-                     [*BlogActivities(settings).activities(), *video.pipeline_activities(),
-                      *WebhookActivities(settings).activities()]),
+        "pipeline": (
+            [BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
+            [
+                *BlogActivities(settings).activities(),
+                *video.pipeline_activities(),
+                *WebhookActivities(settings).activities(),
+            ],
+        ),
         "media": ([], video.media_activities()),
         "captions": ([], video.captions_activities()),
     }
-    queue_names = {"pipeline": settings.queue_pipeline, "media": settings.queue_media,
-                   "captions": settings.queue_captions}
+    queue_names = {
+        "pipeline": settings.queue_pipeline,
+        "media": settings.queue_media,
+        "captions": settings.queue_captions,
+    }
     planned: dict[str, QueueWork] = {}
     for kind in kinds:
         name = queue_names[kind]
@@ -87,13 +96,13 @@ def plan_queues(settings: Settings, kinds: list[str],
         wfs, acts = contents[kind]
         work.workflows += wfs
         work.activities += acts
-        work.max_concurrent_activities += (max_concurrent
-                                           or default_concurrency(settings, kind))
+        work.max_concurrent_activities += max_concurrent or default_concurrency(settings, kind)
     return list(planned.values())
 
 
-def build_workers(client: Client, plan: list[QueueWork], executor: ThreadPoolExecutor,
-                  grace_seconds: float) -> list[Worker]:
+def build_workers(
+    client: Client, plan: list[QueueWork], executor: ThreadPoolExecutor, grace_seconds: float
+) -> list[Worker]:
     return [
         Worker(
             client,
@@ -154,16 +163,23 @@ async def run(args: argparse.Namespace) -> None:
         workers = build_workers(client, plan, executor, args.grace_seconds)
         tasks = [asyncio.create_task(w.run()) for w in workers]
         for work in plan:
-            log.info("polling task queue %r (%d concurrent activities)", work.name,
-                     work.max_concurrent_activities)
+            log.info(
+                "polling task queue %r (%d concurrent activities)",
+                work.name,
+                work.max_concurrent_activities,
+            )
         await asyncio.to_thread(scratch.sweep_stale)  # what killed workers here left behind
         if "captions" in (args.queue or QUEUE_KINDS):  # load Whisper once, before any job
             from spool.whisper import warm_up
+
             await asyncio.to_thread(warm_up, settings)
         beat = None
         if settings.resolved_worker_heartbeat_file is not None:
-            beat = asyncio.create_task(touch_heartbeat(settings.resolved_worker_heartbeat_file,
-                                                       settings.worker_heartbeat_seconds))
+            beat = asyncio.create_task(
+                touch_heartbeat(
+                    settings.resolved_worker_heartbeat_file, settings.worker_heartbeat_seconds
+                )
+            )
         print(f"worker ready: {', '.join(w.name for w in plan)}", flush=True)
         stopped = asyncio.create_task(stop.wait())
         watched = [stopped, *tasks, *([beat] if beat else [])]
@@ -179,26 +195,48 @@ async def run(args: argparse.Namespace) -> None:
         if metrics_server is not None:
             metrics_server.shutdown()
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(
-                    result, asyncio.CancelledError):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queue", action="append", choices=QUEUE_KINDS,
-                        help="kind of work to poll (repeatable; default: all)")
-    parser.add_argument("--max-concurrent-activities", type=int, default=None,
-                        help="per queue; default depends on the kind of work")
-    parser.add_argument("--grace-seconds", type=float, default=30.0,
-                        help="how long running activities may finish after a stop signal")
-    parser.add_argument("--connect-wait", type=float, default=30.0,
-                        help="seconds to keep retrying the first connection to Temporal")
-    parser.add_argument("--metrics-port", type=int, default=None,
-                        help="serve Prometheus /metrics on this port (0 = any free port, "
-                             "logged); default SPOOL_METRICS_PORT, else off")
-    parser.add_argument("--check-health", action="store_true",
-                        help="exit 0 if a worker's heartbeat file is fresh (container health)")
+    parser.add_argument(
+        "--queue",
+        action="append",
+        choices=QUEUE_KINDS,
+        help="kind of work to poll (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--max-concurrent-activities",
+        type=int,
+        default=None,
+        help="per queue; default depends on the kind of work",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        help="how long running activities may finish after a stop signal",
+    )
+    parser.add_argument(
+        "--connect-wait",
+        type=float,
+        default=30.0,
+        help="seconds to keep retrying the first connection to Temporal",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (0 = any free port, "
+        "logged); default SPOOL_METRICS_PORT, else off",
+    )
+    parser.add_argument(
+        "--check-health",
+        action="store_true",
+        help="exit 0 if a worker's heartbeat file is fresh (container health)",
+    )
     return parser.parse_args(argv)
 
 

@@ -34,8 +34,9 @@ from spool.search import IndexUnavailable, PostDocument, PostIndex, open_index
 FAN_OUT_HEARTBEAT_SECONDS = 1.0
 
 
-def throttled_heartbeat(every: float, beat: Callable[[int], object],
-                        clock: Callable[[], float] = time.monotonic) -> Callable[[int], None]:
+def throttled_heartbeat(
+    every: float, beat: Callable[[int], object], clock: Callable[[], float] = time.monotonic
+) -> Callable[[int], None]:
     """A progress callback that passes the delivered count on to ``beat`` at most once per
     ``every`` seconds, the first time ``every`` seconds after it was made."""
     last = clock()
@@ -58,8 +59,13 @@ def post_published_event_id(post_id: str) -> str:
 class BlogActivities:
     """Holds its clients; the worker builds it once and registers the bound methods."""
 
-    def __init__(self, settings: Settings, *, index: PostIndex | None = None,
-                 notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        index: PostIndex | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = get_engine(settings)
         self.index = index if index is not None else open_index(settings)
@@ -70,50 +76,79 @@ class BlogActivities:
 
     def _checked(self, post: Post) -> Post:
         try:
-            validate_post(post, self.settings.max_post_body_chars,
-                          self.settings.max_post_title_chars)
+            validate_post(
+                post, self.settings.max_post_body_chars, self.settings.max_post_title_chars
+            )
         except InvalidPostError as exc:
-            raise ApplicationError(str(exc), {"field": exc.field}, type=INVALID_POST,
-                                   non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), {"field": exc.field}, type=INVALID_POST, non_retryable=True
+            ) from None
         return post
 
     @activity.defn(name="index_post")
     def index_post(self, post: Post) -> IndexPostResult:
         post = self._checked(post)
         try:
-            applied = self.index.upsert(PostDocument(
-                post_id=post.post_id, version=post.version, author_id=post.author_id,
-                title=post.title, body=post.body, tags=list(post.tags),
-                published_at=post.published_at,
-            ))
+            applied = self.index.upsert(
+                PostDocument(
+                    post_id=post.post_id,
+                    version=post.version,
+                    author_id=post.author_id,
+                    title=post.title,
+                    body=post.body,
+                    tags=list(post.tags),
+                    published_at=post.published_at,
+                )
+            )
         except IndexUnavailable as exc:
             # Retryable: the policy keeps trying with backoff while the index is down.
-            raise ApplicationError(f"search index unavailable: {exc}",
-                                   type="IndexUnavailable") from None
+            raise ApplicationError(
+                f"search index unavailable: {exc}", type="IndexUnavailable"
+            ) from None
         return IndexPostResult(post_id=post.post_id, version=post.version, applied=applied)
 
     @activity.defn(name="record_post_for_author")
     def record_post_for_author(self, post: Post) -> RecordPostResult:
         post = self._checked(post)
         outcome = record_post_for_author(
-            self.engine, author_id=post.author_id, post_id=post.post_id, version=post.version,
-            title=post.title, tags=list(post.tags), published_at=post.published_at,
+            self.engine,
+            author_id=post.author_id,
+            post_id=post.post_id,
+            version=post.version,
+            title=post.title,
+            tags=list(post.tags),
+            published_at=post.published_at,
         )
-        return RecordPostResult(author_id=post.author_id, post_id=post.post_id,
-                                counted=outcome.counted, post_count=outcome.post_count)
+        return RecordPostResult(
+            author_id=post.author_id,
+            post_id=post.post_id,
+            counted=outcome.counted,
+            post_count=outcome.post_count,
+        )
 
     @activity.defn(name="notify_followers")
     def notify_followers(self, post: Post) -> NotifyFollowersResult:
         post = self._checked(post)
-        recipients = (post.followers if post.followers is not None
-                      else followers_of(self.engine, post.author_id))
+        recipients = (
+            post.followers
+            if post.followers is not None
+            else followers_of(self.engine, post.author_id)
+        )
         event_id = post_published_event_id(post.post_id)
         outcome = notify_once(
-            self.engine, self.notifier, event_id=event_id, event_type="post.published",
+            self.engine,
+            self.notifier,
+            event_id=event_id,
+            event_type="post.published",
             recipients=recipients,
-            payload={"post_id": post.post_id, "author_id": post.author_id,
-                     "title": post.title, "version": post.version},
+            payload={
+                "post_id": post.post_id,
+                "author_id": post.author_id,
+                "title": post.title,
+                "version": post.version,
+            },
             on_progress=throttled_heartbeat(FAN_OUT_HEARTBEAT_SECONDS, activity.heartbeat),
         )
-        return NotifyFollowersResult(event_id=event_id, recipients=outcome.recipients,
-                                     newly_created=outcome.newly_created)
+        return NotifyFollowersResult(
+            event_id=event_id, recipients=outcome.recipients, newly_created=outcome.newly_created
+        )

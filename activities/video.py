@@ -128,17 +128,31 @@ class VideoActivities:
         self.limits = media.Limits.from_settings(settings)
         # The captions' audio is waited for by a transcription: no lower priority for it.
         self.captions_limits = dataclasses.replace(self.limits, nice=0)
-        self.sources = ObjectCache(max_bytes=settings.source_cache_bytes,
-                                   directory=lambda: scratch.new_dir(SOURCE_CACHE_PREFIX),
-                                   max_idle_seconds=settings.source_cache_idle_seconds)
+        self.sources = ObjectCache(
+            max_bytes=settings.source_cache_bytes,
+            directory=lambda: scratch.new_dir(SOURCE_CACHE_PREFIX),
+            max_idle_seconds=settings.source_cache_idle_seconds,
+        )
 
     def pipeline_activities(self) -> list[Callable]:
-        return [self.probe, self.record, self.record_captions, self.notify_owner,
-                self.plan_encoding, self.publish_hls]
+        return [
+            self.probe,
+            self.record,
+            self.record_captions,
+            self.notify_owner,
+            self.plan_encoding,
+            self.publish_hls,
+        ]
 
     def media_activities(self) -> list[Callable]:
-        return [self.transcode_rendition, self.extract_poster, self.encode_chunk,
-                self.encode_audio, self.package_rendition, self.make_storyboard]
+        return [
+            self.transcode_rendition,
+            self.extract_poster,
+            self.encode_chunk,
+            self.encode_audio,
+            self.package_rendition,
+            self.make_storyboard,
+        ]
 
     def captions_activities(self) -> list[Callable]:
         return [self.extract_audio, self.transcribe]
@@ -148,8 +162,9 @@ class VideoActivities:
         return dest
 
     @contextlib.asynccontextmanager
-    async def _source(self, key: str, tmp: Path, info: ObjectInfo | None = None
-                      ) -> AsyncIterator[Path]:
+    async def _source(
+        self, key: str, tmp: Path, info: ObjectInfo | None = None
+    ) -> AsyncIterator[Path]:
         """The upload, from this process's cache of sources: the chunks, audio track, poster
         and captions' audio a worker makes of one video download it once between them. One
         larger than the whole cache (SPOOL_SOURCE_CACHE_BYTES) is fetched into ``tmp``.
@@ -158,8 +173,7 @@ class VideoActivities:
         if not self.sources.fits(info.size):
             yield await self._fetch(key, tmp / "source")
             return
-        async with self.sources.open(key, info.etag,
-                                     lambda dest: self._fetch(key, dest)) as path:
+        async with self.sources.open(key, info.etag, lambda dest: self._fetch(key, dest)) as path:
             yield path
 
     async def _fetch_all(self, pairs: list[tuple[str, Path]]) -> list[Path]:
@@ -176,8 +190,10 @@ class VideoActivities:
 
         async def put_groups() -> None:
             for group in groups:  # once stopped, _transfer starts none of a group's calls
-                await self._transfer([(self._storage, self.storage.put_file, path, key)
-                                      for path, key in group], stop=stop)
+                await self._transfer(
+                    [(self._storage, self.storage.put_file, path, key) for path, key in group],
+                    stop=stop,
+                )
 
         upload = asyncio.ensure_future(put_groups())
         try:
@@ -189,8 +205,9 @@ class VideoActivities:
             raise
 
     @staticmethod
-    async def _transfer(calls: list[tuple[Any, ...]], *,
-                        stop: asyncio.Event | None = None) -> list[Any]:
+    async def _transfer(
+        calls: list[tuple[Any, ...]], *, stop: asyncio.Event | None = None
+    ) -> list[Any]:
         """Run ``(coroutine function, *args)`` calls TRANSFERS at a time, results in order;
         once ``stop`` is set, calls not started yet are skipped (None). Every call has ended
         when this returns or raises (the first error, once all are done): an object store is
@@ -222,8 +239,9 @@ class VideoActivities:
                 return await asyncio.to_thread(call, *args)
             except StorageUnavailable as exc:
                 if loop.time() + delay > deadline:
-                    raise ApplicationError(f"object storage unavailable: {exc}",
-                                           type="StorageUnavailable") from None
+                    raise ApplicationError(
+                        f"object storage unavailable: {exc}", type="StorageUnavailable"
+                    ) from None
                 log.warning("object storage unavailable, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -240,17 +258,23 @@ class VideoActivities:
         # Refused before fetching when storage already says so, and again for the bytes
         # actually fetched: an object that grew in between is judged by what was read.
         _refuse_size(stored.size, s.max_upload_bytes)
-        limits = media.Limits(timeout_seconds=PROBE_TIMEOUT_SECONDS,
-                              memory_limit_mb=s.ffmpeg_memory_limit_mb)
-        async with (heartbeating(), scratch_dir() as tmp,
-                    self._source(inp.source_key, tmp, stored) as src):
+        limits = media.Limits(
+            timeout_seconds=PROBE_TIMEOUT_SECONDS, memory_limit_mb=s.ffmpeg_memory_limit_mb
+        )
+        async with (
+            heartbeating(),
+            scratch_dir() as tmp,
+            self._source(inp.source_key, tmp, stored) as src,
+        ):
             _refuse_size((await asyncio.to_thread(src.stat)).st_size, s.max_upload_bytes)
             try:
                 result = await media.probe(src, limits)
             except media.MediaTimeout:
-                raise invalid(f"Reading this file's header took longer than "
-                              f"{PROBE_TIMEOUT_SECONDS} s; it is not a video Spool can "
-                              "process.") from None
+                raise invalid(
+                    f"Reading this file's header took longer than "
+                    f"{PROBE_TIMEOUT_SECONDS} s; it is not a video Spool can "
+                    "process."
+                ) from None
             except media.MediaError as exc:
                 head = await asyncio.to_thread(media.file_head, src)
                 raise invalid(media.unreadable_reason(exc.stderr, head)) from None
@@ -262,10 +286,12 @@ class VideoActivities:
             except media.MediaError:
                 frames = 0
             if frames == 0:
-                raise invalid(f"The {result.video_codec} video stream declares "
-                              f"{result.width}x{result.height} pictures, but none of its "
-                              "first packets decodes: the file is damaged or its header "
-                              "does not match its data.")
+                raise invalid(
+                    f"The {result.video_codec} video stream declares "
+                    f"{result.width}x{result.height} pictures, but none of its "
+                    "first packets decodes: the file is damaged or its header "
+                    "does not match its data."
+                )
             await self._store_keyframes(inp.video_id, src, limits)
         return result
 
@@ -275,8 +301,11 @@ class VideoActivities:
         grid, so a failure here is not the upload's fault and stores nothing."""
         times = await encoding.keyframe_times(src, limits)
         if times:
-            await self._storage(self.storage.put_bytes, json.dumps(times).encode("ascii"),
-                                keys.keyframes_key(video_id))
+            await self._storage(
+                self.storage.put_bytes,
+                json.dumps(times).encode("ascii"),
+                keys.keyframes_key(video_id),
+            )
 
     async def _stored_keyframes(self, video_id: str) -> list[float]:
         """What the probe stored; nothing for a job probed before it stored keyframes."""
@@ -297,27 +326,42 @@ class VideoActivities:
         name = rendition_name(inp.height)
         kbps = s.bitrate_ladder.get(inp.height) or _nearest_bitrate(s.bitrate_ladder, inp.height)
         started = time.monotonic()
-        async with (heartbeating() as set_percent, scratch_dir() as tmp,
-                    self._source(inp.source_key, tmp) as src):
+        async with (
+            heartbeating() as set_percent,
+            scratch_dir() as tmp,
+            self._source(inp.source_key, tmp) as src,
+        ):
             out = tmp / f"{name}.mp4"
             await media.transcode_rendition(
-                src, out, inp.height, video_kbps=kbps, audio_kbps=s.audio_bitrate_kbps,
-                preset=s.x264_preset, has_audio=inp.has_audio, duration=inp.duration or None,
-                limits=self.limits, on_progress=set_percent)
+                src,
+                out,
+                inp.height,
+                video_kbps=kbps,
+                audio_kbps=s.audio_bitrate_kbps,
+                preset=s.x264_preset,
+                has_audio=inp.has_audio,
+                duration=inp.duration or None,
+                limits=self.limits,
+                on_progress=set_percent,
+            )
             info = await media.probe(out)
             key = keys.rendition_key(inp.video_id, name)
             await self._storage(self.storage.put_file, out, key)
         duration = info.duration or inp.duration
         return RenditionResult(
-            name=name, key=key, width=info.width, height=info.height,
+            name=name,
+            key=key,
+            width=info.width,
+            height=info.height,
             size_bytes=info.size_bytes,
             bitrate_kbps=int(info.size_bytes * 8 / duration / 1000) if duration else 0,
-            duration=duration, seconds_taken=round(time.monotonic() - started, 2))
+            duration=duration,
+            seconds_taken=round(time.monotonic() - started, 2),
+        )
 
     @activity.defn(name="video.extract_poster")
     async def extract_poster(self, inp: PosterInput) -> PosterResult:
-        async with (heartbeating(), scratch_dir() as tmp,
-                    self._source(inp.source_key, tmp) as src):
+        async with heartbeating(), scratch_dir() as tmp, self._source(inp.source_key, tmp) as src:
             out = tmp / "poster.jpg"
             await media.extract_poster(src, out, inp.at_seconds, self.limits)
             info = await media.probe(src)
@@ -334,22 +378,33 @@ class VideoActivities:
         s = self.settings
         fps = output_fps(inp.probe.fps)
         try:
-            spans = plan_chunks(inp.probe.duration, chunk_seconds=s.chunk_seconds,
-                                segment_seconds=s.hls_segment_seconds)
+            spans = plan_chunks(
+                inp.probe.duration,
+                chunk_seconds=s.chunk_seconds,
+                segment_seconds=s.hls_segment_seconds,
+            )
         except ValueError as exc:
             raise invalid(f"The video cannot be cut into chunks: {exc}") from None
         if len(spans) > 1:
-            spans = snap_to_keyframes(spans, await self._stored_keyframes(inp.video_id),
-                                      fps=fps, segment_seconds=s.hls_segment_seconds)
+            spans = snap_to_keyframes(
+                spans,
+                await self._stored_keyframes(inp.video_id),
+                fps=fps,
+                segment_seconds=s.hls_segment_seconds,
+            )
         return EncodingPlan(
             chunks=[ChunkPlan(c.index, c.start, c.end) for c in spans],
-            renditions=[RenditionPlan(rendition_name(h), h, self._video_kbps(h))
-                        for h in inp.heights],
-            fps=fps, segment_seconds=s.hls_segment_seconds,
+            renditions=[
+                RenditionPlan(rendition_name(h), h, self._video_kbps(h)) for h in inp.heights
+            ],
+            fps=fps,
+            segment_seconds=s.hls_segment_seconds,
             audio_kbps=s.audio_bitrate_kbps,
             thumb_every=thumb_interval(s.storyboard_seconds, s.hls_segment_seconds),
-            thumb_width=s.storyboard_thumb_width, storyboard_columns=s.storyboard_columns,
-            storyboard_rows=s.storyboard_rows)
+            thumb_width=s.storyboard_thumb_width,
+            storyboard_columns=s.storyboard_columns,
+            storyboard_rows=s.storyboard_rows,
+        )
 
     def _video_kbps(self, height: int) -> int:
         ladder = self.settings.bitrate_ladder
@@ -357,8 +412,10 @@ class VideoActivities:
 
     def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[media.RenditionSpec]:
         """Where each rendition of a chunk is encoded to, how tall and how many kbit/s."""
-        return [media.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
-                for r in inp.renditions]
+        return [
+            media.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
+            for r in inp.renditions
+        ]
 
     @activity.defn(name="video.encode_chunk")
     async def encode_chunk(self, inp: ChunkInput) -> ChunkResult:
@@ -366,44 +423,69 @@ class VideoActivities:
         started = time.monotonic()
         c = inp.chunk
         span = ChunkSpan(c.index, c.start, c.end)
-        async with (heartbeating() as set_percent, scratch_dir() as tmp,
-                    self._source(inp.source_key, tmp) as src):
+        async with (
+            heartbeating() as set_percent,
+            scratch_dir() as tmp,
+            self._source(inp.source_key, tmp) as src,
+        ):
             thumb_dir = tmp / "thumbs" if inp.thumb_every else None
             for folder in (tmp / "out", thumb_dir):
                 if folder is not None:
                     folder.mkdir()
             try:
                 out = await encoding.encode_chunk(
-                    src, span, self.chunk_specs(inp, tmp / "out"), fps=inp.fps,
-                    segment_seconds=inp.segment_seconds, preset=self.settings.x264_preset,
-                    thumb_every=inp.thumb_every, thumb_width=inp.thumb_width,
-                    thumb_dir=thumb_dir, limits=self.limits, on_progress=set_percent)
+                    src,
+                    span,
+                    self.chunk_specs(inp, tmp / "out"),
+                    fps=inp.fps,
+                    segment_seconds=inp.segment_seconds,
+                    preset=self.settings.x264_preset,
+                    thumb_every=inp.thumb_every,
+                    thumb_width=inp.thumb_width,
+                    thumb_dir=thumb_dir,
+                    limits=self.limits,
+                    on_progress=set_percent,
+                )
             except media.MediaError as exc:
                 raise ApplicationError(
-                    f"chunk {c.index} ({c.start:g}-{c.end:g} s): {exc}",
-                    type="EncodeFailed") from None
+                    f"chunk {c.index} ({c.start:g}-{c.end:g} s): {exc}", type="EncodeFailed"
+                ) from None
             if getattr(out, "thumbs_error", None):
                 log.warning("chunk %d made no thumbnails: %s", c.index, out.thumbs_error)
             files = {name: keys.chunk_key(inp.video_id, c.index, name) for name in out.files}
             first = round(c.start / inp.thumb_every) if inp.thumb_every else 0
-            thumbs = [(path, keys.thumb_key(inp.video_id, c.index, thumb_number(path, first + i)))
-                      for i, path in enumerate(out.thumbs)]
-            await self._put_all([(path, files[name]) for name, path in out.files.items()]
-                                + thumbs)
-        return ChunkResult(index=c.index, files=files, failed=dict(out.failed),
-                           thumbs=len(thumbs), seconds_taken=round(time.monotonic() - started, 2))
+            thumbs = [
+                (path, keys.thumb_key(inp.video_id, c.index, thumb_number(path, first + i)))
+                for i, path in enumerate(out.thumbs)
+            ]
+            await self._put_all([(path, files[name]) for name, path in out.files.items()] + thumbs)
+        return ChunkResult(
+            index=c.index,
+            files=files,
+            failed=dict(out.failed),
+            thumbs=len(thumbs),
+            seconds_taken=round(time.monotonic() - started, 2),
+        )
 
     @activity.defn(name="video.encode_audio")
     async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
         """The whole source's AAC track, muxed into every MP4. Its HLS rendition is cut by
         the hls step, once the variants' start is known (publish_hls)."""
-        async with (heartbeating() as set_percent, scratch_dir() as tmp,
-                    self._source(inp.source_key, tmp) as src):
+        async with (
+            heartbeating() as set_percent,
+            scratch_dir() as tmp,
+            self._source(inp.source_key, tmp) as src,
+        ):
             m4a = tmp / "audio.m4a"
             try:
-                await encoding.encode_audio(src, m4a, audio_kbps=inp.audio_kbps,
-                                            limits=self.limits, on_progress=set_percent,
-                                            duration=inp.duration or None)
+                await encoding.encode_audio(
+                    src,
+                    m4a,
+                    audio_kbps=inp.audio_kbps,
+                    limits=self.limits,
+                    on_progress=set_percent,
+                    duration=inp.duration or None,
+                )
             except media.MediaError as exc:
                 raise ApplicationError(f"audio: {exc}", type="EncodeFailed") from None
             key = keys.audio_track_key(inp.video_id)
@@ -421,14 +503,18 @@ class VideoActivities:
             if inp.audio_key:
                 wanted.append((inp.audio_key, tmp / "audio.m4a"))
             fetched = await self._fetch_all(wanted)
-            chunks = fetched[:len(inp.chunk_keys)]
+            chunks = fetched[: len(inp.chunk_keys)]
             audio = fetched[-1] if inp.audio_key else None
             mp4 = tmp / f"{name}.mp4"
             try:
                 await encoding.join_chunks(chunks, audio, mp4, limits=self.limits)
                 variant = await encoding.package_hls(
-                    mp4, tmp / "hls", name=name, segment_seconds=inp.segment_seconds,
-                    limits=self.limits)
+                    mp4,
+                    tmp / "hls",
+                    name=name,
+                    segment_seconds=inp.segment_seconds,
+                    limits=self.limits,
+                )
                 info = await media.probe(mp4)
             except media.MediaError as exc:
                 raise ApplicationError(f"{name}: {exc}", type="PackageFailed") from None
@@ -437,66 +523,118 @@ class VideoActivities:
             await self._put_all([(mp4, key), *media_files], playlists)
         duration = info.duration or inp.duration
         rendition = RenditionResult(
-            name=name, key=key, width=info.width, height=info.height,
+            name=name,
+            key=key,
+            width=info.width,
+            height=info.height,
             size_bytes=info.size_bytes,
             bitrate_kbps=int(info.size_bytes * 8 / duration / 1000) if duration else 0,
-            duration=duration, seconds_taken=round(time.monotonic() - started, 2))
-        return PackageResult(rendition=rendition, variant=HlsVariantInfo(
-            name=name, width=variant.width, height=variant.height,
-            bandwidth=variant.bandwidth, average_bandwidth=variant.average_bandwidth,
-            codecs=variant.codecs, frame_rate=variant.frame_rate,
-            playlist=f"{name}/index.m3u8", start_seconds=variant.start_seconds))
+            duration=duration,
+            seconds_taken=round(time.monotonic() - started, 2),
+        )
+        return PackageResult(
+            rendition=rendition,
+            variant=HlsVariantInfo(
+                name=name,
+                width=variant.width,
+                height=variant.height,
+                bandwidth=variant.bandwidth,
+                average_bandwidth=variant.average_bandwidth,
+                codecs=variant.codecs,
+                frame_rate=variant.frame_rate,
+                playlist=f"{name}/index.m3u8",
+                start_seconds=variant.start_seconds,
+            ),
+        )
 
     @staticmethod
-    def _hls_files(video_id: str, out_dir: Path, folder: str
-                   ) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    def _hls_files(
+        video_id: str, out_dir: Path, folder: str
+    ) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
         """Every file a packager wrote, keyed by its path under the master playlist: (init
         and segments, the media playlist), so the playlist is stored only once its segments
         are."""
-        files = [(p, keys.hls_key(video_id, f"{folder}/{p.relative_to(out_dir).as_posix()}"))
-                 for p in sorted(p for p in out_dir.rglob("*") if p.is_file())]
-        return ([f for f in files if f[0].suffix != ".m3u8"],
-                [f for f in files if f[0].suffix == ".m3u8"])
+        files = [
+            (p, keys.hls_key(video_id, f"{folder}/{p.relative_to(out_dir).as_posix()}"))
+            for p in sorted(p for p in out_dir.rglob("*") if p.is_file())
+        ]
+        return (
+            [f for f in files if f[0].suffix != ".m3u8"],
+            [f for f in files if f[0].suffix == ".m3u8"],
+        )
 
     @activity.defn(name="video.make_storyboard")
     async def make_storyboard(self, inp: StoryboardInput) -> StoryboardResult:
         """The chunks' thumbnails tiled into sprite sheets, and the WebVTT track naming a
         tile per interval; the track is stored last."""
         async with heartbeating(), scratch_dir() as tmp:
-            stored = await self._storage(self.storage.list_prefix,
-                                         keys.thumbs_prefix(inp.video_id))
+            stored = await self._storage(self.storage.list_prefix, keys.thumbs_prefix(inp.video_id))
             by_number = {thumb_number(Path(key), -1): key for key in stored}
             by_number.pop(-1, None)
             if not by_number:
-                raise ApplicationError("storyboard: no thumbnails were stored",
-                                       type="StoryboardFailed", non_retryable=True)
+                raise ApplicationError(
+                    "storyboard: no thumbnails were stored",
+                    type="StoryboardFailed",
+                    non_retryable=True,
+                )
             numbers = sorted(by_number)
-            fetched = dict(zip(numbers, await self._fetch_all(
-                [(by_number[n], tmp / f"thumb-{n:06d}.jpg") for n in numbers]), strict=True))
+            fetched = dict(
+                zip(
+                    numbers,
+                    await self._fetch_all(
+                        [(by_number[n], tmp / f"thumb-{n:06d}.jpg") for n in numbers]
+                    ),
+                    strict=True,
+                )
+            )
             thumbs = [fetched[nearest_number(fetched, n)] for n in range(max(fetched) + 1)]
             (tmp / "board").mkdir()
             try:
                 board = await encoding.make_storyboard(
-                    thumbs, tmp / "board", every=inp.every, columns=inp.columns,
-                    rows=inp.rows, sprite_url=sprite_url, limits=self.limits,
-                    duration=inp.duration)
+                    thumbs,
+                    tmp / "board",
+                    every=inp.every,
+                    columns=inp.columns,
+                    rows=inp.rows,
+                    sprite_url=sprite_url,
+                    limits=self.limits,
+                    duration=inp.duration,
+                )
             except media.MediaError as exc:
                 raise ApplicationError(f"storyboard: {exc}", type="StoryboardFailed") from None
-            await self._put_all([(path, keys.storyboard_sprite_key(inp.video_id, n))
-                                 for n, path in enumerate(board.sprites)])
+            await self._put_all(
+                [
+                    (path, keys.storyboard_sprite_key(inp.video_id, n))
+                    for n, path in enumerate(board.sprites)
+                ]
+            )
             vtt_key = keys.storyboard_vtt_key(inp.video_id)
             await self._storage(self.storage.put_bytes, board.vtt.encode("utf-8"), vtt_key)
-        return StoryboardResult(vtt_key=vtt_key, sprites=len(board.sprites),
-                                tile_width=board.tile_width, tile_height=board.tile_height,
-                                every=board.every)
+        return StoryboardResult(
+            vtt_key=vtt_key,
+            sprites=len(board.sprites),
+            tile_width=board.tile_width,
+            tile_height=board.tile_height,
+            every=board.every,
+        )
 
     @activity.defn(name="video.publish_hls")
     async def publish_hls(self, inp: MasterPlaylistInput) -> MasterPlaylistResult:
         """The audio rendition, then the master playlist over it and the variants stored."""
-        variants = [encoding.HlsVariant(
-            name=v.name, width=v.width, height=v.height, bandwidth=v.bandwidth,
-            average_bandwidth=v.average_bandwidth, codecs=v.codecs, frame_rate=v.frame_rate,
-            playlist=v.playlist, files=[]) for v in inp.variants]
+        variants = [
+            encoding.HlsVariant(
+                name=v.name,
+                width=v.width,
+                height=v.height,
+                bandwidth=v.bandwidth,
+                average_bandwidth=v.average_bandwidth,
+                codecs=v.codecs,
+                frame_rate=v.frame_rate,
+                playlist=v.playlist,
+                files=[],
+            )
+            for v in inp.variants
+        ]
         audio = None
         if inp.audio_key:
             audio = await self._audio_hls(inp, max(v.start_seconds for v in inp.variants))
@@ -505,8 +643,7 @@ class VideoActivities:
         await self._storage(self.storage.put_bytes, text.encode("utf-8"), key)
         return MasterPlaylistResult(key=key)
 
-    async def _audio_hls(self, inp: MasterPlaylistInput, video_start: float
-                         ) -> encoding.HlsAudio:
+    async def _audio_hls(self, inp: MasterPlaylistInput, video_start: float) -> encoding.HlsAudio:
         """The AAC track as the HLS audio rendition, delayed by the variants' start: fMP4
         segments have no edit list to hide x264's reordering delay, so without it HLS
         viewers would hear the sound early. Stored before the master names it."""
@@ -514,8 +651,12 @@ class VideoActivities:
             m4a = await self._fetch(inp.audio_key, tmp / "audio.m4a")
             try:
                 audio = await encoding.package_audio_hls(
-                    m4a, tmp / "hls", segment_seconds=inp.segment_seconds,
-                    limits=self.limits, video_start=video_start)
+                    m4a,
+                    tmp / "hls",
+                    segment_seconds=inp.segment_seconds,
+                    limits=self.limits,
+                    video_start=video_start,
+                )
             except media.MediaError as exc:
                 raise ApplicationError(f"audio: {exc}", type="PackageFailed") from None
             await self._put_all(*self._hls_files(inp.video_id, tmp / "hls", "audio"))
@@ -525,12 +666,20 @@ class VideoActivities:
 
     @activity.defn(name="video.extract_audio")
     async def extract_audio(self, inp: ExtractAudioInput) -> ExtractAudioResult:
-        async with (heartbeating() as set_percent, scratch_dir() as tmp,
-                    self._source(inp.source_key, tmp) as src):
+        async with (
+            heartbeating() as set_percent,
+            scratch_dir() as tmp,
+            self._source(inp.source_key, tmp) as src,
+        ):
             info = await media.probe(src)
             out = tmp / "audio.wav"
-            await media.extract_audio_16k_mono(src, out, duration=info.duration or None,
-                                               limits=self.captions_limits, on_progress=set_percent)
+            await media.extract_audio_16k_mono(
+                src,
+                out,
+                duration=info.duration or None,
+                limits=self.captions_limits,
+                on_progress=set_percent,
+            )
             key = keys.audio_key(inp.video_id)
             await self._storage(self.storage.put_file, out, key)
         return ExtractAudioResult(audio_key=key, duration=info.duration)
@@ -547,9 +696,16 @@ class VideoActivities:
                     set_percent(min(99.0, end / inp.duration * 100))
 
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(None, lambda: whisper.transcribe(
-                wav, settings=self.settings, language=language, cancel_event=cancel,
-                on_segment=on_segment))
+            future = loop.run_in_executor(
+                None,
+                lambda: whisper.transcribe(
+                    wav,
+                    settings=self.settings,
+                    language=language,
+                    cancel_event=cancel,
+                    on_segment=on_segment,
+                ),
+            )
             try:
                 segments = await asyncio.shield(future)
             except asyncio.CancelledError:
@@ -560,28 +716,43 @@ class VideoActivities:
                     await asyncio.wait_for(asyncio.shield(future), timeout=30)
                 raise
             except FileNotFoundError as exc:
-                raise ApplicationError(f"Whisper model unavailable: {exc}",
-                                       type="WhisperModelMissing") from None
+                raise ApplicationError(
+                    f"Whisper model unavailable: {exc}", type="WhisperModelMissing"
+                ) from None
             set_percent(100.0)
             files = {
-                "vtt": (keys.captions_key(inp.video_id, language, "vtt"),
-                        whisper.to_vtt(segments)),
-                "srt": (keys.captions_key(inp.video_id, language, "srt"),
-                        whisper.to_srt(segments)),
-                "json": (keys.transcript_key(inp.video_id, language), json.dumps({
-                    "language": language,
-                    "text": " ".join(seg.text for seg in segments),
-                    "segments": [asdict(seg) for seg in segments],
-                }, ensure_ascii=False, indent=1)),
+                "vtt": (keys.captions_key(inp.video_id, language, "vtt"), whisper.to_vtt(segments)),
+                "srt": (keys.captions_key(inp.video_id, language, "srt"), whisper.to_srt(segments)),
+                "json": (
+                    keys.transcript_key(inp.video_id, language),
+                    json.dumps(
+                        {
+                            "language": language,
+                            "text": " ".join(seg.text for seg in segments),
+                            "segments": [asdict(seg) for seg in segments],
+                        },
+                        ensure_ascii=False,
+                        indent=1,
+                    ),
+                ),
             }
             for key, text in files.values():
                 await self._storage(self.storage.put_bytes, text.encode("utf-8"), key)
-            await asyncio.to_thread(replace_caption_segments, self.engine, inp.video_id,
-                                    [asdict(seg) for seg in segments])
+            await asyncio.to_thread(
+                replace_caption_segments,
+                self.engine,
+                inp.video_id,
+                [asdict(seg) for seg in segments],
+            )
         excerpt = " ".join(seg.text for seg in segments)[:300]
-        return TranscribeResult(vtt_key=files["vtt"][0], srt_key=files["srt"][0],
-                                transcript_key=files["json"][0], segment_count=len(segments),
-                                language=language, excerpt=excerpt)
+        return TranscribeResult(
+            vtt_key=files["vtt"][0],
+            srt_key=files["srt"][0],
+            transcript_key=files["json"][0],
+            segment_count=len(segments),
+            language=language,
+            excerpt=excerpt,
+        )
 
     # --- records and notice ---------------------------------------------------------------
 
@@ -591,8 +762,9 @@ class VideoActivities:
 
     def _record_video(self, inp: RecordVideoInput) -> None:
         # States reach the database as plain strings (str() of a StrEnum is its value).
-        ensure_video(self.engine, inp.video_id, inp.owner_id,
-                     str(inp.status or JobState.PROCESSING))
+        ensure_video(
+            self.engine, inp.video_id, inp.owner_id, str(inp.status or JobState.PROCESSING)
+        )
         values: dict[str, Any] = {}
         if inp.status is not None:
             values["status"] = str(inp.status)
@@ -623,13 +795,18 @@ class VideoActivities:
 
     @activity.defn(name="video.record_captions")
     async def record_captions(self, inp: RecordCaptionsInput) -> None:
-        values: dict[str, Any] = {"captions_state": str(inp.state),
-                                  "captions_language": inp.language}
+        values: dict[str, Any] = {
+            "captions_state": str(inp.state),
+            "captions_language": inp.language,
+        }
         if inp.transcript is not None:
             t = inp.transcript
-            values["captions"] = {"vtt": t.vtt_key, "srt": t.srt_key,
-                                  "transcript": t.transcript_key,
-                                  "segments": t.segment_count}
+            values["captions"] = {
+                "vtt": t.vtt_key,
+                "srt": t.srt_key,
+                "transcript": t.transcript_key,
+                "segments": t.segment_count,
+            }
         if inp.error:
             values["merge_errors"] = {"captions": inp.error}
         await asyncio.to_thread(update_video, self.engine, inp.video_id, **values)
@@ -642,9 +819,15 @@ class VideoActivities:
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:
         payload = {"video_id": inp.video_id, "state": str(inp.state), **inp.payload}
         outcome = await asyncio.to_thread(
-            notify_once, self.engine, self.notifier, event_id=f"video-done:{inp.video_id}",
-            event_type=f"video.{inp.state}", recipients=[inp.owner_id], payload=payload,
-            callback_url=inp.callback_url)
+            notify_once,
+            self.engine,
+            self.notifier,
+            event_id=f"video-done:{inp.video_id}",
+            event_type=f"video.{inp.state}",
+            recipients=[inp.owner_id],
+            payload=payload,
+            callback_url=inp.callback_url,
+        )
         return outcome.delivered
 
 
@@ -664,23 +847,33 @@ def _refuse_streams(result: ProbeResult, s: Settings) -> None:
     input"), each refusal naming what was found and what is allowed."""
     if not result.has_video:
         if result.video_codec:
-            raise invalid(f"The {result.video_codec} video stream has no picture size "
-                          f"({result.width}x{result.height}): the file is damaged.")
+            raise invalid(
+                f"The {result.video_codec} video stream has no picture size "
+                f"({result.width}x{result.height}): the file is damaged."
+            )
         if result.has_audio:
-            raise invalid("The file has audio but no video stream. Upload a video file; "
-                          "audio-only files are not supported.")
+            raise invalid(
+                "The file has audio but no video stream. Upload a video file; "
+                "audio-only files are not supported."
+            )
         raise invalid("The file has no video stream.")
     if result.duration <= 0:
-        raise invalid("The video has no duration (zero-length streams, or none recorded in "
-                      "the file): it is empty, damaged or a raw stream without a container.")
+        raise invalid(
+            "The video has no duration (zero-length streams, or none recorded in "
+            "the file): it is empty, damaged or a raw stream without a container."
+        )
     if result.duration > s.max_duration_seconds:
-        raise invalid(f"The video is {result.duration:.1f} s long; the limit is "
-                      f"{s.max_duration_seconds:.0f} s.")
+        raise invalid(
+            f"The video is {result.duration:.1f} s long; the limit is "
+            f"{s.max_duration_seconds:.0f} s."
+        )
     # Limits hold in either orientation: a portrait phone clip is the landscape one turned.
     long_side, short_side = sorted((result.width, result.height), reverse=True)
     if long_side > max(s.max_width, s.max_height) or short_side > min(s.max_width, s.max_height):
-        raise invalid(f"The video is {result.width}x{result.height}; the limit is "
-                      f"{s.max_width}x{s.max_height} (either orientation).")
+        raise invalid(
+            f"The video is {result.width}x{result.height}; the limit is "
+            f"{s.max_width}x{s.max_height} (either orientation)."
+        )
 
 
 def thumb_interval(wanted: float, segment_seconds: float) -> float:

@@ -32,7 +32,13 @@ class WebhookActivities:
     @activity.defn(name="webhooks.publish_event")
     async def publish_event(self, inp: PublishEventInput) -> int:
         outcome = await asyncio.to_thread(
-            notify_once, self.engine, self.notifier, event_id=inp.event_id,
-            event_type=inp.event_type, recipients=list(inp.recipients),
-            payload=dict(inp.payload), callback_url=inp.callback_url)
+            notify_once,
+            self.engine,
+            self.notifier,
+            event_id=inp.event_id,
+            event_type=inp.event_type,
+            recipients=list(inp.recipients),
+            payload=dict(inp.payload),
+            callback_url=inp.callback_url,
+        )
         return outcome.delivered

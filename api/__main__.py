@@ -22,8 +22,7 @@ def main() -> None:
     except ValueError as exc:
         print(f"spool api: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info",
-                **log_config)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info", **log_config)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ HLS_JS = (STATIC.parent.parent / "node_modules/hls.js/dist/hls.min.js", STATIC /
 def check_settings(settings: Settings) -> None:
     """Refuse settings under which the API could serve nothing, naming them."""
     if not settings.public_reads and not settings.api_key_values:
-        raise ValueError("SPOOL_PUBLIC_READS=false needs SPOOL_API_KEYS: with no key nothing "
-                         "could be read, nor written")
+        raise ValueError(
+            "SPOOL_PUBLIC_READS=false needs SPOOL_API_KEYS: with no key nothing "
+            "could be read, nor written"
+        )
 
 
 def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
@@ -58,9 +60,13 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         storage = open_storage(settings)
         index = await asyncio.to_thread(open_index, settings)
         app.state.services = build_services(settings, temporal, engine, storage, index)
-        sweeper = (asyncio.create_task(sweep_forever(
-            storage, older_than=settings.storage_abandoned_write_seconds))
-            if settings.storage_abandoned_write_seconds else None)
+        sweeper = (
+            asyncio.create_task(
+                sweep_forever(storage, older_than=settings.storage_abandoned_write_seconds)
+            )
+            if settings.storage_abandoned_write_seconds
+            else None
+        )
         try:
             yield
         finally:
@@ -71,9 +77,13 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(index.close)
 
-    app = FastAPI(title="Spool API", version="1.0.0", lifespan=lifespan,
-                  description="Durable video and blog pipelines on Temporal. Writes need "
-                              "`Authorization: Bearer <key>`.")
+    app = FastAPI(
+        title="Spool API",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Durable video and blog pipelines on Temporal. Writes need "
+        "`Authorization: Bearer <key>`.",
+    )
     install_error_handlers(app)
     install_body_limits(app, settings)  # bodies are capped while they stream in
     app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
@@ -104,4 +114,3 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-

@@ -40,11 +40,18 @@ class Services:
     clock: Callable[[], float] = time.time
 
 
-def build_services(settings: Settings, client: Client, engine: Engine, storage: ObjectStorage,
-                   index: PostIndex) -> Services:
-    return Services(settings, client, engine, storage, index,
-                    videos=VideoService(client, engine),
-                    posts=PostService(client, settings, engine, index))
+def build_services(
+    settings: Settings, client: Client, engine: Engine, storage: ObjectStorage, index: PostIndex
+) -> Services:
+    return Services(
+        settings,
+        client,
+        engine,
+        storage,
+        index,
+        videos=VideoService(client, engine),
+        posts=PostService(client, settings, engine, index),
+    )
 
 
 async def services(request: Request) -> Services:
@@ -77,14 +84,18 @@ def check_key(request: Request) -> None:
     settings: Settings = request.app.state.services.settings
     key = _presented_key(request)
     if key is None:
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not _key_ok(settings, key):
         raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_key(request: Request,
-                      _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def require_key(
+    request: Request, _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
     check_key(request)
 
 

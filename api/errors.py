@@ -11,10 +11,21 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-_STATUS_TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 411: "length_required",
-                 413: "too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
-                 422: "invalid", 429: "too_many_requests", 503: "unavailable"}
+_STATUS_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    411: "length_required",
+    413: "too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
 
 
 # What each documented error status means, whatever the route (docs/ARCHITECTURE.md, API).
@@ -46,14 +57,25 @@ class ErrorBody(BaseModel):
 def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of the errors a route can answer, each with the one error
     body; ``descriptions`` (``e404="no video"``) say what a status means for this route."""
-    return {status: {"model": ErrorBody,
-                     "description": descriptions.get(f"e{status}", _DESCRIPTIONS[status])}
-            for status in statuses}
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": descriptions.get(f"e{status}", _DESCRIPTIONS[status]),
+        }
+        for status in statuses
+    }
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, type: str | None = None,
-                 field: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -69,11 +91,19 @@ def error_body(type_: str, message: str, field: str | None = None) -> dict[str, 
     return {"error": error}
 
 
-def error_response(status: int, message: str, *, type: str | None = None,
-                   field: str | None = None, headers: dict[str, str] | None = None
-                   ) -> JSONResponse:
-    return JSONResponse(error_body(type or _STATUS_TYPES.get(status, "error"), message, field),
-                        status_code=status, headers=headers)
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type: str | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(type or _STATUS_TYPES.get(status, "error"), message, field),
+        status_code=status,
+        headers=headers,
+    )
 
 
 def _field_of(loc: tuple | list) -> str | None:
@@ -88,18 +118,29 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     loc = tuple(first.get("loc", ()))
     kind = first.get("type", "")
     if kind == "json_invalid":
-        return error_response(422, f"request body is not valid JSON: {first.get('msg', '')}",
-                              type="malformed_json", field=None)
+        return error_response(
+            422,
+            f"request body is not valid JSON: {first.get('msg', '')}",
+            type="malformed_json",
+            field=None,
+        )
     field = _field_of(loc)
     if kind == "extra_forbidden":
         message = f"{field}: is not a known field"
     elif kind == "missing":
         message = f"{field}: is required" if field else "request body is required"
     else:
-        message = f"{field}: {first.get('msg', 'is invalid')}" if field else str(
-            first.get("msg", "invalid request"))
-    if field is None and loc and loc[0] == "body" and kind in ("model_attributes_type",
-                                                               "dict_type"):
+        message = (
+            f"{field}: {first.get('msg', 'is invalid')}"
+            if field
+            else str(first.get("msg", "invalid request"))
+        )
+    if (
+        field is None
+        and loc
+        and loc[0] == "body"
+        and kind in ("model_attributes_type", "dict_type")
+    ):
         message = "request body must be a JSON object"
     return error_response(422, message, field=field)
 
@@ -117,8 +158,9 @@ def allowed_methods(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, type=exc.type, field=exc.field,
-                              headers=exc.headers)
+        return error_response(
+            exc.status, exc.message, type=exc.type, field=exc.field, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

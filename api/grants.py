@@ -36,10 +36,12 @@ _DERIVE = b"spool media read grant v1"
 # unpadded base64url SHA-256, and one of the media files' paths (api/routes/videos.py,
 # api/streaming.py). Anything else under /grant/ is left alone, and found by no route.
 _GRANTED = re.compile(
-    r"/v1/videos/(?P<video>[A-Za-z0-9_-]{1,100})/" + GRANT +
-    r"/(?P<expires>[0-9]{1,12})\.(?P<signature>[A-Za-z0-9_-]{43})"
+    r"/v1/videos/(?P<video>[A-Za-z0-9_-]{1,100})/"
+    + GRANT
+    + r"/(?P<expires>[0-9]{1,12})\.(?P<signature>[A-Za-z0-9_-]{43})"
     r"/(?P<file>renditions/[^/]+|poster\.jpg|captions\.(?:vtt|srt)|hls/.+|storyboard\.vtt"
-    r"|storyboard/[^/]+)")
+    r"|storyboard/[^/]+)"
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ def grant_problem(settings: Settings, grant: Grant, now: float) -> str | None:
     one in the path the grant came in, which the route serves: the signature binds the two."""
     key = _key(settings)
     if key is None or not hmac.compare_digest(
-            grant.signature, _sign(key, grant.video_id, grant.expires)):
+        grant.signature, _sign(key, grant.video_id, grant.expires)
+    ):
         return "invalid read grant: ask the video's status again for its media URLs"
     if now >= grant.expires:
         return "read grant expired: ask the video's status again for fresh media URLs"
@@ -106,5 +109,6 @@ class GrantPaths:
                 path = f"/v1/videos/{match['video']}/{match['file']}"
                 scope["path"], scope["raw_path"] = path, quote(path).encode()
                 scope.setdefault("state", {})["read_grant"] = Grant(
-                    match["video"], int(match["expires"]), match["signature"])
+                    match["video"], int(match["expires"]), match["signature"]
+                )
         await self.app(scope, receive, send)

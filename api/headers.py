@@ -26,19 +26,21 @@ def page_policy(media_origin: str | None) -> str:
     """The page's Content-Security-Policy; ``media_origin`` is where presigned media URLs
     point, if they are used."""
     store = f" {media_origin}" if media_origin else ""
-    return "; ".join((
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        f"img-src 'self' data: blob:{store}",
-        f"media-src 'self' blob:{store}",
-        f"connect-src 'self'{store}",
-        "worker-src 'self' blob:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: blob:{store}",
+            f"media-src 'self' blob:{store}",
+            f"connect-src 'self'{store}",
+            "worker-src 'self' blob:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 def media_origin(settings: Settings) -> str | None:

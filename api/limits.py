@@ -39,6 +39,7 @@ UPLOAD_ROUTE = ("POST", "/v1/videos")
 @dataclass(frozen=True)
 class Cap:
     """At most ``bytes`` of body; past it a 413 saying ``message`` (and naming ``field``)."""
+
     bytes: int
     message: str
     field: str | None = None
@@ -52,8 +53,11 @@ def json_cap(settings: Settings) -> Cap:
 def upload_cap(settings: Settings) -> Cap:
     """The whole multipart request: the file's own cap plus room for the form around it.
     Same words and field as api/uploads.py, which refuses a file over the cap first."""
-    return Cap(settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES,
-               f"upload exceeds the limit of {settings.max_upload_bytes} bytes", FILE_FIELD)
+    return Cap(
+        settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES,
+        f"upload exceeds the limit of {settings.max_upload_bytes} bytes",
+        FILE_FIELD,
+    )
 
 
 class BodyTooLarge(ApiError, HTTPException):
@@ -81,8 +85,9 @@ class BodyLimitMiddleware:
     """Caps the request body of every HTTP request: ``default`` unless ``routes`` has a cap
     for (method, path)."""
 
-    def __init__(self, app: ASGIApp, *, default: Cap,
-                 routes: dict[tuple[str, str], Cap] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default: Cap, routes: dict[tuple[str, str], Cap] | None = None
+    ) -> None:
         self.app = app
         self.default = default
         self.routes = routes or {}
@@ -131,13 +136,22 @@ async def refuse(send: Send, cap: Cap) -> None:
     """A 413 in the API's error shape; the connection is closed, so the rest of the body is
     never read."""
     body = json.dumps(error_body("too_large", cap.message, cap.field)).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 def install_body_limits(app: Any, settings: Settings) -> None:
     """Cap every request body of ``app`` (a FastAPI app) from settings."""
-    app.add_middleware(BodyLimitMiddleware, default=json_cap(settings),
-                       routes={UPLOAD_ROUTE: upload_cap(settings)})
+    app.add_middleware(
+        BodyLimitMiddleware, default=json_cap(settings), routes={UPLOAD_ROUTE: upload_cap(settings)}
+    )

@@ -27,9 +27,14 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # numbers of thousands of digits) but read as this.
 _HUGE = 10**19
 
-MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-               ".vtt": "text/vtt; charset=utf-8", ".srt": "application/x-subrip; charset=utf-8",
-               ".json": "application/json"}
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".srt": "application/x-subrip; charset=utf-8",
+    ".json": "application/json",
+}
 
 
 def _number(digits: str) -> int:
@@ -87,19 +92,23 @@ def if_range_matches(if_range: str, etag: str, modified: float, now: float) -> b
     An entity tag must match strongly (never a weak W/ tag); a date must equal Last-Modified
     exactly, and counts only when Last-Modified is strong (a second or more in the past)."""
     value = if_range.strip()
-    if value.startswith(("\"", "W/")):
+    if value.startswith(('"', "W/")):
         return value == etag and not value.startswith("W/")
     try:
         date = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return False
-    return (date.tzinfo is not None and int(date.timestamp()) == int(modified)
-            and now - modified >= 1)
+    return (
+        date.tzinfo is not None and int(date.timestamp()) == int(modified) and now - modified >= 1
+    )
 
 
 def _unsatisfiable(size: int) -> ApiError:
-    return ApiError(416, f"range not satisfiable; the file has {size} bytes",
-                    headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+    return ApiError(
+        416,
+        f"range not satisfiable; the file has {size} bytes",
+        headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+    )
 
 
 _END = object()
@@ -118,32 +127,42 @@ async def _stream(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 def _suffix(key: str) -> str:
     name = key.rsplit("/", 1)[-1]
-    return name[name.rfind("."):].lower() if "." in name else ""
+    return name[name.rfind(".") :].lower() if "." in name else ""
 
 
-async def file_response(request: Request, storage: ObjectStorage, key: str,
-                        media_type: str | None = None, *,
-                        redirect_seconds: int | None = None) -> Response:
+async def file_response(
+    request: Request,
+    storage: ObjectStorage,
+    key: str,
+    media_type: str | None = None,
+    *,
+    redirect_seconds: int | None = None,
+) -> Response:
     """The object under ``key``: whole (200), one range (206), or with ``redirect_seconds`` a
     307 to a presigned URL when the backend can make one."""
     if redirect_seconds:
         url = await asyncio.to_thread(storage.presigned_url, key, redirect_seconds)
         if url is not None:
-            return RedirectResponse(url, status_code=307,
-                                    headers={"Cache-Control": "private, no-store"})
+            return RedirectResponse(
+                url, status_code=307, headers={"Cache-Control": "private, no-store"}
+            )
     try:
         info = await asyncio.to_thread(storage.stat, key)
     except KeyNotFound:
         raise ApiError(404, "file not found") from None
     size = info.size
     media_type = media_type or MEDIA_TYPES.get(_suffix(key), "application/octet-stream")
-    headers = {"Accept-Ranges": "bytes", "ETag": info.etag,
-               "Last-Modified": last_modified(info.modified),
-               "Cache-Control": "private, max-age=60"}
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": info.etag,
+        "Last-Modified": last_modified(info.modified),
+        "Cache-Control": "private, max-age=60",
+    }
     wanted = request.headers.get("range")
     if_range = request.headers.get("if-range")
-    if if_range is not None and not if_range_matches(if_range, info.etag, info.modified,
-                                                     time.time()):
+    if if_range is not None and not if_range_matches(
+        if_range, info.etag, info.modified, time.time()
+    ):
         wanted = None  # the client's copy is another version: send this one whole
     span = parse_range(wanted, size)
     first, last = span if span is not None else (0, size - 1)
@@ -157,5 +176,6 @@ async def file_response(request: Request, storage: ObjectStorage, key: str,
         chunks = await asyncio.to_thread(storage.iter_range, key, first, last)
     except KeyNotFound:  # deleted between stat and read
         raise ApiError(404, "file not found") from None
-    return StreamingResponse(_stream(chunks), status_code=status, headers=headers,
-                             media_type=media_type)
+    return StreamingResponse(
+        _stream(chunks), status_code=status, headers=headers, media_type=media_type
+    )

@@ -30,7 +30,8 @@ def _describe(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     # The size cap is stated in words, not as maxLength: a file over it is a 413, which a
     # schema violation is not expected to be.
     form["properties"]["file"]["description"] = (
-        f"the video; at most {settings.max_upload_bytes} bytes (else 413)")
+        f"the video; at most {settings.max_upload_bytes} bytes (else 413)"
+    )
     upload["content"]["multipart/form-data"]["schema"] = form
     return document
 
@@ -40,9 +41,15 @@ def describe_settings(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _describe(get_openapi(
-                title=app.title, version=app.version, description=app.description,
-                routes=app.routes), settings)
+            app.openapi_schema = _describe(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                ),
+                settings,
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

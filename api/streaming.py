@@ -38,8 +38,10 @@ HLS_FILES = (
     (re.compile(rf"{_FOLDER}/seg-\d{{5,6}}\.m4s"), SEGMENT),
 )
 SPRITE = re.compile(r"(\d{1,6})\.jpg")
-HLS_NAMES = ("master.m3u8, <rendition>/index.m3u8, <rendition>/init.mp4 or "
-             "<rendition>/seg-NNNNN.m4s (rendition like 720p, or audio)")
+HLS_NAMES = (
+    "master.m3u8, <rendition>/index.m3u8, <rendition>/init.mp4 or "
+    "<rendition>/seg-NNNNN.m4s (rendition like 720p, or audio)"
+)
 
 
 def hls_media_type(path: str) -> str | None:
@@ -49,51 +51,80 @@ def hls_media_type(path: str) -> str | None:
 
 def _responses(media_type: str) -> dict:
     body = {"content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
-    return {200: {"description": "the whole file", **body},
-            206: {"description": "the requested byte range", **body},
-            **error_responses(401, 404, 416, 422,
-                              e404="no such file: not a name served here, or not made (yet)")}
+    return {
+        200: {"description": "the whole file", **body},
+        206: {"description": "the requested byte range", **body},
+        **error_responses(
+            401, 404, 416, 422, e404="no such file: not a name served here, or not made (yet)"
+        ),
+    }
 
 
-async def _serve(request: Request, svc: Services, key: str, media_type: str, *,
-                 may_redirect: bool) -> Response:
+async def _serve(
+    request: Request, svc: Services, key: str, media_type: str, *, may_redirect: bool
+) -> Response:
     s = svc.settings
-    return await file_response(request, svc.storage, key, media_type,
-                               redirect_seconds=s.presigned_url_seconds
-                               if may_redirect and s.media_redirect else None)
+    return await file_response(
+        request,
+        svc.storage,
+        key,
+        media_type,
+        redirect_seconds=s.presigned_url_seconds if may_redirect and s.media_redirect else None,
+    )
 
 
-@router.get("/videos/{video_id}/hls/{path:path}", dependencies=READ, response_class=Response,
-            responses=_responses(PLAYLIST))
-async def hls_file(request: Request, video_id: str = VideoId, path: str = PathParam(...),
-                   svc: Services = Depends(services)) -> Response:
+@router.get(
+    "/videos/{video_id}/hls/{path:path}",
+    dependencies=READ,
+    response_class=Response,
+    responses=_responses(PLAYLIST),
+)
+async def hls_file(
+    request: Request,
+    video_id: str = VideoId,
+    path: str = PathParam(...),
+    svc: Services = Depends(services),
+) -> Response:
     """The HLS master playlist, a variant's or the audio's media playlist, init segment or
     media segment, with Range support."""
     media_type = hls_media_type(path)
     if media_type is None:
         raise ApiError(404, f"no HLS file {path[:100]!r}: the names are {HLS_NAMES}")
-    return await _serve(request, svc, keys.hls_key(video_id, path), media_type,
-                        may_redirect=media_type != PLAYLIST)
+    return await _serve(
+        request, svc, keys.hls_key(video_id, path), media_type, may_redirect=media_type != PLAYLIST
+    )
 
 
-@router.get("/videos/{video_id}/storyboard.vtt", dependencies=READ, response_class=Response,
-            responses=_responses(VTT))
-async def storyboard_track(request: Request, video_id: str = VideoId,
-                           svc: Services = Depends(services)) -> Response:
+@router.get(
+    "/videos/{video_id}/storyboard.vtt",
+    dependencies=READ,
+    response_class=Response,
+    responses=_responses(VTT),
+)
+async def storyboard_track(
+    request: Request, video_id: str = VideoId, svc: Services = Depends(services)
+) -> Response:
     """The storyboard as a WebVTT thumbnails track: one cue per interval, its text a sprite
     URL relative to this one with ``#xywh=x,y,w,h``."""
-    return await _serve(request, svc, keys.storyboard_vtt_key(video_id), VTT,
-                        may_redirect=False)
+    return await _serve(request, svc, keys.storyboard_vtt_key(video_id), VTT, may_redirect=False)
 
 
-@router.get("/videos/{video_id}/storyboard/{sprite}", dependencies=READ,
-            response_class=Response, responses=_responses(JPEG))
-async def storyboard_sprite(request: Request, video_id: str = VideoId,
-                            sprite: str = PathParam(..., max_length=20),
-                            svc: Services = Depends(services)) -> Response:
+@router.get(
+    "/videos/{video_id}/storyboard/{sprite}",
+    dependencies=READ,
+    response_class=Response,
+    responses=_responses(JPEG),
+)
+async def storyboard_sprite(
+    request: Request,
+    video_id: str = VideoId,
+    sprite: str = PathParam(..., max_length=20),
+    svc: Services = Depends(services),
+) -> Response:
     """One storyboard sprite sheet (a JPEG grid of thumbnails), ``0.jpg``, ``1.jpg``, …"""
     match = SPRITE.fullmatch(sprite)
     if match is None:
         raise ApiError(404, f"no storyboard sprite {sprite!r}: the names are 0.jpg, 1.jpg, …")
-    return await _serve(request, svc, keys.storyboard_sprite_key(video_id, int(match[1])),
-                        JPEG, may_redirect=True)
+    return await _serve(
+        request, svc, keys.storyboard_sprite_key(video_id, int(match[1])), JPEG, may_redirect=True
+    )

@@ -38,8 +38,7 @@ class Upload:
 class _Sink:
     """Collects the parts of one multipart body; file bytes go to storage in large writes."""
 
-    def __init__(self, storage: ObjectStorage, key: str, max_bytes: int,
-                 chunk_bytes: int) -> None:
+    def __init__(self, storage: ObjectStorage, key: str, max_bytes: int, chunk_bytes: int) -> None:
         self.storage = storage
         self.key = key
         self.max_bytes = max_bytes
@@ -101,15 +100,17 @@ class _Sink:
         if self._is_file:
             self.upload.file_bytes += end - start
             if self.upload.file_bytes > self.max_bytes:
-                self._fail(ApiError(413, f"upload exceeds the limit of {self.max_bytes} bytes",
-                                    field=FILE_FIELD))
+                self._fail(
+                    ApiError(
+                        413, f"upload exceeds the limit of {self.max_bytes} bytes", field=FILE_FIELD
+                    )
+                )
                 return
             self.buffer += data[start:end]
         else:
             self._value += data[start:end]
             if len(self._value) > MAX_FIELD_BYTES:
-                self._fail(ApiError(422, f"{self._name}: form field is too long",
-                                    field=self._name))
+                self._fail(ApiError(422, f"{self._name}: form field is too long", field=self._name))
 
     def on_part_end(self) -> None:
         if self.error is not None or self._name is None:
@@ -150,19 +151,32 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
-async def receive_upload(request: Request, storage: ObjectStorage, final_key: str, *,
-                         max_bytes: int, chunk_bytes: int) -> Upload:
+async def receive_upload(
+    request: Request, storage: ObjectStorage, final_key: str, *, max_bytes: int, chunk_bytes: int
+) -> Upload:
     """Read the request body once, streaming the 'file' part into a pending object for
     ``final_key``. The caller finishes with ``commit`` or ``discard``."""
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024 + (
-            MAX_FIELDS * MAX_FIELD_BYTES):
+    if (
+        declared
+        and declared.isdigit()
+        and int(declared) > max_bytes + 64 * 1024 + (MAX_FIELDS * MAX_FIELD_BYTES)
+    ):
         raise ApiError(413, f"upload exceeds the limit of {max_bytes} bytes", field=FILE_FIELD)
     sink = _Sink(storage, final_key, max_bytes, chunk_bytes)
-    callbacks = {name: getattr(sink, name) for name in (
-        "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished", "on_part_data", "on_part_end")}
+    callbacks = {
+        name: getattr(sink, name)
+        for name in (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
+    }
     parser = MultipartParser(boundary, callbacks)
     try:
         async for chunk in request.stream():
@@ -183,8 +197,9 @@ async def receive_upload(request: Request, storage: ObjectStorage, final_key: st
             raise sink.error
         await sink.flush(force=True)
         if sink.files_seen == 0:
-            raise ApiError(422, "file: is required (a multipart part named 'file')",
-                           field=FILE_FIELD)
+            raise ApiError(
+                422, "file: is required (a multipart part named 'file')", field=FILE_FIELD
+            )
         if sink.upload.file_bytes == 0:
             raise ApiError(422, "file: is empty", field=FILE_FIELD)
     except ClientDisconnect:

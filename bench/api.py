@@ -59,8 +59,13 @@ GOAL_THROUGHPUT_RATIO = 0.8
 
 def post_fields(tag: str, n: int) -> dict:
     """The n-th distinct post of a batch: the same shape in both rows."""
-    return {"post_id": f"bench-{tag}-{n}", "author_id": f"author-{n % 10}",
-            "title": f"Bench post {n}", "body": BODY, "followers": ["f1", "f2", "f3"]}
+    return {
+        "post_id": f"bench-{tag}-{n}",
+        "author_id": f"author-{n % 10}",
+        "title": f"Bench post {n}",
+        "body": BODY,
+        "followers": ["f1", "f2", "f3"],
+    }
 
 
 @dataclass
@@ -84,10 +89,13 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def pooled(rows: list[Row]) -> Row:
-    return Row([lat for r in rows for lat in r.latencies], sum(r.seconds for r in rows),
-               sum(r.errors for r in rows), sum(r.client_cpu for r in rows),
-               sum(r.server_cpu for r in rows))
-
+    return Row(
+        [lat for r in rows for lat in r.latencies],
+        sum(r.seconds for r in rows),
+        sum(r.errors for r in rows),
+        sum(r.client_cpu for r in rows),
+        sum(r.server_cpu for r in rows),
+    )
 
 
 def measured(run, server_pid: int, api_pid: int | None = None) -> Row:
@@ -103,6 +111,7 @@ def measured(run, server_pid: int, api_pid: int | None = None) -> Row:
 
 
 # --------------------------------------------------------------------------- the raw row
+
 
 async def raw_starts(address: str, requests: int, concurrency: int, tag: str) -> dict:
     """``requests`` workflow starts from ``concurrency`` tasks, as Spool's API makes them."""
@@ -126,10 +135,13 @@ async def raw_starts(address: str, requests: int, concurrency: int, tag: str) ->
             t0 = time.perf_counter()
             try:
                 await client.start_workflow(
-                    "BlogPublishWorkflow", inp, id=blog_workflow_id(post.post_id, post.version),
+                    "BlogPublishWorkflow",
+                    inp,
+                    id=blog_workflow_id(post.post_id, post.version),
                     task_queue=settings.queue_pipeline,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
             except Exception:  # noqa: BLE001 - counted and reported
                 errors += 1
                 continue
@@ -137,21 +149,42 @@ async def raw_starts(address: str, requests: int, concurrency: int, tag: str) ->
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one_task() for _ in range(concurrency)))
-    return {"latencies": latencies, "seconds": time.perf_counter() - t0, "errors": errors,
-            "cpu": time.process_time() - cpu0}
+    return {
+        "latencies": latencies,
+        "seconds": time.perf_counter() - t0,
+        "errors": errors,
+        "cpu": time.process_time() - cpu0,
+    }
 
 
 def run_raw(address: str, requests: int, concurrency: int, tag: str) -> Row:
     """The raw row in its own process, as vegeta is in its own."""
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "raw", "--address", address,
-         "--requests", str(requests), "--concurrency", str(concurrency), "--tag", tag],
-        capture_output=True, text=True, check=True, timeout=600, cwd=REPO)
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "raw",
+            "--address",
+            address,
+            "--requests",
+            str(requests),
+            "--concurrency",
+            str(concurrency),
+            "--tag",
+            tag,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+        cwd=REPO,
+    )
     data = json.loads(out.stdout.strip().splitlines()[-1])
     return Row(data["latencies"], data["seconds"], data["errors"], client_cpu=data["cpu"])
 
 
 # --------------------------------------------------------------------------- the API row
+
 
 def vegeta_targets(api: str, requests: int, tag: str) -> str:
     """vegeta's JSON targets: one distinct post per line."""
@@ -159,22 +192,40 @@ def vegeta_targets(api: str, requests: int, tag: str) -> str:
     lines = []
     for n in range(requests):
         body = base64.b64encode(json.dumps(post_fields(tag, n)).encode()).decode()
-        lines.append(json.dumps({"method": "POST", "url": f"{api}/v1/posts", "header": header,
-                                 "body": body}))
+        lines.append(
+            json.dumps({"method": "POST", "url": f"{api}/v1/posts", "header": header, "body": body})
+        )
     return "\n".join(lines) + "\n"
 
 
-def run_api(tool: Path, api: str, requests: int, concurrency: int, tag: str,
-            tmp: Path) -> Row:
+def run_api(tool: Path, api: str, requests: int, concurrency: int, tag: str, tmp: Path) -> Row:
     targets, results = tmp / f"targets-{tag}.json", tmp / f"results-{tag}.bin"
     targets.write_text(vegeta_targets(api, requests, tag))
     # -rate=0 with a fixed number of workers: each sends its next request when answered, so
     # at most `concurrency` are in flight, as in the raw row. -lazy ends with the targets.
-    subprocess.run([str(tool), "attack", "-format=json", "-lazy", f"-targets={targets}",
-                    "-rate=0", f"-workers={concurrency}", f"-max-workers={concurrency}",
-                    "-timeout=120s", f"-output={results}"], check=True, timeout=600)
-    encoded = subprocess.run([str(tool), "encode", "-to=csv", str(results)],
-                             capture_output=True, text=True, check=True, timeout=120)
+    subprocess.run(
+        [
+            str(tool),
+            "attack",
+            "-format=json",
+            "-lazy",
+            f"-targets={targets}",
+            "-rate=0",
+            f"-workers={concurrency}",
+            f"-max-workers={concurrency}",
+            "-timeout=120s",
+            f"-output={results}",
+        ],
+        check=True,
+        timeout=600,
+    )
+    encoded = subprocess.run(
+        [str(tool), "encode", "-to=csv", str(results)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return row_from_vegeta_csv(encoded.stdout)
 
 
@@ -198,41 +249,62 @@ def row_from_vegeta_csv(text: str) -> Row:
 
 # --------------------------------------------------------------------------- the run
 
+
 def api_env(temporal: str, data_dir: Path, port: int) -> dict[str, str]:
-    return {"SPOOL_TEMPORAL_ADDRESS": temporal, "SPOOL_DATA_DIR": str(data_dir),
-            "SPOOL_API_PORT": str(port), "SPOOL_API_KEYS": f'["{API_KEY}"]',
-            "HF_HUB_OFFLINE": "1"}
+    return {
+        "SPOOL_TEMPORAL_ADDRESS": temporal,
+        "SPOOL_DATA_DIR": str(data_dir),
+        "SPOOL_API_PORT": str(port),
+        "SPOOL_API_KEYS": f'["{API_KEY}"]',
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def report(rows: dict[str, list[Row]], args: argparse.Namespace, elapsed: float) -> bool:
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; dev server on SQLite (WAL), API and load on the "
-          "same machine, no worker")
-    print(f"{args.requests} distinct posts per row and round, {args.concurrency} concurrent, "
-          f"{args.rounds} rounds (latencies pooled)")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; dev server on SQLite (WAL), API and load on the "
+        "same machine, no worker"
+    )
+    print(
+        f"{args.requests} distinct posts per row and round, {args.concurrency} concurrent, "
+        f"{args.rounds} rounds (latencies pooled)"
+    )
     print(f"{'':34}{'p50':>9}{'p99':>9}{'acks/s':>9}{'errors':>8}")
     labels = {"api": "POST /v1/posts (vegeta)", "raw": "SDK start_workflow (raw)"}
     for kind in ("api", "raw"):
         for n, r in enumerate(rows[kind]):
-            print(f"  round {n + 1} {labels[kind]:<24}{percentile(r.latencies, 50) * 1e3:>7.0f}ms"
-                  f"{percentile(r.latencies, 99) * 1e3:>7.0f}ms{r.per_second:>9.1f}"
-                  f"{r.errors:>8}")
+            print(
+                f"  round {n + 1} {labels[kind]:<24}{percentile(r.latencies, 50) * 1e3:>7.0f}ms"
+                f"{percentile(r.latencies, 99) * 1e3:>7.0f}ms{r.per_second:>9.1f}"
+                f"{r.errors:>8}"
+            )
     api, raw = pooled(rows["api"]), pooled(rows["raw"])
     for kind, r in (("api", api), ("raw", raw)):
-        print(f"{labels[kind]:<34}{percentile(r.latencies, 50) * 1e3:>7.0f}ms"
-              f"{percentile(r.latencies, 99) * 1e3:>7.0f}ms{r.per_second:>9.1f}{r.errors:>8}")
+        print(
+            f"{labels[kind]:<34}{percentile(r.latencies, 50) * 1e3:>7.0f}ms"
+            f"{percentile(r.latencies, 99) * 1e3:>7.0f}ms{r.per_second:>9.1f}{r.errors:>8}"
+        )
     for kind, r in (("api", api), ("raw", raw)):
         client = "API process" if kind == "api" else "raw client process"
         acks = len(r.latencies)
-        print(f"CPU per ack, {labels[kind]}: {client} {r.client_cpu / acks * 1e3:.2f} ms, "
-              f"dev server {r.server_cpu / acks * 1e3:.2f} ms")
+        print(
+            f"CPU per ack, {labels[kind]}: {client} {r.client_cpu / acks * 1e3:.2f} ms, "
+            f"dev server {r.server_cpu / acks * 1e3:.2f} ms"
+        )
     p99_ratio = percentile(api.latencies, 99) / percentile(raw.latencies, 99)
     rate_ratio = api.per_second / raw.per_second
-    print(f"API / raw: p50 {percentile(api.latencies, 50) / percentile(raw.latencies, 50):.2f}, "
-          f"p99 {p99_ratio:.2f} (goal ≤ {GOAL_P99_RATIO}), throughput {rate_ratio:.2f} "
-          f"(goal ≥ {GOAL_THROUGHPUT_RATIO})")
-    ok = (p99_ratio <= GOAL_P99_RATIO and rate_ratio >= GOAL_THROUGHPUT_RATIO
-          and not api.errors and not raw.errors)
+    print(
+        f"API / raw: p50 {percentile(api.latencies, 50) / percentile(raw.latencies, 50):.2f}, "
+        f"p99 {p99_ratio:.2f} (goal ≤ {GOAL_P99_RATIO}), throughput {rate_ratio:.2f} "
+        f"(goal ≥ {GOAL_THROUGHPUT_RATIO})"
+    )
+    ok = (
+        p99_ratio <= GOAL_P99_RATIO
+        and rate_ratio >= GOAL_THROUGHPUT_RATIO
+        and not api.errors
+        and not raw.errors
+    )
     print(f"RESULT: {'goal met' if ok else 'goal NOT met'} (bench took {elapsed:.0f} s)")
     return ok
 
@@ -245,27 +317,39 @@ def main(args: argparse.Namespace) -> int:
     logs = REPO / "artifacts" / "logs"
     with tempfile.TemporaryDirectory(prefix="spool-bench-api-") as tmpdir:
         tmp = Path(tmpdir)
-        server = DevServer(port=free_port(), ui_port=None, db_filename=tmp / "temporal.db",
-                           log_path=logs / "bench-api-temporal.log")
+        server = DevServer(
+            port=free_port(),
+            ui_port=None,
+            db_filename=tmp / "temporal.db",
+            log_path=logs / "bench-api-temporal.log",
+        )
         api_port = free_port()
         api_log = logs / "bench-api-uvicorn.log"
         api_log.parent.mkdir(parents=True, exist_ok=True)
         api_log.write_text("")
         rows: dict[str, list[Row]] = {"api": [], "raw": []}
         with server:
-            api = start_process([sys.executable, "-m", "api"], api_log, cwd=REPO,
-                                env=api_env(server.address, tmp / "data", api_port))
+            api = start_process(
+                [sys.executable, "-m", "api"],
+                api_log,
+                cwd=REPO,
+                env=api_env(server.address, tmp / "data", api_port),
+            )
             try:
                 wait_for_port(api_port, 60, api, "API", api_log)
                 url = f"http://127.0.0.1:{api_port}"
 
                 def run_row(kind: str, tag: str) -> Row:
                     if kind == "api":
-                        return measured(lambda: run_api(
-                            tool, url, args.requests, args.concurrency, tag, tmp),
-                            server.proc.pid, api.pid)
-                    return measured(lambda: run_raw(
-                        server.address, args.requests, args.concurrency, tag), server.proc.pid)
+                        return measured(
+                            lambda: run_api(tool, url, args.requests, args.concurrency, tag, tmp),
+                            server.proc.pid,
+                            api.pid,
+                        )
+                    return measured(
+                        lambda: run_raw(server.address, args.requests, args.concurrency, tag),
+                        server.proc.pid,
+                    )
 
                 # Warm-up, not measured: connections, caches, the first imports.
                 run_api(tool, url, args.concurrency * 2, args.concurrency, "warm-api", tmp)
@@ -281,8 +365,12 @@ def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=["raw"],
-                        help="run only the raw row's client (used by the bench itself)")
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=["raw"],
+        help="run only the raw row's client (used by the bench itself)",
+    )
     parser.add_argument("--requests", type=int, default=1000, help="per row and round")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
@@ -294,8 +382,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     parsed = parse_args()
     if parsed.mode == "raw":
-        result = asyncio.run(raw_starts(parsed.address, parsed.requests, parsed.concurrency,
-                                        parsed.tag))
+        result = asyncio.run(
+            raw_starts(parsed.address, parsed.requests, parsed.concurrency, parsed.tag)
+        )
         print(json.dumps(result), flush=True)
         exit_process(0)
     exit_process(main(parsed))

@@ -38,22 +38,28 @@ AUTH = {"Authorization": f"Bearer {CLUSTER_API_KEY}"}
 
 
 def pinned_hosts() -> dict[str, Host]:
-    hosts = {name: Host(name, env_file, queue) for name, (env_file, queue)
-             in DEFAULT_HOSTS.items() if queue != "captions"}
+    hosts = {
+        name: Host(name, env_file, queue)
+        for name, (env_file, queue) in DEFAULT_HOSTS.items()
+        if queue != "captions"
+    }
     hosts["media-1"].cpus = "0"
     hosts["media-2"].cpus = "1"
     return hosts
 
 
-async def one_job(http: httpx.AsyncClient, temporal: Client, clip: Path
-                  ) -> tuple[float, str]:
+async def one_job(http: httpx.AsyncClient, temporal: Client, clip: Path) -> tuple[float, str]:
     """(upload sent -> job ended, the job's workflow id). The end is awaited on Temporal (one
     long poll), not by polling the status: ten status queries a second would load the very
     cores the encodes run on."""
     t0 = time.perf_counter()
     with clip.open("rb") as fh:
-        r = await http.post("/v1/videos", headers=AUTH, data={"captions": "false"},
-                            files={"file": ("clip.mp4", fh, "video/mp4")})
+        r = await http.post(
+            "/v1/videos",
+            headers=AUTH,
+            data={"captions": "false"},
+            files={"file": ("clip.mp4", fh, "video/mp4")},
+        )
     r.raise_for_status()
     accepted = r.json()
     await temporal.get_workflow_handle(accepted["job_id"]).result()
@@ -76,29 +82,46 @@ async def phases(client: Client, job_id: str) -> str:
     hosts = []
     for worker in sorted({r.worker for r in media_runs}):
         mine = sorted((r for r in media_runs if r.worker == worker), key=lambda r: r.started)
-        tasks = " ".join(f"{r.activity_id.removeprefix('encode-000')}:{r.seconds:.1f}"
-                         for r in mine)
-        hosts.append(f"{len(mine)} tasks {sum(r.seconds for r in mine):.1f} task-s "
-                     f"ending at {mine[-1].ended - begin:.1f} s [{tasks}]")
-    after = ", ".join(f"{r.activity_id} {r.started - end:+.1f}..{r.ended - end:+.1f}"
-                      for r in sorted(runs, key=lambda r: r.started)
-                      if r.ended > end and r not in media_runs)
-    return (f"before media {begin - first:.1f} s, {len(media_runs)} media tasks over "
-            f"{end - begin:.1f} s ({sum(r.seconds for r in media_runs):.1f} task-s; "
-            f"{'; '.join(hosts)}), after {last - end:.1f} s: {after})")
+        tasks = " ".join(
+            f"{r.activity_id.removeprefix('encode-000')}:{r.seconds:.1f}" for r in mine
+        )
+        hosts.append(
+            f"{len(mine)} tasks {sum(r.seconds for r in mine):.1f} task-s "
+            f"ending at {mine[-1].ended - begin:.1f} s [{tasks}]"
+        )
+    after = ", ".join(
+        f"{r.activity_id} {r.started - end:+.1f}..{r.ended - end:+.1f}"
+        for r in sorted(runs, key=lambda r: r.started)
+        if r.ended > end and r not in media_runs
+    )
+    return (
+        f"before media {begin - first:.1f} s, {len(media_runs)} media tasks over "
+        f"{end - begin:.1f} s ({sum(r.seconds for r in media_runs):.1f} task-s; "
+        f"{'; '.join(hosts)}), after {last - end:.1f} s: {after})"
+    )
 
 
 def process_trees(cluster: Cluster) -> dict[str, int]:
-    services = {"temporal": cluster.temporal, "s3proxy": cluster.s3,
-                "postgres": cluster.postgres, "elasticsearch": cluster.es}
+    services = {
+        "temporal": cluster.temporal,
+        "s3proxy": cluster.s3,
+        "postgres": cluster.postgres,
+        "elasticsearch": cluster.es,
+    }
     roots = {name: svc.proc.pid for name, svc in services.items() if svc.proc is not None}
-    roots.update({name: host.proc.pid for name, host in cluster.hosts.items()
-                  if host.proc is not None and host.proc.poll() is None})
+    roots.update(
+        {
+            name: host.proc.pid
+            for name, host in cluster.hosts.items()
+            if host.proc is not None and host.proc.poll() is None
+        }
+    )
     return roots
 
 
-async def measured_job(http: httpx.AsyncClient, temporal: Client, clip: Path,
-                       cluster: Cluster) -> tuple[float, str]:
+async def measured_job(
+    http: httpx.AsyncClient, temporal: Client, clip: Path, cluster: Cluster
+) -> tuple[float, str]:
     """one_job, and a line of where the machine's CPU went meanwhile (process trees: a
     host's ffmpeg children count for the host)."""
     roots = process_trees(cluster)
@@ -106,10 +129,13 @@ async def measured_job(http: httpx.AsyncClient, temporal: Client, clip: Path,
     took, job = await one_job(http, temporal, clip)
     after = tree_cpu_seconds(roots)
     spent = {name: after[name] - before[name] for name in roots}
-    line = ", ".join(f"{name} {cpu:.1f}" for name, cpu in
-                     sorted(spent.items(), key=lambda kv: -kv[1]))
-    return took, (f"{await phases(temporal, job)}\n    CPU s during the job: {line} "
-                  f"(all {sum(spent.values()):.1f})")
+    line = ", ".join(
+        f"{name} {cpu:.1f}" for name, cpu in sorted(spent.items(), key=lambda kv: -kv[1])
+    )
+    return took, (
+        f"{await phases(temporal, job)}\n    CPU s during the job: {line} "
+        f"(all {sum(spent.values()):.1f})"
+    )
 
 
 async def main(args) -> None:
@@ -118,10 +144,14 @@ async def main(args) -> None:
     with tempfile.TemporaryDirectory(prefix="spool-bench-cluster-") as tmpdir:
         root = Path(tmpdir)
         root.chmod(0o755)
-        cluster = Cluster(root / "cluster", api_port=free_port(), temporal_port=free_port(),
-                          ui_port=None, hosts=pinned_hosts(),
-                          extra_env={"SPOOL_MEDIA_CONCURRENCY": "1",
-                                     "SPOOL_LOG_LEVEL": "WARNING"})
+        cluster = Cluster(
+            root / "cluster",
+            api_port=free_port(),
+            temporal_port=free_port(),
+            ui_port=None,
+            hosts=pinned_hosts(),
+            extra_env={"SPOOL_MEDIA_CONCURRENCY": "1", "SPOOL_LOG_LEVEL": "WARNING"},
+        )
         with cluster:
             temporal = await Client.connect(cluster.temporal.address)
             async with httpx.AsyncClient(base_url=cluster.api_url, timeout=600) as http:

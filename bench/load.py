@@ -53,8 +53,12 @@ def vegeta() -> Path:
     binary = BIN / "vegeta"
     if not binary.exists():
         BIN.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["go", "install", VEGETA], check=True, timeout=900,
-                       env={**os.environ, "GOBIN": str(BIN), "GOTOOLCHAIN": "local"})
+        subprocess.run(
+            ["go", "install", VEGETA],
+            check=True,
+            timeout=900,
+            env={**os.environ, "GOBIN": str(BIN), "GOTOOLCHAIN": "local"},
+        )
     return binary
 
 
@@ -62,27 +66,75 @@ def targets(api: str, count: int, run: str) -> str:
     """vegeta's JSON targets: one distinct post per line."""
     lines = []
     for n in range(count):
-        post = {"post_id": f"load-{run}-{n}", "author_id": AUTHORS[n % len(AUTHORS)],
-                "title": f"Load post {n}", "body": f"Body of post {n} in run {run}.",
-                "followers": [f"reader-{n % 7}", f"reader-{n % 5 + 10}", "everyone"]}
-        lines.append(json.dumps({"method": "POST", "url": f"{api}/v1/posts", "header": AUTH,
-                                 "body": base64.b64encode(json.dumps(post).encode()).decode()}))
+        post = {
+            "post_id": f"load-{run}-{n}",
+            "author_id": AUTHORS[n % len(AUTHORS)],
+            "title": f"Load post {n}",
+            "body": f"Body of post {n} in run {run}.",
+            "followers": [f"reader-{n % 7}", f"reader-{n % 5 + 10}", "everyone"],
+        }
+        lines.append(
+            json.dumps(
+                {
+                    "method": "POST",
+                    "url": f"{api}/v1/posts",
+                    "header": AUTH,
+                    "body": base64.b64encode(json.dumps(post).encode()).decode(),
+                }
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
 def make_clips(folder: Path, count: int) -> list[Path]:
     """Different small clips: one lavfi pattern each (test patterns, colours, noise)."""
-    patterns = ["testsrc", "testsrc2", "smptebars", "rgbtestsrc", "mandelbrot", "life",
-                "cellauto", "yuvtestsrc", "pal75bars", "smptehdbars"]
+    patterns = [
+        "testsrc",
+        "testsrc2",
+        "smptebars",
+        "rgbtestsrc",
+        "mandelbrot",
+        "life",
+        "cellauto",
+        "yuvtestsrc",
+        "pal75bars",
+        "smptehdbars",
+    ]
     clips = []
     for i in range(count):
         clip = folder / f"clip-{i}.mp4"
         source = f"{patterns[i % len(patterns)]}=size=320x240:rate=15"
-        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                        "-i", source, "-f", "lavfi", "-i", f"sine=frequency={200 + 40 * i}",
-                        "-t", f"{1.5 + (i % 4) * 0.5}", "-c:v", "libx264", "-preset",
-                        "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-                        str(clip)], check=True, timeout=120)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                source,
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={200 + 40 * i}",
+                "-t",
+                f"{1.5 + (i % 4) * 0.5}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                str(clip),
+            ],
+            check=True,
+            timeout=120,
+        )
         clips.append(clip)
     return clips
 
@@ -95,12 +147,17 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def upload_all(api: str, clips: list[Path]) -> list[str]:
-    async with httpx.AsyncClient(base_url=api, timeout=600,
-                                 headers={"Authorization": f"Bearer {LOCAL_API_KEY}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=api, timeout=600, headers={"Authorization": f"Bearer {LOCAL_API_KEY}"}
+    ) as http:
+
         async def one(clip: Path) -> str:
             with clip.open("rb") as fh:
-                r = await http.post("/v1/videos", data={"captions": "false"},
-                                    files={"file": (clip.name, fh, "video/mp4")})
+                r = await http.post(
+                    "/v1/videos",
+                    data={"captions": "false"},
+                    files={"file": (clip.name, fh, "video/mp4")},
+                )
             assert r.status_code == 202, r.text
             return r.json()["video_id"]
 
@@ -131,21 +188,31 @@ async def main(args: argparse.Namespace) -> int:
         run = f"{int(time.time())}"
         (tmp / "targets.json").write_text(targets(stack.api_url, args.posts, run))
         with stack:
-            client = await connect(Settings(temporal_address=stack.temporal_address),
-                                   wait_seconds=30)
+            client = await connect(
+                Settings(temporal_address=stack.temporal_address), wait_seconds=30
+            )
             t0 = time.perf_counter()
             attack = await asyncio.create_subprocess_exec(
-                str(tool), "attack", "-format=json", "-lazy",
+                str(tool),
+                "attack",
+                "-format=json",
+                "-lazy",
                 f"-targets={tmp / 'targets.json'}",
-                f"-rate={args.rate}", f"-workers={args.workers}",
-                f"-max-workers={args.workers}", "-timeout=120s",
-                f"-output={tmp / 'results.bin'}")
+                f"-rate={args.rate}",
+                f"-workers={args.workers}",
+                f"-max-workers={args.workers}",
+                "-timeout=120s",
+                f"-output={tmp / 'results.bin'}",
+            )
             video_ids = await upload_all(stack.api_url, clips)
             assert await attack.wait() == 0, "vegeta attack failed"
             sent = time.perf_counter() - t0
-            report = subprocess.run([str(tool), "report", "-type=json",
-                                     str(tmp / "results.bin")],
-                                    capture_output=True, text=True, check=True)
+            report = subprocess.run(
+                [str(tool), "report", "-type=json", str(tmp / "results.bin")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             metrics = json.loads(report.stdout)
             states = await wait_videos(stack.api_url, video_ids)
             while True:  # polling the server: there is nothing local to wait on
@@ -153,16 +220,19 @@ async def main(args: argparse.Namespace) -> int:
                     break
                 await asyncio.sleep(0.5)
             drained = time.perf_counter() - t0
-            failed = [w async for w in client.list_workflows(
-                "ExecutionStatus!='Completed'")]
+            failed = [w async for w in client.list_workflows("ExecutionStatus!='Completed'")]
             async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
-                counts = {a: (await http.get(f"/v1/authors/{a}")).json()["post_count"]
-                          for a in AUTHORS}
+                counts = {
+                    a: (await http.get(f"/v1/authors/{a}")).json()["post_count"] for a in AUTHORS
+                }
             with get_engine(settings).connect() as conn:
-                ledger = conn.execute(text(
-                    "SELECT count(*), count(DISTINCT event_id || '/' || recipient) "
-                    "FROM notifications WHERE event_id LIKE :p"),
-                    {"p": f"post-published:load-{run}-%"}).one()
+                ledger = conn.execute(
+                    text(
+                        "SELECT count(*), count(DISTINCT event_id || '/' || recipient) "
+                        "FROM notifications WHERE event_id LIKE :p"
+                    ),
+                    {"p": f"post-published:load-{run}-%"},
+                ).one()
             rss = {name: peak_rss_mb(proc.pid) for name, proc in stack.procs.items()}
     lat = metrics["latencies"]
     errors = {code: n for code, n in metrics["status_codes"].items() if code != "202"}
@@ -171,22 +241,35 @@ async def main(args: argparse.Namespace) -> int:
         errors["0"] -= 1
         errors = {code: n for code, n in errors.items() if n}
         metrics["requests"] -= 1
-    print(f"posts: {metrics['requests']} sent by vegeta ({args.workers} workers) in "
-          f"{metrics['duration'] / 1e9:.1f} s = {metrics['throughput']:.1f} acks/s; "
-          f"ack p50 {lat['50th'] / 1e6:.0f} ms, p99 {lat['99th'] / 1e6:.0f} ms, "
-          f"max {lat['max'] / 1e6:.0f} ms; "
-          f"non-202: {errors or 'none'}")
-    print(f"uploads: {len(video_ids)} concurrent, all sent within {sent:.1f} s; "
-          f"states: { {s: list(states.values()).count(s) for s in set(states.values())} }")
-    print(f"every job done {drained:.1f} s after the burst began; workflows not completed: "
-          f"{len(failed)}")
+    print(
+        f"posts: {metrics['requests']} sent by vegeta ({args.workers} workers) in "
+        f"{metrics['duration'] / 1e9:.1f} s = {metrics['throughput']:.1f} acks/s; "
+        f"ack p50 {lat['50th'] / 1e6:.0f} ms, p99 {lat['99th'] / 1e6:.0f} ms, "
+        f"max {lat['max'] / 1e6:.0f} ms; "
+        f"non-202: {errors or 'none'}"
+    )
+    print(
+        f"uploads: {len(video_ids)} concurrent, all sent within {sent:.1f} s; "
+        f"states: { {s: list(states.values()).count(s) for s in set(states.values())} }"
+    )
+    print(
+        f"every job done {drained:.1f} s after the burst began; workflows not completed: "
+        f"{len(failed)}"
+    )
     expected = args.posts // len(AUTHORS)
-    print(f"author counts: {sorted(set(counts.values()))} (expected {expected} each); "
-          f"notification rows {ledger[0]}, distinct (event, recipient) {ledger[1]}, "
-          f"expected {args.posts * 3}")
+    print(
+        f"author counts: {sorted(set(counts.values()))} (expected {expected} each); "
+        f"notification rows {ledger[0]}, distinct (event, recipient) {ledger[1]}, "
+        f"expected {args.posts * 3}"
+    )
     print("peak RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
-    ok = (not errors and set(states.values()) == {"ready"} and not failed
-          and set(counts.values()) == {expected} and ledger[0] == ledger[1] == args.posts * 3)
+    ok = (
+        not errors
+        and set(states.values()) == {"ready"}
+        and not failed
+        and set(counts.values()) == {expected}
+        and ledger[0] == ledger[1] == args.posts * 3
+    )
     print("RESULT:", "all complete, 0 errors, counts exact" if ok else "PROBLEMS (see above)")
     return 0 if ok else 1
 

@@ -26,8 +26,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MUTMUT = Path(sys.executable).with_name("mutmut")
 # Never copied into a target's tree: environments, caches, data, and other runs' mutants.
-SKIPPED = {".git", ".venv", ".cache", "var", "artifacts", "mutants", "__pycache__",
-           ".pytest_cache", ".ruff_cache", "node_modules"}
+SKIPPED = {
+    ".git",
+    ".venv",
+    ".cache",
+    "var",
+    "artifacts",
+    "mutants",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "node_modules",
+}
 # mutmut names a method's mutants module.xǁClassǁmethod__mutmut_N.
 M = "ǁ"
 
@@ -45,61 +55,119 @@ def functions(module: str, *names: str) -> tuple[str, ...]:
     out = []
     for name in names:
         cls, _, method = name.rpartition(".")
-        out.append(f"{module}.x{M}{cls}{M}{method}__mutmut_*" if cls
-                   else f"{module}.x_{name}__mutmut_*")
+        out.append(
+            f"{module}.x{M}{cls}{M}{method}__mutmut_*" if cls else f"{module}.x_{name}__mutmut_*"
+        )
     return tuple(out)
 
 
 TARGETS = [
     Target(
-        "storage", ("spool/storage/base.py", "spool/storage/local.py"),
-        functions("spool.storage.base", "check_key", "check_prefix", "ObjectStorage.writer",
-                  "ObjectStorage.put_bytes", "ObjectStorage.delete_prefix")
-        + functions("spool.storage.local", "_LocalPending.__init__", "_LocalPending.write",
-                    "_LocalPending.commit", "_LocalPending.abort", "LocalStorage._path",
-                    "LocalStorage._existing", "LocalStorage.put_file",
-                    "LocalStorage.list_prefix", "LocalStorage.delete"),
+        "storage",
+        ("spool/storage/base.py", "spool/storage/local.py"),
+        functions(
+            "spool.storage.base",
+            "check_key",
+            "check_prefix",
+            "ObjectStorage.writer",
+            "ObjectStorage.put_bytes",
+            "ObjectStorage.delete_prefix",
+        )
+        + functions(
+            "spool.storage.local",
+            "_LocalPending.__init__",
+            "_LocalPending.write",
+            "_LocalPending.commit",
+            "_LocalPending.abort",
+            "LocalStorage._path",
+            "LocalStorage._existing",
+            "LocalStorage.put_file",
+            "LocalStorage.list_prefix",
+            "LocalStorage.delete",
+        ),
         ("tests/test_storage.py", "-k", "(local and not memory) or finished_local"),
     ),
     Target(
-        "db.blog", ("spool/db/blog.py",),
-        functions("spool.db.blog", "record_post_for_author", "_store_post_version",
-                  "author_post_count", "followers_of", "add_followers"),
+        "db.blog",
+        ("spool/db/blog.py",),
+        functions(
+            "spool.db.blog",
+            "record_post_for_author",
+            "_store_post_version",
+            "author_post_count",
+            "followers_of",
+            "add_followers",
+        ),
         ("tests/test_db.py", "-k", "sqlite"),
     ),
     Target(
-        "notify", ("spool/notify.py",),
-        functions("spool.notify", "_for_recipients", "_mark_delivered", "notify_once",
-                  "make_notifier"),
+        "notify",
+        ("spool/notify.py",),
+        functions(
+            "spool.notify", "_for_recipients", "_mark_delivered", "notify_once", "make_notifier"
+        ),
         ("tests/test_db.py", "-k", "sqlite or make_notifier"),
     ),
     Target(
-        "webhooks (SSRF guard)", ("spool/webhooks.py",),
-        functions("spool.webhooks", "_allowed_networks", "embedded_ipv4", "never_allowed",
-                  "_is_internal", "parse_destination", "check_addresses",
-                  "check_destination", "pinned_request", "_is_ip_literal"),
+        "webhooks (SSRF guard)",
+        ("spool/webhooks.py",),
+        functions(
+            "spool.webhooks",
+            "_allowed_networks",
+            "embedded_ipv4",
+            "never_allowed",
+            "_is_internal",
+            "parse_destination",
+            "check_addresses",
+            "check_destination",
+            "pinned_request",
+            "_is_ip_literal",
+        ),
         # Every test that needs no Temporal server (those start one per mutant).
-        ("tests/test_webhooks.py", "-m", "not slow", "-k",
-         "not (door or failing_subscriber or video_callback or captions_available)"),
+        (
+            "tests/test_webhooks.py",
+            "-m",
+            "not slow",
+            "-k",
+            "not (door or failing_subscriber or video_callback or captions_available)",
+        ),
     ),
     Target(
-        "media (argv builders, process control)", ("spool/media.py",),
-        functions("spool.media", "file_url", "probe_args", "first_frames_args", "_compile",
-                  "rendition_args", "_rendition_output_options", "ladder_args", "poster_args",
-                  "audio_args", "run_tool", "_kill_group", "hardened_argv"),
+        "media (argv builders, process control)",
+        ("spool/media.py",),
+        functions(
+            "spool.media",
+            "file_url",
+            "probe_args",
+            "first_frames_args",
+            "_compile",
+            "rendition_args",
+            "_rendition_output_options",
+            "ladder_args",
+            "poster_args",
+            "audio_args",
+            "run_tool",
+            "_kill_group",
+            "hardened_argv",
+        ),
         # Small clips and a stand-in tool: every run_tool mutant runs all of these, so none
         # may take long (about 10 s together); the 1080p and paced tests stay out.
-        ("tests/test_media.py", "-k",
-         "hardening or follows_its_settings or own_rendition_settings or requested_time "
-         "or 16_bit or first_packets or odd_small or silent_source or run_tool or playlists"),
+        (
+            "tests/test_media.py",
+            "-k",
+            "hardening or follows_its_settings or own_rendition_settings or requested_time "
+            "or 16_bit or first_packets or odd_small or silent_source or run_tool or playlists",
+        ),
     ),
 ]
 
 
 def copy_tree(dest: Path) -> None:
     """The working tree as it is now (uncommitted edits included), without heavy state."""
+
     def ignore(_dir: str, names: list[str]) -> set[str]:
         return {n for n in names if n in SKIPPED or n.endswith(".pyc")}
+
     shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
     if (REPO / ".cache").exists():  # the test Elasticsearch and S3Proxy downloads
         (dest / ".cache").symlink_to(REPO / ".cache")
@@ -107,9 +175,14 @@ def copy_tree(dest: Path) -> None:
 
 def configure(tree: Path, target: Target) -> None:
     """mutmut's settings for this target, in the copy's pyproject.toml only."""
-    also = sorted(p.name for p in REPO.iterdir()
-                  if p.name not in SKIPPED and p.name not in ("spool", "tests")
-                  and (p.is_dir() or p.suffix == ".py") and not p.name.startswith("."))
+    also = sorted(
+        p.name
+        for p in REPO.iterdir()
+        if p.name not in SKIPPED
+        and p.name not in ("spool", "tests")
+        and (p.is_dir() or p.suffix == ".py")
+        and not p.name.startswith(".")
+    )
     section = {
         "source_paths": ["spool"],
         "only_mutate": list(target.files),
@@ -126,8 +199,13 @@ def configure(tree: Path, target: Target) -> None:
 
 def results(tree: Path) -> dict[str, str]:
     """mutant name → status (killed, survived, timeout, no tests, ...), as mutmut reports."""
-    out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=tree,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(MUTMUT), "results", "--all", "true"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     found = {}
     for line in out.stdout.splitlines():
         name, sep, status = line.strip().rpartition(": ")
@@ -151,22 +229,33 @@ def run_target(target: Target, jobs: int, show_survivors: bool) -> tuple[int, in
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         env.pop("CI", None)  # a test that skips for a missing service is not a kill either way
         started = time.monotonic()
-        run = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs),
-                              *target.mutants], cwd=tree, env=env, capture_output=True,
-                             text=True, check=False)
+        run = subprocess.run(
+            [str(MUTMUT), "run", "--max-children", str(jobs), *target.mutants],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         took = time.monotonic() - started
         found = selected(results(tree), target)
         if not found:
             print(run.stdout[-3000:], run.stderr[-3000:], sep="\n", file=sys.stderr)
             raise SystemExit(f"{target.name}: mutmut produced no results")
         killed = sum(1 for s in found.values() if s in ("killed", "timeout", "segfault"))
-        survivors = sorted(n for n, s in found.items()
-                           if s not in ("killed", "timeout", "segfault"))
+        survivors = sorted(
+            n for n, s in found.items() if s not in ("killed", "timeout", "segfault")
+        )
         for name in survivors:
             print(f"  survived ({found[name]}): {name}")
             if show_survivors:
-                diff = subprocess.run([str(MUTMUT), "show", name], cwd=tree,
-                                      capture_output=True, text=True, check=False).stdout
+                diff = subprocess.run(
+                    [str(MUTMUT), "show", name],
+                    cwd=tree,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
                 print("    " + diff.strip().replace("\n", "\n    "))
         return killed, len(found), took
 
@@ -181,15 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not MUTMUT.exists():
         raise SystemExit("mutmut is not installed: .venv/bin/pip install -e '.[dev]'")
-    chosen = [t for t in TARGETS
-              if not args.targets or any(t.name.startswith(p) for p in args.targets)]
+    chosen = [
+        t for t in TARGETS if not args.targets or any(t.name.startswith(p) for p in args.targets)
+    ]
     rows = []
     for target in chosen:
         print(f"{target.name}: mutating {', '.join(target.files)} ...", flush=True)
         killed, total, took = run_target(target, args.jobs, args.survivors)
         rows.append((target.name, killed, total, took))
-        print(f"{target.name}: {killed}/{total} killed ({killed / total:.0%}) in {took:.0f} s",
-              flush=True)
+        print(
+            f"{target.name}: {killed}/{total} killed ({killed / total:.0%}) in {took:.0f} s",
+            flush=True,
+        )
     print("\n| target | killed | mutants | share | time |\n|---|---|---|---|---|")
     for name, killed, total, took in rows:
         print(f"| {name} | {killed} | {total} | {killed / total:.0%} | {took:.0f} s |")

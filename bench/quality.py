@@ -46,11 +46,33 @@ def make_source(seconds: float) -> Path:
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.mp4")
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                    "-i", "testsrc2=size=1920x1080:rate=30,noise=alls=8:allf=t",
-                    "-t", f"{seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "14",
-                    "-g", "60",
-                    "-pix_fmt", "yuv420p", str(partial)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30,noise=alls=8:allf=t",
+            "-t",
+            f"{seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "14",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            str(partial),
+        ],
+        check=True,
+    )
     partial.rename(path)
     return path
 
@@ -58,9 +80,25 @@ def make_source(seconds: float) -> Path:
 def scores(encoded: Path, source: Path) -> tuple[float, float]:
     """(PSNR dB, SSIM) of encoded against source, averaged over all frames."""
     graph = "[0:v]split[a][b];[1:v]split[c][d];[a][c]psnr;[b][d]ssim"
-    err = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(encoded),
-                          "-i", str(source), "-lavfi", graph, "-f", "null", "-"],
-                         check=True, capture_output=True, text=True).stderr
+    err = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(encoded),
+            "-i",
+            str(source),
+            "-lavfi",
+            graph,
+            "-f",
+            "null",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stderr
     psnr = re.search(r"PSNR .*average:([\d.]+|inf)", err)
     ssim = re.search(r"SSIM .*All:([\d.]+)", err)
     if not (psnr and ssim):
@@ -68,33 +106,53 @@ def scores(encoded: Path, source: Path) -> tuple[float, float]:
     return float(psnr[1]), float(ssim[1])
 
 
-async def chunked(source: Path, work: Path, height: int, kbps: int,
-                  settings: Settings) -> tuple[Path, int]:
+async def chunked(
+    source: Path, work: Path, height: int, kbps: int, settings: Settings
+) -> tuple[Path, int]:
     info = await media.probe(source)
     spans = snap_to_keyframes(
-        plan_chunks(info.duration, chunk_seconds=settings.chunk_seconds,
-                    segment_seconds=settings.hls_segment_seconds),
-        await encoding.keyframe_times(source, LIMITS) or [], fps=output_fps(info.fps),
-        segment_seconds=settings.hls_segment_seconds)
+        plan_chunks(
+            info.duration,
+            chunk_seconds=settings.chunk_seconds,
+            segment_seconds=settings.hls_segment_seconds,
+        ),
+        await encoding.keyframe_times(source, LIMITS) or [],
+        fps=output_fps(info.fps),
+        segment_seconds=settings.hls_segment_seconds,
+    )
     files = []
     for span in spans:
         dst = work / f"chunk-{span.index:05d}.mp4"
         out = await encoding.encode_chunk(
-            source, span, [media.RenditionSpec(dst, height, kbps)], fps=output_fps(info.fps),
-            segment_seconds=settings.hls_segment_seconds, preset=settings.x264_preset,
-            thumb_every=None, thumb_width=160, thumb_dir=None, limits=LIMITS, on_progress=None)
+            source,
+            span,
+            [media.RenditionSpec(dst, height, kbps)],
+            fps=output_fps(info.fps),
+            segment_seconds=settings.hls_segment_seconds,
+            preset=settings.x264_preset,
+            thumb_every=None,
+            thumb_width=160,
+            thumb_dir=None,
+            limits=LIMITS,
+            on_progress=None,
+        )
         files.append(out.files[f"{height}p"])
     joined = work / "chunked.mp4"
     await encoding.join_chunks(files, None, joined, limits=LIMITS)
     return joined, len(spans)
 
 
-async def single_pass(source: Path, work: Path, height: int, kbps: int,
-                      settings: Settings) -> Path:
+async def single_pass(source: Path, work: Path, height: int, kbps: int, settings: Settings) -> Path:
     dst = work / "single.mp4"
-    await media.transcode_rendition(source, dst, height, video_kbps=kbps,
-                                    preset=settings.x264_preset, has_audio=False,
-                                    limits=LIMITS)
+    await media.transcode_rendition(
+        source,
+        dst,
+        height,
+        video_kbps=kbps,
+        preset=settings.x264_preset,
+        has_audio=False,
+        limits=LIMITS,
+    )
     return dst
 
 
@@ -118,20 +176,28 @@ async def main() -> None:
         started = time.monotonic()
         single = await single_pass(source, work, args.height, kbps, settings)
         single_seconds = time.monotonic() - started
-        rows = [(f"chunked ({count} chunks)", joined, chunked_seconds),
-                ("single pass", single, single_seconds)]
-        measured = [(label, *scores(path, source), bitrate_kbps(path, args.seconds), took)
-                    for label, path, took in rows]
-    print(f"{args.seconds:g} s {args.height}p30 testsrc2+noise, x264 {settings.x264_preset}, "
-          f"{kbps} kbit/s (maxrate 1.5x, bufsize 2x), chunks of at most "
-          f"{settings.chunk_seconds:g} s, segments {settings.hls_segment_seconds:g} s")
+        rows = [
+            (f"chunked ({count} chunks)", joined, chunked_seconds),
+            ("single pass", single, single_seconds),
+        ]
+        measured = [
+            (label, *scores(path, source), bitrate_kbps(path, args.seconds), took)
+            for label, path, took in rows
+        ]
+    print(
+        f"{args.seconds:g} s {args.height}p30 testsrc2+noise, x264 {settings.x264_preset}, "
+        f"{kbps} kbit/s (maxrate 1.5x, bufsize 2x), chunks of at most "
+        f"{settings.chunk_seconds:g} s, segments {settings.hls_segment_seconds:g} s"
+    )
     print(f"{'':24} {'PSNR dB':>8} {'SSIM':>8} {'kbit/s':>8} {'encode s':>9}")
     for label, psnr, ssim, rate, took in measured:
         print(f"{label:24} {psnr:8.3f} {ssim:8.5f} {rate:8.0f} {took:9.1f}")
     difference = measured[0][1] - measured[1][1]
     verdict = "within" if difference >= -0.5 else "OUTSIDE"
-    print(f"chunked - single pass: {difference:+.3f} dB PSNR, "
-          f"{measured[0][2] - measured[1][2]:+.5f} SSIM ({verdict} the 0.5 dB goal)")
+    print(
+        f"chunked - single pass: {difference:+.3f} dB PSNR, "
+        f"{measured[0][2] - measured[1][2]:+.5f} SSIM ({verdict} the 0.5 dB goal)"
+    )
 
 
 if __name__ == "__main__":

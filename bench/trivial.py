@@ -32,9 +32,16 @@ def noop(step: str) -> str:
 class TrivialThreeStepWorkflow:
     @workflow.run
     async def run(self, name: str) -> list[str]:
-        return list(await asyncio.gather(*(
-            workflow.execute_activity(noop, step, start_to_close_timeout=timedelta(seconds=30))
-            for step in ("a", "b", "c"))))
+        return list(
+            await asyncio.gather(
+                *(
+                    workflow.execute_activity(
+                        noop, step, start_to_close_timeout=timedelta(seconds=30)
+                    )
+                    for step in ("a", "b", "c")
+                )
+            )
+        )
 
 
 # Registered under the names BlogPublishWorkflow's steps call; they take and return what the
@@ -46,14 +53,18 @@ def index_post(post: Post) -> IndexPostResult:
 
 @activity.defn(name="record_post_for_author")
 def record_post_for_author(post: Post) -> RecordPostResult:
-    return RecordPostResult(author_id=post.author_id, post_id=post.post_id, counted=True,
-                            post_count=1)
+    return RecordPostResult(
+        author_id=post.author_id, post_id=post.post_id, counted=True, post_count=1
+    )
 
 
 @activity.defn(name="notify_followers")
 def notify_followers(post: Post) -> NotifyFollowersResult:
-    return NotifyFollowersResult(event_id=f"post-published:{post.post_id}",
-                                 recipients=len(post.followers or ()), newly_created=0)
+    return NotifyFollowersResult(
+        event_id=f"post-published:{post.post_id}",
+        recipients=len(post.followers or ()),
+        newly_created=0,
+    )
 
 
 async def main() -> None:
@@ -69,13 +80,21 @@ async def main() -> None:
     client = await connect(settings, wait_seconds=30)
     if "--spool-workflow" in sys.argv[1:]:
         from workflows.blog import BlogPublishWorkflow
-        workflows, activities = [BlogPublishWorkflow], [index_post, record_post_for_author,
-                                                        notify_followers]
+
+        workflows, activities = (
+            [BlogPublishWorkflow],
+            [index_post, record_post_for_author, notify_followers],
+        )
     else:
         workflows, activities = [TrivialThreeStepWorkflow], [noop]
-    plan = [QueueWork(name=settings.queue_pipeline, workflows=workflows,
-                      activities=activities,
-                      max_concurrent_activities=default_concurrency(settings, "pipeline"))]
+    plan = [
+        QueueWork(
+            name=settings.queue_pipeline,
+            workflows=workflows,
+            activities=activities,
+            max_concurrent_activities=default_concurrency(settings, "pipeline"),
+        )
+    ]
     threads = sum(work.max_concurrent_activities for work in plan) + 4
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as pool:
         [worker] = build_workers(client, plan, pool, grace_seconds=30.0)

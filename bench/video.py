@@ -76,56 +76,106 @@ SPEECH = (
 
 # --- the clip --------------------------------------------------------------------------------
 
+
 def make_clip(seconds: float) -> Path:
     clip = CACHE / f"speech-1080p30-{int(seconds)}s.mp4"
     if clip.exists():
         return clip
     CACHE.mkdir(parents=True, exist_ok=True)
     wav = CACHE / "speech.wav"
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SPEECH], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["espeak-ng", "-s", "150", "-w", str(wav), SPEECH],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     tmp = clip.with_suffix(".tmp.mp4")
     # A camera-like upload: High profile CABAC H.264 (not ultrafast, which is cheap to decode)
     # and AAC speech looped to the full length.
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-         "-stream_loop", "-1", "-i", str(wav),
-         "-t", f"{seconds}", "-map", "0:v", "-map", "1:a",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", str(tmp)],
-        check=True, capture_output=True, timeout=1200)
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(wav),
+            "-t",
+            f"{seconds}",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            str(tmp),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=1200,
+    )
     tmp.rename(clip)
     return clip
 
 
 # --- plain script ----------------------------------------------------------------------------
 
+
 def rendition_kbps(settings: Settings, height: int) -> int:
     from activities.video import _nearest_bitrate
 
-    return settings.bitrate_ladder.get(height) or _nearest_bitrate(settings.bitrate_ladder,
-                                                                    height)
+    return settings.bitrate_ladder.get(height) or _nearest_bitrate(settings.bitrate_ladder, height)
 
 
 def ladder_specs(out: Path, heights: list[int], settings: Settings) -> list[media.RenditionSpec]:
     """The plain script's renditions: Spool's heights and bitrates, one MP4 each in out."""
-    return [media.RenditionSpec(out / f"{rendition_name(h)}.mp4", h, rendition_kbps(settings, h))
-            for h in heights]
+    return [
+        media.RenditionSpec(out / f"{rendition_name(h)}.mp4", h, rendition_kbps(settings, h))
+        for h in heights
+    ]
 
 
 def load_raw_model(settings: Settings):
     from faster_whisper import WhisperModel
 
-    return WhisperModel(whisper.resolve_model(settings), device=settings.whisper_device,
-                        compute_type=settings.whisper_compute_type, local_files_only=True)
+    return WhisperModel(
+        whisper.resolve_model(settings),
+        device=settings.whisper_device,
+        compute_type=settings.whisper_compute_type,
+        local_files_only=True,
+    )
 
 
 def raw_transcribe(model, wav: Path, settings: Settings) -> int:
     """faster-whisper with Spool's decoding options (spool.whisper.transcribe)."""
-    segments, _info = model.transcribe(str(wav), language=settings.whisper_language,
-                                       beam_size=1, condition_on_previous_text=False,
-                                       vad_filter=False)
+    segments, _info = model.transcribe(
+        str(wav),
+        language=settings.whisper_language,
+        beam_size=1,
+        condition_on_previous_text=False,
+        vad_filter=False,
+    )
     return sum(1 for s in segments if s.text.strip())
 
 
@@ -143,17 +193,22 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, model) -> dic
     async def ladder() -> None:
         specs = ladder_specs(out, heights, settings)
         t = time.perf_counter()
-        await media.transcode_ladder(src, specs, audio_kbps=settings.audio_bitrate_kbps,
-                                     preset=settings.x264_preset, has_audio=info.has_audio,
-                                     duration=info.duration, limits=limits)
+        await media.transcode_ladder(
+            src,
+            specs,
+            audio_kbps=settings.audio_bitrate_kbps,
+            preset=settings.x264_preset,
+            has_audio=info.has_audio,
+            duration=info.duration,
+            limits=limits,
+        )
         times["ladder"] = time.perf_counter() - t
         for spec in specs:
             made = await media.probe(spec.dst)
             assert made.height == spec.height and abs(made.duration - info.duration) < 0.2
 
     async def poster() -> None:
-        await media.extract_poster(src, out / "poster.jpg", round(info.duration * 0.1, 3),
-                                   limits)
+        await media.extract_poster(src, out / "poster.jpg", round(info.duration * 0.1, 3), limits)
 
     async def captions() -> None:
         wav = out / "audio.wav"
@@ -170,13 +225,19 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, model) -> dic
 
 # --- Spool -----------------------------------------------------------------------------------
 
+
 def start_worker(settings: Settings, log: Path, extra_env: dict[str, str] | None = None):
-    env = {"SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-           "SPOOL_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1",
-           "SPOOL_LOG_LEVEL": "WARNING", **(extra_env or {})}
+    env = {
+        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir),
+        "HF_HUB_OFFLINE": "1",
+        "SPOOL_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
     proc = start_process([sys.executable, "worker.py"], log, env=env, cwd=REPO)
-    wait_until(lambda: log.exists() and "worker ready" in log.read_text(), 120, proc,
-               "bench worker", log)
+    wait_until(
+        lambda: log.exists() and "worker ready" in log.read_text(), 120, proc, "bench worker", log
+    )
     return proc
 
 
@@ -188,16 +249,21 @@ async def activity_seconds(handle, activity_type: str) -> tuple[float, float]:
     return run.ended - run.scheduled, run.started - run.scheduled
 
 
-async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | None = None
-                         ) -> dict:
+async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | None = None) -> dict:
     """One job end to end; ``storage_env`` (SPOOL_STORAGE_URL, SPOOL_S3_*) picks the store."""
-    server = DevServer(port=free_port(), ui_port=None, db_filename=tmp / "temporal.db",
-                       log_path=tmp / "temporal.log")
+    server = DevServer(
+        port=free_port(),
+        ui_port=None,
+        db_filename=tmp / "temporal.db",
+        log_path=tmp / "temporal.log",
+    )
     storage_env = storage_env or {}
     with server:
-        settings = Settings(temporal_address=server.address, data_dir=tmp / "data",
-                            **{k.removeprefix("SPOOL_").lower(): v
-                               for k, v in storage_env.items()})
+        settings = Settings(
+            temporal_address=server.address,
+            data_dir=tmp / "data",
+            **{k.removeprefix("SPOOL_").lower(): v for k, v in storage_env.items()},
+        )
         worker = start_worker(settings, tmp / "worker.log", storage_env)
         try:
             client = await connect(settings, wait_seconds=30)
@@ -237,43 +303,62 @@ async def background_ladder(src: Path, out: Path, settings: Settings) -> None:
     info = await media.probe(src)
     specs = ladder_specs(out, plan_rendition_heights(info.height), settings)
     while True:
-        await media.transcode_ladder(src, specs, audio_kbps=settings.audio_bitrate_kbps,
-                                     preset=settings.x264_preset, has_audio=info.has_audio,
-                                     duration=info.duration,
-                                     limits=media.Limits.from_settings(settings))
+        await media.transcode_ladder(
+            src,
+            specs,
+            audio_kbps=settings.audio_bitrate_kbps,
+            preset=settings.x264_preset,
+            has_audio=info.has_audio,
+            duration=info.duration,
+            limits=media.Limits.from_settings(settings),
+        )
 
 
 async def captions_same_contention(src: Path, wav: Path, tmp: Path, rounds: int) -> dict:
     """Spool's ``video.transcribe`` (a captions job on a warm ``worker.py``, scheduled ->
     completed) and raw faster-whisper (a warm process of its own, started the same way, the
     WAV on its disk), alternately, each while the same ladder encodes in the background."""
-    server = DevServer(port=free_port(), ui_port=None, db_filename=tmp / "temporal.db",
-                       log_path=tmp / "temporal.log")
+    server = DevServer(
+        port=free_port(),
+        ui_port=None,
+        db_filename=tmp / "temporal.db",
+        log_path=tmp / "temporal.log",
+    )
     spool_times: list[float] = []
     raw_times: list[float] = []
     with server:
         settings = Settings(temporal_address=server.address, data_dir=tmp / "data")
         worker = start_worker(settings, tmp / "worker.log")
         raw = await asyncio.create_subprocess_exec(
-            *with_parent_death([sys.executable, "-c", RAW_WHISPER]), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, cwd=REPO, start_new_session=True)
+            *with_parent_death([sys.executable, "-c", RAW_WHISPER]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+            start_new_session=True,
+        )
         ladder = None
         try:
             assert (await raw.stdout.readline()).strip() == b"ready"
             client = await connect(settings, wait_seconds=30)
             inp = await asyncio.to_thread(ingest_video, settings, src, owner_id="bench")
-            await asyncio.to_thread(ensure_video, get_engine(settings), inp.video_id, "bench",
-                                    "processing")
+            await asyncio.to_thread(
+                ensure_video, get_engine(settings), inp.video_id, "bench", "processing"
+            )
             (tmp / "ladder").mkdir()
             ladder = asyncio.create_task(background_ladder(src, tmp / "ladder", settings))
             await asyncio.sleep(3)  # past the ladder's start-up, into its steady state
             for n in range(rounds):
                 job = await client.start_workflow(
                     "CaptionsWorkflow",
-                    CaptionsInput(inp.video_id, inp.source_key,
-                                  queue_pipeline=settings.queue_pipeline,
-                                  queue_captions=settings.queue_captions),
-                    id=f"bench-captions-{n}", task_queue=settings.queue_pipeline)
+                    CaptionsInput(
+                        inp.video_id,
+                        inp.source_key,
+                        queue_pipeline=settings.queue_pipeline,
+                        queue_captions=settings.queue_captions,
+                    ),
+                    id=f"bench-captions-{n}",
+                    task_queue=settings.queue_pipeline,
+                )
                 await job.result()
                 spool_times.append((await activity_seconds(job, "video.transcribe"))[0])
                 raw.stdin.write(f"{wav}\n".encode())
@@ -287,11 +372,16 @@ async def captions_same_contention(src: Path, wav: Path, tmp: Path, rounds: int)
             raw.kill()
             await raw.wait()
             stop_process(worker)
-    return {"spool": statistics.median(spool_times), "raw": statistics.median(raw_times),
-            "spool_all": spool_times, "raw_all": raw_times}
+    return {
+        "spool": statistics.median(spool_times),
+        "raw": statistics.median(raw_times),
+        "spool_all": spool_times,
+        "raw_all": raw_times,
+    }
 
 
 # --- noise: other processes on the machine --------------------------------------------------
+
 
 class CpuMeter:
     """CPU seconds the whole machine spent busy vs. what this bench's process tree spent.
@@ -308,8 +398,11 @@ class CpuMeter:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
         busy = (user + nice + system + irq + softirq) / self.tick
-        own = sum(getattr(resource.getrusage(who), f) for who in (
-            resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
+        own = sum(
+            getattr(resource.getrusage(who), f)
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+            for f in ("ru_utime", "ru_stime")
+        )
         return busy, own, steal / self.tick
 
     def report(self) -> str:
@@ -318,6 +411,7 @@ class CpuMeter:
 
 
 # --- main ------------------------------------------------------------------------------------
+
 
 def cpu_model() -> str:
     try:
@@ -351,13 +445,17 @@ async def compare_storage(clip: Path, rounds: int) -> None:
                     result = await spool_pipeline(clip, tmp / f"{name}-{i}", env)
                     assert result["status"].state == "ready", result["status"]
                     times[name].append(result["total"])
-                    print(f"  {name:5} round {i + 1}: {result['total']:6.1f} s "
-                          f"({meter.report()})", flush=True)
+                    print(
+                        f"  {name:5} round {i + 1}: {result['total']:6.1f} s ({meter.report()})",
+                        flush=True,
+                    )
         finally:
             s3.stop()
     local, s3_best = min(times["local"]), min(times["s3"])
-    print(f"storage: S3 (S3Proxy, loopback) {s3_best:.1f} s vs local directory {local:.1f} s "
-          f"(best of {rounds}): S3 / local = {s3_best / local:.3f} (goal <= 1.05)")
+    print(
+        f"storage: S3 (S3Proxy, loopback) {s3_best:.1f} s vs local directory {local:.1f} s "
+        f"(best of {rounds}): S3 / local = {s3_best / local:.3f} (goal <= 1.05)"
+    )
 
 
 async def main(args) -> None:
@@ -368,12 +466,17 @@ async def main(args) -> None:
     made = time.perf_counter() - t
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
     print(f"{ffmpeg_version()}")
-    print(f"model: {whisper.resolve_model(settings)} ({settings.whisper_device}, "
-          f"{settings.whisper_compute_type}); x264 preset {settings.x264_preset}; "
-          f"media concurrency {concurrency}, captions concurrency "
-          f"{default_concurrency(settings, 'captions')}")
-    print(f"clip: {clip.relative_to(REPO)} ({clip.stat().st_size / 1e6:.1f} MB"
-          f"{f', generated in {made:.0f} s' if made > 1 else ', cached'})", flush=True)
+    print(
+        f"model: {whisper.resolve_model(settings)} ({settings.whisper_device}, "
+        f"{settings.whisper_compute_type}); x264 preset {settings.x264_preset}; "
+        f"media concurrency {concurrency}, captions concurrency "
+        f"{default_concurrency(settings, 'captions')}"
+    )
+    print(
+        f"clip: {clip.relative_to(REPO)} ({clip.stat().st_size / 1e6:.1f} MB"
+        f"{f', generated in {made:.0f} s' if made > 1 else ', cached'})",
+        flush=True,
+    )
     if args.storage:
         await compare_storage(clip, args.rounds)
         return
@@ -385,8 +488,9 @@ async def main(args) -> None:
         meter = CpuMeter()
         spool = await spool_pipeline(clip, tmp / "spool")
         status = spool["status"]
-        print(f"Spool done in {spool['total']:.1f} s: {status.state} ({meter.report()})",
-              flush=True)
+        print(
+            f"Spool done in {spool['total']:.1f} s: {status.state} ({meter.report()})", flush=True
+        )
 
         plain_dir = tmp / "plain"
         plain_dir.mkdir()
@@ -403,39 +507,58 @@ async def main(args) -> None:
         quiet = time.perf_counter() - t
         del model
         meter = CpuMeter()
-        same = await captions_same_contention(clip, plain_dir / "audio.wav", tmp / "same",
-                                              args.captions_rounds)
+        same = await captions_same_contention(
+            clip, plain_dir / "audio.wav", tmp / "same", args.captions_rounds
+        )
         print(f"captions under one contention done ({meter.report()})", flush=True)
 
     audio = info.duration
     ratio = spool["total"] / plain["total"]
     print()
-    print(f"1. end to end, {audio:.0f} s {info.width}x{info.height} clip with speech "
-          f"({len(heights)} renditions + poster + captions)")
-    print(f"   Spool (ingest -> ready: chunks, audio, MP4 + HLS, storyboard, poster, captions;"
-          f" dev server + worker.py): {spool['total']:7.1f} s")
-    print(f"   plain script (one-decode ladder || poster || raw faster-whisper): "
-          f"{plain['total']:7.1f} s (ladder {plain['ladder']:.1f} s)")
+    print(
+        f"1. end to end, {audio:.0f} s {info.width}x{info.height} clip with speech "
+        f"({len(heights)} renditions + poster + captions)"
+    )
+    print(
+        f"   Spool (ingest -> ready: chunks, audio, MP4 + HLS, storyboard, poster, captions;"
+        f" dev server + worker.py): {spool['total']:7.1f} s"
+    )
+    print(
+        f"   plain script (one-decode ladder || poster || raw faster-whisper): "
+        f"{plain['total']:7.1f} s (ladder {plain['ladder']:.1f} s)"
+    )
     print(f"   Spool / plain: {ratio:.3f} (goal <= 1.05)")
     renditions = ", ".join(f"{r.name}" for r in status.renditions)
-    print(f"   Spool renditions: {renditions}; captions {status.captions_state}; "
-          f"hls {'yes' if status.hls else 'no'}; storyboard "
-          f"{'yes' if status.storyboard else 'no'}")
+    print(
+        f"   Spool renditions: {renditions}; captions {status.captions_state}; "
+        f"hls {'yes' if status.hls else 'no'}; storyboard "
+        f"{'yes' if status.storyboard else 'no'}"
+    )
     print("2. captions speed (audio seconds / transcription seconds), same contention")
-    print(f"   Spool video.transcribe activity (scheduled->completed, warm worker): "
-          f"{audio / spool['transcribe']:6.1f}x real time ({spool['transcribe']:.2f} s, of "
-          f"which {spool['queued'] * 1000:.0f} ms waiting for the captions worker)")
-    print(f"   raw faster-whisper in the plain script:  {audio / plain['transcribe']:6.1f}x "
-          f"({plain['transcribe']:.2f} s)")
+    print(
+        f"   Spool video.transcribe activity (scheduled->completed, warm worker): "
+        f"{audio / spool['transcribe']:6.1f}x real time ({spool['transcribe']:.2f} s, of "
+        f"which {spool['queued'] * 1000:.0f} ms waiting for the captions worker)"
+    )
+    print(
+        f"   raw faster-whisper in the plain script:  {audio / plain['transcribe']:6.1f}x "
+        f"({plain['transcribe']:.2f} s)"
+    )
     print(f"   Spool / raw speed: {plain['transcribe'] / spool['transcribe']:.3f} (goal >= 1.0)")
     print(f"   raw faster-whisper alone, warm model: {audio / quiet:6.1f}x ({quiet:.1f} s)")
-    print(f"3. captions under one and the same contention (the one-decode ladder encoding in "
-          f"the background), {len(same['spool_all'])} alternating rounds, medians")
-    print(f"   Spool video.transcribe (captions job, warm worker.py, scheduled->completed): "
-          f"{audio / same['spool']:6.1f}x ({same['spool']:.2f} s; "
-          f"{', '.join(f'{t:.2f}' for t in same['spool_all'])})")
-    print(f"   raw faster-whisper (warm process of its own): {audio / same['raw']:6.1f}x "
-          f"({same['raw']:.2f} s; {', '.join(f'{t:.2f}' for t in same['raw_all'])})")
+    print(
+        f"3. captions under one and the same contention (the one-decode ladder encoding in "
+        f"the background), {len(same['spool_all'])} alternating rounds, medians"
+    )
+    print(
+        f"   Spool video.transcribe (captions job, warm worker.py, scheduled->completed): "
+        f"{audio / same['spool']:6.1f}x ({same['spool']:.2f} s; "
+        f"{', '.join(f'{t:.2f}' for t in same['spool_all'])})"
+    )
+    print(
+        f"   raw faster-whisper (warm process of its own): {audio / same['raw']:6.1f}x "
+        f"({same['raw']:.2f} s; {', '.join(f'{t:.2f}' for t in same['raw_all'])})"
+    )
     print(f"   Spool / raw speed: {same['raw'] / same['spool']:.3f} (goal >= 1.0)")
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -443,11 +566,16 @@ async def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--storage", action="store_true",
-                        help="only compare the local directory with S3 (S3Proxy)")
+    parser.add_argument(
+        "--storage", action="store_true", help="only compare the local directory with S3 (S3Proxy)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="with --storage")
-    parser.add_argument("--captions-rounds", type=int, default=3,
-                        help="alternating rounds of the same-contention captions comparison")
+    parser.add_argument(
+        "--captions-rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of the same-contention captions comparison",
+    )
     single_threaded_blas()  # as worker.py does, so the plain script runs Whisper the same way
     asyncio.run(main(parser.parse_args()))
     exit_process(0)

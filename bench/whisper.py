@@ -61,8 +61,7 @@ def word_error_rate(reference: list[str], heard: list[str]) -> float:
     for i, ref in enumerate(reference, 1):
         current = [i]
         for j, hyp in enumerate(heard, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (ref != hyp)))
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
         previous = current
     return previous[-1] / max(1, len(reference))
 
@@ -84,16 +83,34 @@ def speech_wav(seconds: float) -> tuple[Path, str]:
     if not wav.exists():
         raw = CACHE / f"whisper-speech-{int(seconds)}s.raw.wav"
         subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), text], check=True)
-        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(raw),
-                        "-ac", "1", "-ar", "16000", str(wav)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(raw),
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                str(wav),
+            ],
+            check=True,
+        )
         raw.unlink()
     return wav, text
 
 
 def duration_of(wav: Path) -> float:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
-                          "-of", "csv=p=0", str(wav)], check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(wav)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return float(out.stdout.strip())
 
 
@@ -104,8 +121,9 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def timed(wav: Path, settings: Settings,
-          batched: bool) -> tuple[float, float, list[whisper.Segment]]:
+def timed(
+    wav: Path, settings: Settings, batched: bool
+) -> tuple[float, float, list[whisper.Segment]]:
     """Wall seconds, CPU seconds of this process (every thread: less moved by other load on
     a shared machine than the wall time) and the segments."""
     started, cpu = time.perf_counter(), time.process_time()
@@ -127,22 +145,26 @@ def compare(seconds: list[float], rounds: int, settings: Settings) -> None:
                 took, cpu, segments = timed(wav, settings, batched)
                 heard = words(" ".join(s.text for s in segments))
                 longest = max((s.end - s.start for s in segments), default=0.0)
-                print(f"| {audio:.0f} s | {'batched' if batched else 'plain'} | {round_no} "
-                      f"| {took:.1f} s | {audio / took:.1f}× | {cpu:.1f} s "
-                      f"| {word_error_rate(reference, heard):.3f} | {len(segments)} "
-                      f"| {longest:.1f} s |", flush=True)
+                print(
+                    f"| {audio:.0f} s | {'batched' if batched else 'plain'} | {round_no} "
+                    f"| {took:.1f} s | {audio / took:.1f}× | {cpu:.1f} s "
+                    f"| {word_error_rate(reference, heard):.3f} | {len(segments)} "
+                    f"| {longest:.1f} s |",
+                    flush=True,
+                )
 
 
 def warm_memory(jobs: int, settings: Settings, seconds: float) -> None:
     loads: list[str] = []
     whisper.on_model_load(loads.append)
     wav, _ = speech_wav(seconds)
-    print(f"\nwarm model, {jobs} jobs of {duration_of(wav):.0f} s in one process "
-          f"(RSS before them: {rss_mib():.0f} MiB):")
+    print(
+        f"\nwarm model, {jobs} jobs of {duration_of(wav):.0f} s in one process "
+        f"(RSS before them: {rss_mib():.0f} MiB):"
+    )
     for job in range(1, jobs + 1):
         whisper.transcribe(wav, settings=settings)
-        print(f"  job {job}: RSS {rss_mib():.0f} MiB, model loads so far {len(loads)}",
-              flush=True)
+        print(f"  job {job}: RSS {rss_mib():.0f} MiB, model loads so far {len(loads)}", flush=True)
 
 
 def threads_agree(settings: Settings, seconds: float) -> None:
@@ -170,9 +192,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10)
     args = parser.parse_args()
     settings = Settings()
-    print(f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"model {whisper.resolve_model(settings)} ({settings.whisper_compute_type}), "
-          f"{time.strftime('%Y-%m-%d')}\n")
+    print(
+        f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"model {whisper.resolve_model(settings)} ({settings.whisper_compute_type}), "
+        f"{time.strftime('%Y-%m-%d')}\n"
+    )
     whisper.preload(settings)
     compare(args.seconds, args.rounds, settings)
     warm_memory(args.jobs, settings, args.seconds[0])

@@ -113,8 +113,10 @@ class Cluster:
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         if not self.hosts:
-            self.hosts = {name: Host(name, env_file, queue)
-                          for name, (env_file, queue) in DEFAULT_HOSTS.items()}
+            self.hosts = {
+                name: Host(name, env_file, queue)
+                for name, (env_file, queue) in DEFAULT_HOSTS.items()
+            }
         self.postgres: PostgresServer | None = None
         self.es: ElasticsearchNode | None = None
         self.s3: S3ProxyServer | None = None
@@ -150,26 +152,34 @@ class Cluster:
         }
 
     def host_env(self, host: Host) -> dict[str, str]:
-        env = {**read_env_file(ENV_DIR / "spool.env"),
-               **read_env_file(ENV_DIR / f"{host.env_file}.env"),
-               **self.topology_env(), **self.extra_env}
+        env = {
+            **read_env_file(ENV_DIR / "spool.env"),
+            **read_env_file(ENV_DIR / f"{host.env_file}.env"),
+            **self.topology_env(),
+            **self.extra_env,
+        }
         home = self.home(host.name)
-        env.update({
-            "SPOOL_DATA_DIR": str(home / "data"),
-            "TMPDIR": str(home / "tmp"),
-            "HOME": str(home),
-            "HF_HUB_OFFLINE": "1",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": str(REPO),
-        })
+        env.update(
+            {
+                "SPOOL_DATA_DIR": str(home / "data"),
+                "TMPDIR": str(home / "tmp"),
+                "HOME": str(home),
+                "HF_HUB_OFFLINE": "1",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(REPO),
+            }
+        )
         if host.is_api:
             env.update({"SPOOL_API_HOST": "127.0.0.1", "SPOOL_API_PORT": str(self.api_port)})
         return env
 
     def client_env(self) -> dict[str, str]:
         """For starter.py and curl on this machine: the API, and Temporal for status."""
-        return {"SPOOL_API_URL": self.api_url, "SPOOL_API_KEY": CLUSTER_API_KEY,
-                **{k: v for k, v in self.topology_env().items() if k != "SPOOL_API_KEYS"}}
+        return {
+            "SPOOL_API_URL": self.api_url,
+            "SPOOL_API_KEY": CLUSTER_API_KEY,
+            **{k: v for k, v in self.topology_env().items() if k != "SPOOL_API_KEYS"},
+        }
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -201,20 +211,30 @@ class Cluster:
             path.chmod(path.stat().st_mode | 0o011)
         self.es = ElasticsearchNode(es_home, free_port(), self.logs / "elasticsearch.log")
         self.es.start()
-        self.s3 = S3ProxyServer(self.root / "services" / "s3", free_port(),
-                                self.logs / "s3proxy.log").start()
+        self.s3 = S3ProxyServer(
+            self.root / "services" / "s3", free_port(), self.logs / "s3proxy.log"
+        ).start()
         create_bucket(self.s3, BUCKET)
-        self.temporal = DevServer(port=self.temporal_port, ui_port=self.ui_port,
-                                  db_filename=self.root / "services" / "temporal.db",
-                                  log_path=self.logs / "temporal.log").start()
+        self.temporal = DevServer(
+            port=self.temporal_port,
+            ui_port=self.ui_port,
+            db_filename=self.root / "services" / "temporal.db",
+            log_path=self.logs / "temporal.log",
+        ).start()
 
     def migrate(self) -> None:
         """The schema, once, before any host starts (the hosts never migrate)."""
         import subprocess
 
         env = {**os.environ, **read_env_file(ENV_DIR / "spool.env"), **self.topology_env()}
-        result = subprocess.run([sys.executable, "-m", "spool.migrate"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "spool.migrate"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if result.returncode != 0:
             raise StackError(f"migrate failed: {(result.stderr or result.stdout).strip()}")
 
@@ -238,8 +258,7 @@ class Cluster:
         (self._stage / name).mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
         log.unlink(missing_ok=True)
-        host.proc = start_process(self.host_argv(host), log, env=self.host_env(host),
-                                  cwd=REPO)
+        host.proc = start_process(self.host_argv(host), log, env=self.host_env(host), cwd=REPO)
 
     def restart_host(self, name: str, timeout: float = 180) -> None:
         """Start a stopped or killed host again and wait until it serves."""
@@ -261,11 +280,15 @@ class Cluster:
     def _wait_host(self, host: Host, timeout: float) -> None:
         log = self.logs / f"{host.name}.log"
         if host.is_api:
-            wait_until(lambda: _ready(self.api_url), timeout, host.proc, f"host {host.name}",
-                       log)
+            wait_until(lambda: _ready(self.api_url), timeout, host.proc, f"host {host.name}", log)
         else:
-            wait_until(lambda: log.exists() and "worker ready" in log.read_text(
-                errors="replace"), timeout, host.proc, f"host {host.name}", log)
+            wait_until(
+                lambda: log.exists() and "worker ready" in log.read_text(errors="replace"),
+                timeout,
+                host.proc,
+                f"host {host.name}",
+                log,
+            )
 
     def write_client_env(self, path: Path) -> None:
         lines = [f"{key}={value}" for key, value in self.client_env().items()]
@@ -307,8 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ui-port", type=int, default=8300)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    cluster = Cluster(Path(args.root), api_port=args.api_port,
-                      temporal_port=args.temporal_port, ui_port=args.ui_port)
+    cluster = Cluster(
+        Path(args.root),
+        api_port=args.api_port,
+        temporal_port=args.temporal_port,
+        ui_port=args.ui_port,
+    )
     started = time.monotonic()
     try:
         cluster.start()
@@ -317,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     env_file = cluster.root / "client.env"
     took = time.monotonic() - started
-    print(f"""Spool cluster ready in {took:.0f} s; its hosts share nothing but the network.
+    print(
+        f"""Spool cluster ready in {took:.0f} s; its hosts share nothing but the network.
 
   Spool API         {cluster.api_url}/docs   (write key: {CLUSTER_API_KEY})
   Temporal          {cluster.temporal.address}   UI: http://localhost:{args.ui_port}
@@ -332,13 +360,19 @@ Try it from another terminal:
   .venv/bin/python starter.py blog samples/posts/durable-pipelines.json --wait
   curl -s "$SPOOL_API_URL/v1/videos" | python3 -m json.tool
 
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything.""",
+        flush=True,
+    )
     try:
         while True:
             for host in cluster.hosts.values():
                 if host.proc is not None and host.proc.poll() is not None:
-                    print(f"cluster: host {host.name} exited with {host.proc.returncode}; "
-                          f"see {cluster.logs / host.name}.log", file=sys.stderr, flush=True)
+                    print(
+                        f"cluster: host {host.name} exited with {host.proc.returncode}; "
+                        f"see {cluster.logs / host.name}.log",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     host.proc = None
             time.sleep(1)
     except KeyboardInterrupt:

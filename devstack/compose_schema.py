@@ -56,8 +56,9 @@ def go_env() -> dict[str, str]:
 
 
 def go() -> str:
-    found = shutil.which("go") or ("/usr/local/go/bin/go"
-                                   if Path("/usr/local/go/bin/go").exists() else None)
+    found = shutil.which("go") or (
+        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
+    )
     if not found:
         raise ToolUnavailable("`go` is not installed (needed to fetch the Compose schema)")
     return found
@@ -66,9 +67,15 @@ def go() -> str:
 def download_module(module: str, version: str) -> Path:
     """`go mod download` one pinned module version; the directory of its extracted source."""
     try:
-        proc = subprocess.run([go(), "mod", "download", "-json", f"{module}@{version}"],
-                              env=go_env(), cwd=tempfile.gettempdir(), capture_output=True,
-                              text=True, timeout=DOWNLOAD_TIMEOUT, check=False)
+        proc = subprocess.run(
+            [go(), "mod", "download", "-json", f"{module}@{version}"],
+            env=go_env(),
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=DOWNLOAD_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise ToolUnavailable(f"go mod download {module}@{version}: timed out") from exc
     try:
@@ -85,8 +92,9 @@ def schema_path() -> Path:
     """The Compose Specification JSON schema at the pinned compose-go version."""
     path = download_module(COMPOSE_GO_MODULE, COMPOSE_GO_VERSION) / SCHEMA_IN_MODULE
     if not path.is_file():
-        raise ToolUnavailable(f"{SCHEMA_IN_MODULE} is not in {COMPOSE_GO_MODULE}"
-                              f"@{COMPOSE_GO_VERSION}")
+        raise ToolUnavailable(
+            f"{SCHEMA_IN_MODULE} is not in {COMPOSE_GO_MODULE}@{COMPOSE_GO_VERSION}"
+        )
     return path
 
 
@@ -110,12 +118,17 @@ def compose_cli() -> Path:
         partial = Path(tmp) / "docker-compose"
         env = go_env()
         try:
-            proc = subprocess.run([go(), "build", "-trimpath", "-o", str(partial), "./cmd"],
-                                  env=env, cwd=work, capture_output=True, text=True,
-                                  timeout=BUILD_TIMEOUT, check=False)
+            proc = subprocess.run(
+                [go(), "build", "-trimpath", "-o", str(partial), "./cmd"],
+                env=env,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
-            raise ToolUnavailable(f"building docker compose {COMPOSE_VERSION}: timed out") \
-                from exc
+            raise ToolUnavailable(f"building docker compose {COMPOSE_VERSION}: timed out") from exc
         if proc.returncode != 0:
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
             raise ToolUnavailable(f"building docker compose {COMPOSE_VERSION} failed:\n{tail}")

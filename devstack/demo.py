@@ -32,22 +32,25 @@ async def demo_blog(client, settings, stack: EmbeddedStack, console: Console) ->
     table = Table("job", "state", "steps (index, count, notify)")
     for job in jobs:
         status = (await wait_for(client, job.job_id, live=False, console=console)).to_dict()
-        steps = " ".join(f"{s['name'].split('_')[0]}:{s['state']}"
-                         for s in status.get("steps", []))
+        steps = " ".join(f"{s['name'].split('_')[0]}:{s['state']}" for s in status.get("steps", []))
         table.add_row(job.job_id, status["state"], steps)
     console.print(table)
     engine = get_engine(settings)
     for author in sorted({p.author_id for p in posts}):
-        console.print(f"author [bold]{author}[/bold]: post count "
-                      f"{author_post_count(engine, author)} (counted once, however often "
-                      "the demo runs)")
+        console.print(
+            f"author [bold]{author}[/bold]: post count "
+            f"{author_post_count(engine, author)} (counted once, however often "
+            "the demo runs)"
+        )
     index = open_index(settings)
     index.refresh()
     console.print(f"search 'whisper captions' → {index.search('whisper captions')}")
     outbox = settings.resolved_notify_outbox
     if outbox.exists():
-        console.print(f"follower notifications delivered: "
-                      f"{len(outbox.read_text().splitlines())} (outbox: {outbox})")
+        console.print(
+            f"follower notifications delivered: "
+            f"{len(outbox.read_text().splitlines())} (outbox: {outbox})"
+        )
     console.print(f"Temporal UI: {stack.job_url(jobs[0].job_id)}")
 
 
@@ -63,9 +66,10 @@ async def run(stack: EmbeddedStack, console: Console) -> None:
         console.rule("[bold]Video processing")
         await run_video_demo(client, settings, console)
     console.rule("[bold]Where to look")
-    console.print(f"Temporal Web UI (stopped with the demo; `make up` keeps it running): "
-                  f"{stack.ui_url}")
-    console.print("Filter runs there with:  SpoolKind=\"video\"  or  SpoolStatus=\"ready\"")
+    console.print(
+        f"Temporal Web UI (stopped with the demo; `make up` keeps it running): {stack.ui_url}"
+    )
+    console.print('Filter runs there with:  SpoolKind="video"  or  SpoolStatus="ready"')
     console.print(f"Data and logs: {Path(settings.data_dir).resolve()}")
 
 

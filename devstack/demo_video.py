@@ -24,12 +24,19 @@ async def run_video_demo(client: Client, settings: Settings, console: Console) -
     started = time.monotonic()
     status = await handle.result()
     took = time.monotonic() - started
-    console.print(f"Video job {handle.id} ended [bold]{status.state}[/bold] in {took:.1f} s"
-                  + (f" ({status.error})" if status.error else ""))
+    console.print(
+        f"Video job {handle.id} ended [bold]{status.state}[/bold] in {took:.1f} s"
+        + (f" ({status.error})" if status.error else "")
+    )
     table = Table("rendition", "size", "bytes", "bitrate", "took")
     for r in status.renditions:
-        table.add_row(r.name, f"{r.width}x{r.height}", f"{r.size_bytes:,}",
-                      f"{r.bitrate_kbps} kbit/s", f"{r.seconds_taken:.1f} s")
+        table.add_row(
+            r.name,
+            f"{r.width}x{r.height}",
+            f"{r.size_bytes:,}",
+            f"{r.bitrate_kbps} kbit/s",
+            f"{r.seconds_taken:.1f} s",
+        )
     console.print(table)
     if status.poster:
         console.print(f"poster: {status.poster.key}")

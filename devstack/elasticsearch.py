@@ -29,8 +29,12 @@ HEAP = "-Xms512m -Xmx512m"
 
 def _fetch_zip() -> Path:
     """The distribution zip in the local Maven repository, downloaded with mvn if missing."""
-    path = maven.local_path("org.elasticsearch.distribution.integ-test-zip", "elasticsearch",
-                            ES_VERSION, f"elasticsearch-{ES_VERSION}.zip")
+    path = maven.local_path(
+        "org.elasticsearch.distribution.integ-test-zip",
+        "elasticsearch",
+        ES_VERSION,
+        f"elasticsearch-{ES_VERSION}.zip",
+    )
     return maven.fetch(MAVEN_ARTIFACT, path, f"Elasticsearch {ES_VERSION}")
 
 
@@ -47,8 +51,9 @@ def ensure_distribution() -> Path:
     staging.mkdir()
     try:
         if shutil.which("unzip"):
-            subprocess.run(["unzip", "-q", str(zip_path), "-d", str(staging)], check=True,
-                           timeout=600)
+            subprocess.run(
+                ["unzip", "-q", str(zip_path), "-d", str(staging)], check=True, timeout=600
+            )
         else:  # zipfile drops the exec bits; restore them on the launch scripts
             import zipfile
 
@@ -86,11 +91,15 @@ def _ensure_es_user() -> str | None:
     except KeyError:
         result = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ES_USER],
-            capture_output=True, text=True)
+            capture_output=True,
+            text=True,
+        )
         # exit 9: created meanwhile by a parallel run
         if result.returncode not in (0, 9):
-            raise StackError(f"cannot create user {ES_USER} to run Elasticsearch "
-                             f"(it refuses root): {result.stderr.strip()}") from None
+            raise StackError(
+                f"cannot create user {ES_USER} to run Elasticsearch "
+                f"(it refuses root): {result.stderr.strip()}"
+            ) from None
     return ES_USER
 
 
@@ -98,8 +107,10 @@ def _check_reachable(path: Path, user: str) -> None:
     """The node's user must be able to enter every parent of its home (pytest's 0700 temp)."""
     for parent in path.resolve().parents:
         if not parent.stat().st_mode & 0o001:
-            raise StackError(f"{parent} is not searchable by others, so user {user} cannot "
-                             f"reach the Elasticsearch home {path}; use a home outside it")
+            raise StackError(
+                f"{parent} is not searchable by others, so user {user} cannot "
+                f"reach the Elasticsearch home {path}; use a home outside it"
+            )
 
 
 def _chown_tree(path: Path, user: str) -> None:
@@ -180,8 +191,9 @@ class ElasticsearchNode:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise StackError(f"Elasticsearch exited with code {self.proc.returncode}"
-                                 f"{self._log_tail()}")
+                raise StackError(
+                    f"Elasticsearch exited with code {self.proc.returncode}{self._log_tail()}"
+                )
             if self.healthy():
                 return
             time.sleep(0.25)

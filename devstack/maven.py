@@ -25,12 +25,19 @@ def fetch(coordinates: str, path: Path, what: str) -> Path:
         return path
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise StackError(f"{what} is not in {path.parent} and `mvn` is not installed to fetch "
-                         "it (apt-get install maven)")
+        raise StackError(
+            f"{what} is not in {path.parent} and `mvn` is not installed to fetch "
+            "it (apt-get install maven)"
+        )
     result = subprocess.run(
         [mvn, "-q", "dependency:get", f"-Dartifact={coordinates}", "-Dtransitive=false"],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if result.returncode != 0 or not path.exists():
-        raise StackError(f"could not download {coordinates} with mvn "
-                         f"(exit {result.returncode}): {(result.stdout + result.stderr)[-2000:]}")
+        raise StackError(
+            f"could not download {coordinates} with mvn "
+            f"(exit {result.returncode}): {(result.stdout + result.stderr)[-2000:]}"
+        )
     return path

@@ -44,24 +44,68 @@ class PostgresServer:
             uid = pwd.getpwnam(user).pw_uid
             os.chown(self.home, uid, -1)
         data = self.home / "data"
-        subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "spool", "-A", "trust",
-                        "--no-sync", "-E", "UTF8"], check=True, capture_output=True, user=user)
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "spool",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
         self._run_postgres(user, timeout)
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                        "-U", "spool", "spool"], check=True, capture_output=True, user=user)
+        subprocess.run(
+            [
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "spool",
+                "spool",
+            ],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
         return self
 
     def _run_postgres(self, user: str | None, timeout: float) -> None:
         """Run the server on the data directory already in home; wait until it accepts."""
         self.proc = start_process(
-            [str(find_pg_bin() / "postgres"), "-D", str(self.home / "data"), "-p",
-             str(self.port), "-c", "listen_addresses=127.0.0.1", "-k", str(self.home),
-             "-c", "fsync=off"],
-            self.log_path, user=user)
+            [
+                str(find_pg_bin() / "postgres"),
+                "-D",
+                str(self.home / "data"),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+                str(self.home),
+                "-c",
+                "fsync=off",
+            ],
+            self.log_path,
+            user=user,
+        )
         wait_until(self._ready, timeout, self.proc, "PostgreSQL", self.log_path)
 
-    def restart(self, timeout: float = 60.0, sig: int = signal.SIGINT,
-                while_down: Callable[[], None] | None = None) -> None:
+    def restart(
+        self,
+        timeout: float = 60.0,
+        sig: int = signal.SIGINT,
+        while_down: Callable[[], None] | None = None,
+    ) -> None:
         """Stop the server and run it again on the same data and port: a restart, not a new
         database. SIGINT is PostgreSQL's fast shutdown (open sessions are cut, as clients see
         in a real restart); SIGKILL makes it a crash, recovered at start. ``while_down`` runs
@@ -83,8 +127,10 @@ class PostgresServer:
         self._run_postgres("postgres" if os.geteuid() == 0 else None, timeout)
 
     def _ready(self) -> bool:
-        result = subprocess.run([str(find_pg_bin() / "pg_isready"), "-h", "127.0.0.1", "-p",
-                                 str(self.port)], capture_output=True)
+        result = subprocess.run(
+            [str(find_pg_bin() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+            capture_output=True,
+        )
         return result.returncode == 0
 
     def stop(self) -> None:

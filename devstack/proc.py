@@ -38,13 +38,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None,
-                  what: str = "service", log_path: Path | None = None) -> None:
+def wait_for_port(
+    port: int,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    what: str = "service",
+    log_path: Path | None = None,
+) -> None:
     wait_until(lambda: port_in_use(port), timeout, proc, what, log_path)
 
 
-def wait_until(check: Callable[[], bool], timeout: float, proc: subprocess.Popen | None,
-               what: str, log_path: Path | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    proc: subprocess.Popen | None,
+    what: str,
+    log_path: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -65,8 +75,14 @@ def _log_tail(log_path: Path | None, lines: int = 15) -> str:
     return f"; last lines of {log_path}:\n" + "\n".join(tail)
 
 
-def start_process(argv: Sequence[str], log_path: Path, *, env: dict[str, str] | None = None,
-                  cwd: Path | None = None, user: str | None = None) -> subprocess.Popen:
+def start_process(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> subprocess.Popen:
     """Start argv in its own process group, output to log_path. It gets SIGTERM when the
     thread that started it dies, set by setpriv, which execs into argv (no Python runs in the
     child between fork and exec: spool/process.py says why)."""
@@ -76,8 +92,13 @@ def start_process(argv: Sequence[str], log_path: Path, *, env: dict[str, str] | 
         return subprocess.Popen(
             # SIGTERM, not SIGKILL: servers still get to shut down cleanly if we die.
             with_parent_death(list(argv), signal.SIGTERM),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, user=user,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+            user=user,
         )
     finally:
         log.close()

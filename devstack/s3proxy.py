@@ -29,16 +29,21 @@ MAVEN_ARTIFACT = f"org.gaul:s3proxy:{S3PROXY_VERSION}:jar:{CLASSIFIER}"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache" / "s3proxy"
 # A small heap is plenty: S3Proxy streams bodies to disk. Serial GC starts fastest.
-JVM_OPTIONS = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC",
-               # no logback status dump at every start
-               "-Dlogback.statusListenerClass=ch.qos.logback.core.status.NopStatusListener"]
+JVM_OPTIONS = [
+    "-Xms64m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    # no logback status dump at every start
+    "-Dlogback.statusListenerClass=ch.qos.logback.core.status.NopStatusListener",
+]
 DEFAULT_PORT = 9000
 
 
 def _fetch_jar() -> Path:
     """The shaded jar in the local Maven repository, downloaded with mvn if missing."""
-    path = maven.local_path("org.gaul", "s3proxy", S3PROXY_VERSION,
-                            f"s3proxy-{S3PROXY_VERSION}-{CLASSIFIER}.jar")
+    path = maven.local_path(
+        "org.gaul", "s3proxy", S3PROXY_VERSION, f"s3proxy-{S3PROXY_VERSION}-{CLASSIFIER}.jar"
+    )
     return maven.fetch(MAVEN_ARTIFACT, path, f"S3Proxy {S3PROXY_VERSION}")
 
 
@@ -73,8 +78,14 @@ class S3ProxyServer:
     """One S3Proxy on 127.0.0.1:port, signature-checked with (access_key, secret_key), its
     buckets under data_dir/buckets. stop() then start() serves the same objects again."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path,
-                 access_key: str = "spool-dev", secret_key: str = "spool-dev-secret") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        log_path: Path,
+        access_key: str = "spool-dev",
+        secret_key: str = "spool-dev-secret",
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
         self.log_path = Path(log_path)
@@ -155,9 +166,13 @@ class S3ProxyServer:
     def env(self, bucket: str = "spool", prefix: str = "") -> dict[str, str]:
         """SPOOL_* variables that point Spool at this server."""
         url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        return {"SPOOL_STORAGE_URL": url, "SPOOL_S3_ENDPOINT_URL": self.url,
-                "SPOOL_S3_REGION": "us-east-1", "SPOOL_S3_ACCESS_KEY_ID": self.access_key,
-                "SPOOL_S3_SECRET_ACCESS_KEY": self.secret_key}
+        return {
+            "SPOOL_STORAGE_URL": url,
+            "SPOOL_S3_ENDPOINT_URL": self.url,
+            "SPOOL_S3_REGION": "us-east-1",
+            "SPOOL_S3_ACCESS_KEY_ID": self.access_key,
+            "SPOOL_S3_SECRET_ACCESS_KEY": self.secret_key,
+        }
 
     def __enter__(self) -> S3ProxyServer:
         return self.start()
@@ -171,9 +186,13 @@ def create_bucket(server: S3ProxyServer, bucket: str) -> None:
     from spool.storage.s3 import S3Storage
 
     env = server.env(bucket)
-    settings = Settings(storage_url=env["SPOOL_STORAGE_URL"], s3_endpoint_url=server.url,
-                        s3_region="us-east-1", s3_access_key_id=server.access_key,
-                        s3_secret_access_key=server.secret_key)
+    settings = Settings(
+        storage_url=env["SPOOL_STORAGE_URL"],
+        s3_endpoint_url=server.url,
+        s3_region="us-east-1",
+        s3_access_key_id=server.access_key,
+        s3_secret_access_key=server.secret_key,
+    )
     S3Storage.from_settings(settings).ensure_bucket()
 
 
@@ -189,14 +208,21 @@ def main() -> None:
     parser.add_argument("--access-key", default="spool-dev")
     parser.add_argument("--secret-key", default="spool-dev-secret")
     args = parser.parse_args()
-    server = S3ProxyServer(args.data.resolve(), args.port, args.data.resolve() / "s3proxy.log",
-                           args.access_key, args.secret_key)
+    server = S3ProxyServer(
+        args.data.resolve(),
+        args.port,
+        args.data.resolve() / "s3proxy.log",
+        args.access_key,
+        args.secret_key,
+    )
     server.start()
     try:
         create_bucket(server, args.bucket)
-        print(f"S3Proxy {S3PROXY_VERSION} at {server.url} (started in "
-              f"{server.startup_seconds:.1f}s), objects under {server.buckets_dir}, "
-              f"log {server.log_path}")
+        print(
+            f"S3Proxy {S3PROXY_VERSION} at {server.url} (started in "
+            f"{server.startup_seconds:.1f}s), objects under {server.buckets_dir}, "
+            f"log {server.log_path}"
+        )
         print("Point Spool at it with:")
         for key, value in server.env(args.bucket).items():
             print(f"  export {key}={value}")

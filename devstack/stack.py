@@ -56,16 +56,18 @@ def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "SPOOL_METRICS_PORT": "0",
     }
     env = {k: v for k, v in defaults.items() if not os.environ.get(k)}
-    env.update({
-        "SPOOL_TEMPORAL_ADDRESS": temporal_address,
-        "SPOOL_DATA_DIR": str(settings.data_dir.resolve()),
-        # The stack waits on these: the API must bind what the caller's settings say, not
-        # only what the environment happens to hold.
-        "SPOOL_API_HOST": settings.api_host,
-        "SPOOL_API_PORT": str(settings.api_port),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "SPOOL_TEMPORAL_ADDRESS": temporal_address,
+            "SPOOL_DATA_DIR": str(settings.data_dir.resolve()),
+            # The stack waits on these: the API must bind what the caller's settings say, not
+            # only what the environment happens to hold.
+            "SPOOL_API_HOST": settings.api_host,
+            "SPOOL_API_PORT": str(settings.api_port),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -112,16 +114,28 @@ class EmbeddedStack:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.migrate_database()
         try:
-            self.server = DevServer(port=self.temporal_port, ui_port=self.ui_port,
-                                    db_filename=self.settings.data_dir.resolve() / "temporal.db",
-                                    log_path=self.logs / "temporal.log").start()
+            self.server = DevServer(
+                port=self.temporal_port,
+                ui_port=self.ui_port,
+                db_filename=self.settings.data_dir.resolve() / "temporal.db",
+                log_path=self.logs / "temporal.log",
+            ).start()
             env = stack_env(self.settings, self.temporal_address)
-            self._start_python("worker", self.worker_args or [str(REPO / "worker.py")], env,
-                               ready_text="worker ready")
+            self._start_python(
+                "worker",
+                self.worker_args or [str(REPO / "worker.py")],
+                env,
+                ready_text="worker ready",
+            )
             if self.api_available():
                 self._start_python("api", ["-m", "api"], env)
-                wait_for_port(self.settings.api_port, 60, self.procs["api"], "Spool API",
-                              self.logs / "api.log")
+                wait_for_port(
+                    self.settings.api_port,
+                    60,
+                    self.procs["api"],
+                    "Spool API",
+                    self.logs / "api.log",
+                )
         except BaseException:
             self.stop()
             raise
@@ -134,15 +148,21 @@ class EmbeddedStack:
         except MigrateError as exc:
             raise StackError(str(exc)) from exc
 
-    def _start_python(self, name: str, args: list[str], env: dict[str, str],
-                      ready_text: str | None = None) -> None:
+    def _start_python(
+        self, name: str, args: list[str], env: dict[str, str], ready_text: str | None = None
+    ) -> None:
         log = self.logs / f"{name}.log"
         log.unlink(missing_ok=True)
         proc = start_process([sys.executable, *args], log, env=env, cwd=REPO)
         self.procs[name] = proc
         if ready_text:
-            wait_until(lambda: log.exists() and ready_text in log.read_text(errors="replace"),
-                       120, proc, name, log)
+            wait_until(
+                lambda: log.exists() and ready_text in log.read_text(errors="replace"),
+                120,
+                proc,
+                name,
+                log,
+            )
 
     def stop(self) -> None:
         for name in reversed(list(self.procs)):

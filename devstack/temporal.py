@@ -11,8 +11,10 @@ SEARCH_ATTRIBUTES = {"SpoolKind": "Keyword", "SpoolStatus": "Keyword"}
 # SQLite is the embedded stack's bottleneck: WAL + normal sync measured ~2.4x the workflows/s
 # of the defaults on a 2-core machine while still persisting to disk.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
-TASK_QUEUE_PARTITIONS = ("matching.numTaskqueueReadPartitions=1",
-                         "matching.numTaskqueueWritePartitions=1")
+TASK_QUEUE_PARTITIONS = (
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+)
 
 
 def find_temporal_binary() -> str:
@@ -36,8 +38,18 @@ def dev_server_args(
     namespace: str = "default",
 ) -> list[str]:
     """Arguments after `temporal` for `server start-dev` with Spool's search attributes."""
-    args = ["server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-            "--namespace", namespace, "--log-level", "warn"]
+    args = [
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+    ]
     # One partition per task queue: a single-process server gains nothing from more, and
     # across several a poller takes the best task of one partition only, so a job's long
     # chunks would no longer reliably go before its short ones (workflows/policies.py).
@@ -59,8 +71,9 @@ def dev_server_args(
 class DevServer:
     """A `temporal server start-dev` process: persistent when db_filename is given."""
 
-    def __init__(self, *, port: int, ui_port: int | None, db_filename: Path | None,
-                 log_path: Path) -> None:
+    def __init__(
+        self, *, port: int, ui_port: int | None, db_filename: Path | None, log_path: Path
+    ) -> None:
         self.port = port
         self.ui_port = ui_port
         self.db_filename = db_filename
@@ -83,8 +96,10 @@ class DevServer:
             require_free_port(self.ui_port, "the Temporal Web UI")
         if self.db_filename is not None:
             self.db_filename.parent.mkdir(parents=True, exist_ok=True)
-        argv = [find_temporal_binary(), *dev_server_args(
-            port=self.port, ui_port=self.ui_port, db_filename=self.db_filename)]
+        argv = [
+            find_temporal_binary(),
+            *dev_server_args(port=self.port, ui_port=self.ui_port, db_filename=self.db_filename),
+        ]
         self.proc = start_process(argv, self.log_path)
         wait_for_port(self.port, timeout, self.proc, "Temporal dev server", self.log_path)
         return self

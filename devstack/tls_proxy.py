@@ -25,10 +25,13 @@ GRPC_TIMEOUT_SECONDS = 600
 
 def find_nginx() -> str:
     found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    )
     if found is None:
-        raise StackError("nginx not installed (Debian package nginx-light or nginx; "
-                         "scripts/install-system.sh installs it)")
+        raise StackError(
+            "nginx not installed (Debian package nginx-light or nginx; "
+            "scripts/install-system.sh installs it)"
+        )
     return found
 
 
@@ -56,19 +59,24 @@ class ProxyTls:
     client_ca: Path | None = None
 
 
-def nginx_config(*, prefix: Path, port: int, upstream: str, tls: ProxyTls,
-                 version: tuple[int, ...] = (1, 22)) -> str:
+def nginx_config(
+    *, prefix: Path, port: int, upstream: str, tls: ProxyTls, version: tuple[int, ...] = (1, 22)
+) -> str:
     """A complete nginx.conf whose every path (pid, logs, temp files) is inside prefix."""
     # As root, nginx would switch its workers to `nobody`, who cannot read the temp dir the
     # keys live in; the proxy is a test fixture, so the workers simply stay root.
     user = "user root;\n" if os.geteuid() == 0 else ""
-    temp_paths = "\n".join(f"    {kind}_temp_path {prefix}/temp/{kind};"
-                           for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {prefix}/temp/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     client_auth = ""
     if tls.client_ca is not None:
-        client_auth = (f"        ssl_client_certificate {tls.client_ca};\n"
-                       "        ssl_verify_client on;\n"
-                       "        ssl_verify_depth 2;\n")
+        client_auth = (
+            f"        ssl_client_certificate {tls.client_ca};\n"
+            "        ssl_verify_client on;\n"
+            "        ssl_verify_depth 2;\n"
+        )
     return f"""\
 {user}daemon off;
 worker_processes 1;
@@ -102,8 +110,9 @@ http {{
 class TlsProxy:
     """nginx in the foreground on 127.0.0.1:port, forwarding gRPC to upstream (host:port)."""
 
-    def __init__(self, *, port: int, upstream: str, tls: ProxyTls,
-                 prefix: Path | None = None) -> None:
+    def __init__(
+        self, *, port: int, upstream: str, tls: ProxyTls, prefix: Path | None = None
+    ) -> None:
         self.port = port
         self.upstream = upstream
         self.tls = tls
@@ -125,8 +134,15 @@ class TlsProxy:
         for sub in ("logs", "temp"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
-        conf.write_text(nginx_config(prefix=self.prefix, port=self.port, upstream=self.upstream,
-                                     tls=self.tls, version=nginx_version(nginx)))
+        conf.write_text(
+            nginx_config(
+                prefix=self.prefix,
+                port=self.port,
+                upstream=self.upstream,
+                tls=self.tls,
+                version=nginx_version(nginx),
+            )
+        )
         # -e: nginx opens its error log before reading the config; keep that one inside the
         # prefix too instead of the system's /var/log/nginx.
         argv = [nginx, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.error_log)]

@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-api", action="store_true", help="only Temporal and the worker")
     args = parser.parse_args(argv)
     settings = get_settings()
-    stack = EmbeddedStack(settings, temporal_port=args.temporal_port, ui_port=args.ui_port,
-                          with_api=not args.no_api)
+    stack = EmbeddedStack(
+        settings, temporal_port=args.temporal_port, ui_port=args.ui_port, with_api=not args.no_api
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -39,15 +40,21 @@ Spool is running (data in {settings.data_dir.resolve()}, logs in {stack.logs})
             print(f"""  Spool web page    {stack.api_url}/
   Spool API         {stack.api_url}/docs   (write key: {LOCAL_API_KEY})
   Webhook secret    {settings.data_dir.resolve() / "webhook-secret"}""")
-        print("""
+        print(
+            """
 Try:  .venv/bin/python starter.py blog samples/posts/durable-pipelines.json --wait
       .venv/bin/python starter.py video samples/speech.mp4 --wait
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything.""",
+            flush=True,
+        )
         while not stop.wait(1.0):
             for name, proc in stack.procs.items():
                 if proc.poll() is not None:
-                    print(f"make up: {name} exited with code {proc.returncode}; "
-                          f"see {stack.logs / (name + '.log')}", file=sys.stderr)
+                    print(
+                        f"make up: {name} exited with code {proc.returncode}; "
+                        f"see {stack.logs / (name + '.log')}",
+                        file=sys.stderr,
+                    )
                     return 1
     finally:
         print("stopping ...", flush=True)

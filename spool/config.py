@@ -175,10 +175,22 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret in clear: what redact() removes from text shown to anyone."""
-        found = [self.webhook_secret_value, reveal(self.s3_secret_access_key),
-                 reveal(self.temporal_api_key), reveal(self.api_key), *self.api_key_values]
-        found += [url_password(url) for url in (self.database_url, self.elasticsearch_url,
-                                                self.s3_endpoint_url, self.storage_url)]
+        found = [
+            self.webhook_secret_value,
+            reveal(self.s3_secret_access_key),
+            reveal(self.temporal_api_key),
+            reveal(self.api_key),
+            *self.api_key_values,
+        ]
+        found += [
+            url_password(url)
+            for url in (
+                self.database_url,
+                self.elasticsearch_url,
+                self.s3_endpoint_url,
+                self.storage_url,
+            )
+        ]
         return sorted({value for value in found if value}, key=len, reverse=True)
 
     def __repr_args__(self) -> Any:

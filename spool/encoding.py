@@ -29,9 +29,18 @@ from spool import media
 from spool.models.chunks import ChunkSpan
 
 __all__ = [
-    "ChunkOutput", "HlsAudio", "HlsVariant", "Storyboard", "encode_audio", "encode_chunk",
-    "join_chunks", "keyframe_times", "make_storyboard", "master_playlist",
-    "package_audio_hls", "package_hls",
+    "ChunkOutput",
+    "HlsAudio",
+    "HlsVariant",
+    "Storyboard",
+    "encode_audio",
+    "encode_chunk",
+    "join_chunks",
+    "keyframe_times",
+    "make_storyboard",
+    "master_playlist",
+    "package_audio_hls",
+    "package_hls",
 ]
 
 ProgressCallback = Callable[[float], None]
@@ -39,8 +48,10 @@ ProgressCallback = Callable[[float], None]
 # Demuxers for Spool's own intermediate files: the chunk list (concat) and the MP4/M4A files
 # it names; the thumbnails a storyboard tiles.
 OWN_MP4_INPUT = {"protocol_whitelist": "file", "format_whitelist": "mov,mp4,m4a,3gp,3g2,mj2"}
-OWN_CONCAT_INPUT = {"protocol_whitelist": "file",
-                    "format_whitelist": "concat,mov,mp4,m4a,3gp,3g2,mj2,image2,jpeg_pipe"}
+OWN_CONCAT_INPUT = {
+    "protocol_whitelist": "file",
+    "format_whitelist": "concat,mov,mp4,m4a,3gp,3g2,mj2,image2,jpeg_pipe",
+}
 THUMB_FORMATS = "image2,jpeg_pipe"
 THUMB_NAME = "thumb-%06d.jpg"
 THUMB_QUALITY = 4  # mjpeg q:v, 2 (best) .. 31: small sprites, still sharp
@@ -56,6 +67,7 @@ HOLD_LEAD_SECONDS = 1.0
 
 
 # --- frame arithmetic ----------------------------------------------------------------------
+
 
 def frame_rate(fps: float) -> Fraction:
     """fps as the exact rational ffmpeg is given (29.97002997 → 30000/1001)."""
@@ -118,6 +130,7 @@ def _seconds(value: float) -> str:
 
 # --- encode_chunk --------------------------------------------------------------------------
 
+
 @dataclass
 class ChunkOutput:
     """What one chunk produced: rendition name ("720p") → video-only MP4 of this chunk, the
@@ -160,14 +173,19 @@ def _chunk_input(plan: _ChunkPlan):
     first = chunk_frames(plan.span, plan.rate).start
     decoded = plan.lead_frames + plan.frames
     seconds = float(decoded / plan.rate)
-    inp = ffmpeg.input(media.file_url(plan.src),
-                       ss=_seek_seconds(first - plan.lead_frames, plan.rate),
-                       t=_seconds(seconds + READ_MARGIN_SECONDS), **media.INPUT_OPTIONS)
-    return (inp["v:0"]
-            .filter("fps", fps=str(plan.rate), start_time=0)
-            .filter("tpad", stop_mode="clone", stop_duration=_seconds(seconds))
-            .filter("trim", start_frame=plan.lead_frames, end_frame=decoded)
-            .filter("setpts", "PTS-STARTPTS"))
+    inp = ffmpeg.input(
+        media.file_url(plan.src),
+        ss=_seek_seconds(first - plan.lead_frames, plan.rate),
+        t=_seconds(seconds + READ_MARGIN_SECONDS),
+        **media.INPUT_OPTIONS,
+    )
+    return (
+        inp["v:0"]
+        .filter("fps", fps=str(plan.rate), start_time=0)
+        .filter("tpad", stop_mode="clone", stop_duration=_seconds(seconds))
+        .filter("trim", start_frame=plan.lead_frames, end_frame=decoded)
+        .filter("setpts", "PTS-STARTPTS")
+    )
 
 
 def _video_output(stream, spec: media.RenditionSpec, plan: _ChunkPlan):
@@ -179,25 +197,45 @@ def _video_output(stream, spec: media.RenditionSpec, plan: _ChunkPlan):
     scaled = stream.filter("scale", media.DISPLAY_WIDTH, spec.height).filter("setsar", 1)
     kbps = spec.video_kbps
     return scaled.output(
-        media.file_url(spec.dst), vcodec="libx264", preset=plan.preset, pix_fmt="yuv420p",
-        **{"b:v": f"{kbps}k", "maxrate": f"{int(kbps * 1.5)}k", "bufsize": f"{kbps * 2}k",
-           "force_key_frames": keyframes, "g": plan.segment_frames + 1,
-           "sc_threshold": 0, "fps_mode": "passthrough"},
-        an=None, map_metadata=-1, format="mp4")
+        media.file_url(spec.dst),
+        vcodec="libx264",
+        preset=plan.preset,
+        pix_fmt="yuv420p",
+        **{
+            "b:v": f"{kbps}k",
+            "maxrate": f"{int(kbps * 1.5)}k",
+            "bufsize": f"{kbps * 2}k",
+            "force_key_frames": keyframes,
+            "g": plan.segment_frames + 1,
+            "sc_threshold": 0,
+            "fps_mode": "passthrough",
+        },
+        an=None,
+        map_metadata=-1,
+        format="mp4",
+    )
 
 
 def _thumb_output(stream, plan: _ChunkPlan):
     assert plan.thumb_dir is not None
     picks = "+".join(f"eq(n,{k})" for k in plan.thumbs.values())
-    return (stream.filter("select", picks)
-            .filter("scale", plan.thumb_width, THUMB_HEIGHT).filter("setsar", 1)
-            .output(media.file_url(plan.thumb_dir / THUMB_NAME), vcodec="mjpeg",
-                    format="image2", start_number=min(plan.thumbs),
-                    **{"q:v": THUMB_QUALITY, "fps_mode": "passthrough"}))
+    return (
+        stream.filter("select", picks)
+        .filter("scale", plan.thumb_width, THUMB_HEIGHT)
+        .filter("setsar", 1)
+        .output(
+            media.file_url(plan.thumb_dir / THUMB_NAME),
+            vcodec="mjpeg",
+            format="image2",
+            start_number=min(plan.thumbs),
+            **{"q:v": THUMB_QUALITY, "fps_mode": "passthrough"},
+        )
+    )
 
 
-def chunk_args(plan: _ChunkPlan, specs: list[media.RenditionSpec], *,
-               with_thumbs: bool) -> list[str]:
+def chunk_args(
+    plan: _ChunkPlan, specs: list[media.RenditionSpec], *, with_thumbs: bool
+) -> list[str]:
     """ONE ffmpeg: decode the chunk once, split to every rendition (and the thumbnails)."""
     with_thumbs = with_thumbs and bool(plan.thumbs) and plan.thumb_dir is not None
     branches_needed = len(specs) + (1 if with_thumbs else 0)
@@ -237,11 +275,20 @@ def _clear_outputs(plan: _ChunkPlan, specs: list[media.RenditionSpec]) -> None:
         _remove(thumb)
 
 
-async def encode_chunk(src: Path, span: ChunkSpan, specs: list[media.RenditionSpec], *,
-                       fps: float, segment_seconds: float, preset: str,
-                       thumb_every: float | None, thumb_width: int, thumb_dir: Path | None,
-                       limits: media.Limits,
-                       on_progress: ProgressCallback | None) -> ChunkOutput:
+async def encode_chunk(
+    src: Path,
+    span: ChunkSpan,
+    specs: list[media.RenditionSpec],
+    *,
+    fps: float,
+    segment_seconds: float,
+    preset: str,
+    thumb_every: float | None,
+    thumb_width: int,
+    thumb_dir: Path | None,
+    limits: media.Limits,
+    on_progress: ProgressCallback | None,
+) -> ChunkOutput:
     """Encode one chunk of ``src`` to every rendition in ``specs`` (video only) and its
     thumbnails, from one decode. If that ffmpeg fails, each rendition (and the thumbnails)
     is tried alone once; renditions that still fail are in ``failed``, unless all do: then
@@ -252,15 +299,28 @@ async def encode_chunk(src: Path, span: ChunkSpan, specs: list[media.RenditionSp
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds!r}")
     if thumb_every is not None and thumb_every <= 0:
         raise ValueError(f"thumb_every must be positive, got {thumb_every!r}")
-    plan = _chunk_plan(src, span, fps=fps, segment_seconds=segment_seconds, preset=preset,
-                       thumb_every=thumb_every, thumb_width=thumb_width, thumb_dir=thumb_dir,
-                       video_end=await video_end(src, limits))
+    plan = _chunk_plan(
+        src,
+        span,
+        fps=fps,
+        segment_seconds=segment_seconds,
+        preset=preset,
+        thumb_every=thumb_every,
+        thumb_width=thumb_width,
+        thumb_dir=thumb_dir,
+        video_end=await video_end(src, limits),
+    )
     progress = on_progress or (lambda _p: None)
     try:
-        await media.run_tool(chunk_args(plan, specs, with_thumbs=True), limits,
-                             duration=span.duration, on_progress=progress)
-        return ChunkOutput(files={rendition_name_of(s): Path(s.dst) for s in specs},
-                           thumbs=_thumb_paths(plan))
+        await media.run_tool(
+            chunk_args(plan, specs, with_thumbs=True),
+            limits,
+            duration=span.duration,
+            on_progress=progress,
+        )
+        return ChunkOutput(
+            files={rendition_name_of(s): Path(s.dst) for s in specs}, thumbs=_thumb_paths(plan)
+        )
     except media.MediaTimeout:
         _clear_outputs(plan, specs)
         raise  # one at a time would only take longer still
@@ -269,21 +329,39 @@ async def encode_chunk(src: Path, span: ChunkSpan, specs: list[media.RenditionSp
     return await _encode_each_alone(plan, specs, limits, progress)
 
 
-def _chunk_plan(src: Path, span: ChunkSpan, *, fps: float, segment_seconds: float,
-                preset: str, thumb_every: float | None, thumb_width: int,
-                thumb_dir: Path | None, video_end: float | None = None) -> _ChunkPlan:
+def _chunk_plan(
+    src: Path,
+    span: ChunkSpan,
+    *,
+    fps: float,
+    segment_seconds: float,
+    preset: str,
+    thumb_every: float | None,
+    thumb_width: int,
+    thumb_dir: Path | None,
+    video_end: float | None = None,
+) -> _ChunkPlan:
     rate = frame_rate(fps)
     frames = len(chunk_frames(span, rate))
     if frames < 1:
-        raise ValueError(f"chunk {span.index} ({span.start:.3f}–{span.end:.3f} s) is shorter "
-                         f"than one frame at {float(rate):.3f} fps")
+        raise ValueError(
+            f"chunk {span.index} ({span.start:.3f}–{span.end:.3f} s) is shorter "
+            f"than one frame at {float(rate):.3f} fps"
+        )
     thumbs = thumb_frames(span, rate, thumb_every) if thumb_every and thumb_dir else {}
     return _ChunkPlan(
-        src=Path(src), span=span, rate=rate, frames=frames,
-        keyframes=keyframe_frames(span, rate, segment_seconds), thumbs=thumbs,
-        thumb_width=thumb_width + thumb_width % 2, thumb_dir=thumb_dir, preset=preset,
+        src=Path(src),
+        span=span,
+        rate=rate,
+        frames=frames,
+        keyframes=keyframe_frames(span, rate, segment_seconds),
+        thumbs=thumbs,
+        thumb_width=thumb_width + thumb_width % 2,
+        thumb_dir=thumb_dir,
+        preset=preset,
         segment_frames=max(1, math.ceil(Fraction(segment_seconds) * rate)),
-        lead_frames=lead_frames(span, rate, video_end))
+        lead_frames=lead_frames(span, rate, video_end),
+    )
 
 
 def lead_frames(span: ChunkSpan, rate: Fraction, video_end: float | None) -> int:
@@ -299,10 +377,23 @@ def lead_frames(span: ChunkSpan, rate: Fraction, video_end: float | None) -> int
 async def video_end(src: Path, limits: media.Limits) -> float | None:
     """Where the main video stream ends on the output's time line (which starts at the
     earliest stream), or None when the container does not say."""
-    argv = ["ffprobe", "-hide_banner", "-v", "error",
-            "-protocol_whitelist", "file", "-format_whitelist", media.DEMUXER_WHITELIST,
-            "-select_streams", "V:0", "-show_entries", "stream=start_time,duration:"
-            "format=start_time", "-of", "json", media.file_url(src)]
+    argv = [
+        "ffprobe",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        media.DEMUXER_WHITELIST,
+        "-select_streams",
+        "V:0",
+        "-show_entries",
+        "stream=start_time,duration:format=start_time",
+        "-of",
+        "json",
+        media.file_url(src),
+    ]
     try:
         data = json.loads(await media.run_tool(argv, limits) or "{}")
     except json.JSONDecodeError:
@@ -322,10 +413,25 @@ async def keyframe_times(src: Path, limits: media.Limits) -> list[float] | None:
     ffprobe reading packet flags only, decoding nothing."""
     try:
         listing = await media.run_tool(
-            ["ffprobe", "-hide_banner", "-v", "error", "-protocol_whitelist", "file",
-             "-format_whitelist", media.DEMUXER_WHITELIST, "-select_streams", "V:0",
-             "-show_entries", "format=start_time:packet=pts_time,flags", "-of", "csv",
-             media.file_url(src)], limits)
+            [
+                "ffprobe",
+                "-hide_banner",
+                "-v",
+                "error",
+                "-protocol_whitelist",
+                "file",
+                "-format_whitelist",
+                media.DEMUXER_WHITELIST,
+                "-select_streams",
+                "V:0",
+                "-show_entries",
+                "format=start_time:packet=pts_time,flags",
+                "-of",
+                "csv",
+                media.file_url(src),
+            ],
+            limits,
+        )
     except media.MediaError:
         return None
     return parse_keyframes(listing)
@@ -357,18 +463,28 @@ def parse_keyframes(listing: str) -> list[float]:
     return sorted(times)
 
 
-async def _encode_each_alone(plan: _ChunkPlan, specs: list[media.RenditionSpec],
-                             limits: media.Limits, progress: ProgressCallback) -> ChunkOutput:
+async def _encode_each_alone(
+    plan: _ChunkPlan,
+    specs: list[media.RenditionSpec],
+    limits: media.Limits,
+    progress: ProgressCallback,
+) -> ChunkOutput:
     """The fallback after the shared ffmpeg failed: one ffmpeg per rendition, so a rendition
     that cannot be made (its output unwritable, an encoder refusing its size) costs only
     itself."""
     out = ChunkOutput()
     for done, spec in enumerate(specs):
+
         def part(percent: float, done: int = done) -> None:
             progress((done + percent / 100.0) / len(specs) * 100.0)
+
         try:
-            await media.run_tool(chunk_args(plan, [spec], with_thumbs=False), limits,
-                                 duration=plan.span.duration, on_progress=part)
+            await media.run_tool(
+                chunk_args(plan, [spec], with_thumbs=False),
+                limits,
+                duration=plan.span.duration,
+                on_progress=part,
+            )
             out.files[rendition_name_of(spec)] = Path(spec.dst)
         except media.MediaError as exc:
             _remove(Path(spec.dst))
@@ -376,17 +492,18 @@ async def _encode_each_alone(plan: _ChunkPlan, specs: list[media.RenditionSpec],
     if not out.files:
         raise media.MediaError(
             f"chunk {plan.span.index}: no rendition could be encoded: "
-            + "; ".join(f"{name}: {error}" for name, error in out.failed.items()))
+            + "; ".join(f"{name}: {error}" for name, error in out.failed.items())
+        )
     if plan.thumbs:
         out.thumbs, out.thumbs_error = await _thumbs_alone(plan, limits)
     return out
 
 
-async def _thumbs_alone(plan: _ChunkPlan,
-                        limits: media.Limits) -> tuple[list[Path], str | None]:
+async def _thumbs_alone(plan: _ChunkPlan, limits: media.Limits) -> tuple[list[Path], str | None]:
     try:
-        await media.run_tool(chunk_args(plan, [], with_thumbs=True), limits,
-                             on_progress=lambda _p: None)
+        await media.run_tool(
+            chunk_args(plan, [], with_thumbs=True), limits, on_progress=lambda _p: None
+        )
         return _thumb_paths(plan), None
     except media.MediaError as exc:
         for thumb in _thumb_paths(plan):
@@ -396,31 +513,51 @@ async def _thumbs_alone(plan: _ChunkPlan,
 
 # --- audio and join ------------------------------------------------------------------------
 
+
 def audio_args(src: Path, dst_m4a: Path, *, audio_kbps: int, duration: float) -> list[str]:
     """The whole source's audio as one AAC stereo track starting at the video's time zero
     (silence fills a late start or a gap) and exactly ``duration`` long."""
     inp = ffmpeg.input(media.file_url(src), **media.INPUT_OPTIONS)
-    audio = (inp["a:0"]
-             .filter("aresample", **{"async": 1, "first_pts": 0})
-             .filter("apad", whole_dur=_seconds(duration))
-             .filter("atrim", end=_seconds(duration)))
-    out = audio.output(media.file_url(dst_m4a), acodec="aac", ac=2,
-                       **{"b:a": f"{audio_kbps}k"}, vn=None, map_metadata=-1,
-                       movflags="+faststart", format="mp4")
+    audio = (
+        inp["a:0"]
+        .filter("aresample", **{"async": 1, "first_pts": 0})
+        .filter("apad", whole_dur=_seconds(duration))
+        .filter("atrim", end=_seconds(duration))
+    )
+    out = audio.output(
+        media.file_url(dst_m4a),
+        acodec="aac",
+        ac=2,
+        **{"b:a": f"{audio_kbps}k"},
+        vn=None,
+        map_metadata=-1,
+        movflags="+faststart",
+        format="mp4",
+    )
     return media._compile(out)
 
 
-async def encode_audio(src: Path, dst_m4a: Path, *, audio_kbps: int, limits: media.Limits,
-                       on_progress: ProgressCallback | None,
-                       duration: float | None = None) -> None:
+async def encode_audio(
+    src: Path,
+    dst_m4a: Path,
+    *,
+    audio_kbps: int,
+    limits: media.Limits,
+    on_progress: ProgressCallback | None,
+    duration: float | None = None,
+) -> None:
     """Encode the source's audio once, for the whole clip (no gaps at chunk boundaries).
     ``duration`` (default: the probed duration) is the length of the result."""
     if duration is None:
         duration = (await media.probe(src, limits)).duration
     if not duration or duration <= 0:
         raise media.MediaError("the source has no duration to encode audio for")
-    await media.run_tool(audio_args(src, dst_m4a, audio_kbps=audio_kbps, duration=duration),
-                         limits, duration=duration, on_progress=on_progress or (lambda _p: None))
+    await media.run_tool(
+        audio_args(src, dst_m4a, audio_kbps=audio_kbps, duration=duration),
+        limits,
+        duration=duration,
+        on_progress=on_progress or (lambda _p: None),
+    )
 
 
 def concat_list(chunk_files: list[Path]) -> str:
@@ -439,13 +576,20 @@ def join_args(listing: Path, audio: Path | None, dst_mp4: Path) -> list[str]:
     streams = [video["v:0"]]
     if audio is not None:
         streams.append(ffmpeg.input(media.file_url(audio), **OWN_MP4_INPUT)["a:0"])
-    out = ffmpeg.output(*streams, media.file_url(dst_mp4), c="copy", movflags="+faststart",
-                        map_metadata=-1, format="mp4")
+    out = ffmpeg.output(
+        *streams,
+        media.file_url(dst_mp4),
+        c="copy",
+        movflags="+faststart",
+        map_metadata=-1,
+        format="mp4",
+    )
     return media._compile(out)
 
 
-async def join_chunks(chunk_files: list[Path], audio: Path | None, dst_mp4: Path, *,
-                      limits: media.Limits) -> None:
+async def join_chunks(
+    chunk_files: list[Path], audio: Path | None, dst_mp4: Path, *, limits: media.Limits
+) -> None:
     """One rendition's progressive MP4: its chunks in order, joined by stream copy, with the
     audio track muxed in, index first (faststart) so playback starts before the download
     ends."""
@@ -454,13 +598,15 @@ async def join_chunks(chunk_files: list[Path], audio: Path | None, dst_mp4: Path
     listing = Path(dst_mp4).with_name(Path(dst_mp4).name + ".ffconcat")
     listing.write_text(concat_list([Path(p) for p in chunk_files]))
     try:
-        await media.run_tool(join_args(listing, audio, Path(dst_mp4)), limits,
-                             on_progress=lambda _p: None)
+        await media.run_tool(
+            join_args(listing, audio, Path(dst_mp4)), limits, on_progress=lambda _p: None
+        )
     finally:
         _remove(listing)
 
 
 # --- HLS -----------------------------------------------------------------------------------
+
 
 @dataclass
 class HlsVariant:
@@ -504,19 +650,28 @@ AUDIO_PLAYLIST_DIR = "audio"
 AUDIO_GROUP = "audio"
 
 
-def hls_args(src: Path, out_dir: Path, *, stream: str, segment_seconds: float,
-             offset_seconds: float = 0.0) -> list[str]:
+def hls_args(
+    src: Path, out_dir: Path, *, stream: str, segment_seconds: float, offset_seconds: float = 0.0
+) -> list[str]:
     """fMP4 HLS of one stream of ``src`` by stream copy: a VOD playlist, init segment and
     numbered media segments in out_dir, the playlist naming them relatively.
     ``offset_seconds`` delays every timestamp (lines the audio up with the video)."""
     inp = ffmpeg.input(media.file_url(src), **OWN_MP4_INPUT)
     timing = {"output_ts_offset": _seconds(offset_seconds)} if offset_seconds > 0 else {}
     out = inp[stream].output(
-        media.file_url(out_dir / HLS_PLAYLIST), c="copy", format="hls", **timing,
-        hls_time=_seconds(segment_seconds), hls_playlist_type="vod",
-        hls_segment_type="fmp4", hls_fmp4_init_filename=HLS_INIT,
-        hls_segment_filename=media.file_url(out_dir / HLS_SEGMENT), start_number=1,
-        hls_flags="independent_segments", map_metadata=-1)
+        media.file_url(out_dir / HLS_PLAYLIST),
+        c="copy",
+        format="hls",
+        **timing,
+        hls_time=_seconds(segment_seconds),
+        hls_playlist_type="vod",
+        hls_segment_type="fmp4",
+        hls_fmp4_init_filename=HLS_INIT,
+        hls_segment_filename=media.file_url(out_dir / HLS_SEGMENT),
+        start_number=1,
+        hls_flags="independent_segments",
+        map_metadata=-1,
+    )
     return media._compile(out)
 
 
@@ -573,25 +728,60 @@ async def stream_lead(path: Path, selector: str, limits: media.Limits) -> float:
     B-frame reordering delay (first DTS) for video, the encoder's priming (first PTS) for
     AAC. An MP4 hides it with an edit list; fMP4 HLS segments cannot, so a stream-copied
     rendition starts that much late, and its audio must be delayed alike."""
-    argv = ["ffprobe", "-hide_banner", "-v", "error",
-            "-protocol_whitelist", "file", "-format_whitelist", OWN_MP4_INPUT["format_whitelist"],
-            "-select_streams", selector, "-show_entries", "packet=pts_time,dts_time",
-            "-read_intervals", "%+#1", "-of", "json", media.file_url(path)]
+    argv = [
+        "ffprobe",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        OWN_MP4_INPUT["format_whitelist"],
+        "-select_streams",
+        selector,
+        "-show_entries",
+        "packet=pts_time,dts_time",
+        "-read_intervals",
+        "%+#1",
+        "-of",
+        "json",
+        media.file_url(path),
+    ]
     packets = json.loads(await media.run_tool(argv, limits) or "{}").get("packets") or []
     if not packets:
         raise media.MediaError(f"{path.name} has no {selector} packets")
-    times = [float(packets[0][k]) for k in ("pts_time", "dts_time")
-             if packets[0].get(k) not in (None, "N/A")]
+    times = [
+        float(packets[0][k])
+        for k in ("pts_time", "dts_time")
+        if packets[0].get(k) not in (None, "N/A")
+    ]
     return max(0.0, -min(times, default=0.0))
 
 
-async def _stream_info(path: Path, selector: str, limits: media.Limits, *,
-                       formats: str = OWN_MP4_INPUT["format_whitelist"]) -> dict:
-    argv = ["ffprobe", "-hide_banner", "-v", "error",
-            "-protocol_whitelist", "file", "-format_whitelist", formats,
-            "-select_streams", selector,
-            "-show_entries", "stream=codec_name,profile,width,height,avg_frame_rate,r_frame_rate",
-            "-of", "json", media.file_url(path)]
+async def _stream_info(
+    path: Path,
+    selector: str,
+    limits: media.Limits,
+    *,
+    formats: str = OWN_MP4_INPUT["format_whitelist"],
+) -> dict:
+    argv = [
+        "ffprobe",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        formats,
+        "-select_streams",
+        selector,
+        "-show_entries",
+        "stream=codec_name,profile,width,height,avg_frame_rate,r_frame_rate",
+        "-of",
+        "json",
+        media.file_url(path),
+    ]
     out = await media.run_tool(argv, limits)
     streams = json.loads(out or "{}").get("streams") or []
     if not streams:
@@ -607,13 +797,27 @@ def _rate(text: str | None) -> float:
         return 0.0
 
 
-async def _package(src: Path, out_dir: Path, *, stream: str, segment_seconds: float,
-                   limits: media.Limits, offset_seconds: float = 0.0) -> list[_Segment]:
+async def _package(
+    src: Path,
+    out_dir: Path,
+    *,
+    stream: str,
+    segment_seconds: float,
+    limits: media.Limits,
+    offset_seconds: float = 0.0,
+) -> list[_Segment]:
     _make_dir(out_dir)
-    await media.run_tool(hls_args(src, out_dir, stream=stream,
-                                  segment_seconds=segment_seconds,
-                                  offset_seconds=offset_seconds),
-                         limits, on_progress=lambda _p: None)
+    await media.run_tool(
+        hls_args(
+            src,
+            out_dir,
+            stream=stream,
+            segment_seconds=segment_seconds,
+            offset_seconds=offset_seconds,
+        ),
+        limits,
+        on_progress=lambda _p: None,
+    )
     return playlist_segments(out_dir / HLS_PLAYLIST)
 
 
@@ -621,41 +825,63 @@ def _files(out_dir: Path, segments: list[_Segment]) -> list[Path]:
     return [out_dir / HLS_PLAYLIST, out_dir / HLS_INIT, *(s.path for s in segments)]
 
 
-async def package_hls(mp4: Path, out_dir: Path, *, name: str, segment_seconds: float,
-                      limits: media.Limits) -> HlsVariant:
+async def package_hls(
+    mp4: Path, out_dir: Path, *, name: str, segment_seconds: float, limits: media.Limits
+) -> HlsVariant:
     """One rendition's video as fMP4 HLS in out_dir (index.m3u8, init.mp4, seg-00001.m4s…),
     by stream copy: segments start at the forced keyframes, so every rendition's segments
     start at the same times. The playlist's URIs are relative."""
-    segments = await _package(Path(mp4), Path(out_dir), stream="v:0",
-                              segment_seconds=segment_seconds, limits=limits)
+    segments = await _package(
+        Path(mp4), Path(out_dir), stream="v:0", segment_seconds=segment_seconds, limits=limits
+    )
     info = await _stream_info(Path(mp4), "v:0", limits)
     start = await stream_lead(Path(mp4), "v:0", limits)
     peak, average = bandwidths(segments)
-    return HlsVariant(start_seconds=round(start, 6),
-        name=name, width=int(info.get("width") or 0), height=int(info.get("height") or 0),
-        bandwidth=peak, average_bandwidth=average,
+    return HlsVariant(
+        start_seconds=round(start, 6),
+        name=name,
+        width=int(info.get("width") or 0),
+        height=int(info.get("height") or 0),
+        bandwidth=peak,
+        average_bandwidth=average,
         codecs=avc_codec_string(Path(out_dir) / HLS_INIT),
         frame_rate=_rate(info.get("avg_frame_rate") or info.get("r_frame_rate")),
-        playlist=f"{name}/{HLS_PLAYLIST}", files=_files(Path(out_dir), segments))
+        playlist=f"{name}/{HLS_PLAYLIST}",
+        files=_files(Path(out_dir), segments),
+    )
 
 
-async def package_audio_hls(audio_m4a: Path, out_dir: Path, *, segment_seconds: float,
-                            limits: media.Limits, video_start: float = 0.0) -> HlsAudio:
+async def package_audio_hls(
+    audio_m4a: Path,
+    out_dir: Path,
+    *,
+    segment_seconds: float,
+    limits: media.Limits,
+    video_start: float = 0.0,
+) -> HlsAudio:
     """The audio track as its own fMP4 HLS rendition (the master's audio group), its
     timestamps delayed by ``video_start`` (HlsVariant.start_seconds) so that the sound of
     source time 0 plays with the first picture. Without it, HLS viewers hear the sound a
     few frames early (the joined MP4 is in sync either way: its edit lists say so)."""
-    segments = await _package(Path(audio_m4a), Path(out_dir), stream="a:0",
-                              segment_seconds=segment_seconds, limits=limits,
-                              offset_seconds=video_start)
+    segments = await _package(
+        Path(audio_m4a),
+        Path(out_dir),
+        stream="a:0",
+        segment_seconds=segment_seconds,
+        limits=limits,
+        offset_seconds=video_start,
+    )
     info = await _stream_info(Path(audio_m4a), "a:0", limits)
     if info.get("codec_name") != "aac":
         raise media.MediaError(f"the audio track is {info.get('codec_name')}, not AAC")
     object_type = AAC_OBJECT_TYPES.get(str(info.get("profile")), 2)
     peak, _average = bandwidths(segments)
-    return HlsAudio(bandwidth=peak, codecs=f"mp4a.40.{object_type}",
-                    playlist=f"{AUDIO_PLAYLIST_DIR}/{HLS_PLAYLIST}",
-                    files=_files(Path(out_dir), segments))
+    return HlsAudio(
+        bandwidth=peak,
+        codecs=f"mp4a.40.{object_type}",
+        playlist=f"{AUDIO_PLAYLIST_DIR}/{HLS_PLAYLIST}",
+        files=_files(Path(out_dir), segments),
+    )
 
 
 def master_playlist(variants: list[HlsVariant], audio: HlsAudio | None) -> str:
@@ -666,8 +892,10 @@ def master_playlist(variants: list[HlsVariant], audio: HlsAudio | None) -> str:
         raise ValueError("a master playlist needs at least one variant")
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if audio is not None:
-        lines.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="Audio",'
-                     f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{audio.playlist}"')
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="Audio",'
+            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{audio.playlist}"'
+        )
     for variant in sorted(variants, key=lambda v: (v.height, v.bandwidth), reverse=True):
         lines += [_stream_inf(variant, audio), variant.playlist]
     return "\n".join(lines) + "\n"
@@ -697,9 +925,18 @@ def storyboard_args(listing: Path, out_dir: Path, *, columns: int, rows: int) ->
     """The thumbnails, in order, tiled columns × rows per sprite sheet: 0.jpg, 1.jpg, …"""
     inp = ffmpeg.input(media.file_url(listing), f="concat", safe=0, **OWN_CONCAT_INPUT)
     # Concatenated JPEGs all have pts 0: number them, or the sheets collide at the encoder.
-    out = (inp["v:0"].filter("setpts", "N/TB").filter("tile", f"{columns}x{rows}")
-           .output(media.file_url(out_dir / SPRITE_NAME), vcodec="mjpeg", format="image2",
-                   start_number=0, **{"q:v": THUMB_QUALITY, "fps_mode": "passthrough"}))
+    out = (
+        inp["v:0"]
+        .filter("setpts", "N/TB")
+        .filter("tile", f"{columns}x{rows}")
+        .output(
+            media.file_url(out_dir / SPRITE_NAME),
+            vcodec="mjpeg",
+            format="image2",
+            start_number=0,
+            **{"q:v": THUMB_QUALITY, "fps_mode": "passthrough"},
+        )
+    )
     return media._compile(out)
 
 
@@ -710,8 +947,17 @@ def _timestamp(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
 
 
-def storyboard_vtt(count: int, *, every: float, columns: int, rows: int, tile_width: int,
-                   tile_height: int, sprite_url: Callable[[int], str], duration: float) -> str:
+def storyboard_vtt(
+    count: int,
+    *,
+    every: float,
+    columns: int,
+    rows: int,
+    tile_width: int,
+    tile_height: int,
+    sprite_url: Callable[[int], str],
+    duration: float,
+) -> str:
     """A WebVTT thumbnails track: cue i covers [i*every, (i+1)*every) and shows tile i
     (sheet i // (columns*rows), row-major inside it); the last cue ends at ``duration``."""
     per_sheet = columns * rows
@@ -721,14 +967,25 @@ def storyboard_vtt(count: int, *, every: float, columns: int, rows: int, tile_wi
         sheet, place = divmod(i, per_sheet)
         x, y = place % columns * tile_width, place // columns * tile_height
         end = duration if i == shown[-1] else (i + 1) * every
-        cues += [f"{_timestamp(i * every)} --> {_timestamp(end)}",
-                 f"{sprite_url(sheet)}#xywh={x},{y},{tile_width},{tile_height}", ""]
+        cues += [
+            f"{_timestamp(i * every)} --> {_timestamp(end)}",
+            f"{sprite_url(sheet)}#xywh={x},{y},{tile_width},{tile_height}",
+            "",
+        ]
     return "\n".join(cues)
 
 
-async def make_storyboard(thumbs: list[Path], out_dir: Path, *, every: float, columns: int,
-                          rows: int, sprite_url: Callable[[int], str], limits: media.Limits,
-                          duration: float | None = None) -> Storyboard:
+async def make_storyboard(
+    thumbs: list[Path],
+    out_dir: Path,
+    *,
+    every: float,
+    columns: int,
+    rows: int,
+    sprite_url: Callable[[int], str],
+    limits: media.Limits,
+    duration: float | None = None,
+) -> Storyboard:
     """Sprite sheets of the thumbnails (taken every ``every`` seconds, in time order) and the
     WebVTT track that points a player's scrub-bar preview at each tile. ``duration`` (the
     clip's) ends the last cue; by default it is len(thumbs) × every."""
@@ -742,16 +999,25 @@ async def make_storyboard(thumbs: list[Path], out_dir: Path, *, every: float, co
     listing = out_dir / "thumbs.ffconcat"
     listing.write_text(concat_list([Path(t) for t in thumbs]))
     try:
-        await media.run_tool(storyboard_args(listing, out_dir, columns=columns, rows=rows),
-                             limits, on_progress=lambda _p: None)
+        await media.run_tool(
+            storyboard_args(listing, out_dir, columns=columns, rows=rows),
+            limits,
+            on_progress=lambda _p: None,
+        )
     finally:
         _remove(listing)
     sheets = math.ceil(len(thumbs) / (columns * rows))
     sprites = [out_dir / (SPRITE_NAME % n) for n in range(sheets)]
-    vtt = storyboard_vtt(len(thumbs), every=every, columns=columns, rows=rows,
-                         tile_width=tile_width, tile_height=tile_height,
-                         sprite_url=sprite_url,
-                         duration=len(thumbs) * every if duration is None else duration)
-    return Storyboard(sprites=sprites, vtt=vtt, tile_width=tile_width,
-                      tile_height=tile_height, every=every)
-
+    vtt = storyboard_vtt(
+        len(thumbs),
+        every=every,
+        columns=columns,
+        rows=rows,
+        tile_width=tile_width,
+        tile_height=tile_height,
+        sprite_url=sprite_url,
+        duration=len(thumbs) * every if duration is None else duration,
+    )
+    return Storyboard(
+        sprites=sprites, vtt=vtt, tile_width=tile_width, tile_height=tile_height, every=every
+    )

@@ -36,29 +36,48 @@ def ingest_video(
     The client's file name is never used: ffmpeg only ever sees names Spool made.
     """
     # Options are checked before the file is copied, so a refused request stores nothing.
-    inp = video_job_input(settings, video_id or new_video_id(), owner_id=owner_id,
-                          captions=captions, renditions=renditions, callback_url=callback_url)
+    inp = video_job_input(
+        settings,
+        video_id or new_video_id(),
+        owner_id=owner_id,
+        captions=captions,
+        renditions=renditions,
+        callback_url=callback_url,
+    )
     open_storage(settings).put_file(Path(path), inp.source_key)
     return inp
 
 
-def video_job_input(settings: Settings, video_id: str, *, owner_id: str, captions: bool = True,
-                    renditions: list[str] | None = None,
-                    callback_url: str | None = None) -> VideoPipelineInput:
+def video_job_input(
+    settings: Settings,
+    video_id: str,
+    *,
+    owner_id: str,
+    captions: bool = True,
+    renditions: list[str] | None = None,
+    callback_url: str | None = None,
+) -> VideoPipelineInput:
     """The job's input for a source stored at ``videos/{id}/source``.
 
     Raises ValueError when a requested rendition is not on the ladder.
     """
     return VideoPipelineInput(
-        video_id=video_id, owner_id=owner_id, source_key=keys.source_key(video_id),
-        captions=captions, renditions=normalize_renditions(renditions),
-        callback_url=callback_url, language=settings.whisper_language,
-        queue_pipeline=settings.queue_pipeline, queue_media=settings.queue_media,
-        queue_captions=settings.queue_captions)
+        video_id=video_id,
+        owner_id=owner_id,
+        source_key=keys.source_key(video_id),
+        captions=captions,
+        renditions=normalize_renditions(renditions),
+        callback_url=callback_url,
+        language=settings.whisper_language,
+        queue_pipeline=settings.queue_pipeline,
+        queue_media=settings.queue_media,
+        queue_captions=settings.queue_captions,
+    )
 
 
-async def start_video_job(client: Client, settings: Settings,
-                          inp: VideoPipelineInput) -> WorkflowHandle:
+async def start_video_job(
+    client: Client, settings: Settings, inp: VideoPipelineInput
+) -> WorkflowHandle:
     """Start the job (workflow id ``video-{id}``) under the one id policy of every pipeline
     (spool/service/jobs.py); a repeated start returns the same job. The handle's result is
     the job's VideoStatus."""

@@ -33,10 +33,27 @@ from spool.process import (
 
 # Demuxers an upload may use. Excluded on purpose: playlists and indirections (hls, concat,
 # image2 globbing, tty/text), which can reach other files or the network.
-DEMUXER_WHITELIST = ",".join([
-    "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "flv", "ogg", "wav", "mp3",
-    "aac", "flac", "asf", "mpeg", "m4v", "h264", "hevc", "mxf", "ivf",
-])
+DEMUXER_WHITELIST = ",".join(
+    [
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        "matroska,webm",
+        "avi",
+        "mpegts",
+        "flv",
+        "ogg",
+        "wav",
+        "mp3",
+        "aac",
+        "flac",
+        "asf",
+        "mpeg",
+        "m4v",
+        "h264",
+        "hevc",
+        "mxf",
+        "ivf",
+    ]
+)
 INPUT_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": DEMUXER_WHITELIST}
 STDERR_TAIL_LINES = 30
 
@@ -69,8 +86,9 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
-        return cls(settings.ffmpeg_timeout_seconds, settings.ffmpeg_memory_limit_mb,
-                   settings.media_nice)
+        return cls(
+            settings.ffmpeg_timeout_seconds, settings.ffmpeg_memory_limit_mb, settings.media_nice
+        )
 
 
 def file_url(path: str | Path) -> str:
@@ -155,7 +173,8 @@ async def run_tool(
         await proc.wait()
         raise MediaTimeout(
             f"{Path(argv[0]).name} took longer than {limits.timeout_seconds:.0f} s",
-            "\n".join(stderr_tail)) from None
+            "\n".join(stderr_tail),
+        ) from None
     except BaseException:
         _kill_group(proc.pid)
         await asyncio.shield(proc.wait())
@@ -188,12 +207,16 @@ def _file_size(path: str | Path) -> int:
 
 # Only what parse_probe reads: an upload's tags (megabytes of them, if it likes) never reach
 # Spool's memory or the output pipe.
-PROBE_ENTRIES = ":".join([
-    "format=format_name,duration,bit_rate",
-    "stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,duration,"
-    "avg_frame_rate,r_frame_rate",
-    "stream_disposition=attached_pic", "stream_tags=rotate", "stream_side_data=rotation",
-])
+PROBE_ENTRIES = ":".join(
+    [
+        "format=format_name,duration,bit_rate",
+        "stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,duration,"
+        "avg_frame_rate,r_frame_rate",
+        "stream_disposition=attached_pic",
+        "stream_tags=rotate",
+        "stream_side_data=rotation",
+    ]
+)
 # A header can declare any picture size; decoding a few packets of the main video stream
 # proves there are pictures behind it before any heavy step is started for them (a few, not
 # one: a capture cut mid-GOP decodes nothing until its next keyframe).
@@ -201,18 +224,45 @@ FIRST_FRAMES_PACKETS = 16
 
 
 def probe_args(path: str | Path) -> list[str]:
-    return ["ffprobe", "-hide_banner", "-v", "error",
-            "-protocol_whitelist", "file", "-format_whitelist", DEMUXER_WHITELIST,
-            "-show_entries", PROBE_ENTRIES, "-of", "json", file_url(path)]
+    return [
+        "ffprobe",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        DEMUXER_WHITELIST,
+        "-show_entries",
+        PROBE_ENTRIES,
+        "-of",
+        "json",
+        file_url(path),
+    ]
 
 
 def first_frames_args(path: str | Path) -> list[str]:
     """ffprobe that decodes the first packets of the main video stream (``V``: not cover art)
     and prints the size of each picture it got."""
-    return ["ffprobe", "-hide_banner", "-v", "error",
-            "-protocol_whitelist", "file", "-format_whitelist", DEMUXER_WHITELIST,
-            "-select_streams", "V:0", "-read_intervals", f"%+#{FIRST_FRAMES_PACKETS}",
-            "-show_entries", "frame=width,height", "-of", "json", file_url(path)]
+    return [
+        "ffprobe",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        DEMUXER_WHITELIST,
+        "-select_streams",
+        "V:0",
+        "-read_intervals",
+        f"%+#{FIRST_FRAMES_PACKETS}",
+        "-show_entries",
+        "frame=width,height",
+        "-of",
+        "json",
+        file_url(path),
+    ]
 
 
 async def decoded_frame_count(path: str | Path, limits: Limits) -> int:
@@ -227,17 +277,28 @@ async def decoded_frame_count(path: str | Path, limits: Limits) -> int:
 
 # Demuxers ffprobe recognises but the whitelist refuses, as a person would name the file.
 REFUSED_FORMATS = {
-    "png_pipe": "a PNG image", "jpeg_pipe": "a JPEG image", "gif": "a GIF image",
-    "webp_pipe": "a WebP image", "bmp_pipe": "a BMP image", "tiff_pipe": "a TIFF image",
-    "svg_pipe": "an SVG image", "image2": "an image",
-    "hls": "an HLS playlist (.m3u8)", "concat": "an ffconcat playlist",
-    "tty": "a text file", "srt": "a subtitle file", "webvtt": "a subtitle file",
+    "png_pipe": "a PNG image",
+    "jpeg_pipe": "a JPEG image",
+    "gif": "a GIF image",
+    "webp_pipe": "a WebP image",
+    "bmp_pipe": "a BMP image",
+    "tiff_pipe": "a TIFF image",
+    "svg_pipe": "an SVG image",
+    "image2": "an image",
+    "hls": "an HLS playlist (.m3u8)",
+    "concat": "an ffconcat playlist",
+    "tty": "a text file",
+    "srt": "a subtitle file",
+    "webvtt": "a subtitle file",
     "ass": "a subtitle file",
 }
 # File signatures of common non-media uploads that no demuxer claims.
 KNOWN_SIGNATURES = [
-    (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"),
-    (b"\x1f\x8b", "a gzip archive"), (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7z archive"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf", "a 7z archive"),
 ]
 _WHITELIST_REFUSAL = re.compile(r"^\[(?P<demuxer>[\w,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
 _LOG_PREFIX = re.compile(r"^(\[[^\]]* @ 0x[0-9a-f]+\] )|^(file:\S+: )")
@@ -255,28 +316,40 @@ def unreadable_reason(stderr: str, head: bytes) -> str:
             demuxer = match["demuxer"]
             what = REFUSED_FORMATS.get(demuxer, f"in the {demuxer} format")
             if demuxer in ("hls", "concat"):
-                return (f"This file is {what}, not a video: Spool never follows a playlist to "
-                        "other files or addresses. Upload the video itself as "
-                        f"{ACCEPTED_CONTAINERS}.")
-            return (f"This file is {what}, not a video Spool accepts. "
-                    f"Upload an {ACCEPTED_CONTAINERS} file.")
+                return (
+                    f"This file is {what}, not a video: Spool never follows a playlist to "
+                    "other files or addresses. Upload the video itself as "
+                    f"{ACCEPTED_CONTAINERS}."
+                )
+            return (
+                f"This file is {what}, not a video Spool accepts. "
+                f"Upload an {ACCEPTED_CONTAINERS} file."
+            )
     if any("moov atom not found" in line for line in lines):
-        return ("This file is not a video Spool can read yet: an incomplete MP4/MOV whose index "
-                "(the moov atom) is missing, so it was probably cut off while uploading or "
-                "recording. Upload the whole file.")
+        return (
+            "This file is not a video Spool can read yet: an incomplete MP4/MOV whose index "
+            "(the moov atom) is missing, so it was probably cut off while uploading or "
+            "recording. Upload the whole file."
+        )
     kind = next((name for magic, name in KNOWN_SIGNATURES if head.startswith(magic)), None)
     if kind:
         return f"This file is {kind}, not a video. Upload an {ACCEPTED_CONTAINERS} file."
     detail = _LOG_PREFIX.sub("", lines[-1]) if lines else "no details"
     if detail == "End of file":
-        return ("This file is not a video Spool can read: it ends before its own structure "
-                "says it should, so it is damaged or was cut off while uploading. Upload the "
-                f"whole file as {ACCEPTED_CONTAINERS}.")
+        return (
+            "This file is not a video Spool can read: it ends before its own structure "
+            "says it should, so it is damaged or was cut off while uploading. Upload the "
+            f"whole file as {ACCEPTED_CONTAINERS}."
+        )
     if detail.startswith("Invalid data found"):
-        return ("This file is not a video Spool recognises: it is in no container format "
-                f"Spool reads. Upload an {ACCEPTED_CONTAINERS} file.")
-    return (f"This file is damaged or not a video Spool can read ({detail[:200]}). "
-            f"Upload an {ACCEPTED_CONTAINERS} file.")
+        return (
+            "This file is not a video Spool recognises: it is in no container format "
+            f"Spool reads. Upload an {ACCEPTED_CONTAINERS} file."
+        )
+    return (
+        f"This file is damaged or not a video Spool can read ({detail[:200]}). "
+        f"Upload an {ACCEPTED_CONTAINERS} file."
+    )
 
 
 def _rotation(stream: dict) -> int:
@@ -342,8 +415,15 @@ def _display_width(stream: dict, width: int) -> int:
 def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
     streams = data.get("streams") or []
     fmt = data.get("format") or {}
-    video = next((s for s in streams if s.get("codec_type") == "video"
-                  and not (s.get("disposition") or {}).get("attached_pic")), None)
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video"
+            and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     duration = _media_duration(fmt, [s for s in (video, audio) if s])
     width = int(video.get("width") or 0) if video else 0
@@ -355,12 +435,17 @@ def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
         width, height = height, width
     bit_rate = _bit_rate(fmt, duration, size_bytes)
     return ProbeResult(
-        duration=duration, width=width, height=height,
+        duration=duration,
+        width=width,
+        height=height,
         has_video=video is not None and width > 0 and height > 0,
-        has_audio=audio is not None, format_name=str(fmt.get("format_name", "")),
+        has_audio=audio is not None,
+        format_name=str(fmt.get("format_name", "")),
         video_codec=video.get("codec_name") if video else None,
         audio_codec=audio.get("codec_name") if audio else None,
-        rotation=rotation, fps=_fps(video) if video else None, bit_rate=bit_rate,
+        rotation=rotation,
+        fps=_fps(video) if video else None,
+        bit_rate=bit_rate,
         size_bytes=size_bytes,
     )
 
@@ -377,9 +462,15 @@ async def probe(path: str | Path, limits: Limits | None = None) -> ProbeResult:
 
 # --- commands ------------------------------------------------------------------------------
 
+
 def _compile(stream) -> list[str]:
-    argv = stream.global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-                              "-progress", "pipe:1").overwrite_output().compile(cmd="ffmpeg")
+    argv = (
+        stream.global_args(
+            "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1"
+        )
+        .overwrite_output()
+        .compile(cmd="ffmpeg")
+    )
     return list(argv)
 
 
@@ -389,32 +480,49 @@ def _compile(stream) -> list[str]:
 DISPLAY_WIDTH = "round(oh*dar/2)*2"
 
 
-def rendition_args(src: str | Path, dst: str | Path, height: int, *, video_kbps: int,
-                   audio_kbps: int = 128, preset: str = "veryfast",
-                   has_audio: bool = True) -> list[str]:
+def rendition_args(
+    src: str | Path,
+    dst: str | Path,
+    height: int,
+    *,
+    video_kbps: int,
+    audio_kbps: int = 128,
+    preset: str = "veryfast",
+    has_audio: bool = True,
+) -> list[str]:
     inp = ffmpeg.input(file_url(src), **INPUT_OPTIONS)
     video = inp["v:0"].filter("scale", DISPLAY_WIDTH, height).filter("setsar", 1)
     streams = [video, inp["a:0"]] if has_audio else [video]
-    out = ffmpeg.output(*streams, file_url(dst), **_rendition_output_options(
-        video_kbps, preset, audio_kbps, has_audio))
+    out = ffmpeg.output(
+        *streams,
+        file_url(dst),
+        **_rendition_output_options(video_kbps, preset, audio_kbps, has_audio),
+    )
     return _compile(out)
 
 
 @dataclass(frozen=True)
 class RenditionSpec:
     """One output of a single-decode ladder: where, how tall, how many kbit/s of video."""
+
     dst: str | Path
     height: int
     video_kbps: int
 
 
-def _rendition_output_options(video_kbps: int, preset: str, audio_kbps: int,
-                              has_audio: bool) -> dict:
+def _rendition_output_options(
+    video_kbps: int, preset: str, audio_kbps: int, has_audio: bool
+) -> dict:
     opts: dict = {
-        "vcodec": "libx264", "preset": preset, "pix_fmt": "yuv420p",
-        "b:v": f"{video_kbps}k", "maxrate": f"{int(video_kbps * 1.5)}k",
-        "bufsize": f"{video_kbps * 2}k", "movflags": "+faststart",
-        "map_metadata": -1, "format": "mp4",
+        "vcodec": "libx264",
+        "preset": preset,
+        "pix_fmt": "yuv420p",
+        "b:v": f"{video_kbps}k",
+        "maxrate": f"{int(video_kbps * 1.5)}k",
+        "bufsize": f"{video_kbps * 2}k",
+        "movflags": "+faststart",
+        "map_metadata": -1,
+        "format": "mp4",
     }
     if has_audio:
         opts.update({"acodec": "aac", "b:a": f"{audio_kbps}k", "ac": 2})
@@ -423,8 +531,14 @@ def _rendition_output_options(video_kbps: int, preset: str, audio_kbps: int,
     return opts
 
 
-def ladder_args(src: str | Path, specs: list[RenditionSpec], *, audio_kbps: int = 128,
-                preset: str = "veryfast", has_audio: bool = True) -> list[str]:
+def ladder_args(
+    src: str | Path,
+    specs: list[RenditionSpec],
+    *,
+    audio_kbps: int = 128,
+    preset: str = "veryfast",
+    has_audio: bool = True,
+) -> list[str]:
     """ONE ffmpeg that decodes the source once and feeds every rendition (split + scale per
     output, one output file each). Same input flags and per-output options as
     ``rendition_args``, so each file is what the per-rendition command would make."""
@@ -438,52 +552,83 @@ def ladder_args(src: str | Path, specs: list[RenditionSpec], *, audio_kbps: int 
         branch = branches[i] if branches is not None else video
         scaled = branch.filter("scale", DISPLAY_WIDTH, spec.height).filter("setsar", 1)
         streams = [scaled, inp["a:0"]] if has_audio else [scaled]
-        outputs.append(ffmpeg.output(*streams, file_url(spec.dst), **_rendition_output_options(
-            spec.video_kbps, preset, audio_kbps, has_audio)))
+        outputs.append(
+            ffmpeg.output(
+                *streams,
+                file_url(spec.dst),
+                **_rendition_output_options(spec.video_kbps, preset, audio_kbps, has_audio),
+            )
+        )
     return _compile(ffmpeg.merge_outputs(*outputs))
 
 
 def poster_args(src: str | Path, dst: str | Path, at_seconds: float) -> list[str]:
     inp = ffmpeg.input(file_url(src), ss=f"{max(0.0, at_seconds):.3f}", **INPUT_OPTIONS)
-    out = inp["v:0"].output(file_url(dst), vframes=1, vcodec="mjpeg", format="image2",
-                            update=1, **{"q:v": 3})
+    out = inp["v:0"].output(
+        file_url(dst), vframes=1, vcodec="mjpeg", format="image2", update=1, **{"q:v": 3}
+    )
     return _compile(out)
 
 
 def audio_args(src: str | Path, dst: str | Path) -> list[str]:
     inp = ffmpeg.input(file_url(src), **INPUT_OPTIONS)
-    out = inp["a:0"].output(file_url(dst), acodec="pcm_s16le", ac=1, ar=16000, format="wav",
-                            map_metadata=-1)
+    out = inp["a:0"].output(
+        file_url(dst), acodec="pcm_s16le", ac=1, ar=16000, format="wav", map_metadata=-1
+    )
     return _compile(out)
 
 
-async def transcode_rendition(src: str | Path, dst: str | Path, height: int, *,
-                              video_kbps: int, audio_kbps: int = 128, preset: str = "veryfast",
-                              has_audio: bool = True, duration: float | None = None,
-                              limits: Limits | None = None,
-                              on_progress: ProgressCallback | None = None) -> None:
-    argv = rendition_args(src, dst, height, video_kbps=video_kbps, audio_kbps=audio_kbps,
-                          preset=preset, has_audio=has_audio)
-    await run_tool(argv, limits or Limits(), duration=duration,
-                   on_progress=on_progress or (lambda _p: None))
+async def transcode_rendition(
+    src: str | Path,
+    dst: str | Path,
+    height: int,
+    *,
+    video_kbps: int,
+    audio_kbps: int = 128,
+    preset: str = "veryfast",
+    has_audio: bool = True,
+    duration: float | None = None,
+    limits: Limits | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> None:
+    argv = rendition_args(
+        src,
+        dst,
+        height,
+        video_kbps=video_kbps,
+        audio_kbps=audio_kbps,
+        preset=preset,
+        has_audio=has_audio,
+    )
+    await run_tool(
+        argv, limits or Limits(), duration=duration, on_progress=on_progress or (lambda _p: None)
+    )
 
 
-async def transcode_ladder(src: str | Path, specs: list[RenditionSpec], *,
-                           audio_kbps: int = 128, preset: str = "veryfast",
-                           has_audio: bool = True, duration: float | None = None,
-                           limits: Limits | None = None,
-                           on_progress: ProgressCallback | None = None) -> None:
+async def transcode_ladder(
+    src: str | Path,
+    specs: list[RenditionSpec],
+    *,
+    audio_kbps: int = 128,
+    preset: str = "veryfast",
+    has_audio: bool = True,
+    duration: float | None = None,
+    limits: Limits | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> None:
     """Every rendition from one decode of the source, in one hardened ffmpeg process.
 
     All or nothing: if any output fails, the whole call fails (and must be redone).
     """
     argv = ladder_args(src, specs, audio_kbps=audio_kbps, preset=preset, has_audio=has_audio)
-    await run_tool(argv, limits or Limits(), duration=duration,
-                   on_progress=on_progress or (lambda _p: None))
+    await run_tool(
+        argv, limits or Limits(), duration=duration, on_progress=on_progress or (lambda _p: None)
+    )
 
 
-async def extract_poster(src: str | Path, dst: str | Path, at_seconds: float,
-                         limits: Limits | None = None) -> None:
+async def extract_poster(
+    src: str | Path, dst: str | Path, at_seconds: float, limits: Limits | None = None
+) -> None:
     limits = limits or Limits(timeout_seconds=300)
     await run_tool(poster_args(src, dst, at_seconds), limits, on_progress=lambda _p: None)
     if _file_size(dst) == 0 and at_seconds > 0:
@@ -495,8 +640,17 @@ async def extract_poster(src: str | Path, dst: str | Path, at_seconds: float,
         raise MediaError(f"no frame at {at_seconds:.2f} s")
 
 
-async def extract_audio_16k_mono(src: str | Path, dst_wav: str | Path, *,
-                                 duration: float | None = None, limits: Limits | None = None,
-                                 on_progress: ProgressCallback | None = None) -> None:
-    await run_tool(audio_args(src, dst_wav), limits or Limits(), duration=duration,
-                   on_progress=on_progress or (lambda _p: None))
+async def extract_audio_16k_mono(
+    src: str | Path,
+    dst_wav: str | Path,
+    *,
+    duration: float | None = None,
+    limits: Limits | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> None:
+    await run_tool(
+        audio_args(src, dst_wav),
+        limits or Limits(),
+        duration=duration,
+        on_progress=on_progress or (lambda _p: None),
+    )

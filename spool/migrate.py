@@ -44,8 +44,10 @@ def check(settings: Settings) -> tuple[bool, str]:
     where = display_url(settings.resolved_database_url)
     if current == head:
         return True, f"spool.migrate: {where} is at head {head}"
-    return False, (f"spool.migrate: {where} is at revision {migrations.revision_label(current)}, "
-                   f"expected {head}: run `python -m spool.migrate`")
+    return False, (
+        f"spool.migrate: {where} is at revision {migrations.revision_label(current)}, "
+        f"expected {head}: run `python -m spool.migrate`"
+    )
 
 
 @contextlib.contextmanager
@@ -57,8 +59,9 @@ def database(settings: Settings) -> Iterator[Engine]:
         engine = make_engine(prepare_database_url(settings))
         yield engine
     except Exception as exc:
-        raise MigrateError(f"spool.migrate: {display_url(url)}: {one_line(error_text(exc))}") \
-            from exc
+        raise MigrateError(
+            f"spool.migrate: {display_url(url)}: {one_line(error_text(exc))}"
+        ) from exc
     finally:
         if engine is not None:
             engine.dispose()
@@ -83,10 +86,16 @@ def display_url(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spool.migrate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help=f"change nothing; exit {EXIT_NOT_AT_HEAD} if not at head")
+    parser = argparse.ArgumentParser(
+        prog="python -m spool.migrate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"change nothing; exit {EXIT_NOT_AT_HEAD} if not at head",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     try:

@@ -58,10 +58,15 @@ class LogNotifier:
     def deliver(self, notification: Notification) -> None:
         # vars, not asdict: the record is only serialised, so asdict's deep copy of the
         # payload was wasted on every notification.
-        line = json.dumps({"delivered_at": datetime.now(UTC).isoformat(),
-                           **vars(notification)}) + "\n"
-        log.info("notify %s -> %s (%s)", notification.event_type, notification.recipient,
-                 notification.key)
+        line = (
+            json.dumps({"delivered_at": datetime.now(UTC).isoformat(), **vars(notification)}) + "\n"
+        )
+        log.info(
+            "notify %s -> %s (%s)",
+            notification.event_type,
+            notification.recipient,
+            notification.key,
+        )
         with self._lock, self._open_outbox() as fh:
             fh.write(line)
 
@@ -101,16 +106,24 @@ class WebhookNotifier:
             self.fallback.deliver(notification)
             return
         delivery = webhooks.Delivery(
-            url=notification.recipient, msg_id=webhooks.webhook_id(notification.key),
-            event_type=notification.event_type, payload=notification.payload)
+            url=notification.recipient,
+            msg_id=webhooks.webhook_id(notification.key),
+            event_type=notification.event_type,
+            payload=notification.payload,
+        )
         try:
             webhooks.send(self.settings, delivery)
         except webhooks.WebhookRefused as exc:
-            log.warning("webhook %s to %s refused: %s", notification.event_type,
-                        notification.recipient, exc)
+            log.warning(
+                "webhook %s to %s refused: %s", notification.event_type, notification.recipient, exc
+            )
             return
-        log.info("webhook %s -> %s (%s)", notification.event_type, notification.recipient,
-                 delivery.msg_id)
+        log.info(
+            "webhook %s -> %s (%s)",
+            notification.event_type,
+            notification.recipient,
+            delivery.msg_id,
+        )
 
 
 def make_notifier(settings: Settings) -> Notifier:
@@ -120,7 +133,8 @@ def make_notifier(settings: Settings) -> Notifier:
     if settings.notifier == "webhook":
         return WebhookNotifier(settings, log_notifier)
     raise ValueError(
-        f"unknown notifier {settings.notifier!r} (SPOOL_NOTIFIER); known: log, webhook")
+        f"unknown notifier {settings.notifier!r} (SPOOL_NOTIFIER); known: log, webhook"
+    )
 
 
 _MARK_BATCH = 50
@@ -134,7 +148,8 @@ def _for_recipients():
     (``event``, ``recipients``)."""
     return notifications.update().where(
         notifications.c.event_id == sa.bindparam("event"),
-        notifications.c.recipient.in_(sa.bindparam("recipients", expanding=True)))
+        notifications.c.recipient.in_(sa.bindparam("recipients", expanding=True)),
+    )
 
 
 # Built once: building SQLAlchemy statements cost more CPU than running them, and a fan-out
@@ -142,7 +157,8 @@ def _for_recipients():
 _ONE_MORE_ATTEMPT = _for_recipients().values(attempts=notifications.c.attempts + 1)
 _DELIVERED = _for_recipients().values(delivered_at=sa.func.now())
 _PENDING = sa.select(notifications.c.recipient, notifications.c.payload).where(
-    notifications.c.event_id == sa.bindparam("event"), notifications.c.delivered_at.is_(None))
+    notifications.c.event_id == sa.bindparam("event"), notifications.c.delivered_at.is_(None)
+)
 
 
 @functools.cache
@@ -158,9 +174,14 @@ def _count_attempt(conn, event_id: str, recipients: list[str]) -> None:
         conn.execute(_ONE_MORE_ATTEMPT, {"event": event_id, "recipients": recipients})
 
 
-def _mark_delivered(engine: Engine, event_id: str, sent: list[str], on_wait: Any = None,
-                    wait_seconds: float = MARK_OUTAGE_SECONDS,
-                    attempting: list[str] | None = None) -> None:
+def _mark_delivered(
+    engine: Engine,
+    event_id: str,
+    sent: list[str],
+    on_wait: Any = None,
+    wait_seconds: float = MARK_OUTAGE_SECONDS,
+    attempting: list[str] | None = None,
+) -> None:
     """Mark ``sent`` delivered, retrying while the database is unreachable: these went out,
     and a retry of the whole activity would deliver them a second time. ``on_wait`` is
     called between tries, so an activity keeps heartbeating while it waits.
@@ -178,34 +199,56 @@ def _mark_delivered(engine: Engine, event_id: str, sent: list[str], on_wait: Any
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if time.monotonic() + pause > deadline:
                 raise
-            log.warning("marking %d notifications of %s delivered: database unavailable "
-                        "(%s); retrying", len(sent), event_id, exc.orig or exc)
+            log.warning(
+                "marking %d notifications of %s delivered: database unavailable (%s); retrying",
+                len(sent),
+                event_id,
+                exc.orig or exc,
+            )
         if on_wait is not None:
             on_wait()
         time.sleep(pause)
         pause = min(pause * 2, 5.0)
 
 
-def _record_and_take_pending(engine: Engine, *, event_id: str, event_type: str,
-                             recipients: list[str], payload: dict[str, Any]
-                             ) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+def _record_and_take_pending(
+    engine: Engine,
+    *,
+    event_id: str,
+    event_type: str,
+    recipients: list[str],
+    payload: dict[str, Any],
+) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
     """In one transaction: a row per new (event, recipient), the event's undelivered rows
     (recipient, payload), and the first batch's attempt counted. Returns (rows created,
     pending rows)."""
     with engine.begin() as conn:
         created = 0
         if recipients:
-            created = len(conn.execute(
-                _new_rows(conn.dialect.name),
-                [{"event_id": event_id, "recipient": r, "event_type": event_type,
-                  "payload": payload} for r in recipients],
-            ).all())
+            created = len(
+                conn.execute(
+                    _new_rows(conn.dialect.name),
+                    [
+                        {
+                            "event_id": event_id,
+                            "recipient": r,
+                            "event_type": event_type,
+                            "payload": payload,
+                        }
+                        for r in recipients
+                    ],
+                ).all()
+            )
         # In the order asked for (people before webhook destinations), whatever order the
         # database returns its rows in; rows of recipients no longer asked for go last.
         rank = {recipient: i for i, recipient in enumerate(recipients)}
-        pending = sorted(((recipient, row_payload) for recipient, row_payload
-                          in conn.execute(_PENDING, {"event": event_id})),
-                         key=lambda row: (rank.get(row[0], len(rank)), row[0]))
+        pending = sorted(
+            (
+                (recipient, row_payload)
+                for recipient, row_payload in conn.execute(_PENDING, {"event": event_id})
+            ),
+            key=lambda row: (rank.get(row[0], len(rank)), row[0]),
+        )
         _count_attempt(conn, event_id, [r for r, _ in pending[:_MARK_BATCH]])
     return created, pending
 
@@ -239,13 +282,14 @@ def notify_once(
     unique = list(dict.fromkeys(recipients))
     # Webhook destinations after people: a slow receiver never delays a person's notice.
     unique += [url for url in notifier.destinations(callback_url) if url not in unique]
-    created, pending = _record_and_take_pending(engine, event_id=event_id,
-                                                event_type=event_type, recipients=unique,
-                                                payload=payload)
+    created, pending = _record_and_take_pending(
+        engine, event_id=event_id, event_type=event_type, recipients=unique, payload=payload
+    )
     # Two commits for a fan-out of up to _MARK_BATCH rows: the ledger (with the first batch's
     # attempt) and, after sending, the marks (with the next batch's attempt).
-    batches = [pending[start:start + _MARK_BATCH]
-               for start in range(0, len(pending), _MARK_BATCH)]
+    batches = [
+        pending[start : start + _MARK_BATCH] for start in range(0, len(pending), _MARK_BATCH)
+    ]
     delivered = 0
 
     def beat_at(count: int) -> Any:
@@ -256,9 +300,15 @@ def notify_once(
         sent: list[str] = []
         try:
             for recipient, row_payload in batch:
-                notifier.deliver(Notification(key=delivery_key(event_id, recipient),
-                                              event_id=event_id, event_type=event_type,
-                                              recipient=recipient, payload=row_payload))
+                notifier.deliver(
+                    Notification(
+                        key=delivery_key(event_id, recipient),
+                        event_id=event_id,
+                        event_type=event_type,
+                        recipient=recipient,
+                        payload=row_payload,
+                    )
+                )
                 sent.append(recipient)
                 if on_progress is not None:
                     on_progress(delivered + len(sent))
@@ -270,7 +320,12 @@ def notify_once(
                 _mark_delivered(engine, event_id, sent, on_wait=beat_at(delivered + len(sent)))
             raise
         following = batches[number + 1] if number + 1 < len(batches) else []
-        _mark_delivered(engine, event_id, sent, on_wait=beat_at(delivered + len(sent)),
-                        attempting=[r for r, _ in following])
+        _mark_delivered(
+            engine,
+            event_id,
+            sent,
+            on_wait=beat_at(delivered + len(sent)),
+            attempting=[r for r, _ in following],
+        )
         delivered += len(sent)
     return NotifyOutcome(recipients=len(unique), newly_created=created, delivered=delivered)

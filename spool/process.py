@@ -43,8 +43,10 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise ToolMissing(f"{name} (from util-linux) is not installed; Spool needs it to start "
-                          "child processes safely (scripts/install-system.sh installs it)")
+        raise ToolMissing(
+            f"{name} (from util-linux) is not installed; Spool needs it to start "
+            "child processes safely (scripts/install-system.sh installs it)"
+        )
     return path
 
 

@@ -65,8 +65,9 @@ def open_index(settings: Settings) -> PostIndex:
 def _check_version(doc: PostDocument) -> None:
     # Elasticsearch external versions are non-negative longs; SQLite follows the same rule.
     if not isinstance(doc.version, int) or doc.version < 0:
-        raise ValueError(f"post {doc.post_id}: version must be a non-negative integer, "
-                         f"got {doc.version!r}")
+        raise ValueError(
+            f"post {doc.post_id}: version must be a non-negative integer, got {doc.version!r}"
+        )
 
 
 def _clip_query(query: str) -> str:
@@ -86,8 +87,7 @@ INDEX_MAPPINGS = {
         "title": {"type": "text", "analyzer": "standard"},
         "body": {"type": "text", "analyzer": "standard"},
         # keyword for exact filters; tags.text so a search for "learning" finds "machine-learning"
-        "tags": {"type": "keyword",
-                 "fields": {"text": {"type": "text", "analyzer": "standard"}}},
+        "tags": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "standard"}}},
         "published_at": {"type": "date"},
     },
 }
@@ -95,15 +95,17 @@ SEARCH_FIELDS = ["title^2", "body", "tags.text"]
 
 
 class ElasticsearchIndex:
-    def __init__(self, url: str, index: str, *,
-                 request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, url: str, index: str, *, request_timeout: float = REQUEST_TIMEOUT_SECONDS
+    ) -> None:
         from elasticsearch import Elasticsearch
 
         self.url = url
         self.index = index
         # Temporal owns retries: the client makes exactly one attempt per call.
-        self._es = Elasticsearch(url, max_retries=0, retry_on_timeout=False,
-                                 request_timeout=request_timeout)
+        self._es = Elasticsearch(
+            url, max_retries=0, retry_on_timeout=False, request_timeout=request_timeout
+        )
         self._index_ready = False
         self._lock = threading.Lock()
 
@@ -119,13 +121,15 @@ class ElasticsearchIndex:
             if exc.meta.status >= 500 or exc.meta.status == 429:
                 raise IndexUnavailable(
                     f"Elasticsearch at {self.url} answered {exc.meta.status} to {action} "
-                    f"on index {self.index!r}: {exc.message}") from exc
+                    f"on index {self.index!r}: {exc.message}"
+                ) from exc
             raise
         except TransportError as exc:
             # Connection refused/reset, timeout, or a non-JSON answer (e.g. a proxy's 503 page).
             raise IndexUnavailable(
                 f"Elasticsearch at {self.url} unavailable for {action} on index "
-                f"{self.index!r}: {type(exc).__name__}: {exc}") from exc
+                f"{self.index!r}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _ensure_index(self) -> None:
         if self._index_ready:
@@ -136,8 +140,9 @@ class ElasticsearchIndex:
             if self._index_ready:
                 return
             try:
-                self._es.indices.create(index=self.index, settings=INDEX_SETTINGS,
-                                        mappings=INDEX_MAPPINGS)
+                self._es.indices.create(
+                    index=self.index, settings=INDEX_SETTINGS, mappings=INDEX_MAPPINGS
+                )
             except BadRequestError as exc:
                 # Another worker created it first: fine, it has the same mapping.
                 if exc.message != "resource_already_exists_exception":
@@ -149,13 +154,24 @@ class ElasticsearchIndex:
 
         _check_version(doc)
         self._ensure_index()
-        source = {"post_id": doc.post_id, "version": doc.version, "author_id": doc.author_id,
-                  "title": doc.title, "body": doc.body, "tags": list(doc.tags),
-                  "published_at": doc.published_at}
+        source = {
+            "post_id": doc.post_id,
+            "version": doc.version,
+            "author_id": doc.author_id,
+            "title": doc.title,
+            "body": doc.body,
+            "tags": list(doc.tags),
+            "published_at": doc.published_at,
+        }
         with self._unavailable_on_failure(f"index post {doc.post_id}"):
             try:
-                self._es.index(index=self.index, id=doc.post_id, document=source,
-                               version=doc.version, version_type="external")
+                self._es.index(
+                    index=self.index,
+                    id=doc.post_id,
+                    document=source,
+                    version=doc.version,
+                    version_type="external",
+                )
             except ConflictError:
                 return False  # this version or a newer one is already indexed
         return True
@@ -170,10 +186,15 @@ class ElasticsearchIndex:
             except NotFoundError:
                 return None
         src: dict[str, Any] = found["_source"]
-        return PostDocument(post_id=post_id, version=int(found["_version"]),
-                            author_id=src["author_id"], title=src["title"], body=src["body"],
-                            tags=list(src.get("tags") or []),
-                            published_at=src.get("published_at"))
+        return PostDocument(
+            post_id=post_id,
+            version=int(found["_version"]),
+            author_id=src["author_id"],
+            title=src["title"],
+            body=src["body"],
+            tags=list(src.get("tags") or []),
+            published_at=src.get("published_at"),
+        )
 
     def search(self, query: str, limit: int = 20) -> list[str]:
         from elasticsearch import BadRequestError
@@ -186,9 +207,14 @@ class ElasticsearchIndex:
         body = {"multi_match": {"query": query, "fields": SEARCH_FIELDS}}
         with self._unavailable_on_failure("search"):
             try:
-                found = self._es.search(index=self.index, query=body, size=limit,
-                                        source=False, sort=["_score", {"post_id": "asc"}],
-                                        track_total_hits=False)
+                found = self._es.search(
+                    index=self.index,
+                    query=body,
+                    size=limit,
+                    source=False,
+                    sort=["_score", {"post_id": "asc"}],
+                    track_total_hits=False,
+                )
             except BadRequestError:
                 return []  # e.g. too many clauses from a pathological query
         return [hit["_id"] for hit in found["hits"]["hits"]]
@@ -265,8 +291,12 @@ class SqliteIndex:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=REQUEST_TIMEOUT_SECONDS,
-                                   isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=REQUEST_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         except sqlite3.OperationalError as exc:
             raise IndexUnavailable(f"cannot open search index {self.path}: {exc}") from exc
         try:
@@ -321,15 +351,24 @@ class SqliteIndex:
                            tags = excluded.tags, published_at = excluded.published_at
                        WHERE excluded.version > posts.version
                        RETURNING rowid""",
-                    (doc.post_id, doc.version, doc.author_id, doc.title, doc.body,
-                     json.dumps(list(doc.tags)), doc.published_at),
+                    (
+                        doc.post_id,
+                        doc.version,
+                        doc.author_id,
+                        doc.title,
+                        doc.body,
+                        json.dumps(list(doc.tags)),
+                        doc.published_at,
+                    ),
                 ).fetchone()
                 if row is None:
                     conn.execute("ROLLBACK")
                     return False  # this version or a newer one is already indexed
                 conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (row[0],))
-                conn.execute("INSERT INTO posts_fts (rowid, title, body, tags) VALUES (?, ?, ?, ?)",
-                             (row[0], doc.title, doc.body, " ".join(doc.tags)))
+                conn.execute(
+                    "INSERT INTO posts_fts (rowid, title, body, tags) VALUES (?, ?, ?, ?)",
+                    (row[0], doc.title, doc.body, " ".join(doc.tags)),
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -341,11 +380,20 @@ class SqliteIndex:
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT post_id, version, author_id, title, body, tags, published_at "
-                "FROM posts WHERE post_id = ?", (post_id,)).fetchone()
+                "FROM posts WHERE post_id = ?",
+                (post_id,),
+            ).fetchone()
         if row is None:
             return None
-        return PostDocument(post_id=row[0], version=row[1], author_id=row[2], title=row[3],
-                            body=row[4], tags=json.loads(row[5]), published_at=row[6])
+        return PostDocument(
+            post_id=row[0],
+            version=row[1],
+            author_id=row[2],
+            title=row[3],
+            body=row[4],
+            tags=json.loads(row[5]),
+            published_at=row[6],
+        )
 
     def search(self, query: str, limit: int = 20) -> list[str]:
         expression = fts5_expression(query)
@@ -358,7 +406,8 @@ class SqliteIndex:
                         WHERE posts_fts MATCH ?
                         ORDER BY bm25(posts_fts, {", ".join(map(str, BM25_WEIGHTS))}), p.post_id
                         LIMIT ?""",
-                    (expression, limit)).fetchall()
+                    (expression, limit),
+                ).fetchall()
             except sqlite3.OperationalError as exc:
                 if "fts5" in str(exc).lower():
                     return []  # an expression FTS5 still rejects: no results, not an error

@@ -97,8 +97,11 @@ class ConnectionPlan:
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for Client.connect; reads (and checks) the PEM files."""
-        kwargs: dict[str, Any] = {"target_host": self.address, "namespace": self.namespace,
-                                  "tls": self.tls_config() if self.tls else False}
+        kwargs: dict[str, Any] = {
+            "target_host": self.address,
+            "namespace": self.namespace,
+            "tls": self.tls_config() if self.tls else False,
+        }
         if self.api_key:
             kwargs["api_key"] = self.api_key
         if self.rpc_metadata:
@@ -107,11 +110,15 @@ class ConnectionPlan:
 
     def tls_config(self) -> TLSConfig:
         if (self.client_cert is None) != (self.client_key is None):
-            given, missing = ((self.client_cert, "client private key") if self.client_key is None
-                              else (self.client_key, "client certificate"))
+            given, missing = (
+                (self.client_cert, "client private key")
+                if self.client_key is None
+                else (self.client_key, "client certificate")
+            )
             raise TemporalConnectError(
                 f"{NO_CONNECT}: {given.describe()} is set but no {missing} is: mTLS needs both "
-                "(SPOOL_TEMPORAL_TLS_CERT and SPOOL_TEMPORAL_TLS_KEY)")
+                "(SPOOL_TEMPORAL_TLS_CERT and SPOOL_TEMPORAL_TLS_KEY)"
+            )
         return TLSConfig(
             server_root_ca_cert=self.server_ca.read() if self.server_ca else None,
             client_cert=self.client_cert.read() if self.client_cert else None,
@@ -120,8 +127,9 @@ class ConnectionPlan:
         )
 
 
-def load_cli_profile(settings: Settings,
-                     env: Mapping[str, str] | None = None) -> ClientConfigProfile:
+def load_cli_profile(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> ClientConfigProfile:
     """The temporal CLI's profile (file + TEMPORAL_* variables) from env (default: os.environ).
 
     A missing default file is no error; a named profile that does not exist or a malformed
@@ -129,15 +137,18 @@ def load_cli_profile(settings: Settings,
     """
     try:
         # The bridge takes a real dict, not os.environ.
-        return ClientConfigProfile.load(profile=settings.temporal_profile or None,
-                                        override_env_vars=None if env is None else dict(env))
+        return ClientConfigProfile.load(
+            profile=settings.temporal_profile or None,
+            override_env_vars=None if env is None else dict(env),
+        )
     except Exception as exc:  # noqa: BLE001 - the bridge raises its own ConfigError
         environ = os.environ if env is None else env
         config_file = environ.get("TEMPORAL_CONFIG_FILE") or DEFAULT_CLI_CONFIG_FILE
         profile_from = "SPOOL_TEMPORAL_PROFILE" if settings.temporal_profile else "TEMPORAL_PROFILE"
         raise TemporalConnectError(
             f"{NO_CONNECT}: the temporal CLI config {config_file} (profile from {profile_from}) "
-            f"cannot be used: {_one_line(str(exc))}") from None
+            f"cannot be used: {_one_line(str(exc))}"
+        ) from None
 
 
 def connection_plan(settings: Settings, env: Mapping[str, str] | None = None) -> ConnectionPlan:
@@ -158,21 +169,44 @@ def connection_plan(settings: Settings, env: Mapping[str, str] | None = None) ->
         "client_key": _spool_pem(settings, spool_set, "temporal_tls_key", "client private key"),
     }
     cli_pem = {
-        "server_ca": _cli_pem(cli_tls and cli_tls.server_root_ca_cert, "CA bundle",
-                              "TEMPORAL_TLS_SERVER_CA_CERT", "server_ca_cert", env),
-        "client_cert": _cli_pem(cli_tls and cli_tls.client_cert, "client certificate",
-                                "TEMPORAL_TLS_CLIENT_CERT", "client_cert", env),
-        "client_key": _cli_pem(cli_tls and cli_tls.client_private_key, "client private key",
-                               "TEMPORAL_TLS_CLIENT_KEY", "client_key", env),
+        "server_ca": _cli_pem(
+            cli_tls and cli_tls.server_root_ca_cert,
+            "CA bundle",
+            "TEMPORAL_TLS_SERVER_CA_CERT",
+            "server_ca_cert",
+            env,
+        ),
+        "client_cert": _cli_pem(
+            cli_tls and cli_tls.client_cert,
+            "client certificate",
+            "TEMPORAL_TLS_CLIENT_CERT",
+            "client_cert",
+            env,
+        ),
+        "client_key": _cli_pem(
+            cli_tls and cli_tls.client_private_key,
+            "client private key",
+            "TEMPORAL_TLS_CLIENT_KEY",
+            "client_key",
+            env,
+        ),
     }
     pem = {key: spool_pem[key] or cli_pem[key] for key in spool_pem}
-    spool_api_key = settings.temporal_api_key.get_secret_value() if (
-        "temporal_api_key" in spool_set) else None
+    spool_api_key = (
+        settings.temporal_api_key.get_secret_value() if ("temporal_api_key" in spool_set) else None
+    )
     api_key = spool_api_key or profile.api_key or None
     server_name = spool_or_cli("temporal_tls_server_name", cli_tls and cli_tls.server_name)
-    spool_asks_tls = any(name in spool_set for name in (
-        "temporal_tls_ca", "temporal_tls_cert", "temporal_tls_key", "temporal_tls_server_name",
-        "temporal_api_key"))
+    spool_asks_tls = any(
+        name in spool_set
+        for name in (
+            "temporal_tls_ca",
+            "temporal_tls_cert",
+            "temporal_tls_key",
+            "temporal_tls_server_name",
+            "temporal_api_key",
+        )
+    )
     return ConnectionPlan(
         address=spool_or_cli("temporal_address", profile.address),
         namespace=spool_or_cli("temporal_namespace", profile.namespace),
@@ -184,8 +218,9 @@ def connection_plan(settings: Settings, env: Mapping[str, str] | None = None) ->
     )
 
 
-def _tls_enabled(spool_tls: bool | None, spool_asks_tls: bool,
-                 profile: ClientConfigProfile) -> bool:
+def _tls_enabled(
+    spool_tls: bool | None, spool_asks_tls: bool, profile: ClientConfigProfile
+) -> bool:
     if spool_tls is not None:
         return spool_tls
     if spool_asks_tls:
@@ -203,17 +238,24 @@ def _spool_pem(settings: Settings, spool_set: set[str], name: str, what: str) ->
     return PemInput(what, f"SPOOL_{name.upper()}", path=Path(getattr(settings, name)))
 
 
-def _cli_pem(source: DataSource | None, what: str, env_prefix: str, toml_key: str,
-             env: Mapping[str, str]) -> PemInput | None:
+def _cli_pem(
+    source: DataSource | None, what: str, env_prefix: str, toml_key: str, env: Mapping[str, str]
+) -> PemInput | None:
     """A PEM input from the temporal CLI config, labelled with the variable that set it."""
     if not source:
         return None
     if isinstance(source, Path):
-        setting = (f"{env_prefix}_PATH" if env.get(f"{env_prefix}_PATH")
-                   else f"tls.{toml_key}_path in the temporal CLI profile")
+        setting = (
+            f"{env_prefix}_PATH"
+            if env.get(f"{env_prefix}_PATH")
+            else f"tls.{toml_key}_path in the temporal CLI profile"
+        )
         return PemInput(what, setting, path=source)
-    setting = (f"{env_prefix}_DATA" if env.get(f"{env_prefix}_DATA")
-               else f"tls.{toml_key}_data in the temporal CLI profile")
+    setting = (
+        f"{env_prefix}_DATA"
+        if env.get(f"{env_prefix}_DATA")
+        else f"tls.{toml_key}_data in the temporal CLI profile"
+    )
     data = source.encode() if isinstance(source, str) else source
     return PemInput(what, setting, data=data)
 
@@ -255,13 +297,16 @@ def diagnose_failure(detail: str, plan: ConnectionPlan) -> tuple[str, bool]:
         return f"cannot reach {at}: connection refused", True
     if re.search(r"dns error|lookup address", detail):
         return f"cannot reach {at}: host name not found", True
-    if re.search(r"TimedOut|timed out|deadline has elapsed|DeadlineExceeded|TimeoutExpired",
-                 detail):
+    if re.search(
+        r"TimedOut|timed out|deadline has elapsed|DeadlineExceeded|TimeoutExpired", detail
+    ):
         if not plan.tls and "after connection" in detail:
             # The port accepted the connection but no gRPC answer came: a TLS port waiting
             # for a ClientHello looks exactly like this (as does a very busy server).
-            return (f"cannot reach {at}: no answer to plaintext gRPC (does it require TLS? "
-                    "then set SPOOL_TEMPORAL_TLS_CA or SPOOL_TEMPORAL_TLS=true)"), True
+            return (
+                f"cannot reach {at}: no answer to plaintext gRPC (does it require TLS? "
+                "then set SPOOL_TEMPORAL_TLS_CA or SPOOL_TEMPORAL_TLS=true)"
+            ), True
         return f"cannot reach {at}: connection timed out", True
     if problem := _client_cert_problem(detail, plan):
         return f"{at} {problem}", False
@@ -269,28 +314,35 @@ def diagnose_failure(detail: str, plan: ConnectionPlan) -> tuple[str, bool]:
         problem = _server_cert_problem(detail, plan)
         return f"{tls_failed}: certificate verify failed: {problem}", False
     if re.search(r"InvalidMessage|CorruptMessage|InvalidContentType|WrongVersion", detail):
-        return (f"{tls_failed}: the server did not answer with TLS (a plaintext port? "
-                "then unset the TLS settings or set SPOOL_TEMPORAL_TLS=false)"), False
+        return (
+            f"{tls_failed}: the server did not answer with TLS (a plaintext port? "
+            "then unset the TLS settings or set SPOOL_TEMPORAL_TLS=false)"
+        ), False
     if "PrivateKeyParseError" in detail or "InconsistentKeys" in detail:
         key = plan.client_key.describe() if plan.client_key else "the client private key"
         return f"{tls_failed}: {key} is not a usable private key for the certificate", False
     if re.search(r"Unauthenticated|PermissionDenied", detail):
         return f"{at} refused the credentials: {_status_message(detail)}", False
     if (status := _http_status(detail)) in (502, 503, 504):
-        return (f"cannot reach {at}: a proxy there answered HTTP {status} "
-                "(Temporal behind it is down or starting)"), True
+        return (
+            f"cannot reach {at}: a proxy there answered HTTP {status} "
+            "(Temporal behind it is down or starting)"
+        ), True
     if not plan.tls and re.search(r"connection closed|Canceled|GoAway|h2 protocol", detail):
         # A TLS port answers a plaintext HTTP/2 preface with a TLS alert (a broken frame) or
         # by hanging up; only the hang-up might also be a server that is still starting.
-        return (f"cannot reach {at}: the server does not speak plaintext gRPC (does it require "
-                "TLS? then set SPOOL_TEMPORAL_TLS_CA or SPOOL_TEMPORAL_TLS=true)"), (
-                    not re.search(r"GoAway|h2 protocol", detail))
+        return (
+            f"cannot reach {at}: the server does not speak plaintext gRPC (does it require "
+            "TLS? then set SPOOL_TEMPORAL_TLS_CA or SPOOL_TEMPORAL_TLS=true)"
+        ), (not re.search(r"GoAway|h2 protocol", detail))
     return f"cannot reach {at}: {_one_line(detail)}", True
 
 
 # TLS alerts a server sends when it does not accept the client certificate it got.
-CLIENT_CERT_ALERTS = re.compile(r"AlertReceived\((BadCertificate|UnknownCA|CertificateUnknown|"
-                                r"UnsupportedCertificate|CertificateExpired|AccessDenied)")
+CLIENT_CERT_ALERTS = re.compile(
+    r"AlertReceived\((BadCertificate|UnknownCA|CertificateUnknown|"
+    r"UnsupportedCertificate|CertificateExpired|AccessDenied)"
+)
 
 
 def _client_cert_problem(detail: str, plan: ConnectionPlan) -> str | None:
@@ -300,26 +352,38 @@ def _client_cert_problem(detail: str, plan: ConnectionPlan) -> str | None:
     terminate TLS) finish the handshake and answer the call with HTTP 400 instead.
     """
     proxy_refused = plan.tls and _http_status(detail) == 400
-    if "CertificateRequired" in detail or (proxy_refused and not plan.mtls) or (
-            CLIENT_CERT_ALERTS.search(detail) and not plan.mtls):
-        return ("requires a client certificate (mTLS) and none was sent: set "
-                "SPOOL_TEMPORAL_TLS_CERT and SPOOL_TEMPORAL_TLS_KEY")
+    if (
+        "CertificateRequired" in detail
+        or (proxy_refused and not plan.mtls)
+        or (CLIENT_CERT_ALERTS.search(detail) and not plan.mtls)
+    ):
+        return (
+            "requires a client certificate (mTLS) and none was sent: set "
+            "SPOOL_TEMPORAL_TLS_CERT and SPOOL_TEMPORAL_TLS_KEY"
+        )
     if plan.mtls and (proxy_refused or CLIENT_CERT_ALERTS.search(detail)):
-        return (f"rejected the client certificate: {plan.client_cert.describe()} is not signed "
-                "by a CA the server trusts, or has expired")
+        return (
+            f"rejected the client certificate: {plan.client_cert.describe()} is not signed "
+            "by a CA the server trusts, or has expired"
+        )
     return None
 
 
 def _server_cert_problem(detail: str, plan: ConnectionPlan) -> str:
     if "UnknownIssuer" in detail:
-        trusted = (f"the {plan.server_ca.describe()}" if plan.server_ca
-                   else "a system-trusted CA (set SPOOL_TEMPORAL_TLS_CA to the CA that signed it)")
+        trusted = (
+            f"the {plan.server_ca.describe()}"
+            if plan.server_ca
+            else "a system-trusted CA (set SPOOL_TEMPORAL_TLS_CA to the CA that signed it)"
+        )
         return f"the server's certificate is not signed by {trusted}"
     if "NotValidForName" in detail:
         expected = re.search(r'expected: \w+\("?([^")]+)', detail)
         name = expected.group(1) if expected else plan.server_name or plan.address
-        return (f"the server's certificate is not valid for the name {name} "
-                "(SPOOL_TEMPORAL_TLS_SERVER_NAME sets the name to check)")
+        return (
+            f"the server's certificate is not valid for the name {name} "
+            "(SPOOL_TEMPORAL_TLS_SERVER_NAME sets the name to check)"
+        )
     if "Expired" in detail:
         return "the server's certificate has expired"
     kind = re.search(r"InvalidCertificate\((\w+)", detail)

@@ -67,21 +67,25 @@ def new_secret() -> str:
 
 # Never a destination, whatever webhook_allow_private or webhook_allowlist say: cloud
 # metadata services (which hand out credentials) and addresses that are not a host anywhere.
-NEVER_NETWORKS = [ipaddress.ip_network(net) for net in (
-    "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the local host on Linux
-    "169.254.0.0/16",  # link-local: AWS/GCP/Azure/OCI metadata 169.254.169.254, ECS 169.254.170.2
-    "100.100.100.200/32",  # Alibaba Cloud metadata (inside the shared 100.64.0.0/10)
-    "168.63.129.16/32",  # Azure's host wireserver
-    "192.0.0.0/24",  # IETF protocol assignments (Oracle Cloud Classic metadata 192.0.0.192)
-    "224.0.0.0/4",  # multicast
-    "240.0.0.0/4",  # reserved, and 255.255.255.255 broadcast
-    "::/128",  # unspecified
-    "fe80::/10",  # link-local
-    "fec0::/10",  # site-local (deprecated)
-    "ff00::/8",  # multicast
-    "fd00:ec2::254/128",  # AWS metadata over IPv6
-    "100::/64",  # discard-only
-)]
+NEVER_NETWORKS = [
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the local host on Linux
+        # link-local: AWS/GCP/Azure/OCI metadata 169.254.169.254, ECS 169.254.170.2
+        "169.254.0.0/16",
+        "100.100.100.200/32",  # Alibaba Cloud metadata (inside the shared 100.64.0.0/10)
+        "168.63.129.16/32",  # Azure's host wireserver
+        "192.0.0.0/24",  # IETF protocol assignments (Oracle Cloud Classic metadata 192.0.0.192)
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and 255.255.255.255 broadcast
+        "::/128",  # unspecified
+        "fe80::/10",  # link-local
+        "fec0::/10",  # site-local (deprecated)
+        "ff00::/8",  # multicast
+        "fd00:ec2::254/128",  # AWS metadata over IPv6
+        "100::/64",  # discard-only
+    )
+]
 # IPv6 prefixes that carry an IPv4 address in their low 32 bits and reach it: NAT64 (the
 # well-known and the local-use prefix) and IPv4-compatible addresses. IPv4-mapped, 6to4 and
 # Teredo forms are read by ipaddress itself.
@@ -111,7 +115,8 @@ def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
     if ip.teredo is not None:
         return ip.teredo[0]
     if any(ip in net for net in NAT64_NETWORKS) or (
-            ip in IPV4_COMPATIBLE and int(ip) > 1):  # ::, ::1 are themselves
+        ip in IPV4_COMPATIBLE and int(ip) > 1
+    ):  # ::, ::1 are themselves
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
@@ -124,8 +129,13 @@ def never_allowed(ip: Address) -> bool:
         return never_allowed(inner)
     if ip.is_loopback:  # ::1 sits inside IPv6's reserved ::/8; loopback is only private
         return False
-    return (any(ip in net for net in NEVER_NETWORKS) or ip.is_link_local or ip.is_multicast
-            or ip.is_unspecified or ip.is_reserved)
+    return (
+        any(ip in net for net in NEVER_NETWORKS)
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_unspecified
+        or ip.is_reserved
+    )
 
 
 def _is_internal(ip: Address) -> bool:
@@ -169,12 +179,17 @@ def check_addresses(settings: Settings, host: str, addresses: list[Address]) -> 
         if never_allowed(ip):
             raise WebhookRefused(
                 f"host {host!r} resolves to {ip}, a metadata, link-local, multicast or reserved "
-                "address; it is never allowed, whatever the settings")
-        if (_is_internal(ip) and not settings.webhook_allow_private
-                and not any(ip in net for net in allowed)):
+                "address; it is never allowed, whatever the settings"
+            )
+        if (
+            _is_internal(ip)
+            and not settings.webhook_allow_private
+            and not any(ip in net for net in allowed)
+        ):
             raise WebhookRefused(
                 f"host {host!r} resolves to {ip}, a private or reserved address; "
-                "only public destinations are allowed")
+                "only public destinations are allowed"
+            )
 
 
 def resolve(host: str, port: int) -> list[Address]:
@@ -220,8 +235,11 @@ class Delivery:
 
 
 def event_body(event_type: str, payload: dict[str, Any], timestamp: datetime) -> str:
-    return json.dumps({"type": event_type, "timestamp": timestamp.isoformat(),
-                       "data": payload}, separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        {"type": event_type, "timestamp": timestamp.isoformat(), "data": payload},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
 
 
 def signed_headers(secret: str, msg_id: str, timestamp: datetime, body: str) -> dict[str, str]:
@@ -241,8 +259,7 @@ def pinned_request(url: str, dest: Destination) -> tuple[str, dict[str, str], di
     parts = urlsplit(url)
     ip = dest.addresses[0]
     netloc = f"[{ip}]" if ip.version == 6 else str(ip)
-    target = urlunsplit((parts.scheme, f"{netloc}:{dest.port}", parts.path or "/",
-                         parts.query, ""))
+    target = urlunsplit((parts.scheme, f"{netloc}:{dest.port}", parts.path or "/", parts.query, ""))
     headers = {"host": parts.netloc.rsplit("@", 1)[-1]}
     extensions: dict[str, Any] = {}
     if dest.scheme == "https" and not _is_ip_literal(dest.host):
@@ -260,8 +277,7 @@ def _is_ip_literal(host: str) -> bool:
 
 # spool_webhook_deliveries_total{outcome=delivered|failed|refused|error}: one per attempt.
 @count_outcomes(WEBHOOK_DELIVERIES, {WebhookRefused: "refused", WebhookFailed: "failed"})
-def send(settings: Settings, delivery: Delivery, *,
-         verify: ssl.SSLContext | bool = True) -> int:
+def send(settings: Settings, delivery: Delivery, *, verify: ssl.SSLContext | bool = True) -> int:
     """POST one signed event; raises WebhookRefused (never retry) or WebhookFailed (retry).
 
     The destination is checked again here, and the request goes to the very address that was
@@ -279,10 +295,15 @@ def send(settings: Settings, delivery: Delivery, *,
     target, pin_headers, extensions = pinned_request(delivery.url, dest)
     headers.update(pin_headers)
     try:
-        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                          trust_env=False, verify=verify) as http:
-            response = http.post(target, content=body.encode(), headers=headers,
-                                 extensions=extensions)
+        with httpx.Client(
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
+            trust_env=False,
+            verify=verify,
+        ) as http:
+            response = http.post(
+                target, content=body.encode(), headers=headers, extensions=extensions
+            )
     except httpx.HTTPError as exc:
         raise WebhookFailed(f"{delivery.url}: {type(exc).__name__}: {exc}") from None
     if not 200 <= response.status_code < 300:

@@ -64,8 +64,9 @@ def load_model(model: str, device: str = "cpu", compute_type: str = "int8") -> A
             looks_like_path = "/" in model or model.startswith(".")
             if looks_like_path and not Path(model).is_dir():
                 raise FileNotFoundError(f"Whisper model directory not found: {model}")
-            loaded = WhisperModel(model, device=device, compute_type=compute_type,
-                                  local_files_only=True)
+            loaded = WhisperModel(
+                model, device=device, compute_type=compute_type, local_files_only=True
+            )
             _models[key] = loaded
             for listener in _load_listeners:
                 listener(model)
@@ -79,8 +80,9 @@ def on_model_load(listener: Callable[[str], None]) -> None:
 
 def preload(settings: Settings) -> Any:
     """Load the configured model now (a captions worker at start), so no job pays for it."""
-    return load_model(resolve_model(settings), settings.whisper_device,
-                      settings.whisper_compute_type)
+    return load_model(
+        resolve_model(settings), settings.whisper_device, settings.whisper_compute_type
+    )
 
 
 def transcribe(
@@ -112,8 +114,11 @@ def transcribe(
         segments_iter = _batched_segments(model, audio, language)
     else:
         segments_iter, _info = model.transcribe(
-            audio, language=language,
-            beam_size=1, condition_on_previous_text=False, vad_filter=False,
+            audio,
+            language=language,
+            beam_size=1,
+            condition_on_previous_text=False,
+            vad_filter=False,
         )
     out: list[Segment] = []
     for seg in segments_iter:
@@ -122,8 +127,7 @@ def transcribe(
         text = seg.text.strip()
         if not text:
             continue
-        segment = Segment(start=round(float(seg.start), 3), end=round(float(seg.end), 3),
-                          text=text)
+        segment = Segment(start=round(float(seg.start), 3), end=round(float(seg.end), 3), text=text)
         out.append(segment)
         if on_segment is not None:
             on_segment(segment, float(seg.end))
@@ -140,8 +144,9 @@ def warm_up(settings: Settings) -> bool:
     except Exception as exc:  # noqa: BLE001 - the jobs report it; the worker goes on
         log.warning("Whisper model not loaded at start: %s", exc)
         return False
-    log.info("Whisper model %s loaded in %.1f s", resolve_model(settings),
-             time.monotonic() - started)
+    log.info(
+        "Whisper model %s loaded in %.1f s", resolve_model(settings), time.monotonic() - started
+    )
     return True
 
 
@@ -185,8 +190,8 @@ def _batched_segments(model: Any, audio: Any, language: str | None) -> Any:
     # A pipeline per call: it keeps per-call state (the last speech timestamp), the model none.
     # Timestamps inside each VAD chunk, or a cue would span the whole chunk (up to 30 s).
     segments_iter, _info = BatchedInferencePipeline(model).transcribe(
-        audio, language=language, beam_size=1, without_timestamps=False,
-        batch_size=BATCH_SIZE)
+        audio, language=language, beam_size=1, without_timestamps=False, batch_size=BATCH_SIZE
+    )
     return segments_iter
 
 
@@ -207,14 +212,17 @@ def to_vtt(segments: list[Segment]) -> str:
     lines = ["WEBVTT", ""]
     for i, seg in enumerate(segments, 1):
         text = _cue_text(seg.text).replace("&", "&amp;").replace("<", "&lt;")
-        lines += [str(i), f"{_timestamp(seg.start, '.')} --> {_timestamp(seg.end, '.')}",
-                  text, ""]
+        lines += [str(i), f"{_timestamp(seg.start, '.')} --> {_timestamp(seg.end, '.')}", text, ""]
     return "\n".join(lines)
 
 
 def to_srt(segments: list[Segment]) -> str:
     lines: list[str] = []
     for i, seg in enumerate(segments, 1):
-        lines += [str(i), f"{_timestamp(seg.start, ',')} --> {_timestamp(seg.end, ',')}",
-                  _cue_text(seg.text), ""]
+        lines += [
+            str(i),
+            f"{_timestamp(seg.start, ',')} --> {_timestamp(seg.end, ',')}",
+            _cue_text(seg.text),
+            "",
+        ]
     return "\n".join(lines)

@@ -40,8 +40,12 @@ def service_missing(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory):
-    server = DevServer(port=free_port(), ui_port=None, db_filename=None,
-                       log_path=ARTIFACTS / "logs" / "temporal-dev-server.log")
+    server = DevServer(
+        port=free_port(),
+        ui_port=None,
+        db_filename=None,
+        log_path=ARTIFACTS / "logs" / "temporal-dev-server.log",
+    )
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001
@@ -98,13 +102,19 @@ def settings(tmp_path, temporal_server, task_queue) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client, task_queue: str, *, workflows=(), activities=(),
-                         threads: int = 16):
+async def running_worker(
+    client, task_queue: str, *, workflows=(), activities=(), threads: int = 16
+):
     """An in-process worker on the test's queue; sync activities run on a thread pool."""
     with ThreadPoolExecutor(threads) as pool:
-        async with Worker(client, task_queue=task_queue, workflows=list(workflows),
-                          activities=list(activities), activity_executor=pool,
-                          max_concurrent_activities=threads):
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=list(workflows),
+            activities=list(activities),
+            activity_executor=pool,
+            max_concurrent_activities=threads,
+        ):
             yield
 
 

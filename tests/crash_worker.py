@@ -37,9 +37,13 @@ async def main() -> None:
     client = await connect(settings, wait_seconds=10)
     acts = CrashAfterCommit(settings)
     with ThreadPoolExecutor(8) as pool:
-        worker = Worker(client, task_queue=settings.queue_pipeline,
-                        workflows=[BlogPublishWorkflow], activities=acts.activities(),
-                        activity_executor=pool)
+        worker = Worker(
+            client,
+            task_queue=settings.queue_pipeline,
+            workflows=[BlogPublishWorkflow],
+            activities=acts.activities(),
+            activity_executor=pool,
+        )
         print("crash worker ready", flush=True)
         await worker.run()
 

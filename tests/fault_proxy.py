@@ -12,13 +12,23 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-               "proxy-authorization", "proxy-authenticate", "content-length"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "content-length",
+}
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, fail_first: int,
-                 matches: Callable[[str, str], bool]) -> None:
+    def __init__(
+        self, upstream: str, *, fail_first: int, matches: Callable[[str, str], bool]
+    ) -> None:
         parts = urlsplit(upstream)
         self.upstream_host, self.upstream_port = parts.hostname, parts.port or 80
         self.remaining_failures = fail_first
@@ -73,11 +83,15 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port,
-                                                  timeout=30)
+                conn = http.client.HTTPConnection(
+                    proxy.upstream_host, proxy.upstream_port, timeout=30
+                )
                 try:
-                    headers = {k: v for k, v in self.headers.items()
-                               if k.lower() not in _HOP_BY_HOP and k.lower() != "host"}
+                    headers = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() not in _HOP_BY_HOP and k.lower() != "host"
+                    }
                     conn.request(self.command, self.path, body=body, headers=headers)
                     upstream = conn.getresponse()
                     data = upstream.read()

@@ -36,8 +36,7 @@ def main(wav: str) -> int:
     try:
         for _ in range(3):
             with ThreadPoolExecutor(2) as pool:
-                runs = [pool.submit(whisper.transcribe, wav, settings=Settings())
-                        for _ in range(2)]
+                runs = [pool.submit(whisper.transcribe, wav, settings=Settings()) for _ in range(2)]
                 if not all(run.result() for run in runs):
                     return 1
     finally:

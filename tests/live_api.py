@@ -20,8 +20,11 @@ async def live_api(settings: Settings, client) -> AsyncIterator[str]:
     """The API for ``settings`` on a free local port, sharing ``client``; yields its base
     URL and stops the server on exit."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client),
-                                           host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, client=client), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     serving = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 60
     while not server.started:

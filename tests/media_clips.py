@@ -41,18 +41,44 @@ def speech_wav(path: Path, text: str = SPEECH_TEXT) -> Path:
     return path
 
 
-def make_clip(path: Path, *, width: int, height: int, seconds: float = 3.5, fps: int = 15,
-              speech: str | None = SPEECH_TEXT, tone: bool = False,
-              rotate: int | None = None, pattern: str = "testsrc") -> Path:
+def make_clip(
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    seconds: float = 3.5,
+    fps: int = 15,
+    speech: str | None = SPEECH_TEXT,
+    tone: bool = False,
+    rotate: int | None = None,
+    pattern: str = "testsrc",
+) -> Path:
     """An H.264/AAC MP4 of a test pattern with spoken audio (or a tone, or no audio)."""
-    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-            f"{pattern}=size={width}x{height}:rate={fps}"]
+    argv = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{pattern}=size={width}x{height}:rate={fps}",
+    ]
     if speech:
         wav = speech_wav(path.with_suffix(".speech.wav"), speech)
         argv += ["-i", str(wav), "-filter:a", "apad", "-c:a", "aac", "-b:a", "64k"]
     elif tone:
-        argv += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000",
-                 "-c:a", "aac", "-b:a", "64k"]
+        argv += [
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=16000",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+        ]
     # 4:2:0 needs even dimensions; odd test sizes use 4:4:4 (still H.264, as some cameras do).
     pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     argv += ["-t", f"{seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt]
@@ -62,15 +88,41 @@ def make_clip(path: Path, *, width: int, height: int, seconds: float = 3.5, fps:
     # A rotation tag as phones write it: a display matrix on an untouched (landscape) stream.
     plain = path.with_suffix(".plain.mp4")
     _run([*argv, str(plain)])
-    _run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(plain), "-c", "copy",
-          "-metadata:s:v:0", f"rotate={rotate}", str(path)])
+    _run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(plain),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            f"rotate={rotate}",
+            str(path),
+        ]
+    )
     return path
 
 
 def make_audio_only(path: Path) -> Path:
     wav = speech_wav(path.with_suffix(".wav"))
-    _run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(wav),
-          "-c:a", "aac", str(path)])
+    _run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(wav),
+            "-c:a",
+            "aac",
+            str(path),
+        ]
+    )
     return path
 
 
@@ -100,10 +152,19 @@ MARK_QUIET = 0.125  # the tone's amplitude before the beep
 MARK_LOUD = 0.75  # and from the beep on
 
 
-def make_marked_clip(path: Path, *, width: int, height: int, seconds: float, flash_at: float,
-                     fps: int = 30, gop: int | None = None,
-                     slow_after: float | None = None,
-                     video_seconds: float | None = None, audio_delay: float = 0.0) -> Path:
+def make_marked_clip(
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    seconds: float,
+    flash_at: float,
+    fps: int = 30,
+    gop: int | None = None,
+    slow_after: float | None = None,
+    video_seconds: float | None = None,
+    audio_delay: float = 0.0,
+) -> Path:
     """testsrc2 with a white flash (0.1 s) at ``flash_at`` and an unbroken 440 Hz tone that
     turns six times louder at the same instant: the pair an A/V sync test looks for.
 
@@ -114,20 +175,51 @@ def make_marked_clip(path: Path, *, width: int, height: int, seconds: float, fla
     ``audio_delay``: the audio track starts that late (as some cameras write it); the beep
     still sounds with the flash."""
     flash_frame = round(flash_at * fps)
-    video = (f"testsrc2=size={width}x{height}:rate={fps},"
-             f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:"
-             f"enable='gte(n,{flash_frame})*lt(n,{flash_frame + round(0.1 * fps)})'")
+    video = (
+        f"testsrc2=size={width}x{height}:rate={fps},"
+        f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:"
+        f"enable='gte(n,{flash_frame})*lt(n,{flash_frame + round(0.1 * fps)})'"
+    )
     if slow_after is not None:
         video += f",select='lt(t,{slow_after})+not(mod(n,3))'"
-    tone = (f"aevalsrc='{MARK_QUIET}*sin(2*PI*{MARK_TONE_HZ}*t)"
-            f"*(1+{MARK_LOUD / MARK_QUIET - 1:g}*gte(t,{flash_at - audio_delay}))'"
-            f":s={MARK_SAMPLE_RATE}")
+    tone = (
+        f"aevalsrc='{MARK_QUIET}*sin(2*PI*{MARK_TONE_HZ}*t)"
+        f"*(1+{MARK_LOUD / MARK_QUIET - 1:g}*gte(t,{flash_at - audio_delay}))'"
+        f":s={MARK_SAMPLE_RATE}"
+    )
     video_length = [] if video_seconds is None else ["-t", f"{video_seconds}"]
-    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *video_length,
-            "-f", "lavfi", "-i", video, "-itsoffset", f"{audio_delay}",
-            "-f", "lavfi", "-i", tone, "-t", f"{seconds}",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "128k", "-fps_mode", "vfr" if slow_after else "cfr"]
+    argv = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        *video_length,
+        "-f",
+        "lavfi",
+        "-i",
+        video,
+        "-itsoffset",
+        f"{audio_delay}",
+        "-f",
+        "lavfi",
+        "-i",
+        tone,
+        "-t",
+        f"{seconds}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-fps_mode",
+        "vfr" if slow_after else "cfr",
+    ]
     if gop is not None:
         argv += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
     _run([*argv, str(path)])

@@ -80,14 +80,21 @@ class Case:
             return f"refused: …{self.refused}…"
         a = self.accepted
         assert a is not None
-        return (f"accepted: {a.width}x{a.height} {a.video_codec} {a.duration:g} s"
-                f"{' +audio' if a.has_audio else ''}")
+        return (
+            f"accepted: {a.width}x{a.height} {a.video_codec} {a.duration:g} s"
+            f"{' +audio' if a.has_audio else ''}"
+        )
 
 
 @functools.lru_cache(maxsize=1)
 def installed_encoders() -> frozenset[str]:
-    out = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-encoders"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     # The legend ends at a line of dashes; then one encoder a line: " V....D libx264  ...".
     listing = out.split("------", 1)[-1].splitlines()
     return frozenset(line.split()[1] for line in listing if len(line.split()) > 1)
@@ -101,12 +108,17 @@ def ffprobe_json(path: Path, *args: str) -> dict:
     """Plain ffprobe (no whitelists: the test's own files) as JSON."""
     import json
 
-    out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", *args, f"file:{path}"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", *args, f"file:{path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return json.loads(out.stdout or "{}")
 
 
 # --- building blocks -------------------------------------------------------------------------
+
 
 def _picture(size: str = "160x120", rate: int = 10, pattern: str = "testsrc") -> list[str]:
     return ["-f", "lavfi", "-i", f"{pattern}=size={size}:rate={rate}"]
@@ -140,6 +152,7 @@ def _mpegts(path: Path) -> Path:
 
 # --- not media at all ------------------------------------------------------------------------
 
+
 def _empty(ctx: Context) -> Path:
     return media_clips.make_empty(ctx.workdir / "empty.mp4")
 
@@ -168,6 +181,7 @@ def _image(ext: str) -> Callable[[Context], Path]:
         path = ctx.workdir / f"{ext}-renamed.mp4"
         shutil.copyfile(image, path)
         return path
+
     make.__name__ = f"make_{ext}"
     return make
 
@@ -182,8 +196,9 @@ def _animated_gif(ctx: Context) -> Path:
 
 def _pdf(ctx: Context) -> Path:
     path = ctx.workdir / "document.mp4"
-    path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n"
-                     b"%%EOF\n")
+    path.write_bytes(
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    )
     return path
 
 
@@ -197,17 +212,24 @@ def _zip(ctx: Context) -> Path:
 
 # --- playlists pointing outside storage ------------------------------------------------------
 
+
 def _target(ctx: Context, where: str) -> str:
-    return {"etc_passwd": "/etc/passwd", "data_dir_file": str(ctx.other_file),
-            "url": f"{ctx.listen_url}segment.ts"}[where]
+    return {
+        "etc_passwd": "/etc/passwd",
+        "data_dir_file": str(ctx.other_file),
+        "url": f"{ctx.listen_url}segment.ts",
+    }[where]
 
 
 def _hls(where: str) -> Callable[[Context], Path]:
     def make(ctx: Context) -> Path:
         path = ctx.workdir / f"playlist-{where}.mp4"
-        path.write_text("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"
-                        f"#EXTINF:2.0,\n{_target(ctx, where)}\n#EXT-X-ENDLIST\n")
+        path.write_text(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"
+            f"#EXTINF:2.0,\n{_target(ctx, where)}\n#EXT-X-ENDLIST\n"
+        )
         return path
+
     return make
 
 
@@ -216,10 +238,12 @@ def _ffconcat(where: str) -> Callable[[Context], Path]:
         path = ctx.workdir / f"concat-{where}.mp4"
         path.write_text(f"ffconcat version 1.0\nfile '{_target(ctx, where)}'\nduration 2\n")
         return path
+
     return make
 
 
 # --- streams that are missing, empty or lying ------------------------------------------------
+
 
 def _audio_only(ctx: Context) -> Path:
     return media_clips.make_audio_only(ctx.workdir / "voice.m4a")
@@ -230,15 +254,33 @@ def _mp3_with_cover(ctx: Context) -> Path:
     cover = ctx.workdir / "cover.png"
     _ffmpeg(*_picture("64x64"), "-frames:v", "1", cover)
     path = ctx.workdir / "song.mp4"
-    _ffmpeg(*_tone(44100), "-i", cover, *SECONDS, "-map", "0", "-map", "1", "-c:a",
-            "libmp3lame", "-c:v", "copy", "-disposition:v", "attached_pic", "-f", "mp3", path)
+    _ffmpeg(
+        *_tone(44100),
+        "-i",
+        cover,
+        *SECONDS,
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:a",
+        "libmp3lame",
+        "-c:v",
+        "copy",
+        "-disposition:v",
+        "attached_pic",
+        "-f",
+        "mp3",
+        path,
+    )
     return path
 
 
 def _srt(ctx: Context) -> Path:
     path = ctx.workdir / "subs.srt"
-    path.write_text("1\n00:00:00,000 --> 00:00:01,000\nHello\n\n"
-                    "2\n00:00:01,000 --> 00:00:02,000\nWorld\n")
+    path.write_text(
+        "1\n00:00:00,000 --> 00:00:01,000\nHello\n\n2\n00:00:01,000 --> 00:00:02,000\nWorld\n"
+    )
     return path
 
 
@@ -251,22 +293,30 @@ def _subtitles_only(ctx: Context) -> Path:
 def _zero_length_streams(ctx: Context) -> Path:
     """A fragmented MP4 whose moov declares H.264 and AAC tracks and no fragment follows."""
     path = ctx.workdir / "zero-length.mp4"
-    _ffmpeg("-i", _moov_at_end(ctx), "-ss", "100", "-c", "copy", "-movflags",
-            "frag_keyframe+empty_moov", path)
+    _ffmpeg(
+        "-i",
+        _moov_at_end(ctx),
+        "-ss",
+        "100",
+        "-c",
+        "copy",
+        "-movflags",
+        "frag_keyframe+empty_moov",
+        path,
+    )
     return path
 
 
 def _raw_avi(ctx: Context, name: str, declared: tuple[int, int]) -> Path:
     """A 16x16 raw-video AVI whose headers (avih, strf) declare ``declared``."""
     raw = ctx.workdir / "raw16.avi"
-    _ffmpeg(*_picture("16x16", rate=5), "-t", "1", "-c:v", "rawvideo", "-pix_fmt", "yuv420p",
-            raw)
+    _ffmpeg(*_picture("16x16", rate=5), "-t", "1", "-c:v", "rawvideo", "-pix_fmt", "yuv420p", raw)
     data = bytearray(raw.read_bytes())
     size = struct.pack("<II", *declared)
     avih = data.find(b"avih") + 8 + 32  # dwWidth, dwHeight
     strf = data.find(b"strf") + 8 + 4  # BITMAPINFOHEADER biWidth, biHeight
-    data[avih:avih + 8] = size
-    data[strf:strf + 8] = size
+    data[avih : avih + 8] = size
+    data[strf : strf + 8] = size
     path = ctx.workdir / name
     path.write_bytes(bytes(data))
     return path
@@ -296,7 +346,7 @@ def _solid(ctx: Context, name: str, size: str) -> Path:
 
 def _boxes(data: bytes | bytearray, start: int, end: int):
     while start + 8 <= end:
-        size, kind = struct.unpack(">I4s", data[start:start + 8])
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
         if size < 8:
             return
         yield start, size, kind
@@ -313,12 +363,12 @@ def _claims_ten_hours(ctx: Context) -> Path:
             if kind in (b"trak", b"mdia", b"edts"):
                 patch(at + 8, at + size)
             elif kind in (b"mvhd", b"mdhd"):  # version 0: timescale at +20, duration at +24
-                timescale = struct.unpack(">I", data[at + 20:at + 24])[0]
-                data[at + 24:at + 28] = struct.pack(">I", timescale * ten_hours)
+                timescale = struct.unpack(">I", data[at + 20 : at + 24])[0]
+                data[at + 24 : at + 28] = struct.pack(">I", timescale * ten_hours)
             elif kind == b"tkhd":  # version 0: duration (movie timescale) at +28
-                data[at + 28:at + 32] = struct.pack(">I", 1000 * ten_hours)
+                data[at + 28 : at + 32] = struct.pack(">I", 1000 * ten_hours)
             elif kind == b"elst":  # version 0: first segment duration at +16
-                data[at + 16:at + 20] = struct.pack(">I", 1000 * ten_hours)
+                data[at + 16 : at + 20] = struct.pack(">I", 1000 * ten_hours)
 
     [(moov, size, _)] = [b for b in _boxes(data, 0, len(data)) if b[2] == b"moov"]
     patch(moov + 8, moov + size)
@@ -335,6 +385,7 @@ def _declares(width: int, height: int) -> Callable[[Path], None]:
     def check(path: Path) -> None:
         [stream] = ffprobe_json(path, "-show_streams")["streams"]
         assert (stream["width"], stream["height"]) == (width, height), stream
+
     return check
 
 
@@ -345,6 +396,7 @@ def _index_is_last(path: Path) -> None:
 
 # --- odd but fine ----------------------------------------------------------------------------
 
+
 def _mkv_with_attachments(ctx: Context) -> Path:
     """Video and audio, two subtitle tracks, a PNG attachment (exposed as cover art) and a
     font attachment."""
@@ -354,10 +406,35 @@ def _mkv_with_attachments(ctx: Context) -> Path:
     font.write_bytes(b"\x00\x01\x00\x00" + bytes(252))
     srt = _srt(ctx)
     path = ctx.workdir / "attachments.mkv"
-    _ffmpeg("-i", _moov_at_end(ctx), "-i", srt, "-i", srt, "-map", "0", "-map", "1", "-map", "2",
-            "-c:v", "copy", "-c:a", "copy", "-c:s", "srt",
-            "-attach", cover, "-metadata:s:t:0", "mimetype=image/png",
-            "-attach", font, "-metadata:s:t:1", "mimetype=application/x-truetype-font", path)
+    _ffmpeg(
+        "-i",
+        _moov_at_end(ctx),
+        "-i",
+        srt,
+        "-i",
+        srt,
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "copy",
+        "-c:s",
+        "srt",
+        "-attach",
+        cover,
+        "-metadata:s:t:0",
+        "mimetype=image/png",
+        "-attach",
+        font,
+        "-metadata:s:t:1",
+        "mimetype=application/x-truetype-font",
+        path,
+    )
     return path
 
 
@@ -372,16 +449,34 @@ def _video_only(ctx: Context) -> Path:
 
 def _one_by_one(ctx: Context) -> Path:
     path = ctx.workdir / "one-pixel.mp4"
-    _ffmpeg(*_picture("1x1"), *SECONDS, "-c:v", "libx264", "-preset", "ultrafast",
-            "-pix_fmt", "yuv444p", path)
+    _ffmpeg(
+        *_picture("1x1"),
+        *SECONDS,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv444p",
+        path,
+    )
     return path
 
 
 def _vfr(ctx: Context) -> Path:
     """Ten frames 50 ms apart, then ten 200 ms apart: 2.3 s of variable frame rate."""
     path = ctx.workdir / "vfr.mp4"
-    _ffmpeg(*_picture(rate=20), "-frames:v", "20", "-vf",
-            "setpts='if(lt(N,10),N*0.05,0.5+(N-10)*0.2)/TB'", "-fps_mode", "vfr", *H264, path)
+    _ffmpeg(
+        *_picture(rate=20),
+        "-frames:v",
+        "20",
+        "-vf",
+        "setpts='if(lt(N,10),N*0.05,0.5+(N-10)*0.2)/TB'",
+        "-fps_mode",
+        "vfr",
+        *H264,
+        path,
+    )
     return path
 
 
@@ -392,9 +487,23 @@ def _is_variable_rate(path: Path) -> None:
 
 def _hevc_10bit(ctx: Context) -> Path:
     path = ctx.workdir / "hevc10.mp4"
-    _ffmpeg(*_picture(), *_tone(), *SECONDS, "-c:v", "libx265", "-preset", "ultrafast",
-            "-x265-params", "log-level=error", "-pix_fmt", "yuv420p10le", "-tag:v", "hvc1",
-            *AAC, path)
+    _ffmpeg(
+        *_picture(),
+        *_tone(),
+        *SECONDS,
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-tag:v",
+        "hvc1",
+        *AAC,
+        path,
+    )
     return path
 
 
@@ -405,15 +514,39 @@ def _is_10bit(path: Path) -> None:
 
 def _vp9_webm(ctx: Context) -> Path:
     path = ctx.workdir / "vp9.webm"
-    _ffmpeg(*_picture(), *_tone(48000), *SECONDS, "-c:v", "libvpx-vp9", "-deadline",
-            "realtime", "-cpu-used", "8", "-b:v", "200k", "-c:a", "libopus", path)
+    _ffmpeg(
+        *_picture(),
+        *_tone(48000),
+        *SECONDS,
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "200k",
+        "-c:a",
+        "libopus",
+        path,
+    )
     return path
 
 
 def _interlaced(ctx: Context) -> Path:
     path = ctx.workdir / "interlaced.mp4"
-    _ffmpeg(*_picture(rate=25), *_tone(), *SECONDS, *H264, "-flags", "+ilme+ildct", "-top",
-            "1", *AAC, path)
+    _ffmpeg(
+        *_picture(rate=25),
+        *_tone(),
+        *SECONDS,
+        *H264,
+        "-flags",
+        "+ilme+ildct",
+        "-top",
+        "1",
+        *AAC,
+        path,
+    )
     return path
 
 
@@ -430,9 +563,11 @@ def _surround(ctx: Context) -> Path:
 
 def _channels(count: int, rate: int) -> Callable[[Path], None]:
     def check(path: Path) -> None:
-        audio = [s for s in ffprobe_json(path, "-show_streams")["streams"]
-                 if s["codec_type"] == "audio"]
+        audio = [
+            s for s in ffprobe_json(path, "-show_streams")["streams"] if s["codec_type"] == "audio"
+        ]
         assert (audio[0]["channels"], int(audio[0]["sample_rate"])) == (count, rate), audio
+
     return check
 
 
@@ -451,8 +586,21 @@ def _huge_metadata(ctx: Context) -> Path:
     tags = [f"tag{i}={'x' * 1000}" for i in range(4000)]
     meta.write_text(";FFMETADATA1\n" + "\n".join(tags) + f"\ncomment={'y' * 1_048_576}\n")
     path = ctx.workdir / "tagged.mkv"
-    _ffmpeg("-i", _moov_at_end(ctx), "-f", "ffmetadata", "-i", meta, "-map", "0",
-            "-map_metadata", "1", "-c", "copy", path)
+    _ffmpeg(
+        "-i",
+        _moov_at_end(ctx),
+        "-f",
+        "ffmetadata",
+        "-i",
+        meta,
+        "-map",
+        "0",
+        "-map_metadata",
+        "1",
+        "-c",
+        "copy",
+        path,
+    )
     return path
 
 
@@ -464,8 +612,16 @@ def _rotated(name: str, size: str = "160x120") -> Callable[[Context], Path]:
     def make(ctx: Context) -> Path:
         """Landscape pictures with a display matrix turning them upright, as phones write."""
         width, height = map(int, size.split("x"))
-        return media_clips.make_clip(ctx.workdir / name, width=width, height=height,
-                                     seconds=CLIP_SECONDS, speech=None, tone=True, rotate=90)
+        return media_clips.make_clip(
+            ctx.workdir / name,
+            width=width,
+            height=height,
+            seconds=CLIP_SECONDS,
+            speech=None,
+            tone=True,
+            rotate=90,
+        )
+
     return make
 
 
@@ -475,15 +631,35 @@ def _ts(ctx: Context) -> Path:
 
 def _avi(ctx: Context) -> Path:
     path = ctx.workdir / "old.avi"
-    _ffmpeg(*_picture(), *_tone(44100), *SECONDS, "-c:v", "mpeg4", "-q:v", "5",
-            "-c:a", "libmp3lame", path)
+    _ffmpeg(
+        *_picture(),
+        *_tone(44100),
+        *SECONDS,
+        "-c:v",
+        "mpeg4",
+        "-q:v",
+        "5",
+        "-c:a",
+        "libmp3lame",
+        path,
+    )
     return path
 
 
 def _mpeg_ps(ctx: Context) -> Path:
     path = ctx.workdir / "dvd.mpg"
-    _ffmpeg(*_picture(rate=25), *_tone(48000), *SECONDS, "-c:v", "mpeg2video", "-c:a", "mp2",
-            "-f", "vob", path)
+    _ffmpeg(
+        *_picture(rate=25),
+        *_tone(48000),
+        *SECONDS,
+        "-c:v",
+        "mpeg2video",
+        "-c:a",
+        "mp2",
+        "-f",
+        "vob",
+        path,
+    )
     return path
 
 
@@ -495,103 +671,242 @@ def _special_name(ctx: Context) -> Path:
 
 SMALL = dict(width=160, height=120, video_codec="h264")
 UNKNOWN = "not a video Spool recognises"
-PLAYLIST_TARGETS = {"etc_passwd": "/etc/passwd", "data_dir_file": "another upload in the data dir",
-                    "url": "a URL on a listener that records connections"}
+PLAYLIST_TARGETS = {
+    "etc_passwd": "/etc/passwd",
+    "data_dir_file": "another upload in the data dir",
+    "url": "a URL on a listener that records connections",
+}
 
 CASES: list[Case] = [
     Case("empty", "0 bytes", _empty, refused="empty (0 bytes)"),
     Case("random_bytes", "256 KiB of random bytes", _random_bytes, refused=UNKNOWN),
     Case("text_file", "plain text named .mp4", _text, refused=UNKNOWN),
-    Case("truncated_mp4", "the first half of an MP4 (moov at the end, lost)", _truncated,
-         refused="index (the moov atom) is missing"),
+    Case(
+        "truncated_mp4",
+        "the first half of an MP4 (moov at the end, lost)",
+        _truncated,
+        refused="index (the moov atom) is missing",
+    ),
     Case("png_renamed", "a PNG named .mp4", _image("png"), refused="is a PNG image"),
     Case("jpeg_renamed", "a JPEG named .mp4", _image("jpg"), refused="is a JPEG image"),
-    Case("gif_renamed", "an animated GIF named .mp4 (gif is not a whitelisted container)",
-         _animated_gif, refused="is a GIF image"),
+    Case(
+        "gif_renamed",
+        "an animated GIF named .mp4 (gif is not a whitelisted container)",
+        _animated_gif,
+        refused="is a GIF image",
+    ),
     Case("pdf_renamed", "a PDF named .mp4", _pdf, refused="is a PDF document"),
     Case("zip_renamed", "a ZIP holding a real MP4, named .mp4", _zip, refused="is a ZIP archive"),
-    *[Case(f"hls_{where}", f"an HLS playlist pointing at {target}", _hls(where),
-           refused="is an HLS playlist", playlist=True)
-      for where, target in PLAYLIST_TARGETS.items()],
-    *[Case(f"ffconcat_{where}", f"an ffconcat playlist pointing at {target}",
-           _ffconcat(where), refused="is an ffconcat playlist", playlist=True)
-      for where, target in PLAYLIST_TARGETS.items()],
+    *[
+        Case(
+            f"hls_{where}",
+            f"an HLS playlist pointing at {target}",
+            _hls(where),
+            refused="is an HLS playlist",
+            playlist=True,
+        )
+        for where, target in PLAYLIST_TARGETS.items()
+    ],
+    *[
+        Case(
+            f"ffconcat_{where}",
+            f"an ffconcat playlist pointing at {target}",
+            _ffconcat(where),
+            refused="is an ffconcat playlist",
+            playlist=True,
+        )
+        for where, target in PLAYLIST_TARGETS.items()
+    ],
     Case("audio_only", "speech in AAC, no video", _audio_only, refused="audio but no video"),
-    Case("mp3_with_cover_art", "an MP3 with an attached picture", _mp3_with_cover,
-         refused="audio but no video"),
-    Case("subtitles_only", "an MKV holding one subtitle track", _subtitles_only,
-         refused="no video stream"),
-    Case("zero_length_streams", "fragmented MP4: H.264 + AAC tracks, no samples",
-         _zero_length_streams, refused="no duration"),
-    Case("zero_size_video", "raw video in AVI declaring 0x0 pictures", _zero_size,
-         refused="has no picture size (0x0)", check_file=_declares(0, 0)),
-    Case("8k_header_over_tiny_frames", "AVI declaring 7680x4320 over 16x16 raw frames",
-         _declares_8k_over_tiny_frames, refused="none of its first packets decodes",
-         check_file=_declares(7680, 4320)),
-    Case("raw_h264", "an H.264 elementary stream, no container", _raw_h264,
-         refused="no duration"),
-    Case("above_8k", "8192x4320, beyond the default 7680x4320 limit",
-         lambda ctx: _solid(ctx, "8k-plus.mp4", "8192x4320"),
-         refused="8192x4320; the limit is 7680x4320"),
-    Case("over_size_limit", "a 2 s clip over SPOOL_MAX_UPLOAD_BYTES=10000",
-         lambda ctx: _clip(ctx.workdir / "big.mp4"), limits={"max_upload_bytes": 10_000},
-         refused="the limit is 10,000 bytes"),
-    Case("over_duration_limit", "a 2 s clip over SPOOL_MAX_DURATION_SECONDS=1",
-         lambda ctx: _clip(ctx.workdir / "long.mp4"), limits={"max_duration_seconds": 1},
-         refused="2.0 s long; the limit is 1 s"),
-    Case("over_width_limit", "320x180 over SPOOL_MAX_WIDTH=256",
-         lambda ctx: _clip(ctx.workdir / "wide.mp4", size="320x180"),
-         limits={"max_width": 256, "max_height": 240},
-         refused="320x180; the limit is 256x240"),
-    Case("over_height_limit", "200x200 over SPOOL_MAX_HEIGHT=180",
-         lambda ctx: _clip(ctx.workdir / "tall.mp4", size="200x200"),
-         limits={"max_width": 320, "max_height": 180},
-         refused="200x200; the limit is 320x180"),
+    Case(
+        "mp3_with_cover_art",
+        "an MP3 with an attached picture",
+        _mp3_with_cover,
+        refused="audio but no video",
+    ),
+    Case(
+        "subtitles_only",
+        "an MKV holding one subtitle track",
+        _subtitles_only,
+        refused="no video stream",
+    ),
+    Case(
+        "zero_length_streams",
+        "fragmented MP4: H.264 + AAC tracks, no samples",
+        _zero_length_streams,
+        refused="no duration",
+    ),
+    Case(
+        "zero_size_video",
+        "raw video in AVI declaring 0x0 pictures",
+        _zero_size,
+        refused="has no picture size (0x0)",
+        check_file=_declares(0, 0),
+    ),
+    Case(
+        "8k_header_over_tiny_frames",
+        "AVI declaring 7680x4320 over 16x16 raw frames",
+        _declares_8k_over_tiny_frames,
+        refused="none of its first packets decodes",
+        check_file=_declares(7680, 4320),
+    ),
+    Case("raw_h264", "an H.264 elementary stream, no container", _raw_h264, refused="no duration"),
+    Case(
+        "above_8k",
+        "8192x4320, beyond the default 7680x4320 limit",
+        lambda ctx: _solid(ctx, "8k-plus.mp4", "8192x4320"),
+        refused="8192x4320; the limit is 7680x4320",
+    ),
+    Case(
+        "over_size_limit",
+        "a 2 s clip over SPOOL_MAX_UPLOAD_BYTES=10000",
+        lambda ctx: _clip(ctx.workdir / "big.mp4"),
+        limits={"max_upload_bytes": 10_000},
+        refused="the limit is 10,000 bytes",
+    ),
+    Case(
+        "over_duration_limit",
+        "a 2 s clip over SPOOL_MAX_DURATION_SECONDS=1",
+        lambda ctx: _clip(ctx.workdir / "long.mp4"),
+        limits={"max_duration_seconds": 1},
+        refused="2.0 s long; the limit is 1 s",
+    ),
+    Case(
+        "over_width_limit",
+        "320x180 over SPOOL_MAX_WIDTH=256",
+        lambda ctx: _clip(ctx.workdir / "wide.mp4", size="320x180"),
+        limits={"max_width": 256, "max_height": 240},
+        refused="320x180; the limit is 256x240",
+    ),
+    Case(
+        "over_height_limit",
+        "200x200 over SPOOL_MAX_HEIGHT=180",
+        lambda ctx: _clip(ctx.workdir / "tall.mp4", size="200x200"),
+        limits={"max_width": 320, "max_height": 180},
+        refused="200x200; the limit is 320x180",
+    ),
     # --- accepted ---
-    Case("moov_at_end", "MP4 with its index after the samples", _moov_at_end,
-         accepted=Accepted(**SMALL, has_audio=True), check_file=_index_is_last),
-    Case("mkv_attachments_subtitles", "MKV: video, audio, 2 subtitle tracks, 2 attachments",
-         _mkv_with_attachments, accepted=Accepted(**SMALL, has_audio=True),
-         check_file=_has_attachments_and_subtitles),
-    Case("video_only", "H.264 without audio", _video_only,
-         accepted=Accepted(**SMALL, has_audio=False)),
-    Case("one_by_one", "a 1x1 picture (4:4:4)", _one_by_one,
-         accepted=Accepted(1, 1, has_audio=False, video_codec="h264")),
-    Case("8k_header", "7680x4320 (the limit), a tiny solid-colour stream",
-         lambda ctx: _solid(ctx, "8k.mp4", "7680x4320"),
-         accepted=Accepted(7680, 4320, has_audio=False, video_codec="h264", duration=1.0)),
-    Case("claims_ten_hours", "mvhd/tkhd/mdhd/elst claim 10 h over 2 s of samples",
-         _claims_ten_hours, accepted=Accepted(**SMALL, has_audio=True),
-         check_file=_header_says_ten_hours),
-    Case("variable_frame_rate", "frames 50 ms then 200 ms apart", _vfr,
-         accepted=Accepted(**SMALL, has_audio=False, duration=2.3),
-         check_file=_is_variable_rate),
-    Case("hevc_10bit", "HEVC Main 10 (yuv420p10le) in MP4", _hevc_10bit,
-         accepted=Accepted(160, 120, has_audio=True, video_codec="hevc"),
-         needs_encoder="libx265", check_file=_is_10bit),
-    Case("vp9_webm", "VP9 + Opus in WebM", _vp9_webm,
-         accepted=Accepted(160, 120, has_audio=True, video_codec="vp9"),
-         needs_encoder="libvpx-vp9"),
-    Case("interlaced", "interlaced H.264 (top field first)", _interlaced,
-         accepted=Accepted(**SMALL, has_audio=True), check_file=_is_interlaced),
-    Case("surround_5_1", "6-channel AAC", _surround,
-         accepted=Accepted(**SMALL, has_audio=True), check_file=_channels(6, 48000)),
-    Case("mono_8khz", "mono 8 kHz AAC", _mono_8k,
-         accepted=Accepted(**SMALL, has_audio=True), check_file=_channels(1, 8000)),
-    Case("huge_metadata", "MKV with ~4 MB of tags", _huge_metadata,
-         accepted=Accepted(**SMALL, has_audio=True), check_file=_carries_megabytes_of_tags),
-    Case("rotated_phone", "160x120 with a 90° display matrix", _rotated("phone.mp4"),
-         accepted=Accepted(120, 160, has_audio=True, video_codec="h264", rotation=90)),
-    Case("portrait_within_limits", "a rotated 320x240 under limits of 320x240",
-         _rotated("portrait.mp4", "320x240"), limits={"max_width": 320, "max_height": 240},
-         accepted=Accepted(240, 320, has_audio=True, video_codec="h264", rotation=90)),
+    Case(
+        "moov_at_end",
+        "MP4 with its index after the samples",
+        _moov_at_end,
+        accepted=Accepted(**SMALL, has_audio=True),
+        check_file=_index_is_last,
+    ),
+    Case(
+        "mkv_attachments_subtitles",
+        "MKV: video, audio, 2 subtitle tracks, 2 attachments",
+        _mkv_with_attachments,
+        accepted=Accepted(**SMALL, has_audio=True),
+        check_file=_has_attachments_and_subtitles,
+    ),
+    Case(
+        "video_only",
+        "H.264 without audio",
+        _video_only,
+        accepted=Accepted(**SMALL, has_audio=False),
+    ),
+    Case(
+        "one_by_one",
+        "a 1x1 picture (4:4:4)",
+        _one_by_one,
+        accepted=Accepted(1, 1, has_audio=False, video_codec="h264"),
+    ),
+    Case(
+        "8k_header",
+        "7680x4320 (the limit), a tiny solid-colour stream",
+        lambda ctx: _solid(ctx, "8k.mp4", "7680x4320"),
+        accepted=Accepted(7680, 4320, has_audio=False, video_codec="h264", duration=1.0),
+    ),
+    Case(
+        "claims_ten_hours",
+        "mvhd/tkhd/mdhd/elst claim 10 h over 2 s of samples",
+        _claims_ten_hours,
+        accepted=Accepted(**SMALL, has_audio=True),
+        check_file=_header_says_ten_hours,
+    ),
+    Case(
+        "variable_frame_rate",
+        "frames 50 ms then 200 ms apart",
+        _vfr,
+        accepted=Accepted(**SMALL, has_audio=False, duration=2.3),
+        check_file=_is_variable_rate,
+    ),
+    Case(
+        "hevc_10bit",
+        "HEVC Main 10 (yuv420p10le) in MP4",
+        _hevc_10bit,
+        accepted=Accepted(160, 120, has_audio=True, video_codec="hevc"),
+        needs_encoder="libx265",
+        check_file=_is_10bit,
+    ),
+    Case(
+        "vp9_webm",
+        "VP9 + Opus in WebM",
+        _vp9_webm,
+        accepted=Accepted(160, 120, has_audio=True, video_codec="vp9"),
+        needs_encoder="libvpx-vp9",
+    ),
+    Case(
+        "interlaced",
+        "interlaced H.264 (top field first)",
+        _interlaced,
+        accepted=Accepted(**SMALL, has_audio=True),
+        check_file=_is_interlaced,
+    ),
+    Case(
+        "surround_5_1",
+        "6-channel AAC",
+        _surround,
+        accepted=Accepted(**SMALL, has_audio=True),
+        check_file=_channels(6, 48000),
+    ),
+    Case(
+        "mono_8khz",
+        "mono 8 kHz AAC",
+        _mono_8k,
+        accepted=Accepted(**SMALL, has_audio=True),
+        check_file=_channels(1, 8000),
+    ),
+    Case(
+        "huge_metadata",
+        "MKV with ~4 MB of tags",
+        _huge_metadata,
+        accepted=Accepted(**SMALL, has_audio=True),
+        check_file=_carries_megabytes_of_tags,
+    ),
+    Case(
+        "rotated_phone",
+        "160x120 with a 90° display matrix",
+        _rotated("phone.mp4"),
+        accepted=Accepted(120, 160, has_audio=True, video_codec="h264", rotation=90),
+    ),
+    Case(
+        "portrait_within_limits",
+        "a rotated 320x240 under limits of 320x240",
+        _rotated("portrait.mp4", "320x240"),
+        limits={"max_width": 320, "max_height": 240},
+        accepted=Accepted(240, 320, has_audio=True, video_codec="h264", rotation=90),
+    ),
     Case("mpegts", "H.264 + AAC in MPEG-TS", _ts, accepted=Accepted(**SMALL, has_audio=True)),
-    Case("avi", "MPEG-4 part 2 + MP3 in AVI", _avi,
-         accepted=Accepted(160, 120, has_audio=True, video_codec="mpeg4")),
-    Case("mpeg_program_stream", "MPEG-2 video + MP2 in an MPEG-PS", _mpeg_ps,
-         accepted=Accepted(160, 120, has_audio=True, video_codec="mpeg2video")),
-    Case("special_file_name", f"made as {SPECIAL_NAME!r}", _special_name,
-         accepted=Accepted(**SMALL, has_audio=True)),
+    Case(
+        "avi",
+        "MPEG-4 part 2 + MP3 in AVI",
+        _avi,
+        accepted=Accepted(160, 120, has_audio=True, video_codec="mpeg4"),
+    ),
+    Case(
+        "mpeg_program_stream",
+        "MPEG-2 video + MP2 in an MPEG-PS",
+        _mpeg_ps,
+        accepted=Accepted(160, 120, has_audio=True, video_codec="mpeg2video"),
+    ),
+    Case(
+        "special_file_name",
+        f"made as {SPECIAL_NAME!r}",
+        _special_name,
+        accepted=Accepted(**SMALL, has_audio=True),
+    ),
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}
@@ -608,7 +923,9 @@ def corpus_table() -> str:
     """Every case, what it is, what Spool must do, and whether this machine can build it."""
     rows = [(c.name, c.what, c.outcome, c.unavailable() or "") for c in CASES]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"{name:<{widths[0]}}  {outcome:<{widths[2]}}  {what}"
-             + (f"  [NOT BUILT HERE: {missing}]" if missing else "")
-             for name, what, outcome, missing in rows]
+    lines = [
+        f"{name:<{widths[0]}}  {outcome:<{widths[2]}}  {what}"
+        + (f"  [NOT BUILT HERE: {missing}]" if missing else "")
+        for name, what, outcome, missing in rows
+    ]
     return "\n".join(lines)

@@ -33,17 +33,31 @@ class NaiveActivities:
         from spool.search import IndexUnavailable, PostDocument
 
         with self.engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO authors (author_id, post_count) VALUES (:a, 0) "
-                "ON CONFLICT (author_id) DO NOTHING"), {"a": post.author_id})
-            conn.execute(authors.update().where(authors.c.author_id == post.author_id)
-                         .values(post_count=authors.c.post_count + 1))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO authors (author_id, post_count) VALUES (:a, 0) "
+                    "ON CONFLICT (author_id) DO NOTHING"
+                ),
+                {"a": post.author_id},
+            )
+            conn.execute(
+                authors.update()
+                .where(authors.c.author_id == post.author_id)
+                .values(post_count=authors.c.post_count + 1)
+            )
         for follower in post.followers or []:
             self.outbox.append((post.post_id, follower))
         try:
-            self.index.upsert(PostDocument(post_id=post.post_id, version=post.version,
-                                           author_id=post.author_id, title=post.title,
-                                           body=post.body, tags=post.tags))
+            self.index.upsert(
+                PostDocument(
+                    post_id=post.post_id,
+                    version=post.version,
+                    author_id=post.author_id,
+                    title=post.title,
+                    body=post.body,
+                    tags=post.tags,
+                )
+            )
         except IndexUnavailable as exc:
             raise ApplicationError(str(exc)) from None
         return NaiveResult(post_id=post.post_id)
@@ -54,8 +68,11 @@ class NaivePublishWorkflow:
     @workflow.run
     async def run(self, post: Post) -> NaiveResult:
         return await workflow.execute_activity(
-            "naive_publish", post, start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                     backoff_coefficient=1.0),
+            "naive_publish",
+            post,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200), backoff_coefficient=1.0
+            ),
             result_type=NaiveResult,
         )

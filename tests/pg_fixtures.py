@@ -32,8 +32,7 @@ def postgres_url() -> Iterator[str]:
 def new_postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
     """Makes empty databases on the session's server (for tests that need a fresh schema);
     they are dropped at the end of the test."""
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT",
-                             poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     created: list[str] = []
 
     def make() -> str:
@@ -41,8 +40,7 @@ def new_postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         created.append(name)
-        return sa.make_url(postgres_url).set(database=name).render_as_string(
-            hide_password=False)
+        return sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
 
     yield make
     with admin.connect() as conn:

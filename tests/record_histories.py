@@ -35,23 +35,30 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 async def record_blog(client, settings: Settings) -> None:
     queue = settings.queue_pipeline
     acts = BlogActivities(settings)
-    post = Post(post_id="replay-1", author_id="author-replay", title="Replay me",
-                body="A post recorded for the replay tests.", tags=["replay"],
-                followers=["f1", "f2"])
-    async with running_worker(client, queue, workflows=[BlogPublishWorkflow],
-                              activities=acts.activities()):
-        for name, p in (("blog-publish", post),
-                        ("blog-edit", Post(**{**post.__dict__, "version": 2,
-                                              "title": "Replay me, edited"}))):
+    post = Post(
+        post_id="replay-1",
+        author_id="author-replay",
+        title="Replay me",
+        body="A post recorded for the replay tests.",
+        tags=["replay"],
+        followers=["f1", "f2"],
+    )
+    async with running_worker(
+        client, queue, workflows=[BlogPublishWorkflow], activities=acts.activities()
+    ):
+        for name, p in (
+            ("blog-publish", post),
+            ("blog-edit", Post(**{**post.__dict__, "version": 2, "title": "Replay me, edited"})),
+        ):
             job = await start_blog_job(client, settings, p)
             handle = client.get_workflow_handle(job.job_id)
             await handle.result()
             (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
         # Started without Spool's validation at the door, as the temporal CLI would.
-        bad = BlogPublishInput(post=Post(post_id="replay-bad", author_id="a", title="t",
-                                         body=" "))
-        handle = await client.start_workflow(BlogPublishWorkflow.run, bad,
-                                             id="post-replay-bad-v1", task_queue=queue)
+        bad = BlogPublishInput(post=Post(post_id="replay-bad", author_id="a", title="t", body=" "))
+        handle = await client.start_workflow(
+            BlogPublishWorkflow.run, bad, id="post-replay-bad-v1", task_queue=queue
+        )
         with contextlib.suppress(WorkflowFailureError):  # the failure is the scenario
             await handle.result()
         (HISTORIES / "blog-invalid.json").write_text((await handle.fetch_history()).to_json())
@@ -61,11 +68,20 @@ async def record_blog_attributes_at_start(client, settings: Settings) -> None:
     """A publish Spool starts with SpoolKind and SpoolStatus (patch
     "blog-search-attributes-at-start"): its run upserts only its final status."""
     acts = BlogActivities(settings)
-    post = Post(post_id="replay-attrs", author_id="author-replay", title="Replay me",
-                body="A post started with its search attributes.", tags=["replay"],
-                followers=["f1", "f2"])
-    async with running_worker(client, settings.queue_pipeline,
-                              workflows=[BlogPublishWorkflow], activities=acts.activities()):
+    post = Post(
+        post_id="replay-attrs",
+        author_id="author-replay",
+        title="Replay me",
+        body="A post started with its search attributes.",
+        tags=["replay"],
+        followers=["f1", "f2"],
+    )
+    async with running_worker(
+        client,
+        settings.queue_pipeline,
+        workflows=[BlogPublishWorkflow],
+        activities=acts.activities(),
+    ):
         job = await start_blog_job(client, settings, post)
         handle = client.get_workflow_handle(job.job_id)
         await handle.result()
@@ -83,8 +99,9 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
 
     s = settings.model_copy(update=CHUNKED)
     speech = media_clips.make_clip(clips / "speech.mp4", width=640, height=360, seconds=4)
-    tone = media_clips.make_clip(clips / "tone.mp4", width=640, height=360, seconds=8,
-                                 speech=None, tone=True)
+    tone = media_clips.make_clip(
+        clips / "tone.mp4", width=640, height=360, seconds=8, speech=None, tone=True
+    )
     async with workers(client, s):
         inp = ingest_video(s, speech, owner_id="replay", video_id="replay-chunked-ready")
         handle = await start_video_job(client, s, inp)
@@ -93,8 +110,9 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
         unpaced = media.INPUT_OPTIONS
         media.INPUT_OPTIONS = media_clips.pace_inputs()  # chunks still encode at the cancel
         try:
-            inp = ingest_video(s, tone, owner_id="replay", captions=False,
-                               video_id="replay-chunked-cancelled")
+            inp = ingest_video(
+                s, tone, owner_id="replay", captions=False, video_id="replay-chunked-cancelled"
+            )
             handle = await start_video_job(client, s, inp)
             await eventually(lambda: started_chunks(handle), "a chunk to encode")
             await handle.cancel()
@@ -113,11 +131,13 @@ async def record_late_encodes(client, settings: Settings, clips: Path) -> None:
     from tests.test_chunked_pipeline import CHUNKED, workers
 
     s = settings.model_copy(update=CHUNKED)
-    clip = media_clips.make_clip(clips / "five.mp4", width=320, height=180, seconds=5,
-                                 speech=None, tone=True)
+    clip = media_clips.make_clip(
+        clips / "five.mp4", width=320, height=180, seconds=5, speech=None, tone=True
+    )
     async with workers(client, s):
-        inp = ingest_video(s, clip, owner_id="replay", captions=False,
-                           video_id="replay-chunked-late-encodes")
+        inp = ingest_video(
+            s, clip, owner_id="replay", captions=False, video_id="replay-chunked-late-encodes"
+        )
         handle = await start_video_job(client, s, inp)
         await handle.result()
         write_history("video-chunked-late-encodes", await handle.fetch_history())
@@ -133,13 +153,17 @@ async def main(kinds: list[str]) -> None:
     single_threaded_blas()  # Whisper beside forked ffmpeg, as worker.py runs it
     HISTORIES.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        server = DevServer(port=free_port(), ui_port=None, db_filename=None,
-                           log_path=Path(tmp) / "temporal.log")
+        server = DevServer(
+            port=free_port(), ui_port=None, db_filename=None, log_path=Path(tmp) / "temporal.log"
+        )
         with server:
-            settings = Settings(temporal_address=server.address, data_dir=Path(tmp) / "data",
-                                queue_pipeline="record-histories",
-                                queue_media="record-histories",
-                                queue_captions="record-histories")
+            settings = Settings(
+                temporal_address=server.address,
+                data_dir=Path(tmp) / "data",
+                queue_pipeline="record-histories",
+                queue_media="record-histories",
+                queue_captions="record-histories",
+            )
             client = await connect(settings, wait_seconds=30)
             if "blog" in kinds:
                 await record_blog(client, settings)

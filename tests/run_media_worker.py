@@ -28,8 +28,12 @@ async def main(address: str, data_dir: str, queue: str, pace: str) -> None:
     settings = Settings(temporal_address=address, data_dir=Path(data_dir), queue_media=queue)
     client = await connect(settings, wait_seconds=30)
     acts = VideoActivities(settings)
-    worker = Worker(client, task_queue=queue, activities=acts.media_activities(),
-                    max_heartbeat_throttle_interval=timedelta(seconds=1))
+    worker = Worker(
+        client,
+        task_queue=queue,
+        activities=acts.media_activities(),
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+    )
     print("ready", flush=True)
     await worker.run()
 

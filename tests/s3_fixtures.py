@@ -26,9 +26,13 @@ def s3_server(tmp_path_factory):
     from devstack.s3proxy import S3ProxyServer
     from tests.conftest import service_missing
 
-    server = S3ProxyServer(tmp_path_factory.mktemp("s3proxy"), free_port(), LOG_PATH,
-                           access_key=f"spool-test-{secrets.token_hex(4)}",
-                           secret_key=secrets.token_urlsafe(24))
+    server = S3ProxyServer(
+        tmp_path_factory.mktemp("s3proxy"),
+        free_port(),
+        LOG_PATH,
+        access_key=f"spool-test-{secrets.token_hex(4)}",
+        secret_key=secrets.token_urlsafe(24),
+    )
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001
@@ -43,8 +47,9 @@ def fresh_bucket_name() -> str:
     return f"spool-test-{secrets.token_hex(6)}"
 
 
-def s3_settings_for(server, bucket: str, prefix: str = "spool",
-                    base: Settings | None = None, **overrides) -> Settings:
+def s3_settings_for(
+    server, bucket: str, prefix: str = "spool", base: Settings | None = None, **overrides
+) -> Settings:
     """A copy of ``base`` (default: fresh Settings) pointing storage at ``server``."""
     update = {
         "storage_url": f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",

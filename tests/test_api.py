@@ -59,14 +59,23 @@ async def spool_worker(client, settings: Settings):
 @contextlib.asynccontextmanager
 async def api_client(settings: Settings, client):
     app = create_app(settings, client=client)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver",
-            timeout=60) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
+        ) as http,
+    ):
         yield http
 
 
-async def wait_video(http: httpx.AsyncClient, video_id: str, *, within: float = 120,
-                     until=lambda v: v["state"] in FINAL, headers: dict | None = None) -> dict:
+async def wait_video(
+    http: httpx.AsyncClient,
+    video_id: str,
+    *,
+    within: float = 120,
+    until=lambda v: v["state"] in FINAL,
+    headers: dict | None = None,
+) -> dict:
     deadline = time.monotonic() + within
     while True:
         r = await http.get(f"/v1/videos/{video_id}", headers=headers)
@@ -97,20 +106,25 @@ def clip(tmp_path_factory) -> Path:
     missing = media_clips.tools_missing()
     if missing:
         service_missing(missing)
-    return media_clips.make_clip(tmp_path_factory.mktemp("api-clips") / "speech.mp4",
-                                 width=320, height=240, seconds=2.5)
+    return media_clips.make_clip(
+        tmp_path_factory.mktemp("api-clips") / "speech.mp4", width=320, height=240, seconds=2.5
+    )
 
 
 # --- videos ---------------------------------------------------------------------------------
+
 
 async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, settings, clip):
     s = api_settings(settings)
     data = clip.read_bytes()
     async with api_client(s, client) as http:
         # No worker runs yet: the 202 cannot have waited for any processing.
-        r = await http.post("/v1/videos", headers=AUTH,
-                            files={"file": ("my clip.mp4", data, "video/mp4")},
-                            data={"captions": "true"})
+        r = await http.post(
+            "/v1/videos",
+            headers=AUTH,
+            files={"file": ("my clip.mp4", data, "video/mp4")},
+            data={"captions": "true"},
+        )
         assert r.status_code == 202, r.text
         body = r.json()
         assert body["job_id"] == f"video-{body['video_id']}"
@@ -161,18 +175,21 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
         assert any(i["video_id"] == body["video_id"] and i["state"] == "ready" for i in listed)
         # Streaming links follow the record: set when its keys are, else null.
         row = get_video(get_engine(s), body["video_id"])
-        assert v["hls_url"] == (f"{body['status_url']}/hls/master.m3u8"
-                                if row.get("hls_key") else None)
-        assert v["storyboard_url"] == (f"{body['status_url']}/storyboard.vtt"
-                                       if row.get("storyboard_key") else None)
+        assert v["hls_url"] == (
+            f"{body['status_url']}/hls/master.m3u8" if row.get("hls_key") else None
+        )
+        assert v["storyboard_url"] == (
+            f"{body['status_url']}/storyboard.vtt" if row.get("storyboard_key") else None
+        )
         # The job has ended: cancelling it is a conflict, not an error of the server.
         assert_error(await http.delete(f"/v1/videos/{body['video_id']}/job", headers=AUTH), 409)
         # A video's job is started under the blog's id policy: starting it again after it
         # finished returns the finished job and runs nothing.
         handle = client.get_workflow_handle(body["job_id"])
         finished_run = (await handle.describe()).run_id
-        again = await jobs.start_video(client, s, video_job_input(s, body["video_id"],
-                                                                  owner_id="api"))
+        again = await jobs.start_video(
+            client, s, video_job_input(s, body["video_id"], owner_id="api")
+        )
         assert again.job_id == body["job_id"] and again.run_id is None
         assert (await handle.describe()).run_id == finished_run
 
@@ -183,16 +200,20 @@ def every_uri(playlist: str) -> list[str]:
 
 
 async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key(
-        client, settings, clip):
+    client, settings, clip
+):
     """With private reads, the status (read with the key) gives media URLs under a read
     grant: every file of the video, the playlists' and the storyboard's relative URIs
     included, opens without the key; nothing else does, and a grant opens one video only,
     until it expires."""
     s = api_settings(settings, public_reads=False)
     async with api_client(s, client) as http:
-        r = await http.post("/v1/videos", headers=AUTH,
-                            files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")},
-                            data={"captions": "false"})
+        r = await http.post(
+            "/v1/videos",
+            headers=AUTH,
+            files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")},
+            data={"captions": "false"},
+        )
         assert r.status_code == 202, r.text
         video_id = r.json()["video_id"]
         async with spool_worker(client, s):
@@ -200,8 +221,12 @@ async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key
         assert v["state"] == "ready", v
         base = v["poster_url"].removesuffix("/poster.jpg")
         assert base.startswith(f"/v1/videos/{video_id}/grant/"), v
-        urls = [v["poster_url"], v["hls_url"], v["storyboard_url"],
-                *(rendition["url"] for rendition in v["renditions"])]
+        urls = [
+            v["poster_url"],
+            v["hls_url"],
+            v["storyboard_url"],
+            *(rendition["url"] for rendition in v["renditions"]),
+        ]
         assert all(url and url.startswith(base + "/") for url in urls), v
 
         # Everything the page loads, without the key: files, then what playlists and the
@@ -217,8 +242,10 @@ async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key
             if url.endswith(".m3u8"):
                 pending += [urljoin(url, uri) for uri in every_uri(got.text)]
             elif url.endswith("storyboard.vtt"):
-                pending += [urljoin(url, uri.split("#")[0]) for uri in
-                            re.findall(r"^(\S+#xywh=\S+)$", got.text, re.MULTILINE)]
+                pending += [
+                    urljoin(url, uri.split("#")[0])
+                    for uri in re.findall(r"^(\S+#xywh=\S+)$", got.text, re.MULTILINE)
+                ]
         kinds = {url.rsplit(".", 1)[-1] for url in fetched}
         assert {"m3u8", "mp4", "m4s", "jpg", "vtt"} <= kinds, sorted(fetched)
         assert all(url.startswith(base + "/") for url in fetched), sorted(fetched)
@@ -244,7 +271,8 @@ async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key
 
     # Another key, another deployment: the grant means nothing there.
     s2 = api_settings(settings, public_reads=False).model_copy(
-        update={"api_keys": ["another-key-0123456789"]})
+        update={"api_keys": ["another-key-0123456789"]}
+    )
     async with api_client(s2, client) as http:
         assert_error(await http.get(v["poster_url"]), 401)
 
@@ -273,49 +301,64 @@ async def test_oversize_upload_is_refused_and_leaves_nothing(client, settings):
     s = api_settings(settings, max_upload_bytes=50_000)
     async with api_client(s, client) as http:
         # Declared too large: refused before the body is read.
-        r = await http.post("/v1/videos", headers=AUTH,
-                            files={"file": ("big.mp4", b"\0" * 400_000, "video/mp4")})
+        r = await http.post(
+            "/v1/videos", headers=AUTH, files={"file": ("big.mp4", b"\0" * 400_000, "video/mp4")}
+        )
         assert_error(r, 413, "file")
 
         # Undeclared length (chunked): refused while reading, past the cap.
         async def chunks():
             boundary = b"XyZ"
-            yield b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n"
+            yield b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n'
             yield b"Content-Type: video/mp4\r\n\r\n"
             for _ in range(20):
                 yield b"\1" * 10_000
             yield b"\r\n--" + boundary + b"--\r\n"
 
-        r = await http.post("/v1/videos", content=chunks(), headers={
-            **AUTH, "Content-Type": "multipart/form-data; boundary=XyZ"})
+        r = await http.post(
+            "/v1/videos",
+            content=chunks(),
+            headers={**AUTH, "Content-Type": "multipart/form-data; boundary=XyZ"},
+        )
         assert_error(r, 413, "file")
         assert storage_files(s) == []
         root = s.resolved_storage_dir
-        assert not any(p.is_dir() for p in (root / "videos").glob("*")) if (
-            root / "videos").exists() else True
+        assert (
+            not any(p.is_dir() for p in (root / "videos").glob("*"))
+            if (root / "videos").exists()
+            else True
+        )
 
 
 async def test_bad_uploads_are_4xx_with_nothing_left(client, settings):
     s = api_settings(settings)
     async with api_client(s, client) as http:
-        assert_error(await http.post("/v1/videos", headers=AUTH, data={"captions": "true"}),
-                     415)
-        r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x")},
-                            data={"captions": "perhaps"})
+        assert_error(await http.post("/v1/videos", headers=AUTH, data={"captions": "true"}), 415)
+        r = await http.post(
+            "/v1/videos", headers=AUTH, files={"file": ("a", b"x")}, data={"captions": "perhaps"}
+        )
         assert_error(r, 422, "captions")
-        r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x")},
-                            data={"renditions": "999p"})
+        r = await http.post(
+            "/v1/videos", headers=AUTH, files={"file": ("a", b"x")}, data={"renditions": "999p"}
+        )
         assert_error(r, 422, "renditions")
         r = await http.post("/v1/videos", headers=AUTH, files={"other": ("a", b"x")})
         assert_error(r, 422, "file")
         r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"")})
         assert_error(r, 422, "file")
-        r = await http.post("/v1/videos", headers={
-            **AUTH, "Content-Type": "multipart/form-data; boundary=zz"}, content=b"garbage")
+        r = await http.post(
+            "/v1/videos",
+            headers={**AUTH, "Content-Type": "multipart/form-data; boundary=zz"},
+            content=b"garbage",
+        )
         assert r.status_code in (400, 422), r.text
         # Webhooks are off here: a callback URL is refused at the door.
-        r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x")},
-                            data={"callback_url": "https://example.com/hook"})
+        r = await http.post(
+            "/v1/videos",
+            headers=AUTH,
+            files={"file": ("a", b"x")},
+            data={"callback_url": "https://example.com/hook"},
+        )
         assert_error(r, 422, "callback_url")
         assert storage_files(s) == []
         assert_error(await http.get("/v1/videos/nope"), 404)
@@ -325,14 +368,19 @@ async def test_bad_uploads_are_4xx_with_nothing_left(client, settings):
 
 
 async def test_every_answer_says_nosniff_and_the_page_has_a_content_security_policy(
-        client, settings):
+    client, settings
+):
     async with api_client(api_settings(settings), client) as http:
         page = await http.get("/")
         policy = page.headers["content-security-policy"]
         assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
         assert "unsafe" not in policy and "*" not in policy, policy
-        answers = [page, await http.get("/healthz"), await http.get("/v1/videos/nope"),
-                   await http.get("/static/app.js")]
+        answers = [
+            page,
+            await http.get("/healthz"),
+            await http.get("/v1/videos/nope"),
+            await http.get("/static/app.js"),
+        ]
         for r in answers:
             assert r.headers["x-content-type-options"] == "nosniff", r.url
             assert r.headers["referrer-policy"] == "no-referrer", r.url
@@ -346,10 +394,19 @@ def test_private_reads_without_any_key_are_refused_at_start(settings):
     with pytest.raises(ValueError, match="SPOOL_PUBLIC_READS=false needs SPOOL_API_KEYS"):
         create_app(s)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
-    started = subprocess.run([sys.executable, "-m", "api"], cwd=REPO, capture_output=True,
-                             text=True, timeout=120, env={
-                                 **env, "SPOOL_PUBLIC_READS": "false", "SPOOL_API_KEYS": "[]",
-                                 "SPOOL_DATA_DIR": str(settings.data_dir)})
+    started = subprocess.run(
+        [sys.executable, "-m", "api"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **env,
+            "SPOOL_PUBLIC_READS": "false",
+            "SPOOL_API_KEYS": "[]",
+            "SPOOL_DATA_DIR": str(settings.data_dir),
+        },
+    )
     assert started.returncode == 2, started.stderr
     assert "SPOOL_API_KEYS" in started.stderr and "Traceback" not in started.stderr
 
@@ -358,11 +415,16 @@ async def test_keys_are_required_for_writes_and_private_reads(client, settings):
     s = api_settings(settings, public_reads=False)
     async with api_client(s, client) as http:
         post = {"post_id": "p1", "author_id": "a1", "title": "T", "body": "B"}
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY},
-                        {"Authorization": "Basic dGVzdA=="}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": API_KEY},
+            {"Authorization": "Basic dGVzdA=="},
+        ):
             assert_error(await http.post("/v1/posts", json=post, headers=headers), 401)
-            assert_error(await http.post("/v1/videos", files={"file": ("a", b"x")},
-                                         headers=headers), 401)
+            assert_error(
+                await http.post("/v1/videos", files={"file": ("a", b"x")}, headers=headers), 401
+            )
             assert_error(await http.delete("/v1/videos/abc/job", headers=headers), 401)
             assert_error(await http.get("/v1/videos", headers=headers), 401)
             assert_error(await http.get("/v1/authors/a1", headers=headers), 401)
@@ -373,45 +435,66 @@ async def test_keys_are_required_for_writes_and_private_reads(client, settings):
     s2 = api_settings(settings, api_expose_key_to_localhost=True)
     async with api_client(s2, client) as http:
         assert (await http.get("/v1/config")).json()["api_key"] == API_KEY
-        assert (await http.get("/v1/config", headers={"X-Forwarded-For": "8.8.8.8"})
-                ).json()["api_key"] is None
+        assert (await http.get("/v1/config", headers={"X-Forwarded-For": "8.8.8.8"})).json()[
+            "api_key"
+        ] is None
 
 
 # --- posts ----------------------------------------------------------------------------------
+
 
 async def test_post_validation_names_the_field(client, settings):
     s = api_settings(settings)
     good = {"post_id": "p1", "author_id": "a1", "title": "Title", "body": "Body"}
     async with api_client(s, client) as http:
-        r = await http.post("/v1/posts", headers={**AUTH, "Content-Type": "application/json"},
-                            content=b'{"post_id": "p1", ')
+        r = await http.post(
+            "/v1/posts",
+            headers={**AUTH, "Content-Type": "application/json"},
+            content=b'{"post_id": "p1", ',
+        )
         err = assert_error(r, 422)
         assert "JSON" in err["message"]
-        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "colour": "red"}),
-                     422, "colour")
-        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "version": "2"}),
-                     422, "version")
-        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "tags": "x"}),
-                     422, "tags")
-        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "title": 5}),
-                     422, "title")
+        assert_error(
+            await http.post("/v1/posts", headers=AUTH, json={**good, "colour": "red"}),
+            422,
+            "colour",
+        )
+        assert_error(
+            await http.post("/v1/posts", headers=AUTH, json={**good, "version": "2"}),
+            422,
+            "version",
+        )
+        assert_error(
+            await http.post("/v1/posts", headers=AUTH, json={**good, "tags": "x"}), 422, "tags"
+        )
+        assert_error(
+            await http.post("/v1/posts", headers=AUTH, json={**good, "title": 5}), 422, "title"
+        )
         missing = {k: v for k, v in good.items() if k != "body"}
         assert_error(await http.post("/v1/posts", headers=AUTH, json=missing), 422, "body")
         assert_error(await http.post("/v1/posts", headers=AUTH, json=[good]), 422)
-        assert_error(await http.post("/v1/posts", headers=AUTH, json={**good, "body": "  "}),
-                     422, "body")
-        assert_error(await http.post("/v1/posts", headers=AUTH,
-                                     json={**good, "published_at": "yesterday"}),
-                     422, "published_at")
+        assert_error(
+            await http.post("/v1/posts", headers=AUTH, json={**good, "body": "  "}), 422, "body"
+        )
+        assert_error(
+            await http.post("/v1/posts", headers=AUTH, json={**good, "published_at": "yesterday"}),
+            422,
+            "published_at",
+        )
         assert_error(await http.get("/v1/posts/search"), 422, "q")
         assert_error(await http.get("/v1/videos?limit=0"), 422, "limit")
 
 
 async def test_publishing_twice_is_one_job_and_counts_once(client, settings):
     s = api_settings(settings)
-    post = {"post_id": "api-post-1", "author_id": "api-author", "title": "Durable kittens",
-            "body": "Workflows that never forget their kittens.", "tags": ["temporal"],
-            "followers": ["f1"]}
+    post = {
+        "post_id": "api-post-1",
+        "author_id": "api-author",
+        "title": "Durable kittens",
+        "body": "Workflows that never forget their kittens.",
+        "tags": ["temporal"],
+        "followers": ["f1"],
+    }
     async with api_client(s, client) as http:
         first = await http.post("/v1/posts", headers=AUTH, json=post)
         second = await http.post("/v1/posts", headers=AUTH, json=post)
@@ -456,8 +539,11 @@ def test_video_view_links_streaming_only_when_recorded():
     before = {"video_id": "v1", "status": "ready"}
     view = build_view("v1", before, None)
     assert view.hls_url is None and view.storyboard_url is None
-    made = {**before, "hls_key": "videos/v1/hls/master.m3u8",
-            "storyboard_key": "videos/v1/storyboard/storyboard.vtt"}
+    made = {
+        **before,
+        "hls_key": "videos/v1/hls/master.m3u8",
+        "storyboard_key": "videos/v1/storyboard/storyboard.vtt",
+    }
     view = build_view("v1", made, None)
     assert view.hls_url == "/v1/videos/v1/hls/master.m3u8"
     assert view.storyboard_url == "/v1/videos/v1/storyboard.vtt"
@@ -479,13 +565,18 @@ def test_parse_range():
 
 
 async def test_on_s3_uploads_stream_to_the_store_and_media_is_served_or_redirected(
-        client, settings, clip, s3_settings_factory):
+    client, settings, clip, s3_settings_factory
+):
     """Nothing touches a local disk: the upload goes to the bucket, the worker reads and
     writes the bucket, the API serves ranges from it, or redirects to a presigned URL."""
     s = api_settings(s3_settings_factory(settings))
     async with api_client(s, client) as http:
-        r = await http.post("/v1/videos", headers=AUTH, data={"captions": "false"},
-                            files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")})
+        r = await http.post(
+            "/v1/videos",
+            headers=AUTH,
+            data={"captions": "false"},
+            files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")},
+        )
         assert r.status_code == 202, r.text
         video_id = r.json()["video_id"]
         async with spool_worker(client, s):

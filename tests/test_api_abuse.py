@@ -26,13 +26,20 @@ JSON_CAP_MISSING = importlib.util.find_spec("api.limits") is None
 
 
 def file_part(data: bytes, *, filename: str = "clip.mp4", name: str = "file") -> bytes:
-    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; "
-            f"filename=\"{filename}\"\r\nContent-Type: video/mp4\r\n\r\n").encode() + data + b"\r\n"
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: video/mp4\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n"
+    )
 
 
 def field_part(name: str, value: str) -> bytes:
-    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
-            f"{value}\r\n").encode()
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+    ).encode()
 
 
 def closing() -> bytes:
@@ -47,8 +54,10 @@ def stored_sources(settings: Settings) -> dict[str, bytes]:
 
 # --- JSON ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(JSON_CAP_MISSING, strict=True,
-                   reason="api/limits.py (streaming JSON body cap) not merged yet")
+
+@pytest.mark.xfail(
+    JSON_CAP_MISSING, strict=True, reason="api/limits.py (streaming JSON body cap) not merged yet"
+)
 async def test_oversized_json_is_413_whether_declared_or_streamed(client, settings):
     s = api_settings(settings, api_max_json_bytes=JSON_CAP)
     big = json.dumps({**POST, "body": "x" * (2 * JSON_CAP)}).encode()
@@ -58,7 +67,7 @@ async def test_oversized_json_is_413_whether_declared_or_streamed(client, settin
 
         async def streamed():  # no Content-Length: the cap must hold while reading
             for i in range(0, len(big), 4096):
-                yield big[i:i + 4096]
+                yield big[i : i + 4096]
 
         assert_error(await http.post("/v1/posts", content=streamed(), headers=headers), 413)
         fits = await http.post("/v1/posts", json=POST, headers=AUTH)
@@ -72,8 +81,11 @@ async def test_deeply_nested_json_is_a_4xx_not_a_crash(client, settings):
     async with api_client(s, client) as http:
         nested = "[" * depth + "]" * depth
         for body in (nested, json.dumps(POST)[:-1] + f', "tags": {nested}}}'):
-            r = await http.post("/v1/posts", content=body.encode(),
-                                headers={**AUTH, "Content-Type": "application/json"})
+            r = await http.post(
+                "/v1/posts",
+                content=body.encode(),
+                headers={**AUTH, "Content-Type": "application/json"},
+            )
             assert 400 <= r.status_code < 500, r.text
             print(f"\nnested JSON: {r.status_code} {assert_error(r, r.status_code)}")
         # The server is fine afterwards.
@@ -82,37 +94,62 @@ async def test_deeply_nested_json_is_a_4xx_not_a_crash(client, settings):
 
 # --- content types --------------------------------------------------------------------------------
 
-WRONG_FOR_VIDEOS = ["application/json", "text/plain", "application/x-www-form-urlencoded",
-                    "application/octet-stream", "video/mp4", "multipart/mixed; boundary=x"]
-WRONG_FOR_POSTS = ["text/plain", "application/x-www-form-urlencoded", "application/xml",
-                   f"multipart/form-data; boundary={BOUNDARY}", "application/octet-stream"]
+WRONG_FOR_VIDEOS = [
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "application/octet-stream",
+    "video/mp4",
+    "multipart/mixed; boundary=x",
+]
+WRONG_FOR_POSTS = [
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    f"multipart/form-data; boundary={BOUNDARY}",
+    "application/octet-stream",
+]
 
 
 async def test_wrong_content_types_on_every_write_endpoint(client, settings):
     s = api_settings(settings)
     async with api_client(s, client) as http:
         for ctype in WRONG_FOR_VIDEOS:
-            r = await http.post("/v1/videos", content=json.dumps({"file": "x"}).encode(),
-                                headers={**AUTH, "Content-Type": ctype})
+            r = await http.post(
+                "/v1/videos",
+                content=json.dumps({"file": "x"}).encode(),
+                headers={**AUTH, "Content-Type": ctype},
+            )
             err = assert_error(r, 415)
             assert "multipart/form-data" in err["message"], err
-        r = await http.post("/v1/videos", content=b"--x\r\n",
-                            headers={**AUTH, "Content-Type": "multipart/form-data"})
+        r = await http.post(
+            "/v1/videos",
+            content=b"--x\r\n",
+            headers={**AUTH, "Content-Type": "multipart/form-data"},
+        )
         assert "boundary" in assert_error(r, 400)["message"]
         for ctype in WRONG_FOR_POSTS:
-            r = await http.post("/v1/posts", content=json.dumps(POST).encode(),
-                                headers={**AUTH, "Content-Type": ctype})
+            r = await http.post(
+                "/v1/posts",
+                content=json.dumps(POST).encode(),
+                headers={**AUTH, "Content-Type": ctype},
+            )
             err = assert_error(r, 415)
             assert "application/json" in err["message"], err
         # DELETE /v1/videos/{id}/job takes no body: whatever is sent, the answer is about the
         # job, in the same shape.
-        r = await http.request("DELETE", "/v1/videos/none/job", content=b"<x/>",
-                               headers={**AUTH, "Content-Type": "application/xml"})
+        r = await http.request(
+            "DELETE",
+            "/v1/videos/none/job",
+            content=b"<x/>",
+            headers={**AUTH, "Content-Type": "application/xml"},
+        )
         assert_error(r, 404)
     assert storage_files(s) == []
 
 
 # --- uploads -----------------------------------------------------------------------------------
+
 
 async def test_a_slow_upload_completes_and_blocks_nothing_meanwhile(client, settings):
     s = api_settings(settings, api_upload_chunk_bytes=4096)
@@ -126,20 +163,22 @@ async def test_a_slow_upload_completes_and_blocks_nothing_meanwhile(client, sett
         mid_body.set()
         await go_on.wait()  # the test decides when the rest arrives
         for i in range(0, len(tail), 1000):
-            yield tail[i:i + 1000]
+            yield tail[i : i + 1000]
         yield b"\r\n" + closing()
 
     async with api_client(s, client) as http:
-        slow = asyncio.create_task(http.post("/v1/videos", content=slow_body(),
-                                             headers=MULTIPART))
+        slow = asyncio.create_task(http.post("/v1/videos", content=slow_body(), headers=MULTIPART))
         await asyncio.wait_for(mid_body.wait(), 60)
         # Meanwhile: reads and a whole other upload are answered (a generous deadline: a
         # blocked server would never answer before the slow body goes on).
         assert (await asyncio.wait_for(http.get("/healthz"), 60)).status_code == 200
         assert_error(await asyncio.wait_for(http.get("/v1/videos/nobody-here"), 60), 404)
-        other = await asyncio.wait_for(http.post(
-            "/v1/videos", headers=AUTH, files={"file": ("o.mp4", b"other video", "video/mp4")}),
-            60)
+        other = await asyncio.wait_for(
+            http.post(
+                "/v1/videos", headers=AUTH, files={"file": ("o.mp4", b"other video", "video/mp4")}
+            ),
+            60,
+        )
         assert other.status_code == 202, other.text
         assert not slow.done()
         go_on.set()
@@ -159,9 +198,12 @@ async def test_many_concurrent_uploads_by_one_key_are_all_accepted(client, setti
     s = api_settings(settings)
     payloads = [f"video number {i} ".encode() * (100 + i) for i in range(20)]
     async with api_client(s, client) as http:
-        answers = await asyncio.gather(*[
-            http.post("/v1/videos", headers=AUTH, files={"file": ("same-name.mp4", data)})
-            for data in payloads])
+        answers = await asyncio.gather(
+            *[
+                http.post("/v1/videos", headers=AUTH, files={"file": ("same-name.mp4", data)})
+                for data in payloads
+            ]
+        )
     assert [r.status_code for r in answers] == [202] * 20, [r.text for r in answers]
     ids = [r.json()["video_id"] for r in answers]
     assert len(set(ids)) == 20
@@ -190,11 +232,20 @@ async def test_a_client_that_disconnects_mid_upload_leaves_nothing(client, setti
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/v1/videos", "raw_path": b"/v1/videos",
-             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
-             "server": ("testserver", 80),
-             "headers": [(k.lower().encode(), v.encode()) for k, v in MULTIPART.items()]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/videos",
+        "raw_path": b"/v1/videos",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in MULTIPART.items()],
+    }
     async with app.router.lifespan_context(app):
         await app(scope, receive, send)
     assert seen_partial and max(seen_partial) >= 20_000  # the upload really was under way
@@ -215,8 +266,15 @@ async def test_two_file_parts_are_refused_and_leave_nothing(client, settings):
 
 async def test_filenames_are_ignored_whatever_they_say(client, settings, tmp_path):
     s = api_settings(settings)
-    names = ["../../../../etc/cron.d/spool", "/tmp/absolute.mp4", "..\\..\\windows\\x.mp4",
-             "videos/other-video/source", "é" * 1000, "a\0b.mp4", "%2e%2e%2fx.mp4"]
+    names = [
+        "../../../../etc/cron.d/spool",
+        "/tmp/absolute.mp4",
+        "..\\..\\windows\\x.mp4",
+        "videos/other-video/source",
+        "é" * 1000,
+        "a\0b.mp4",
+        "%2e%2e%2fx.mp4",
+    ]
     async with api_client(s, client) as http:
         for i, name in enumerate(names):
             data = f"upload {i}".encode()
@@ -240,7 +298,8 @@ async def test_a_huge_filename_or_a_form_flood_is_refused_clearly(client, settin
         assert "header size exceeded" in assert_error(r, 400)["message"]
         # A form flood by repetition of one name is held to the same count as distinct names.
         body = b"".join(field_part("renditions", "360p") for _ in range(25))
-        r = await http.post("/v1/videos", content=body + file_part(b"data") + closing(),
-                            headers=MULTIPART)
+        r = await http.post(
+            "/v1/videos", content=body + file_part(b"data") + closing(), headers=MULTIPART
+        )
         assert "too many form fields" in assert_error(r, 422)["message"]
     assert storage_files(s) == []

@@ -31,11 +31,15 @@ def fuzz_app(temporal_server, tmp_path_factory):
     # A queue of its own that no worker polls: jobs the fuzzer starts stay put, and none of
     # them lands on another run's queue (every test uses a fresh task queue, README "Tests").
     queue = f"fuzz-no-worker-{uuid.uuid4().hex[:12]}"
-    s = Settings(temporal_address=temporal_server.address,
-                 data_dir=tmp_path_factory.mktemp("fuzz") / "data",
-                 queue_pipeline=queue, queue_media=queue, queue_captions=queue,
-                 api_keys=[API_KEY],
-                 max_upload_bytes=64 * 1024)
+    s = Settings(
+        temporal_address=temporal_server.address,
+        data_dir=tmp_path_factory.mktemp("fuzz") / "data",
+        queue_pipeline=queue,
+        queue_media=queue,
+        queue_captions=queue,
+        api_keys=[API_KEY],
+        max_upload_bytes=64 * 1024,
+    )
     return create_app(s)
 
 
@@ -51,15 +55,22 @@ def test_no_server_errors(fuzz_schema):
     operations = [result.ok() for result in fuzz_schema.get_all_operations()]
     assert len(operations) >= 10
     for operation, mode in itertools.product(operations, list(GenerationMode)):
+
         @given(case=operation.as_strategy(generation_mode=mode))
-        @hyp_settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+        @hyp_settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case) -> None:
             response = case.call(headers={"Authorization": f"Bearer {API_KEY}"})
             seen.append((case.method, case.path, response.status_code))
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path}: "
-                                f"{response.status_code} {response.text[:200]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path}: "
+                    f"{response.status_code} {response.text[:200]}"
+                )
             case.validate_response(response, checks=[not_a_server_error])
 
         try:

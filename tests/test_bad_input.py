@@ -76,8 +76,7 @@ def other_upload(clips) -> Path:
 def registered(acts: VideoActivities, name: str):
     """The activity registered under ``name``: tests follow the registered names (which
     running histories depend on), not the Python method names."""
-    for fn in (acts.pipeline_activities() + acts.media_activities()
-               + acts.captions_activities()):
+    for fn in acts.pipeline_activities() + acts.media_activities() + acts.captions_activities():
         defn = activity._Definition.from_callable(fn)
         if defn is not None and defn.name == name:
             return fn
@@ -98,8 +97,9 @@ def available(case: Case) -> None:
         service_missing(f"corpus case {case.name}: {missing}")
 
 
-async def stage(case: Case, clips: Path, tmp_path: Path, listener: socket.socket,
-                other_upload: Path) -> tuple[VideoActivities, Path]:
+async def stage(
+    case: Case, clips: Path, tmp_path: Path, listener: socket.socket, other_upload: Path
+) -> tuple[VideoActivities, Path]:
     """Build the case's file and store it as an upload, with the case's limits."""
     settings = Settings(data_dir=tmp_path / "data", **case.limits)
     acts = VideoActivities(settings)
@@ -108,9 +108,12 @@ async def stage(case: Case, clips: Path, tmp_path: Path, listener: socket.socket
     workdir = clips / case.name
     workdir.mkdir(exist_ok=True)
     port = listener.getsockname()[1]
-    ctx = Context(workdir=workdir, data_dir=settings.data_dir,
-                  other_file=settings.resolved_storage_dir / other_key,
-                  listen_url=f"http://127.0.0.1:{port}/")
+    ctx = Context(
+        workdir=workdir,
+        data_dir=settings.data_dir,
+        other_file=settings.resolved_storage_dir / other_key,
+        listen_url=f"http://127.0.0.1:{port}/",
+    )
     path = await asyncio.to_thread(case.make, ctx)
     if case.check_file is not None:
         case.check_file(path)
@@ -124,15 +127,16 @@ def test_the_corpus_covers_what_it_promises():
     assert sum(c.refused is not None for c in CASES) >= 15
     assert sum(c.accepted is not None for c in CASES) >= 15
     assert {c.name for c in CASES if c.playlist} == {
-        f"{kind}_{where}" for kind in ("hls", "ffconcat")
-        for where in media_corpus.PLAYLIST_TARGETS}
+        f"{kind}_{where}" for kind in ("hls", "ffconcat") for where in media_corpus.PLAYLIST_TARGETS
+    }
     limits = {name for c in CASES for name in c.limits}
     assert {"max_upload_bytes", "max_duration_seconds", "max_width", "max_height"} <= limits
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.refused], ids=lambda c: c.name)
-async def test_refused_with_a_message_that_names_the_problem(case, clips, tmp_path, listener,
-                                                             other_upload):
+async def test_refused_with_a_message_that_names_the_problem(
+    case, clips, tmp_path, listener, other_upload
+):
     available(case)
     acts, path = await stage(case, clips, tmp_path, listener, other_upload)
     with pytest.raises(ApplicationError) as err:
@@ -150,8 +154,9 @@ async def test_refused_with_a_message_that_names_the_problem(case, clips, tmp_pa
         await assert_playlist_reads_nothing(acts, path, tmp_path, listener, error.message)
 
 
-async def assert_playlist_reads_nothing(acts: VideoActivities, path: Path, tmp_path: Path,
-                                        listener: socket.socket, message: str) -> None:
+async def assert_playlist_reads_nothing(
+    acts: VideoActivities, path: Path, tmp_path: Path, listener: socket.socket, message: str
+) -> None:
     """ffmpeg's container whitelist refuses the playlist in the probe and in every heavy
     command, so nothing it names is read and no address it names is connected to."""
     with pytest.raises(media.MediaError) as err:
@@ -175,8 +180,7 @@ async def assert_playlist_reads_nothing(acts: VideoActivities, path: Path, tmp_p
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.accepted], ids=lambda c: c.name)
-async def test_accepted_and_every_output_is_right(case, clips, tmp_path, listener,
-                                                 other_upload):
+async def test_accepted_and_every_output_is_right(case, clips, tmp_path, listener, other_upload):
     available(case)
     acts, path = await stage(case, clips, tmp_path, listener, other_upload)
     want = case.accepted
@@ -211,8 +215,11 @@ async def fetched(acts: VideoActivities, key: str, dest: Path) -> Path:
 
 async def check_rendition(acts: VideoActivities, probe, tmp_path: Path) -> None:
     height = plan_rendition_heights(probe.height)[-1]  # the cheapest one the source gets
-    result = await run(acts, "video.transcode_rendition", RenditionInput(
-        VIDEO_ID, SOURCE, height, probe.has_audio, probe.duration))
+    result = await run(
+        acts,
+        "video.transcode_rendition",
+        RenditionInput(VIDEO_ID, SOURCE, height, probe.has_audio, probe.duration),
+    )
     out = await fetched(acts, result.key, tmp_path / "rendition.mp4")
     streams = ffprobe_json(out, "-show_streams")["streams"]
     video = [s for s in streams if s["codec_type"] == "video"]
@@ -230,8 +237,9 @@ async def check_rendition(acts: VideoActivities, probe, tmp_path: Path) -> None:
 
 
 async def check_poster(acts: VideoActivities, probe, tmp_path: Path) -> None:
-    result = await run(acts, "video.extract_poster", PosterInput(
-        VIDEO_ID, SOURCE, round(probe.duration * 0.1, 3)))
+    result = await run(
+        acts, "video.extract_poster", PosterInput(VIDEO_ID, SOURCE, round(probe.duration * 0.1, 3))
+    )
     poster = await fetched(acts, result.key, tmp_path / "poster.jpg")
     assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
     [image] = ffprobe_json(poster, "-show_streams")["streams"]
@@ -243,11 +251,15 @@ async def check_audio(acts: VideoActivities, probe, tmp_path: Path) -> None:
     wav = await fetched(acts, result.audio_key, tmp_path / "audio.wav")
     [stream] = ffprobe_json(wav, "-show_streams")["streams"]
     assert (stream["codec_name"], stream["channels"], stream["sample_rate"]) == (
-        "pcm_s16le", 1, "16000")
+        "pcm_s16le",
+        1,
+        "16000",
+    )
     assert abs(float(stream["duration"]) - probe.duration) <= DURATION_SLACK, stream
 
 
 # --- a file that grows while Spool reads it -----------------------------------------------------
+
 
 class GrowsWhenFetched:
     """Object storage whose source object gains bytes between the probe's size check and its
@@ -279,22 +291,26 @@ def moov_at_end_clip(clips) -> Path:
     return media_corpus.CASES_BY_NAME["moov_at_end"].make(ctx)
 
 
-async def test_a_file_growing_past_the_limit_is_judged_by_the_bytes_read(moov_at_end_clip,
-                                                                         tmp_path):
+async def test_a_file_growing_past_the_limit_is_judged_by_the_bytes_read(
+    moov_at_end_clip, tmp_path
+):
     size = moov_at_end_clip.stat().st_size
     acts = VideoActivities(Settings(data_dir=tmp_path / "data", max_upload_bytes=size + 100))
     acts.storage.put_file(moov_at_end_clip, SOURCE)
-    acts.storage = GrowsWhenFetched(acts.storage, acts.settings.resolved_storage_dir / SOURCE,
-                                    b"\0" * 5000)
+    acts.storage = GrowsWhenFetched(
+        acts.storage, acts.settings.resolved_storage_dir / SOURCE, b"\0" * 5000
+    )
     with pytest.raises(ApplicationError) as err:
         await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
     assert err.value.type == INVALID_VIDEO and err.value.non_retryable
     assert f"The file is {size + 5000:,} bytes; the limit is {size + 100:,} bytes" in (
-        err.value.message)
+        err.value.message
+    )
 
 
 async def test_a_file_still_being_written_is_refused_then_accepted_once_whole(
-        moov_at_end_clip, tmp_path):
+    moov_at_end_clip, tmp_path
+):
     """What a user expects of a file probed while its writer is still appending to it: a
     refusal that says it is cut off (not a retry, not a vague error), and the whole file,
     once written, accepted with its true duration."""
@@ -307,20 +323,19 @@ async def test_a_file_still_being_written_is_refused_then_accepted_once_whole(
     assert err.value.type == INVALID_VIDEO and err.value.non_retryable
     assert "cut off while uploading" in err.value.message
     with stored.open("ab") as fh:  # the writer finishes
-        fh.write(data[len(data) // 3:])
+        fh.write(data[len(data) // 3 :])
     probe = await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
     assert probe.has_video and abs(probe.duration - media_corpus.CLIP_SECONDS) <= 0.15
     assert probe.size_bytes == len(data)
 
 
-
 async def test_a_worker_without_ffprobe_retries_instead_of_blaming_the_upload(
-        clips, tmp_path, monkeypatch):
+    clips, tmp_path, monkeypatch
+):
     """A misconfigured host is not a bad upload: the probe's error must stay retryable."""
     from spool.process import ToolMissing
 
-    clip = media_clips.make_clip(clips / "fine.mp4", width=160, height=120, seconds=1,
-                                 speech=None)
+    clip = media_clips.make_clip(clips / "fine.mp4", width=160, height=120, seconds=1, speech=None)
     acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
     acts.storage.put_file(clip, "videos/v-noprobe/source")
     bin_dir = tmp_path / "bin-without-ffmpeg"  # the util-linux wrappers, but no ffprobe
@@ -329,5 +344,8 @@ async def test_a_worker_without_ffprobe_retries_instead_of_blaming_the_upload(
         (bin_dir / tool).symlink_to(shutil.which(tool))
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(ToolMissing, match="ffprobe is not installed"):
-        await run(acts, "video.probe", ProbeInput(video_id="v-noprobe",
-                                                  source_key="videos/v-noprobe/source"))
+        await run(
+            acts,
+            "video.probe",
+            ProbeInput(video_id="v-noprobe", source_key="videos/v-noprobe/source"),
+        )

@@ -43,27 +43,38 @@ FOLLOWERS = ["ana", "bo", "cy"]
 
 def make_post(**overrides) -> Post:
     uid = uuid.uuid4().hex[:8]
-    fields = dict(post_id=f"p-{uid}", author_id=f"author-{uid}",
-                  title="Durable pipelines on Temporal",
-                  body="Write once, then index, count and notify independently.",
-                  tags=["temporal", "durability"], version=1,
-                  published_at="2026-11-26T12:00:00+00:00", followers=list(FOLLOWERS))
+    fields = dict(
+        post_id=f"p-{uid}",
+        author_id=f"author-{uid}",
+        title="Durable pipelines on Temporal",
+        body="Write once, then index, count and notify independently.",
+        tags=["temporal", "durability"],
+        version=1,
+        published_at="2026-11-26T12:00:00+00:00",
+        followers=list(FOLLOWERS),
+    )
     fields.update(overrides)
     return Post(**fields)
 
 
 @pytest.fixture
 def es_settings(settings, es_url):
-    return settings.model_copy(update={
-        "elasticsearch_url": es_url,
-        "elasticsearch_index": f"posts-{uuid.uuid4().hex[:10]}",
-    })
+    return settings.model_copy(
+        update={
+            "elasticsearch_url": es_url,
+            "elasticsearch_index": f"posts-{uuid.uuid4().hex[:10]}",
+        }
+    )
 
 
 def blog_worker(client, settings, **kwargs):
     acts = BlogActivities(settings, **kwargs)
-    return running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
-                          activities=acts.activities())
+    return running_worker(
+        client,
+        settings.queue_pipeline,
+        workflows=[BlogPublishWorkflow],
+        activities=acts.activities(),
+    )
 
 
 async def publish_and_wait(client, settings, post: Post) -> dict:
@@ -74,10 +85,14 @@ async def publish_and_wait(client, settings, post: Post) -> dict:
 
 def notification_rows(settings, post_id: str) -> list[dict]:
     with get_engine(settings).connect() as conn:
-        return [dict(r) for r in conn.execute(
-            sa.select(notifications).where(
-                notifications.c.event_id == post_published_event_id(post_id))
-        ).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                sa.select(notifications).where(
+                    notifications.c.event_id == post_published_event_id(post_id)
+                )
+            ).mappings()
+        ]
 
 
 def outbox_records(settings, post_id: str) -> list[dict]:
@@ -107,7 +122,10 @@ async def test_happy_path_indexes_counts_and_notifies_once(client, es_settings):
         result = await publish_and_wait(client, es_settings, post)
     assert result["state"] == "ready"
     assert {s["name"]: s["state"] for s in result["steps"]} == {
-        "index_post": "done", "record_post_for_author": "done", "notify_followers": "done"}
+        "index_post": "done",
+        "record_post_for_author": "done",
+        "notify_followers": "done",
+    }
 
     index = open_index(es_settings)
     index.refresh()
@@ -144,7 +162,10 @@ async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
 
     assert result["state"] == "ready"
     assert await activity_attempts(handle) == {
-        "index_post": failures + 1, "record_post_for_author": 1, "notify_followers": 1}
+        "index_post": failures + 1,
+        "record_post_for_author": 1,
+        "notify_followers": 1,
+    }
     index = open_index(es_settings)
     index.refresh()
     assert index.get(post.post_id).title == post.title
@@ -153,7 +174,8 @@ async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
 
 
 async def test_naive_single_activity_counts_again_on_every_index_retry(
-        client, es_settings, es_url, task_queue):
+    client, es_settings, es_url, task_queue
+):
     """Why Spool splits the steps: retrying one activity that does all three repeats them."""
     failures = 3
     post = make_post()
@@ -162,10 +184,12 @@ async def test_naive_single_activity_counts_again_on_every_index_retry(
         proxied = es_settings.model_copy(update={"elasticsearch_url": proxy.url})
         engine = get_engine(proxied)
         naive = NaiveActivities(engine, open_index(proxied), outbox)
-        async with running_worker(client, task_queue, workflows=[NaivePublishWorkflow],
-                                  activities=[naive.naive_publish]):
-            await client.execute_workflow(NaivePublishWorkflow.run, post,
-                                          id=f"naive-{post.post_id}", task_queue=task_queue)
+        async with running_worker(
+            client, task_queue, workflows=[NaivePublishWorkflow], activities=[naive.naive_publish]
+        ):
+            await client.execute_workflow(
+                NaivePublishWorkflow.run, post, id=f"naive-{post.post_id}", task_queue=task_queue
+            )
     # Counted once per attempt: 1 success + 3 failed attempts = 4, not 1.
     assert author_post_count(engine, post.author_id) == failures + 1
     assert len(outbox) == (failures + 1) * len(FOLLOWERS)
@@ -174,12 +198,20 @@ async def test_naive_single_activity_counts_again_on_every_index_retry(
 async def test_worker_killed_after_commit_does_not_count_twice(client, settings):
     """SIGKILL right after record_post_for_author commits: the retry must not count again."""
     post = make_post()
-    env = {**os.environ,
-           "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-           "SPOOL_DATA_DIR": str(settings.data_dir),
-           "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline}
-    crasher = subprocess.Popen([sys.executable, "-m", "tests.crash_worker"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir),
+        "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
+    }
+    crasher = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_worker"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         job = await start_blog_job(client, settings, post)
         rc = await asyncio.to_thread(crasher.wait, 60)
@@ -220,8 +252,12 @@ async def test_twenty_concurrent_publishes_make_one_job(client, settings):
 
 async def test_edit_reindexes_without_counting_or_notifying_again(client, es_settings):
     post = make_post()
-    edited = make_post(post_id=post.post_id, author_id=post.author_id, version=2,
-                       title="Renamed: exactly-once effects")
+    edited = make_post(
+        post_id=post.post_id,
+        author_id=post.author_id,
+        version=2,
+        title="Renamed: exactly-once effects",
+    )
     async with blog_worker(client, es_settings):
         await publish_and_wait(client, es_settings, post)
         result = await publish_and_wait(client, es_settings, edited)
@@ -237,8 +273,9 @@ async def test_edit_reindexes_without_counting_or_notifying_again(client, es_set
 
 async def test_late_older_version_does_not_overwrite_newer(client, es_settings):
     newer = make_post(version=3, title="Version three")
-    older = make_post(post_id=newer.post_id, author_id=newer.author_id, version=2,
-                      title="Version two")
+    older = make_post(
+        post_id=newer.post_id, author_id=newer.author_id, version=2, title="Version two"
+    )
     async with blog_worker(client, es_settings):
         await publish_and_wait(client, es_settings, newer)
         result = await publish_and_wait(client, es_settings, older)
@@ -247,25 +284,35 @@ async def test_late_older_version_does_not_overwrite_newer(client, es_settings):
     index = open_index(es_settings)
     index.refresh()
     assert (index.get(newer.post_id).version, index.get(newer.post_id).title) == (
-        3, "Version three")
+        3,
+        "Version three",
+    )
     from spool.db.blog import get_post
+
     assert get_post(get_engine(es_settings), newer.post_id)["title"] == "Version three"
 
 
-@pytest.mark.parametrize("field,overrides", [
-    ("title", {"title": "  "}),
-    ("body", {"body": ""}),
-    ("version", {"version": 0}),
-    ("body", {"body": "x" * 200_001}),
-    ("published_at", {"published_at": "yesterday"}),
-])
+@pytest.mark.parametrize(
+    "field,overrides",
+    [
+        ("title", {"title": "  "}),
+        ("body", {"body": ""}),
+        ("version", {"version": 0}),
+        ("body", {"body": "x" * 200_001}),
+        ("published_at", {"published_at": "yesterday"}),
+    ],
+)
 async def test_invalid_post_is_rejected_before_any_workflow(client, settings, field, overrides):
     post = make_post(**overrides)
     with pytest.raises(InvalidPostError) as err:
         await start_blog_job(client, settings, post)
     assert err.value.field == field
-    runs = [w async for w in client.list_workflows(
-        f'WorkflowId="{blog_workflow_id(post.post_id, post.version)}"')]
+    runs = [
+        w
+        async for w in client.list_workflows(
+            f'WorkflowId="{blog_workflow_id(post.post_id, post.version)}"'
+        )
+    ]
     assert runs == []
 
 
@@ -275,38 +322,70 @@ async def test_search_attributes_let_the_ui_filter_by_kind_and_status(client, se
         job = await start_blog_job(client, settings, post)
         await client.get_workflow_handle(job.job_id).result()
     for _ in range(50):  # visibility is eventually consistent
-        found = [w.id async for w in client.list_workflows(
-            f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{job.job_id}"')]
+        found = [
+            w.id
+            async for w in client.list_workflows(
+                f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{job.job_id}"'
+            )
+        ]
         if found:
             break
         await asyncio.sleep(0.2)
     assert found == [job.job_id]
     # The filter filters: the same job under another kind or an earlier status is not found.
-    for other in ('SpoolKind="video" AND SpoolStatus="ready"',
-                  'SpoolKind="blog" AND SpoolStatus="processing"'):
-        assert [w.id async for w in client.list_workflows(
-            f'{other} AND WorkflowId="{job.job_id}"')] == []
+    for other in (
+        'SpoolKind="video" AND SpoolStatus="ready"',
+        'SpoolKind="blog" AND SpoolStatus="processing"',
+    ):
+        assert [
+            w.id async for w in client.list_workflows(f'{other} AND WorkflowId="{job.job_id}"')
+        ] == []
 
 
 def temporal_cli_start(settings, task_queue: str, workflow_id: str, payload: dict):
     from devstack.temporal import find_temporal_binary
+
     return subprocess.run(
-        [find_temporal_binary(), "workflow", "start", "--address", settings.temporal_address,
-         "--type", "BlogPublishWorkflow", "--task-queue", task_queue,
-         "--workflow-id", workflow_id, "--input", json.dumps(payload)],
-        capture_output=True, text=True, timeout=30)
+        [
+            find_temporal_binary(),
+            "workflow",
+            "start",
+            "--address",
+            settings.temporal_address,
+            "--type",
+            "BlogPublishWorkflow",
+            "--task-queue",
+            task_queue,
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            json.dumps(payload),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 async def test_temporal_cli_can_start_a_publish_without_spool_code(client, settings):
     """The README's `temporal workflow start` command, run for real."""
     post = make_post()
-    payload = {"post": {"post_id": post.post_id, "author_id": post.author_id,
-                        "title": post.title, "body": post.body, "version": 1,
-                        "tags": ["cli"], "followers": FOLLOWERS}}
+    payload = {
+        "post": {
+            "post_id": post.post_id,
+            "author_id": post.author_id,
+            "title": post.title,
+            "body": post.body,
+            "version": 1,
+            "tags": ["cli"],
+            "followers": FOLLOWERS,
+        }
+    }
     wf_id = blog_workflow_id(post.post_id, 1)
     async with blog_worker(client, settings):
-        done = await asyncio.to_thread(temporal_cli_start, settings, settings.queue_pipeline,
-                                       wf_id, payload)
+        done = await asyncio.to_thread(
+            temporal_cli_start, settings, settings.queue_pipeline, wf_id, payload
+        )
         assert done.returncode == 0, done.stderr
         result = await client.get_workflow_handle(wf_id).result()
     assert result["state"] == "ready"
@@ -315,11 +394,13 @@ async def test_temporal_cli_can_start_a_publish_without_spool_code(client, setti
 
 async def test_invalid_post_through_the_cli_fails_the_job_naming_the_field(client, settings):
     from temporalio.client import WorkflowFailureError
+
     wf_id = f"post-bad-{uuid.uuid4().hex[:6]}-v1"
     payload = {"post": {"post_id": "bad", "author_id": "a", "title": "t", "body": "   "}}
     async with blog_worker(client, settings):
-        done = await asyncio.to_thread(temporal_cli_start, settings, settings.queue_pipeline,
-                                       wf_id, payload)
+        done = await asyncio.to_thread(
+            temporal_cli_start, settings, settings.queue_pipeline, wf_id, payload
+        )
         assert done.returncode == 0, done.stderr
         with pytest.raises(WorkflowFailureError) as err:
             await client.get_workflow_handle(wf_id).result()
@@ -333,10 +414,13 @@ def spool_upserts(history) -> list[dict[str, list]]:
     """Each upsert of SpoolKind/SpoolStatus in a run's history, decoded, in order."""
     from temporalio.converter import decode_search_attributes
 
-    upserts = [decode_search_attributes(
-        event.upsert_workflow_search_attributes_event_attributes.search_attributes)
+    upserts = [
+        decode_search_attributes(
+            event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        )
         for event in history.events
-        if event.HasField("upsert_workflow_search_attributes_event_attributes")]
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
     return [attrs for attrs in upserts if "SpoolKind" in attrs or "SpoolStatus" in attrs]
 
 
@@ -356,7 +440,8 @@ async def test_a_publish_spool_starts_is_filterable_before_any_worker_runs_it(cl
         result = await handle.result()
     assert result["state"] == "ready"
     assert spool_upserts(await handle.fetch_history()) == [
-        {"SpoolKind": ["blog"], "SpoolStatus": ["ready"]}]
+        {"SpoolKind": ["blog"], "SpoolStatus": ["ready"]}
+    ]
     ready = f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{job.job_id}"'
     await eventually(lambda: listed(client, ready), "the job listed as ready")
 
@@ -381,28 +466,44 @@ async def test_a_publish_started_without_search_attributes_gets_both(client, set
     """The temporal CLI (or any SDK) starts the job without SpoolKind and SpoolStatus: its
     run upserts them, processing first, so the UI filters it like a job Spool started."""
     post = make_post()
-    payload = {"post": {"post_id": post.post_id, "author_id": post.author_id,
-                        "title": post.title, "body": post.body, "followers": FOLLOWERS}}
+    payload = {
+        "post": {
+            "post_id": post.post_id,
+            "author_id": post.author_id,
+            "title": post.title,
+            "body": post.body,
+            "followers": FOLLOWERS,
+        }
+    }
     wf_id = blog_workflow_id(post.post_id, 1)
     notifier = HeldNotifier(settings.resolved_notify_outbox)
     async with blog_worker(client, settings, notifier=notifier):
         try:
-            done = await asyncio.to_thread(temporal_cli_start, settings,
-                                           settings.queue_pipeline, wf_id, payload)
+            done = await asyncio.to_thread(
+                temporal_cli_start, settings, settings.queue_pipeline, wf_id, payload
+            )
             assert done.returncode == 0, done.stderr
-            await eventually(lambda: listed(
-                client, f'SpoolKind="blog" AND SpoolStatus="processing" AND WorkflowId="{wf_id}"'),
-                "the CLI's job listed as processing")
+            await eventually(
+                lambda: listed(
+                    client,
+                    f'SpoolKind="blog" AND SpoolStatus="processing" AND WorkflowId="{wf_id}"',
+                ),
+                "the CLI's job listed as processing",
+            )
         finally:
             notifier.release.set()
         handle = client.get_workflow_handle(wf_id)
         assert (await handle.result())["state"] == "ready"
     assert spool_upserts(await handle.fetch_history()) == [
         {"SpoolKind": ["blog"], "SpoolStatus": ["processing"]},
-        {"SpoolKind": ["blog"], "SpoolStatus": ["ready"]}]
-    await eventually(lambda: listed(
-        client, f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{wf_id}"'),
-        "the CLI's job listed as ready")
+        {"SpoolKind": ["blog"], "SpoolStatus": ["ready"]},
+    ]
+    await eventually(
+        lambda: listed(
+            client, f'SpoolKind="blog" AND SpoolStatus="ready" AND WorkflowId="{wf_id}"'
+        ),
+        "the CLI's job listed as ready",
+    )
 
 
 async def test_a_run_an_older_worker_began_replays_its_upsert_though_started_with_them():
@@ -416,11 +517,13 @@ async def test_a_run_an_older_worker_began_replays_its_upsert_though_started_wit
     events = saved["events"]
     first_upsert = next(e for e in events if "upsertWorkflowSearchAttributesEventAttributes" in e)
     # The start as Spool makes it now, with what the older worker then upserted.
-    events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"] = (
-        first_upsert["upsertWorkflowSearchAttributesEventAttributes"]["searchAttributes"])
+    events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"] = first_upsert[
+        "upsertWorkflowSearchAttributesEventAttributes"
+    ]["searchAttributes"]
     history = WorkflowHistory.from_json("post-replay-1-v1", json.dumps(saved))
     result = await Replayer(workflows=[BlogPublishWorkflow]).replay_workflow(
-        history, raise_on_replay_failure=False)
+        history, raise_on_replay_failure=False
+    )
     assert result.replay_failure is None, result.replay_failure
 
 
@@ -445,7 +548,10 @@ async def test_index_post_gives_up_after_index_retry_seconds(client, settings, t
     assert result["state"] == "ready_with_errors"
     steps = {s["name"]: s for s in result["steps"]}
     assert {name: s["state"] for name, s in steps.items()} == {
-        "index_post": "failed", "record_post_for_author": "done", "notify_followers": "done"}
+        "index_post": "failed",
+        "record_post_for_author": "done",
+        "notify_followers": "done",
+    }
     assert result["error"].startswith("index_post: ")
     # It retried while it could, and the bound it gave up at is the setting.
     assert attempts["index_post"] >= 2
@@ -514,7 +620,8 @@ async def test_a_stalled_fan_out_is_retried_after_the_heartbeat_timeout(client, 
     sent = outbox_records(settings, post.post_id)
     assert {r["recipient"] for r in sent} == set(FOLLOWERS)
     assert {r["key"] for r in sent} == {
-        f"{post_published_event_id(post.post_id)}:{f}" for f in FOLLOWERS}
+        f"{post_published_event_id(post.post_id)}:{f}" for f in FOLLOWERS
+    }
 
 
 async def retry_cause(handle, activity_id: str):
@@ -556,17 +663,27 @@ async def test_a_publish_is_acknowledged_while_every_api_thread_is_busy(client, 
             loop.call_soon_threadsafe(all_taken.set)
         release.wait()
 
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-        busy = [asyncio.create_task(anyio.to_thread.run_sync(hold_a_thread))
-                for _ in range(threads)]
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http,
+    ):
+        busy = [
+            asyncio.create_task(anyio.to_thread.run_sync(hold_a_thread)) for _ in range(threads)
+        ]
         try:
             await asyncio.wait_for(all_taken.wait(), 60)
             post = make_post()
             # Bounded so that a publish stuck behind the busy threads fails instead of hanging.
-            r = await asyncio.wait_for(http.post(
-                "/v1/posts", headers={"Authorization": f"Bearer {key}"},
-                json={k: v for k, v in post.__dict__.items() if v is not None}), 60)
+            r = await asyncio.wait_for(
+                http.post(
+                    "/v1/posts",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={k: v for k, v in post.__dict__.items() if v is not None},
+                ),
+                60,
+            )
         finally:
             release.set()
             await asyncio.gather(*busy)
@@ -632,8 +749,13 @@ def test_a_blog_run_executes_no_module_but_its_own_in_the_sandbox():
     """The sandbox executes a workflow's module afresh for every run, for isolation; what it
     imports through ``imports_passed_through`` must be the worker's already loaded modules,
     or every run pays for executing them again (workflows/policies.py: every step's policy)."""
-    done = subprocess.run([sys.executable, "-c", COUNT_MODULES_RUN_PER_REPLAY], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_MODULES_RUN_PER_REPLAY],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     ran = json.loads(done.stdout.splitlines()[-1])
     assert "workflows/blog.py" in ran  # the hook does see the sandbox's imports

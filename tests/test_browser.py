@@ -38,15 +38,22 @@ from tests.test_api import AUTH, api_settings, assert_error, spool_worker
 from tests.waiting import eventually
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = ARTIFACTS / "screenshots"
 
 
 @contextlib.asynccontextmanager
 async def served(app, port: int):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     try:
         for _ in range(200):
@@ -66,12 +73,14 @@ def browser_clip(tmp_path_factory) -> Path:
     if media_clips.tools_missing():
         service_missing(media_clips.tools_missing())
     # 480 lines: two renditions (480p, 360p) for the quality menu; 6 s: a few storyboard tiles.
-    return media_clips.make_clip(tmp_path_factory.mktemp("browser") / "talk.mp4",
-                                 width=854, height=480, seconds=6)
+    return media_clips.make_clip(
+        tmp_path_factory.mktemp("browser") / "talk.mp4", width=854, height=480, seconds=6
+    )
 
 
-async def test_upload_watch_and_caption_in_the_browser(client, settings, browser_clip,
-                                                       monkeypatch, tmp_path):
+async def test_upload_watch_and_caption_in_the_browser(
+    client, settings, browser_clip, monkeypatch, tmp_path
+):
     """Upload, "Processing…" with per-step bars, ready; then the real processed video plays
     its HLS master playlist through the API: time advances, each quality of the menu becomes
     the picture's height, the Captions button shows Whisper's cues, and hovering the scrub bar
@@ -84,8 +93,11 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
     s = api_settings(settings, api_expose_key_to_localhost=True, public_reads=False)
     app = create_app(s, client=client)
     errors: list[str] = []
-    async with served(app, free_port()) as base, async_playwright() as pw, chromium_page(
-            pw, errors) as page:
+    async with (
+        served(app, free_port()) as base,
+        async_playwright() as pw,
+        chromium_page(pw, errors) as page,
+    ):
         await page.goto(base + "/")
         await expect(page.locator("#keystate")).to_have_text("API key set")
         await page.set_input_files("#file", str(browser_clip))
@@ -101,9 +113,12 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
             button = page.locator("#captions-btn")
             await expect(button).to_be_enabled(timeout=120_000)
         # One bar per rendition, full once done.
-        bars = await page.eval_on_selector_all("#steps .step", "rows => Object.fromEntries("
-                                               "rows.map(r => [r.children[0].textContent,"
-                                               " r.children[1].value]))")
+        bars = await page.eval_on_selector_all(
+            "#steps .step",
+            "rows => Object.fromEntries("
+            "rows.map(r => [r.children[0].textContent,"
+            " r.children[1].value]))",
+        )
         assert bars.get("rendition-480p") == 100 and bars.get("rendition-360p") == 100, bars
         video_id = await page.text_content("#job-id")
         assert page.url.endswith(f"#video={video_id}")
@@ -121,8 +136,12 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
 
         async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
             status = (await http.get(f"/v1/videos/{video_id}")).json()
-            assert_error(await http.get(f"/v1/videos/{video_id}/storyboard.vtt",
-                                        headers={"Authorization": ""}), 401)
+            assert_error(
+                await http.get(
+                    f"/v1/videos/{video_id}/storyboard.vtt", headers={"Authorization": ""}
+                ),
+                401,
+            )
         media_base = status["storyboard_url"].removesuffix("/storyboard.vtt")
         assert media_base.startswith(f"/v1/videos/{video_id}/grant/"), status
         async with httpx.AsyncClient(base_url=base) as http:  # no key: the grant opens it
@@ -154,15 +173,12 @@ async def test_upload_watch_and_caption_in_the_browser(client, settings, browser
         monkeypatch.setattr(api.app, "HLS_JS", (tmp_path / "no-hls.min.js",))
         await page.add_init_script(NO_NATIVE_HLS)
         await page.reload()
-        await expect(page.locator("#rendition-label")).to_have_text("Rendition",
-                                                                     timeout=20_000)
+        await expect(page.locator("#rendition-label")).to_have_text("Rendition", timeout=20_000)
         await until(page, f"{PLAYER}.readyState >= 1", within=20)
         app.state.services.clock = lambda: time.time() + 4 * lifetime
-        options = await page.eval_on_selector_all("#rendition option",
-                                                  "os => os.map(o => o.value)")
+        options = await page.eval_on_selector_all("#rendition option", "os => os.map(o => o.value)")
         await page.select_option("#rendition", options[-1])
-        await until(page, f"{PLAYER}.videoHeight === 360 && {PLAYER}.readyState >= 1",
-                    within=30)
+        await until(page, f"{PLAYER}.videoHeight === 360 && {PLAYER}.readyState >= 1", within=30)
         assert not (await page.evaluate("grantBase")).startswith(renewed)
         assert errors == [], errors
 
@@ -176,38 +192,76 @@ SEGMENT_SECONDS = 2
 LEVELS = {"360p": (640, 360, 900), "240p": (426, 240, 400)}  # name: width, height, kb/s
 STORYBOARD_EVERY = 1.0
 TILE_W, TILE_H, COLUMNS, ROWS = 160, 90, 4, 2
-FIXTURE_CAPTIONS = ("WEBVTT\n\n1\n00:00:00.000 --> 00:00:03.000\n"
-                    "Hello world, this is a simple test.\n")
+FIXTURE_CAPTIONS = (
+    "WEBVTT\n\n1\n00:00:00.000 --> 00:00:03.000\nHello world, this is a simple test.\n"
+)
 
 
 def _ffmpeg(*args: str, cwd: Path | None = None) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True,
-                   capture_output=True, timeout=300, cwd=cwd)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def _hls(out: Path, *args: str) -> None:
     """One fMP4 HLS media playlist in ``out``, named as the API serves them."""
     out.mkdir(parents=True)
-    _ffmpeg(*args, "-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod",
-            "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
-            "-start_number", "1", "-hls_segment_filename", "seg-%05d.m4s", "index.m3u8",
-            cwd=out)
+    _ffmpeg(
+        *args,
+        "-f",
+        "hls",
+        "-hls_time",
+        str(SEGMENT_SECONDS),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+        "-start_number",
+        "1",
+        "-hls_segment_filename",
+        "seg-%05d.m4s",
+        "index.m3u8",
+        cwd=out,
+    )
 
 
 def _avc1(playlist_dir: Path) -> str:
     """The RFC 6381 codec string of a variant, from its stream's profile and level."""
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=profile,level", "-of", "json", "index.m3u8"],
-        cwd=playlist_dir, check=True, capture_output=True, text=True, timeout=60)
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=profile,level",
+            "-of",
+            "json",
+            "index.m3u8",
+        ],
+        cwd=playlist_dir,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     stream = json.loads(probe.stdout)["streams"][0]
-    profile = {"Constrained Baseline": "42e0", "Baseline": "4200", "Main": "4d00",
-               "High": "6400"}[stream["profile"]]
+    profile = {"Constrained Baseline": "42e0", "Baseline": "4200", "Main": "4d00", "High": "6400"}[
+        stream["profile"]
+    ]
     return f"avc1.{profile}{stream['level']:02x}"
 
 
 def _storyboard_vtt(duration: float) -> str:
     """The thumbnails track: cue i covers [i, i+1) * every, its tile in sheet i // (C * R)."""
+
     def stamp(t: float) -> str:
         return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}"
 
@@ -216,25 +270,38 @@ def _storyboard_vtt(duration: float) -> str:
     for i in range(math.ceil(duration / STORYBOARD_EVERY)):
         start, end = i * STORYBOARD_EVERY, min(duration, (i + 1) * STORYBOARD_EVERY)
         x, y = i % per_sheet % COLUMNS * TILE_W, i % per_sheet // COLUMNS * TILE_H
-        lines += [f"{stamp(start)} --> {stamp(end)}",
-                  f"storyboard/{i // per_sheet}.jpg#xywh={x},{y},{TILE_W},{TILE_H}", ""]
+        lines += [
+            f"{stamp(start)} --> {stamp(end)}",
+            f"storyboard/{i // per_sheet}.jpg#xywh={x},{y},{TILE_W},{TILE_H}",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def hls_status(base: str, video_id: str = FIXTURE_ID) -> dict:
     """The status JSON of the fixture video, shaped as GET /v1/videos/{id} answers it."""
     status = {
-        "video_id": video_id, "state": "ready", "error": None, "errors": {},
-        "steps": [{"name": name, "state": "done", "percent": 100}
-                  for name in ("probe", "encode", "package", "storyboard")],
-        "renditions": [{"name": name, "width": w, "height": h,
-                        "url": f"{base}/progressive/{name}.mp4"}
-                       for name, (w, h, _) in LEVELS.items()],
+        "video_id": video_id,
+        "state": "ready",
+        "error": None,
+        "errors": {},
+        "steps": [
+            {"name": name, "state": "done", "percent": 100}
+            for name in ("probe", "encode", "package", "storyboard")
+        ],
+        "renditions": [
+            {"name": name, "width": w, "height": h, "url": f"{base}/progressive/{name}.mp4"}
+            for name, (w, h, _) in LEVELS.items()
+        ],
         "poster_url": None,
         "hls_url": f"{base}/hls/master.m3u8",
         "storyboard_url": f"{base}/storyboard.vtt",
-        "captions": {"state": "available", "language": "en",
-                     "vtt_url": f"{base}/captions.vtt", "srt_url": None},
+        "captions": {
+            "state": "available",
+            "language": "en",
+            "vtt_url": f"{base}/captions.vtt",
+            "srt_url": None,
+        },
     }
     if video_id == OLD_ID:
         status.update(hls_url=None, storyboard_url=None)
@@ -248,32 +315,82 @@ def hls_fixture(tmp_path_factory) -> Path:
     if media_clips.tools_missing():
         service_missing(media_clips.tools_missing())
     root = tmp_path_factory.mktemp("hls")
-    src = media_clips.make_clip(root / "source.mp4", width=640, height=360,
-                                seconds=FIXTURE_SECONDS, fps=24)
+    src = media_clips.make_clip(
+        root / "source.mp4", width=640, height=360, seconds=FIXTURE_SECONDS, fps=24
+    )
     out = root / "served"
-    master = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS",
-              '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="Audio",DEFAULT=YES,'
-              'AUTOSELECT=YES,CHANNELS="2",URI="audio/index.m3u8"']
-    _hls(out / "hls" / "audio", "-i", str(src), "-map", "0:a", "-c:a", "aac", "-b:a", "64k",
-         "-ac", "2")
+    master = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="Audio",DEFAULT=YES,'
+        'AUTOSELECT=YES,CHANNELS="2",URI="audio/index.m3u8"',
+    ]
+    _hls(
+        out / "hls" / "audio",
+        "-i",
+        str(src),
+        "-map",
+        "0:a",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-ac",
+        "2",
+    )
     (out / "progressive").mkdir()
     for name, (w, h, kbps) in LEVELS.items():
-        encode = ["-vf", f"scale={w}:{h},setsar=1", "-c:v", "libx264", "-preset", "ultrafast",
-                  "-pix_fmt", "yuv420p", "-b:v", f"{kbps}k", "-maxrate", f"{kbps * 3 // 2}k",
-                  "-bufsize", f"{kbps * 2}k", "-sc_threshold", "0",
-                  "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})"]
+        encode = [
+            "-vf",
+            f"scale={w}:{h},setsar=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            f"{kbps}k",
+            "-maxrate",
+            f"{kbps * 3 // 2}k",
+            "-bufsize",
+            f"{kbps * 2}k",
+            "-sc_threshold",
+            "0",
+            "-force_key_frames",
+            f"expr:gte(t,n_forced*{SEGMENT_SECONDS})",
+        ]
         _hls(out / "hls" / name, "-i", str(src), "-map", "0:v", *encode)
-        _ffmpeg("-i", str(src), *encode, "-c:a", "aac", "-movflags", "+faststart",
-                str(out / "progressive" / f"{name}.mp4"))
+        _ffmpeg(
+            "-i",
+            str(src),
+            *encode,
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+            str(out / "progressive" / f"{name}.mp4"),
+        )
         bandwidth = (kbps * 3 // 2 + 64) * 1000
-        master += [f"#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH="
-                   f"{(kbps + 64) * 1000},RESOLUTION={w}x{h},"
-                   f'CODECS="{_avc1(out / "hls" / name)},mp4a.40.2",FRAME-RATE=24.000,'
-                   'AUDIO="audio"', f"{name}/index.m3u8"]
+        master += [
+            f"#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH="
+            f"{(kbps + 64) * 1000},RESOLUTION={w}x{h},"
+            f'CODECS="{_avc1(out / "hls" / name)},mp4a.40.2",FRAME-RATE=24.000,'
+            'AUDIO="audio"',
+            f"{name}/index.m3u8",
+        ]
     (out / "hls" / "master.m3u8").write_text("\n".join(master) + "\n")
     (out / "storyboard").mkdir()
-    _ffmpeg("-i", str(src), "-vf", f"fps=1/{STORYBOARD_EVERY},scale={TILE_W}:{TILE_H},"
-            f"tile={COLUMNS}x{ROWS}", "-start_number", "0", str(out / "storyboard" / "%d.jpg"))
+    _ffmpeg(
+        "-i",
+        str(src),
+        "-vf",
+        f"fps=1/{STORYBOARD_EVERY},scale={TILE_W}:{TILE_H},tile={COLUMNS}x{ROWS}",
+        "-start_number",
+        "0",
+        str(out / "storyboard" / "%d.jpg"),
+    )
     (out / "storyboard.vtt").write_text(_storyboard_vtt(FIXTURE_SECONDS))
     (out / "captions.vtt").write_text(FIXTURE_CAPTIONS)
     return out
@@ -289,15 +406,15 @@ def serve_fixture(app, files: Path) -> None:
         async def status(_request, base=base, video_id=video_id) -> JSONResponse:
             return JSONResponse(hls_status(base, video_id))
 
-        app.router.routes[:0] = [Route(base, status),
-                                 Mount(base, StaticFiles(directory=files))]
+        app.router.routes[:0] = [Route(base, status), Mount(base, StaticFiles(directory=files))]
 
 
 async def until(page, expression: str, within: float = 30) -> None:
     """Wait until ``expression`` is true in the page. Not ``page.wait_for_function``: it
     evaluates the expression with eval, which the page's Content-Security-Policy refuses."""
-    await eventually(lambda: page.evaluate(expression), f"the page to reach {expression}",
-                     within=within)
+    await eventually(
+        lambda: page.evaluate(expression), f"the page to reach {expression}", within=within
+    )
 
 
 @contextlib.asynccontextmanager
@@ -308,15 +425,22 @@ async def chromium_page(pw, errors: list[str]):
         # Autoplay allowed: the test presses play through script, as a click would.
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
+            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
+        )
     except Exception as exc:  # noqa: BLE001
         service_missing(f"chromium did not start: {exc}")
     try:
         page = await browser.new_page(viewport={"width": 1100, "height": 1100})
         page.on("pageerror", lambda e: errors.append(str(e)))
         # What the page's Content-Security-Policy refused (the console's only word of it).
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and (
-            "Content Security Policy" in m.text) else None)
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and ("Content Security Policy" in m.text)
+                else None
+            ),
+        )
         yield page
     finally:
         await browser.close()
@@ -344,7 +468,7 @@ def expected_tile(vtt: str, t: float) -> tuple[str, list[int]]:
     cues = re.findall(r"([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)", vtt)
 
     def seconds(stamp: str) -> float:
-        return sum(float(part) * 60 ** i for i, part in enumerate(reversed(stamp.split(":"))))
+        return sum(float(part) * 60**i for i, part in enumerate(reversed(stamp.split(":"))))
 
     for start, end, path, *xywh in cues:
         if seconds(start) <= t < seconds(end):
@@ -356,22 +480,28 @@ async def check_quality_switches(page, heights: list[int]) -> None:
     """Each level of the quality menu, chosen, becomes the picture's height."""
     for height in heights:
         value = await page.eval_on_selector(
-            "#rendition", f"s => [...s.options].find(o => o.text.startsWith('{height}p')).value")
+            "#rendition", f"s => [...s.options].find(o => o.text.startsWith('{height}p')).value"
+        )
         await page.select_option("#rendition", value)
         await until(page, f"{PLAYER}.videoHeight === {height}", within=60)
         # ... and playback goes on at that level (loop: the time may wrap to 0).
         await page.evaluate(f"window.switchedAt = {PLAYER}.currentTime")
-        await until(page,
+        await until(
+            page,
             f"Math.abs({PLAYER}.currentTime - window.switchedAt) > 0.5"
-            f" && {PLAYER}.videoHeight === {height}", within=30)
+            f" && {PLAYER}.videoHeight === {height}",
+            within=30,
+        )
 
 
 async def expect_quality_menu(page, names: list[str]) -> None:
     """hls.js read the master playlist: Auto, then every level, highest first, and it plays
     through Media Source Extensions (a blob: source), not a progressive MP4."""
-    await until(page,
+    await until(
+        page,
         f"document.querySelectorAll('#rendition option').length === {len(names) + 1}",
-        within=20)
+        within=20,
+    )
     texts = await page.eval_on_selector_all("#rendition option", "os => os.map(o => o.text)")
     assert texts[0].startswith("Auto"), texts
     assert [t.split(" ")[0] for t in texts[1:]] == names, texts
@@ -382,11 +512,15 @@ async def expect_quality_menu(page, names: list[str]) -> None:
 async def show_captions(page) -> str:
     """Press Captions; the text of the cues the track then shows."""
     await page.click("#captions-btn")
-    await until(page,
+    await until(
+        page,
         "(() => { const t = document.querySelector('#player track').track;"
-        " return t.mode === 'showing' && t.cues && t.cues.length > 0; })()", within=20)
+        " return t.mode === 'showing' && t.cues && t.cues.length > 0; })()",
+        within=20,
+    )
     return await page.evaluate(
-        "[...document.querySelector('#player track').track.cues].map(c => c.text).join(' ')")
+        "[...document.querySelector('#player track').track.cues].map(c => c.text).join(' ')"
+    )
 
 
 async def check_storyboard_hover(page, vtt: str, fraction: float, media_base: str) -> None:
@@ -396,34 +530,43 @@ async def check_storyboard_hover(page, vtt: str, fraction: float, media_base: st
     await page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
     preview = page.locator("#storyboard-preview")
     await preview.wait_for(state="visible", timeout=10_000)
-    shown = await page.eval_on_selector("#storyboard-preview", """p => {
+    shown = await page.eval_on_selector(
+        "#storyboard-preview",
+        """p => {
         const tile = p.querySelector('.tile');
         return {time: parseFloat(p.dataset.time), image: tile.style.backgroundImage,
                 position: tile.style.backgroundPosition, width: tile.style.width,
                 height: tile.style.height, duration: document.getElementById('player').duration};
-    }""")
+    }""",
+    )
     assert shown["time"] == pytest.approx(fraction * shown["duration"], abs=0.05)
     sprite, (x, y, w, h) = expected_tile(vtt, shown["time"])
     assert shown["image"].endswith(f'{media_base}/{sprite}")'), shown
     offset = [-float(v.removesuffix("px")) for v in shown["position"].split()]
     assert offset == [x, y], shown
     assert (shown["width"], shown["height"]) == (f"{w}px", f"{h}px"), shown
-    sprite_url = shown["image"][len('url("'):-2]
-    loaded = await page.evaluate(f"fetch({json.dumps(sprite_url)}).then(r => r.ok &&"
-                                 " r.headers.get('content-type').startsWith('image/'))")
+    sprite_url = shown["image"][len('url("') : -2]
+    loaded = await page.evaluate(
+        f"fetch({json.dumps(sprite_url)}).then(r => r.ok &&"
+        " r.headers.get('content-type').startsWith('image/'))"
+    )
     assert loaded, sprite_url
 
 
 async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
-        client, settings, hls_fixture):
+    client, settings, hls_fixture
+):
     async_playwright, expect = playwright_api()
     hls_js_missing()
     SHOTS.mkdir(parents=True, exist_ok=True)
     app = create_app(api_settings(settings, api_expose_key_to_localhost=True), client=client)
     serve_fixture(app, hls_fixture)
     errors: list[str] = []
-    async with served(app, free_port()) as base, async_playwright() as pw, chromium_page(
-            pw, errors) as page:
+    async with (
+        served(app, free_port()) as base,
+        async_playwright() as pw,
+        chromium_page(pw, errors) as page,
+    ):
         await page.goto(f"{base}/#video={FIXTURE_ID}")
         await expect(page.locator("#player-box")).to_be_visible(timeout=20_000)
         await expect_quality_menu(page, ["360p", "240p"])
@@ -442,10 +585,8 @@ async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
 
         # A video made before HLS (no hls_url, no storyboard) plays its MP4s as before.
         await page.goto(f"{base}/#video={OLD_ID}")
-        await expect(page.locator("#rendition-label")).to_have_text("Rendition",
-                                                                     timeout=20_000)
-        options = await page.eval_on_selector_all("#rendition option",
-                                                  "os => os.map(o => o.value)")
+        await expect(page.locator("#rendition-label")).to_have_text("Rendition", timeout=20_000)
+        options = await page.eval_on_selector_all("#rendition option", "os => os.map(o => o.value)")
         assert [o.rsplit("/", 1)[-1] for o in options] == ["360p.mp4", "240p.mp4"]
         await page.select_option("#rendition", options[1])
         await until(page, f"{PLAYER}.src.endsWith('/progressive/240p.mp4')")
@@ -465,26 +606,30 @@ NO_NATIVE_HLS = """(() => {
 
 
 async def test_page_without_hls_js_still_plays_and_says_what_to_install(
-        client, settings, hls_fixture, monkeypatch, tmp_path):
+    client, settings, hls_fixture, monkeypatch, tmp_path
+):
     async_playwright, expect = playwright_api()
     monkeypatch.setattr(api.app, "HLS_JS", (tmp_path / "node_modules/hls.js/dist/hls.min.js",))
     app = create_app(api_settings(settings, api_expose_key_to_localhost=True), client=client)
     serve_fixture(app, hls_fixture)
     errors: list[str] = []
-    async with served(app, free_port()) as base, async_playwright() as pw, chromium_page(
-            pw, errors) as page:
+    async with (
+        served(app, free_port()) as base,
+        async_playwright() as pw,
+        chromium_page(pw, errors) as page,
+    ):
         async with httpx.AsyncClient(base_url=base) as http:
             missing = await http.get("/vendor/hls.min.js")
         assert missing.status_code == 404 and "make install" in missing.json()["error"]["message"]
         # A browser with its own HLS player (this Chromium, Safari) plays the master playlist
         # and picks the quality itself; one without plays the progressive MP4s.
         await page.goto(f"{base}/#video={FIXTURE_ID}")
-        await expect(page.locator("#stream-note")).to_contain_text("make install",
-                                                                   timeout=20_000)
+        await expect(page.locator("#stream-note")).to_contain_text("make install", timeout=20_000)
         if await page.evaluate(f"{PLAYER}.canPlayType('application/vnd.apple.mpegurl')"):
             await until(page, f"{PLAYER}.src.endsWith('/hls/master.m3u8')")
-            texts = await page.eval_on_selector_all("#rendition option",
-                                                    "os => os.map(o => o.text)")
+            texts = await page.eval_on_selector_all(
+                "#rendition option", "os => os.map(o => o.text)"
+            )
             assert texts == ["Auto"], texts
             await page.evaluate(f"{PLAYER}.muted = true; {PLAYER}.play()")
             await until(page, f"{PLAYER}.currentTime > 0.5", within=30)
@@ -492,8 +637,9 @@ async def test_page_without_hls_js_still_plays_and_says_what_to_install(
 
         await page.add_init_script(NO_NATIVE_HLS)
         await page.goto(f"{base}/?again#video={FIXTURE_ID}")
-        await expect(page.locator("#stream-note")).to_contain_text("one rendition at a time",
-                                                                   timeout=20_000)
+        await expect(page.locator("#stream-note")).to_contain_text(
+            "one rendition at a time", timeout=20_000
+        )
         await expect(page.locator("#stream-note")).to_contain_text("make install")
         await expect(page.locator("#rendition-label")).to_have_text("Rendition")
         await until(page, f"{PLAYER}.src.endsWith('/progressive/360p.mp4')")
@@ -502,8 +648,7 @@ async def test_page_without_hls_js_still_plays_and_says_what_to_install(
         assert errors == [], errors
 
 
-async def submit_until(page, expect, button: str, shown, text: str,
-                       within: float = 60) -> None:
+async def submit_until(page, expect, button: str, shown, text: str, within: float = 60) -> None:
     """Press ``button`` until ``shown`` has ``text``: what a post's workflow writes (index,
     count) lands soon after the publish is acknowledged, not with it."""
     try:
@@ -524,8 +669,12 @@ async def test_blog_panel_publishes_searches_and_counts(client, settings):
     s = api_settings(settings, api_expose_key_to_localhost=True)
     app = create_app(s, client=client)
     errors: list[str] = []
-    async with served(app, free_port()) as base, async_playwright() as pw, chromium_page(
-            pw, errors) as page, spool_worker(client, s):
+    async with (
+        served(app, free_port()) as base,
+        async_playwright() as pw,
+        chromium_page(pw, errors) as page,
+        spool_worker(client, s),
+    ):
         await page.goto(base + "/")
         await expect(page.locator("#keystate")).to_have_text("API key set")
         await page.fill("#post-id", "browser-post")
@@ -533,14 +682,22 @@ async def test_blog_panel_publishes_searches_and_counts(client, settings):
         await page.fill("#post-title", "Storyboards in the browser")
         await page.fill("#post-body", "Hovering the scrub bar shows a sprite tile.")
         await page.click("#post-form button[type=submit]")
-        await expect(page.locator("#post-msg")).to_contain_text("Publishing (job ",
-                                                                timeout=10_000)
+        await expect(page.locator("#post-msg")).to_contain_text("Publishing (job ", timeout=10_000)
         await page.fill("#search-q", "sprite")
-        await submit_until(page, expect, "#search-form button[type=submit]",
-                           page.locator("#search-results li").first,
-                           "Storyboards in the browser — grace")
+        await submit_until(
+            page,
+            expect,
+            "#search-form button[type=submit]",
+            page.locator("#search-results li").first,
+            "Storyboards in the browser — grace",
+        )
         await page.fill("#author-id", "grace")
-        await submit_until(page, expect, "#author-form button[type=submit]",
-                           page.locator("#author-msg"), "grace has published 1 post(s).")
+        await submit_until(
+            page,
+            expect,
+            "#author-form button[type=submit]",
+            page.locator("#author-msg"),
+            "grace has published 1 post(s).",
+        )
         await page.screenshot(path=str(SHOTS / "9-blog.png"), full_page=True)
         assert errors == [], errors

@@ -58,8 +58,14 @@ from workflows.video import VideoPipelineWorkflow
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
 # Small numbers so a clip of a few seconds has several chunks, segments and sprite sheets.
-CHUNKED = {"hls_segment_seconds": 2.0, "chunk_seconds": 2.0, "storyboard_seconds": 1.0,
-           "storyboard_columns": 2, "storyboard_rows": 2, "storyboard_thumb_width": 64}
+CHUNKED = {
+    "hls_segment_seconds": 2.0,
+    "chunk_seconds": 2.0,
+    "storyboard_seconds": 1.0,
+    "storyboard_columns": 2,
+    "storyboard_rows": 2,
+    "storyboard_thumb_width": 64,
+}
 FPS = 15
 
 
@@ -68,24 +74,43 @@ def chunked(settings: Settings, **extra) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def workers(client: Client, settings: Settings, *, acts: VideoActivities | None = None,
-                  media_slots: int | None = None) -> AsyncIterator[VideoActivities]:
+async def workers(
+    client: Client,
+    settings: Settings,
+    *,
+    acts: VideoActivities | None = None,
+    media_slots: int | None = None,
+) -> AsyncIterator[VideoActivities]:
     """The pipeline worker in this process and, when ``media_slots`` is set, a media worker
     with that many activity slots on the media queue (otherwise every queue is one)."""
     acts = acts or VideoActivities(settings)
-    pipeline = (acts.pipeline_activities() + acts.captions_activities()
-                + WebhookActivities(settings).activities())
+    pipeline = (
+        acts.pipeline_activities()
+        + acts.captions_activities()
+        + WebhookActivities(settings).activities()
+    )
     if settings.queue_media == settings.queue_pipeline:
         pipeline += acts.media_activities()
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(Worker(
-            client, task_queue=settings.queue_pipeline, workflows=WORKFLOWS,
-            activities=pipeline, max_heartbeat_throttle_interval=timedelta(seconds=1)))
+        await stack.enter_async_context(
+            Worker(
+                client,
+                task_queue=settings.queue_pipeline,
+                workflows=WORKFLOWS,
+                activities=pipeline,
+                max_heartbeat_throttle_interval=timedelta(seconds=1),
+            )
+        )
         if media_slots is not None:
-            await stack.enter_async_context(Worker(
-                client, task_queue=settings.queue_media, activities=acts.media_activities(),
-                max_concurrent_activities=media_slots,
-                max_heartbeat_throttle_interval=timedelta(seconds=1)))
+            await stack.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=settings.queue_media,
+                    activities=acts.media_activities(),
+                    max_concurrent_activities=media_slots,
+                    max_heartbeat_throttle_interval=timedelta(seconds=1),
+                )
+            )
         yield acts
 
 
@@ -100,12 +125,11 @@ def own_scratch(tmp_path, monkeypatch) -> str:
     return str(root)
 
 
-
-
 async def run_tool(*argv: str) -> str:
     """A tool run without blocking the event loop (the API it reads is served by it)."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
     assert proc.returncode == 0, (argv, err.decode())
     return out.decode()
@@ -117,13 +141,21 @@ async def ffprobe_json(url: str, *args: str) -> dict:
 
 async def decoded_video(url: str) -> tuple[int, int, list[float]]:
     """(frames decoded, height, keyframe times) of the first video stream at ``url``."""
-    counted = await ffprobe_json(url, "-select_streams", "v:0", "-count_frames",
-                                 "-show_entries", "stream=nb_read_frames,height")
+    counted = await ffprobe_json(
+        url,
+        "-select_streams",
+        "v:0",
+        "-count_frames",
+        "-show_entries",
+        "stream=nb_read_frames,height",
+    )
     stream = counted["streams"][0]
-    packets = await ffprobe_json(url, "-select_streams", "v:0",
-                                 "-show_entries", "packet=pts_time,flags")
-    keyframes = [round(float(p["pts_time"]), 3) for p in packets["packets"]
-                 if "K" in p.get("flags", "")]
+    packets = await ffprobe_json(
+        url, "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags"
+    )
+    keyframes = [
+        round(float(p["pts_time"]), 3) for p in packets["packets"] if "K" in p.get("flags", "")
+    ]
     return int(stream["nb_read_frames"]), int(stream["height"]), keyframes
 
 
@@ -150,9 +182,11 @@ async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
     desc = await handle.describe()
     found = []
     for pending in desc.raw_description.pending_activities:
-        if pending.activity_id.startswith("encode-") \
-                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED \
-                and pending.heartbeat_details.payloads:
+        if (
+            pending.activity_id.startswith("encode-")
+            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            and pending.heartbeat_details.payloads
+        ):
             details = json.loads(pending.heartbeat_details.payloads[-1].data)
             if details.get("percent", 0) >= min_percent:
                 found.append(pending.activity_id)
@@ -167,9 +201,11 @@ def activity_events(history, event_type: EventType.ValueType):
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled[event.event_id] = event.activity_task_scheduled_event_attributes
         elif event.event_type == event_type:
-            attrs = (event.activity_task_started_event_attributes
-                     if event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                     else event.activity_task_completed_event_attributes)
+            attrs = (
+                event.activity_task_started_event_attributes
+                if event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                else event.activity_task_completed_event_attributes
+            )
             yield scheduled[attrs.scheduled_event_id], event
 
 
@@ -177,22 +213,26 @@ async def attempts_by_activity(handle) -> dict[str, list[int]]:
     """Activity id -> the attempt numbers of its recorded starts (the server records a
     retried activity's start once, with its final attempt number)."""
     attempts: dict[str, list[int]] = {}
-    for activity, event in activity_events(await handle.fetch_history(),
-                                           EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED):
+    for activity, event in activity_events(
+        await handle.fetch_history(), EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ):
         attempts.setdefault(activity.activity_id, []).append(
-            event.activity_task_started_event_attributes.attempt)
+            event.activity_task_started_event_attributes.attempt
+        )
     return attempts
 
 
 # --- a whole job, played over HTTP ---------------------------------------------------------
+
 
 async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
     """Every rendition's MP4 has the source's frames; the master playlist's variants decode
     over HTTP with their keyframes and segments at the same times; audio and storyboard are
     served; intermediate chunks and thumbnails are gone."""
     s = chunked(settings)
-    clip = media_clips.make_clip(clips / "ladder.mp4", width=854, height=480, seconds=6,
-                                 fps=FPS, speech=None, tone=True)
+    clip = media_clips.make_clip(
+        clips / "ladder.mp4", width=854, height=480, seconds=6, fps=FPS, speech=None, tone=True
+    )
     async with workers(client, s) as acts:
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
@@ -210,8 +250,19 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
         assert (frames, height) == (source_frames, r.height), r.name
         assert (await media.probe(local)).has_audio
     steps = {step.name: step for step in status.steps}
-    for name in ("probe", "plan", "encode", "rendition-480p", "rendition-360p", "audio",
-                 "poster", "package", "storyboard", "hls", "notify"):
+    for name in (
+        "probe",
+        "plan",
+        "encode",
+        "rendition-480p",
+        "rendition-360p",
+        "audio",
+        "poster",
+        "package",
+        "storyboard",
+        "hls",
+        "notify",
+    ):
         assert steps[name].state == StepStatus.DONE, (name, steps[name])
     assert steps["rendition-360p"].percent == 100.0
     row = get_video(get_engine(s), inp.video_id)
@@ -235,23 +286,25 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
             frames, height, keyframes[uri] = await decoded_video(f"{hls}/{uri}")
             assert frames == source_frames and f"{height}p" == uri.split("/")[0]
             segment = playlist_uris(playlist.text)[0]
-            got = await http.get(f"{hls}/{uri.split('/')[0]}/{segment}",
-                                 headers={"Range": "bytes=0-99"})
+            got = await http.get(
+                f"{hls}/{uri.split('/')[0]}/{segment}", headers={"Range": "bytes=0-99"}
+            )
             assert got.status_code == 206 and got.headers["content-type"] == "video/iso.segment"
         # Players switch variants at segment starts: they must be the same instants.
         assert starts["480p/index.m3u8"] == starts["360p/index.m3u8"] == [0.0, 2.0, 4.0]
         assert keyframes["480p/index.m3u8"] == keyframes["360p/index.m3u8"]
         first = keyframes["360p/index.m3u8"][0]
         assert [round(k - first, 3) for k in keyframes["360p/index.m3u8"]] == [0.0, 2.0, 4.0]
-        audio = await ffprobe_json(f"{hls}/audio/index.m3u8", "-show_entries",
-                                   "format=duration")
+        audio = await ffprobe_json(f"{hls}/audio/index.m3u8", "-show_entries", "format=duration")
         assert abs(float(audio["format"]["duration"]) - 6) < 0.1
         # In step with the pictures: the sound of source time 0 (after the AAC encoder's 1024
         # priming samples) plays with the first picture, which x264's reordering delays.
-        sound = await ffprobe_json(f"{hls}/audio/index.m3u8", "-show_entries",
-                                   "packet=pts_time:stream=sample_rate")
-        sound_zero = (float(sound["packets"][0]["pts_time"])
-                      + 1024 / int(sound["streams"][0]["sample_rate"]))
+        sound = await ffprobe_json(
+            f"{hls}/audio/index.m3u8", "-show_entries", "packet=pts_time:stream=sample_rate"
+        )
+        sound_zero = float(sound["packets"][0]["pts_time"]) + 1024 / int(
+            sound["streams"][0]["sample_rate"]
+        )
         assert first > 0 and abs(sound_zero - first) < 0.002, (sound_zero, first)
 
         track = await http.get(f"{base}/v1/videos/{inp.video_id}/storyboard.vtt")
@@ -264,24 +317,33 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
             assert got.status_code == 200 and got.content[:3] == b"\xff\xd8\xff", sprite
         assert sorted({int(n) for _, n in cues}) == [0, 1]  # 6 tiles on 2x2 sheets
 
-        for bad in ("../source", "480p/../../source", "master.m3u8x", "480p/seg-1.m4s",
-                    "480p/index.m3u8/x", "evil/index.m3u8"):
+        for bad in (
+            "../source",
+            "480p/../../source",
+            "master.m3u8x",
+            "480p/seg-1.m4s",
+            "480p/index.m3u8/x",
+            "evil/index.m3u8",
+        ):
             refused = await http.get(f"{hls}/{bad}")
             assert refused.status_code == 404, bad
             assert refused.json()["error"]["type"] == "not_found", bad
-        assert (await http.get(f"{base}/v1/videos/{inp.video_id}/storyboard/x.jpg")
-                ).status_code == 404
+        assert (
+            await http.get(f"{base}/v1/videos/{inp.video_id}/storyboard/x.jpg")
+        ).status_code == 404
 
 
 # --- the plan cuts on the source's keyframes ------------------------------------------------
+
 
 async def test_plan_cuts_chunks_on_the_keyframes_the_probe_found(settings, clips):
     """The probe lists the upload's keyframes into the job's work objects; the plan moves
     its chunk boundaries onto them. A job probed before keyframes were stored (no object)
     is planned on the segment grid, as it was."""
     s = chunked(settings)  # 2 s chunks of 2 s segments
-    clip = media_clips.make_marked_clip(clips / "gop-2_5s.mp4", width=320, height=180,
-                                        seconds=12, flash_at=7.0, gop=75)
+    clip = media_clips.make_marked_clip(
+        clips / "gop-2_5s.mp4", width=320, height=180, seconds=12, flash_at=7.0, gop=75
+    )
     inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
     acts, env = VideoActivities(s), ActivityEnvironment()
     probe = await env.run(acts.probe, ProbeInput(inp.video_id, inp.source_key))
@@ -290,15 +352,28 @@ async def test_plan_cuts_chunks_on_the_keyframes_the_probe_found(settings, clips
     assert keys.keyframes_key(inp.video_id) in work_objects(s, inp.video_id)
     plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
     assert [(round(c.start, 3), round(c.end, 3)) for c in plan.chunks] == [
-        (0, 2.5), (2.5, 5), (5, 6), (6, 7.5), (7.5, 10), (10, 12)]
+        (0, 2.5),
+        (2.5, 5),
+        (5, 6),
+        (6, 7.5),
+        (7.5, 10),
+        (10, 12),
+    ]
 
     acts.storage.delete(keys.keyframes_key(inp.video_id))
     plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
-    assert [(c.start, c.end) for c in plan.chunks] == [(0, 2), (2, 4), (4, 6), (6, 8),
-                                                      (8, 10), (10, 12)]
+    assert [(c.start, c.end) for c in plan.chunks] == [
+        (0, 2),
+        (2, 4),
+        (4, 6),
+        (6, 8),
+        (8, 10),
+        (10, 12),
+    ]
 
 
 # --- isolation: a rendition that cannot be made ---------------------------------------------
+
 
 class UnwritableRendition(VideoActivities):
     """The real activities, except that 360p's output of every chunk is a path no encoder can
@@ -306,14 +381,19 @@ class UnwritableRendition(VideoActivities):
     real ffmpeg."""
 
     def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[media.RenditionSpec]:
-        return [dataclasses.replace(spec, dst=out_dir / "missing" / "360p.mp4")
-                if spec.height == 360 else spec for spec in super().chunk_specs(inp, out_dir)]
+        return [
+            dataclasses.replace(spec, dst=out_dir / "missing" / "360p.mp4")
+            if spec.height == 360
+            else spec
+            for spec in super().chunk_specs(inp, out_dir)
+        ]
 
 
 async def test_rendition_failing_in_every_chunk_leaves_the_others(client, settings, clips):
     s = chunked(settings)
-    clip = media_clips.make_clip(clips / "two-chunks.mp4", width=854, height=480, seconds=4,
-                                 fps=FPS, speech=None, tone=True)
+    clip = media_clips.make_clip(
+        clips / "two-chunks.mp4", width=854, height=480, seconds=4, fps=FPS, speech=None, tone=True
+    )
     async with workers(client, s, acts=UnwritableRendition(s)):
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
@@ -340,9 +420,14 @@ async def test_rendition_failing_in_every_chunk_leaves_the_others(client, settin
 
 # --- a worker killed mid-chunk, on hosts that share nothing but S3 ---------------------------
 
+
 def completed_activities(history) -> set[str]:
-    return {activity.activity_id for activity, _event in activity_events(
-        history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)}
+    return {
+        activity.activity_id
+        for activity, _event in activity_events(
+            history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        )
+    }
 
 
 def media_host_env(s: Settings, data_dir: Path, tmp: Path) -> dict[str, str]:
@@ -350,31 +435,57 @@ def media_host_env(s: Settings, data_dir: Path, tmp: Path) -> dict[str, str]:
     files reach it only through the S3 store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
     env.update(
-        SPOOL_TEMPORAL_ADDRESS=s.temporal_address, SPOOL_DATA_DIR=str(data_dir),
-        SPOOL_QUEUE_MEDIA=s.queue_media, SPOOL_STORAGE_URL=s.storage_url,
-        SPOOL_S3_ENDPOINT_URL=s.s3_endpoint_url, SPOOL_S3_REGION=s.s3_region,
+        SPOOL_TEMPORAL_ADDRESS=s.temporal_address,
+        SPOOL_DATA_DIR=str(data_dir),
+        SPOOL_QUEUE_MEDIA=s.queue_media,
+        SPOOL_STORAGE_URL=s.storage_url,
+        SPOOL_S3_ENDPOINT_URL=s.s3_endpoint_url,
+        SPOOL_S3_REGION=s.s3_region,
         SPOOL_S3_ACCESS_KEY_ID=s.s3_access_key_id,
         SPOOL_S3_SECRET_ACCESS_KEY=s.s3_secret_access_key.get_secret_value(),
-        SPOOL_LOG_LEVEL="WARNING", TMPDIR=str(tmp), HF_HUB_OFFLINE="1")
+        SPOOL_LOG_LEVEL="WARNING",
+        TMPDIR=str(tmp),
+        HF_HUB_OFFLINE="1",
+    )
     return env
 
 
-async def test_chunk_killed_mid_encode_is_retried_alone(client, settings, clips, tmp_path,
-                                                        s3_settings_factory):
+async def test_chunk_killed_mid_encode_is_retried_alone(
+    client, settings, clips, tmp_path, s3_settings_factory
+):
     media_queue = f"{settings.queue_pipeline}-media"
-    s = s3_settings_factory(base=chunked(settings, queue_media=media_queue,
-                                         hls_segment_seconds=4.0, chunk_seconds=4.0))
-    clip = media_clips.make_clip(clips / "sixteen.mp4", width=320, height=180, seconds=16,
-                                 fps=FPS, speech=None, tone=True, pattern="testsrc2")
+    s = s3_settings_factory(
+        base=chunked(settings, queue_media=media_queue, hls_segment_seconds=4.0, chunk_seconds=4.0)
+    )
+    clip = media_clips.make_clip(
+        clips / "sixteen.mp4",
+        width=320,
+        height=180,
+        seconds=16,
+        fps=FPS,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     host_tmp = tmp_path / "host-a-tmp"
     host_tmp.mkdir()
     # Host A reads its inputs at their own pace (a 4 s chunk takes at least 4 s) and runs one
     # activity at a time: it finishes a chunk, is caught in the middle of the next one, and
     # is killed there.
     host_a = subprocess.Popen(
-        [sys.executable, "-m", "tests.paced_worker", "--queue", "media",
-         "--max-concurrent-activities", "1"],
-        cwd=ROOT, stdout=subprocess.PIPE, env=media_host_env(s, tmp_path / "host-a", host_tmp))
+        [
+            sys.executable,
+            "-m",
+            "tests.paced_worker",
+            "--queue",
+            "media",
+            "--max-concurrent-activities",
+            "1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env=media_host_env(s, tmp_path / "host-a", host_tmp),
+    )
     try:
         ready = await asyncio.to_thread(host_a.stdout.readline)
         assert ready.startswith(b"worker ready"), ready
@@ -383,22 +494,30 @@ async def test_chunk_killed_mid_encode_is_retried_alone(client, settings, clips,
             handle = await start_video_job(client, s, inp)
 
             async def one_done_next_running() -> tuple[set[str], list[str]] | None:
-                done = {a for a in completed_activities(await handle.fetch_history())
-                        if a.startswith("encode-")}
+                done = {
+                    a
+                    for a in completed_activities(await handle.fetch_history())
+                    if a.startswith("encode-")
+                }
                 running = await started_chunks(handle)
                 return (done, running) if done and running else None
 
             done_on_a, (victim,) = await eventually(
-                one_done_next_running, "host A to finish a chunk and start the next")
+                one_done_next_running, "host A to finish a chunk and start the next"
+            )
             host_a.send_signal(signal.SIGKILL)
             host_a.wait()
-            await eventually(lambda: ffmpeg_processes(str(host_tmp)) == [],
-                             "host A's ffmpeg to die with it")
+            await eventually(
+                lambda: ffmpeg_processes(str(host_tmp)) == [], "host A's ffmpeg to die with it"
+            )
             # Host B (this process, unpaced) takes the chunks nobody started, the audio, the
             # poster, and the killed chunk once its heartbeat has timed out.
-            async with Worker(client, task_queue=media_queue,
-                              activities=VideoActivities(s).media_activities(),
-                              max_heartbeat_throttle_interval=timedelta(seconds=1)):
+            async with Worker(
+                client,
+                task_queue=media_queue,
+                activities=VideoActivities(s).media_activities(),
+                max_heartbeat_throttle_interval=timedelta(seconds=1),
+            ):
                 status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
     finally:
         if host_a.poll() is None:
@@ -420,28 +539,34 @@ async def test_chunk_killed_mid_encode_is_retried_alone(client, settings, clips,
 
 # --- the order a media host takes a job's tasks in ------------------------------------------
 
+
 def media_tasks_in_order(history) -> list[tuple[str, int]]:
     """(activity id, priority key) of each media-queue activity, in the order they completed
     (a host with one slot runs them one after another: the order it took them in)."""
-    return [(activity.activity_id, activity.priority.priority_key)
-            for activity, _event in activity_events(
-                history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
-            if activity.activity_id.startswith(("encode-", "audio", "poster"))]
+    return [
+        (activity.activity_id, activity.priority.priority_key)
+        for activity, _event in activity_events(
+            history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        )
+        if activity.activity_id.startswith(("encode-", "audio", "poster"))
+    ]
 
 
 def test_encode_priorities_put_long_work_first():
     """Long chunks before short ones; a clip's audio track is a short task, a film's (an
     hour of AAC) a long one."""
-    assert policies.encode_priority(30, 30) == policies.encode_priority(24, 30) \
+    assert (
+        policies.encode_priority(30, 30)
+        == policies.encode_priority(24, 30)
         == policies.EARLY_ENCODE
+    )
     assert policies.encode_priority(20, 30) == policies.LATE_ENCODE
     assert policies.audio_priority(60, 8.3) == policies.LATE_ENCODE
     assert policies.audio_priority(3600, 30) == policies.EARLY_ENCODE
     assert policies.EARLY_ENCODE.priority_key < policies.LATE_ENCODE.priority_key
 
 
-async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, settings,
-                                                                        clips):
+async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, settings, clips):
     """With a job's chunks, audio track and poster all waiting, a media host takes the poster
     (a short step that unblocks a job) first, then the long chunks, and the short chunk and
     the (short) audio track last: spread over several hosts, the last tasks to start are the
@@ -449,23 +574,29 @@ async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, 
     media_queue = f"{settings.queue_pipeline}-media"
     s = chunked(settings, queue_media=media_queue)
     # 2 s chunks of a 5 s clip: the last one is 1 s.
-    clip = media_clips.make_clip(clips / "five.mp4", width=320, height=180, seconds=5,
-                                 fps=FPS, speech=None, tone=True)
+    clip = media_clips.make_clip(
+        clips / "five.mp4", width=320, height=180, seconds=5, fps=FPS, speech=None, tone=True
+    )
     async with workers(client, s):  # no media host yet: its tasks wait on the queue
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
 
         async def waiting() -> list[str] | None:
             history = await handle.fetch_history()
-            ids = [e.activity_task_scheduled_event_attributes.activity_id
-                   for e in history.events
-                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+            ids = [
+                e.activity_task_scheduled_event_attributes.activity_id
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            ]
             return ids if "poster" in ids and "audio" in ids else None
 
         await eventually(waiting, "the job's media tasks to be scheduled")
-        async with Worker(client, task_queue=media_queue,
-                          activities=VideoActivities(s).media_activities(),
-                          max_concurrent_activities=1):
+        async with Worker(
+            client,
+            task_queue=media_queue,
+            activities=VideoActivities(s).media_activities(),
+            max_concurrent_activities=1,
+        ):
             status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
     assert status.state == JobState.READY, status.error
     taken = media_tasks_in_order(await handle.fetch_history())
@@ -483,38 +614,58 @@ async def test_idle_media_slots_are_handed_long_chunks_not_short_ones(client, se
     workflow task after its long chunks, so they are still the last to start."""
     media_queue = f"{settings.queue_pipeline}-media"
     s = chunked(settings, queue_media=media_queue)
-    clip = media_clips.make_clip(clips / "five-idle.mp4", width=320, height=180, seconds=5,
-                                 fps=FPS, speech=None, tone=True)
+    clip = media_clips.make_clip(
+        clips / "five-idle.mp4", width=320, height=180, seconds=5, fps=FPS, speech=None, tone=True
+    )
     order = StartOrder()
-    async with workers(client, s), Worker(
-            client, task_queue=media_queue, activities=VideoActivities(s).media_activities(),
-            max_concurrent_activities=2, interceptors=[order]):
+    async with (
+        workers(client, s),
+        Worker(
+            client,
+            task_queue=media_queue,
+            activities=VideoActivities(s).media_activities(),
+            max_concurrent_activities=2,
+            interceptors=[order],
+        ),
+    ):
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
     assert status.state == JobState.READY, status.error
     encodes = [a for a in order.started if a.startswith(("encode-", "audio", "poster"))]
-    assert sorted(encodes) == ["audio", "encode-00000", "encode-00001", "encode-00002",
-                               "poster"]
+    assert sorted(encodes) == ["audio", "encode-00000", "encode-00001", "encode-00002", "poster"]
     assert sorted(encodes[-2:]) == ["audio", "encode-00002"], encodes
 
 
 # --- progress while running, then a cancel ------------------------------------------------
 
+
 async def rendition_percents(client, job_id: str) -> dict[str, float]:
     """Each rendition's percent in the job's status JSON (as ``starter.py status`` shows)."""
     steps = (await job_status(client, job_id))["steps"]
-    return {step["name"]: step["percent"] or 0.0 for step in steps
-            if step["name"].startswith("rendition-")}
+    return {
+        step["name"]: step["percent"] or 0.0
+        for step in steps
+        if step["name"].startswith("rendition-")
+    }
 
 
 async def test_progress_rises_per_rendition_then_cancel_stops_every_ffmpeg(
-        client, settings, clips, own_scratch, monkeypatch):
+    client, settings, clips, own_scratch, monkeypatch
+):
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
     media_queue = f"{settings.queue_pipeline}-media"
     s = chunked(settings, queue_media=media_queue)
-    clip = media_clips.make_clip(clips / "twelve.mp4", width=854, height=480, seconds=12,
-                                 fps=FPS, speech=None, tone=True, pattern="testsrc2")
+    clip = media_clips.make_clip(
+        clips / "twelve.mp4",
+        width=854,
+        height=480,
+        seconds=12,
+        fps=FPS,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     # Two media slots: chunks (2 s each, paced) are done two at a time, so the job is still
     # encoding after its first chunks are stored.
     async with workers(client, s, media_slots=2):
@@ -530,8 +681,9 @@ async def test_progress_rises_per_rendition_then_cancel_stops_every_ffmpeg(
                 return None
             return percents if percents and min(percents.values()) > 0 else None
 
-        first = await eventually(moving_before_any_chunk_is_done,
-                                 "every rendition to show progress from running chunks")
+        first = await eventually(
+            moving_before_any_chunk_is_done, "every rendition to show progress from running chunks"
+        )
         assert set(first) == {"rendition-480p", "rendition-360p"}
 
         async def risen() -> dict[str, float] | None:

@@ -29,25 +29,40 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def cli_env(settings) -> dict[str, str]:
-    return {**os.environ, "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-            "SPOOL_DATA_DIR": str(settings.data_dir),
-            "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
-            "SPOOL_QUEUE_MEDIA": settings.queue_media,
-            "SPOOL_QUEUE_CAPTIONS": settings.queue_captions}
+    return {
+        **os.environ,
+        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir),
+        "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
+        "SPOOL_QUEUE_MEDIA": settings.queue_media,
+        "SPOOL_QUEUE_CAPTIONS": settings.queue_captions,
+    }
 
 
 async def starter(settings, *args: str, wide: bool = False) -> subprocess.CompletedProcess:
     """Run starter.py; ``wide``: a console wide enough that no table cell wraps."""
     env = {**cli_env(settings), **({"COLUMNS": "200"} if wide else {})}
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "starter.py", *args], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=120)
+        subprocess.run,
+        [sys.executable, "starter.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def write_post(tmp_path: Path, **fields) -> Path:
     uid = uuid.uuid4().hex[:8]
-    post = {"post_id": f"cli-{uid}", "author_id": f"cli-author-{uid}", "title": "From the CLI",
-            "body": "Started by starter.py", "followers": ["x"], **fields}
+    post = {
+        "post_id": f"cli-{uid}",
+        "author_id": f"cli-author-{uid}",
+        "title": "From the CLI",
+        "body": "Started by starter.py",
+        "followers": ["x"],
+        **fields,
+    }
     path = tmp_path / f"{post['post_id']}.json"
     path.write_text(json.dumps(post))
     return path
@@ -62,8 +77,12 @@ async def test_blog_returns_job_id_at_once_then_wait_and_status(client, settings
     job_id = json.loads(started.stdout)["job_id"]
     assert job_id == f"post-{post['post_id']}-v1"
 
-    async with running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
-                              activities=BlogActivities(settings).activities()):
+    async with running_worker(
+        client,
+        settings.queue_pipeline,
+        workflows=[BlogPublishWorkflow],
+        activities=BlogActivities(settings).activities(),
+    ):
         waited = await starter(settings, "wait", job_id, "--json")
         status = await starter(settings, "status", job_id, "--json")
         human = await starter(settings, "status", job_id)
@@ -71,8 +90,11 @@ async def test_blog_returns_job_id_at_once_then_wait_and_status(client, settings
     assert json.loads(waited.stdout)["state"] == "ready"
     assert status.returncode == 0
     steps = {s["name"]: s["state"] for s in json.loads(status.stdout)["steps"]}
-    assert steps == {"index_post": "done", "record_post_for_author": "done",
-                     "notify_followers": "done"}
+    assert steps == {
+        "index_post": "done",
+        "record_post_for_author": "done",
+        "notify_followers": "done",
+    }
     assert "index_post" in human.stdout and "ready" in human.stdout
     assert author_post_count(get_engine(settings), post["author_id"]) == 1
 
@@ -95,8 +117,12 @@ class GatedIndex(SqliteIndex):
 
 
 def gated_blog_worker(client, settings, index: GatedIndex):
-    return running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
-                          activities=BlogActivities(settings, index=index).activities())
+    return running_worker(
+        client,
+        settings.queue_pipeline,
+        workflows=[BlogPublishWorkflow],
+        activities=BlogActivities(settings, index=index).activities(),
+    )
 
 
 class Terminal:
@@ -109,8 +135,14 @@ class Terminal:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         env = {k: v for k, v in env.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
-        self.proc = subprocess.Popen(argv, cwd=REPO, env={**env, "TERM": "xterm-256color"},
-                                     stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env={**env, "TERM": "xterm-256color"},
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=slave,
+        )
         os.close(slave)
         self._master = master
         self._raw = bytearray()
@@ -165,8 +197,9 @@ async def test_blog_wait_shows_progress_and_exits_zero(client, settings, tmp_pat
     path = write_post(tmp_path)
     index = GatedIndex(tmp_path / "search.db")
     async with gated_blog_worker(client, settings, index):
-        term = Terminal([sys.executable, "starter.py", "blog", str(path), "--wait"],
-                        cli_env(settings))
+        term = Terminal(
+            [sys.executable, "starter.py", "blog", str(path), "--wait"], cli_env(settings)
+        )
         try:
             # While index_post is held, the live table shows it running and the others done.
             waiting = await term.until(step_row("index_post", "running"))
@@ -187,8 +220,7 @@ async def test_blog_wait_shows_progress_and_exits_zero(client, settings, tmp_pat
     assert re.search(r"post-cli-\w+-v1: ready", shown), shown
 
 
-async def test_status_shows_retrying_attempt_while_the_index_is_down(client, settings,
-                                                                    tmp_path):
+async def test_status_shows_retrying_attempt_while_the_index_is_down(client, settings, tmp_path):
     path = write_post(tmp_path)
     index = GatedIndex(tmp_path / "search.db", unavailable=True)
     async with gated_blog_worker(client, settings, index):
@@ -197,14 +229,14 @@ async def test_status_shows_retrying_attempt_while_the_index_is_down(client, set
         # Wait (in-process, cheaply) until the server records a third attempt; from then on
         # the CLI must show it: the docs' "index_post  retrying  attempt 3: search index ...".
         for _ in range(1200):
-            step = next(s for s in (await job_status(client, job_id))["steps"]
-                        if s["name"] == "index_post")
+            step = next(
+                s for s in (await job_status(client, job_id))["steps"] if s["name"] == "index_post"
+            )
             if step.get("attempt", 0) >= 3:
                 break
             await asyncio.sleep(0.1)
         shown = (await starter(settings, "status", job_id, wide=True)).stdout
-        found = re.search(r"index_post\W+retrying\W+attempt (\d+): search index unavailable",
-                          shown)
+        found = re.search(r"index_post\W+retrying\W+attempt (\d+): search index unavailable", shown)
         assert found and int(found[1]) >= 3, shown
         as_json = json.loads((await starter(settings, "status", job_id, "--json")).stdout)
         index.unavailable = False
@@ -224,14 +256,22 @@ async def test_ready_with_errors_exits_3(client, settings, tmp_path):
     settings = settings.model_copy(update={"index_retry_seconds": 3})
     async with gated_blog_worker(client, settings, index):
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "starter.py", "blog", str(path), "--wait", "--json"],
-            cwd=REPO, env={**cli_env(settings), "SPOOL_INDEX_RETRY_SECONDS": "3"},
-            capture_output=True, text=True, timeout=120)
+            subprocess.run,
+            [sys.executable, "starter.py", "blog", str(path), "--wait", "--json"],
+            cwd=REPO,
+            env={**cli_env(settings), "SPOOL_INDEX_RETRY_SECONDS": "3"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 3, done.stdout + done.stderr
     status = json.loads(done.stdout.strip().splitlines()[-1])
     assert status["state"] == "ready_with_errors"
     assert {s["name"]: s["state"] for s in status["steps"]} == {
-        "index_post": "failed", "record_post_for_author": "done", "notify_followers": "done"}
+        "index_post": "failed",
+        "record_post_for_author": "done",
+        "notify_followers": "done",
+    }
 
 
 async def test_invalid_post_file_names_the_field_and_exits_2(settings, tmp_path):
@@ -264,9 +304,17 @@ async def test_unknown_job_and_unreachable_temporal_are_one_line_errors(settings
 
 async def test_worker_exits_zero_on_sigterm(settings):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "worker.py", "--queue", "pipeline", "--grace-seconds", "5",
-        cwd=REPO, env=cli_env(settings), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "worker.py",
+        "--queue",
+        "pipeline",
+        "--grace-seconds",
+        "5",
+        cwd=REPO,
+        env=cli_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         while b"worker ready" not in line:
@@ -285,8 +333,7 @@ async def test_video_bad_input_is_refused_before_anything_is_stored(settings, cl
     missing = await starter(settings, "video", str(clips / "nope.mp4"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
-    clip = media_clips.make_clip(clips / "cli.mp4", width=320, height=240, seconds=1.0,
-                                 speech=None)
+    clip = media_clips.make_clip(clips / "cli.mp4", width=320, height=240, seconds=1.0, speech=None)
     bad = await starter(settings, "video", str(clip), "--renditions", "720p,999p")
     assert bad.returncode == 2
     assert "'999p' is not one of 1080p, 720p, 480p, 360p" in bad.stderr
@@ -301,8 +348,9 @@ async def test_video_start_cancel_and_wait(client, settings, clips):
     from workflows.captions import CaptionsWorkflow
     from workflows.video import VideoPipelineWorkflow
 
-    clip = media_clips.make_clip(clips / "cancel-me.mp4", width=320, height=240, seconds=1.0,
-                                 speech=None)
+    clip = media_clips.make_clip(
+        clips / "cancel-me.mp4", width=320, height=240, seconds=1.0, speech=None
+    )
     started = await starter(settings, "video", str(clip), "--no-captions", "--json")
     assert started.returncode == 0, started.stderr
     out = json.loads(started.stdout)
@@ -313,10 +361,15 @@ async def test_video_start_cancel_and_wait(client, settings, clips):
     assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["cancel_requested"]
     video = VideoActivities(settings)
     async with running_worker(
-            client, settings.queue_pipeline,
-            workflows=[VideoPipelineWorkflow, CaptionsWorkflow],
-            activities=[*video.pipeline_activities(), *video.media_activities(),
-                        *WebhookActivities(settings).activities()]):
+        client,
+        settings.queue_pipeline,
+        workflows=[VideoPipelineWorkflow, CaptionsWorkflow],
+        activities=[
+            *video.pipeline_activities(),
+            *video.media_activities(),
+            *WebhookActivities(settings).activities(),
+        ],
+    ):
         waited = await starter(settings, "wait", out["job_id"], "--json")
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert json.loads(waited.stdout)["state"] == "cancelled"
@@ -329,12 +382,17 @@ async def test_video_start_cancel_and_wait(client, settings, clips):
 
 
 def _api_env(settings, port: int) -> dict[str, str]:
-    return {**cli_env(settings), "SPOOL_API_HOST": "127.0.0.1", "SPOOL_API_PORT": str(port),
-            "SPOOL_API_KEYS": '["remote-key"]'}
+    return {
+        **cli_env(settings),
+        "SPOOL_API_HOST": "127.0.0.1",
+        "SPOOL_API_PORT": str(port),
+        "SPOOL_API_KEYS": '["remote-key"]',
+    }
 
 
-async def test_video_uploads_through_a_remote_api_without_shared_disk(client, settings, clips,
-                                                                      tmp_path):
+async def test_video_uploads_through_a_remote_api_without_shared_disk(
+    client, settings, clips, tmp_path
+):
     """The client shares nothing with the stack: its own data dir, no Temporal address that
     works. The API stores the upload in the stack's storage and starts the job."""
     from activities.video import VideoActivities
@@ -345,35 +403,62 @@ async def test_video_uploads_through_a_remote_api_without_shared_disk(client, se
     from workflows.captions import CaptionsWorkflow
     from workflows.video import VideoPipelineWorkflow
 
-    clip = media_clips.make_clip(clips / "remote.mp4", width=320, height=240, seconds=1.0,
-                                 speech=None)
+    clip = media_clips.make_clip(
+        clips / "remote.mp4", width=320, height=240, seconds=1.0, speech=None
+    )
     port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "api"], cwd=REPO, env=_api_env(settings, port),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    remote_client = {**os.environ, "SPOOL_DATA_DIR": str(tmp_path / "client-data"),
-                     "SPOOL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens
-                     "SPOOL_API_KEY": "remote-key"}
+    api = subprocess.Popen(
+        [sys.executable, "-m", "api"],
+        cwd=REPO,
+        env=_api_env(settings, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    remote_client = {
+        **os.environ,
+        "SPOOL_DATA_DIR": str(tmp_path / "client-data"),
+        "SPOOL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens
+        "SPOOL_API_KEY": "remote-key",
+    }
     url = f"http://127.0.0.1:{port}"
 
     def run_starter(*args: str, env=remote_client) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "starter.py", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "starter.py", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     try:
         await asyncio.to_thread(wait_for_port, port, 60, api, "the API")
-        refused = await asyncio.to_thread(run_starter, "video", str(clip), "--api", url,
-                                          env={**remote_client, "SPOOL_API_KEY": "wrong"})
+        refused = await asyncio.to_thread(
+            run_starter,
+            "video",
+            str(clip),
+            "--api",
+            url,
+            env={**remote_client, "SPOOL_API_KEY": "wrong"},
+        )
         assert refused.returncode == 2, refused.stderr
         assert "401 invalid API key" in refused.stderr
         video = VideoActivities(settings)
         async with running_worker(
-                client, settings.queue_pipeline,
-                workflows=[VideoPipelineWorkflow, CaptionsWorkflow],
-                activities=[*video.pipeline_activities(), *video.media_activities(),
-                            *video.captions_activities(),
-                            *WebhookActivities(settings).activities()]):
-            done = await asyncio.to_thread(run_starter, "video", str(clip), "--api", url,
-                                           "--no-captions", "--wait", "--json")
+            client,
+            settings.queue_pipeline,
+            workflows=[VideoPipelineWorkflow, CaptionsWorkflow],
+            activities=[
+                *video.pipeline_activities(),
+                *video.media_activities(),
+                *video.captions_activities(),
+                *WebhookActivities(settings).activities(),
+            ],
+        ):
+            done = await asyncio.to_thread(
+                run_starter, "video", str(clip), "--api", url, "--no-captions", "--wait", "--json"
+            )
     finally:
         api.terminate()
         api.wait(30)
@@ -389,12 +474,21 @@ async def test_worker_health_check_follows_its_event_loop(settings, tmp_path):
     """--check-health passes while the worker's loop runs, fails once it stops (a wedged or
     frozen worker), and passes again when it resumes: what a container health check needs."""
     beat = tmp_path / "alive"
-    env = {**cli_env(settings), "SPOOL_WORKER_HEARTBEAT_FILE": str(beat),
-           "SPOOL_WORKER_HEARTBEAT_SECONDS": "0.2"}
+    env = {
+        **cli_env(settings),
+        "SPOOL_WORKER_HEARTBEAT_FILE": str(beat),
+        "SPOOL_WORKER_HEARTBEAT_SECONDS": "0.2",
+    }
 
     def healthy() -> bool:
-        check = subprocess.run([sys.executable, "worker.py", "--check-health"], cwd=REPO,
-                               env=env, capture_output=True, text=True, timeout=60)
+        check = subprocess.run(
+            [sys.executable, "worker.py", "--check-health"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return check.returncode == 0
 
     async def until(want: bool) -> None:
@@ -406,8 +500,15 @@ async def test_worker_health_check_follows_its_event_loop(settings, tmp_path):
 
     assert not await asyncio.to_thread(healthy)  # no worker, no heartbeat file
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "worker.py", "--queue", "pipeline", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "worker.py",
+        "--queue",
+        "pipeline",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         await until(True)
         proc.send_signal(signal.SIGSTOP)

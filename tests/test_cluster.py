@@ -45,8 +45,13 @@ def cluster():
         service_missing("unshare (util-linux) is needed to isolate the cluster's hosts")
     root = Path(tempfile.mkdtemp(prefix="spool-cluster-"))
     root.chmod(0o755)  # Elasticsearch's unprivileged user must reach its home inside
-    c = Cluster(root / "cluster", api_port=free_port(), temporal_port=free_port(),
-                ui_port=None, worker_module={"media": "tests.paced_worker"})
+    c = Cluster(
+        root / "cluster",
+        api_port=free_port(),
+        temporal_port=free_port(),
+        ui_port=None,
+        worker_module={"media": "tests.paced_worker"},
+    )
     try:
         c.start()
     except Exception as exc:  # noqa: BLE001
@@ -64,41 +69,58 @@ def cluster():
 async def cluster_client(cluster) -> Client:
     from spool.temporal import connect
 
-    return await connect(Settings(temporal_address=cluster.temporal.address,
-                                  temporal_tls=False), wait_seconds=30)
+    return await connect(
+        Settings(temporal_address=cluster.temporal.address, temporal_tls=False), wait_seconds=30
+    )
 
 
 def stack_storage(cluster):
     """The cluster's object store, as a client with credentials sees it."""
     env = cluster.topology_env()
-    return open_storage(Settings(
-        storage_url=env["SPOOL_STORAGE_URL"], s3_endpoint_url=env["SPOOL_S3_ENDPOINT_URL"],
-        s3_region=env["SPOOL_S3_REGION"], s3_access_key_id=env["SPOOL_S3_ACCESS_KEY_ID"],
-        s3_secret_access_key=env["SPOOL_S3_SECRET_ACCESS_KEY"]))
+    return open_storage(
+        Settings(
+            storage_url=env["SPOOL_STORAGE_URL"],
+            s3_endpoint_url=env["SPOOL_S3_ENDPOINT_URL"],
+            s3_region=env["SPOOL_S3_REGION"],
+            s3_access_key_id=env["SPOOL_S3_ACCESS_KEY_ID"],
+            s3_secret_access_key=env["SPOOL_S3_SECRET_ACCESS_KEY"],
+        )
+    )
 
 
 def scratch_files(cluster) -> dict[str, list[str]]:
     """What each running host has in its scratch space, beyond its live process's own
     (locked) scratch root and the whole uploads its cache keeps there on purpose (no step's
     working files, no half download)."""
+
     def kept(p: Path, tmp: Path) -> bool:
         depth = len(p.relative_to(tmp).parts)
         if depth == 1:
             return p.name.startswith(scratch.PREFIX) and p.is_dir()
         in_cache = p.relative_to(tmp).parts[1].startswith(video.SOURCE_CACHE_PREFIX)
-        return in_cache and (depth == 2 or (depth == 3 and p.is_file()
-                                            and not p.name.endswith(".part")))
+        return in_cache and (
+            depth == 2 or (depth == 3 and p.is_file() and not p.name.endswith(".part"))
+        )
 
     def leftovers(tmp: Path) -> list[str]:
-        return sorted(str(p) for p in tmp.rglob("*")
-                      if p.name != scratch.LOCK_NAME and not kept(p, tmp))
-    return {name: leftovers(cluster.scratch(name))
-            for name in cluster.hosts if cluster.hosts[name].proc is not None}
+        return sorted(
+            str(p) for p in tmp.rglob("*") if p.name != scratch.LOCK_NAME and not kept(p, tmp)
+        )
+
+    return {
+        name: leftovers(cluster.scratch(name))
+        for name in cluster.hosts
+        if cluster.hosts[name].proc is not None
+    }
 
 
 async def upload(http: httpx.AsyncClient, clip: Path, **fields: str) -> dict:
-    r = await http.post("/v1/videos", headers=AUTH, data=fields,
-                        files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")})
+    r = await http.post(
+        "/v1/videos",
+        headers=AUTH,
+        data=fields,
+        files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")},
+    )
     assert r.status_code == 202, r.text
     return r.json()
 
@@ -113,16 +135,20 @@ async def wait_video(http: httpx.AsyncClient, video_id: str, within: float = 600
         await asyncio.sleep(0.5)
 
 
-async def running_attempt(client: Client, job_id: str, activity_id: str, *,
-                          attempt: int = 1, within: float = 300):
+async def running_attempt(
+    client: Client, job_id: str, activity_id: str, *, attempt: int = 1, within: float = 300
+):
     """The pending activity once it runs ``attempt`` and has heartbeated some progress."""
     handle = client.get_workflow_handle(job_id)
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         for pending in (await handle.describe()).raw_description.pending_activities:
-            if (pending.activity_id == activity_id and pending.attempt == attempt
-                    and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                    and pending.heartbeat_details.payloads):
+            if (
+                pending.activity_id == activity_id
+                and pending.attempt == attempt
+                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                and pending.heartbeat_details.payloads
+            ):
                 details = json.loads(pending.heartbeat_details.payloads[-1].data)
                 if details.get("percent", 0) > 0:
                     return pending
@@ -132,8 +158,11 @@ async def running_attempt(client: Client, job_id: str, activity_id: str, *,
 
 def host_of(cluster, identity: str) -> str:
     pid = int(identity.split("@", 1)[0])
-    return next(name for name, host in cluster.hosts.items()
-                if host.proc is not None and host.proc.pid == pid)
+    return next(
+        name
+        for name, host in cluster.hosts.items()
+        if host.proc is not None and host.proc.pid == pid
+    )
 
 
 def test_a_host_sees_only_its_own_home(cluster):
@@ -141,9 +170,16 @@ def test_a_host_sees_only_its_own_home(cluster):
     secret.write_text("x")
     try:
         seen = subprocess.run(
-            [*isolation_prefix(cluster.root, "media-1", cluster._stage / "media-1"),
-             "sh", "-c", f'ls "{cluster.root}" "{cluster.root}/hosts"; cat "{secret}"'],
-            capture_output=True, text=True, timeout=60)
+            [
+                *isolation_prefix(cluster.root, "media-1", cluster._stage / "media-1"),
+                "sh",
+                "-c",
+                f'ls "{cluster.root}" "{cluster.root}/hosts"; cat "{secret}"',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         secret.unlink()
     listing = seen.stdout.split()
@@ -155,8 +191,13 @@ async def test_video_and_post_complete_across_hosts(cluster, cluster_client, cli
     clip = media_clips.make_clip(clips / "c1080.mp4", width=1920, height=1080, seconds=2)
     async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
         job = await upload(http, clip)
-        post = {"post_id": "cluster-post", "author_id": "ada", "title": "Across hosts",
-                "body": "Indexed by one host, counted once.", "followers": ["grace"]}
+        post = {
+            "post_id": "cluster-post",
+            "author_id": "ada",
+            "title": "Across hosts",
+            "body": "Indexed by one host, counted once.",
+            "followers": ["grace"],
+        }
         r = await http.post("/v1/posts", headers=AUTH, json=post)
         assert r.status_code == 202, r.text
         post_job = r.json()["job_id"]
@@ -186,10 +227,16 @@ async def test_video_and_post_complete_across_hosts(cluster, cluster_client, cli
         assert not (data / "objects").exists(), f"{name} wrote objects to its own disk"
 
 
-async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluster_client,
-                                                                 clips):
-    clip = media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
-                                 speech=None, tone=True, pattern="testsrc2")
+async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluster_client, clips):
+    clip = media_clips.make_clip(
+        clips / "paced.mp4",
+        width=320,
+        height=180,
+        seconds=20,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
         job = await upload(http, clip, captions="false")
         first = await running_attempt(cluster_client, job["job_id"], "encode-00000")
@@ -197,8 +244,7 @@ async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluste
         assert victim.startswith("media-")
         cluster.kill_host(victim)  # mid-encode: its 20 s paced transcode cannot be done
         try:
-            second = await running_attempt(cluster_client, job["job_id"], "encode-00000",
-                                           attempt=2)
+            second = await running_attempt(cluster_client, job["job_id"], "encode-00000", attempt=2)
             assert host_of(cluster, second.last_worker_identity) not in (victim,)
             v = await wait_video(http, job["video_id"])
         finally:
@@ -210,8 +256,15 @@ async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluste
 
 
 async def test_storage_stopped_mid_job_then_back(cluster, cluster_client, clips):
-    clip = media_clips.make_clip(clips / "paced-s3.mp4", width=320, height=180, seconds=6,
-                                 speech=None, tone=True, pattern="testsrc2")
+    clip = media_clips.make_clip(
+        clips / "paced-s3.mp4",
+        width=320,
+        height=180,
+        seconds=6,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
         job = await upload(http, clip, captions="false")
         await running_attempt(cluster_client, job["job_id"], "encode-00000")
@@ -225,16 +278,19 @@ async def test_storage_stopped_mid_job_then_back(cluster, cluster_client, clips)
         v = await wait_video(http, job["video_id"])
     assert v["state"] == "ready", v
     assert [r["name"] for r in v["renditions"]] == ["180p"]
-    keys = await asyncio.to_thread(stack_storage(cluster).list_prefix,
-                                   video_prefix(job["video_id"]))
+    keys = await asyncio.to_thread(
+        stack_storage(cluster).list_prefix, video_prefix(job["video_id"])
+    )
     assert f"{video_prefix(job['video_id'])}180p.mp4" in keys
     assert scratch_files(cluster) == {name: [] for name in scratch_files(cluster)}
 
 
 def test_client_env_file_points_at_the_cluster(cluster):
-    values = dict(line.split("=", 1) for line in
-                  (cluster.root / "client.env").read_text().splitlines()
-                  if line and not line.startswith("#"))
+    values = dict(
+        line.split("=", 1)
+        for line in (cluster.root / "client.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     assert values["SPOOL_API_URL"] == cluster.api_url
     assert values["SPOOL_API_KEY"] == CLUSTER_API_KEY
     assert values["SPOOL_TEMPORAL_ADDRESS"] == cluster.temporal.address
@@ -245,14 +301,27 @@ def test_client_env_file_points_at_the_cluster(cluster):
 def test_starter_with_the_client_env_file_runs_a_job_on_the_cluster(cluster, clips):
     """starter.py on 'another machine': only client.env, its own empty data dir, both ways
     in: through the API, and straight to object storage + Temporal with credentials."""
-    clip = media_clips.make_clip(clips / "cli.mp4", width=320, height=240, seconds=1,
-                                 speech=None)
+    clip = media_clips.make_clip(clips / "cli.mp4", width=320, height=240, seconds=1, speech=None)
     env = {**os.environ, **cluster.client_env(), "SPOOL_DATA_DIR": str(clips / "cli-data")}
     repo = Path(__file__).resolve().parent.parent
     for how in (["--api", cluster.api_url], []):
-        done = subprocess.run([sys.executable, "starter.py", "video", str(clip), "--no-captions",
-                               "--wait", "--json", *how], cwd=repo, env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "starter.py",
+                "video",
+                str(clip),
+                "--no-captions",
+                "--wait",
+                "--json",
+                *how,
+            ],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, (how, done.stderr)
         status = json.loads(done.stdout.strip().splitlines()[-1])
         assert status["state"] == "ready", status

@@ -41,6 +41,7 @@ ENV_LINE = re.compile(r"^([A-Z_][A-Z0-9_]*)=(.*)$")
 
 # --- loading -----------------------------------------------------------------------------
 
+
 def load_compose() -> dict[str, Any]:
     # SafeLoader resolves anchors and `<<` merge keys the way Compose does.
     return yaml.safe_load(COMPOSE_FILE.read_text())
@@ -89,8 +90,12 @@ def depends_on(service: dict[str, Any]) -> dict[str, str]:
 
 def one_shot_jobs(services: dict[str, Any]) -> set[str]:
     """Services something waits on to *complete*: they run once and exit."""
-    return {name for svc in services.values()
-            for name, cond in depends_on(svc).items() if cond == "service_completed_successfully"}
+    return {
+        name
+        for svc in services.values()
+        for name, cond in depends_on(svc).items()
+        if cond == "service_completed_successfully"
+    }
 
 
 def spool_services(services: dict[str, Any]) -> set[str]:
@@ -109,6 +114,7 @@ def services(compose) -> dict[str, Any]:
 
 # --- (a) the official Compose Specification ----------------------------------------------
 
+
 def _tool(getter):
     try:
         return getter()
@@ -124,7 +130,8 @@ def test_compose_file_matches_the_compose_specification(compose):
     validator_class.check_schema(schema)
     errors = sorted(validator_class(schema).iter_errors(compose), key=lambda e: list(e.path))
     assert not errors, "\n".join(
-        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors)
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors
+    )
     assert compose.get("name") == "spool"
 
 
@@ -133,9 +140,22 @@ def _run_compose_cli(*args: str, env_file: Path | str) -> subprocess.CompletedPr
     # A bare environment: nothing from the developer's shell may fill a ${VAR}.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT / ".cache")}
     return subprocess.run(
-        [str(cli), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
-         "--env-file", str(env_file), *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            str(cli),
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(COMPOSE_FILE),
+            "--env-file",
+            str(env_file),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.timeout(1500)  # the first run builds the CLI (a few minutes), later runs reuse it
@@ -153,17 +173,22 @@ def test_docker_compose_refuses_to_start_without_the_secrets():
 
 # --- (b) Spool's rules -------------------------------------------------------------------
 
+
 def test_every_spool_variable_is_a_settings_field(compose, services):
     fields = set(Settings.model_fields)
     where: dict[str, list[str]] = {}
     blocks = {f"services.{n}.environment": environment(s) for n, s in services.items()}
-    blocks |= {f"{k}": v for k, v in compose.items()
-               if k.startswith("x-") and isinstance(v, dict) and all(
-                   isinstance(x, str | int | float | bool) for x in v.values())}
+    blocks |= {
+        f"{k}": v
+        for k, v in compose.items()
+        if k.startswith("x-")
+        and isinstance(v, dict)
+        and all(isinstance(x, str | int | float | bool) for x in v.values())
+    }
     blocks |= {f"deploy/env/{p.name}": read_env_file(p) for p in sorted(ENV_DIR.glob("*.env"))}
     for origin, block in blocks.items():
         for name in block:
-            if name.startswith("SPOOL_") and name[len("SPOOL_"):].lower() not in fields:
+            if name.startswith("SPOOL_") and name[len("SPOOL_") :].lower() not in fields:
                 where.setdefault(name, []).append(origin)
     assert not where, f"not fields of spool.config.Settings: {where}"
 
@@ -202,13 +227,14 @@ def test_spool_processes_wait_for_migrate_and_search_attributes(services):
     for name in sorted(long_running):
         deps = depends_on(services[name])
         for job in REQUIRED_JOBS:
-            assert deps.get(job) == "service_completed_successfully", \
+            assert deps.get(job) == "service_completed_successfully", (
                 f"{name} must wait for {job} to complete successfully"
+            )
     assert depends_on(services["migrate"]).get("postgresql") == "service_healthy"
-    assert depends_on(services["temporal"]).get("temporal-schema") == \
-        "service_completed_successfully"
-    assert depends_on(services["temporal-search-attributes"]).get("temporal") == \
-        "service_healthy"
+    assert (
+        depends_on(services["temporal"]).get("temporal-schema") == "service_completed_successfully"
+    )
+    assert depends_on(services["temporal-search-attributes"]).get("temporal") == "service_healthy"
 
 
 def test_search_attribute_job_registers_what_the_workflows_upsert(services):
@@ -233,8 +259,9 @@ def test_the_media_queue_is_one_partition_under_the_name_the_workers_use(service
     media_queues = set()
     for name in spool_services(services):
         merged = layered_env_files(services[name]) | environment(services[name])
-        media_queues.add(merged.get("SPOOL_QUEUE_MEDIA", Settings.model_fields[
-            "queue_media"].default))
+        media_queues.add(
+            merged.get("SPOOL_QUEUE_MEDIA", Settings.model_fields["queue_media"].default)
+        )
     (queue,) = media_queues  # one name across the project
     for key in ("matching.numTaskqueueReadPartitions", "matching.numTaskqueueWritePartitions"):
         assert {"value": 1, "constraints": {"taskQueueName": queue}} in config[key], key
@@ -245,13 +272,15 @@ def test_every_long_running_service_has_a_healthcheck(services):
     for name, svc in services.items():
         if name in jobs:
             # A finished job must stay finished: no restart policy that reruns it.
-            assert str(svc.get("restart", "no")) == "no" or \
-                str(svc["restart"]).startswith("on-failure"), f"{name}: restart policy"
+            assert str(svc.get("restart", "no")) == "no" or str(svc["restart"]).startswith(
+                "on-failure"
+            ), f"{name}: restart policy"
             continue
         check = svc.get("healthcheck") or {}
         test = check.get("test")
-        assert test and not check.get("disable") and test != ["NONE"], \
+        assert test and not check.get("disable") and test != ["NONE"], (
             f"{name} runs for good but has no healthcheck"
+        )
 
 
 def _walk(node: Any, path: str = ""):
@@ -271,8 +300,9 @@ def test_no_literal_secret_in_the_compose_file(compose, services):
     for origin, block in blocks.items():
         for var, value in block.items():
             if SECRET_NAME.search(str(var)) and isinstance(value, str):
-                assert REQUIRED_REF.match(value), \
+                assert REQUIRED_REF.match(value), (
                     f"{origin}: {var} must be a required ${{VAR:?}} reference, not {value!r}"
+                )
     for path, value in _walk(compose):
         if isinstance(value, str):
             for secret in URL_CREDENTIALS.findall(value):
@@ -281,8 +311,12 @@ def test_no_literal_secret_in_the_compose_file(compose, services):
 
 def test_env_example_has_every_referenced_variable_and_no_spool_names(compose):
     example = read_env_file(ENV_EXAMPLE)
-    referenced = {name for _, value in _walk(compose) if isinstance(value, str)
-                  for name in re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", value)}
+    referenced = {
+        name
+        for _, value in _walk(compose)
+        if isinstance(value, str)
+        for name in re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", value)
+    }
     assert referenced <= set(example), f"missing from .env.example: {referenced - set(example)}"
     # Settings also read ./.env: compose-only values must not become Spool settings.
     assert not [v for v in example if v.startswith("SPOOL_")]
@@ -300,8 +334,9 @@ def test_the_spool_image_is_built_once(services):
     assert len(builders) == 1, f"images built by {builders}: build one, share it by name"
     assert services[builders[0]].get("image") == SPOOL_IMAGE
     for name in spool_services(services) - set(builders):
-        assert services[name].get("pull_policy") == "never", \
+        assert services[name].get("pull_policy") == "never", (
             f"{name} uses the locally built {SPOOL_IMAGE}: it must never be pulled"
+        )
 
 
 def test_images_are_pinned_and_no_minio(services):

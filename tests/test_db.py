@@ -42,16 +42,25 @@ def ids() -> tuple[str, str]:
 
 def test_a_post_is_counted_once_across_retries_and_edits(engine):
     author, post = ids()
-    first = record(engine, author_id=author, post_id=post, version=1, title="v1", tags=[],
-                   published_at=None)
-    retry = record(engine, author_id=author, post_id=post, version=1, title="v1", tags=[],
-                   published_at=None)
-    edit = record(engine, author_id=author, post_id=post, version=2, title="v2", tags=["x"],
-                  published_at=None)
-    late = record(engine, author_id=author, post_id=post, version=1, title="v1 late", tags=[],
-                  published_at=None)
-    assert [first.counted, retry.counted, edit.counted, late.counted] == [
-        True, False, False, False]
+    first = record(
+        engine, author_id=author, post_id=post, version=1, title="v1", tags=[], published_at=None
+    )
+    retry = record(
+        engine, author_id=author, post_id=post, version=1, title="v1", tags=[], published_at=None
+    )
+    edit = record(
+        engine, author_id=author, post_id=post, version=2, title="v2", tags=["x"], published_at=None
+    )
+    late = record(
+        engine,
+        author_id=author,
+        post_id=post,
+        version=1,
+        title="v1 late",
+        tags=[],
+        published_at=None,
+    )
+    assert [first.counted, retry.counted, edit.counted, late.counted] == [True, False, False, False]
     assert author_post_count(engine, author) == 1
     stored = get_post(engine, post)
     assert (stored["version"], stored["title"], stored["tags"]) == (2, "v2", ["x"])
@@ -59,35 +68,82 @@ def test_a_post_is_counted_once_across_retries_and_edits(engine):
 
 def test_each_of_an_authors_posts_adds_one_to_the_count(engine):
     author, _ = ids()
-    outcomes = [record(engine, author_id=author, post_id=f"{author}-{n}", version=version,
-                       title="t", tags=[], published_at=None)
-                for n, version in ((1, 1), (2, 1), (2, 1), (3, 1), (3, 2))]
+    outcomes = [
+        record(
+            engine,
+            author_id=author,
+            post_id=f"{author}-{n}",
+            version=version,
+            title="t",
+            tags=[],
+            published_at=None,
+        )
+        for n, version in ((1, 1), (2, 1), (2, 1), (3, 1), (3, 2))
+    ]
     # The third call retries post 2 and the fifth edits post 3: both already counted.
     assert [(o.counted, o.post_count) for o in outcomes] == [
-        (True, 1), (True, 2), (False, 2), (True, 3), (False, 3)]
+        (True, 1),
+        (True, 2),
+        (False, 2),
+        (True, 3),
+        (False, 3),
+    ]
     assert author_post_count(engine, author) == 3
 
 
 def test_the_stored_post_is_the_newest_versions_metadata_and_only_its_own(engine):
     author, post = ids()
     _, other = ids()
-    record(engine, author_id=author, post_id=post, version=1, title="first", tags=["a"],
-           published_at="2026-01-01T00:00:00Z")
-    record(engine, author_id=author, post_id=other, version=1, title="other", tags=["o"],
-           published_at="2026-01-02T00:00:00Z")
+    record(
+        engine,
+        author_id=author,
+        post_id=post,
+        version=1,
+        title="first",
+        tags=["a"],
+        published_at="2026-01-01T00:00:00Z",
+    )
+    record(
+        engine,
+        author_id=author,
+        post_id=other,
+        version=1,
+        title="other",
+        tags=["o"],
+        published_at="2026-01-02T00:00:00Z",
+    )
     first = get_post(engine, post)
     assert (first["tags"], first["published_at"]) == (["a"], "2026-01-01T00:00:00Z")
     # A retry of the same version with other data changes nothing: the version is the key.
-    record(engine, author_id=author, post_id=post, version=1, title="replayed", tags=[],
-           published_at=None)
+    record(
+        engine,
+        author_id=author,
+        post_id=post,
+        version=1,
+        title="replayed",
+        tags=[],
+        published_at=None,
+    )
     assert get_post(engine, post)["title"] == "first"
     # An edit takes every field of the new version (a post handed to a co-author included)
     # and touches no other post.
-    record(engine, author_id="co-author", post_id=post, version=2, title="second", tags=["b"],
-           published_at="2026-02-01T00:00:00Z")
+    record(
+        engine,
+        author_id="co-author",
+        post_id=post,
+        version=2,
+        title="second",
+        tags=["b"],
+        published_at="2026-02-01T00:00:00Z",
+    )
     edited = get_post(engine, post)
-    assert (edited["author_id"], edited["version"], edited["title"], edited["tags"],
-            edited["published_at"]) == ("co-author", 2, "second", ["b"], "2026-02-01T00:00:00Z")
+    assert (
+        edited["author_id"],
+        edited["version"],
+        edited["title"],
+        edited["tags"],
+        edited["published_at"],
+    ) == ("co-author", 2, "second", ["b"], "2026-02-01T00:00:00Z")
     assert (get_post(engine, other)["title"], get_post(engine, other)["version"]) == ("other", 1)
     assert author_post_count(engine, "nobody-" + author) == 0
 
@@ -102,8 +158,17 @@ def test_concurrent_attempts_count_once(engine):
     def attempt():
         start_together.wait()
         try:
-            outcomes.append(record(engine, author_id=author, post_id=post, version=1,
-                                   title="t", tags=[], published_at=None))
+            outcomes.append(
+                record(
+                    engine,
+                    author_id=author,
+                    post_id=post,
+                    version=1,
+                    title="t",
+                    tags=[],
+                    published_at=None,
+                )
+            )
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -118,8 +183,9 @@ def test_concurrent_attempts_count_once(engine):
     assert sorted(o.counted for o in outcomes) == [False] * 7 + [True]
     assert [o.post_count for o in outcomes] == [1] * 8
     assert author_post_count(engine, author) == 1
-    retry = record(engine, author_id=author, post_id=post, version=1, title="t", tags=[],
-                   published_at=None)
+    retry = record(
+        engine, author_id=author, post_id=post, version=1, title="t", tags=[], published_at=None
+    )
     assert (retry.counted, retry.post_count) == (False, 1)
     assert author_post_count(engine, author) == 1
 
@@ -127,8 +193,12 @@ def test_concurrent_attempts_count_once(engine):
 def test_notifications_are_created_and_delivered_once_per_recipient(engine):
     event = f"evt-{uuid.uuid4().hex[:8]}"
     recorder = Recorder(fail_on="c")
-    kwargs = dict(event_id=event, event_type="post.published", recipients=["a", "b", "c", "a"],
-                  payload={"k": 1})
+    kwargs = dict(
+        event_id=event,
+        event_type="post.published",
+        recipients=["a", "b", "c", "a"],
+        payload={"k": 1},
+    )
     with pytest.raises(ConnectionError):
         notify_once(engine, recorder, **kwargs)
     assert [n.recipient for n in recorder.sent] == ["a", "b"]
@@ -138,8 +208,11 @@ def test_notifications_are_created_and_delivered_once_per_recipient(engine):
     assert notify_once(engine, recorder, **kwargs).delivered == 0
     assert {n.key for n in recorder.sent} == {f"{event}:a", f"{event}:b", f"{event}:c"}
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(notifications.c.recipient, notifications.c.attempts)
-                            .where(notifications.c.event_id == event)).all()
+        rows = conn.execute(
+            sa.select(notifications.c.recipient, notifications.c.attempts).where(
+                notifications.c.event_id == event
+            )
+        ).all()
     assert sorted(rows) == [("a", 1), ("b", 1), ("c", 2)]
 
 
@@ -165,8 +238,7 @@ def test_caption_segments_are_replaced_whole(engine):
     assert get_caption_segments(engine, video) == []
 
 
-def test_notifications_carry_their_event_and_progress_counts_every_delivery(engine,
-                                                                          monkeypatch):
+def test_notifications_carry_their_event_and_progress_counts_every_delivery(engine, monkeypatch):
     from spool import notify
 
     event = f"evt-{uuid.uuid4().hex[:8]}"
@@ -179,12 +251,20 @@ def test_notifications_carry_their_event_and_progress_counts_every_delivery(engi
         return real_mark(engine, event_id, sent, on_wait=on_wait, **kw)
 
     monkeypatch.setattr(notify, "_mark_delivered", mark_after_one_wait)
-    outcome = notify_once(engine, recorder, event_id=event, event_type="post.published",
-                          recipients=people, payload={"k": 1}, on_progress=progress.append)
+    outcome = notify_once(
+        engine,
+        recorder,
+        event_id=event,
+        event_type="post.published",
+        recipients=people,
+        payload={"k": 1},
+        on_progress=progress.append,
+    )
     assert (outcome.recipients, outcome.newly_created, outcome.delivered) == (120, 120, 120)
     assert sorted(n.recipient for n in recorder.sent) == people
     assert {(n.event_id, n.event_type, json_of(n.payload)) for n in recorder.sent} == {
-        (event, "post.published", '{"k": 1}')}
+        (event, "post.published", '{"k": 1}')
+    }
     batches = [people[:50], people[50:100], people[100:]]
     expected, done = [], 0
     for batch in batches:
@@ -216,17 +296,28 @@ class WithEndpoints(Recorder):
 def test_subscribers_are_added_after_the_people_once_each(engine):
     event = f"evt-{uuid.uuid4().hex[:8]}"
     notifier = WithEndpoints(["https://hooks.example/1", "a"])
-    outcome = notify_once(engine, notifier, event_id=event, event_type="t",
-                          recipients=["a", "b"], payload={"post_id": "p"},
-                          callback_url="https://hooks.example/job")
+    outcome = notify_once(
+        engine,
+        notifier,
+        event_id=event,
+        event_type="t",
+        recipients=["a", "b"],
+        payload={"post_id": "p"},
+        callback_url="https://hooks.example/job",
+    )
     # The job's callback is handed over explicitly, never fished out of the payload.
     assert notifier.asked == ["https://hooks.example/job"]
     assert outcome.recipients == 4 and outcome.delivered == 4
     assert [n.recipient for n in notifier.sent] == [
-        "a", "b", "https://hooks.example/1", "https://hooks.example/job"]
+        "a",
+        "b",
+        "https://hooks.example/1",
+        "https://hooks.example/job",
+    ]
     assert all(n.payload == {"post_id": "p"} for n in notifier.sent)
-    nobody = notify_once(engine, Recorder(), event_id=f"{event}-none", event_type="t",
-                         recipients=[], payload={})
+    nobody = notify_once(
+        engine, Recorder(), event_id=f"{event}-none", event_type="t", recipients=[], payload={}
+    )
     assert (nobody.recipients, nobody.newly_created, nobody.delivered) == (0, 0, 0)
 
 
@@ -234,14 +325,17 @@ def test_one_events_ledger_never_touches_another_events(engine):
     first, second = (f"evt-{uuid.uuid4().hex[:8]}" for _ in range(2))
     down = Recorder(fail_on="a")
     with pytest.raises(ConnectionError):
-        notify_once(engine, down, event_id=first, event_type="t", recipients=["a"],
-                    payload={})
+        notify_once(engine, down, event_id=first, event_type="t", recipients=["a"], payload={})
     other = Recorder()
     notify_once(engine, other, event_id=second, event_type="t", recipients=["a"], payload={})
     assert [n.key for n in other.sent] == [f"{second}:a"]  # not the first event's pending row
     retry = Recorder()
-    assert notify_once(engine, retry, event_id=first, event_type="t", recipients=["a"],
-                       payload={}).delivered == 1  # still pending: the second did not mark it
+    assert (
+        notify_once(
+            engine, retry, event_id=first, event_type="t", recipients=["a"], payload={}
+        ).delivered
+        == 1
+    )  # still pending: the second did not mark it
     assert [n.key for n in retry.sent] == [f"{first}:a"]
 
 
@@ -294,17 +388,25 @@ def fake_clock(monkeypatch):
 def pending_row(engine, recipients: list[str]) -> str:
     event = f"evt-{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
-        conn.execute(notifications.insert(), [
-            {"event_id": event, "recipient": r, "event_type": "t", "payload": {}}
-            for r in recipients])
+        conn.execute(
+            notifications.insert(),
+            [
+                {"event_id": event, "recipient": r, "event_type": "t", "payload": {}}
+                for r in recipients
+            ],
+        )
     return event
 
 
 def delivered(engine, event: str) -> list[str]:
     with engine.connect() as conn:
-        return sorted(conn.execute(sa.select(notifications.c.recipient).where(
-            notifications.c.event_id == event,
-            notifications.c.delivered_at.is_not(None))).scalars())
+        return sorted(
+            conn.execute(
+                sa.select(notifications.c.recipient).where(
+                    notifications.c.event_id == event, notifications.c.delivered_at.is_not(None)
+                )
+            ).scalars()
+        )
 
 
 def test_marking_delivered_waits_out_a_database_outage(engine, fake_clock, caplog):
@@ -312,14 +414,21 @@ def test_marking_delivered_waits_out_a_database_outage(engine, fake_clock, caplo
 
     event = pending_row(engine, ["a", "b", "c"])
     waits = []
-    _mark_delivered(FlakyEngine(engine, failures=7), event, ["a", "b"],
-                    on_wait=lambda: waits.append(1), wait_seconds=60)
+    _mark_delivered(
+        FlakyEngine(engine, failures=7),
+        event,
+        ["a", "b"],
+        on_wait=lambda: waits.append(1),
+        wait_seconds=60,
+    )
     assert delivered(engine, event) == ["a", "b"]
     # Backing off from 0.2 s, doubling, capped at 5 s, heartbeating between tries.
     assert fake_clock["slept"] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
     assert len(waits) == 7
-    assert ("marking 2 notifications of " + event + " delivered: database unavailable "
-            "(server closed the connection); retrying") in caplog.messages
+    assert (
+        "marking 2 notifications of " + event + " delivered: database unavailable "
+        "(server closed the connection); retrying"
+    ) in caplog.messages
 
 
 def test_marking_delivered_gives_up_at_its_deadline(engine, fake_clock):

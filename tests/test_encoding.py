@@ -31,6 +31,7 @@ PRESET = "veryfast"
 
 # --- plan_chunks and output_fps (pure) -----------------------------------------------------
 
+
 @pytest.mark.parametrize("duration", [0.4, 3.5, 10.0, 59.97, 60.0, 61.3, 600.0, 4 * 3600.0])
 @pytest.mark.parametrize("segment", [2.0, 4.0, 6.0])
 def test_chunks_cover_the_clip_on_segment_boundaries(duration, segment):
@@ -48,8 +49,10 @@ def test_chunks_cover_the_clip_on_segment_boundaries(duration, segment):
 
 
 def test_short_clips_get_few_chunks_and_long_clips_many():
-    counts = {d: len(plan_chunks(d, chunk_seconds=30, segment_seconds=4))
-              for d in (3.5, 10, 60, 600, 3600)}
+    counts = {
+        d: len(plan_chunks(d, chunk_seconds=30, segment_seconds=4))
+        for d in (3.5, 10, 60, 600, 3600)
+    }
     assert counts[3.5] == 1
     assert counts[10] <= 2
     assert counts[60] >= 2  # a minute still spreads over media workers
@@ -70,8 +73,16 @@ def test_chunk_boundaries_move_onto_the_sources_keyframes():
     snapped = snap_to_keyframes(planned, gop250, fps=30, segment_seconds=4)
     # 56 s would leave 1.7 s after the keyframe at 58.3 (and 50 starts a chunk already): it
     # stays, so the clip still spreads over as many chunks.
-    assert spans(snapped) == [(0, 8.333), (8.333, 16.667), (16.667, 25), (25, 33.333),
-                              (33.333, 41.667), (41.667, 50), (50, 56), (56, 60)]
+    assert spans(snapped) == [
+        (0, 8.333),
+        (8.333, 16.667),
+        (16.667, 25),
+        (25, 33.333),
+        (33.333, 41.667),
+        (41.667, 50),
+        (50, 56),
+        (56, 60),
+    ]
     assert [c.index for c in snapped] == list(range(8))
     for chunk in snapped[1:-1]:
         # exactly on the keyframe's frame: the chunk's seek decodes nothing it throws away
@@ -82,13 +93,20 @@ def test_chunk_boundaries_move_onto_the_sources_keyframes():
 def test_boundaries_without_a_keyframe_near_stay_on_the_grid():
     planned = plan_chunks(60, chunk_seconds=30, segment_seconds=4)
     # One keyframe every 10 s: each boundary takes the nearest one not taken yet, else stays.
-    assert spans(snap_to_keyframes(planned, [0, 10, 20, 30, 40, 50], fps=30,
-                                   segment_seconds=4)) == [(0, 10), (10, 20), (20, 24),
-                                                            (24, 30), (30, 40), (40, 50),
-                                                            (50, 56), (56, 60)]
+    assert spans(
+        snap_to_keyframes(planned, [0, 10, 20, 30, 40, 50], fps=30, segment_seconds=4)
+    ) == [(0, 10), (10, 20), (20, 24), (24, 30), (30, 40), (40, 50), (50, 56), (56, 60)]
     # One keyframe in a minute: as many chunks as planned (decoding from before).
     assert spans(snap_to_keyframes(planned, [0, 30], fps=30, segment_seconds=4)) == [
-        (0, 8), (8, 16), (16, 24), (24, 30), (30, 40), (40, 48), (48, 56), (56, 60)]
+        (0, 8),
+        (8, 16),
+        (16, 24),
+        (24, 30),
+        (30, 40),
+        (40, 48),
+        (48, 56),
+        (56, 60),
+    ]
     # Nothing known, or nothing to cut: the plan as it was.
     assert snap_to_keyframes(planned, [], fps=30, segment_seconds=4) == planned
     one = plan_chunks(6, chunk_seconds=30, segment_seconds=4)
@@ -127,17 +145,32 @@ def test_chunk_plan_is_deterministic_and_refuses_bad_input():
         plan_chunks(10, chunk_seconds=-5, segment_seconds=2)
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    (None, 30.0), (0.0, 30.0), (math.nan, 30.0), (25.0, 25.0), (30.0, 30.0),
-    (29.97, 30000 / 1001), (29.6, 30000 / 1001), (23.976, 24000 / 1001), (59.94, 60000 / 1001),
-    (120.0, 60.0), (119.88, 60000 / 1001), (240.0, 60.0), (100.0, 50.0),
-    (20.17, 20.0), (12.5, 12.5),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (None, 30.0),
+        (0.0, 30.0),
+        (math.nan, 30.0),
+        (25.0, 25.0),
+        (30.0, 30.0),
+        (29.97, 30000 / 1001),
+        (29.6, 30000 / 1001),
+        (23.976, 24000 / 1001),
+        (59.94, 60000 / 1001),
+        (120.0, 60.0),
+        (119.88, 60000 / 1001),
+        (240.0, 60.0),
+        (100.0, 50.0),
+        (20.17, 20.0),
+        (12.5, 12.5),
+    ],
+)
 def test_output_frame_rate_is_constant_and_capped(source, expected):
     assert output_fps(source) == pytest.approx(expected, abs=1e-9)
 
 
 # --- probing the outputs -------------------------------------------------------------------
+
 
 def run(argv: list[str]) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=300).stdout
@@ -149,10 +182,16 @@ def ffprobe_json(path: Path, *args: str) -> dict:
 
 def video_stream(path: Path) -> dict:
     """The first video stream with its decoded frame count."""
-    return ffprobe_json(path, "-count_frames", "-select_streams", "v:0",
-                        "-show_entries", "stream=width,height,nb_read_frames,duration,"
-                        "avg_frame_rate,r_frame_rate,profile,level,codec_name,pix_fmt:"
-                        "stream_side_data=rotation")["streams"][0]
+    return ffprobe_json(
+        path,
+        "-count_frames",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=width,height,nb_read_frames,duration,"
+        "avg_frame_rate,r_frame_rate,profile,level,codec_name,pix_fmt:"
+        "stream_side_data=rotation",
+    )["streams"][0]
 
 
 def frame_times(path: Path, *, keyframes_only: bool = False) -> list[float]:
@@ -164,11 +203,25 @@ def frame_times(path: Path, *, keyframes_only: bool = False) -> list[float]:
 
 def luma_by_time(path: Path) -> list[tuple[float, float]]:
     """(time shown, mean luma) of every decoded frame."""
-    out = run(["ffprobe", "-v", "error", "-f", "lavfi", "-i", f"movie={path},signalstats",
-               "-show_entries", "frame=pts_time:frame_tags=lavfi.signalstats.YAVG",
-               "-of", "json"])
-    return [(float(f["pts_time"]), float(f["tags"]["lavfi.signalstats.YAVG"]))
-            for f in json.loads(out)["frames"]]
+    out = run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"movie={path},signalstats",
+            "-show_entries",
+            "frame=pts_time:frame_tags=lavfi.signalstats.YAVG",
+            "-of",
+            "json",
+        ]
+    )
+    return [
+        (float(f["pts_time"]), float(f["tags"]["lavfi.signalstats.YAVG"]))
+        for f in json.loads(out)["frames"]
+    ]
 
 
 def flash_time(path: Path) -> float:
@@ -180,10 +233,27 @@ def flash_time(path: Path) -> float:
 
 def decoded_audio(path: Path) -> np.ndarray:
     """The first audio track as mono float samples at the tone clip's rate."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0",
-                          "-ac", "1", "-ar", str(media_clips.MARK_SAMPLE_RATE),
-                          "-f", "f32le", "-"], check=True, capture_output=True,
-                         timeout=300).stdout
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-ac",
+            "1",
+            "-ar",
+            str(media_clips.MARK_SAMPLE_RATE),
+            "-f",
+            "f32le",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    ).stdout
     return np.frombuffer(raw, dtype="<f4")
 
 
@@ -196,6 +266,7 @@ def beep_time(samples: np.ndarray) -> float:
 
 
 # --- running the chunked pipeline ----------------------------------------------------------
+
 
 @dataclass
 class Encoded:
@@ -217,16 +288,26 @@ def rendition_specs(workdir: Path, index: int, heights: list[int]) -> list[media
     return [media.RenditionSpec(folder / f"{h}p.mp4", h, kbps.get(h, 300)) for h in heights]
 
 
-async def encode_chunked(source: Path, workdir: Path, heights: list[int], *,
-                         chunk_seconds: float, segment_seconds: float,
-                         thumb_every: float | None = None,
-                         keyframes: list[float] | None = None) -> Encoded:
+async def encode_chunked(
+    source: Path,
+    workdir: Path,
+    heights: list[int],
+    *,
+    chunk_seconds: float,
+    segment_seconds: float,
+    thumb_every: float | None = None,
+    keyframes: list[float] | None = None,
+) -> Encoded:
     """``keyframes``: the source's, to cut on (snap_to_keyframes); None cuts on the grid."""
     info = await media.probe(source)
     fps = output_fps(info.fps)
     # Chunks of exactly chunk_seconds (min = max): several segments per chunk to look at.
-    chunks = plan_chunks(info.duration, chunk_seconds=chunk_seconds,
-                         segment_seconds=segment_seconds, min_chunk_seconds=chunk_seconds)
+    chunks = plan_chunks(
+        info.duration,
+        chunk_seconds=chunk_seconds,
+        segment_seconds=segment_seconds,
+        min_chunk_seconds=chunk_seconds,
+    )
     if keyframes is not None:
         chunks = snap_to_keyframes(chunks, keyframes, fps=fps, segment_seconds=segment_seconds)
     outputs = []
@@ -234,21 +315,34 @@ async def encode_chunked(source: Path, workdir: Path, heights: list[int], *,
         thumb_dir = workdir / "thumbs" / f"{span.index:05d}" if thumb_every else None
         if thumb_dir:
             thumb_dir.mkdir(parents=True, exist_ok=True)
-        outputs.append(await encoding.encode_chunk(
-            source, span, rendition_specs(workdir, span.index, heights), fps=fps,
-            segment_seconds=segment_seconds, preset=PRESET, thumb_every=thumb_every,
-            thumb_width=160, thumb_dir=thumb_dir, limits=LIMITS, on_progress=None))
+        outputs.append(
+            await encoding.encode_chunk(
+                source,
+                span,
+                rendition_specs(workdir, span.index, heights),
+                fps=fps,
+                segment_seconds=segment_seconds,
+                preset=PRESET,
+                thumb_every=thumb_every,
+                thumb_width=160,
+                thumb_dir=thumb_dir,
+                limits=LIMITS,
+                on_progress=None,
+            )
+        )
     audio = None
     if info.has_audio:
         audio = workdir / "audio.m4a"
-        await encoding.encode_audio(source, audio, audio_kbps=128, limits=LIMITS,
-                                    on_progress=None, duration=info.duration)
+        await encoding.encode_audio(
+            source, audio, audio_kbps=128, limits=LIMITS, on_progress=None, duration=info.duration
+        )
     joined = {}
     for height in heights:
         name = f"{height}p"
         joined[name] = workdir / f"{name}.mp4"
-        await encoding.join_chunks([out.files[name] for out in outputs], audio, joined[name],
-                                   limits=LIMITS)
+        await encoding.join_chunks(
+            [out.files[name] for out in outputs], audio, joined[name], limits=LIMITS
+        )
     return Encoded(source, fps, chunks, outputs, joined, audio, info.duration)
 
 
@@ -260,10 +354,12 @@ FLASH_AT = 57.0
 @pytest.fixture(scope="module")
 async def minute(clips, tmp_path_factory) -> Encoded:
     """60 s at 320x180/30 fps, a flash and a beep at 57 s, in 8 s chunks of 4 s segments."""
-    source = media_clips.make_marked_clip(clips / "minute.mp4", width=320, height=180,
-                                          seconds=60, flash_at=FLASH_AT)
-    return await encode_chunked(source, tmp_path_factory.mktemp("minute"), [180],
-                                chunk_seconds=8, segment_seconds=4)
+    source = media_clips.make_marked_clip(
+        clips / "minute.mp4", width=320, height=180, seconds=60, flash_at=FLASH_AT
+    )
+    return await encode_chunked(
+        source, tmp_path_factory.mktemp("minute"), [180], chunk_seconds=8, segment_seconds=4
+    )
 
 
 async def test_joined_mp4_has_every_frame_of_the_source_once(minute):
@@ -284,13 +380,14 @@ async def test_audio_is_continuous_across_chunk_boundaries(minute):
     samples = decoded_audio(minute.joined["180p"])
     rate = media_clips.MARK_SAMPLE_RATE
     window = rate // 100  # 10 ms
-    quiet = samples[window: int((FLASH_AT - 0.05) * rate)]
-    rms = np.sqrt(np.mean(quiet[: len(quiet) // window * window]
-                          .reshape(-1, window) ** 2, axis=1))
+    quiet = samples[window : int((FLASH_AT - 0.05) * rate)]
+    rms = np.sqrt(np.mean(quiet[: len(quiet) // window * window].reshape(-1, window) ** 2, axis=1))
     expected = media_clips.MARK_QUIET / math.sqrt(2)
     # A gap (encoder priming, a missing packet) is a window far below the tone's level.
-    print(f"10 ms RMS: min {rms.min():.4f} (at {(rms.argmin() + 1) / 100:.2f} s), "
-          f"tone {expected:.4f}; chunk boundaries at {[c.start for c in minute.chunks[1:]]}")
+    print(
+        f"10 ms RMS: min {rms.min():.4f} (at {(rms.argmin() + 1) / 100:.2f} s), "
+        f"tone {expected:.4f}; chunk boundaries at {[c.start for c in minute.chunks[1:]]}"
+    )
     assert rms.min() > 0.8 * expected
     # A click is a jump between samples much larger than the tone's own steepest slope.
     steepest = 2 * math.pi * media_clips.MARK_TONE_HZ / rate * media_clips.MARK_QUIET
@@ -321,11 +418,17 @@ LADDER_FLASH = 5.0
 async def ladder(clips, tmp_path_factory) -> Encoded:
     """12 s at 640x360, three renditions, 4 s chunks of 2 s segments, a thumbnail a second,
     a flash at 5 s (inside the second chunk)."""
-    source = media_clips.make_marked_clip(clips / "ladder.mp4", width=640, height=360,
-                                          seconds=12, flash_at=LADDER_FLASH)
-    return await encode_chunked(source, tmp_path_factory.mktemp("ladder"), LADDER_HEIGHTS,
-                                chunk_seconds=4, segment_seconds=SEGMENT,
-                                thumb_every=THUMB_EVERY)
+    source = media_clips.make_marked_clip(
+        clips / "ladder.mp4", width=640, height=360, seconds=12, flash_at=LADDER_FLASH
+    )
+    return await encode_chunked(
+        source,
+        tmp_path_factory.mktemp("ladder"),
+        LADDER_HEIGHTS,
+        chunk_seconds=4,
+        segment_seconds=SEGMENT,
+        thumb_every=THUMB_EVERY,
+    )
 
 
 async def test_every_rendition_of_every_chunk_has_keyframes_at_segment_starts(ladder):
@@ -348,12 +451,19 @@ async def test_joined_renditions_have_keyframes_on_the_same_frames(ladder):
 @pytest.fixture(scope="module")
 async def hls(ladder, tmp_path_factory):
     out = tmp_path_factory.mktemp("hls")
-    variants = [await encoding.package_hls(path, out / name, name=name, segment_seconds=SEGMENT,
-                                           limits=LIMITS)
-                for name, path in ladder.joined.items()]
-    audio = await encoding.package_audio_hls(ladder.audio, out / "audio",
-                                             segment_seconds=SEGMENT, limits=LIMITS,
-                                             video_start=variants[0].start_seconds)
+    variants = [
+        await encoding.package_hls(
+            path, out / name, name=name, segment_seconds=SEGMENT, limits=LIMITS
+        )
+        for name, path in ladder.joined.items()
+    ]
+    audio = await encoding.package_audio_hls(
+        ladder.audio,
+        out / "audio",
+        segment_seconds=SEGMENT,
+        limits=LIMITS,
+        video_start=variants[0].start_seconds,
+    )
     master = out / "master.m3u8"
     master.write_text(encoding.master_playlist(variants, audio))
     return out, variants, audio
@@ -371,14 +481,19 @@ def parse_media_playlist(path: Path) -> tuple[list[float], list[str]]:
 
 def parse_master(text: str) -> tuple[list[dict], list[dict]]:
     """(the EXT-X-MEDIA entries, the variants with their URIs) as attribute dicts."""
+
     def attributes(line: str) -> dict:
         found = re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1])
         return {key: value.strip('"') for key, value in found}
+
     lines = text.splitlines()
     assert lines[0] == "#EXTM3U" and "#EXT-X-INDEPENDENT-SEGMENTS" in lines
     media_entries = [attributes(x) for x in lines if x.startswith("#EXT-X-MEDIA:")]
-    variants = [{**attributes(x), "URI": lines[i + 1]}
-                for i, x in enumerate(lines) if x.startswith("#EXT-X-STREAM-INF:")]
+    variants = [
+        {**attributes(x), "URI": lines[i + 1]}
+        for i, x in enumerate(lines)
+        if x.startswith("#EXT-X-STREAM-INF:")
+    ]
     return media_entries, variants
 
 
@@ -395,8 +510,9 @@ async def test_hls_variants_start_segments_at_the_same_times_and_decode(hls, lad
         assert int(stream["nb_read_frames"]) == 360
         # each segment starts on a keyframe: the joined file's keyframes are the starts
         starts = np.concatenate([[0], np.cumsum(durations)[:-1]])
-        assert starts == pytest.approx(frame_times(ladder.joined[variant.name],
-                                                   keyframes_only=True), abs=1e-3)
+        assert starts == pytest.approx(
+            frame_times(ladder.joined[variant.name], keyframes_only=True), abs=1e-3
+        )
     first, *others = segment_times.values()
     assert first == pytest.approx([SEGMENT] * 6, abs=1e-3)
     assert all(times == first for times in others), segment_times
@@ -413,10 +529,14 @@ async def test_master_playlist_describes_the_real_streams(hls):
     audio_durations, audio_uris = parse_media_playlist(out / audio_entry["URI"])
     audio_bits = sum((out / "audio" / u).stat().st_size * 8 for u in audio_uris)
     audio_average = audio_bits / sum(audio_durations)
-    audio_info = ffprobe_json(out / audio_entry["URI"], "-show_entries",
-                              "stream=codec_name,profile,channels")["streams"][0]
-    assert (audio_info["codec_name"], audio_info["profile"], audio_info["channels"]) == \
-        ("aac", "LC", 2)
+    audio_info = ffprobe_json(
+        out / audio_entry["URI"], "-show_entries", "stream=codec_name,profile,channels"
+    )["streams"][0]
+    assert (audio_info["codec_name"], audio_info["profile"], audio_info["channels"]) == (
+        "aac",
+        "LC",
+        2,
+    )
 
     heights = [int(v["RESOLUTION"].split("x")[1]) for v in variants]
     assert heights == sorted(LADDER_HEIGHTS, reverse=True)  # highest first
@@ -425,12 +545,16 @@ async def test_master_playlist_describes_the_real_streams(hls):
         stream = video_stream(out / variant["URI"])
         assert variant["RESOLUTION"] == f"{stream['width']}x{stream['height']}"
         assert float(variant["FRAME-RATE"]) == pytest.approx(
-            float(Fraction(stream["avg_frame_rate"])), abs=0.001)
+            float(Fraction(stream["avg_frame_rate"])), abs=0.001
+        )
         video_codec, audio_codec = variant["CODECS"].split(",")
         assert audio_codec == "mp4a.40.2"  # AAC-LC, as ffprobe says
         profile, level = AVC_PROFILES[stream["profile"]], int(stream["level"])
-        assert re.fullmatch(f"avc1\\.{profile:02x}[0-9a-f]{{2}}{level:02x}", video_codec), \
-            (video_codec, stream["profile"], level)
+        assert re.fullmatch(f"avc1\\.{profile:02x}[0-9a-f]{{2}}{level:02x}", video_codec), (
+            video_codec,
+            stream["profile"],
+            level,
+        )
         durations, uris = parse_media_playlist(out / variant["URI"])
         folder = (out / variant["URI"]).parent
         bits = [(folder / u).stat().st_size * 8 for u in uris]
@@ -443,10 +567,12 @@ async def test_master_playlist_describes_the_real_streams(hls):
 
 # --- storyboards ---------------------------------------------------------------------------
 
+
 def parse_vtt(text: str) -> list[tuple[float, float, str]]:
     def seconds(stamp: str) -> float:
         hours, minutes, rest = stamp.split(":")
         return int(hours) * 3600 + int(minutes) * 60 + float(rest)
+
     blocks = text.strip().split("\n\n")
     assert blocks[0] == "WEBVTT"
     cues = []
@@ -460,9 +586,25 @@ def parse_vtt(text: str) -> list[tuple[float, float, str]]:
 
 def tile_psnr(sprite: Path, x: int, y: int, w: int, h: int, thumb: Path) -> float:
     out = subprocess.run(
-        ["ffmpeg", "-v", "info", "-i", str(sprite), "-i", str(thumb), "-lavfi",
-         f"[0:v]crop={w}:{h}:{x}:{y}[tile];[tile][1:v]psnr", "-f", "null", "-"],
-        check=True, capture_output=True, text=True, timeout=60).stderr
+        [
+            "ffmpeg",
+            "-v",
+            "info",
+            "-i",
+            str(sprite),
+            "-i",
+            str(thumb),
+            "-lavfi",
+            f"[0:v]crop={w}:{h}:{x}:{y}[tile];[tile][1:v]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stderr
     return float(re.search(r"average:([\d.]+|inf)", out)[1])
 
 
@@ -477,8 +619,15 @@ async def test_thumbnails_are_taken_every_interval_in_source_time(ladder):
 async def test_storyboard_sprites_and_vtt_point_at_each_thumbnail(ladder, tmp_path):
     thumbs = [t for out in ladder.outputs for t in out.thumbs]
     board = await encoding.make_storyboard(
-        thumbs, tmp_path, every=THUMB_EVERY, columns=5, rows=2,
-        sprite_url=lambda n: f"storyboard/{n}.jpg", limits=LIMITS, duration=ladder.duration)
+        thumbs,
+        tmp_path,
+        every=THUMB_EVERY,
+        columns=5,
+        rows=2,
+        sprite_url=lambda n: f"storyboard/{n}.jpg",
+        limits=LIMITS,
+        duration=ladder.duration,
+    )
     assert (board.tile_width, board.tile_height) == (160, 90)
     assert [p.name for p in board.sprites] == ["0.jpg", "1.jpg"]
     for sprite in board.sprites:
@@ -501,9 +650,16 @@ async def test_storyboard_sprites_and_vtt_point_at_each_thumbnail(ladder, tmp_pa
 
 
 def test_storyboard_vtt_ends_at_the_clip_and_drops_thumbnails_past_it():
-    vtt = encoding.storyboard_vtt(5, every=2.0, columns=2, rows=2, tile_width=100,
-                                  tile_height=50, sprite_url=lambda n: f"s/{n}.jpg",
-                                  duration=7.5)
+    vtt = encoding.storyboard_vtt(
+        5,
+        every=2.0,
+        columns=2,
+        rows=2,
+        tile_width=100,
+        tile_height=50,
+        sprite_url=lambda n: f"s/{n}.jpg",
+        duration=7.5,
+    )
     cues = parse_vtt(vtt)
     assert [(s, e) for s, e, _ in cues] == [(0, 2), (2, 4), (4, 6), (6, 7.5)]
     assert cues[-1][2] == "s/0.jpg#xywh=100,50,100,50"
@@ -511,10 +667,12 @@ def test_storyboard_vtt_ends_at_the_clip_and_drops_thumbnails_past_it():
 
 # --- odd sources through encode_chunk + join -----------------------------------------------
 
+
 async def test_one_keyframe_every_ten_seconds_source(clips, tmp_path):
     """Chunks start mid-GOP: each must decode from the keyframe before it."""
-    source = media_clips.make_marked_clip(clips / "gop300.mp4", width=320, height=180,
-                                          seconds=12, flash_at=7.0, gop=300)
+    source = media_clips.make_marked_clip(
+        clips / "gop300.mp4", width=320, height=180, seconds=12, flash_at=7.0, gop=300
+    )
     assert frame_times(source, keyframes_only=True) == [0.0, 10.0]
     done = await encode_chunked(source, tmp_path, [180], chunk_seconds=4, segment_seconds=2)
     joined = done.joined["180p"]
@@ -528,40 +686,51 @@ async def test_chunks_cut_on_the_sources_keyframes_join_without_a_seam(clips, tm
     """A keyframe every 2.5 s, chunks planned every 4 s of 2 s segments: the plan moves to
     the keyframes (listed from packets, decoding nothing), each chunk's first frame is one
     more keyframe, and the segment grid, the frames and the sync are as before."""
-    source = media_clips.make_marked_clip(clips / "gop75.mp4", width=320, height=180,
-                                          seconds=12, flash_at=7.0, gop=75)
+    source = media_clips.make_marked_clip(
+        clips / "gop75.mp4", width=320, height=180, seconds=12, flash_at=7.0, gop=75
+    )
     keyframes = await encoding.keyframe_times(source, LIMITS)
     assert keyframes == pytest.approx([0, 2.5, 5, 7.5, 10], abs=1e-6)
-    done = await encode_chunked(source, tmp_path, [180], chunk_seconds=4, segment_seconds=2,
-                                keyframes=keyframes)
+    done = await encode_chunked(
+        source, tmp_path, [180], chunk_seconds=4, segment_seconds=2, keyframes=keyframes
+    )
     assert spans(done.chunks) == [(0, 5), (5, 7.5), (7.5, 12)]
     joined = done.joined["180p"]
     assert int(video_stream(joined)["nb_read_frames"]) == 360
     assert frame_times(joined, keyframes_only=True) == pytest.approx(
-        [0, 2, 4, 5, 6, 7.5, 8, 10], abs=1e-3)
+        [0, 2, 4, 5, 6, 7.5, 8, 10], abs=1e-3
+    )
     assert abs(flash_time(joined) - 7.0) <= 1 / done.fps
     assert abs(beep_time(decoded_audio(joined)) - flash_time(joined)) <= 1 / done.fps
-    await encoding.package_hls(joined, tmp_path / "hls", name="180p", segment_seconds=2,
-                               limits=LIMITS)
-    lengths = [float(line.split(":")[1].rstrip(","))
-               for line in (tmp_path / "hls" / "index.m3u8").read_text().splitlines()
-               if line.startswith("#EXTINF:")]
+    await encoding.package_hls(
+        joined, tmp_path / "hls", name="180p", segment_seconds=2, limits=LIMITS
+    )
+    lengths = [
+        float(line.split(":")[1].rstrip(","))
+        for line in (tmp_path / "hls" / "index.m3u8").read_text().splitlines()
+        if line.startswith("#EXTINF:")
+    ]
     assert lengths == pytest.approx([2] * 6, abs=1e-3)  # the extra keyframes cut nothing
 
 
 def test_keyframes_are_read_from_packet_flags():
-    listing = ("packet,0.000000,K__\npacket,0.033333,___\npacket,N/A,K__\n"
-               "packet,8.341667,K_\npacket,-0.05,K__\npacket,4.2,__D\nformat,N/A\n")
+    listing = (
+        "packet,0.000000,K__\npacket,0.033333,___\npacket,N/A,K__\n"
+        "packet,8.341667,K_\npacket,-0.05,K__\npacket,4.2,__D\nformat,N/A\n"
+    )
     assert encoding.parse_keyframes(listing) == [0.0, 8.341667]
     # on the seek's time line: from the container's start, listed after the packets
-    assert encoding.parse_keyframes("packet,1.4,K__\npacket,3.4,K__\nformat,1.400000\n") \
-        == [0.0, 2.0]
+    assert encoding.parse_keyframes("packet,1.4,K__\npacket,3.4,K__\nformat,1.400000\n") == [
+        0.0,
+        2.0,
+    ]
 
 
 async def test_variable_frame_rate_source_becomes_constant(clips, tmp_path):
     """30 fps for 4 s, then 10 fps: encoded at a constant rate, the flash still at 5 s."""
-    source = media_clips.make_marked_clip(clips / "vfr.mp4", width=320, height=180,
-                                          seconds=8, flash_at=5.0, slow_after=4.0)
+    source = media_clips.make_marked_clip(
+        clips / "vfr.mp4", width=320, height=180, seconds=8, flash_at=5.0, slow_after=4.0
+    )
     steps = set(np.round(np.diff(frame_times(source)), 3))
     assert len(steps) > 1  # really variable
     done = await encode_chunked(source, tmp_path, [180], chunk_seconds=4, segment_seconds=2)
@@ -577,8 +746,14 @@ async def test_variable_frame_rate_source_becomes_constant(clips, tmp_path):
 async def test_audio_that_outlasts_the_video_holds_the_last_picture(clips, tmp_path):
     """Pictures for 4 s, sound for 10 s: the chunks after the pictures end show the last
     one (no hole in the video, no chunk of nothing), and the flash and beep still agree."""
-    source = media_clips.make_marked_clip(clips / "short-video.mp4", width=320, height=180,
-                                          seconds=10, flash_at=2.0, video_seconds=4.0)
+    source = media_clips.make_marked_clip(
+        clips / "short-video.mp4",
+        width=320,
+        height=180,
+        seconds=10,
+        flash_at=2.0,
+        video_seconds=4.0,
+    )
     done = await encode_chunked(source, tmp_path, [180], chunk_seconds=2, segment_seconds=2)
     assert done.duration == pytest.approx(10.0, abs=0.05)
     for chunk in done.outputs:  # every chunk has its frames, even those past the pictures
@@ -596,10 +771,12 @@ async def test_audio_that_outlasts_the_video_holds_the_last_picture(clips, tmp_p
 async def test_audio_that_starts_late_stays_in_sync(clips, tmp_path):
     """The audio track starts 0.5 s after the pictures: the output's audio starts at the
     pictures' zero with silence before the sound, so the beep still lands on the flash."""
-    source = media_clips.make_marked_clip(clips / "late-audio.mp4", width=320, height=180,
-                                          seconds=6, flash_at=3.0, audio_delay=0.5)
-    audio = ffprobe_json(source, "-select_streams", "a:0", "-show_entries",
-                         "stream=start_time")["streams"][0]
+    source = media_clips.make_marked_clip(
+        clips / "late-audio.mp4", width=320, height=180, seconds=6, flash_at=3.0, audio_delay=0.5
+    )
+    audio = ffprobe_json(source, "-select_streams", "a:0", "-show_entries", "stream=start_time")[
+        "streams"
+    ][0]
     assert float(audio["start_time"]) > 0.4
     done = await encode_chunked(source, tmp_path, [180], chunk_seconds=2, segment_seconds=2)
     joined = done.joined["180p"]
@@ -611,8 +788,7 @@ async def test_audio_that_starts_late_stays_in_sync(clips, tmp_path):
 
 
 async def test_rotated_phone_clip_comes_out_upright(clips, tmp_path):
-    source = media_clips.make_clip(clips / "phone.mp4", width=640, height=360, seconds=3,
-                                   rotate=90)
+    source = media_clips.make_clip(clips / "phone.mp4", width=640, height=360, seconds=3, rotate=90)
     info = await media.probe(source)
     assert info.rotation in (90, -90) and (info.width, info.height) == (360, 640)
     done = await encode_chunked(source, tmp_path, [480], chunk_seconds=2, segment_seconds=1)
@@ -624,8 +800,7 @@ async def test_rotated_phone_clip_comes_out_upright(clips, tmp_path):
 
 
 async def test_odd_sized_source_gives_even_dimensions(clips, tmp_path):
-    source = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=3,
-                                   speech=None)
+    source = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=3, speech=None)
     done = await encode_chunked(source, tmp_path, [240], chunk_seconds=2, segment_seconds=1)
     stream = video_stream(done.joined["240p"])
     assert (stream["width"], stream["height"]) == (320, 240)
@@ -636,19 +811,33 @@ async def test_odd_sized_source_gives_even_dimensions(clips, tmp_path):
 
 # --- failures and cancel -------------------------------------------------------------------
 
+
 async def test_a_rendition_that_cannot_be_written_is_reported_and_the_others_delivered(
-        clips, tmp_path):
+    clips, tmp_path
+):
     source = media_clips.make_clip(clips / "small.mp4", width=320, height=180, seconds=2)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the 144p folder should be\n")
-    specs = [media.RenditionSpec(tmp_path / "180p.mp4", 180, 300),
-             media.RenditionSpec(blocker / "144p.mp4", 144, 200),
-             media.RenditionSpec(tmp_path / "120p.mp4", 120, 150)]
+    specs = [
+        media.RenditionSpec(tmp_path / "180p.mp4", 180, 300),
+        media.RenditionSpec(blocker / "144p.mp4", 144, 200),
+        media.RenditionSpec(tmp_path / "120p.mp4", 120, 150),
+    ]
     span = ChunkSpan(0, 0.0, 2.0)
     (tmp_path / "thumbs").mkdir()
     out = await encoding.encode_chunk(
-        source, span, specs, fps=15.0, segment_seconds=1.0, preset=PRESET, thumb_every=1.0,
-        thumb_width=96, thumb_dir=tmp_path / "thumbs", limits=LIMITS, on_progress=None)
+        source,
+        span,
+        specs,
+        fps=15.0,
+        segment_seconds=1.0,
+        preset=PRESET,
+        thumb_every=1.0,
+        thumb_width=96,
+        thumb_dir=tmp_path / "thumbs",
+        limits=LIMITS,
+        on_progress=None,
+    )
     assert set(out.failed) == {"144p"}
     assert "Not a directory" in out.failed["144p"] or "not-a-directory" in out.failed["144p"]
     assert set(out.files) == {"180p", "120p"}
@@ -664,22 +853,49 @@ async def test_a_chunk_whose_every_rendition_fails_raises(clips, tmp_path):
     blocker.write_text("")
     with pytest.raises(media.MediaError, match="no rendition could be encoded"):
         await encoding.encode_chunk(
-            source, ChunkSpan(0, 0.0, 2.0), [media.RenditionSpec(blocker / "x.mp4", 120, 150)],
-            fps=15.0, segment_seconds=1.0, preset=PRESET, thumb_every=None, thumb_width=96,
-            thumb_dir=None, limits=LIMITS, on_progress=None)
+            source,
+            ChunkSpan(0, 0.0, 2.0),
+            [media.RenditionSpec(blocker / "x.mp4", 120, 150)],
+            fps=15.0,
+            segment_seconds=1.0,
+            preset=PRESET,
+            thumb_every=None,
+            thumb_width=96,
+            thumb_dir=None,
+            limits=LIMITS,
+            on_progress=None,
+        )
 
 
 async def test_cancelling_a_chunk_kills_its_ffmpeg(clips, tmp_path, monkeypatch):
     # The gate: ffmpeg reads the source at its own pace, so the 20 s chunk is mid-encode
     # when progress is first reported, however fast the machine.
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    source = media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
-                                   speech=None, tone=True, pattern="testsrc2")
+    source = media_clips.make_clip(
+        clips / "paced.mp4",
+        width=320,
+        height=180,
+        seconds=20,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     progressed = asyncio.Event()
-    task = asyncio.create_task(encoding.encode_chunk(
-        source, ChunkSpan(0, 0.0, 20.0), rendition_specs(tmp_path, 0, [180, 120]), fps=15.0,
-        segment_seconds=2.0, preset=PRESET, thumb_every=None, thumb_width=96, thumb_dir=None,
-        limits=LIMITS, on_progress=lambda percent: percent > 0 and progressed.set()))
+    task = asyncio.create_task(
+        encoding.encode_chunk(
+            source,
+            ChunkSpan(0, 0.0, 20.0),
+            rendition_specs(tmp_path, 0, [180, 120]),
+            fps=15.0,
+            segment_seconds=2.0,
+            preset=PRESET,
+            thumb_every=None,
+            thumb_width=96,
+            thumb_dir=None,
+            limits=LIMITS,
+            on_progress=lambda percent: percent > 0 and progressed.set(),
+        )
+    )
     await asyncio.wait_for(progressed.wait(), 120)
     assert ffmpeg_processes(str(tmp_path))
     task.cancel()
@@ -689,17 +905,34 @@ async def test_cancelling_a_chunk_kills_its_ffmpeg(clips, tmp_path, monkeypatch)
 
 
 async def test_a_chunk_that_times_out_is_not_retried_rendition_by_rendition(
-        clips, tmp_path, monkeypatch):
+    clips, tmp_path, monkeypatch
+):
     """A timeout ends the chunk at once (MediaTimeout, ffmpeg gone): trying each rendition
     alone after it would only spend the limit again per rendition."""
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    source = media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
-                                   speech=None, tone=True, pattern="testsrc2")
+    source = media_clips.make_clip(
+        clips / "paced.mp4",
+        width=320,
+        height=180,
+        seconds=20,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     with pytest.raises(media.MediaTimeout):
         await encoding.encode_chunk(
-            source, ChunkSpan(0, 0.0, 20.0), rendition_specs(tmp_path, 0, [180, 120]),
-            fps=15.0, segment_seconds=2.0, preset=PRESET, thumb_every=None, thumb_width=96,
-            thumb_dir=None, limits=media.Limits(timeout_seconds=2), on_progress=None)
+            source,
+            ChunkSpan(0, 0.0, 20.0),
+            rendition_specs(tmp_path, 0, [180, 120]),
+            fps=15.0,
+            segment_seconds=2.0,
+            preset=PRESET,
+            thumb_every=None,
+            thumb_width=96,
+            thumb_dir=None,
+            limits=media.Limits(timeout_seconds=2),
+            on_progress=None,
+        )
     assert ffmpeg_processes(str(tmp_path)) == []
     assert list((tmp_path / "chunk-00000").iterdir()) == []  # no partial output left
 
@@ -714,16 +947,33 @@ def test_frame_arithmetic_adds_up_across_chunks():
     assert encoding.keyframe_frames(chunks[1], rate, 4.0) == [0, 120]
 
 
-async def test_anamorphic_source_keeps_its_display_aspect_in_renditions_and_thumbnails(
-        tmp_path):
+async def test_anamorphic_source_keeps_its_display_aspect_in_renditions_and_thumbnails(tmp_path):
     """Stored 320x240 in 4:3-wide pixels is a 16:9 picture: the chunked rendition and the
     storyboard thumbnails show it at 16:9, in square pixels."""
     source = tmp_path / "wide-pixels.mp4"
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "testsrc2=s=320x240:d=3:r=15,setsar=4/3", "-c:v", "libx264", "-pix_fmt",
-                    "yuv420p", "-y", str(source)], check=True, timeout=120)
-    done = await encode_chunked(source, tmp_path, [180], chunk_seconds=2, segment_seconds=1,
-                                thumb_every=1.0)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:d=3:r=15,setsar=4/3",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-y",
+            str(source),
+        ],
+        check=True,
+        timeout=120,
+    )
+    done = await encode_chunked(
+        source, tmp_path, [180], chunk_seconds=2, segment_seconds=1, thumb_every=1.0
+    )
     stream = video_stream(done.joined["180p"])
     assert (stream["width"], stream["height"]) == (320, 180)
     assert stream.get("sample_aspect_ratio", "1:1") == "1:1"
@@ -742,7 +992,22 @@ async def test_hls_audio_and_video_play_in_sync(hls, tmp_path):
     # One audio rendition serves every variant: they all start at the same instant.
     assert len({v.start_seconds for v in variants}) == 1 and variants[0].start_seconds > 0
     played = tmp_path / "played.mkv"
-    run(["ffmpeg", "-v", "error", "-i", str(out / "master.m3u8"), "-map", "0:v:0",
-         "-map", "0:a:0", "-c", "copy", "-y", str(played)])
+    run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(out / "master.m3u8"),
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0",
+            "-c",
+            "copy",
+            "-y",
+            str(played),
+        ]
+    )
     fps = 1 / (frame_times(played)[1] - frame_times(played)[0])
     assert abs(flash_time(played) - beep_time(decoded_audio(played))) <= 1 / fps / 2

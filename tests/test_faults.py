@@ -80,19 +80,26 @@ eventually = functools.partial(waiting.eventually, within=LONG, every=0.2)
 
 # --- posts and their effects ----------------------------------------------------------------
 
+
 def make_posts(tag: str, authors_n: int, per_author: int, followers_n: int = 3) -> list[Post]:
     """per_author posts by each of authors_n authors, each author with their own followers."""
     run = uuid.uuid4().hex[:6]
-    return [Post(post_id=f"{tag}-{run}-a{a}-p{p}", author_id=f"{tag}-{run}-a{a}",
-                 title=f"Fault matrix post {p} by author {a}",
-                 body="Counted once, announced once, indexed at its version.", version=1,
-                 followers=[f"{tag}-{run}-a{a}-f{f}" for f in range(followers_n)])
-            for p in range(per_author) for a in range(authors_n)]
+    return [
+        Post(
+            post_id=f"{tag}-{run}-a{a}-p{p}",
+            author_id=f"{tag}-{run}-a{a}",
+            title=f"Fault matrix post {p} by author {a}",
+            body="Counted once, announced once, indexed at its version.",
+            version=1,
+            followers=[f"{tag}-{run}-a{a}-f{f}" for f in range(followers_n)],
+        )
+        for p in range(per_author)
+        for a in range(authors_n)
+    ]
 
 
 def edit_of(post: Post) -> Post:
-    return Post(**{**post.__dict__, "version": post.version + 1,
-                   "title": post.title + " (edited)"})
+    return Post(**{**post.__dict__, "version": post.version + 1, "title": post.title + " (edited)"})
 
 
 async def start_until_accepted(client: Client, settings: Settings, post: Post) -> str:
@@ -133,9 +140,12 @@ def counted_posts(engine: sa.Engine) -> dict[str, int]:
 
 def ledger_rows(engine: sa.Engine, event_ids: Iterable[str]) -> list[dict]:
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(
-            sa.select(notifications).where(notifications.c.event_id.in_(list(event_ids))))
-            .mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                sa.select(notifications).where(notifications.c.event_id.in_(list(event_ids)))
+            ).mappings()
+        ]
 
 
 def outbox_keys(settings: Settings) -> Counter:
@@ -144,8 +154,7 @@ def outbox_keys(settings: Settings) -> Counter:
     return Counter(json.loads(line)["key"] for line in lines)
 
 
-def assert_blog_effects(settings: Settings, posts: list[Post],
-                        results: dict[str, dict]) -> None:
+def assert_blog_effects(settings: Settings, posts: list[Post], results: dict[str, dict]) -> None:
     """Every job ready; counts exact; one ledger row and one outbox delivery per (post,
     follower): none of these faults crashes a worker between sending and marking, the one
     moment a notification may go out twice (under the same key, for receivers to drop)."""
@@ -181,9 +190,14 @@ def assert_indexed_at_versions(settings: Settings, posts: list[Post]) -> None:
 
 # --- video: the API, progress, stored files -------------------------------------------------
 
+
 async def upload_clip(http: httpx.AsyncClient, clip: Path, auth: dict, **fields: str) -> dict:
-    r = await http.post("/v1/videos", headers=auth, data=fields,
-                        files={"file": (clip.name, clip.read_bytes(), "video/mp4")})
+    r = await http.post(
+        "/v1/videos",
+        headers=auth,
+        data=fields,
+        files={"file": (clip.name, clip.read_bytes(), "video/mp4")},
+    )
     assert r.status_code == 202, r.text
     return r.json()
 
@@ -194,8 +208,11 @@ async def heartbeating(client: Client, job_id: str, activity_id: str) -> float:
 
     async def percent() -> float | None:
         for p in (await handle.describe()).raw_description.pending_activities:
-            if (p.activity_id == activity_id and p.heartbeat_details.payloads
-                    and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED):
+            if (
+                p.activity_id == activity_id
+                and p.heartbeat_details.payloads
+                and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            ):
                 done = json.loads(p.heartbeat_details.payloads[-1].data).get("percent", 0)
                 if done > 0:
                     return done
@@ -209,15 +226,28 @@ def probe(data: bytes, suffix: str) -> dict:
     with tempfile.NamedTemporaryFile(suffix=suffix) as fh:
         fh.write(data)
         fh.flush()
-        done = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
-                               "format=format_name,duration", "-of", "json", fh.name],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "format=format_name,duration",
+                "-of",
+                "json",
+                fh.name,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 0, f"ffprobe refused a stored {suffix}: {done.stderr}"
     return json.loads(done.stdout)["format"]
 
 
-def assert_video_files_complete(settings: Settings, video_id: str, renditions: list[str],
-                                seconds: float) -> None:
+def assert_video_files_complete(
+    settings: Settings, video_id: str, renditions: list[str], seconds: float
+) -> None:
     """Every rendition, the poster and the captions are stored whole: each probes, and each
     rendition lasts as long as the source."""
     storage = open_storage(settings)
@@ -258,6 +288,7 @@ async def on(keeper: ThreadPoolExecutor, fn: Callable, *args):
 
 # --- the embedded stack, killed and restarted -----------------------------------------------
 
+
 @pytest.fixture
 def stack_settings(tmp_path, monkeypatch) -> Settings:
     """Settings for an embedded stack in tmp_path; its processes inherit this environment."""
@@ -295,8 +326,9 @@ def restarted_dev_server(old: DevServer) -> DevServer:
     Run it on the keeper thread (see keeper)."""
     os.killpg(old.proc.pid, signal.SIGKILL)
     old.proc.wait(30)
-    new = DevServer(port=old.port, ui_port=old.ui_port, db_filename=old.db_filename,
-                    log_path=old.log_path)
+    new = DevServer(
+        port=old.port, ui_port=old.ui_port, db_filename=old.db_filename, log_path=old.log_path
+    )
     try:
         return new.start()
     except BaseException:
@@ -305,15 +337,18 @@ def restarted_dev_server(old: DevServer) -> DevServer:
 
 
 async def stack_client(stack: EmbeddedStack) -> Client:
-    return await connect(Settings(_env_file=None, temporal_address=stack.temporal_address),
-                         wait_seconds=60)
+    return await connect(
+        Settings(_env_file=None, temporal_address=stack.temporal_address), wait_seconds=60
+    )
 
 
 async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_once(
-        stack_settings, clips, whisper_ready):
+    stack_settings, clips, whisper_ready
+):
     seconds = 20.0  # read at native pace: the transcode surely runs when the kill comes
-    clip = media_clips.make_clip(clips / "twenty.mp4", width=854, height=480, seconds=seconds,
-                                 pattern="testsrc2")
+    clip = media_clips.make_clip(
+        clips / "twenty.mp4", width=854, height=480, seconds=seconds, pattern="testsrc2"
+    )
     paced = ["-m", "tests.paced_worker"]
     stacks = [start_first_stack(stack_settings, worker_args=paced)]
     receiver = WebhookReceiver(local_webhook_secret(stack_settings)).start()
@@ -325,8 +360,14 @@ async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_on
         kill_stack(first)
         killed = time.monotonic()
         print(f"\n[fault] whole stack SIGKILLed with encode-00000 at {percent:.0f} %")
-        stacks.append(EmbeddedStack(stack_settings, temporal_port=first.temporal_port,
-                                    ui_port=first.ui_port, worker_args=paced).start())
+        stacks.append(
+            EmbeddedStack(
+                stack_settings,
+                temporal_port=first.temporal_port,
+                ui_port=first.ui_port,
+                worker_args=paced,
+            ).start()
+        )
         figure("whole stack: restart on the same data", time.monotonic() - killed)
         client = await stack_client(stacks[-1])
         handle = client.get_workflow_handle(job["job_id"])
@@ -349,8 +390,10 @@ async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_on
     assert open_storage(stack_settings).exists(storage_keys.hls_master_key(job["video_id"]))
     assert_video_files_complete(stack_settings, job["video_id"], ["480p", "360p"], seconds)
     assert_events_once(receiver, {CAPTIONS_AVAILABLE, VIDEO_READY})
-    rows = ledger_rows(get_engine(stack_settings), [f"captions-available:{job['video_id']}",
-                                                    f"video-done:{job['video_id']}"])
+    rows = ledger_rows(
+        get_engine(stack_settings),
+        [f"captions-available:{job['video_id']}", f"video-done:{job['video_id']}"],
+    )
     assert {r["recipient"] for r in rows} == {receiver.url, "api"}
     assert all(r["delivered_at"] is not None for r in rows), rows
 
@@ -380,8 +423,7 @@ async def test_dev_server_killed_during_a_burst_of_200_publishes(stack_settings,
         results = await all_final(client, accepted)
         figure("dev server: kill -> all 200 publishes final", time.monotonic() - killed)
         assert stack.procs["worker"].poll() is None, "the worker died with the dev server"
-        print(f"[fault] jobs that retried each step: "
-              f"{dict(await retried_steps(client, accepted))}")
+        print(f"[fault] jobs that retried each step: {dict(await retried_steps(client, accepted))}")
     finally:
         stack.stop()
     assert sorted(accepted) == sorted(blog_workflow_id(p.post_id, 1) for p in posts)
@@ -390,6 +432,7 @@ async def test_dev_server_killed_during_a_burst_of_200_publishes(stack_settings,
 
 
 # --- PostgreSQL restarted -------------------------------------------------------------------
+
 
 @pytest.fixture
 def own_postgres(keeper):
@@ -411,8 +454,12 @@ def own_postgres(keeper):
 
 
 def blog_worker(client: Client, settings: Settings, **kwargs):
-    return running_worker(client, settings.queue_pipeline, workflows=[BlogPublishWorkflow],
-                          activities=BlogActivities(settings, **kwargs).activities())
+    return running_worker(
+        client,
+        settings.queue_pipeline,
+        workflows=[BlogPublishWorkflow],
+        activities=BlogActivities(settings, **kwargs).activities(),
+    )
 
 
 class HoldAfterDelivery:
@@ -467,8 +514,9 @@ async def retried_steps(client: Client, job_ids: Iterable[str]) -> Counter:
     return retried
 
 
-async def test_postgres_restarted_mid_publishes_counts_stay_exact(client, settings, keeper,
-                                                                  own_postgres):
+async def test_postgres_restarted_mid_publishes_counts_stay_exact(
+    client, settings, keeper, own_postgres
+):
     s = settings.model_copy(update={"database_url": own_postgres.url})
     posts = make_posts("pg", authors_n=4, per_author=15)
     before, after = posts[::2], posts[1::2]  # every author has posts on both sides
@@ -484,8 +532,10 @@ async def test_postgres_restarted_mid_publishes_counts_stay_exact(client, settin
         figure("PostgreSQL: restart (fast shutdown -> accepting)", time.monotonic() - down)
         results = await all_final(client, jobs)
         figure("PostgreSQL: restart -> all publishes final", time.monotonic() - down)
-    print(f"\n[fault] PostgreSQL restarted with {counted} of {len(before)} publishes done; "
-          f"jobs that retried each step: {dict(await retried_steps(client, jobs))}")
+    print(
+        f"\n[fault] PostgreSQL restarted with {counted} of {len(before)} publishes done; "
+        f"jobs that retried each step: {dict(await retried_steps(client, jobs))}"
+    )
     assert_blog_effects(s, posts, results)
     assert_indexed_at_versions(s, posts)
 
@@ -502,6 +552,7 @@ async def completed_jobs(client: Client, job_ids: list[str]) -> list[str]:
 
 # --- Elasticsearch stopped for 30 s ---------------------------------------------------------
 
+
 @pytest.fixture
 def own_elasticsearch(tmp_path_factory, keeper):
     """An Elasticsearch node of this test's own, stopped and started again on its home."""
@@ -510,11 +561,15 @@ def own_elasticsearch(tmp_path_factory, keeper):
     # As root the node runs as an unprivileged user, which cannot enter pytest's 0700 temp
     # root (tests/es_fixtures.py does the same).
     private = os.geteuid() == 0
-    home = Path(tempfile.mkdtemp(prefix="spool-es-faults-")) if private else \
-        tmp_path_factory.mktemp("es-faults")
+    home = (
+        Path(tempfile.mkdtemp(prefix="spool-es-faults-"))
+        if private
+        else tmp_path_factory.mktemp("es-faults")
+    )
     home.chmod(0o755)
-    node = ElasticsearchNode(home / "node", free_port(),
-                             ARTIFACTS / "logs" / "elasticsearch-faults.log")
+    node = ElasticsearchNode(
+        home / "node", free_port(), ARTIFACTS / "logs" / "elasticsearch-faults.log"
+    )
     try:
         node.start()
     except Exception as exc:  # noqa: BLE001
@@ -532,11 +587,16 @@ def steps_of(status: dict) -> dict[str, str]:
     return {step["name"]: step["state"] for step in status.get("steps", [])}
 
 
-async def test_elasticsearch_down_30s_under_a_stream_of_publishes(client, settings, keeper,
-                                                                  own_elasticsearch):
+async def test_elasticsearch_down_30s_under_a_stream_of_publishes(
+    client, settings, keeper, own_elasticsearch
+):
     outage = 30.0  # the fault itself, as specified: not a synchronisation
-    s = settings.model_copy(update={"elasticsearch_url": own_elasticsearch.url,
-                                    "elasticsearch_index": f"faults-{uuid.uuid4().hex[:8]}"})
+    s = settings.model_copy(
+        update={
+            "elasticsearch_url": own_elasticsearch.url,
+            "elasticsearch_index": f"faults-{uuid.uuid4().hex[:8]}",
+        }
+    )
     posts = make_posts("es", authors_n=3, per_author=8)
     early, during, late = posts[:9], posts[9:18], posts[18:]
     edits = [edit_of(p) for p in early[:3]]  # must end at version 2 in the index
@@ -559,7 +619,8 @@ async def test_elasticsearch_down_30s_under_a_stream_of_publishes(client, settin
             await asyncio.sleep(1.0)
         retrying = await eventually(
             lambda: _index_retrying(client, blog_workflow_id(during[0].post_id, 1)),
-            "index_post shown retrying while Elasticsearch is down")
+            "index_post shown retrying while Elasticsearch is down",
+        )
         await asyncio.sleep(max(0.0, outage - (time.monotonic() - down)))
         await on(keeper, own_elasticsearch.start)
         up = time.monotonic()
@@ -568,10 +629,14 @@ async def test_elasticsearch_down_30s_under_a_stream_of_publishes(client, settin
             await publish(post)
         results = await all_final(client, jobs)
         figure("Elasticsearch: healthy -> all publishes final", time.monotonic() - up)
-    assert steps_of(retrying) == {"index_post": "retrying", "record_post_for_author": "done",
-                                  "notify_followers": "done"}, retrying
-    assert "unavailable" in next(st["last_error"] for st in retrying["steps"]
-                                 if st["name"] == "index_post")
+    assert steps_of(retrying) == {
+        "index_post": "retrying",
+        "record_post_for_author": "done",
+        "notify_followers": "done",
+    }, retrying
+    assert "unavailable" in next(
+        st["last_error"] for st in retrying["steps"] if st["name"] == "index_post"
+    )
     assert len(published) == len(posts) + len(edits)
     assert_blog_effects(s, published, results)
     assert_indexed_at_versions(s, published)
@@ -600,8 +665,9 @@ def assert_each_document_once(settings: Settings, posts: list[Post]) -> None:
     try:
         es.indices.refresh(index=settings.elasticsearch_index)
         assert es.count(index=settings.elasticsearch_index)["count"] == len(newest)
-        versions = {pid: es.get(index=settings.elasticsearch_index, id=pid)["_version"]
-                    for pid in newest}
+        versions = {
+            pid: es.get(index=settings.elasticsearch_index, id=pid)["_version"] for pid in newest
+        }
     finally:
         es.close()
     assert versions == newest
@@ -609,9 +675,11 @@ def assert_each_document_once(settings: Settings, posts: list[Post]) -> None:
 
 # --- a webhook receiver down for a while ----------------------------------------------------
 
+
 def webhook_test_settings(settings: Settings) -> Settings:
-    return api_settings(settings, notifier="webhook", webhook_secret=SECRET,
-                        webhook_allowlist=["127.0.0.1/32"])
+    return api_settings(
+        settings, notifier="webhook", webhook_secret=SECRET, webhook_allowlist=["127.0.0.1/32"]
+    )
 
 
 def video_event_ids(video_id: str) -> list[str]:
@@ -620,13 +688,20 @@ def video_event_ids(video_id: str) -> list[str]:
 
 def attempts_to(engine: sa.Engine, video_id: str, url: str) -> dict[str, int]:
     """Delivery attempts so far of each of the video's events to ``url``, by the ledger."""
-    return {r["event_id"]: r["attempts"] for r in ledger_rows(engine, video_event_ids(video_id))
-            if r["recipient"] == url}
+    return {
+        r["event_id"]: r["attempts"]
+        for r in ledger_rows(engine, video_event_ids(video_id))
+        if r["recipient"] == url
+    }
 
 
-async def run_video_with_receiver(client: Client, s: Settings, clip: Path,
-                                  receiver: WebhookReceiver,
-                                  gate: Callable[[str], object]) -> dict:
+async def run_video_with_receiver(
+    client: Client,
+    s: Settings,
+    clip: Path,
+    receiver: WebhookReceiver,
+    gate: Callable[[str], object],
+) -> dict:
     """Upload through the API with the receiver as callback; once ``gate(video_id)`` holds,
     start the receiver (if down); return the job's result once the workflow closed."""
     async with api_client(s, client) as http:
@@ -638,7 +713,8 @@ async def run_video_with_receiver(client: Client, s: Settings, clip: Path,
                 # A job that closed while the receiver was away has nothing left to send:
                 # the assertions then say what never arrived.
                 return bool(gate(job["video_id"])) or (
-                    (await handle.describe()).status != WorkflowExecutionStatus.RUNNING)
+                    (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+                )
 
             await eventually(outage_over, "the receiver's outage gate")
             back = time.monotonic()
@@ -650,12 +726,18 @@ async def run_video_with_receiver(client: Client, s: Settings, clip: Path,
 
 @pytest.fixture
 def talk_clip(clips) -> Path:
-    return media_clips.make_clip(clips / "talk.mp4", width=320, height=240, seconds=2.5,
-                                 speech="Spool announces captions first")
+    return media_clips.make_clip(
+        clips / "talk.mp4",
+        width=320,
+        height=240,
+        seconds=2.5,
+        speech="Spool announces captions first",
+    )
 
 
-async def test_receiver_down_then_back_gets_each_event_once(client, settings, talk_clip,
-                                                           whisper_ready):
+async def test_receiver_down_then_back_gets_each_event_once(
+    client, settings, talk_clip, whisper_ready
+):
     s = webhook_test_settings(settings)
     receiver = WebhookReceiver(SECRET)  # not listening: connections are refused
     engine = get_engine(s)
@@ -683,7 +765,8 @@ class DeliveredOutOfOrder(AssertionError):
 
 
 async def test_receiver_back_gets_captions_available_before_video_ready(
-        client, settings, talk_clip, whisper_ready):
+    client, settings, talk_clip, whisper_ready
+):
     """In order per video means: to one destination, video.ready is never delivered before
     video.captions_available when the captions were available before the job ended. The
     receiver answers 503 while its app is down and comes back at the first video.ready
@@ -702,8 +785,9 @@ async def test_receiver_back_gets_captions_available_before_video_ready(
 
     receiver = WebhookReceiver(SECRET, answer=answer)
     try:
-        result = await run_video_with_receiver(client, s, talk_clip, receiver,
-                                               lambda _video_id: True)
+        result = await run_video_with_receiver(
+            client, s, talk_clip, receiver, lambda _video_id: True
+        )
     finally:
         receiver.stop()
     assert result["state"] == "ready", result

@@ -11,8 +11,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # Every top-level name of this repository's code.
-OURS = {"spool", "api", "workflows", "activities", "worker", "starter", "spool_cli",
-        "devstack", "bench", "tests", "deploy"}
+OURS = {
+    "spool",
+    "api",
+    "workflows",
+    "activities",
+    "worker",
+    "starter",
+    "spool_cli",
+    "devstack",
+    "bench",
+    "tests",
+    "deploy",
+}
 
 
 def imported(path: Path) -> set[str]:

@@ -35,8 +35,12 @@ def ffmpeg_processes(marker: str) -> list[int]:
                 state = fh.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and cmd and Path(cmd[0]).name in ("ffmpeg", "ffprobe") \
-                and any(marker in part for part in cmd):
+        if (
+            state != "Z"
+            and cmd
+            and Path(cmd[0]).name in ("ffmpeg", "ffprobe")
+            and any(marker in part for part in cmd)
+        ):
             pids.append(int(entry))
     return pids
 
@@ -58,8 +62,14 @@ async def test_rendition_is_playable_h264_at_the_right_height(speech_1080, tmp_p
     src = await media.probe(speech_1080)
     percents: list[float] = []
     started = time.monotonic()
-    await media.transcode_rendition(speech_1080, tmp_path / "720p.mp4", 720, video_kbps=2800,
-                                    duration=src.duration, on_progress=percents.append)
+    await media.transcode_rendition(
+        speech_1080,
+        tmp_path / "720p.mp4",
+        720,
+        video_kbps=2800,
+        duration=src.duration,
+        on_progress=percents.append,
+    )
     took = time.monotonic() - started
     out = await media.probe(tmp_path / "720p.mp4")
     assert (out.width, out.height) == (1280, 720)
@@ -68,18 +78,22 @@ async def test_rendition_is_playable_h264_at_the_right_height(speech_1080, tmp_p
     assert percents and percents[-1] == 100.0
     # faststart: the index (moov) comes before the media data
     head = (tmp_path / "720p.mp4").read_bytes()[:4096]
-    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1
-                                         or head.find(b"moov") < head.find(b"mdat"))
+    assert head.find(b"moov") != -1 and (
+        head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat")
+    )
     print(f"720p rendition of a 3.5 s 1080p clip: {took:.2f} s")
 
 
 async def test_single_decode_ladder_makes_every_rendition(speech_1080, tmp_path):
     src = await media.probe(speech_1080)
-    specs = [media.RenditionSpec(tmp_path / f"{h}p.mp4", h, kbps)
-             for h, kbps in ((720, 2800), (360, 800))]
+    specs = [
+        media.RenditionSpec(tmp_path / f"{h}p.mp4", h, kbps)
+        for h, kbps in ((720, 2800), (360, 800))
+    ]
     percents: list[float] = []
-    await media.transcode_ladder(speech_1080, specs, duration=src.duration,
-                                 on_progress=percents.append)
+    await media.transcode_ladder(
+        speech_1080, specs, duration=src.duration, on_progress=percents.append
+    )
     for spec in specs:
         out = await media.probe(spec.dst)
         assert out.height == spec.height and out.width % 2 == 0
@@ -93,32 +107,43 @@ async def test_single_decode_ladder_makes_every_rendition(speech_1080, tmp_path)
 
 
 async def test_single_decode_ladder_is_killed_on_timeout(clips, tmp_path):
-    clip = media_clips.make_clip(clips / "long.mp4", width=640, height=360, seconds=20,
-                                 speech=None, tone=True, pattern="testsrc2")
-    specs = [media.RenditionSpec(tmp_path / "a.mp4", 360, 800),
-             media.RenditionSpec(tmp_path / "b.mp4", 240, 400)]
+    clip = media_clips.make_clip(
+        clips / "long.mp4",
+        width=640,
+        height=360,
+        seconds=20,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
+    specs = [
+        media.RenditionSpec(tmp_path / "a.mp4", 360, 800),
+        media.RenditionSpec(tmp_path / "b.mp4", 240, 400),
+    ]
     with pytest.raises(media.MediaTimeout):
-        await media.transcode_ladder(clip, specs, preset="veryslow",
-                                     limits=media.Limits(timeout_seconds=0.5))
+        await media.transcode_ladder(
+            clip, specs, preset="veryslow", limits=media.Limits(timeout_seconds=0.5)
+        )
     assert ffmpeg_processes(str(tmp_path)) == []
 
 
 async def test_odd_small_source_gives_one_even_rendition(clips, tmp_path):
-    clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2,
-                                 speech=None)
+    clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2, speech=None)
     info = await media.probe(clip)
     heights = plan_rendition_heights(info.height)
     assert heights == [240]
-    await media.transcode_rendition(clip, tmp_path / "240p.mp4", 240, video_kbps=300,
-                                    has_audio=info.has_audio)
+    await media.transcode_rendition(
+        clip, tmp_path / "240p.mp4", 240, video_kbps=300, has_audio=info.has_audio
+    )
     out = await media.probe(tmp_path / "240p.mp4")
     assert out.height == 240 and out.width % 2 == 0 and out.height % 2 == 0
     assert not out.has_audio
 
 
 async def test_rotated_portrait_rendition_is_upright(clips, tmp_path):
-    clip = media_clips.make_clip(clips / "portrait.mp4", width=640, height=360, seconds=2,
-                                 rotate=90)
+    clip = media_clips.make_clip(
+        clips / "portrait.mp4", width=640, height=360, seconds=2, rotate=90
+    )
     info = await media.probe(clip)
     assert info.rotation in (90, -90) and info.width < info.height
     await media.transcode_rendition(clip, tmp_path / "480p.mp4", 480, video_kbps=1400)
@@ -144,9 +169,11 @@ async def test_audio_is_16k_mono_wav(speech_1080, tmp_path):
 
 @pytest.mark.parametrize("maker", ["text", "empty", "truncated"])
 async def test_probe_refuses_what_is_not_a_video(clips, maker):
-    path = {"text": lambda: media_clips.make_text_file(clips / "notes.txt"),
-            "empty": lambda: media_clips.make_empty(clips / "empty.mp4"),
-            "truncated": lambda: media_clips.make_truncated_mp4(clips / "cut.mp4")}[maker]()
+    path = {
+        "text": lambda: media_clips.make_text_file(clips / "notes.txt"),
+        "empty": lambda: media_clips.make_empty(clips / "empty.mp4"),
+        "truncated": lambda: media_clips.make_truncated_mp4(clips / "cut.mp4"),
+    }[maker]()
     with pytest.raises(media.MediaError):
         await media.probe(path)
 
@@ -209,8 +236,9 @@ def test_every_command_carries_the_input_hardening(tmp_path):
 async def test_playlists_and_other_protocols_are_refused(clips, tmp_path):
     # An ffconcat playlist (named like a video) pointing at a real local MP4: unguarded,
     # ffmpeg follows it and reads the other file, so each refusal below is the whitelist's.
-    media_clips.make_clip(clips / "target.mp4", width=160, height=120, seconds=1, speech=None,
-                          tone=True)
+    media_clips.make_clip(
+        clips / "target.mp4", width=160, height=120, seconds=1, speech=None, tone=True
+    )
     playlist = clips / "playlist.mp4"
     playlist.write_text("ffconcat version 1.0\nfile target.mp4\n")
     for name, argv in _hardened_builders(playlist, tmp_path).items():
@@ -228,15 +256,29 @@ async def test_playlists_and_other_protocols_are_refused(clips, tmp_path):
 def paced_clip(clips, monkeypatch) -> Path:
     """A 20 s clip that ffmpeg reads at its own pace: no encode of it ends before 20 s."""
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    return media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
-                                 speech=None, tone=True, pattern="testsrc2")
+    return media_clips.make_clip(
+        clips / "paced.mp4",
+        width=320,
+        height=180,
+        seconds=20,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
 
 
 async def test_cancel_kills_ffmpeg_and_waits(paced_clip, tmp_path):
     progressed = asyncio.Event()
-    task = asyncio.create_task(media.transcode_rendition(
-        paced_clip, tmp_path / "cancel.mp4", 180, video_kbps=800, duration=20.0,
-        on_progress=lambda percent: percent > 0 and progressed.set()))
+    task = asyncio.create_task(
+        media.transcode_rendition(
+            paced_clip,
+            tmp_path / "cancel.mp4",
+            180,
+            video_kbps=800,
+            duration=20.0,
+            on_progress=lambda percent: percent > 0 and progressed.set(),
+        )
+    )
     await asyncio.wait_for(progressed.wait(), 60)
     assert ffmpeg_processes(str(tmp_path))
     task.cancel()
@@ -247,8 +289,13 @@ async def test_cancel_kills_ffmpeg_and_waits(paced_clip, tmp_path):
 
 async def test_timeout_kills_ffmpeg(paced_clip, tmp_path):
     with pytest.raises(media.MediaTimeout) as err:
-        await media.transcode_rendition(paced_clip, tmp_path / "slow.mp4", 180,
-                                        video_kbps=800, limits=media.Limits(timeout_seconds=2))
+        await media.transcode_rendition(
+            paced_clip,
+            tmp_path / "slow.mp4",
+            180,
+            video_kbps=800,
+            limits=media.Limits(timeout_seconds=2),
+        )
     assert "longer than 2 s" in str(err.value)
     assert ffmpeg_processes(str(tmp_path)) == []
 
@@ -257,17 +304,29 @@ async def test_memory_limit_stops_ffmpeg(speech_1080, tmp_path):
     # 500 MB lets ffmpeg map its libraries and start (below ~300 MB it cannot even load libc
     # and exits 127), but not hold x264's 1080p frame buffers: the limit is what stops it.
     with pytest.raises(media.MediaError) as err:
-        await media.transcode_rendition(speech_1080, tmp_path / "oom.mp4", 1080,
-                                        video_kbps=5000,
-                                        limits=media.Limits(memory_limit_mb=500))
+        await media.transcode_rendition(
+            speech_1080,
+            tmp_path / "oom.mp4",
+            1080,
+            video_kbps=5000,
+            limits=media.Limits(memory_limit_mb=500),
+        )
     assert "error while loading shared libraries" not in err.value.stderr, err.value.stderr
     # Where the allocation fails varies (a malloc in the demuxer, or x264 refusing to open
     # for want of frame buffers), so the message is one of these...
-    assert re.search(r"malloc of size \d+ failed|Cannot allocate memory|Could not allocate|"
-                     r"Error while opening encoder", err.value.stderr), err.value.stderr
+    assert re.search(
+        r"malloc of size \d+ failed|Cannot allocate memory|Could not allocate|"
+        r"Error while opening encoder",
+        err.value.stderr,
+    ), err.value.stderr
     # ...and the very same call with room to work succeeds: the limit, not the argv, failed.
-    await media.transcode_rendition(speech_1080, tmp_path / "fits.mp4", 1080, video_kbps=5000,
-                                    limits=media.Limits(memory_limit_mb=4096))
+    await media.transcode_rendition(
+        speech_1080,
+        tmp_path / "fits.mp4",
+        1080,
+        video_kbps=5000,
+        limits=media.Limits(memory_limit_mb=4096),
+    )
     assert (tmp_path / "fits.mp4").stat().st_size > 0
 
 
@@ -291,10 +350,17 @@ def _thread_nice(pid: int, tid: str) -> int:
 
 async def test_running_ffmpeg_has_the_limits_and_is_the_started_process(paced_clip, tmp_path):
     progressed = asyncio.Event()
-    task = asyncio.create_task(media.transcode_rendition(
-        paced_clip, tmp_path / "limited.mp4", 180, video_kbps=800, duration=20.0,
-        limits=media.Limits(memory_limit_mb=3000, nice=6),
-        on_progress=lambda percent: percent > 0 and progressed.set()))
+    task = asyncio.create_task(
+        media.transcode_rendition(
+            paced_clip,
+            tmp_path / "limited.mp4",
+            180,
+            video_kbps=800,
+            duration=20.0,
+            limits=media.Limits(memory_limit_mb=3000, nice=6),
+            on_progress=lambda percent: percent > 0 and progressed.set(),
+        )
+    )
     try:
         await asyncio.wait_for(progressed.wait(), 60)
         [pid] = ffmpeg_processes(str(tmp_path))
@@ -330,8 +396,12 @@ asyncio.run(media.run_tool(argv, media.Limits()))
 
 
 def test_ffmpeg_dies_with_the_process_that_started_it(clips, tmp_path):
-    helper = subprocess.Popen([sys.executable, "-c", HELPER, str(tmp_path / "orphan.mp4")],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    helper = subprocess.Popen(
+        [sys.executable, "-c", HELPER, str(tmp_path / "orphan.mp4")],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (found := ffmpeg_processes(str(tmp_path))):
@@ -358,8 +428,9 @@ def whisper_settings(whisper_ready):
     return Settings()
 
 
-async def test_whisper_transcribes_speech_and_writes_captions(speech_1080, tmp_path,
-                                                             whisper_settings):
+async def test_whisper_transcribes_speech_and_writes_captions(
+    speech_1080, tmp_path, whisper_settings
+):
     wav = tmp_path / "a.wav"
     await media.extract_audio_16k_mono(speech_1080, wav)
     segments = await asyncio.to_thread(whisper.transcribe, wav, settings=whisper_settings)
@@ -374,10 +445,18 @@ async def test_whisper_transcribes_speech_and_writes_captions(speech_1080, tmp_p
 @pytest.fixture(scope="module")
 def five_sentences_wav(clips) -> Path:
     """16 kHz mono speech that tiny.en splits into several segments."""
-    spoken = media_clips.speech_wav(clips / "five.speech.wav", " ".join([
-        "Hello world, this is a simple test.", "The weather is nice today.",
-        "We are testing captions for videos.", "Each sentence should become a segment.",
-        "This is the last sentence of the clip."]))
+    spoken = media_clips.speech_wav(
+        clips / "five.speech.wav",
+        " ".join(
+            [
+                "Hello world, this is a simple test.",
+                "The weather is nice today.",
+                "We are testing captions for videos.",
+                "Each sentence should become a segment.",
+                "This is the last sentence of the clip.",
+            ]
+        ),
+    )
     wav = clips / "five.wav"
     asyncio.run(media.extract_audio_16k_mono(spoken, wav))
     return wav
@@ -396,21 +475,30 @@ def test_whisper_cancel_event_stops_between_segments(five_sentences_wav, whisper
         event.set()  # as an activity's cancel would, while Whisper is mid-file
 
     with pytest.raises(whisper.TranscriptionCancelled):
-        whisper.transcribe(five_sentences_wav, settings=whisper_settings, cancel_event=event,
-                           on_segment=cancel_after_first)
+        whisper.transcribe(
+            five_sentences_wav,
+            settings=whisper_settings,
+            cancel_event=event,
+            on_segment=cancel_after_first,
+        )
     assert len(seen) == 1 < len(full)
 
 
-def test_whisper_cancel_event_set_before_the_call_stops_at_once(five_sentences_wav,
-                                                                 whisper_settings):
+def test_whisper_cancel_event_set_before_the_call_stops_at_once(
+    five_sentences_wav, whisper_settings
+):
     import threading
 
     event = threading.Event()
     event.set()
     seen: list[whisper.Segment] = []
     with pytest.raises(whisper.TranscriptionCancelled):
-        whisper.transcribe(five_sentences_wav, settings=whisper_settings, cancel_event=event,
-                           on_segment=lambda seg, _end: seen.append(seg))
+        whisper.transcribe(
+            five_sentences_wav,
+            settings=whisper_settings,
+            cancel_event=event,
+            on_segment=lambda seg, _end: seen.append(seg),
+        )
     assert seen == []
 
 
@@ -452,9 +540,14 @@ def test_whisper_survives_forks_in_a_worker_process(clips, whisper_ready):
     wav = clips / "fork.wav"
     asyncio.run(media.extract_audio_16k_mono(clip, wav, limits=media.Limits()))
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fork_during_whisper", str(wav)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fork_during_whisper", str(wav)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         output, _ = proc.communicate(timeout=150)
     except subprocess.TimeoutExpired:
@@ -479,25 +572,30 @@ async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_p
     from activities.video import VideoActivities
     from spool.models.video import RenditionInput
 
-    clip = media_clips.make_clip(clips / "ladder.mp4", width=320, height=240, seconds=3,
-                                 speech=None, pattern="testsrc2")
+    clip = media_clips.make_clip(
+        clips / "ladder.mp4", width=320, height=240, seconds=3, speech=None, pattern="testsrc2"
+    )
     measured = {}
     for kbps in (150, 1200):
-        settings = Settings(_env_file=None, data_dir=tmp_path / f"data{kbps}",
-                            bitrate_ladder={240: kbps})
+        settings = Settings(
+            _env_file=None, data_dir=tmp_path / f"data{kbps}", bitrate_ladder={240: kbps}
+        )
         key = _stored_upload(settings, clip, "videos/ladder/source")
         result = await ActivityEnvironment().run(
             VideoActivities(settings).transcode_rendition,
-            RenditionInput(video_id="ladder", source_key=key, height=240, has_audio=False,
-                           duration=3.0))
+            RenditionInput(
+                video_id="ladder", source_key=key, height=240, has_audio=False, duration=3.0
+            ),
+        )
         measured[kbps] = result.bitrate_kbps
     # x264's rate control keeps the average near the target, and never far above maxrate.
     assert measured[150] <= 150 * 1.5, measured
     assert measured[1200] >= 1200 / 2, measured
 
 
-async def test_cancelling_transcribe_stops_whisper_mid_file(clips, five_sentences_wav, tmp_path,
-                                                           whisper_settings, monkeypatch):
+async def test_cancelling_transcribe_stops_whisper_mid_file(
+    clips, five_sentences_wav, tmp_path, whisper_settings, monkeypatch
+):
     """A cancel that reaches the transcribe activity while Whisper is mid-file stops Whisper
     at its next segment (it does not run on to the end), and the activity ends cancelled."""
     import threading
@@ -523,9 +621,11 @@ async def test_cancelling_transcribe_stops_whisper_mid_file(clips, five_sentence
                 loop.call_soon_threadsafe(env.cancel)
                 # The gate: Whisper waits here until the activity has passed the cancel on.
                 cancel_event.wait(120)
+
         try:
-            segments = real_transcribe(wav, cancel_event=cancel_event,
-                                       on_segment=segment_then_cancel, **kw)
+            segments = real_transcribe(
+                wav, cancel_event=cancel_event, on_segment=segment_then_cancel, **kw
+            )
         except whisper.TranscriptionCancelled:
             outcome.append("cancelled")
             raise
@@ -534,8 +634,10 @@ async def test_cancelling_transcribe_stops_whisper_mid_file(clips, five_sentence
 
     monkeypatch.setattr(whisper, "transcribe", held_after_first_segment)
     with pytest.raises(asyncio.CancelledError):
-        await env.run(VideoActivities(settings).transcribe,
-                      TranscribeInput(video_id="cancel", audio_key=key, duration=14.0))
+        await env.run(
+            VideoActivities(settings).transcribe,
+            TranscribeInput(video_id="cancel", audio_key=key, duration=14.0),
+        )
     assert outcome == ["cancelled"] and len(seen) == 1
 
 
@@ -545,8 +647,11 @@ UPLOAD_TITLE = "uploader-private-title"
 
 
 def _ffmpeg(*args: str | Path) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -554,11 +659,33 @@ def small_clip(clips) -> Path:
     """2 s of 320x240 pictures with a stereo 44.1 kHz tone, tagged as a phone tags an upload
     (a title and where it was shot): every knob of the commands shows in what they make."""
     path = clips / "small.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-ac", "2", "-metadata", f"title={UPLOAD_TITLE}",
-            "-metadata", "location=+48.8577+002.2950/", path)
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=15",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-ac",
+        "2",
+        "-metadata",
+        f"title={UPLOAD_TITLE}",
+        "-metadata",
+        "location=+48.8577+002.2950/",
+        path,
+    )
     return path
 
 
@@ -566,10 +693,21 @@ def _ffprobe(path: Path) -> dict:
     import json
 
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries",
-         "stream=codec_type,codec_name,width,height,pix_fmt,sample_aspect_ratio,channels"
-         ":format_tags", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True).stdout
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,pix_fmt,sample_aspect_ratio,channels"
+            ":format_tags",
+            "-of",
+            "json",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out)
 
 
@@ -592,7 +730,10 @@ def check_rendition(path: Path, height: int, kbps: int, *, source: Path) -> None
     # that speed keeps up.
     x264 = _x264_settings(path)
     assert (x264["bitrate"], x264["vbv_maxrate"], x264["vbv_bufsize"]) == (
-        str(kbps), str(kbps * 3 // 2), str(kbps * 2)), x264
+        str(kbps),
+        str(kbps * 3 // 2),
+        str(kbps * 2),
+    ), x264
     assert (audio["codec_name"], audio["channels"]) == ("aac", 2), audio
     # The uploader's tags (title, location) never reach published media.
     assert "location" in _ffprobe(source)["format"]["tags"]  # the source does carry them
@@ -603,18 +744,25 @@ def check_rendition(path: Path, height: int, kbps: int, *, source: Path) -> None
     assert -1 < data.find(b"moov") < data.find(b"mdat"), path
 
 
-async def test_a_rendition_follows_its_settings_and_drops_the_upload_tags(small_clip,
-                                                                           tmp_path):
+async def test_a_rendition_follows_its_settings_and_drops_the_upload_tags(small_clip, tmp_path):
     percents: list[float] = []
-    await media.transcode_rendition(small_clip, tmp_path / "180p.mp4", 180, video_kbps=300,
-                                    duration=2.0, on_progress=percents.append)
+    await media.transcode_rendition(
+        small_clip,
+        tmp_path / "180p.mp4",
+        180,
+        video_kbps=300,
+        duration=2.0,
+        on_progress=percents.append,
+    )
     check_rendition(tmp_path / "180p.mp4", 180, 300, source=small_clip)
     assert percents and percents[-1] == 100.0
 
 
 async def test_each_ladder_output_gets_its_own_rendition_settings(small_clip, tmp_path):
-    specs = [media.RenditionSpec(tmp_path / "180p.mp4", 180, 300),
-             media.RenditionSpec(tmp_path / "120p.mp4", 120, 150)]
+    specs = [
+        media.RenditionSpec(tmp_path / "180p.mp4", 180, 300),
+        media.RenditionSpec(tmp_path / "120p.mp4", 120, 150),
+    ]
     percents: list[float] = []
     await media.transcode_ladder(small_clip, specs, duration=2.0, on_progress=percents.append)
     for spec in specs:
@@ -625,8 +773,10 @@ async def test_each_ladder_output_gets_its_own_rendition_settings(small_clip, tm
 
 
 async def test_a_ladder_of_a_silent_source_has_no_audio_tracks(black_then_white, tmp_path):
-    specs = [media.RenditionSpec(tmp_path / "120p.mp4", 120, 150),
-             media.RenditionSpec(tmp_path / "90p.mp4", 90, 100)]
+    specs = [
+        media.RenditionSpec(tmp_path / "120p.mp4", 120, 150),
+        media.RenditionSpec(tmp_path / "90p.mp4", 90, 100),
+    ]
     await media.transcode_ladder(black_then_white, specs, has_audio=False)
     for spec in specs:
         streams = _ffprobe(spec.dst)["streams"]
@@ -637,22 +787,37 @@ async def test_a_ladder_of_a_silent_source_has_no_audio_tracks(black_then_white,
 def black_then_white(clips) -> Path:
     """1 s of black pictures, then 1 s of white ones, a keyframe every third of a second."""
     path = clips / "black-then-white.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "color=c=black:s=160x120:r=15:d=1,format=yuv420p[a];"
-            "color=c=white:s=160x120:r=15:d=1,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
-            "-c:v", "libx264", "-preset", "ultrafast", "-g", "5", path)
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=160x120:r=15:d=1,format=yuv420p[a];"
+        "color=c=white:s=160x120:r=15:d=1,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "5",
+        path,
+    )
     return path
 
 
 def _mean_brightness(picture: Path) -> tuple[int, float]:
     """(pixels, mean 0-255 luma) of a decoded picture."""
-    gray = subprocess.run(["ffmpeg", "-v", "error", "-i", str(picture), "-f", "rawvideo",
-                           "-pix_fmt", "gray", "-"], check=True, capture_output=True).stdout
+    gray = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(picture), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
     return len(gray), sum(gray) / max(1, len(gray))
 
 
 @pytest.mark.parametrize("at_seconds, shade", [(0.3, "black"), (1.5, "white"), (-1.0, "black")])
-async def test_the_poster_is_the_picture_at_the_requested_time(black_then_white, tmp_path,
-                                                              at_seconds, shade):
+async def test_the_poster_is_the_picture_at_the_requested_time(
+    black_then_white, tmp_path, at_seconds, shade
+):
     poster = tmp_path / "poster.jpg"
     await media.extract_poster(black_then_white, poster, at_seconds)
     assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
@@ -661,17 +826,20 @@ async def test_the_poster_is_the_picture_at_the_requested_time(black_then_white,
     assert (brightness < 30) if shade == "black" else (brightness > 225), brightness
 
 
-async def test_audio_for_whisper_is_16k_mono_16_bit_pcm_without_the_upload_tags(small_clip,
-                                                                                tmp_path):
+async def test_audio_for_whisper_is_16k_mono_16_bit_pcm_without_the_upload_tags(
+    small_clip, tmp_path
+):
     wav = tmp_path / "a.wav"
     await media.extract_audio_16k_mono(small_clip, wav, duration=2.0)
     data = wav.read_bytes()
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     fmt = data.index(b"fmt ") + 8
-    audio_format, channels, rate = (int.from_bytes(data[fmt:fmt + 2], "little"),
-                                    int.from_bytes(data[fmt + 2:fmt + 4], "little"),
-                                    int.from_bytes(data[fmt + 4:fmt + 8], "little"))
-    bits = int.from_bytes(data[fmt + 14:fmt + 16], "little")
+    audio_format, channels, rate = (
+        int.from_bytes(data[fmt : fmt + 2], "little"),
+        int.from_bytes(data[fmt + 2 : fmt + 4], "little"),
+        int.from_bytes(data[fmt + 4 : fmt + 8], "little"),
+    )
+    bits = int.from_bytes(data[fmt + 14 : fmt + 16], "little")
     assert (audio_format, channels, rate, bits) == (1, 1, 16000, 16)  # PCM, from stereo 44.1k
     assert UPLOAD_TITLE.encode() not in data
 
@@ -679,8 +847,7 @@ async def test_audio_for_whisper_is_16k_mono_16_bit_pcm_without_the_upload_tags(
 async def test_the_decode_check_decodes_only_the_first_packets(small_clip):
     """Proof that pictures decode, at a cost that does not grow with the upload: the first
     FIRST_FRAMES_PACKETS packets of the 30-picture clip, each one picture."""
-    assert await media.decoded_frame_count(small_clip, media.Limits()) == \
-        media.FIRST_FRAMES_PACKETS
+    assert await media.decoded_frame_count(small_clip, media.Limits()) == media.FIRST_FRAMES_PACKETS
 
 
 # --- run_tool's process control, on a stand-in tool (a Python script) -------------------------
@@ -706,10 +873,12 @@ async def _until(predicate, within: float = 60.0) -> None:
 
 async def test_run_tool_turns_ffmpeg_progress_lines_into_percents():
     # ffmpeg's progress lines, one of them not ASCII (nothing makes ffmpeg promise it is)
-    script = ("import sys\nfor line in (b'out_time_us=1500000', b'progress=continue',"
-              " b'out_time_us=N/A', b'speed=\\xff', b'out_time_us=2250000',"
-              " b'progress=continue', b'out_time_us=9000000', b'progress=end'):"
-              " sys.stdout.buffer.write(line + b'\\n')")
+    script = (
+        "import sys\nfor line in (b'out_time_us=1500000', b'progress=continue',"
+        " b'out_time_us=N/A', b'speed=\\xff', b'out_time_us=2250000',"
+        " b'progress=continue', b'out_time_us=9000000', b'progress=end'):"
+        " sys.stdout.buffer.write(line + b'\\n')"
+    )
     argv = [sys.executable, "-c", script]
     percents: list[float] = []
     await media.run_tool(argv, media.Limits(), duration=3.0, on_progress=percents.append)
@@ -720,22 +889,25 @@ async def test_run_tool_turns_ffmpeg_progress_lines_into_percents():
     # Without a progress callback, stdout is the result (ffprobe's JSON), undecodable bytes
     # (an upload's tags) replaced rather than failing the call.
     out = await media.run_tool(
-        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'{\\xff}')"],
-        media.Limits())
+        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'{\\xff}')"], media.Limits()
+    )
     assert out == "{\ufffd}"
 
 
 async def test_run_tool_reports_the_exit_code_the_last_line_and_only_the_tail():
     # The last line names a file as an upload spelled it, in no particular encoding.
-    script = ("import sys\nfor i in range(100): print(f'line {i}', file=sys.stderr)\n"
-              "sys.stderr.flush(); sys.stderr.buffer.write(b'caf\\xe9.mp4: bad\\n')\n"
-              "print(file=sys.stderr)\nsys.exit(3)")
+    script = (
+        "import sys\nfor i in range(100): print(f'line {i}', file=sys.stderr)\n"
+        "sys.stderr.flush(); sys.stderr.buffer.write(b'caf\\xe9.mp4: bad\\n')\n"
+        "print(file=sys.stderr)\nsys.exit(3)"
+    )
     with pytest.raises(media.MediaError) as err:
         await media.run_tool([sys.executable, "-c", script], media.Limits())
     assert str(err.value) == f"{PYTHON} exited with 3: caf\ufffd.mp4: bad"
     # The error travels in the job's history: only the last STDERR_TAIL_LINES lines.
     assert err.value.stderr.split("\n") == (
-        [f"line {i}" for i in range(72, 100)] + ["caf\ufffd.mp4: bad", ""])
+        [f"line {i}" for i in range(72, 100)] + ["caf\ufffd.mp4: bad", ""]
+    )
 
 
 async def test_run_tool_reports_a_tool_that_fails_silently():
@@ -747,8 +919,10 @@ async def test_run_tool_reports_a_tool_that_fails_silently():
 async def test_run_tool_timeout_kills_a_tool_that_never_ends(tmp_path):
     marker = str(tmp_path / "never-ends")
     with pytest.raises(media.MediaTimeout) as err:
-        await media.run_tool([sys.executable, "-c", "import time; time.sleep(600)", marker],
-                             media.Limits(timeout_seconds=1))
+        await media.run_tool(
+            [sys.executable, "-c", "import time; time.sleep(600)", marker],
+            media.Limits(timeout_seconds=1),
+        )
     assert str(err.value) == f"{PYTHON} took longer than 1 s"
     assert err.value.stderr == ""  # it printed nothing: the tail is empty, not missing
     assert _processes_mentioning(marker) == []  # killed and reaped before the error
@@ -783,8 +957,9 @@ if sys.argv[2] == "stay":
 
 async def test_run_tool_cancel_kills_the_tool_and_what_it_started(tmp_path):
     pid_file = tmp_path / "helper.pid"
-    task = asyncio.create_task(media.run_tool(
-        [sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "stay"], media.Limits()))
+    task = asyncio.create_task(
+        media.run_tool([sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "stay"], media.Limits())
+    )
     await _until(pid_file.exists)  # the gate: the tool and its helper are both running
     helper = int(pid_file.read_text())
     try:
@@ -807,8 +982,9 @@ def _kill_if_alive(pid: int) -> None:
 
 async def test_run_tool_kills_what_a_finished_tool_left_running(tmp_path):
     pid_file = tmp_path / "helper.pid"
-    await media.run_tool([sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "exit"],
-                         media.Limits())
+    await media.run_tool(
+        [sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "exit"], media.Limits()
+    )
     helper = int(pid_file.read_text())
     try:
         await _until(lambda: not _alive(helper), within=30)
@@ -825,7 +1001,8 @@ async def test_run_tool_never_lets_a_tool_read_the_workers_stdin():
     try:
         out = await media.run_tool(
             [sys.executable, "-c", "import sys; print(len(sys.stdin.buffer.read()))"],
-            media.Limits())
+            media.Limits(),
+        )
     finally:
         os.dup2(saved, 0)
         os.close(saved)
@@ -834,12 +1011,16 @@ async def test_run_tool_never_lets_a_tool_read_the_workers_stdin():
 
 
 async def test_run_tool_starts_the_tool_itself_under_its_limits_leading_its_group():
-    script = ("import os; print(open('/proc/self/limits').read());"
-              "print('ids', os.getpid(), os.getppid(), os.getpgid(0))")
-    out = await media.run_tool([sys.executable, "-c", script],
-                               media.Limits(memory_limit_mb=3000))
-    limits = {line[:26].strip(): line[26:].split()[0]
-              for line in out.splitlines()[1:] if line and not line.startswith("ids")}
+    script = (
+        "import os; print(open('/proc/self/limits').read());"
+        "print('ids', os.getpid(), os.getppid(), os.getpgid(0))"
+    )
+    out = await media.run_tool([sys.executable, "-c", script], media.Limits(memory_limit_mb=3000))
+    limits = {
+        line[:26].strip(): line[26:].split()[0]
+        for line in out.splitlines()[1:]
+        if line and not line.startswith("ids")
+    }
     assert limits["Max address space"] == str(3000 * 1024 * 1024), limits
     assert limits["Max core file size"] == "0", limits
     pid, parent, group = map(int, out.split("ids", 1)[1].split())
@@ -855,9 +1036,26 @@ async def test_run_tool_names_a_missing_tool_as_the_hosts_problem():
 
 def make_anamorphic_clip(path):
     """320x240 stored, shown at 16:9 (sample aspect 4:3): DV/DVD/HDV-style wide pixels."""
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "testsrc2=s=320x240:d=1:r=15,setsar=4/3", "-c:v", "libx264", "-pix_fmt",
-                    "yuv420p", "-y", str(path)], check=True, timeout=120)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:d=1:r=15,setsar=4/3",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-y",
+            str(path),
+        ],
+        check=True,
+        timeout=120,
+    )
     return path
 
 
@@ -867,15 +1065,30 @@ async def test_anamorphic_source_is_probed_and_rendered_at_its_display_aspect(tm
     clip = make_anamorphic_clip(tmp_path / "wide-pixels.mp4")
     info = await media.probe(clip)
     assert (info.width, info.height) == (426, 240)
-    await media.transcode_rendition(clip, tmp_path / "180p.mp4", 180, video_kbps=300,
-                                    has_audio=False)
-    specs = [media.RenditionSpec(tmp_path / "l180.mp4", 180, 300),
-             media.RenditionSpec(tmp_path / "l120.mp4", 120, 200)]
+    await media.transcode_rendition(
+        clip, tmp_path / "180p.mp4", 180, video_kbps=300, has_audio=False
+    )
+    specs = [
+        media.RenditionSpec(tmp_path / "l180.mp4", 180, 300),
+        media.RenditionSpec(tmp_path / "l120.mp4", 120, 200),
+    ]
     await media.transcode_ladder(clip, specs, has_audio=False)
-    for name, size in (("180p.mp4", "320x180"), ("l180.mp4", "320x180"),
-                       ("l120.mp4", "214x120")):
-        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0",
-                              "-show_entries", "stream=width,height,sample_aspect_ratio",
-                              "-of", "csv=p=0:s=x", str(tmp_path / name)],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    for name, size in (("180p.mp4", "320x180"), ("l180.mp4", "320x180"), ("l120.mp4", "214x120")):
+        out = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height,sample_aspect_ratio",
+                "-of",
+                "csv=p=0:s=x",
+                str(tmp_path / name),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         assert out == f"{size}x1:1", name

@@ -53,8 +53,9 @@ def engine(url: str):
 
 def settings_for(url: str, tmp_path: Path, **overrides) -> Settings:
     # Explicit, so that a developer's .env cannot change what the test means.
-    return Settings(**{"database_url": url, "data_dir": tmp_path / "data",
-                       "db_auto_migrate": True, **overrides})
+    return Settings(
+        **{"database_url": url, "data_dir": tmp_path / "data", "db_auto_migrate": True, **overrides}
+    )
 
 
 def version_rows(engine) -> list[str]:
@@ -70,14 +71,20 @@ def schema_snapshot(engine) -> dict:
         snapshot[table] = {
             "columns": [
                 (c["name"], c["type"].compile(engine.dialect), c["nullable"], c.get("default"))
-                for c in inspector.get_columns(table)],
+                for c in inspector.get_columns(table)
+            ],
             "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
-            "indexes": sorted((i["name"], tuple(i["column_names"]), i["unique"])
-                              for i in inspector.get_indexes(table)),
-            "unique": sorted(tuple(u["column_names"])
-                             for u in inspector.get_unique_constraints(table)),
-            "foreign_keys": sorted((tuple(f["constrained_columns"]), f["referred_table"])
-                                   for f in inspector.get_foreign_keys(table)),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), i["unique"])
+                for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)
+            ),
+            "foreign_keys": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"])
+                for f in inspector.get_foreign_keys(table)
+            ),
             "checks": sorted(c["sqltext"] for c in inspector.get_check_constraints(table)),
         }
     return snapshot
@@ -96,9 +103,14 @@ def create_baseline_tables(engine) -> None:
 
 
 def run_migrate(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spool.migrate", *args],
-                          env=cli_env(url, tmp_path), cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "spool.migrate", *args],
+        env=cli_env(url, tmp_path),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def cli_env(url: str, tmp_path: Path) -> dict[str, str]:
@@ -128,7 +140,8 @@ def test_migrations_make_exactly_the_schema_the_tables_declare(new_database):
         assert len(schema_snapshot(migrated)) == len(metadata.tables)
         with migrated.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True})
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
             assert compare_metadata(context, metadata) == []
     finally:
         migrated.dispose()
@@ -146,8 +159,15 @@ def test_a_fresh_database_is_upgraded_from_base_to_head(engine):
 
 def test_a_database_from_before_migrations_is_stamped_and_upgraded_with_its_data(engine):
     create_baseline_tables(engine)  # what every process made before migrations existed
-    record(engine, author_id="ada", post_id="p1", version=2, title="Kept", tags=["x"],
-           published_at=None)
+    record(
+        engine,
+        author_id="ada",
+        post_id="p1",
+        version=2,
+        title="Kept",
+        tags=["x"],
+        published_at=None,
+    )
     add_followers(engine, "ada", ["bob", "cy"])
     ensure_video(engine, "v1", "ada", "ready")
 
@@ -177,8 +197,11 @@ def test_a_process_migrates_on_first_use_and_then_only_reads_the_revision(url, t
     engine = get_engine(settings)
     assert version_rows(engine) == [head_revision()]
     statements: list[str] = []
-    sa.event.listen(engine, "before_cursor_execute",
-                    lambda _c, _cur, statement, *_: statements.append(statement))
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: statements.append(statement),
+    )
     ensure_schema(engine, settings)
     assert statements == ["SELECT version_num FROM alembic_version"]
 
@@ -187,8 +210,10 @@ def test_a_process_refuses_an_old_schema_when_auto_migrate_is_off(url, tmp_path)
     settings = settings_for(url, tmp_path, db_auto_migrate=False)
     with pytest.raises(SchemaError) as refused:
         get_engine(settings)
-    assert str(refused.value) == (f"database schema is at revision <none>, expected "
-                                  f"{head_revision()}: run `python -m spool.migrate`")
+    assert str(refused.value) == (
+        f"database schema is at revision <none>, expected "
+        f"{head_revision()}: run `python -m spool.migrate`"
+    )
     assert run_migrate(url, tmp_path).returncode == 0
     assert version_rows(get_engine(settings)) == [head_revision()]
 
@@ -197,7 +222,8 @@ def test_check_fails_before_and_passes_after_migrating(url, tmp_path):
     before = run_migrate(url, tmp_path, "--check")
     assert before.returncode == 3
     assert one_line(before, "stderr").endswith(
-        f"is at revision <none>, expected {head_revision()}: run `python -m spool.migrate`")
+        f"is at revision <none>, expected {head_revision()}: run `python -m spool.migrate`"
+    )
 
     migrated = run_migrate(url, tmp_path)
     assert migrated.returncode == 0, migrated.stderr
@@ -235,10 +261,18 @@ def test_processes_started_together_migrate_once(url, tmp_path):
         "sys.stdin.read()\n"  # returns when the test closes the pipe's other end
         "sys.exit(migrate.main([]))\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", child], stdin=release_read,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=cli_env(url, tmp_path), cwd=REPO)
-             for _ in range(PROCESSES)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", child],
+            stdin=release_read,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(url, tmp_path),
+            cwd=REPO,
+        )
+        for _ in range(PROCESSES)
+    ]
     os.close(release_read)
     try:
         assert [p.stdout.readline() for p in procs] == ["ready\n"] * PROCESSES
@@ -249,11 +283,11 @@ def test_processes_started_together_migrate_once(url, tmp_path):
     assert [code for code, _, _ in results] == [0] * PROCESSES, results
     lines = sorted(out.strip().split(" ", 2)[-1] for _, out, _ in results)
     head = head_revision()
-    assert lines == sorted([f"upgraded from <none> to {head}"]
-                           + [f"already at head {head}"] * (PROCESSES - 1))
+    assert lines == sorted(
+        [f"upgraded from <none> to {head}"] + [f"already at head {head}"] * (PROCESSES - 1)
+    )
     engine = make_engine(url)
     try:
         assert version_rows(engine) == [head]
     finally:
         engine.dispose()
-

@@ -69,23 +69,36 @@ METRICS_URL = re.compile(r"metrics on (http://\S+/metrics)")
 
 def make_post(**overrides) -> Post:
     uid = uuid.uuid4().hex[:8]
-    fields = dict(post_id=f"obs-{uid}", author_id=f"author-{uid}", title="Observed pipelines",
-                  body="Metrics, traces and logs for every step.", tags=["temporal"],
-                  version=1, published_at="2026-11-27T08:00:00+00:00", followers=["ana"])
+    fields = dict(
+        post_id=f"obs-{uid}",
+        author_id=f"author-{uid}",
+        title="Observed pipelines",
+        body="Metrics, traces and logs for every step.",
+        tags=["temporal"],
+        version=1,
+        published_at="2026-11-27T08:00:00+00:00",
+        followers=["ana"],
+    )
     fields.update(overrides)
     return Post(**fields)
 
 
 def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
     """Every sample of a Prometheus text exposition (parsing it proves it is well formed)."""
-    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
-            for s in family.samples]
+    return [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
 
 
 def values(text: str, name: str, **labels: str) -> list[float]:
     """Values of the samples called ``name`` whose labels include ``labels``."""
-    return [value for sample, have, value in samples(text)
-            if sample == name and labels.items() <= have.items()]
+    return [
+        value
+        for sample, have, value in samples(text)
+        if sample == name and labels.items() <= have.items()
+    ]
 
 
 def scrape(url: str) -> str:
@@ -106,6 +119,7 @@ async def scrape_until(url: str, ready) -> str:
 
 # --- a worker process ------------------------------------------------------------------------
 
+
 @dataclass
 class WorkerRun:
     queue: str
@@ -116,13 +130,19 @@ class WorkerRun:
 
 
 def worker_env(settings: Settings, receiver: WebhookReceiver, **extra: str) -> dict[str, str]:
-    return {**os.environ, "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-            "SPOOL_DATA_DIR": str(settings.data_dir),
-            "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
-            "SPOOL_QUEUE_MEDIA": settings.queue_media,
-            "SPOOL_QUEUE_CAPTIONS": settings.queue_captions, "SPOOL_NOTIFIER": "webhook",
-            "SPOOL_WEBHOOK_SECRET": SECRET, "SPOOL_WEBHOOK_ALLOW_PRIVATE": "true",
-            "SPOOL_WEBHOOK_URLS": json.dumps([receiver.url, REFUSED_SUBSCRIBER]), **extra}
+    return {
+        **os.environ,
+        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir),
+        "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
+        "SPOOL_QUEUE_MEDIA": settings.queue_media,
+        "SPOOL_QUEUE_CAPTIONS": settings.queue_captions,
+        "SPOOL_NOTIFIER": "webhook",
+        "SPOOL_WEBHOOK_SECRET": SECRET,
+        "SPOOL_WEBHOOK_ALLOW_PRIVATE": "true",
+        "SPOOL_WEBHOOK_URLS": json.dumps([receiver.url, REFUSED_SUBSCRIBER]),
+        **extra,
+    }
 
 
 async def read_lines(stream: asyncio.StreamReader, into: list[str]) -> None:
@@ -137,16 +157,21 @@ async def wait_for_line(output: list[str], proc, pattern: str) -> re.Match:
             if found := re.search(pattern, line):
                 return found
         assert proc.returncode is None, "worker exited:\n" + "\n".join(output)
-        assert time.monotonic() < deadline, f"no {pattern!r} from the worker:\n" + "\n".join(
-            output)
+        assert time.monotonic() < deadline, f"no {pattern!r} from the worker:\n" + "\n".join(output)
         await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
 async def worker_process(env: dict[str, str], *args: str) -> AsyncIterator[tuple]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "worker.py", *args, cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "worker.py",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output: list[str] = []
     reader = asyncio.create_task(read_lines(proc.stdout, output))
     try:
@@ -163,9 +188,13 @@ async def worker_run(tmp_path_factory, temporal_server, client) -> WorkerRun:
     """worker.py --metrics-port 0 with JSON logs runs one blog job; one webhook subscriber
     accepts the post's event and another is refused."""
     queue = f"obs-{uuid.uuid4().hex[:10]}"
-    settings = Settings(temporal_address=temporal_server.address,
-                        data_dir=tmp_path_factory.mktemp("obs") / "data", queue_pipeline=queue,
-                        queue_media=queue, queue_captions=queue)
+    settings = Settings(
+        temporal_address=temporal_server.address,
+        data_dir=tmp_path_factory.mktemp("obs") / "data",
+        queue_pipeline=queue,
+        queue_media=queue,
+        queue_captions=queue,
+    )
     with WebhookReceiver(SECRET) as receiver:
         env = worker_env(settings, receiver, SPOOL_LOG_FORMAT="json")
         async with worker_process(env, "--metrics-port", "0") as (proc, output):
@@ -173,9 +202,13 @@ async def worker_run(tmp_path_factory, temporal_server, client) -> WorkerRun:
             await wait_for_line(output, proc, "worker ready")
             job = await start_blog_job(client, settings, make_post())
             await asyncio.wait_for(client.get_workflow_handle(job.job_id).result(), WITHIN)
-            text = await scrape_until(url, lambda t: values(
-                t, "spool_jobs_total", kind="blog") and values(
-                t, "spool_webhook_deliveries_total", outcome="refused"))
+            text = await scrape_until(
+                url,
+                lambda t: (
+                    values(t, "spool_jobs_total", kind="blog")
+                    and values(t, "spool_webhook_deliveries_total", outcome="refused")
+                ),
+            )
         assert len(receiver.deliveries()) == 1
     return WorkerRun(queue, job.job_id, url, text, output)
 
@@ -184,20 +217,37 @@ async def test_worker_metrics_show_queue_latency_slots_jobs_steps_and_webhooks(w
     text, queue = worker_run.metrics, worker_run.queue
     # The SDK's: backlog per queue (the signal for more workers), run time per activity
     # type, free slots.
-    assert values(text, "temporal_activity_schedule_to_start_latency_count",
-                  task_queue=queue) == [3]
-    assert values(text, "temporal_workflow_task_schedule_to_start_latency_count",
-                  task_queue=queue)
-    assert values(text, "temporal_activity_execution_latency_count", task_queue=queue,
-                  activity_type="notify_followers") == [1]
-    assert values(text, "temporal_worker_task_slots_available", task_queue=queue,
-                  worker_type="ActivityWorker")
+    assert values(text, "temporal_activity_schedule_to_start_latency_count", task_queue=queue) == [
+        3
+    ]
+    assert values(text, "temporal_workflow_task_schedule_to_start_latency_count", task_queue=queue)
+    assert values(
+        text,
+        "temporal_activity_execution_latency_count",
+        task_queue=queue,
+        activity_type="notify_followers",
+    ) == [1]
+    assert values(
+        text, "temporal_worker_task_slots_available", task_queue=queue, worker_type="ActivityWorker"
+    )
     # Spool's: the finished job by kind and state, each step's duration, each delivery.
-    assert values(text, "spool_jobs_total", kind="blog", state="ready", task_queue=queue,
-                  workflow_type="BlogPublishWorkflow") == [1]
+    assert values(
+        text,
+        "spool_jobs_total",
+        kind="blog",
+        state="ready",
+        task_queue=queue,
+        workflow_type="BlogPublishWorkflow",
+    ) == [1]
     for step in ("index_post", "record_post_for_author", "notify_followers"):
-        assert values(text, "spool_step_duration_seconds_count", step=step,
-                      activity_type=step, task_queue=queue, outcome="ok") == [1.0], step
+        assert values(
+            text,
+            "spool_step_duration_seconds_count",
+            step=step,
+            activity_type=step,
+            task_queue=queue,
+            outcome="ok",
+        ) == [1.0], step
     assert values(text, "spool_webhook_deliveries_total", outcome="delivered") == [1.0]
     assert values(text, "spool_webhook_deliveries_total", outcome="refused") == [1.0]
 
@@ -207,13 +257,14 @@ async def test_worker_json_logs_carry_the_job_id_and_step(worker_run):
     records = [json.loads(line) for line in lines]
     assert records, "\n".join(worker_run.output)
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"])
-               for r in records)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]) for r in records)
     # Lines from the notify_followers activity, written by a plain module logger.
     from_step = [r for r in records if r.get("step") == "notify_followers"]
     assert {r["logger"] for r in from_step} >= {"spool.notify"}, records
-    assert all(r["job_id"] == worker_run.job_id and r["activity_type"] == "notify_followers"
-               for r in from_step)
+    assert all(
+        r["job_id"] == worker_run.job_id and r["activity_type"] == "notify_followers"
+        for r in from_step
+    )
     refused = [r for r in from_step if r["level"] == "WARNING"]
     assert refused and "refused" in refused[0]["message"]
     # Every line but the worker's plain stdout notices is JSON.
@@ -222,9 +273,17 @@ async def test_worker_json_logs_carry_the_job_id_and_step(worker_run):
 
 
 def test_workflow_log_records_carry_the_job_id():
-    record = logging_record("captions-available event not delivered", temporal_workflow={
-        "workflow_id": "video-v1", "workflow_type": "VideoPipelineWorkflow", "run_id": "r1",
-        "task_queue": "pipeline", "attempt": 1, "namespace": "default"})
+    record = logging_record(
+        "captions-available event not delivered",
+        temporal_workflow={
+            "workflow_id": "video-v1",
+            "workflow_type": "VideoPipelineWorkflow",
+            "run_id": "r1",
+            "task_queue": "pipeline",
+            "attempt": 1,
+            "namespace": "default",
+        },
+    )
     line = json.loads(logs.JsonFormatter().format(record))
     assert line["job_id"] == "video-v1" and line["workflow_type"] == "VideoPipelineWorkflow"
     assert "step" not in line and "temporal_workflow" not in line
@@ -248,8 +307,9 @@ def test_json_mode_moves_temporal_details_from_the_message_to_fields(monkeypatch
 
 
 def logging_record(message: str, **extra) -> logging.LogRecord:
-    record = logging.LogRecord("temporalio.workflow", logging.WARNING, __file__, 1, message,
-                               None, None)
+    record = logging.LogRecord(
+        "temporalio.workflow", logging.WARNING, __file__, 1, message, None, None
+    )
     record.__dict__.update(extra)
     return record
 
@@ -259,19 +319,23 @@ async def test_a_taken_metrics_port_is_one_clear_error(settings, task_queue):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        async with worker_process(worker_env(settings, receiver), "--metrics-port",
-                                  str(port)) as (proc, output):
+        async with worker_process(worker_env(settings, receiver), "--metrics-port", str(port)) as (
+            proc,
+            output,
+        ):
             code = await asyncio.wait_for(proc.wait(), WITHIN)
     await asyncio.sleep(0)  # let the reader take the last line
     assert code == 1, output
     assert f"worker: cannot serve metrics on 127.0.0.1:{port}: Address already in use" in (
-        output), output
+        output
+    ), output
 
 
 def test_refused_deliveries_are_counted(settings):
     before = values_now("spool_webhook_deliveries_total", outcome="refused")
-    delivery = webhooks.Delivery(url="http://127.0.0.1:9/hook", msg_id="msg_x",
-                                 event_type="post.published", payload={})
+    delivery = webhooks.Delivery(
+        url="http://127.0.0.1:9/hook", msg_id="msg_x", event_type="post.published", payload={}
+    )
     with pytest.raises(webhooks.WebhookRefused):
         webhooks.send(settings, delivery)  # no secret configured: refused, never sent
     assert values_now("spool_webhook_deliveries_total", outcome="refused") == before + 1
@@ -293,38 +357,63 @@ class RefusedWorkflow:
     @workflow.run
     async def run(self, source: str) -> str:
         return await workflow.execute_activity(
-            refuse_input, source, activity_id="probe",
+            refuse_input,
+            source,
+            activity_id="probe",
             start_to_close_timeout=timedelta(seconds=60),
             # Non-retryable as raised; if an interceptor mangled the error it would retry,
             # and the test should fail fast rather than time out.
-            retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(
-                milliseconds=100)))
+            retry_policy=RetryPolicy(
+                maximum_attempts=2, initial_interval=timedelta(milliseconds=100)
+            ),
+        )
 
 
 async def test_a_failed_step_and_job_are_counted_and_the_error_kept(settings, task_queue):
     metrics.install_sdk_metrics()  # this process's runtime, for the client connected next
     worker_client = await connect(settings, wait_seconds=30)
-    errors_before = values_now("spool_step_duration_seconds_count", step="probe",
-                               task_queue=task_queue, outcome="error")
+    errors_before = values_now(
+        "spool_step_duration_seconds_count", step="probe", task_queue=task_queue, outcome="error"
+    )
     with ThreadPoolExecutor(2) as pool:
-        async with Worker(worker_client, task_queue=task_queue, workflows=[RefusedWorkflow],
-                          activities=[refuse_input], activity_executor=pool,
-                          interceptors=observability.worker_interceptors()):
+        async with Worker(
+            worker_client,
+            task_queue=task_queue,
+            workflows=[RefusedWorkflow],
+            activities=[refuse_input],
+            activity_executor=pool,
+            interceptors=observability.worker_interceptors(),
+        ):
             with pytest.raises(WorkflowFailureError) as failed:
                 await worker_client.execute_workflow(
-                    RefusedWorkflow.run, "upload.bin", id=f"obs-{uuid.uuid4().hex[:8]}",
-                    task_queue=task_queue)
+                    RefusedWorkflow.run,
+                    "upload.bin",
+                    id=f"obs-{uuid.uuid4().hex[:8]}",
+                    task_queue=task_queue,
+                )
     # The step's own error reaches the workflow untouched.
     cause = failed.value.cause.cause
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidVideo"
     assert cause.message == "upload.bin is not a video"
-    assert values_now("spool_step_duration_seconds_count", step="probe", task_queue=task_queue,
-                      outcome="error") == errors_before + 1
-    assert values_now("spool_jobs_total", kind="ObsRefusedWorkflow", state="failed",
-                      task_queue=task_queue) == 1
+    assert (
+        values_now(
+            "spool_step_duration_seconds_count",
+            step="probe",
+            task_queue=task_queue,
+            outcome="error",
+        )
+        == errors_before + 1
+    )
+    assert (
+        values_now(
+            "spool_jobs_total", kind="ObsRefusedWorkflow", state="failed", task_queue=task_queue
+        )
+        == 1
+    )
 
 
 # --- the API process and a trace across it ---------------------------------------------------
+
 
 @contextlib.asynccontextmanager
 async def api_and_worker(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
@@ -340,15 +429,22 @@ async def api_and_worker(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
             for w in build_workers(worker_client, plan, pool, grace_seconds=2):
                 await stack.enter_async_context(w)
             await stack.enter_async_context(app.router.lifespan_context(app))
-            http = await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://testserver",
-                timeout=60))
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
+                )
+            )
             yield http
 
 
 async def publish(http: httpx.AsyncClient, client, post: Post) -> str:
-    body = {"post_id": post.post_id, "author_id": post.author_id, "title": post.title,
-            "body": post.body, "followers": list(post.followers)}
+    body = {
+        "post_id": post.post_id,
+        "author_id": post.author_id,
+        "title": post.title,
+        "body": post.body,
+        "followers": list(post.followers),
+    }
     answer = await http.post("/v1/posts", headers=AUTH, json=body)
     assert answer.status_code == 202, answer.text
     job_id = answer.json()["job_id"]
@@ -358,8 +454,11 @@ async def publish(http: httpx.AsyncClient, client, post: Post) -> str:
 
 def series(text: str, name: str) -> dict[tuple, float]:
     """{labels as sorted pairs: value} of one metric."""
-    return {tuple(sorted(labels.items())): value for sample, labels, value in samples(text)
-            if sample == name}
+    return {
+        tuple(sorted(labels.items())): value
+        for sample, labels, value in samples(text)
+        if sample == name
+    }
 
 
 def grown(before: str, after: str, name: str) -> list[dict[str, str]]:
@@ -377,7 +476,9 @@ async def test_api_metrics_show_requests_and_temporal_client_calls(client, setti
         await publish(http, client, make_post())
         # A client chooses paths and methods: neither may make a series of its own.
         assert (await http.request("BREW", f"/v1/nothing/{uuid.uuid4().hex}")).status_code in (
-            404, 405)
+            404,
+            405,
+        )
         answer = await http.get("/metrics")
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/plain")
@@ -387,14 +488,20 @@ async def test_api_metrics_show_requests_and_temporal_client_calls(client, setti
     # and the odd request grew (besides the scrape itself).
     key = (("method", "POST"), ("route", "/v1/posts"), ("status", "202"))
     assert series(text, requests)[key] - series(before, requests).get(key, 0.0) == 1.0
-    assert [labels for labels in grown(before, text, requests)
-            if labels["route"] not in ("/v1/posts", "/metrics")] == [
-        {"method": "other", "route": "unmatched", "status": "404"}]
+    assert [
+        labels
+        for labels in grown(before, text, requests)
+        if labels["route"] not in ("/v1/posts", "/metrics")
+    ] == [{"method": "other", "route": "unmatched", "status": "404"}]
     # The API's Temporal client: its StartWorkflowExecution call, from the SDK runtime
     # (exported as the counter temporal_request; the parser names counter samples *_total).
     # The task queue is this test's own, so the series is new.
-    assert values(text, "temporal_request_total", operation="StartWorkflowExecution",
-                  task_queue=s.queue_pipeline) == [1]
+    assert values(
+        text,
+        "temporal_request_total",
+        operation="StartWorkflowExecution",
+        task_queue=s.queue_pipeline,
+    ) == [1]
 
 
 @pytest.fixture
@@ -407,8 +514,7 @@ def spans():
     tracing.stop_tracing()
 
 
-async def test_one_trace_links_the_request_the_workflow_and_each_activity(
-        client, settings, spans):
+async def test_one_trace_links_the_request_the_workflow_and_each_activity(client, settings, spans):
     s = settings.model_copy(update={"api_keys": [API_KEY]})
     async with api_and_worker(s) as http:
         job_id = await publish(http, client, make_post())
@@ -423,7 +529,8 @@ async def test_one_trace_links_the_request_the_workflow_and_each_activity(
     assert parent_of(run_workflow) == start_workflow.context.span_id
     assert run_workflow.attributes["temporalWorkflowID"] == job_id
     assert parent_of(by_name["CompleteWorkflow:BlogPublishWorkflow"]) == (
-        start_workflow.context.span_id)
+        start_workflow.context.span_id
+    )
     for step in ("index_post", "record_post_for_author", "notify_followers"):
         start, run = by_name[f"StartActivity:{step}"], by_name[f"RunActivity:{step}"]
         assert parent_of(start) == start_workflow.context.span_id, step
@@ -436,10 +543,15 @@ async def test_one_trace_links_the_request_the_workflow_and_each_activity(
 async def test_a_callers_traceparent_is_continued(client, settings, spans):
     caller_trace, caller_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
     app = create_app(settings, client=client)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-        answer = await http.get("/v1/config", headers={
-            "traceparent": f"00-{caller_trace}-{caller_span}-01"})
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http,
+    ):
+        answer = await http.get(
+            "/v1/config", headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"}
+        )
         assert answer.status_code == 200
         assert (await http.get("/healthz")).status_code == 200  # probes are not traced
     [span] = spans.get_finished_spans()
@@ -504,6 +616,7 @@ def parent_of(span) -> int | None:
 
 # --- the interceptors against running histories ---------------------------------------------
 
+
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_saved_histories_replay_with_the_interceptors(path: Path):
     """The tracing and metrics interceptors' workflow side passes the sandbox and adds no
@@ -512,7 +625,8 @@ async def test_saved_histories_replay_with_the_interceptors(path: Path):
     provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     replayer = Replayer(
         workflows=[BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
-        interceptors=[SpoolMetricsInterceptor(), TracingInterceptor(provider.get_tracer("t"))])
+        interceptors=[SpoolMetricsInterceptor(), TracingInterceptor(provider.get_tracer("t"))],
+    )
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -28,30 +28,54 @@ SEED = 20261127  # the same cases every run: a failure found once is found again
 ST_DEADLINE_SECONDS = 600  # a generous bound for a wedged run, never a measure of speed
 
 
-
-
 def schemathesis_run(base: str, report: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
-         "--checks", "all", "--max-examples", str(EXAMPLES_PER_OPERATION),
-         "--seed", str(SEED), "--workers", "1", "--no-shrink",
-         "--header", f"Authorization: Bearer {API_KEY}",
-         "--report", "junit", "--report-junit-path", str(report)],
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{base}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(EXAMPLES_PER_OPERATION),
+            "--seed",
+            str(SEED),
+            "--workers",
+            "1",
+            "--no-shrink",
+            "--header",
+            f"Authorization: Bearer {API_KEY}",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(report),
+        ],
         # Its cache (.schemathesis/) goes to the test's own folder, not the checkout.
-        cwd=report.parent, capture_output=True, text=True, timeout=ST_DEADLINE_SECONDS,
-        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""})
+        cwd=report.parent,
+        capture_output=True,
+        text=True,
+        timeout=ST_DEADLINE_SECONDS,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""},
+    )
 
 
 async def test_schemathesis_all_checks_find_nothing(client, settings, tmp_path):
     # A queue no worker polls: jobs the run starts stay put and land on no other test's queue.
     queue = f"openapi-no-worker-{uuid.uuid4().hex[:12]}"
-    s = api_settings(settings, queue_pipeline=queue, queue_media=queue, queue_captions=queue,
-                     max_upload_bytes=64 * 1024)
+    s = api_settings(
+        settings,
+        queue_pipeline=queue,
+        queue_media=queue,
+        queue_captions=queue,
+        max_upload_bytes=64 * 1024,
+    )
     report = tmp_path / "junit.xml"
     async with live_api(s, client) as base:
         result = await asyncio.to_thread(schemathesis_run, base, report)
     output = result.stdout + result.stderr
-    summary = output[output.rfind("SUMMARY"):]
+    summary = output[output.rfind("SUMMARY") :]
     print(summary)
     assert result.returncode == 0, output[-12000:]
     # Every operation of the document was exercised, none filtered out or left untested.
@@ -67,8 +91,11 @@ def test_every_operation_documents_its_answers_and_errors_in_one_shape():
     body (api/errors.py), so a client generated from /openapi.json can read every answer."""
     document = create_app(Settings(api_keys=[API_KEY])).openapi()
     error_body = {"$ref": "#/components/schemas/ErrorBody"}
-    operations = [(method.upper(), path, op) for path, ops in document["paths"].items()
-                  for method, op in ops.items()]
+    operations = [
+        (method.upper(), path, op)
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+    ]
     assert len(operations) >= 15
     for method, path, op in operations:
         label = f"{method} {path}"
@@ -85,8 +112,11 @@ def test_every_operation_documents_its_answers_and_errors_in_one_shape():
         if "parameters" in op or "requestBody" in op:
             assert "422" in answers, label  # every parameter or body can be wrong
     writes = {(m, p) for m, p, op in operations if op.get("security")}
-    assert writes == {("POST", "/v1/videos"), ("POST", "/v1/posts"),
-                      ("DELETE", "/v1/videos/{video_id}/job")}
+    assert writes == {
+        ("POST", "/v1/videos"),
+        ("POST", "/v1/posts"),
+        ("DELETE", "/v1/videos/{video_id}/job"),
+    }
     assert all("401" in op["responses"] for m, p, op in operations if (m, p) in writes)
 
 
@@ -98,8 +128,15 @@ def test_routes_never_import_the_app():
     api = Path(__file__).resolve().parent.parent / "api"
     for module in [api / "deps.py", *sorted((api / "routes").glob("*.py"))]:
         tree = ast.parse(module.read_text(encoding="utf-8"))
-        imported = {node.module for node in ast.walk(tree)
-                    if isinstance(node, ast.ImportFrom) and node.module}
-        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                     for alias in node.names}
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        imported |= {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
         assert "api.app" not in imported and "api" not in imported, module.name

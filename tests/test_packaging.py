@@ -47,10 +47,13 @@ def applies(marker: str | None) -> bool:
     return Requirement(f"x; {marker}").marker.evaluate(default_environment())
 
 
-@pytest.mark.parametrize(("lock", "groups"), [
-    ("requirements.lock", ["runtime"]),
-    ("requirements-dev.lock", ["runtime", "dev"]),
-])
+@pytest.mark.parametrize(
+    ("lock", "groups"),
+    [
+        ("requirements.lock", ["runtime"]),
+        ("requirements-dev.lock", ["runtime", "dev"]),
+    ],
+)
 def test_every_declared_dependency_is_locked_within_its_range(lock, groups):
     pins = locked(lock)
     declared = list(PYPROJECT["project"]["dependencies"])
@@ -92,8 +95,16 @@ def test_this_environment_was_installed_from_the_dev_lock():
 
 
 # What the Dockerfile's build stage copies before `pip wheel .`.
-IMAGE_SOURCES = ["pyproject.toml", "spool", "workflows", "activities", "api", "worker.py",
-                 "starter.py", "spool_cli.py"]
+IMAGE_SOURCES = [
+    "pyproject.toml",
+    "spool",
+    "workflows",
+    "activities",
+    "api",
+    "worker.py",
+    "starter.py",
+    "spool_cli.py",
+]
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +114,18 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel")
     for name in IMAGE_SOURCES:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             shutil.copy2(REPO / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                    str(src)], check=True, cwd=out, timeout=300, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
+        check=True,
+        cwd=out,
+        timeout=300,
+        capture_output=True,
+    )
     (path,) = out.glob("spool-*.whl")
     return zipfile.ZipFile(path)
 
@@ -116,8 +133,15 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_the_wheel_installs_only_spools_own_top_level_names(wheel):
     names = wheel.namelist()
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
-    assert top == {"spool", "workflows", "activities", "api", "worker.py", "starter.py",
-                   "spool_cli.py"}
+    assert top == {
+        "spool",
+        "workflows",
+        "activities",
+        "api",
+        "worker.py",
+        "starter.py",
+        "spool_cli.py",
+    }
     # Everything a non-editable install needs at run time is carried.
     assert any(n.startswith("spool/db/migrations/versions/") and n.endswith(".py") for n in names)
     assert "spool/db/migrations/script.py.mako" in names
@@ -127,8 +151,9 @@ def test_the_wheel_installs_only_spools_own_top_level_names(wheel):
 
 
 def run_spool(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SPOOL), *args], capture_output=True, text=True, timeout=120,
-                          env={**_base_env(), **env})
+    return subprocess.run(
+        [str(SPOOL), *args], capture_output=True, text=True, timeout=120, env={**_base_env(), **env}
+    )
 
 
 def _base_env() -> dict[str, str]:
@@ -151,13 +176,16 @@ def test_spool_passes_arguments_and_exit_codes_through(tmp_path):
     """`spool migrate --check` is `python -m spool.migrate --check`: same exit code (3 when
     the database is not at head), same message; `spool status` without an id is a usage error."""
     db = f"sqlite:///{tmp_path / 'fresh.db'}"
-    checked = run_spool("migrate", "--check", SPOOL_DATABASE_URL=db,
-                        SPOOL_DATA_DIR=str(tmp_path))
+    checked = run_spool("migrate", "--check", SPOOL_DATABASE_URL=db, SPOOL_DATA_DIR=str(tmp_path))
     assert checked.returncode == 3, checked.stderr
     migrated = run_spool("migrate", SPOOL_DATABASE_URL=db, SPOOL_DATA_DIR=str(tmp_path))
     assert migrated.returncode == 0, migrated.stderr
-    assert run_spool("migrate", "--check", SPOOL_DATABASE_URL=db,
-                     SPOOL_DATA_DIR=str(tmp_path)).returncode == 0
+    assert (
+        run_spool(
+            "migrate", "--check", SPOOL_DATABASE_URL=db, SPOOL_DATA_DIR=str(tmp_path)
+        ).returncode
+        == 0
+    )
     usage = run_spool("status")
     assert usage.returncode == 2
     assert "job_id" in usage.stderr
@@ -167,8 +195,11 @@ def test_spool_passes_arguments_and_exit_codes_through(tmp_path):
 def test_the_image_is_built_from_the_sources_this_test_builds():
     dockerfile = (REPO / "Dockerfile").read_text()
     build_stage = dockerfile.split(" AS build", 1)[1].split("\nFROM ", 1)[0]
-    from_context = [line for line in build_stage.splitlines()
-                    if line.startswith("COPY ") and "--from=" not in line]
+    from_context = [
+        line
+        for line in build_stage.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+    ]
     copied = [part for line in from_context for part in line.split()[1:-1]]
     assert sorted(copied) == sorted(IMAGE_SOURCES)
     assert "--require-hashes -r /tmp/requirements.lock" in dockerfile

@@ -25,9 +25,11 @@ from workflows.steps import Step
 from workflows.video import VideoPipelineWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-WORKFLOWS = {"blog": [BlogPublishWorkflow],
-             "video": [VideoPipelineWorkflow, CaptionsWorkflow],
-             "captions": [VideoPipelineWorkflow, CaptionsWorkflow]}
+WORKFLOWS = {
+    "blog": [BlogPublishWorkflow],
+    "video": [VideoPipelineWorkflow, CaptionsWorkflow],
+    "captions": [VideoPipelineWorkflow, CaptionsWorkflow],
+}
 SAVED = sorted(HISTORIES.glob("*.json"))
 
 
@@ -46,8 +48,12 @@ async def test_history_replays(path: Path):
 
 
 def declared_steps() -> list[Step]:
-    return [value for module in (blog, captions, video) for value in vars(module).values()
-            if isinstance(value, Step)]
+    return [
+        value
+        for module in (blog, captions, video)
+        for value in vars(module).values()
+        if isinstance(value, Step)
+    ]
 
 
 def registered_name(step: Step) -> str:
@@ -58,8 +64,17 @@ def test_each_step_has_one_name():
     """A step's name is its activity id and status name; its policy carries the same name in
     capitals, and its method the registered name without the pipeline's prefix."""
     steps = declared_steps()
-    assert {"probe", "rendition", "poster", "extract_audio", "transcribe", "record_captions",
-            "record", "notify", "index_post"} <= {step.name for step in steps}
+    assert {
+        "probe",
+        "rendition",
+        "poster",
+        "extract_audio",
+        "transcribe",
+        "record_captions",
+        "record",
+        "notify",
+        "index_post",
+    } <= {step.name for step in steps}
     for step in steps:
         policy_name = step.name.upper().replace("-", "_")
         assert getattr(policies, policy_name, None) is step.policy, step.name
@@ -68,8 +83,11 @@ def test_each_step_has_one_name():
 
 def scheduled_activities(path: Path) -> set[tuple[str, str]]:
     events = json.loads(path.read_text())["events"]
-    return {(attrs["activityType"]["name"], attrs["activityId"]) for attrs in (
-        e.get("activityTaskScheduledEventAttributes") for e in events) if attrs}
+    return {
+        (attrs["activityType"]["name"], attrs["activityId"])
+        for attrs in (e.get("activityTaskScheduledEventAttributes") for e in events)
+        if attrs
+    }
 
 
 @pytest.mark.parametrize("path", SAVED, ids=lambda p: p.stem)
@@ -78,18 +96,21 @@ def test_saved_activity_ids_are_declared_steps(path: Path):
     of it, like rendition-720p) with the activity registered under the saved type."""
     steps = declared_steps()
     for activity_type, activity_id in scheduled_activities(path):
-        assert any(registered_name(s) == activity_type
-                   and (activity_id == s.name or activity_id.startswith(f"{s.name}-"))
-                   for s in steps), (activity_type, activity_id)
+        assert any(
+            registered_name(s) == activity_type
+            and (activity_id == s.name or activity_id.startswith(f"{s.name}-"))
+            for s in steps
+        ), (activity_type, activity_id)
 
 
 def patch_ids(path: Path) -> set[str]:
     """The patches a saved run recorded (its core_patch markers)."""
     events = json.loads(path.read_text())["events"]
-    return {json.loads(base64.b64decode(
-        attrs["details"]["patch-data"]["payloads"][0]["data"]))["id"] for attrs in (
-        e.get("markerRecordedEventAttributes") for e in events)
-        if attrs and attrs.get("markerName") == "core_patch"}
+    return {
+        json.loads(base64.b64decode(attrs["details"]["patch-data"]["payloads"][0]["data"]))["id"]
+        for attrs in (e.get("markerRecordedEventAttributes") for e in events)
+        if attrs and attrs.get("markerName") == "core_patch"
+    }
 
 
 def test_a_blog_run_started_with_its_search_attributes_is_replayed():

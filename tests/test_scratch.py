@@ -22,9 +22,13 @@ sys.stdin.read()  # hold the root (and its lock) until told to go
 
 
 def start_owner(tmp: Path) -> tuple[subprocess.Popen, Path]:
-    proc = subprocess.Popen([sys.executable, "-c", MAKE_ROOT], env={**os.environ,
-                            "TMPDIR": str(tmp)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MAKE_ROOT],
+        env={**os.environ, "TMPDIR": str(tmp)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     step = Path(proc.stdout.readline().strip())
     assert step.is_dir()
     return proc, step.parent

@@ -32,11 +32,22 @@ def index(request, tmp_path):
     idx.close()
 
 
-def post(post_id: str = "p1", version: int = 1, title: str = "Hello world",
-         body: str = "A first post.", tags: list[str] | None = None) -> PostDocument:
-    return PostDocument(post_id=post_id, version=version, author_id="alice", title=title,
-                        body=body, tags=["intro"] if tags is None else tags,
-                        published_at="2024-05-01T12:00:00Z")
+def post(
+    post_id: str = "p1",
+    version: int = 1,
+    title: str = "Hello world",
+    body: str = "A first post.",
+    tags: list[str] | None = None,
+) -> PostDocument:
+    return PostDocument(
+        post_id=post_id,
+        version=version,
+        author_id="alice",
+        title=title,
+        body=body,
+        tags=["intro"] if tags is None else tags,
+        published_at="2024-05-01T12:00:00Z",
+    )
 
 
 def test_upsert_then_get_and_search(index):
@@ -96,11 +107,37 @@ def test_more_matching_words_rank_higher_and_limit_applies(index):
     assert len(found) == 3
 
 
-@pytest.mark.parametrize("query", [
-    '"', '""', "AND OR", "OR", "NOT", "*", "title:(", "body:", "(", ")", "a AND (b OR",
-    "NEAR(a b)", "^title", "-", "+", "{}", "[]", "\\", "'", "\x00", "café ñandú 日本語 🎉",
-    "", "   ", "?*~", "a" * 5000, " ".join(["word"] * 3000),
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        '""',
+        "AND OR",
+        "OR",
+        "NOT",
+        "*",
+        "title:(",
+        "body:",
+        "(",
+        ")",
+        "a AND (b OR",
+        "NEAR(a b)",
+        "^title",
+        "-",
+        "+",
+        "{}",
+        "[]",
+        "\\",
+        "'",
+        "\x00",
+        "café ñandú 日本語 🎉",
+        "",
+        "   ",
+        "?*~",
+        "a" * 5000,
+        " ".join(["word"] * 3000),
+    ],
+)
 def test_arbitrary_user_queries_never_raise(index, query):
     index.upsert(post("cafe", title="Café ñandú", body="日本語 text"))
     index.upsert(post("quokka", title="Quokka", body="Marsupials smile.", tags=["zoo"]))
@@ -129,15 +166,17 @@ def test_unicode_words_are_found(index):
 def test_concurrent_upserts_keep_the_newest_version(index):
     versions = list(range(1, 21))
     with ThreadPoolExecutor(8) as pool:
-        applied = list(pool.map(lambda v: index.upsert(post(version=v, title=f"v{v}")),
-                                versions[::-1]))
+        applied = list(
+            pool.map(lambda v: index.upsert(post(version=v, title=f"v{v}")), versions[::-1])
+        )
     # Whatever order the threads ran in, the newest version is never refused and wins.
     assert applied[0] is True and applied.count(True) >= 1
     assert (index.get("p1").version, index.get("p1").title) == (20, "v20")
     # Once it is stored, every older version and a replay of it are refused, even at once.
     with ThreadPoolExecutor(8) as pool:
-        again = list(pool.map(lambda v: index.upsert(post(version=v, title=f"late v{v}")),
-                              versions))
+        again = list(
+            pool.map(lambda v: index.upsert(post(version=v, title=f"late v{v}")), versions)
+        )
     assert again == [False] * len(versions)
     index.refresh()
     assert (index.get("p1").version, index.get("p1").title) == (20, "v20")
@@ -153,8 +192,12 @@ def test_ping(index):
 def test_elasticsearch_at_a_closed_port_is_unavailable():
     idx = ElasticsearchIndex(f"http://127.0.0.1:{free_port()}", "posts")
     assert idx.ping() is False
-    for call in (lambda: idx.upsert(post()), lambda: idx.get("p1"),
-                 lambda: idx.search("hello"), idx.refresh):
+    for call in (
+        lambda: idx.upsert(post()),
+        lambda: idx.get("p1"),
+        lambda: idx.search("hello"),
+        idx.refresh,
+    ):
         with pytest.raises(IndexUnavailable, match="unavailable"):
             call()
     idx.close()
@@ -213,8 +256,11 @@ def test_open_index_picks_the_backend(tmp_path):
     sqlite_idx = open_index(Settings(data_dir=tmp_path / "nested" / "data"))
     assert isinstance(sqlite_idx, SqliteIndex)
     assert (tmp_path / "nested" / "data" / "search.db").exists()
-    es_idx = open_index(Settings(data_dir=tmp_path, elasticsearch_url="http://127.0.0.1:9",
-                                 elasticsearch_index="custom"))
+    es_idx = open_index(
+        Settings(
+            data_dir=tmp_path, elasticsearch_url="http://127.0.0.1:9", elasticsearch_index="custom"
+        )
+    )
     assert isinstance(es_idx, ElasticsearchIndex)
     assert es_idx.index == "custom"
     es_idx.close()
@@ -230,8 +276,9 @@ def test_sqlite_index_keeps_its_connections_between_calls(tmp_path, monkeypatch)
 
     opened = []
     real_connect = sqlite3.connect
-    monkeypatch.setattr(search.sqlite3, "connect",
-                        lambda *a, **kw: opened.append(1) or real_connect(*a, **kw))
+    monkeypatch.setattr(
+        search.sqlite3, "connect", lambda *a, **kw: opened.append(1) or real_connect(*a, **kw)
+    )
     idx = SqliteIndex(tmp_path / "search.db")
     for n in range(50):
         assert idx.upsert(post(post_id=f"p{n}", title=f"post {n}")) is True
@@ -244,8 +291,7 @@ def test_sqlite_index_keeps_its_connections_between_calls(tmp_path, monkeypatch)
     assert idx.get("p1").title == "post 1"  # a closed index still answers, unpooled
 
 
-def test_sqlite_index_locked_past_its_timeout_is_unavailable_then_recovers(
-        tmp_path, monkeypatch):
+def test_sqlite_index_locked_past_its_timeout_is_unavailable_then_recovers(tmp_path, monkeypatch):
     """Another writer holding the file longer than the timeout is an outage (the activity
     retries), and the connection that hit it does not spoil the next call."""
     import sqlite3

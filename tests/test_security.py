@@ -54,6 +54,7 @@ JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
 
 # --- request bodies are capped while they stream in -----------------------------------------
 
+
 async def test_json_body_is_refused_mid_stream_and_up_front(client, settings):
     s = api_settings(settings, api_max_json_bytes=JSON_CAP)
     async with api_client(s, client) as http:
@@ -65,8 +66,11 @@ async def test_json_body_is_refused_mid_stream_and_up_front(client, settings):
 
         # A declared length over the cap: refused before one byte is read.
         body = Offered()
-        r = await http.post("/v1/posts", content=body.async_chunks(), headers={
-            **JSON_HEADERS, "Content-Length": str(CHUNK * CHUNKS)})
+        r = await http.post(
+            "/v1/posts",
+            content=body.async_chunks(),
+            headers={**JSON_HEADERS, "Content-Length": str(CHUNK * CHUNKS)},
+        )
         assert_error(r, 413)
         assert body.taken == 0
 
@@ -79,21 +83,33 @@ async def test_the_video_upload_keeps_its_own_larger_cap(client, settings):
     # A 200 KB upload passes a 64 KiB JSON cap: uploads are capped by max_upload_bytes.
     s = api_settings(settings, api_max_json_bytes=JSON_CAP, max_upload_bytes=300_000)
     async with api_client(s, client) as http:
-        r = await http.post("/v1/videos", headers=AUTH,
-                            files={"file": ("a.mp4", b"\0" * 200_000, "video/mp4")})
+        r = await http.post(
+            "/v1/videos", headers=AUTH, files={"file": ("a.mp4", b"\0" * 200_000, "video/mp4")}
+        )
         assert r.status_code == 202, r.text
-        r = await http.post("/v1/videos", headers=AUTH,
-                            files={"file": ("a.mp4", b"\0" * 400_000, "video/mp4")})
+        r = await http.post(
+            "/v1/videos", headers=AUTH, files={"file": ("a.mp4", b"\0" * 400_000, "video/mp4")}
+        )
         assert_error(r, 413, "file")
 
 
 def _serve_api(settings: Settings, port: int) -> subprocess.Popen:
-    env = {**os.environ, "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-           "SPOOL_DATA_DIR": str(settings.data_dir), "SPOOL_API_HOST": "127.0.0.1",
-           "SPOOL_API_PORT": str(port), "SPOOL_API_KEYS": f'["{API_KEY}"]',
-           "SPOOL_API_MAX_JSON_BYTES": str(JSON_CAP)}
-    return subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir),
+        "SPOOL_API_HOST": "127.0.0.1",
+        "SPOOL_API_PORT": str(port),
+        "SPOOL_API_KEYS": f'["{API_KEY}"]',
+        "SPOOL_API_MAX_JSON_BYTES": str(JSON_CAP),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "api"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def test_a_real_server_answers_413_before_the_client_has_sent_the_body(settings):
@@ -112,8 +128,9 @@ async def test_a_real_server_answers_413_before_the_client_has_sent_the_body(set
         # The server stopped reading: most of the 64 MiB was never even produced.
         assert body.taken < CHUNKS // 4, body.taken
         body = Offered()
-        r = await asyncio.to_thread(post, body.chunks(), {**JSON_HEADERS,
-                                                 "Content-Length": str(CHUNK * CHUNKS)})
+        r = await asyncio.to_thread(
+            post, body.chunks(), {**JSON_HEADERS, "Content-Length": str(CHUNK * CHUNKS)}
+        )
         assert_error(r, 413)
         assert body.taken < CHUNKS // 4, body.taken
     finally:
@@ -124,14 +141,23 @@ async def test_a_real_server_answers_413_before_the_client_has_sent_the_body(set
 # --- secrets are never shown --------------------------------------------------------------------
 
 DB_PASSWORD = "Db-Pa55word-x1"
-SECRETS = {"SPOOL_WEBHOOK_SECRET": "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTAxMjM0NQ==",
-           "SPOOL_API_KEYS": '["api-key-one-0123", "api-key-two-4567"]',
-           "SPOOL_S3_SECRET_ACCESS_KEY": "s3-secret-key-89ab",
-           "SPOOL_TEMPORAL_API_KEY": "temporal-key-cdef",
-           "SPOOL_DATABASE_URL": f"postgresql+psycopg://spool:{DB_PASSWORD}@127.0.0.1:1/spool",
-           "SPOOL_ELASTICSEARCH_URL": "http://elastic:Es-Pa55word@127.0.0.1:1"}
-SECRET_VALUES = ["c2VjcmV0LXNpZ25pbmcta2V5LTAxMjM0NQ", "api-key-one-0123", "api-key-two-4567",
-                 "s3-secret-key-89ab", "temporal-key-cdef", DB_PASSWORD, "Es-Pa55word"]
+SECRETS = {
+    "SPOOL_WEBHOOK_SECRET": "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTAxMjM0NQ==",
+    "SPOOL_API_KEYS": '["api-key-one-0123", "api-key-two-4567"]',
+    "SPOOL_S3_SECRET_ACCESS_KEY": "s3-secret-key-89ab",
+    "SPOOL_TEMPORAL_API_KEY": "temporal-key-cdef",
+    "SPOOL_DATABASE_URL": f"postgresql+psycopg://spool:{DB_PASSWORD}@127.0.0.1:1/spool",
+    "SPOOL_ELASTICSEARCH_URL": "http://elastic:Es-Pa55word@127.0.0.1:1",
+}
+SECRET_VALUES = [
+    "c2VjcmV0LXNpZ25pbmcta2V5LTAxMjM0NQ",
+    "api-key-one-0123",
+    "api-key-two-4567",
+    "s3-secret-key-89ab",
+    "temporal-key-cdef",
+    DB_PASSWORD,
+    "Es-Pa55word",
+]
 
 
 def assert_no_secret(text: str) -> None:
@@ -157,14 +183,24 @@ async def test_readyz_and_a_failing_database_never_show_a_password(client, setti
 
     db_url = SECRETS["SPOOL_DATABASE_URL"]
     # The object store's client quotes its endpoint URL, credentials and all, when it fails.
-    s = Settings(temporal_address=settings.temporal_address, data_dir=settings.data_dir,
-                 api_keys=[API_KEY], storage_url="s3://bucket/spool", storage_outage_seconds=0,
-                 s3_endpoint_url="http://admin:Es-Pa55word@127.0.0.1:1",
-                 s3_access_key_id="AK", s3_region="us-east-1",
-                 s3_secret_access_key="s3-secret-key-89ab")
+    s = Settings(
+        temporal_address=settings.temporal_address,
+        data_dir=settings.data_dir,
+        api_keys=[API_KEY],
+        storage_url="s3://bucket/spool",
+        storage_outage_seconds=0,
+        s3_endpoint_url="http://admin:Es-Pa55word@127.0.0.1:1",
+        s3_access_key_id="AK",
+        s3_region="us-east-1",
+        s3_secret_access_key="s3-secret-key-89ab",
+    )
     app = create_app(s, client=client)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http,
+    ):
         services = app.state.services
         services.settings = s.model_copy(update={"database_url": db_url})
         services.engine = create_engine(db_url)  # a server that is not there
@@ -206,7 +242,7 @@ def reference_range(header: str, size: int):
     header = header.strip(" \t")
     if "=" not in header:
         return WHOLE
-    unit, rest = header[:header.index("=")], header[header.index("=") + 1:]
+    unit, rest = header[: header.index("=")], header[header.index("=") + 1 :]
     if not unit or any(ch not in TCHAR for ch in unit) or unit.lower() != "bytes":
         return WHOLE
     elements = [e.strip(" \t") for e in rest.split(",")]  # 5.6.1: empty elements allowed
@@ -244,16 +280,23 @@ def spool_range(header: str, size: int):
 
 
 numbers = st.one_of(st.integers(0, 120), st.integers(0, 10**25)).map(str)
-range_spec = st.one_of(st.tuples(numbers, st.just("-"), numbers | st.just("")),
-                       st.tuples(st.just(""), st.just("-"), numbers)).map("".join)
+range_spec = st.one_of(
+    st.tuples(numbers, st.just("-"), numbers | st.just("")),
+    st.tuples(st.just(""), st.just("-"), numbers),
+).map("".join)
 ows = st.sampled_from(["", " ", "\t", "  "])
 structured = st.builds(
-    lambda unit, specs, pads: unit + "=" + ",".join(f"{p}{s}{p}" for s, p in zip(
-        specs, pads, strict=False)),
+    lambda unit, specs, pads: (
+        unit + "=" + ",".join(f"{p}{s}{p}" for s, p in zip(specs, pads, strict=False))
+    ),
     st.sampled_from(["bytes", "Bytes", "BYTES", "items", "bytes ", "", "by tes"]),
-    st.lists(range_spec | st.just("") | st.sampled_from(["5 - 9", "-", "x-1", "\u0661-\u0662"]),
-             min_size=1, max_size=4),
-    st.lists(ows, min_size=4, max_size=4))
+    st.lists(
+        range_spec | st.just("") | st.sampled_from(["5 - 9", "-", "x-1", "\u0661-\u0662"]),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(ows, min_size=4, max_size=4),
+)
 anything = st.text(alphabet="bytes=-, \t0123456789x\u0661", max_size=30)
 
 
@@ -263,24 +306,27 @@ def test_parse_range_agrees_with_the_rfc(header, size):
     assert spool_range(header, size) == reference_range(header, size), (header, size)
 
 
-@pytest.mark.parametrize(("header", "size", "expected"), [
-    ("bytes=0-0", 10, (0, 0)),
-    ("bytes=-50", 10, (0, 9)),  # a suffix longer than the file is the whole file, as a range
-    ("bytes=5-", 10, (5, 9)),
-    ("bytes=0-4,6-8", 10, WHOLE),  # several ranges: answered with the whole file
-    ("bytes=0-4,", 10, (0, 4)),  # an empty list element is not a second range
-    ("bytes=0-4, 6-8", 10, WHOLE),
-    ("Bytes=2-3", 10, (2, 3)),  # the unit is case-insensitive
-    ("items=0-4", 10, WHOLE),  # another unit: ignored
-    ("bytes=4-2", 10, WHOLE),  # invalid: ignored
-    ("bytes=1 - 2", 10, WHOLE),  # no whitespace inside a range
-    ("bytes=\u0661-\u0662", 10, WHOLE),  # digits are ASCII
-    ("bytes=10-", 10, UNSATISFIABLE),
-    ("bytes=-0", 10, UNSATISFIABLE),
-    ("bytes=" + "9" * 5000 + "-", 10, UNSATISFIABLE),  # no int() of 5000 digits
-    ("bytes=0-" + "9" * 5000, 10, (0, 9)),
-    ("bytes=0-0", 0, UNSATISFIABLE),
-])
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        ("bytes=0-0", 10, (0, 0)),
+        ("bytes=-50", 10, (0, 9)),  # a suffix longer than the file is the whole file, as a range
+        ("bytes=5-", 10, (5, 9)),
+        ("bytes=0-4,6-8", 10, WHOLE),  # several ranges: answered with the whole file
+        ("bytes=0-4,", 10, (0, 4)),  # an empty list element is not a second range
+        ("bytes=0-4, 6-8", 10, WHOLE),
+        ("Bytes=2-3", 10, (2, 3)),  # the unit is case-insensitive
+        ("items=0-4", 10, WHOLE),  # another unit: ignored
+        ("bytes=4-2", 10, WHOLE),  # invalid: ignored
+        ("bytes=1 - 2", 10, WHOLE),  # no whitespace inside a range
+        ("bytes=\u0661-\u0662", 10, WHOLE),  # digits are ASCII
+        ("bytes=10-", 10, UNSATISFIABLE),
+        ("bytes=-0", 10, UNSATISFIABLE),
+        ("bytes=" + "9" * 5000 + "-", 10, UNSATISFIABLE),  # no int() of 5000 digits
+        ("bytes=0-" + "9" * 5000, 10, (0, 9)),
+        ("bytes=0-0", 0, UNSATISFIABLE),
+    ],
+)
 def test_range_edge_cases(header, size, expected):
     assert spool_range(header, size) == expected == reference_range(header, size)
 
@@ -307,8 +353,9 @@ def media_app(tmp_path):
 
 async def test_if_range_with_a_date_and_with_entity_tags(media_app):
     app, modified = media_app
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         whole = await http.get("/file")
         assert whole.status_code == 200 and whole.headers["last-modified"] == modified
         etag = whole.headers["etag"]
@@ -342,8 +389,12 @@ sys.stdin.read()  # until the test kills this process
 
 
 def test_a_stack_child_dies_with_the_process_that_started_it(tmp_path):
-    helper = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path / "sleep.log")],
-                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    helper = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(tmp_path / "sleep.log")],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
         child = int(helper.stdout.readline())
         deadline = time.monotonic() + 60

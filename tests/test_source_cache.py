@@ -33,6 +33,7 @@ class Store:
                 dest.write_bytes(b"half")
                 raise OSError("connection reset")
             dest.write_bytes(self.objects[key])
+
         return fetch
 
 
@@ -97,8 +98,7 @@ async def test_a_cancelled_step_leaves_the_download_to_the_steps_still_waiting(c
     assert (cache.downloads, store.started) == (1, 1)
 
 
-async def test_a_failed_download_fails_its_waiters_and_the_next_step_tries_again(cache,
-                                                                              tmp_path):
+async def test_a_failed_download_fails_its_waiters_and_the_next_step_tries_again(cache, tmp_path):
     store = Store()
     store.objects["a"] = b"source"
     store.fail_next = True
@@ -116,8 +116,12 @@ async def test_a_failed_download_fails_its_waiters_and_the_next_step_tries_again
 def clocked_cache(tmp_path, max_idle_seconds: float) -> tuple[ObjectCache, list[float]]:
     """A cache whose clock reads ``now[0]``, which the test sets."""
     now = [0.0]
-    return ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
-                       max_idle_seconds=max_idle_seconds, clock=lambda: now[0]), now
+    return ObjectCache(
+        max_bytes=1000,
+        directory=lambda: tmp_path / "sources",
+        max_idle_seconds=max_idle_seconds,
+        clock=lambda: now[0],
+    ), now
 
 
 async def test_copies_no_step_has_read_for_a_while_are_deleted(tmp_path):
@@ -139,8 +143,9 @@ async def test_copies_no_step_has_read_for_a_while_are_deleted(tmp_path):
 
 
 async def test_an_idle_host_deletes_its_copies_without_another_step(tmp_path):
-    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
-                        max_idle_seconds=0.01)
+    cache = ObjectCache(
+        max_bytes=1000, directory=lambda: tmp_path / "sources", max_idle_seconds=0.01
+    )
     store = Store()
     store.objects["a"] = b"upload"
     async with cache.open("a", "v1", store.download("a")) as path:
@@ -169,8 +174,9 @@ async def test_a_copy_let_go_while_the_expiry_timer_waits_is_deleted_when_due(tm
 def test_a_cache_that_outlives_its_event_loop_expires_copies_in_the_next(tmp_path):
     """The expiry timer belongs to a loop: one left pending on a closed loop does not stop
     the next loop's copies from being deleted."""
-    cache = ObjectCache(max_bytes=1000, directory=lambda: tmp_path / "sources",
-                        max_idle_seconds=0.01)
+    cache = ObjectCache(
+        max_bytes=1000, directory=lambda: tmp_path / "sources", max_idle_seconds=0.01
+    )
     store = Store()
     store.objects.update(a=b"first", b=b"second")
 

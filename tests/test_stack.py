@@ -29,10 +29,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def start_up(tmp_path: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "SPOOL_DATA_DIR": str(tmp_path / "var"),
-           "SPOOL_API_PORT": str(free_port())}
-    return subprocess.Popen([sys.executable, "-m", "devstack.up", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "SPOOL_DATA_DIR": str(tmp_path / "var"),
+        "SPOOL_API_PORT": str(free_port()),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "devstack.up", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def read_until(proc: subprocess.Popen, text: str, timeout: float = 180) -> str:
@@ -53,8 +62,7 @@ async def finished_job_state(temporal_port: int, job_id: str) -> str:
     from spool.config import Settings
     from spool.temporal import connect
 
-    client = await connect(Settings(temporal_address=f"127.0.0.1:{temporal_port}"),
-                           wait_seconds=30)
+    client = await connect(Settings(temporal_address=f"127.0.0.1:{temporal_port}"), wait_seconds=30)
     result = await asyncio.wait_for(client.get_workflow_handle(job_id).result(), 120)
     return result["state"]
 
@@ -65,8 +73,9 @@ def run_stack_until_ctrl_c(tmp_path: Path, temporal_port: int, ui_port: int, wor
     try:
         banner = read_until(proc, "Ctrl-C stops everything")
         assert f"http://localhost:{ui_port}" in banner
-        api = next(line.split()[-1] for line in banner.splitlines()
-                   if "Spool web page" in line).rstrip("/")
+        api = next(
+            line.split()[-1] for line in banner.splitlines() if "Spool web page" in line
+        ).rstrip("/")
         work(api)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
@@ -78,16 +87,24 @@ def run_stack_until_ctrl_c(tmp_path: Path, temporal_port: int, ui_port: int, wor
 
 def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
     temporal_port, ui_port = free_port(), free_port()
-    post = {"post_id": "survives-restart", "author_id": "ada", "title": "Before the restart",
-            "body": "Published, then the stack is stopped and started again.",
-            "followers": ["grace"]}
+    post = {
+        "post_id": "survives-restart",
+        "author_id": "ada",
+        "title": "Before the restart",
+        "body": "Published, then the stack is stopped and started again.",
+        "followers": ["grace"],
+    }
     jobs: list[str] = []
 
     def publish(api: str) -> None:
         assert httpx.get(f"http://localhost:{ui_port}", timeout=10).status_code == 200
         assert httpx.get(api + "/healthz", timeout=10).status_code == 200
-        answer = httpx.post(api + "/v1/posts", json=post, timeout=30,
-                            headers={"Authorization": f"Bearer {LOCAL_API_KEY}"})
+        answer = httpx.post(
+            api + "/v1/posts",
+            json=post,
+            timeout=30,
+            headers={"Authorization": f"Bearer {LOCAL_API_KEY}"},
+        )
         assert answer.status_code == 202, answer.text
         jobs.append(answer.json()["job_id"])
         assert asyncio.run(finished_job_state(temporal_port, jobs[0])) == "ready"
@@ -95,8 +112,9 @@ def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
     def find_it_again(api: str) -> None:
         # A new dev server process on the same var/temporal.db still has the job's history.
         assert asyncio.run(finished_job_state(temporal_port, jobs[0])) == "ready"
-        assert httpx.get(api + f"/v1/posts/{post['post_id']}", timeout=10).json()["job_id"] \
-            == jobs[0]
+        assert (
+            httpx.get(api + f"/v1/posts/{post['post_id']}", timeout=10).json()["job_id"] == jobs[0]
+        )
 
     run_stack_until_ctrl_c(tmp_path, temporal_port, ui_port, publish)
     assert (tmp_path / "var" / "temporal.db").exists()
@@ -117,6 +135,7 @@ def test_a_taken_port_is_one_clear_line(tmp_path):
 
 # --- the dev server's task queues ---------------------------------------------------------
 
+
 @activity.defn(name="stack_test.noop")
 async def noop(name: str) -> str:
     return name
@@ -128,12 +147,21 @@ class PrioritiesWorkflow:
 
     @workflow.run
     async def run(self, queue: str) -> list[str]:
-        return list(await asyncio.gather(*(
-            workflow.execute_activity(noop, f"{i:02d}", task_queue=queue,
-                                      activity_id=f"{i:02d}-key{1 + i % 4}",
-                                      start_to_close_timeout=timedelta(seconds=30),
-                                      priority=Priority(priority_key=1 + i % 4))
-            for i in range(12))))
+        return list(
+            await asyncio.gather(
+                *(
+                    workflow.execute_activity(
+                        noop,
+                        f"{i:02d}",
+                        task_queue=queue,
+                        activity_id=f"{i:02d}-key{1 + i % 4}",
+                        start_to_close_timeout=timedelta(seconds=30),
+                        priority=Priority(priority_key=1 + i % 4),
+                    )
+                    for i in range(12)
+                )
+            )
+        )
 
 
 async def test_the_dev_server_hands_a_backlog_out_in_priority_order(client):
@@ -144,17 +172,28 @@ async def test_the_dev_server_hands_a_backlog_out_in_priority_order(client):
     queue = f"priorities-{uuid.uuid4().hex[:8]}"
     order = StartOrder()
     async with Worker(client, task_queue=f"{queue}-wf", workflows=[PrioritiesWorkflow]):
-        handle = await client.start_workflow(PrioritiesWorkflow.run, queue, id=queue,
-                                             task_queue=f"{queue}-wf")
+        handle = await client.start_workflow(
+            PrioritiesWorkflow.run, queue, id=queue, task_queue=f"{queue}-wf"
+        )
 
         async def scheduled() -> bool:
             history = await handle.fetch_history()
-            return sum(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                       for e in history.events) == 12
+            return (
+                sum(
+                    e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                    for e in history.events
+                )
+                == 12
+            )
 
         await eventually(scheduled, "twelve activities scheduled")
-        async with Worker(client, task_queue=queue, activities=[noop],
-                          max_concurrent_activities=1, interceptors=[order]):
+        async with Worker(
+            client,
+            task_queue=queue,
+            activities=[noop],
+            max_concurrent_activities=1,
+            interceptors=[order],
+        ):
             await asyncio.wait_for(handle.result(), 60)
     keys = [activity_id.split("-")[1] for activity_id in order.started]
     assert len(keys) == 12 and keys == sorted(keys), order.started

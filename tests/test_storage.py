@@ -107,7 +107,7 @@ def test_empty_object(storage):
 def test_streamed_write_across_parts_reads_back(storage):
     with storage.writer(KEY) as out:
         for start in range(0, len(BIG), 300_000):
-            out.write(BIG[start:start + 300_000])
+            out.write(BIG[start : start + 300_000])
 
     assert out.bytes_written == len(BIG)
     assert storage.read_bytes(KEY) == BIG
@@ -194,16 +194,20 @@ def test_overwrite_replaces_the_whole_object(storage):
 DATA = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable within 256
 
 
-@pytest.mark.parametrize(("first", "last", "expected"), [
-    (0, 9, DATA[:10]),  # first bytes
-    (1000, 4999, DATA[1000:5000]),  # middle, several chunks
-    (len(DATA) - 1, len(DATA) - 1, DATA[-1:]),  # last byte
-    (7000, None, DATA[7000:]),  # to the end
-    (0, None, DATA),  # everything
-    (10000, 99999, DATA[10000:]),  # past the end: clipped to the size
-    (len(DATA), None, b""),  # starting at the end: nothing
-    (len(DATA) + 10, len(DATA) + 20, b""),  # wholly past the end: nothing
-], ids=["first", "middle", "last-byte", "to-end", "all", "clipped", "at-end", "past-end"])
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [
+        (0, 9, DATA[:10]),  # first bytes
+        (1000, 4999, DATA[1000:5000]),  # middle, several chunks
+        (len(DATA) - 1, len(DATA) - 1, DATA[-1:]),  # last byte
+        (7000, None, DATA[7000:]),  # to the end
+        (0, None, DATA),  # everything
+        (10000, 99999, DATA[10000:]),  # past the end: clipped to the size
+        (len(DATA), None, b""),  # starting at the end: nothing
+        (len(DATA) + 10, len(DATA) + 20, b""),  # wholly past the end: nothing
+    ],
+    ids=["first", "middle", "last-byte", "to-end", "all", "clipped", "at-end", "past-end"],
+)
 def test_ranged_read(storage, first, last, expected):
     storage.put_bytes(DATA, KEY)
 
@@ -264,8 +268,14 @@ def test_delete(storage):
 
 
 def test_list_and_delete_prefix_stay_inside_the_prefix(storage):
-    keys = ["videos/ab/source", "videos/ab/720p.mp4", "videos/ab/sub/deep.txt",
-            "videos/abc/source", "videos/abx", "other/ab/source"]
+    keys = [
+        "videos/ab/source",
+        "videos/ab/720p.mp4",
+        "videos/ab/sub/deep.txt",
+        "videos/abc/source",
+        "videos/abx",
+        "other/ab/source",
+    ]
     for key in keys:
         storage.put_bytes(key.encode(), key)
 
@@ -332,15 +342,21 @@ def refusing_storage(request, tmp_path) -> Iterator[tuple[ObjectStorage, list[st
 def recording_dead_storage() -> tuple[ObjectStorage, list[str]]:
     sent: list[str] = []
     storage = open_storage(dead_endpoint_settings())
-    storage.client.meta.events.register("before-send.s3", lambda request, **_: sent.append(
-        f"{request.method} {request.url}"))
+    storage.client.meta.events.register(
+        "before-send.s3", lambda request, **_: sent.append(f"{request.method} {request.url}")
+    )
     return storage, sent
 
 
 def dead_endpoint_settings(bucket: str = "spool-test-dead") -> Settings:
-    return Settings(_env_file=None, storage_url=f"s3://{bucket}/spool",
-                    s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_region="us-east-1",
-                    s3_access_key_id="nobody", s3_secret_access_key="nothing")
+    return Settings(
+        _env_file=None,
+        storage_url=f"s3://{bucket}/spool",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        s3_region="us-east-1",
+        s3_access_key_id="nobody",
+        s3_secret_access_key="nothing",
+    )
 
 
 @pytest.mark.parametrize("bad_key", BAD_KEYS, ids=repr)
@@ -460,8 +476,9 @@ def test_stopped_server_is_unavailable_and_restart_keeps_the_data(tmp_path):
 
         service_missing(f"S3Proxy did not start: {exc}")
     try:
-        storage = open_storage(s3_settings_for(server, "spool-restart",
-                                               storage_part_size_mb=PART_MB))
+        storage = open_storage(
+            s3_settings_for(server, "spool-restart", storage_part_size_mb=PART_MB)
+        )
         storage.ensure_bucket()
         storage.put_bytes(BIG, KEY)
         interrupted = storage.begin_write("videos/abc/720p.mp4")
@@ -501,10 +518,13 @@ def test_describe_names_the_place_not_the_secret(storage_settings, backend):
 # --- configuration from the standard AWS variables ---------------------------------------
 
 
-@pytest.mark.parametrize(("endpoint_variable", "region_variable"), [
-    ("AWS_ENDPOINT_URL_S3", "AWS_REGION"), ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")])
-def test_standard_aws_variables_reach_the_server(s3_server, monkeypatch, tmp_path,
-                                                 endpoint_variable, region_variable):
+@pytest.mark.parametrize(
+    ("endpoint_variable", "region_variable"),
+    [("AWS_ENDPOINT_URL_S3", "AWS_REGION"), ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")],
+)
+def test_standard_aws_variables_reach_the_server(
+    s3_server, monkeypatch, tmp_path, endpoint_variable, region_variable
+):
     bucket = fresh_bucket_name()
     # Created as an operator would, beforehand: S3Proxy accepts no LocationConstraint.
     open_storage(s3_settings_for(s3_server, bucket)).ensure_bucket()
@@ -539,11 +559,14 @@ def storage_env(settings: Settings) -> dict[str, str]:
     env = {"SPOOL_STORAGE_PART_SIZE_MB": str(settings.storage_part_size_mb)}
     if settings.storage_url is None:
         return {**env, "SPOOL_STORAGE_DIR": str(settings.resolved_storage_dir)}
-    return {**env, "SPOOL_STORAGE_URL": settings.storage_url,
-            "SPOOL_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
-            "SPOOL_S3_REGION": settings.s3_region or "",
-            "SPOOL_S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
-            "SPOOL_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value()}
+    return {
+        **env,
+        "SPOOL_STORAGE_URL": settings.storage_url,
+        "SPOOL_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "SPOOL_S3_REGION": settings.s3_region or "",
+        "SPOOL_S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
+        "SPOOL_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value(),
+    }
 
 
 def upload_in_child(settings: Settings, mode: str, key: str, source: Path | None) -> dict:
@@ -551,13 +574,19 @@ def upload_in_child(settings: Settings, mode: str, key: str, source: Path | None
 
     A child of its own, because the peak RSS is a process's: nothing else this test session
     did may count against the upload."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("SPOOL_", "AWS_"))}
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith(("SPOOL_", "AWS_"))
+    }
     env.update(storage_env(settings))
-    argv = [sys.executable, "-c", "from tests.test_storage import child_upload; child_upload()",
-            mode, key, str(source or "")]
-    done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=280)
+    argv = [
+        sys.executable,
+        "-c",
+        "from tests.test_storage import child_upload; child_upload()",
+        mode,
+        key,
+        str(source or ""),
+    ]
+    done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -632,9 +661,11 @@ def memory_bound(settings: Settings) -> int:
 
 
 def memory_report(figures: dict, settings: Settings) -> str:
-    return (f"baseline {figures['baseline'] / MiB:.0f} MiB, peak {figures['peak'] / MiB:.0f} MiB, "
-            f"growth {(figures['peak'] - figures['baseline']) / MiB:.0f} MiB "
-            f"(bound {memory_bound(settings) / MiB:.0f} MiB)")
+    return (
+        f"baseline {figures['baseline'] / MiB:.0f} MiB, peak {figures['peak'] / MiB:.0f} MiB, "
+        f"growth {(figures['peak'] - figures['baseline']) / MiB:.0f} MiB "
+        f"(bound {memory_bound(settings) / MiB:.0f} MiB)"
+    )
 
 
 @pytest.fixture

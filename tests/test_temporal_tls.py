@@ -41,6 +41,7 @@ CLI_TIMEOUT = 180  # seconds; generous, the machine is shared
 
 # --- certificates -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Pair:
     cert: Path
@@ -62,49 +63,72 @@ def _name(common_name: str) -> x509.Name:
 
 def _new_cert(subject: str, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
-    return (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer)
-            .public_key(public_key).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=2)))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+    )
 
 
 def _write_pair(directory: Path, stem: str, cert: x509.Certificate, key) -> Pair:
     pair = Pair(directory / f"{stem}.pem", directory / f"{stem}-key.pem")
     pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pair.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    pair.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return pair
 
 
 def make_ca(directory: Path, name: str):
     """(PEM files, certificate, key) of a self-signed CA."""
     key = ec.generate_private_key(ec.SECP256R1())
-    usage = x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, encipher_only=False,
-                          decipher_only=False)
-    cert = (_new_cert(name, _name(name), key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(usage, critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        key_cert_sign=True,
+        crl_sign=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        _new_cert(name, _name(name), key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return _write_pair(directory, name, cert, key), cert, key
 
 
 def issue_cert(directory: Path, stem: str, ca_cert, ca_key, *, server: bool) -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
     purpose = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (_new_cert(stem, ca_cert.subject, key.public_key())
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   ca_key.public_key()), critical=False))
+    builder = (
+        _new_cert(stem, ca_cert.subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
     return _write_pair(directory, stem, builder.sign(ca_key, hashes.SHA256()), key)
 
 
@@ -113,11 +137,13 @@ def pki(tmp_path_factory) -> Pki:
     directory = tmp_path_factory.mktemp("pki")
     ca, ca_cert, ca_key = make_ca(directory, "spool-test-ca")
     other, other_cert, other_key = make_ca(directory, "untrusted-ca")
-    return Pki(ca=ca.cert,
-               server=issue_cert(directory, "server", ca_cert, ca_key, server=True),
-               client=issue_cert(directory, "client", ca_cert, ca_key, server=False),
-               other_ca=other.cert,
-               rogue_client=issue_cert(directory, "rogue", other_cert, other_key, server=False))
+    return Pki(
+        ca=ca.cert,
+        server=issue_cert(directory, "server", ca_cert, ca_key, server=True),
+        client=issue_cert(directory, "client", ca_cert, ca_key, server=False),
+        other_ca=other.cert,
+        rogue_client=issue_cert(directory, "rogue", other_cert, other_key, server=False),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +153,12 @@ def tls_proxy(temporal_server, pki, tmp_path_factory):
         find_nginx()
     except StackError as exc:
         service_missing(str(exc))
-    proxy = TlsProxy(port=free_port(), upstream=temporal_server.address,
-                     tls=ProxyTls(pki.server.cert, pki.server.key, client_ca=pki.ca),
-                     prefix=tmp_path_factory.mktemp("tls-proxy"))
+    proxy = TlsProxy(
+        port=free_port(),
+        upstream=temporal_server.address,
+        tls=ProxyTls(pki.server.cert, pki.server.key, client_ca=pki.ca),
+        prefix=tmp_path_factory.mktemp("tls-proxy"),
+    )
     try:
         proxy.start(timeout=60)
         yield proxy
@@ -149,6 +178,7 @@ def no_outside_temporal_config(monkeypatch, tmp_path):
 
 # --- helpers ------------------------------------------------------------------------------
 
+
 @workflow.defn(sandboxed=False)
 class EchoWorkflow:
     @workflow.run
@@ -159,39 +189,68 @@ class EchoWorkflow:
 async def run_echo(client, task_queue: str) -> str:
     """Run EchoWorkflow with a worker on the same (TLS) client; returns its result."""
     async with Worker(client, task_queue=task_queue, workflows=[EchoWorkflow]):
-        return await client.execute_workflow(EchoWorkflow.run, "over tls",
-                                             id=f"echo-{uuid.uuid4().hex[:12]}",
-                                             task_queue=task_queue)
+        return await client.execute_workflow(
+            EchoWorkflow.run, "over tls", id=f"echo-{uuid.uuid4().hex[:12]}", task_queue=task_queue
+        )
 
 
 def mtls_env(proxy, pki, *, cert: Pair | None = None, ca: Path | None = None) -> dict[str, str]:
     cert = cert or pki.client
-    return {"SPOOL_TEMPORAL_ADDRESS": proxy.address, "SPOOL_TEMPORAL_TLS_CA": str(ca or pki.ca),
-            "SPOOL_TEMPORAL_TLS_CERT": str(cert.cert), "SPOOL_TEMPORAL_TLS_KEY": str(cert.key)}
+    return {
+        "SPOOL_TEMPORAL_ADDRESS": proxy.address,
+        "SPOOL_TEMPORAL_TLS_CA": str(ca or pki.ca),
+        "SPOOL_TEMPORAL_TLS_CERT": str(cert.cert),
+        "SPOOL_TEMPORAL_TLS_KEY": str(cert.key),
+    }
 
 
 def cli_env(extra: dict[str, str], data_dir: Path, task_queue: str) -> dict[str, str]:
-    return {**os.environ, "SPOOL_DATA_DIR": str(data_dir), "SPOOL_QUEUE_PIPELINE": task_queue,
-            **extra}
+    return {
+        **os.environ,
+        "SPOOL_DATA_DIR": str(data_dir),
+        "SPOOL_QUEUE_PIPELINE": task_queue,
+        **extra,
+    }
 
 
 async def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "starter.py", *args], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        subprocess.run,
+        [sys.executable, "starter.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
 
 
 async def run_worker_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess:
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "worker.py", "--queue", "pipeline"], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        subprocess.run,
+        [sys.executable, "worker.py", "--queue", "pipeline"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
 
 
 def write_post(directory: Path) -> Path:
     uid = uuid.uuid4().hex[:8]
     path = directory / f"tls-{uid}.json"
-    path.write_text(json.dumps({"post_id": f"tls-{uid}", "author_id": f"tls-author-{uid}",
-                                "title": "Over TLS", "body": "Through nginx", "followers": []}))
+    path.write_text(
+        json.dumps(
+            {
+                "post_id": f"tls-{uid}",
+                "author_id": f"tls-author-{uid}",
+                "title": "Over TLS",
+                "body": "Through nginx",
+                "followers": [],
+            }
+        )
+    )
     return path
 
 
@@ -207,13 +266,19 @@ def assert_one_line_error(result: subprocess.CompletedProcess, prog: str, *phras
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "worker.py", "--queue", "pipeline"], cwd=REPO, env=env,
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+            [sys.executable, "worker.py", "--queue", "pipeline"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+        )
 
 
-async def wait_for_log_line(path: Path, text: str, proc: subprocess.Popen,
-                            within: float = 120) -> None:
+async def wait_for_log_line(
+    path: Path, text: str, proc: subprocess.Popen, within: float = 120
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while text not in (path.read_text(errors="replace") if path.exists() else ""):
@@ -234,11 +299,17 @@ def stop(proc: subprocess.Popen) -> None:
 
 # --- connect() in process -----------------------------------------------------------------
 
-async def test_connect_with_client_cert_runs_a_workflow_through_the_proxy(tls_proxy, pki,
-                                                                          task_queue):
-    settings = Settings(temporal_address=tls_proxy.address, temporal_tls_ca=pki.ca,
-                        temporal_tls_cert=pki.client.cert, temporal_tls_key=pki.client.key,
-                        temporal_tls_server_name="localhost")
+
+async def test_connect_with_client_cert_runs_a_workflow_through_the_proxy(
+    tls_proxy, pki, task_queue
+):
+    settings = Settings(
+        temporal_address=tls_proxy.address,
+        temporal_tls_ca=pki.ca,
+        temporal_tls_cert=pki.client.cert,
+        temporal_tls_key=pki.client.key,
+        temporal_tls_server_name="localhost",
+    )
     client = await connect(settings, wait_seconds=30)
     assert await run_echo(client, task_queue) == "echo: over tls"
     # The calls really went through nginx (the dev server itself has no TLS).
@@ -248,28 +319,41 @@ async def test_connect_with_client_cert_runs_a_workflow_through_the_proxy(tls_pr
 
 async def test_api_key_is_accepted_with_tls(tls_proxy, pki, task_queue):
     # nginx ignores the Authorization header; this proves the key travels without breaking TLS.
-    settings = Settings(temporal_address=tls_proxy.address, temporal_tls_ca=pki.ca,
-                        temporal_tls_cert=pki.client.cert, temporal_tls_key=pki.client.key,
-                        temporal_api_key=SecretStr("test-key"))
+    settings = Settings(
+        temporal_address=tls_proxy.address,
+        temporal_tls_ca=pki.ca,
+        temporal_tls_cert=pki.client.cert,
+        temporal_tls_key=pki.client.key,
+        temporal_api_key=SecretStr("test-key"),
+    )
     assert connection_plan(settings).api_key == "test-key"
     client = await connect(settings, wait_seconds=30)
     assert await run_echo(client, task_queue) == "echo: over tls"
 
 
-@pytest.mark.parametrize(("case", "phrase"), [
-    ("no client cert", "requires a client certificate"),
-    ("client cert from another CA", "rejected the client certificate"),
-    ("server cert not trusted", "certificate verify failed"),
-    ("wrong server name", "not valid for the name wrong.example"),
-])
+@pytest.mark.parametrize(
+    ("case", "phrase"),
+    [
+        ("no client cert", "requires a client certificate"),
+        ("client cert from another CA", "rejected the client certificate"),
+        ("server cert not trusted", "certificate verify failed"),
+        ("wrong server name", "not valid for the name wrong.example"),
+    ],
+)
 async def test_connect_failures_fail_at_once_with_one_line(tls_proxy, pki, case, phrase):
-    fields = {"temporal_address": tls_proxy.address, "temporal_tls_ca": pki.ca,
-              "temporal_tls_cert": pki.client.cert, "temporal_tls_key": pki.client.key}
+    fields = {
+        "temporal_address": tls_proxy.address,
+        "temporal_tls_ca": pki.ca,
+        "temporal_tls_cert": pki.client.cert,
+        "temporal_tls_key": pki.client.key,
+    }
     if case == "no client cert":
         del fields["temporal_tls_cert"], fields["temporal_tls_key"]
     elif case == "client cert from another CA":
-        fields |= {"temporal_tls_cert": pki.rogue_client.cert,
-                   "temporal_tls_key": pki.rogue_client.key}
+        fields |= {
+            "temporal_tls_cert": pki.rogue_client.cert,
+            "temporal_tls_key": pki.rogue_client.key,
+        }
     elif case == "server cert not trusted":
         fields["temporal_tls_ca"] = pki.other_ca
     else:
@@ -283,16 +367,21 @@ async def test_connect_failures_fail_at_once_with_one_line(tls_proxy, pki, case,
 
 # --- starter.py ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("case", "phrases"), [
-    ("no client cert", ["requires a client certificate", "SPOOL_TEMPORAL_TLS_CERT"]),
-    ("client cert from another CA", ["rejected the client certificate", "rogue.pem"]),
-    ("missing cert file", ["nope.pem", "SPOOL_TEMPORAL_TLS_CERT", "does not exist"]),
-    # nginx hangs up on a plaintext HTTP/2 preface; a loaded machine may time out first.
-    # Either way the line must point at TLS.
-    ("plaintext to a TLS port", ["plaintext gRPC", "does it require TLS"]),
-])
-async def test_starter_exits_4_with_one_line_on_tls_failures(tls_proxy, pki, tmp_path, case,
-                                                             phrases):
+
+@pytest.mark.parametrize(
+    ("case", "phrases"),
+    [
+        ("no client cert", ["requires a client certificate", "SPOOL_TEMPORAL_TLS_CERT"]),
+        ("client cert from another CA", ["rejected the client certificate", "rogue.pem"]),
+        ("missing cert file", ["nope.pem", "SPOOL_TEMPORAL_TLS_CERT", "does not exist"]),
+        # nginx hangs up on a plaintext HTTP/2 preface; a loaded machine may time out first.
+        # Either way the line must point at TLS.
+        ("plaintext to a TLS port", ["plaintext gRPC", "does it require TLS"]),
+    ],
+)
+async def test_starter_exits_4_with_one_line_on_tls_failures(
+    tls_proxy, pki, tmp_path, case, phrases
+):
     env = mtls_env(tls_proxy, pki)
     if case == "no client cert":
         del env["SPOOL_TEMPORAL_TLS_CERT"], env["SPOOL_TEMPORAL_TLS_KEY"]
@@ -309,19 +398,25 @@ async def test_starter_exits_4_with_one_line_on_tls_failures(tls_proxy, pki, tmp
 
 async def test_starter_status_of_unknown_job_answers_over_mtls(tls_proxy, pki, tmp_path):
     # "no job" is the server's answer: the TLS connection and the call both went through.
-    result = await starter(cli_env(mtls_env(tls_proxy, pki), tmp_path, "unused"),
-                           "status", "no-such-job")
+    result = await starter(
+        cli_env(mtls_env(tls_proxy, pki), tmp_path, "unused"), "status", "no-such-job"
+    )
     assert result.returncode == 4 and "no job with id no-such-job" in result.stderr
 
 
 # --- worker.py ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("case", "phrase"), [
-    ("no client cert", "requires a client certificate"),
-    ("client cert from another CA", "rejected the client certificate"),
-])
-async def test_worker_exits_4_with_one_line_on_bad_client_cert(tls_proxy, pki, tmp_path,
-                                                               task_queue, case, phrase):
+
+@pytest.mark.parametrize(
+    ("case", "phrase"),
+    [
+        ("no client cert", "requires a client certificate"),
+        ("client cert from another CA", "rejected the client certificate"),
+    ],
+)
+async def test_worker_exits_4_with_one_line_on_bad_client_cert(
+    tls_proxy, pki, tmp_path, task_queue, case, phrase
+):
     env = mtls_env(tls_proxy, pki, cert=pki.rogue_client)
     if case == "no client cert":
         del env["SPOOL_TEMPORAL_TLS_CERT"], env["SPOOL_TEMPORAL_TLS_KEY"]
@@ -332,8 +427,9 @@ async def test_worker_exits_4_with_one_line_on_bad_client_cert(tls_proxy, pki, t
     assert_one_line_error(result, "worker", phrase)
 
 
-async def test_worker_and_starter_complete_a_blog_job_over_mtls(tls_proxy, pki, tmp_path,
-                                                               task_queue):
+async def test_worker_and_starter_complete_a_blog_job_over_mtls(
+    tls_proxy, pki, tmp_path, task_queue
+):
     env = cli_env(mtls_env(tls_proxy, pki), tmp_path / "data", task_queue)
     log = tmp_path / "worker.log"
     worker = start_worker(env, log)
@@ -351,8 +447,8 @@ async def test_worker_and_starter_complete_a_blog_job_over_mtls(tls_proxy, pki, 
 
 # --- the temporal CLI's environment variables and profile file ------------------------------
 
-async def test_temporal_cli_env_vars_alone_configure_mtls(tls_proxy, pki, task_queue,
-                                                          monkeypatch):
+
+async def test_temporal_cli_env_vars_alone_configure_mtls(tls_proxy, pki, task_queue, monkeypatch):
     monkeypatch.setenv("TEMPORAL_ADDRESS", tls_proxy.address)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     monkeypatch.setenv("TEMPORAL_TLS_SERVER_CA_CERT_PATH", str(pki.ca))
@@ -361,35 +457,44 @@ async def test_temporal_cli_env_vars_alone_configure_mtls(tls_proxy, pki, task_q
     settings = Settings()
     plan = connection_plan(settings)
     assert (plan.address, plan.tls, plan.client_cert.path) == (
-        tls_proxy.address, True, pki.client.cert)
+        tls_proxy.address,
+        True,
+        pki.client.cert,
+    )
     client = await connect(settings, wait_seconds=30)
     assert await run_echo(client, task_queue) == "echo: over tls"
 
 
 def write_profiles(path: Path, proxy, pki) -> Path:
-    tls = (f'server_ca_cert_path = "{pki.ca}"\n'
-           f'client_cert_path = "{pki.client.cert}"\n'
-           f'client_key_path = "{pki.client.key}"\n')
+    tls = (
+        f'server_ca_cert_path = "{pki.ca}"\n'
+        f'client_cert_path = "{pki.client.cert}"\n'
+        f'client_key_path = "{pki.client.key}"\n'
+    )
     path.write_text(
         f'[profile.secure]\naddress = "{proxy.address}"\nnamespace = "default"\n'
         f"[profile.secure.tls]\n{tls}"
         # Same certificates, but a dead address and a namespace that does not exist.
         f'[profile.stale]\naddress = "127.0.0.1:1"\nnamespace = "no-such-namespace"\n'
-        f"[profile.stale.tls]\n{tls}")
+        f"[profile.stale.tls]\n{tls}"
+    )
     return path
 
 
-async def test_temporal_cli_profile_file_configures_mtls(tls_proxy, pki, task_queue, tmp_path,
-                                                         monkeypatch):
-    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(write_profiles(tmp_path / "t.toml",
-                                                                  tls_proxy, pki)))
+async def test_temporal_cli_profile_file_configures_mtls(
+    tls_proxy, pki, task_queue, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(
+        "TEMPORAL_CONFIG_FILE", str(write_profiles(tmp_path / "t.toml", tls_proxy, pki))
+    )
     monkeypatch.setenv("SPOOL_TEMPORAL_PROFILE", "secure")
     client = await connect(Settings(), wait_seconds=30)
     assert await run_echo(client, task_queue) == "echo: over tls"
 
 
-async def test_spool_settings_override_the_profile(tls_proxy, pki, task_queue, tmp_path,
-                                                   monkeypatch):
+async def test_spool_settings_override_the_profile(
+    tls_proxy, pki, task_queue, tmp_path, monkeypatch
+):
     profiles = write_profiles(tmp_path / "t.toml", tls_proxy, pki)
     env = {"TEMPORAL_CONFIG_FILE": str(profiles), "SPOOL_TEMPORAL_PROFILE": "stale"}
     # The profile alone: its dead address is used...
@@ -416,23 +521,40 @@ async def test_unknown_profile_is_a_one_line_error(tmp_path, monkeypatch):
 
 # --- precedence, without a server ---------------------------------------------------------
 
+
 def test_defaults_when_nothing_is_set():
     plan = connection_plan(Settings())
     assert (plan.address, plan.namespace, plan.tls, plan.api_key) == (
-        "localhost:7233", "default", False, None)
+        "localhost:7233",
+        "default",
+        False,
+        None,
+    )
 
 
 def test_cli_env_is_the_base_and_explicit_spool_values_win(tmp_path):
-    env = {"TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml"), "TEMPORAL_ADDRESS": "cli:7233",
-           "TEMPORAL_NAMESPACE": "cli-ns", "TEMPORAL_API_KEY": "cli-key"}
+    env = {
+        "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml"),
+        "TEMPORAL_ADDRESS": "cli:7233",
+        "TEMPORAL_NAMESPACE": "cli-ns",
+        "TEMPORAL_API_KEY": "cli-key",
+    }
     base = connection_plan(Settings(), env)
     assert (base.address, base.namespace, base.api_key, base.tls) == (
-        "cli:7233", "cli-ns", "cli-key", True)
+        "cli:7233",
+        "cli-ns",
+        "cli-key",
+        True,
+    )
     # Explicitly set, even to the default value, a Spool setting wins.
-    spool = connection_plan(Settings(temporal_address="localhost:7233",
-                                     temporal_namespace="spool-ns"), env)
+    spool = connection_plan(
+        Settings(temporal_address="localhost:7233", temporal_namespace="spool-ns"), env
+    )
     assert (spool.address, spool.namespace, spool.api_key) == (
-        "localhost:7233", "spool-ns", "cli-key")
+        "localhost:7233",
+        "spool-ns",
+        "cli-key",
+    )
 
 
 def test_tls_switch(tmp_path, pki):
@@ -448,8 +570,10 @@ def test_tls_switch(tmp_path, pki):
 
 
 def test_half_a_client_cert_names_the_missing_setting(tmp_path, pki):
-    plan = connection_plan(Settings(temporal_tls_cert=pki.client.cert),
-                           {"TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")})
+    plan = connection_plan(
+        Settings(temporal_tls_cert=pki.client.cert),
+        {"TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")},
+    )
     with pytest.raises(TemporalConnectError, match="no client private key") as failure:
         plan.connect_kwargs()
     assert "SPOOL_TEMPORAL_TLS_KEY" in str(failure.value)
@@ -458,28 +582,35 @@ def test_half_a_client_cert_names_the_missing_setting(tmp_path, pki):
 def test_not_a_pem_file_names_the_file_and_setting(tmp_path, pki):
     bogus = tmp_path / "ca.txt"
     bogus.write_text("not a certificate")
-    plan = connection_plan(Settings(temporal_tls_ca=bogus),
-                           {"TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")})
+    plan = connection_plan(
+        Settings(temporal_tls_ca=bogus), {"TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")}
+    )
     with pytest.raises(TemporalConnectError, match="is not PEM") as failure:
         plan.connect_kwargs()
     assert f"{bogus} (SPOOL_TEMPORAL_TLS_CA)" in str(failure.value)
 
 
-@pytest.mark.parametrize(("alert", "with_cert", "phrase"), [
-    ("CertificateRequired", False, "requires a client certificate"),
-    ("BadCertificate", True, "rejected the client certificate"),
-    ("UnknownCA", True, "rejected the client certificate"),
-])
-def test_a_server_that_fails_the_handshake_is_diagnosed_like_the_proxy(tmp_path, pki, alert,
-                                                                       with_cert, phrase):
+@pytest.mark.parametrize(
+    ("alert", "with_cert", "phrase"),
+    [
+        ("CertificateRequired", False, "requires a client certificate"),
+        ("BadCertificate", True, "rejected the client certificate"),
+        ("UnknownCA", True, "rejected the client certificate"),
+    ],
+)
+def test_a_server_that_fails_the_handshake_is_diagnosed_like_the_proxy(
+    tmp_path, pki, alert, with_cert, phrase
+):
     # A Temporal server with mTLS (not a proxy) sends a TLS alert instead of HTTP 400; the
     # dev server has no TLS, so this shape of rustls error is checked without one.
     fields = {"temporal_address": "temporal.example:7233", "temporal_tls_ca": pki.ca}
     if with_cert:
         fields |= {"temporal_tls_cert": pki.client.cert, "temporal_tls_key": pki.client.key}
     plan = connection_plan(Settings(**fields), {"TEMPORAL_CONFIG_FILE": str(tmp_path / "x")})
-    detail = ("Failed client connect: Server connection error: tonic::transport::Error(Transport,"
-              f" ConnectError(Custom {{ kind: InvalidData, error: AlertReceived({alert}) }}))")
+    detail = (
+        "Failed client connect: Server connection error: tonic::transport::Error(Transport,"
+        f" ConnectError(Custom {{ kind: InvalidData, error: AlertReceived({alert}) }}))"
+    )
     message, retryable = diagnose_failure(detail, plan)
     assert phrase in message and not retryable
 
@@ -489,9 +620,11 @@ def test_a_plaintext_call_that_gets_no_answer_points_at_tls(tmp_path):
     time out after the TCP connection was accepted: the line still names TLS, and a retry
     may help (it may be a busy server). Seen on a loaded 2-core machine against nginx."""
     no_file = {"TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")}
-    detail = ("`get_system_info` call error after connection: Status { code: Cancelled, "
-              'message: "Timeout expired", source: Some(tonic::transport::Error(Transport, '
-              "TimeoutExpired(()))) }")
+    detail = (
+        "`get_system_info` call error after connection: Status { code: Cancelled, "
+        'message: "Timeout expired", source: Some(tonic::transport::Error(Transport, '
+        "TimeoutExpired(()))) }"
+    )
     message, retryable = diagnose_failure(detail, connection_plan(Settings(), no_file))
     assert "does it require TLS" in message and retryable
     refused = "Connection refused (os error 111)"

@@ -87,13 +87,20 @@ def all_activities(acts: VideoActivities) -> list:
 @contextlib.asynccontextmanager
 async def video_worker(client: Client, settings: Settings, *, media: bool = True):
     acts = VideoActivities(settings)
-    activities = (acts.pipeline_activities() + acts.captions_activities()
-                  + WebhookActivities(settings).activities())
+    activities = (
+        acts.pipeline_activities()
+        + acts.captions_activities()
+        + WebhookActivities(settings).activities()
+    )
     if media:
         activities += acts.media_activities()
-    async with Worker(client, task_queue=settings.queue_pipeline, workflows=WORKFLOWS,
-                      activities=activities,
-                      max_heartbeat_throttle_interval=timedelta(seconds=1)):
+    async with Worker(
+        client,
+        task_queue=settings.queue_pipeline,
+        workflows=WORKFLOWS,
+        activities=activities,
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+    ):
         yield acts
 
 
@@ -148,6 +155,7 @@ async def activity_attempts(handle, activity_id: str) -> list[int]:
 
 # --- real media, real Whisper ---------------------------------------------------------------
 
+
 async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_ready):
     clip = media_clips.make_clip(clips / "speech1080.mp4", width=1920, height=1080)
     started = time.monotonic()
@@ -192,8 +200,9 @@ async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_rea
 
 
 async def test_720p_source_has_no_1080p(client, settings, clips):
-    clip = media_clips.make_clip(clips / "c720.mp4", width=1280, height=720, seconds=2,
-                                 speech=None, tone=True)
+    clip = media_clips.make_clip(
+        clips / "c720.mp4", width=1280, height=720, seconds=2, speech=None, tone=True
+    )
     async with video_worker(client, settings):
         status, _ = await run_job(client, settings, clip, captions=False)
     assert status.state == JobState.READY
@@ -201,8 +210,7 @@ async def test_720p_source_has_no_1080p(client, settings, clips):
 
 
 async def test_small_odd_silent_source_one_even_rendition_captions_skipped(client, settings, clips):
-    clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2,
-                                 speech=None)
+    clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2, speech=None)
     async with video_worker(client, settings):
         status, handle = await run_job(client, settings, clip)
     assert status.state == JobState.READY, status.error
@@ -217,8 +225,9 @@ async def test_small_odd_silent_source_one_even_rendition_captions_skipped(clien
 
 
 async def test_rotated_portrait_renditions_are_upright(client, settings, clips):
-    clip = media_clips.make_clip(clips / "portrait.mp4", width=640, height=360, seconds=2,
-                                 speech=None, tone=True, rotate=90)
+    clip = media_clips.make_clip(
+        clips / "portrait.mp4", width=640, height=360, seconds=2, speech=None, tone=True, rotate=90
+    )
     async with video_worker(client, settings):
         status, _ = await run_job(client, settings, clip, captions=False)
     assert status.state == JobState.READY
@@ -236,8 +245,12 @@ async def test_invalid_upload_fails_once_with_a_clear_message(client, settings, 
         "empty": lambda: media_clips.make_empty(clips / "empty.mp4"),
         "truncated": lambda: media_clips.make_truncated_mp4(clips / "cut.mp4"),
     }[kind]()
-    expected = {"audio-only": "no video stream", "text": "not a video",
-                "empty": "empty", "truncated": "not a video"}[kind]
+    expected = {
+        "audio-only": "no video stream",
+        "text": "not a video",
+        "empty": "empty",
+        "truncated": "not a video",
+    }[kind]
     async with video_worker(client, settings):
         status, handle = await run_job(client, settings, path)
     assert status.state == JobState.FAILED
@@ -252,8 +265,9 @@ async def test_invalid_upload_fails_once_with_a_clear_message(client, settings, 
 
 
 async def test_captions_failure_leaves_renditions(client, settings, clips):
-    clip = media_clips.make_clip(clips / "tone.mp4", width=640, height=360, seconds=2,
-                                 speech=None, tone=True)
+    clip = media_clips.make_clip(
+        clips / "tone.mp4", width=640, height=360, seconds=2, speech=None, tone=True
+    )
     broken = settings.model_copy(update={"whisper_model": "/nonexistent/whisper-model"})
     async with video_worker(client, broken):
         inp = ingest_video(broken, clip, owner_id="owner-1")
@@ -281,11 +295,17 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
 
     # Paced input: the 20 s clip cannot be encoded in under 20 s, however fast the machine.
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    clip = media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
-                                 speech=None, tone=True, pattern="testsrc2")
+    clip = media_clips.make_clip(
+        clips / "paced.mp4",
+        width=320,
+        height=180,
+        seconds=20,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     async with video_worker(client, settings):
-        inp = ingest_video(settings, clip, owner_id="owner-1", captions=False,
-                           renditions=["360p"])
+        inp = ingest_video(settings, clip, owner_id="owner-1", captions=False, renditions=["360p"])
         handle = await start_video_job(client, settings, inp)
         await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk
         assert ffmpeg_processes("spool-video-")
@@ -314,16 +334,20 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
     save_history("video-cancelled", await handle.fetch_history())
 
 
-async def wait_for_step(handle, name: str, *, min_percent: float = 0.0, min_attempt: int = 1,
-                        within: float = 60.0) -> None:
+async def wait_for_step(
+    handle, name: str, *, min_percent: float = 0.0, min_attempt: int = 1, within: float = 60.0
+) -> None:
     """Until the server holds a heartbeat of at least min_percent for the step's activity."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         desc = await handle.describe()
         for pending in desc.raw_description.pending_activities:
-            if pending.activity_id == name and pending.attempt >= min_attempt \
-                    and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED \
-                    and pending.heartbeat_details.payloads:
+            if (
+                pending.activity_id == name
+                and pending.attempt >= min_attempt
+                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                and pending.heartbeat_details.payloads
+            ):
                 details = json.loads(pending.heartbeat_details.payloads[-1].data)
                 if details.get("percent", 0) >= min_percent:
                     return
@@ -340,16 +364,33 @@ async def wait_for(condition, what: str, within: float = 60.0) -> None:
 
 
 async def test_killed_media_worker_is_replaced(client, settings, clips, temporal_server):
-    clip = media_clips.make_clip(clips / "paced.mp4", width=320, height=180, seconds=20,
-                                 speech=None, tone=True, pattern="testsrc2")
+    clip = media_clips.make_clip(
+        clips / "paced.mp4",
+        width=320,
+        height=180,
+        seconds=20,
+        speech=None,
+        tone=True,
+        pattern="testsrc2",
+    )
     media_queue = f"{settings.queue_pipeline}-media"
     split = settings.model_copy(update={"queue_media": media_queue})
 
     def start_media_worker(pace: str) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.run_media_worker", temporal_server.address,
-             str(settings.data_dir), media_queue, pace],
-            cwd=ROOT, stdout=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            [
+                sys.executable,
+                "-m",
+                "tests.run_media_worker",
+                temporal_server.address,
+                str(settings.data_dir),
+                media_queue,
+                pace,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         assert proc.stdout.readline().strip() == b"ready"
         return proc
 
@@ -359,16 +400,17 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
     second = None
     try:
         async with video_worker(client, split, media=False):
-            inp = ingest_video(split, clip, owner_id="owner-1", captions=False,
-                               renditions=["360p"])
+            inp = ingest_video(split, clip, owner_id="owner-1", captions=False, renditions=["360p"])
             handle = await start_video_job(client, split, inp)
             await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk
             assert ffmpeg_processes("spool-video-")
             first.send_signal(signal.SIGKILL)
             first.wait()
             killed_at = time.monotonic()
-            await wait_for(lambda: ffmpeg_processes("spool-video-") == [],
-                           "the killed worker's ffmpeg to die with it")
+            await wait_for(
+                lambda: ffmpeg_processes("spool-video-") == [],
+                "the killed worker's ffmpeg to die with it",
+            )
             second = start_media_worker("normal")
             # Retried only after the heartbeat timeout tells the server the worker is gone.
             await wait_for_step(handle, "encode-00000", min_attempt=2, within=120)
@@ -387,16 +429,25 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
 
 # --- orchestration with stand-in activities --------------------------------------------------
 
+
 class FakeVideo:
     """Stand-ins under the real activity names with the real signatures: they take and return
     the real boundary dataclasses, so the workflow's inputs and the results it decodes are
     checked here too (test_stand_ins_have_the_real_signatures keeps them in step)."""
 
-    def __init__(self, *, height=1080, has_audio=True, fail_renditions=(),
-                 fail_transcribe=False, hold_renditions: asyncio.Event | None = None,
-                 fail_notices=False, fail_events=False,
-                 hold_notices: asyncio.Event | None = None,
-                 hold_first_final_record: asyncio.Event | None = None):
+    def __init__(
+        self,
+        *,
+        height=1080,
+        has_audio=True,
+        fail_renditions=(),
+        fail_transcribe=False,
+        hold_renditions: asyncio.Event | None = None,
+        fail_notices=False,
+        fail_events=False,
+        hold_notices: asyncio.Event | None = None,
+        hold_first_final_record: asyncio.Event | None = None,
+    ):
         self.hold_notices = hold_notices
         self.hold_first_final_record = hold_first_final_record
         self.height, self.has_audio = height, has_audio
@@ -409,11 +460,23 @@ class FakeVideo:
         self.notices: list[JobState] = []
 
     def activities(self) -> list:
-        return [self.probe, self.record, self.record_captions, self.notify_owner,
-                self.publish_event, self.transcode_rendition, self.extract_poster,
-                self.extract_audio, self.transcribe, self.plan_encoding, self.encode_chunk,
-                self.encode_audio, self.package_rendition, self.make_storyboard,
-                self.publish_hls]
+        return [
+            self.probe,
+            self.record,
+            self.record_captions,
+            self.notify_owner,
+            self.publish_event,
+            self.transcode_rendition,
+            self.extract_poster,
+            self.extract_audio,
+            self.transcribe,
+            self.plan_encoding,
+            self.encode_chunk,
+            self.encode_audio,
+            self.package_rendition,
+            self.make_storyboard,
+            self.publish_hls,
+        ]
 
     def final_status(self) -> JobState | None:
         """The job state of the last video record."""
@@ -425,8 +488,13 @@ class FakeVideo:
 
     @activity.defn(name="video.probe")
     async def probe(self, inp: ProbeInput) -> ProbeResult:
-        return ProbeResult(duration=3.0, width=self.height * 16 // 9, height=self.height,
-                           has_video=True, has_audio=self.has_audio)
+        return ProbeResult(
+            duration=3.0,
+            width=self.height * 16 // 9,
+            height=self.height,
+            has_video=True,
+            has_audio=self.has_audio,
+        )
 
     @activity.defn(name="video.record")
     async def record(self, inp: RecordVideoInput) -> None:
@@ -465,9 +533,15 @@ class FakeVideo:
             activity.heartbeat({"percent": percent})
             if self.hold is not None:
                 await self.hold.wait()
-        return RenditionResult(name=f"{inp.height}p", key=f"k/{inp.height}", width=2,
-                               height=inp.height, size_bytes=1, bitrate_kbps=1,
-                               duration=inp.duration)
+        return RenditionResult(
+            name=f"{inp.height}p",
+            key=f"k/{inp.height}",
+            width=2,
+            height=inp.height,
+            size_bytes=1,
+            bitrate_kbps=1,
+            duration=inp.duration,
+        )
 
     @activity.defn(name="video.extract_poster")
     async def extract_poster(self, inp: PosterInput) -> PosterResult:
@@ -476,9 +550,14 @@ class FakeVideo:
     # Chunked encoding (new jobs): one chunk; a rendition in fail_renditions fails in it.
     @activity.defn(name="video.plan_encoding")
     async def plan_encoding(self, inp: EncodingPlanInput) -> EncodingPlan:
-        return EncodingPlan(chunks=[ChunkPlan(0, 0.0, inp.probe.duration)],
-                            renditions=[RenditionPlan(f"{h}p", h, 1) for h in inp.heights],
-                            fps=30.0, segment_seconds=4.0, audio_kbps=128, thumb_every=1.0)
+        return EncodingPlan(
+            chunks=[ChunkPlan(0, 0.0, inp.probe.duration)],
+            renditions=[RenditionPlan(f"{h}p", h, 1) for h in inp.heights],
+            fps=30.0,
+            segment_seconds=4.0,
+            audio_kbps=128,
+            thumb_every=1.0,
+        )
 
     @activity.defn(name="video.encode_chunk")
     async def encode_chunk(self, inp: ChunkInput) -> ChunkResult:
@@ -486,33 +565,51 @@ class FakeVideo:
             activity.heartbeat({"percent": percent})
             if self.hold is not None:
                 await self.hold.wait()
-        failed = {r.name: "encoder exploded" for r in inp.renditions
-                  if r.height in self.fail_renditions}
+        failed = {
+            r.name: "encoder exploded" for r in inp.renditions if r.height in self.fail_renditions
+        }
         if len(failed) == len(inp.renditions):
             raise ApplicationError("encoder exploded", non_retryable=True)
-        return ChunkResult(index=inp.chunk.index, failed=failed, thumbs=3,
-                           files={r.name: f"k/{r.name}/{inp.chunk.index}"
-                                  for r in inp.renditions if r.name not in failed})
+        return ChunkResult(
+            index=inp.chunk.index,
+            failed=failed,
+            thumbs=3,
+            files={
+                r.name: f"k/{r.name}/{inp.chunk.index}"
+                for r in inp.renditions
+                if r.name not in failed
+            },
+        )
 
     @activity.defn(name="video.encode_audio")
     async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
-        return AudioTrackResult(key="k/audio.m4a",
-                                hls=HlsAudioInfo(1, "mp4a.40.2", "audio/index.m3u8"))
+        return AudioTrackResult(
+            key="k/audio.m4a", hls=HlsAudioInfo(1, "mp4a.40.2", "audio/index.m3u8")
+        )
 
     @activity.defn(name="video.package_rendition")
     async def package_rendition(self, inp: PackageInput) -> PackageResult:
         r = inp.rendition
         return PackageResult(
-            rendition=RenditionResult(name=r.name, key=f"k/{r.height}", width=2,
-                                      height=r.height, size_bytes=1, bitrate_kbps=1,
-                                      duration=inp.duration),
-            variant=HlsVariantInfo(r.name, 2, r.height, 1, 1, "avc1.64001f", 30.0,
-                                   f"{r.name}/index.m3u8"))
+            rendition=RenditionResult(
+                name=r.name,
+                key=f"k/{r.height}",
+                width=2,
+                height=r.height,
+                size_bytes=1,
+                bitrate_kbps=1,
+                duration=inp.duration,
+            ),
+            variant=HlsVariantInfo(
+                r.name, 2, r.height, 1, 1, "avc1.64001f", 30.0, f"{r.name}/index.m3u8"
+            ),
+        )
 
     @activity.defn(name="video.make_storyboard")
     async def make_storyboard(self, inp: StoryboardInput) -> StoryboardResult:
-        return StoryboardResult(vtt_key="k/storyboard.vtt", sprites=1, tile_width=2,
-                                tile_height=2, every=inp.every)
+        return StoryboardResult(
+            vtt_key="k/storyboard.vtt", sprites=1, tile_width=2, tile_height=2, every=inp.every
+        )
 
     @activity.defn(name="video.publish_hls")
     async def publish_hls(self, inp: MasterPlaylistInput) -> MasterPlaylistResult:
@@ -526,8 +623,14 @@ class FakeVideo:
     async def transcribe(self, inp: TranscribeInput) -> TranscribeResult:
         if self.fail_transcribe:
             raise ApplicationError("whisper broke")
-        return TranscribeResult(vtt_key="k/v", srt_key="k/s", transcript_key="k/t",
-                                segment_count=1, language=inp.language, excerpt="hello")
+        return TranscribeResult(
+            vtt_key="k/v",
+            srt_key="k/s",
+            transcript_key="k/t",
+            segment_count=1,
+            language=inp.language,
+            excerpt="hello",
+        )
 
 
 def registered(*classes: type) -> dict[str, object]:
@@ -552,13 +655,22 @@ def test_stand_ins_have_the_real_signatures():
 
 async def run_fake(client, task_queue, fake: FakeVideo, *, until=None, **inp_kwargs):
     video_id = uuid.uuid4().hex[:12]
-    inp = VideoPipelineInput(video_id=video_id, owner_id="o", source_key="k/source",
-                             queue_pipeline=task_queue, queue_media=task_queue,
-                             queue_captions=task_queue, captions_max_attempts=2, **inp_kwargs)
-    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
-                      activities=fake.activities()):
-        handle = await client.start_workflow(VideoPipelineWorkflow.run, inp,
-                                             id=f"video-{video_id}", task_queue=task_queue)
+    inp = VideoPipelineInput(
+        video_id=video_id,
+        owner_id="o",
+        source_key="k/source",
+        queue_pipeline=task_queue,
+        queue_media=task_queue,
+        queue_captions=task_queue,
+        captions_max_attempts=2,
+        **inp_kwargs,
+    )
+    async with Worker(
+        client, task_queue=task_queue, workflows=WORKFLOWS, activities=fake.activities()
+    ):
+        handle = await client.start_workflow(
+            VideoPipelineWorkflow.run, inp, id=f"video-{video_id}", task_queue=task_queue
+        )
         if until is not None:
             await until(handle)
         return await handle.result(), handle
@@ -612,6 +724,7 @@ async def test_captions_available_before_renditions_and_progress_query(client, t
         assert steps["rendition-720p"] == StepStatus.RUNNING
         assert steps["transcribe"] == StepStatus.DONE
         from spool.status import job_status
+
         merged = await job_status(handle._client, handle.id)
         by_name = {s["name"]: s for s in merged["steps"]}
         assert by_name["rendition-720p"]["percent"] == 10.0
@@ -642,8 +755,9 @@ async def test_record_captions_drops_the_intermediate_audio_idempotently(tmp_pat
 
 async def test_captions_available_is_announced_once_with_the_callback(client, task_queue):
     fake = FakeVideo()
-    status, _ = await run_fake(client, task_queue, fake,
-                               callback_url="https://hooks.example.com/spool")
+    status, _ = await run_fake(
+        client, task_queue, fake, callback_url="https://hooks.example.com/spool"
+    )
     assert status.state == "ready"
     assert len(fake.events) == 1
     event = fake.events[0]
@@ -682,6 +796,7 @@ async def test_a_job_that_ends_without_captions_leaves_no_intermediate_audio(tmp
 
 def cancel_once(condition):
     """For run_fake's ``until``: cancel the job as soon as its status meets the condition."""
+
     async def wait_then_cancel(handle) -> None:
         for _ in range(200):
             if condition(await handle.query("status", result_type=VideoStatus)):
@@ -689,6 +804,7 @@ def cancel_once(condition):
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(f"{condition.__name__}: never reached")
+
     return wait_then_cancel
 
 
@@ -702,8 +818,7 @@ async def test_cancel_after_the_job_ended_only_stops_its_notices(client, task_qu
         return any(s.name == "notify" and s.state == "running" for s in status.steps)
 
     try:
-        status, handle = await run_fake(client, task_queue, fake,
-                                        until=cancel_once(notifying))
+        status, handle = await run_fake(client, task_queue, fake, until=cancel_once(notifying))
     finally:
         hold.set()
     assert status.state == "ready"
@@ -721,8 +836,7 @@ async def test_cancel_while_the_outcome_is_being_recorded_still_records_it(clien
         return status.state == "ready" and fake.hold_first_final_record is None
 
     try:
-        status, handle = await run_fake(client, task_queue, fake,
-                                        until=cancel_once(recording))
+        status, handle = await run_fake(client, task_queue, fake, until=cancel_once(recording))
     finally:
         hold.set()
     assert status.state == "ready"

@@ -41,8 +41,9 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 status = 500 if len(receiver.requests) < receiver.fail else 204
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()},
-                                          body, status))
+                receiver.requests.append(
+                    ({k.lower(): v for k, v in self.headers.items()}, body, status)
+                )
                 receiver.paths.append(self.path)
                 self.send_response(status)
                 self.end_headers()
@@ -52,8 +53,7 @@ class Receiver:
 
         server_class = http.server.ThreadingHTTPServer
         if ":" in host:  # an IPv6 address
-            server_class = type("IPv6Server", (server_class,),
-                                {"address_family": socket.AF_INET6})
+            server_class = type("IPv6Server", (server_class,), {"address_family": socket.AF_INET6})
         self.server = server_class((host, port), Handler)
         self.port = self.server.server_address[1]
         netloc = f"[{host}]" if ":" in host else host
@@ -76,8 +76,12 @@ class Receiver:
 
 
 def webhook_settings(settings: Settings, **extra) -> Settings:
-    values = {"notifier": "webhook", "webhook_secret": SECRET,
-              "webhook_allowlist": ["127.0.0.1/32"], **extra}
+    values = {
+        "notifier": "webhook",
+        "webhook_secret": SECRET,
+        "webhook_allowlist": ["127.0.0.1/32"],
+        **extra,
+    }
     return api_settings(settings, **values)
 
 
@@ -91,8 +95,13 @@ async def wait_for(predicate, within: float = 30.0) -> None:
 async def test_post_published_reaches_a_failing_subscriber_on_the_third_try(client, settings):
     with Receiver(fail=2).running() as receiver:
         s = webhook_settings(settings, webhook_urls=[receiver.url])
-        post = {"post_id": "hooked-1", "author_id": "hook-author", "title": "Signed",
-                "body": "Delivered at least once, one id.", "followers": ["reader-1"]}
+        post = {
+            "post_id": "hooked-1",
+            "author_id": "hook-author",
+            "title": "Signed",
+            "body": "Delivered at least once, one id.",
+            "followers": ["reader-1"],
+        }
         async with api_client(s, client) as http, spool_worker(client, s):
             r = await http.post("/v1/posts", headers=AUTH, json=post)
             assert r.status_code == 202, r.text
@@ -116,14 +125,18 @@ async def test_post_published_reaches_a_failing_subscriber_on_the_third_try(clie
 async def test_video_callback_gets_one_signed_event(client, settings, tmp_path):
     if media_clips.tools_missing():
         service_missing(media_clips.tools_missing())
-    clip = media_clips.make_clip(tmp_path / "c.mp4", width=320, height=240, seconds=1.5,
-                                 speech=None)
+    clip = media_clips.make_clip(
+        tmp_path / "c.mp4", width=320, height=240, seconds=1.5, speech=None
+    )
     with Receiver().running() as receiver:
         s = webhook_settings(settings)
         async with api_client(s, client) as http:
-            r = await http.post("/v1/videos", headers=AUTH,
-                                files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")},
-                                data={"captions": "false", "callback_url": receiver.url})
+            r = await http.post(
+                "/v1/videos",
+                headers=AUTH,
+                files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")},
+                data={"captions": "false", "callback_url": receiver.url},
+            )
             assert r.status_code == 202, r.text
             video_id = r.json()["video_id"]
             async with spool_worker(client, s):
@@ -137,17 +150,34 @@ async def test_video_callback_gets_one_signed_event(client, settings, tmp_path):
         assert event["data"]["job_id"] == f"video-{video_id}"
 
 
-PRIVATE = ["http://10.0.0.1/", "http://192.168.1.1/hook", "http://169.254.169.254/latest",
-           "http://127.0.0.1:9/", "http://[::1]/", "http://0.0.0.0/", "http://224.0.0.1/",
-           "http://100.64.0.1/", "http://[::ffff:10.0.0.1]/", "http://[fe80::1]/",
-           "http://240.0.0.1/", "http://172.16.5.4/"]
-MALFORMED = ["ftp://example.com/", "http://user:pw@93.184.216.34/", "not a url", "http://",
-             "https://93.184.216.34:99999/", "http://93.184.216.34/" + "x" * 400]
+PRIVATE = [
+    "http://10.0.0.1/",
+    "http://192.168.1.1/hook",
+    "http://169.254.169.254/latest",
+    "http://127.0.0.1:9/",
+    "http://[::1]/",
+    "http://0.0.0.0/",
+    "http://224.0.0.1/",
+    "http://100.64.0.1/",
+    "http://[::ffff:10.0.0.1]/",
+    "http://[fe80::1]/",
+    "http://240.0.0.1/",
+    "http://172.16.5.4/",
+]
+MALFORMED = [
+    "ftp://example.com/",
+    "http://user:pw@93.184.216.34/",
+    "not a url",
+    "http://",
+    "https://93.184.216.34:99999/",
+    "http://93.184.216.34/" + "x" * 400,
+]
 
 
 @pytest.fixture
 def no_connections(monkeypatch):
     """Any attempt to open an outbound HTTP client fails the test."""
+
     def refuse(*_args, **_kwargs):
         raise AssertionError("an outbound connection was attempted")
 
@@ -172,8 +202,9 @@ def test_allow_flags():
     webhooks.check_destination(Settings(), "https://93.184.216.34/hook")
 
 
-def test_a_name_that_now_resolves_inside_is_refused_at_delivery(monkeypatch, no_connections,
-                                                                 tmp_path: Path, caplog):
+def test_a_name_that_now_resolves_inside_is_refused_at_delivery(
+    monkeypatch, no_connections, tmp_path: Path, caplog
+):
     answers = {"hooks.example.test": "93.184.216.34"}
 
     def fake_getaddrinfo(host, port, *args, **kwargs):
@@ -189,9 +220,11 @@ def test_a_name_that_now_resolves_inside_is_refused_at_delivery(monkeypatch, no_
     # The notifier refuses without connecting (no_connections) and does not retry a refused
     # destination: deliver returns, and the reason is logged for the operator.
     with caplog.at_level(logging.WARNING, logger="spool.notify"):
-        make_notifier(s).deliver(Notification(key="e:" + url, event_id="e",
-                                              event_type="video.ready", recipient=url,
-                                              payload={}))
+        make_notifier(s).deliver(
+            Notification(
+                key="e:" + url, event_id="e", event_type="video.ready", recipient=url, payload={}
+            )
+        )
     [refusal] = [r.getMessage() for r in caplog.records if r.name == "spool.notify"]
     assert url in refusal and "refused" in refusal and "10.0.0.7" in refusal, refusal
     # Nor is the event handed to the log notifier as if it were not a webhook.
@@ -202,8 +235,12 @@ async def test_private_callback_url_is_refused_at_the_door(client, settings, no_
     s = webhook_settings(settings, webhook_allowlist=[])
     async with api_client(s, client) as http:
         for url in ("http://10.0.0.1/", "http://192.168.1.1/", "http://127.0.0.1:9/"):
-            r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x" * 10)},
-                                data={"callback_url": url})
+            r = await http.post(
+                "/v1/videos",
+                headers=AUTH,
+                files={"file": ("a", b"x" * 10)},
+                data={"callback_url": url},
+            )
             assert r.status_code == 422 and r.json()["error"]["field"] == "callback_url", r.text
     assert storage_files(s) == []
 
@@ -215,18 +252,21 @@ def test_webhook_id_is_stable_per_event_and_destination():
     assert a.startswith("msg_")
 
 
-async def test_captions_available_and_job_end_each_arrive_once_signed(client, settings,
-                                                                     tmp_path):
+async def test_captions_available_and_job_end_each_arrive_once_signed(client, settings, tmp_path):
     if media_clips.tools_missing():
         service_missing(media_clips.tools_missing())
-    clip = media_clips.make_clip(tmp_path / "talk.mp4", width=320, height=240, seconds=2.5,
-                                 speech="Spool makes captions")
+    clip = media_clips.make_clip(
+        tmp_path / "talk.mp4", width=320, height=240, seconds=2.5, speech="Spool makes captions"
+    )
     with Receiver().running() as receiver:
         s = webhook_settings(settings)
         async with api_client(s, client) as http:
-            r = await http.post("/v1/videos", headers=AUTH,
-                                files={"file": ("talk.mp4", clip.read_bytes(), "video/mp4")},
-                                data={"callback_url": receiver.url})
+            r = await http.post(
+                "/v1/videos",
+                headers=AUTH,
+                files={"file": ("talk.mp4", clip.read_bytes(), "video/mp4")},
+                data={"callback_url": receiver.url},
+            )
             assert r.status_code == 202, r.text
             video_id = r.json()["video_id"]
             async with spool_worker(client, s):
@@ -243,16 +283,31 @@ async def test_captions_available_and_job_end_each_arrive_once_signed(client, se
 
 # Cloud metadata, link-local, "this network", multicast and reserved addresses, directly and in
 # the IPv6 forms that reach an IPv4 address (mapped, compatible, NAT64, 6to4).
-NEVER = ["http://169.254.169.254/latest", "http://169.254.170.2/v2/credentials",
-         "http://100.100.100.200/latest/meta-data", "http://[fd00:ec2::254]/latest",
-         "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/latest",
-         "http://[::ffff:a9fe:a9fe]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[::a9fe:a9fe]/",
-         "http://[2002:a9fe:a9fe::1]/", "http://0.0.0.0:8000/", "http://0.1.2.3/",
-         "http://[::]/", "http://224.0.0.1/", "http://[ff02::1]/", "http://240.0.0.1/",
-         "http://255.255.255.255/", "http://192.0.0.192/"]
+NEVER = [
+    "http://169.254.169.254/latest",
+    "http://169.254.170.2/v2/credentials",
+    "http://100.100.100.200/latest/meta-data",
+    "http://[fd00:ec2::254]/latest",
+    "http://[fe80::1]/",
+    "http://[::ffff:169.254.169.254]/latest",
+    "http://[::ffff:a9fe:a9fe]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[::a9fe:a9fe]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://0.0.0.0:8000/",
+    "http://0.1.2.3/",
+    "http://[::]/",
+    "http://224.0.0.1/",
+    "http://[ff02::1]/",
+    "http://240.0.0.1/",
+    "http://255.255.255.255/",
+    "http://192.0.0.192/",
+]
 # Settings that open everything else: private allowed and an allowlist of every address.
-EVERYTHING_ALLOWED = {"webhook_allow_private": True,
-                      "webhook_allowlist": ["0.0.0.0/0", "::/0", "169.254.0.0/16"]}
+EVERYTHING_ALLOWED = {
+    "webhook_allow_private": True,
+    "webhook_allowlist": ["0.0.0.0/0", "::/0", "169.254.0.0/16"],
+}
 
 
 @pytest.mark.parametrize("url", NEVER)
@@ -266,36 +321,60 @@ def test_metadata_and_link_local_are_never_allowed(url, no_connections):
 
 def test_allowing_private_opens_loopback_and_private_but_not_metadata():
     s = Settings(webhook_allow_private=True)
-    for url in ("http://127.0.0.1:9000/hook", "http://[::1]:9000/", "http://10.1.2.3/",
-                "http://[fd12:3456::1]/", "http://[::ffff:127.0.0.1]:9000/"):
+    for url in (
+        "http://127.0.0.1:9000/hook",
+        "http://[::1]:9000/",
+        "http://10.1.2.3/",
+        "http://[fd12:3456::1]/",
+        "http://[::ffff:127.0.0.1]:9000/",
+    ):
         webhooks.check_destination(s, url)
     with pytest.raises(webhooks.WebhookRefused, match="never allowed"):
         webhooks.check_destination(s, "http://169.254.169.254/latest")
     # Public addresses in every form stay allowed by default.
-    for url in ("https://93.184.216.34/hook", "https://[::ffff:93.184.216.34]/",
-                "https://[64:ff9b::5db8:d822]/"):
+    for url in (
+        "https://93.184.216.34/hook",
+        "https://[::ffff:93.184.216.34]/",
+        "https://[64:ff9b::5db8:d822]/",
+    ):
         webhooks.check_destination(Settings(), url)
 
 
 def test_a_name_resolving_to_metadata_is_never_allowed(monkeypatch, no_connections):
     # One address of several is enough to refuse: the client may pick any of them.
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, port, *a, **k: [
-        (2, 1, 6, "", ("93.184.216.34", port)), (2, 1, 6, "", ("169.254.169.254", port))])
+    monkeypatch.setattr(
+        webhooks.socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [
+            (2, 1, 6, "", ("93.184.216.34", port)),
+            (2, 1, 6, "", ("169.254.169.254", port)),
+        ],
+    )
     s = Settings(webhook_secret=SECRET, notifier="webhook", **EVERYTHING_ALLOWED)
     with pytest.raises(webhooks.WebhookRefused, match="169.254.169.254"):
-        webhooks.send(s, webhooks.Delivery("https://metadata.example.test/", "msg_1",
-                                           "video.ready", {}))
+        webhooks.send(
+            s, webhooks.Delivery("https://metadata.example.test/", "msg_1", "video.ready", {})
+        )
 
 
 async def test_metadata_callback_is_refused_at_the_door_even_on_the_embedded_stack(
-        client, settings, no_connections):
+    client, settings, no_connections
+):
     # make up's settings (private allowed), and an allowlist that names the range outright.
     s = webhook_settings(settings, **EVERYTHING_ALLOWED)
     async with api_client(s, client) as http:
-        for url in ("http://169.254.169.254/latest", "http://[::ffff:169.254.169.254]/",
-                    "http://[fd00:ec2::254]/latest", "http://100.100.100.200/"):
-            r = await http.post("/v1/videos", headers=AUTH, files={"file": ("a", b"x" * 10)},
-                                data={"callback_url": url})
+        for url in (
+            "http://169.254.169.254/latest",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[fd00:ec2::254]/latest",
+            "http://100.100.100.200/",
+        ):
+            r = await http.post(
+                "/v1/videos",
+                headers=AUTH,
+                files={"file": ("a", b"x" * 10)},
+                data={"callback_url": url},
+            )
             assert r.status_code == 422, r.text
             error = r.json()["error"]
             assert error["field"] == "callback_url" and "never allowed" in error["message"]
@@ -319,32 +398,49 @@ def _tls_material(tmp_path: Path) -> tuple[Path, Path, bytes]:
     now = dt.datetime.now(dt.UTC)
 
     def cert(subject: str, key, issuer: str, issuer_key, *, ca: bool) -> x509.Certificate:
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5))
-                   .not_valid_after(now + dt.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
         if ca:
-            builder = builder.add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
         else:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(HOOK_NAME)]), critical=False)
+                x509.SubjectAlternativeName([x509.DNSName(HOOK_NAME)]), critical=False
+            )
         return builder.sign(issuer_key, hashes.SHA256())
 
-    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
-        ec.SECP256R1())
+    ca_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
     ca = cert("Spool test CA", ca_key, "Spool test CA", ca_key, ca=True)
     leaf = cert(HOOK_NAME, leaf_key, "Spool test CA", ca_key, ca=False)
     pem = serialization.Encoding.PEM
     chain, key = tmp_path / "hooks.pem", tmp_path / "hooks.key"
     chain.write_bytes(leaf.public_bytes(pem))
-    key.write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key.write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return chain, key, ca.public_bytes(pem)
 
 
@@ -377,8 +473,9 @@ def tls_receivers(tmp_path):
         yield checked, other, trust
 
 
-def test_https_delivery_goes_to_the_checked_address_with_the_name_for_tls(monkeypatch,
-                                                                          tls_receivers):
+def test_https_delivery_goes_to_the_checked_address_with_the_name_for_tls(
+    monkeypatch, tls_receivers
+):
     checked, other, trust = tls_receivers
     lookups: list[str] = []  # names looked up (an IP literal "resolves" to itself)
 
@@ -393,8 +490,9 @@ def test_https_delivery_goes_to_the_checked_address_with_the_name_for_tls(monkey
     monkeypatch.setattr(webhooks.socket, "getaddrinfo", fake_getaddrinfo)
     s = Settings(webhook_secret=SECRET, notifier="webhook", webhook_allowlist=["127.0.0.1/32"])
     url = f"https://{HOOK_NAME}:{checked.port}/hooks/spool"
-    status = webhooks.send(s, webhooks.Delivery(url, "msg_pinned", "video.ready", {"a": 1}),
-                           verify=trust)
+    status = webhooks.send(
+        s, webhooks.Delivery(url, "msg_pinned", "video.ready", {"a": 1}), verify=trust
+    )
     assert status == 204
     assert lookups == [HOOK_NAME]  # resolved once, for the check
     assert len(checked.requests) == 1 and other.requests == [] and other.sni == []
@@ -405,11 +503,13 @@ def test_https_delivery_goes_to_the_checked_address_with_the_name_for_tls(monkey
     assert event["data"] == {"a": 1}
 
 
-def test_https_delivery_to_a_name_now_resolving_inside_never_connects(monkeypatch,
-                                                                      tls_receivers):
+def test_https_delivery_to_a_name_now_resolving_inside_never_connects(monkeypatch, tls_receivers):
     checked, other, trust = tls_receivers
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, port, *a, **k: [
-        (2, 1, 6, "", ("10.0.0.7", port))])
+    monkeypatch.setattr(
+        webhooks.socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [(2, 1, 6, "", ("10.0.0.7", port))],
+    )
     s = Settings(webhook_secret=SECRET, notifier="webhook", webhook_allowlist=["127.0.0.1/32"])
     url = f"https://{HOOK_NAME}:{checked.port}/hooks/spool"
     with pytest.raises(webhooks.WebhookRefused, match="10.0.0.7"):
@@ -418,6 +518,7 @@ def test_https_delivery_to_a_name_now_resolving_inside_never_connects(monkeypatc
 
 
 # --- plain HTTP deliveries are pinned too ------------------------------------------------------
+
 
 def _switching_dns(monkeypatch, family: int, first: str, later: str) -> list[str]:
     """getaddrinfo whose first answer for a name is ``first`` and every later one ``later``;
@@ -436,14 +537,18 @@ def _switching_dns(monkeypatch, family: int, first: str, later: str) -> list[str
     return lookups
 
 
-@pytest.mark.parametrize("netloc_prefix, path_and_query, seen_path", [
-    ("", "/hooks/spool?run=7", "/hooks/spool?run=7"),
-    ("", "", "/"),  # no path: the request still asks for "/"
-    ("", "?run=7", "/?run=7"),
-    ("@", "/hooks", "/hooks"),  # an empty user-info is not part of the Host
-])
+@pytest.mark.parametrize(
+    "netloc_prefix, path_and_query, seen_path",
+    [
+        ("", "/hooks/spool?run=7", "/hooks/spool?run=7"),
+        ("", "", "/"),  # no path: the request still asks for "/"
+        ("", "?run=7", "/?run=7"),
+        ("@", "/hooks", "/hooks"),  # an empty user-info is not part of the Host
+    ],
+)
 def test_http_delivery_to_a_name_goes_to_the_checked_address_with_the_name_as_host(
-        monkeypatch, netloc_prefix, path_and_query, seen_path):
+    monkeypatch, netloc_prefix, path_and_query, seen_path
+):
     checked = Receiver()
     other = Receiver(host="127.0.0.2", port=checked.port)
     lookups = _switching_dns(monkeypatch, socket.AF_INET, "127.0.0.1", "127.0.0.2")
@@ -470,10 +575,16 @@ def test_ipv6_deliveries_reach_the_checked_address(monkeypatch):
     lookups = _switching_dns(monkeypatch, socket.AF_INET6, "::1", "::2")
     s = Settings(webhook_secret=SECRET, notifier="webhook", webhook_allowlist=["::1/128"])
     with receiver.running():
-        assert webhooks.send(s, webhooks.Delivery(
-            receiver.url, "msg_v6", "video.ready", {})) == 204
-        assert webhooks.send(s, webhooks.Delivery(
-            f"http://{HOOK_NAME}:{receiver.port}/by-name", "msg_v6n", "video.ready", {})) == 204
+        assert webhooks.send(s, webhooks.Delivery(receiver.url, "msg_v6", "video.ready", {})) == 204
+        assert (
+            webhooks.send(
+                s,
+                webhooks.Delivery(
+                    f"http://{HOOK_NAME}:{receiver.port}/by-name", "msg_v6n", "video.ready", {}
+                ),
+            )
+            == 204
+        )
     assert lookups == [HOOK_NAME]
     assert receiver.paths == ["/hooks/spool", "/by-name"]
     hosts = [headers["host"] for headers, _, _ in receiver.requests]
@@ -483,24 +594,47 @@ def test_ipv6_deliveries_reach_the_checked_address(monkeypatch):
 PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
 
 
-@pytest.mark.parametrize("url, address, target, host, sni", [
-    ("https://hooks.test/x?q=1", "93.184.216.34", "https://93.184.216.34:443/x?q=1",
-     "hooks.test", "hooks.test"),
-    ("https://hooks.test:8443", PUBLIC_V6, f"https://[{PUBLIC_V6}]:8443/", "hooks.test:8443",
-     "hooks.test"),
-    # An address in the URL is no name: no SNI override (RFC 6066 has no IP form).
-    ("https://93.184.216.34:8443/x", "93.184.216.34", "https://93.184.216.34:8443/x",
-     "93.184.216.34:8443", None),
-    (f"https://[{PUBLIC_V6}]/x", PUBLIC_V6, f"https://[{PUBLIC_V6}]:443/x", f"[{PUBLIC_V6}]",
-     None),
-    ("http://hooks.test/x", "93.184.216.34", "http://93.184.216.34:80/x", "hooks.test", None),
-])
-def test_pinned_request_names_the_checked_address_and_keeps_the_name(url, address, target,
-                                                                      host, sni):
+@pytest.mark.parametrize(
+    "url, address, target, host, sni",
+    [
+        (
+            "https://hooks.test/x?q=1",
+            "93.184.216.34",
+            "https://93.184.216.34:443/x?q=1",
+            "hooks.test",
+            "hooks.test",
+        ),
+        (
+            "https://hooks.test:8443",
+            PUBLIC_V6,
+            f"https://[{PUBLIC_V6}]:8443/",
+            "hooks.test:8443",
+            "hooks.test",
+        ),
+        # An address in the URL is no name: no SNI override (RFC 6066 has no IP form).
+        (
+            "https://93.184.216.34:8443/x",
+            "93.184.216.34",
+            "https://93.184.216.34:8443/x",
+            "93.184.216.34:8443",
+            None,
+        ),
+        (
+            f"https://[{PUBLIC_V6}]/x",
+            PUBLIC_V6,
+            f"https://[{PUBLIC_V6}]:443/x",
+            f"[{PUBLIC_V6}]",
+            None,
+        ),
+        ("http://hooks.test/x", "93.184.216.34", "http://93.184.216.34:80/x", "hooks.test", None),
+    ],
+)
+def test_pinned_request_names_the_checked_address_and_keeps_the_name(
+    url, address, target, host, sni
+):
     """What send() hands to httpx: the URL of the checked address, the URL's own Host, and
     the name for TLS only when it is one."""
-    dest = webhooks.Destination(*webhooks.parse_destination(url),
-                                [ipaddress.ip_address(address)])
+    dest = webhooks.Destination(*webhooks.parse_destination(url), [ipaddress.ip_address(address)])
     got_target, headers, extensions = webhooks.pinned_request(url, dest)
     assert got_target == target
     assert headers == {"host": host}
@@ -521,11 +655,17 @@ REFUSAL_MESSAGES = [
     ("http://93.184.216.34/a b", r"must not contain whitespace"),
     ("https://93.184.216.34:99999/", r"is not a valid URL \(.*[Pp]ort.*\)"),
     ("http://93.184.216.34/" + "x" * 400, r"must be at most 300 characters"),
-    ("http://10.0.0.1/", r"host '10\.0\.0\.1' resolves to 10\.0\.0\.1, a private or reserved "
-                         r"address; only public destinations are allowed"),
-    ("http://169.254.169.254/", r"host '169\.254\.169\.254' resolves to 169\.254\.169\.254, a "
-                                r"metadata, link-local, multicast or reserved address; it is "
-                                r"never allowed, whatever the settings"),
+    (
+        "http://10.0.0.1/",
+        r"host '10\.0\.0\.1' resolves to 10\.0\.0\.1, a private or reserved "
+        r"address; only public destinations are allowed",
+    ),
+    (
+        "http://169.254.169.254/",
+        r"host '169\.254\.169\.254' resolves to 169\.254\.169\.254, a "
+        r"metadata, link-local, multicast or reserved address; it is "
+        r"never allowed, whatever the settings",
+    ),
 ]
 
 
@@ -579,8 +719,9 @@ def test_a_teredo_address_is_judged_by_the_server_it_reaches(no_connections):
     # goes to the server, so a metadata server with a public client is never allowed.
     server, client = "169.254.169.254", "93.184.216.34"
     obfuscated = int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
-    teredo = ipaddress.IPv6Address((0x20010000 << 96) | (int(ipaddress.IPv4Address(server)) << 64)
-                                   | obfuscated)
+    teredo = ipaddress.IPv6Address(
+        (0x20010000 << 96) | (int(ipaddress.IPv4Address(server)) << 64) | obfuscated
+    )
     assert teredo.teredo == (ipaddress.IPv4Address(server), ipaddress.IPv4Address(client))
     with pytest.raises(webhooks.WebhookRefused, match="never allowed"):
         webhooks.check_destination(Settings(**EVERYTHING_ALLOWED), f"http://[{teredo}]/")

@@ -25,9 +25,13 @@ from tests import media_clips
 from tests.test_worker import REPO, stop_worker, worker_env
 
 LOAD_LINE = "whisper-model-load"
-SENTENCES = ["Hello world, this is a simple test.", "The weather is nice today.",
-             "We are testing captions for videos.", "Each sentence should become a segment.",
-             "This is the last sentence of the clip."]
+SENTENCES = [
+    "Hello world, this is a simple test.",
+    "The weather is nice today.",
+    "We are testing captions for videos.",
+    "Each sentence should become a segment.",
+    "This is the last sentence of the clip.",
+]
 READY_LINE = "worker ready"
 
 
@@ -62,9 +66,18 @@ class WorkerOutput:
 async def captions_worker(settings: Settings):
     """worker.py polling the pipeline and captions queues, in its own process."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.test_whisper_warm", "--queue", "pipeline",
-        "--queue", "captions", cwd=REPO, env=worker_env(settings),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "tests.test_whisper_warm",
+        "--queue",
+        "pipeline",
+        "--queue",
+        "captions",
+        cwd=REPO,
+        env=worker_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output = WorkerOutput(proc)
     try:
         await output.wait_for(READY_LINE, within=120)
@@ -79,15 +92,21 @@ async def captions_job(client, settings: Settings, source_key: str, video_id: st
     await asyncio.to_thread(ensure_video, get_engine(settings), video_id, "ada", "processing")
     return await client.execute_workflow(
         "CaptionsWorkflow",
-        CaptionsInput(video_id=video_id, source_key=source_key,
-                      queue_pipeline=settings.queue_pipeline,
-                      queue_captions=settings.queue_captions),
-        id=f"captions-warm-{video_id}", task_queue=settings.queue_pipeline,
-        result_type=CaptionsResult)
+        CaptionsInput(
+            video_id=video_id,
+            source_key=source_key,
+            queue_pipeline=settings.queue_pipeline,
+            queue_captions=settings.queue_captions,
+        ),
+        id=f"captions-warm-{video_id}",
+        task_queue=settings.queue_pipeline,
+        result_type=CaptionsResult,
+    )
 
 
 async def test_second_captions_job_on_a_warm_worker_loads_no_model(
-        client, settings, clips, whisper_ready):
+    client, settings, clips, whisper_ready
+):
     clip = media_clips.make_clip(clips / "warm.mp4", width=320, height=180, seconds=3)
     source_key = keys.source_key("warm-source")
     await asyncio.to_thread(open_storage(settings).put_file, clip, source_key)
@@ -95,16 +114,19 @@ async def test_second_captions_job_on_a_warm_worker_loads_no_model(
         # Loaded at start, before the worker said it was ready: no job pays for it.
         ready_at = next(i for i, line in enumerate(worker.lines) if READY_LINE in line)
         assert [line for line in worker.lines[:ready_at] if line.startswith(LOAD_LINE)], (
-            "the model was not loaded at start:\n" + "\n".join(worker.lines))
+            "the model was not loaded at start:\n" + "\n".join(worker.lines)
+        )
         assert worker.loads() == 1
         for n in (1, 2):
-            result = await captions_job(client, settings, source_key,
-                                        f"warm{n}-{uuid.uuid4().hex[:8]}")
+            result = await captions_job(
+                client, settings, source_key, f"warm{n}-{uuid.uuid4().hex[:8]}"
+            )
             assert result.state == CaptionsState.AVAILABLE, result
             heard = set(media_clips.normalized_words(result.excerpt or ""))
             assert heard & {"hello", "world", "simple", "test"}, result.excerpt
             assert worker.loads() == 1, f"job {n} loaded the model again:\n" + "\n".join(
-                worker.lines)
+                worker.lines
+            )
 
 
 def test_transcriptions_from_two_threads_share_the_model_and_agree(clips, whisper_ready):
@@ -120,13 +142,15 @@ def test_transcriptions_from_two_threads_share_the_model_and_agree(clips, whispe
         return whisper.transcribe(wav, settings=settings)
 
     with ThreadPoolExecutor(2) as pool:
-        together = [f.result(timeout=240) for f in
-                    [pool.submit(transcribe_together) for _ in range(2)]]
+        together = [
+            f.result(timeout=240) for f in [pool.submit(transcribe_together) for _ in range(2)]
+        ]
     assert alone and together == [alone, alone]
 
 
-def test_long_audio_takes_the_batched_pipeline_with_the_same_words(clips, whisper_ready,
-                                                                    monkeypatch):
+def test_long_audio_takes_the_batched_pipeline_with_the_same_words(
+    clips, whisper_ready, monkeypatch
+):
     """Audio of BATCHED_MIN_SECONDS or more goes through faster-whisper's batched, VAD-split
     pipeline (bench/whisper.py: faster there), with cue times inside each chunk; shorter
     audio is decoded plainly. The threshold is lowered so a short clip stands for long audio."""
@@ -157,8 +181,7 @@ def test_long_audio_takes_the_batched_pipeline_with_the_same_words(clips, whispe
     assert all(0 <= s.start < s.end <= seconds + 0.5 for s in batched), batched
 
 
-async def test_the_extracted_wav_reaches_the_model_as_the_decoders_own_samples(clips,
-                                                                                 tmp_path):
+async def test_the_extracted_wav_reaches_the_model_as_the_decoders_own_samples(clips, tmp_path):
     """The captions step's 16 kHz mono WAV is read straight into samples, bit for bit what
     faster-whisper's decoder makes of it; anything else is left to that decoder."""
     import numpy as np
@@ -174,7 +197,7 @@ async def test_the_extracted_wav_reaches_the_model_as_the_decoders_own_samples(c
     piped = tmp_path / "piped.wav"
     data = bytearray(wav.read_bytes())
     size_at = data.find(b"data") + 4
-    data[size_at:size_at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    data[size_at : size_at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
     piped.write_bytes(bytes(data))
     assert np.array_equal(whisper.model_input(piped), samples)
     assert whisper.model_input(spoken) == str(spoken)  # 22.05 kHz: for the decoder

@@ -24,20 +24,30 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def worker_env(settings, **queues: str) -> dict[str, str]:
-    return {**os.environ, "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-            "SPOOL_DATA_DIR": str(settings.data_dir),
-            "SPOOL_QUEUE_PIPELINE": queues.get("pipeline", settings.queue_pipeline),
-            "SPOOL_QUEUE_MEDIA": queues.get("media", settings.queue_media),
-            "SPOOL_QUEUE_CAPTIONS": queues.get("captions", settings.queue_captions)}
+    return {
+        **os.environ,
+        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir),
+        "SPOOL_QUEUE_PIPELINE": queues.get("pipeline", settings.queue_pipeline),
+        "SPOOL_QUEUE_MEDIA": queues.get("media", settings.queue_media),
+        "SPOOL_QUEUE_CAPTIONS": queues.get("captions", settings.queue_captions),
+    }
 
 
-async def start_worker(env: dict[str, str], *args: str,
-                       module: str | None = None) -> asyncio.subprocess.Process:
+async def start_worker(
+    env: dict[str, str], *args: str, module: str | None = None
+) -> asyncio.subprocess.Process:
     """worker.py (or a test wrapper of it) with ``args``, once it has said it is ready."""
     entry = ["-m", module] if module else ["worker.py"]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, *entry, *args, cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        *entry,
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     seen = b""
     while b"worker ready" not in seen:
         line = await asyncio.wait_for(proc.stdout.readline(), 120)
@@ -55,8 +65,11 @@ async def stop_worker(proc: asyncio.subprocess.Process) -> int:
 
 
 async def pollers(client, queue: str, kind: TaskQueueType) -> int:
-    answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+        )
+    )
     return len(answer.pollers)
 
 
@@ -79,17 +92,36 @@ async def test_queue_flag_polls_only_that_kind_of_work(client, settings, task_qu
 
 
 async def test_max_concurrent_activities_sets_each_queues_limit(client, settings, task_queue):
-    args = worker.parse_args(["--queue", "media", "--queue", "captions",
-                              "--max-concurrent-activities", "3", "--grace-seconds", "7"])
-    separate = settings.model_copy(update={"queue_media": f"{task_queue}-m",
-                                           "queue_captions": f"{task_queue}-c"})
-    plan = {w.name: w for w in worker.plan_queues(separate, args.queue,
-                                                  args.max_concurrent_activities)}
+    args = worker.parse_args(
+        [
+            "--queue",
+            "media",
+            "--queue",
+            "captions",
+            "--max-concurrent-activities",
+            "3",
+            "--grace-seconds",
+            "7",
+        ]
+    )
+    separate = settings.model_copy(
+        update={"queue_media": f"{task_queue}-m", "queue_captions": f"{task_queue}-c"}
+    )
+    plan = {
+        w.name: w for w in worker.plan_queues(separate, args.queue, args.max_concurrent_activities)
+    }
     assert {name: w.max_concurrent_activities for name, w in plan.items()} == {
-        f"{task_queue}-m": 3, f"{task_queue}-c": 3}
+        f"{task_queue}-m": 3,
+        f"{task_queue}-c": 3,
+    }
     assert {a.__name__ for a in plan[f"{task_queue}-m"].activities} == {
-        "transcode_rendition", "extract_poster", "encode_chunk", "encode_audio",
-        "package_rendition", "make_storyboard"}
+        "transcode_rendition",
+        "extract_poster",
+        "encode_chunk",
+        "encode_audio",
+        "package_rendition",
+        "make_storyboard",
+    }
     # The limit and the grace period reach the Temporal worker that polls each queue.
     with ThreadPoolExecutor(6) as pool:
         built = worker.build_workers(client, list(plan.values()), pool, args.grace_seconds)
@@ -120,8 +152,9 @@ async def activity_events(handle, prefix: str) -> list[str]:
             ids[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
         for kind in ("completed", "failed", "timed_out", "canceled"):
             field = f"activity_task_{kind}_event_attributes"
-            if event.HasField(field) and \
-                    ids[getattr(event, field).scheduled_event_id].startswith(prefix):
+            if event.HasField(field) and ids[getattr(event, field).scheduled_event_id].startswith(
+                prefix
+            ):
                 ends.append(kind)
     return ends
 
@@ -130,18 +163,27 @@ async def activity_events(handle, prefix: str) -> list[str]:
 def paced_video(clips, settings):
     """A stored upload whose encode takes at least its length (ffmpeg reads at native pace
     in tests.paced_worker), at any machine speed."""
+
     def make(seconds: float):
-        clip = media_clips.make_clip(clips / f"paced{seconds}.mp4", width=160, height=120,
-                                     seconds=seconds, speech=None, tone=True)
+        clip = media_clips.make_clip(
+            clips / f"paced{seconds}.mp4",
+            width=160,
+            height=120,
+            seconds=seconds,
+            speech=None,
+            tone=True,
+        )
         return ingest_video(settings, clip, owner_id="op", captions=False)
+
     return make
 
 
 async def stop_mid_encode(client, settings, inp, grace_seconds: str):
     """Start a paced worker and the job, SIGTERM the worker once its rendition runs; the
     worker must exit 0. Returns the job's handle."""
-    proc = await start_worker(worker_env(settings), "--grace-seconds", grace_seconds,
-                              module="tests.paced_worker")
+    proc = await start_worker(
+        worker_env(settings), "--grace-seconds", grace_seconds, module="tests.paced_worker"
+    )
     handle = await start_video_job(client, settings, inp)
     try:
         await running_rendition(client, handle.id)
@@ -151,7 +193,8 @@ async def stop_mid_encode(client, settings, inp, grace_seconds: str):
 
 
 async def test_stop_signal_lets_a_running_step_finish_within_the_grace_period(
-        client, settings, paced_video):
+    client, settings, paced_video
+):
     handle = await stop_mid_encode(client, settings, paced_video(4), "600")
     # Stopped mid-encode with time to spare: the encode finished and was reported.
     assert await activity_events(handle, "encode-") == ["completed"]  # its one chunk
@@ -159,7 +202,8 @@ async def test_stop_signal_lets_a_running_step_finish_within_the_grace_period(
 
 
 async def test_stop_signal_cancels_a_step_still_running_after_the_grace_period(
-        client, settings, paced_video):
+    client, settings, paced_video
+):
     handle = await stop_mid_encode(client, settings, paced_video(60), "1")
     # A 60 s encode cannot finish in the 1 s grace: it was cancelled (the worker exited 0
     # without waiting for it), so the step did not complete and is pending to run again.

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 
 
-async def eventually(check: Callable[[], object], what: str, within: float = 120.0,
-                     every: float = 0.1):
+async def eventually(
+    check: Callable[[], object], what: str, within: float = 120.0, every: float = 0.1
+):
     """check()'s first truthy value (check may be async); AssertionError naming ``what``
     after ``within`` seconds."""
     deadline = time.monotonic() + within

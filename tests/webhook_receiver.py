@@ -84,8 +84,9 @@ class WebhookReceiver:
     def start(self) -> WebhookReceiver:
         """Listen on the receiver's port (again, after a stop)."""
         if self._server is None:
-            self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port),
-                                                           self._handler())
+            self._server = http.server.ThreadingHTTPServer(
+                ("127.0.0.1", self.port), self._handler()
+            )
             self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
             self._thread.start()
         return self
@@ -126,8 +127,9 @@ class WebhookReceiver:
                 continue
             first = by_id.setdefault(r.msg_id, r.event)
             if _content(first) != _content(r.event):
-                raise AssertionError(f"webhook-id {r.msg_id} carried two different events: "
-                                     f"{first} and {r.event}")
+                raise AssertionError(
+                    f"webhook-id {r.msg_id} carried two different events: {first} and {r.event}"
+                )
         return by_id
 
     def ids_by_type(self) -> dict[str, set[str]]:

@@ -33,10 +33,12 @@ with workflow.unsafe.imports_passed_through():
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 INDEX_POST = Step("index_post", BlogActivities.index_post, policies.INDEX_POST)
-RECORD_POST_FOR_AUTHOR = Step("record_post_for_author", BlogActivities.record_post_for_author,
-                              policies.RECORD_POST_FOR_AUTHOR)
-NOTIFY_FOLLOWERS = Step("notify_followers", BlogActivities.notify_followers,
-                        policies.NOTIFY_FOLLOWERS)
+RECORD_POST_FOR_AUTHOR = Step(
+    "record_post_for_author", BlogActivities.record_post_for_author, policies.RECORD_POST_FOR_AUTHOR
+)
+NOTIFY_FOLLOWERS = Step(
+    "notify_followers", BlogActivities.notify_followers, policies.NOTIFY_FOLLOWERS
+)
 BLOG_STEPS = (INDEX_POST, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
 # Runs that Spool starts carry SpoolKind="blog" and SpoolStatus="processing" from their start
 # (spool/service/jobs.py), so they skip upserting them. Behind this patch: a run whose first
@@ -67,13 +69,17 @@ class BlogPublishWorkflow:
             # Reaches here only when started without Spool's client (e.g. the temporal CLI).
             self._error = str(exc)
             self._set_state(JobState.FAILED)
-            raise ApplicationError(str(exc), {"field": exc.field}, type=INVALID_POST,
-                                   non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), {"field": exc.field}, type=INVALID_POST, non_retryable=True
+            ) from None
 
         index = INDEX_POST.with_policy(policies.index_post_policy(inp.index_retry_seconds))
         published = await asyncio.gather(
-            *(self._publish_step(step, post)
-              for step in (index, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)))
+            *(
+                self._publish_step(step, post)
+                for step in (index, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
+            )
+        )
         self._set_state(JobState.READY if all(published) else JobState.READY_WITH_ERRORS)
         return self.status()
 
@@ -92,17 +98,20 @@ class BlogPublishWorkflow:
         What the start carried is in the history's first event, so the choice replays the
         same; a run started without them (the temporal CLI, any SDK) still gets both."""
         started = workflow.info().typed_search_attributes
-        if (started.get(SPOOL_KIND) == KIND
-                and started.get(SPOOL_STATUS) == str(JobState.PROCESSING)
-                and workflow.patched(START_ATTRIBUTES_PATCH)):
+        if (
+            started.get(SPOOL_KIND) == KIND
+            and started.get(SPOOL_STATUS) == str(JobState.PROCESSING)
+            and workflow.patched(START_ATTRIBUTES_PATCH)
+        ):
             self._state = JobState.PROCESSING
             return
         self._set_state(JobState.PROCESSING)
 
     def _set_state(self, state: JobState) -> None:
         self._state = state
-        workflow.upsert_search_attributes([SPOOL_KIND.value_set(KIND),
-                                           SPOOL_STATUS.value_set(str(state))])
+        workflow.upsert_search_attributes(
+            [SPOOL_KIND.value_set(KIND), SPOOL_STATUS.value_set(str(state))]
+        )
 
     @workflow.query(name="status")
     def status(self) -> BlogPublishStatus:

@@ -26,8 +26,7 @@ with workflow.unsafe.imports_passed_through():
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 EXTRACT_AUDIO = Step("extract_audio", VideoActivities.extract_audio, policies.EXTRACT_AUDIO)
 TRANSCRIBE = Step("transcribe", VideoActivities.transcribe, policies.TRANSCRIBE)
-RECORD_CAPTIONS = Step("record_captions", VideoActivities.record_captions,
-                       policies.RECORD_CAPTIONS)
+RECORD_CAPTIONS = Step("record_captions", VideoActivities.record_captions, policies.RECORD_CAPTIONS)
 # The steps the parent shows for this child.
 CAPTIONS_STEPS = (EXTRACT_AUDIO.name, TRANSCRIBE.name)
 
@@ -51,15 +50,24 @@ class CaptionsWorkflow:
 
     @workflow.run
     async def run(self, inp: CaptionsInput) -> CaptionsResult:
-        last, outcome = EXTRACT_AUDIO, await self._steps.run(
-            bounded(EXTRACT_AUDIO, inp), ExtractAudioInput(inp.video_id, inp.source_key),
-            queue=inp.queue_captions)
+        last, outcome = (
+            EXTRACT_AUDIO,
+            await self._steps.run(
+                bounded(EXTRACT_AUDIO, inp),
+                ExtractAudioInput(inp.video_id, inp.source_key),
+                queue=inp.queue_captions,
+            ),
+        )
         if outcome.ok:
             audio = outcome.value
-            last, outcome = TRANSCRIBE, await self._steps.run(
-                bounded(TRANSCRIBE, inp),
-                TranscribeInput(inp.video_id, audio.audio_key, inp.language, audio.duration),
-                queue=inp.queue_captions)
+            last, outcome = (
+                TRANSCRIBE,
+                await self._steps.run(
+                    bounded(TRANSCRIBE, inp),
+                    TranscribeInput(inp.video_id, audio.audio_key, inp.language, audio.duration),
+                    queue=inp.queue_captions,
+                ),
+            )
         if outcome.cancelled:
             raise asyncio.CancelledError()
         result, record = self._outcome(inp, last, outcome)
@@ -68,18 +76,30 @@ class CaptionsWorkflow:
         self._result = result
         return result
 
-    def _outcome(self, inp: CaptionsInput, last: Step,
-                 outcome: Outcome) -> tuple[CaptionsResult, RecordCaptionsInput]:
+    def _outcome(
+        self, inp: CaptionsInput, last: Step, outcome: Outcome
+    ) -> tuple[CaptionsResult, RecordCaptionsInput]:
         """The child's result and what to record, from the last step run and its outcome."""
         if not outcome.ok:
-            result = CaptionsResult(state=CaptionsState.FAILED, language=inp.language,
-                                    error=outcome.error, failed_step=last.name,
-                                    steps=self._steps.states())
-            return result, RecordCaptionsInput(inp.video_id, CaptionsState.FAILED,
-                                               inp.language, error=result.error)
+            result = CaptionsResult(
+                state=CaptionsState.FAILED,
+                language=inp.language,
+                error=outcome.error,
+                failed_step=last.name,
+                steps=self._steps.states(),
+            )
+            return result, RecordCaptionsInput(
+                inp.video_id, CaptionsState.FAILED, inp.language, error=result.error
+            )
         t = outcome.value
         result = CaptionsResult(
-            state=CaptionsState.AVAILABLE, language=t.language, vtt_key=t.vtt_key,
-            srt_key=t.srt_key, transcript_key=t.transcript_key,
-            segment_count=t.segment_count, excerpt=t.excerpt, steps=self._steps.states())
+            state=CaptionsState.AVAILABLE,
+            language=t.language,
+            vtt_key=t.vtt_key,
+            srt_key=t.srt_key,
+            transcript_key=t.transcript_key,
+            segment_count=t.segment_count,
+            excerpt=t.excerpt,
+            steps=self._steps.states(),
+        )
         return result, RecordCaptionsInput(inp.video_id, CaptionsState.AVAILABLE, t.language, t)

@@ -47,8 +47,9 @@ class Step:
         """The same step under a job's own bounds (retry time, attempts)."""
         return replace(self, policy=policy)
 
-    def execute(self, arg: Any, *, queue: str | None = None,
-                priority: Priority | None = None) -> Awaitable[Any]:
+    def execute(
+        self, arg: Any, *, queue: str | None = None, priority: Priority | None = None
+    ) -> Awaitable[Any]:
         """Schedule the activity under the step's name and policy (and ``priority`` among
         the queue's tasks); the result type is the method's own return annotation."""
         options = policies.activity_options(self.policy)
@@ -56,8 +57,9 @@ class Step:
             options["task_queue"] = queue
         if priority is not None:
             options["priority"] = priority
-        return workflow.execute_activity_method(self.activity, arg, activity_id=self.name,
-                                                **options)
+        return workflow.execute_activity_method(
+            self.activity, arg, activity_id=self.name, **options
+        )
 
 
 @dataclass
@@ -87,15 +89,23 @@ class StepBook:
     def states(self) -> list[StepState]:
         return list(self._steps.values())
 
-    async def run(self, step: Step, arg: Any, *, queue: str | None = None,
-                  progress: bool = False, priority: Priority | None = None) -> Outcome[Any]:
+    async def run(
+        self,
+        step: Step,
+        arg: Any,
+        *,
+        queue: str | None = None,
+        progress: bool = False,
+        priority: Priority | None = None,
+    ) -> Outcome[Any]:
         """Run one activity step; ``progress`` steps show 100 % once done."""
-        return await self.track((step.name,), step.execute(arg, queue=queue,
-                                                           priority=priority),
-                                progress=progress)
+        return await self.track(
+            (step.name,), step.execute(arg, queue=queue, priority=priority), progress=progress
+        )
 
-    async def track(self, names: tuple[str, ...], work: Awaitable[T], *,
-                    progress: bool = False) -> Outcome[T]:
+    async def track(
+        self, names: tuple[str, ...], work: Awaitable[T], *, progress: bool = False
+    ) -> Outcome[T]:
         """Await ``work`` as the steps ``names`` (a child workflow stands for several): the
         first runs at once; a failure or a cancel ends every one not yet finished."""
         self.add(*names)
@@ -132,8 +142,14 @@ class StepBook:
             if step is not None:
                 step.state, step.last_error = child.state, child.last_error
 
-    def end_unfinished(self, state: StepStatus, *, names: Iterable[str] | None = None,
-                       error: str | None = None, detail: str | None = None) -> None:
+    def end_unfinished(
+        self,
+        state: StepStatus,
+        *,
+        names: Iterable[str] | None = None,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         """Give every pending or running step (of ``names``, or all) a final state."""
         for name in self._steps if names is None else names:
             step = self._steps.get(name)

@@ -71,8 +71,9 @@ RENDITION = Step("rendition", VideoActivities.transcode_rendition, policies.REND
 POSTER = Step("poster", VideoActivities.extract_poster, policies.POSTER)
 RECORD = Step("record", VideoActivities.record, policies.RECORD)
 NOTIFY = Step("notify", VideoActivities.notify_owner, policies.NOTIFY)
-ANNOUNCE_CAPTIONS = Step("announce-captions", WebhookActivities.publish_event,
-                         policies.ANNOUNCE_CAPTIONS)
+ANNOUNCE_CAPTIONS = Step(
+    "announce-captions", WebhookActivities.publish_event, policies.ANNOUNCE_CAPTIONS
+)
 # Chunked encoding. ``encode`` and ``package`` are aggregates in the status: their items
 # (``encode-00003``, ``package-720p``) are the activities, and a rendition's progress is
 # derived from its chunks (docs/ARCHITECTURE.md, step table).
@@ -163,11 +164,20 @@ class VideoPipelineWorkflow:
     def status(self) -> VideoStatus:
         inp = self._inp
         return VideoStatus(
-            job_id=self._job_id, video_id=inp.video_id if inp else "", state=self._state,
-            steps=self._steps.states(), error=self._error,
-            captions_state=self._captions_state, renditions=self._renditions_by_height(),
-            poster=self._poster, probe=self._probe, captions=self._captions,
-            hls=self._hls, storyboard=self._storyboard, step_shares=self._step_shares())
+            job_id=self._job_id,
+            video_id=inp.video_id if inp else "",
+            state=self._state,
+            steps=self._steps.states(),
+            error=self._error,
+            captions_state=self._captions_state,
+            renditions=self._renditions_by_height(),
+            poster=self._poster,
+            probe=self._probe,
+            captions=self._captions,
+            hls=self._hls,
+            storyboard=self._storyboard,
+            step_shares=self._step_shares(),
+        )
 
     @workflow.run
     async def run(self, inp: VideoPipelineInput) -> VideoStatus:
@@ -187,8 +197,9 @@ class VideoPipelineWorkflow:
 
     async def _process(self, inp: VideoPipelineInput) -> tuple[JobState, str | None]:
         """probe ─┬─ renditions ∥ poster ∥ captions: the outcome once every branch ended."""
-        probed = await self._steps.run(PROBE, ProbeInput(inp.video_id, inp.source_key),
-                                       queue=inp.queue_pipeline)
+        probed = await self._steps.run(
+            PROBE, ProbeInput(inp.video_id, inp.source_key), queue=inp.queue_pipeline
+        )
         if probed.cancelled:
             raise asyncio.CancelledError()
         if not probed.ok:
@@ -200,10 +211,14 @@ class VideoPipelineWorkflow:
         if workflow.patched("chunked-encoding"):
             await self._process_chunked(probe, heights)
             return job_outcome(bool(self._renditions), self._errors)
-        self._steps.add(*(rendition_step(h).name for h in heights), POSTER.name,
-                        *CAPTIONS_STEPS, NOTIFY.name)
-        await asyncio.gather(*(self._rendition(h, probe) for h in heights),
-                             self._make_poster(probe), self._make_captions(probe))
+        self._steps.add(
+            *(rendition_step(h).name for h in heights), POSTER.name, *CAPTIONS_STEPS, NOTIFY.name
+        )
+        await asyncio.gather(
+            *(self._rendition(h, probe) for h in heights),
+            self._make_poster(probe),
+            self._make_captions(probe),
+        )
         return job_outcome(bool(self._renditions), self._errors)
 
     # --- chunked path -----------------------------------------------------------------------
@@ -216,18 +231,29 @@ class VideoPipelineWorkflow:
             self._steps.add(POSTER.name, *CAPTIONS_STEPS, NOTIFY.name)
             await every_branch(self._make_poster(probe), self._make_captions(probe))
             return
-        planned = await self._steps.run(PLAN, EncodingPlanInput(inp.video_id, probe, heights),
-                                        queue=inp.queue_pipeline)
+        planned = await self._steps.run(
+            PLAN, EncodingPlanInput(inp.video_id, probe, heights), queue=inp.queue_pipeline
+        )
         if planned.cancelled:
             raise asyncio.CancelledError()
         if not planned.ok:
             self._errors[PLAN.name] = planned.error
             return
         plan = self._plan = planned.value
-        self._steps.add(ENCODE.name, *self._rendition_steps(plan), AUDIO.name, POSTER.name,
-                        *CAPTIONS_STEPS, PACKAGE.name, STORYBOARD.name, HLS.name, NOTIFY.name)
-        await every_branch(self._deliver(plan, probe), self._make_poster(probe),
-                           self._make_captions(probe))
+        self._steps.add(
+            ENCODE.name,
+            *self._rendition_steps(plan),
+            AUDIO.name,
+            POSTER.name,
+            *CAPTIONS_STEPS,
+            PACKAGE.name,
+            STORYBOARD.name,
+            HLS.name,
+            NOTIFY.name,
+        )
+        await every_branch(
+            self._deliver(plan, probe), self._make_poster(probe), self._make_captions(probe)
+        )
 
     async def _deliver(self, plan: EncodingPlan, probe: ProbeResult) -> None:
         self._stagger_encodes = workflow.patched(LATE_ENCODES_PATCH)
@@ -242,21 +268,31 @@ class VideoPipelineWorkflow:
         self._shares = chunk_shares(plan.chunks)
         self._steps.start(ENCODE.name, *self._rendition_steps(plan))
         longest = longest_chunk(plan)
-        failures = [f for f in await every_branch(
-            *(self._encode_chunk(chunk, plan,
-                                 policies.encode_priority(chunk.duration, longest))
-              for chunk in plan.chunks)) if f]
+        failures = [
+            f
+            for f in await every_branch(
+                *(
+                    self._encode_chunk(
+                        chunk, plan, policies.encode_priority(chunk.duration, longest)
+                    )
+                    for chunk in plan.chunks
+                )
+            )
+            if f
+        ]
         if not failures:
             self._steps.end_unfinished(StepStatus.DONE, names=[ENCODE.name])
             return
         self._errors[ENCODE.name] = "; ".join(failures)
-        self._steps.end_unfinished(StepStatus.FAILED, names=[ENCODE.name],
-                                   error=self._errors[ENCODE.name])
+        self._steps.end_unfinished(
+            StepStatus.FAILED, names=[ENCODE.name], error=self._errors[ENCODE.name]
+        )
         for rendition in plan.renditions:
             self._fail_rendition(rendition.name, failures[0], record=False)
 
-    async def _encode_chunk(self, chunk: ChunkPlan, plan: EncodingPlan,
-                            priority: Priority) -> str | None:
+    async def _encode_chunk(
+        self, chunk: ChunkPlan, plan: EncodingPlan, priority: Priority
+    ) -> str | None:
         """One chunk of every rendition; the error it failed with as a whole, if it did."""
         inp = self._require_input()
         step = chunk_step(chunk)
@@ -264,9 +300,19 @@ class VideoPipelineWorkflow:
         self._running_chunks.add(step.name)
         try:
             made = await step.execute(
-                ChunkInput(inp.video_id, inp.source_key, chunk, plan.renditions, plan.fps,
-                           plan.segment_seconds, plan.thumb_every, plan.thumb_width),
-                queue=inp.queue_media, priority=priority)
+                ChunkInput(
+                    inp.video_id,
+                    inp.source_key,
+                    chunk,
+                    plan.renditions,
+                    plan.fps,
+                    plan.segment_seconds,
+                    plan.thumb_every,
+                    plan.thumb_width,
+                ),
+                queue=inp.queue_media,
+                priority=priority,
+            )
         except ActivityError as err:
             if is_cancelled_exception(err):
                 return None  # the job's cancel: the gather raises it once every chunk stopped
@@ -278,8 +324,14 @@ class VideoPipelineWorkflow:
         self._steps.set_percent(ENCODE.name, self._encoded)
         self._thumbs += made.thumbs
         for rendition in plan.renditions:
-            self._take_chunk(rendition, chunk, made.files.get(rendition.name),
-                             made.failed.get(rendition.name), share, len(plan.chunks))
+            self._take_chunk(
+                rendition,
+                chunk,
+                made.files.get(rendition.name),
+                made.failed.get(rendition.name),
+                share,
+                len(plan.chunks),
+            )
         return None
 
     async def _turn_of(self, priority: Priority) -> None:
@@ -291,19 +343,28 @@ class VideoPipelineWorkflow:
             self._late_encodes = asyncio.ensure_future(asyncio.sleep(LATE_ENCODES_DELAY))
         await self._late_encodes
 
-    def _take_chunk(self, rendition: RenditionPlan, chunk: ChunkPlan, key: str | None,
-                    error: str | None, share: float, chunks: int) -> None:
+    def _take_chunk(
+        self,
+        rendition: RenditionPlan,
+        chunk: ChunkPlan,
+        key: str | None,
+        error: str | None,
+        share: float,
+        chunks: int,
+    ) -> None:
         if error is not None or key is None:
-            self._fail_rendition(rendition.name,
-                                 f"chunk {chunk.index}: {error or 'no file was made'}")
+            self._fail_rendition(
+                rendition.name, f"chunk {chunk.index}: {error or 'no file was made'}"
+            )
             return
         made = self._chunk_keys.setdefault(rendition.name, {})
         made[chunk.index] = key
         self._made_share[rendition.name] = self._made_share.get(rendition.name, 0.0) + share
         if rendition.name not in self._failed_renditions:
-            self._steps.set_percent(RENDITION.at(rendition.name).name,
-                                    100.0 if len(made) == chunks
-                                    else self._made_share[rendition.name])
+            self._steps.set_percent(
+                RENDITION.at(rendition.name).name,
+                100.0 if len(made) == chunks else self._made_share[rendition.name],
+            )
 
     def _fail_rendition(self, name: str, error: str, *, record: bool = True) -> None:
         """The first error of a rendition fails it; ``record`` False when the cause is
@@ -326,9 +387,14 @@ class VideoPipelineWorkflow:
         priority = policies.audio_priority(probe.duration, longest_chunk(plan))
         await self._turn_of(priority)
         made = await self._steps.run(
-            AUDIO, AudioTrackInput(inp.video_id, inp.source_key, plan.audio_kbps,
-                                   plan.segment_seconds, probe.duration),
-            queue=inp.queue_media, progress=True, priority=priority)
+            AUDIO,
+            AudioTrackInput(
+                inp.video_id, inp.source_key, plan.audio_kbps, plan.segment_seconds, probe.duration
+            ),
+            queue=inp.queue_media,
+            progress=True,
+            priority=priority,
+        )
         if made.ok:
             self._audio = made.value
         elif made.error is not None:
@@ -338,31 +404,49 @@ class VideoPipelineWorkflow:
                 self._fail_rendition(rendition.name, f"audio: {made.error}", record=False)
 
     async def _package_all(self, plan: EncodingPlan, probe: ProbeResult) -> None:
-        ready = [r for r in plan.renditions if r.name not in self._failed_renditions
-                 and len(self._chunk_keys.get(r.name, {})) == len(plan.chunks)
-                 and (self._audio is not None or not probe.has_audio)]
+        ready = [
+            r
+            for r in plan.renditions
+            if r.name not in self._failed_renditions
+            and len(self._chunk_keys.get(r.name, {})) == len(plan.chunks)
+            and (self._audio is not None or not probe.has_audio)
+        ]
         if not ready:
             self._steps.skip([PACKAGE.name], "no rendition was encoded")
             return
         self._steps.start(PACKAGE.name)
-        failed = [f for f in await every_branch(
-            *(self._package(r, plan, probe) for r in ready)) if f]
-        self._steps.end_unfinished(StepStatus.FAILED if failed else StepStatus.DONE,
-                                   names=[PACKAGE.name],
-                                   error="; ".join(failed) if failed else None)
+        failed = [
+            f for f in await every_branch(*(self._package(r, plan, probe) for r in ready)) if f
+        ]
+        self._steps.end_unfinished(
+            StepStatus.FAILED if failed else StepStatus.DONE,
+            names=[PACKAGE.name],
+            error="; ".join(failed) if failed else None,
+        )
 
-    async def _package(self, rendition: RenditionPlan, plan: EncodingPlan,
-                       probe: ProbeResult) -> str | None:
+    async def _package(
+        self, rendition: RenditionPlan, plan: EncodingPlan, probe: ProbeResult
+    ) -> str | None:
         """Join one rendition's chunks with the audio (its progressive MP4) and cut its HLS
         variant, by stream copy; the error, if it failed."""
         inp = self._require_input()
         step = RENDITION.at(rendition.name)
         made_keys = self._chunk_keys[rendition.name]
-        made = await self._steps.track((step.name,), PACKAGE.at(rendition.name).execute(
-            PackageInput(inp.video_id, rendition, [made_keys[c.index] for c in plan.chunks],
-                         self._audio.key if self._audio else None, plan.segment_seconds,
-                         probe.duration),
-            queue=inp.queue_media), progress=True)
+        made = await self._steps.track(
+            (step.name,),
+            PACKAGE.at(rendition.name).execute(
+                PackageInput(
+                    inp.video_id,
+                    rendition,
+                    [made_keys[c.index] for c in plan.chunks],
+                    self._audio.key if self._audio else None,
+                    plan.segment_seconds,
+                    probe.duration,
+                ),
+                queue=inp.queue_media,
+            ),
+            progress=True,
+        )
         if made.ok:
             self._renditions[rendition.height] = made.value.rendition
             self._variants[rendition.name] = made.value.variant
@@ -382,10 +466,16 @@ class VideoPipelineWorkflow:
             self._steps.skip([STORYBOARD.name], "no rendition was encoded")
             return
         made = await self._steps.run(
-            STORYBOARD, StoryboardInput(inp.video_id, plan.thumb_every,
-                                        plan.storyboard_columns, plan.storyboard_rows,
-                                        probe.duration),
-            queue=inp.queue_media)
+            STORYBOARD,
+            StoryboardInput(
+                inp.video_id,
+                plan.thumb_every,
+                plan.storyboard_columns,
+                plan.storyboard_rows,
+                probe.duration,
+            ),
+            queue=inp.queue_media,
+        )
         if made.ok:
             self._storyboard = made.value
         elif made.error is not None:
@@ -400,10 +490,15 @@ class VideoPipelineWorkflow:
             self._steps.skip([HLS.name], "no rendition was packaged")
             return
         made = await self._steps.run(
-            HLS, MasterPlaylistInput(inp.video_id, variants,
-                                     audio_key=self._audio.key if self._audio else None,
-                                     segment_seconds=plan.segment_seconds),
-            queue=inp.queue_pipeline)
+            HLS,
+            MasterPlaylistInput(
+                inp.video_id,
+                variants,
+                audio_key=self._audio.key if self._audio else None,
+                segment_seconds=plan.segment_seconds,
+            ),
+            queue=inp.queue_pipeline,
+        )
         if made.ok:
             self._hls = made.value
         elif made.error is not None:
@@ -430,9 +525,11 @@ class VideoPipelineWorkflow:
         inp = self._require_input()
         step = rendition_step(height)
         made = await self._steps.run(
-            step, RenditionInput(inp.video_id, inp.source_key, height, probe.has_audio,
-                                 probe.duration),
-            queue=inp.queue_media, progress=True)
+            step,
+            RenditionInput(inp.video_id, inp.source_key, height, probe.has_audio, probe.duration),
+            queue=inp.queue_media,
+            progress=True,
+        )
         if made.ok:
             self._renditions[height] = made.value
         elif made.error is not None:
@@ -441,8 +538,10 @@ class VideoPipelineWorkflow:
     async def _make_poster(self, probe: ProbeResult) -> None:
         inp = self._require_input()
         made = await self._steps.run(
-            POSTER, PosterInput(inp.video_id, inp.source_key, round(probe.duration * 0.1, 3)),
-            queue=inp.queue_media)
+            POSTER,
+            PosterInput(inp.video_id, inp.source_key, round(probe.duration * 0.1, 3)),
+            queue=inp.queue_media,
+        )
         if made.ok:
             self._poster = made.value
         elif made.error is not None:
@@ -451,18 +550,31 @@ class VideoPipelineWorkflow:
     async def _make_captions(self, probe: ProbeResult) -> None:
         inp = self._require_input()
         if not inp.captions or not probe.has_audio:
-            self._steps.skip(CAPTIONS_STEPS,
-                             "not requested" if not inp.captions else "no audio track")
-            self._captions_state = (CaptionsState.DISABLED if not inp.captions
-                                    else CaptionsState.SKIPPED)
+            self._steps.skip(
+                CAPTIONS_STEPS, "not requested" if not inp.captions else "no audio track"
+            )
+            self._captions_state = (
+                CaptionsState.DISABLED if not inp.captions else CaptionsState.SKIPPED
+            )
             return
-        made = await self._steps.track(CAPTIONS_STEPS, workflow.execute_child_workflow(
-            CaptionsWorkflow.run,
-            CaptionsInput(inp.video_id, inp.source_key, inp.language, inp.queue_pipeline,
-                          inp.queue_captions, inp.captions_max_attempts),
-            id=captions_workflow_id(inp.video_id), task_queue=inp.queue_pipeline,
-            cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-            execution_timeout=timedelta(days=2)))
+        made = await self._steps.track(
+            CAPTIONS_STEPS,
+            workflow.execute_child_workflow(
+                CaptionsWorkflow.run,
+                CaptionsInput(
+                    inp.video_id,
+                    inp.source_key,
+                    inp.language,
+                    inp.queue_pipeline,
+                    inp.queue_captions,
+                    inp.captions_max_attempts,
+                ),
+                id=captions_workflow_id(inp.video_id),
+                task_queue=inp.queue_pipeline,
+                cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                execution_timeout=timedelta(days=2),
+            ),
+        )
         if made.cancelled:
             return
         if not made.ok:
@@ -471,8 +583,7 @@ class VideoPipelineWorkflow:
             return
         result = self._captions = made.value
         self._captions_state = result.state
-        if result.state == CaptionsState.AVAILABLE and workflow.patched(
-                "captions-available-event"):
+        if result.state == CaptionsState.AVAILABLE and workflow.patched("captions-available-event"):
             self._announcements.append(asyncio.create_task(self._announce_captions(result)))
         self._steps.adopt(result.steps)
         if result.state != CaptionsState.AVAILABLE:
@@ -483,14 +594,20 @@ class VideoPipelineWorkflow:
         event = PublishEventInput(
             event_id=f"captions-available:{inp.video_id}",
             event_type="video.captions_available",
-            payload={"video_id": inp.video_id, "job_id": self._job_id,
-                     "language": result.language, "segments": result.segment_count},
-            callback_url=inp.callback_url)
+            payload={
+                "video_id": inp.video_id,
+                "job_id": self._job_id,
+                "language": result.language,
+                "segments": result.segment_count,
+            },
+            callback_url=inp.callback_url,
+        )
         try:
             await ANNOUNCE_CAPTIONS.execute(event, queue=inp.queue_pipeline)
         except ActivityError as err:
-            workflow.logger.warning("captions-available event not delivered: %s",
-                                    failure_message(err))
+            workflow.logger.warning(
+                "captions-available event not delivered: %s", failure_message(err)
+            )
 
     # --- ending ---------------------------------------------------------------------------
     # A cancel is handled here only. Before the outcome is decided it stops every branch,
@@ -519,10 +636,12 @@ class VideoPipelineWorkflow:
         await asyncio.gather(*self._announcements, return_exceptions=True)
         if not self._final_recorded:
             # A new activity id: the interrupted attempt may still be pending under the old.
-            await asyncio.shield(asyncio.ensure_future(
-                self._record_final(state, RECORD.at("final-after-cancel"))))
-        self._steps.end_unfinished(StepStatus.CANCELLED, names=[NOTIFY.name],
-                                   detail=self._cancelled_after(state))
+            await asyncio.shield(
+                asyncio.ensure_future(self._record_final(state, RECORD.at("final-after-cancel")))
+            )
+        self._steps.end_unfinished(
+            StepStatus.CANCELLED, names=[NOTIFY.name], detail=self._cancelled_after(state)
+        )
 
     async def _finish(self, state: JobState, error: str | None) -> None:
         """Record the outcome, then tell the owner once."""
@@ -536,7 +655,8 @@ class VideoPipelineWorkflow:
             # recorded, so only the notice waits.
             await asyncio.gather(*self._announcements)
         payload = {
-            "job_id": self._job_id, "error": self._error,
+            "job_id": self._job_id,
+            "error": self._error,
             "captions_state": self._captions_state,
             "renditions": [rendition_name(h) for h in sorted(self._renditions, reverse=True)],
         }
@@ -544,28 +664,35 @@ class VideoPipelineWorkflow:
         # retries, or was cancelled, is reported on its step, not turned into a failed or
         # cancelled job.
         await self._steps.run(
-            NOTIFY, NotifyOwnerInput(inp.video_id, inp.owner_id, state, payload,
-                                     inp.callback_url),
-            queue=inp.queue_pipeline)
+            NOTIFY,
+            NotifyOwnerInput(inp.video_id, inp.owner_id, state, payload, inp.callback_url),
+            queue=inp.queue_pipeline,
+        )
         self._steps.note_cancelled(NOTIFY.name, self._cancelled_after(state))
         self._steps.end_unfinished(
-            StepStatus.CANCELLED if state == JobState.CANCELLED else StepStatus.SKIPPED)
+            StepStatus.CANCELLED if state == JobState.CANCELLED else StepStatus.SKIPPED
+        )
 
     async def _record_final(self, state: JobState, step: Step) -> None:
         await self._record(
-            step, status=state, renditions=self._renditions_by_height(),
+            step,
+            status=state,
+            renditions=self._renditions_by_height(),
             poster_key=self._poster.key if self._poster else None,
             captions_state=self._captions_state
-            if self._captions_state != CaptionsState.PENDING else None,
+            if self._captions_state != CaptionsState.PENDING
+            else None,
             errors=dict(self._errors) or None,
             hls_key=self._hls.key if self._hls else None,
-            storyboard_key=self._storyboard.vtt_key if self._storyboard else None)
+            storyboard_key=self._storyboard.vtt_key if self._storyboard else None,
+        )
         self._final_recorded = True
 
     async def _record(self, step: Step, **values) -> None:
         inp = self._require_input()
-        await step.execute(RecordVideoInput(inp.video_id, inp.owner_id, **values),
-                           queue=inp.queue_pipeline)
+        await step.execute(
+            RecordVideoInput(inp.video_id, inp.owner_id, **values), queue=inp.queue_pipeline
+        )
 
     # --- views ----------------------------------------------------------------------------
 
@@ -578,8 +705,9 @@ class VideoPipelineWorkflow:
 
     def _set_state(self, state: JobState) -> None:
         self._state = state
-        workflow.upsert_search_attributes([SPOOL_KIND.value_set("video"),
-                                           SPOOL_STATUS.value_set(str(state))])
+        workflow.upsert_search_attributes(
+            [SPOOL_KIND.value_set("video"), SPOOL_STATUS.value_set(str(state))]
+        )
 
     def _require_input(self) -> VideoPipelineInput:
         if self._inp is None:  # pragma: no cover - run() sets it first

@@ -36,16 +36,23 @@ async def healthz() -> Alive:
     return Alive()
 
 
-@router.get("/readyz", response_model=Readiness,
-            responses={503: {"model": Readiness,
-                             "description": "a dependency is unreachable; `checks` says which"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        503: {"model": Readiness, "description": "a dependency is unreachable; `checks` says which"}
+    },
+)
 async def readyz(svc: Services = Depends(services)) -> JSONResponse:
     """Temporal, the database, the post index and object storage all answer."""
-    checks = await asyncio.gather(_check_temporal(svc), _check_db(svc), _check_index(svc),
-                                  _check_storage(svc))
+    checks = await asyncio.gather(
+        _check_temporal(svc), _check_db(svc), _check_index(svc), _check_storage(svc)
+    )
     # A driver's error may quote its URL or credentials: /readyz is public.
-    results = {name: redact(check, svc.settings) for name, check in zip(
-        ("temporal", "database", "index", "storage"), checks, strict=True)}
+    results = {
+        name: redact(check, svc.settings)
+        for name, check in zip(("temporal", "database", "index", "storage"), checks, strict=True)
+    }
     ok = all(v == "ok" for v in results.values())
     body = Readiness(status="ready" if ok else "unavailable", checks=results)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

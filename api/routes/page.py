@@ -28,8 +28,12 @@ async def page_config(request: Request, svc: Services = Depends(services)) -> Pa
     settings.api_expose_key_to_localhost is on and the caller is on this machine."""
     settings = svc.settings
     key = None
-    if (settings.api_expose_key_to_localhost and settings.api_key_values
-            and is_loopback_client(request)):
+    if (
+        settings.api_expose_key_to_localhost
+        and settings.api_key_values
+        and is_loopback_client(request)
+    ):
         key = settings.api_key_values[0]
-    return PageConfig(api_key=key, public_reads=settings.public_reads,
-                      max_upload_bytes=settings.max_upload_bytes)
+    return PageConfig(
+        api_key=key, public_reads=settings.public_reads, max_upload_bytes=settings.max_upload_bytes
+    )

@@ -28,8 +28,9 @@ def _whitespace_class() -> str:
             ranges[-1][1] = code
         else:
             ranges.append([code, code])
-    return "".join(f"\\u{first:04x}" + (f"-\\u{last:04x}" if last > first else "")
-                   for first, last in ranges)
+    return "".join(
+        f"\\u{first:04x}" + (f"-\\u{last:04x}" if last > first else "") for first, last in ranges
+    )
 
 
 # What spool.models.validate_post accepts, stated in the schema: no whitespace (as Python
@@ -56,34 +57,54 @@ class PostIn(BaseModel):
 
     post_id: IdStr
     author_id: IdStr
-    title: str = Field(..., min_length=1, max_length=defaults.MAX_POST_TITLE_CHARS,
-                       pattern=TEXT_PATTERN)
-    body: str = Field(..., min_length=1, max_length=defaults.MAX_POST_BODY_CHARS,
-                      pattern=TEXT_PATTERN)
+    title: str = Field(
+        ..., min_length=1, max_length=defaults.MAX_POST_TITLE_CHARS, pattern=TEXT_PATTERN
+    )
+    body: str = Field(
+        ..., min_length=1, max_length=defaults.MAX_POST_BODY_CHARS, pattern=TEXT_PATTERN
+    )
     version: Version = 1
     tags: list[str] = Field(default_factory=list, max_length=100)
-    published_at: str | None = Field(None, description="ISO 8601 date-time",
-                                     json_schema_extra={"format": "date-time"})
+    published_at: str | None = Field(
+        None, description="ISO 8601 date-time", json_schema_extra={"format": "date-time"}
+    )
     followers: list[IdStr] | None = Field(
-        None, max_length=10_000, description="ids to notify; omit for the author's followers")
+        None, max_length=10_000, description="ids to notify; omit for the author's followers"
+    )
 
 
 async def require_json(request: Request) -> None:
     """A post is JSON: anything else is 415 before the body is parsed. Async: no thread hop."""
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if ctype != "application/json" and not (ctype.startswith("application/")
-                                            and ctype.endswith("+json")):
+    if ctype != "application/json" and not (
+        ctype.startswith("application/") and ctype.endswith("+json")
+    ):
         raise ApiError(415, "send the post as JSON (Content-Type: application/json)")
 
 
-@router.post("/posts", status_code=202, dependencies=[*WRITE, Depends(require_json)],
-             response_model=PostAccepted, operation_id="publish_post",
-             responses={202: {"links": {"GetPost": {
-                 "operationId": "read_post",
-                 "parameters": {"post_id": "$response.body#/post_id",
-                                "version": "$response.body#/version"}}}},
-                 **error_responses(400, 401, 413, 415, 422, 503,
-                                   e503="Temporal is unavailable; nothing was started")})
+@router.post(
+    "/posts",
+    status_code=202,
+    dependencies=[*WRITE, Depends(require_json)],
+    response_model=PostAccepted,
+    operation_id="publish_post",
+    responses={
+        202: {
+            "links": {
+                "GetPost": {
+                    "operationId": "read_post",
+                    "parameters": {
+                        "post_id": "$response.body#/post_id",
+                        "version": "$response.body#/version",
+                    },
+                }
+            }
+        },
+        **error_responses(
+            400, 401, 413, 415, 422, 503, e503="Temporal is unavailable; nothing was started"
+        ),
+    },
+)
 async def publish_post(post_in: PostIn, svc: Services = Depends(services)) -> JSONResponse:
     """Start publishing; repeating the same post id + version returns the same job."""
     try:
@@ -95,11 +116,17 @@ async def publish_post(post_in: PostIn, svc: Services = Depends(services)) -> JS
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
 
-@router.get("/posts/search", dependencies=READ, response_model=SearchResults,
-            responses=error_responses(401, 422, 503, e503="the post index is unavailable"))
-async def search_posts(q: str = Query(..., max_length=1000),
-                       limit: int = Query(20, ge=1, le=100),
-                       svc: Services = Depends(services)) -> SearchResults:
+@router.get(
+    "/posts/search",
+    dependencies=READ,
+    response_model=SearchResults,
+    responses=error_responses(401, 422, 503, e503="the post index is unavailable"),
+)
+async def search_posts(
+    q: str = Query(..., max_length=1000),
+    limit: int = Query(20, ge=1, le=100),
+    svc: Services = Depends(services),
+) -> SearchResults:
     """Posts matching any word of q, best first (title matches count double)."""
     try:
         return await svc.posts.search(q, limit)
@@ -107,15 +134,23 @@ async def search_posts(q: str = Query(..., max_length=1000),
         raise ApiError(503, f"search index unavailable: {exc}") from None
 
 
-@router.get("/posts/{post_id}", dependencies=READ, response_model=PostView,
-            operation_id="read_post",
-            responses=error_responses(401, 404, 422, e404="no such post (or version)"))
-async def read_post(post_id: str = Path(..., pattern=ID_PATTERN),
-                    version: int | None = Query(
-                        None, ge=1, le=2**62,
-                        description="a version just published: answered by its job's state "
-                                    "until it is recorded"),
-                    svc: Services = Depends(services)) -> PostView:
+@router.get(
+    "/posts/{post_id}",
+    dependencies=READ,
+    response_model=PostView,
+    operation_id="read_post",
+    responses=error_responses(401, 404, 422, e404="no such post (or version)"),
+)
+async def read_post(
+    post_id: str = Path(..., pattern=ID_PATTERN),
+    version: int | None = Query(
+        None,
+        ge=1,
+        le=2**62,
+        description="a version just published: answered by its job's state until it is recorded",
+    ),
+    svc: Services = Depends(services),
+) -> PostView:
     """A published post: its record and, once indexed, its text."""
     view = await svc.posts.view(post_id, version)
     if view is None:

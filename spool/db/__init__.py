@@ -78,7 +78,8 @@ def ensure_schema(engine: Engine, settings: Settings) -> None:
     if not settings.db_auto_migrate:
         raise migrations.SchemaError(
             f"database schema is at revision {migrations.revision_label(current)}, expected "
-            f"{head}: run `python -m spool.migrate`")
+            f"{head}: run `python -m spool.migrate`"
+        )
     migrations.upgrade_to_head(engine)
 
 
@@ -112,4 +113,3 @@ def insert_ignore(dialect: Any, table: sa.Table):
     named (to build a statement once per dialect)."""
     name = dialect if isinstance(dialect, str) else dialect.dialect.name
     return dialect_insert(name)(table).on_conflict_do_nothing()
-

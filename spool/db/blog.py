@@ -36,8 +36,12 @@ posts = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("tags", sa.JSON, nullable=False),
     sa.Column("published_at", sa.String(64), nullable=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-              onupdate=sa.func.now()),
+    sa.Column(
+        "updated_at",
+        sa.DateTime(timezone=True),
+        server_default=sa.func.now(),
+        onupdate=sa.func.now(),
+    ),
 )
 
 followers = sa.Table(
@@ -55,8 +59,14 @@ class CountOutcome:
 
 
 def record_post_for_author(
-    engine: Engine, *, author_id: str, post_id: str, version: int, title: str,
-    tags: list[str], published_at: str | None,
+    engine: Engine,
+    *,
+    author_id: str,
+    post_id: str,
+    version: int,
+    title: str,
+    tags: list[str],
+    published_at: str | None,
 ) -> CountOutcome:
     """In one transaction: remember the post's latest version and count it for its author once.
 
@@ -67,27 +77,56 @@ def record_post_for_author(
     with engine.begin() as conn:
         # RETURNING says whether this statement created the row; rowcount for ON CONFLICT DO
         # NOTHING differs between drivers.
-        created = conn.execute(_counting_statements(conn.dialect.name).claim_post,
-                               {"author_id": author_id, "post_id": post_id}).first() is not None
-        count = (_count_one_more(conn, author_id) if created
-                 else _current_count(conn, author_id))
-        _store_post_version(conn, post_id=post_id, author_id=author_id, version=version,
-                            title=title, tags=tags, published_at=published_at)
+        created = (
+            conn.execute(
+                _counting_statements(conn.dialect.name).claim_post,
+                {"author_id": author_id, "post_id": post_id},
+            ).first()
+            is not None
+        )
+        count = _count_one_more(conn, author_id) if created else _current_count(conn, author_id)
+        _store_post_version(
+            conn,
+            post_id=post_id,
+            author_id=author_id,
+            version=version,
+            title=title,
+            tags=tags,
+            published_at=published_at,
+        )
     return CountOutcome(counted=created, post_count=count)
 
 
 def _count_one_more(conn, author_id: str) -> int:
     """Add one to the author's count, creating the author at 1; the count after it."""
-    return conn.execute(_counting_statements(conn.dialect.name).count_one_more,
-                        {"author_id": author_id, "post_count": 1}).scalar_one()
+    return conn.execute(
+        _counting_statements(conn.dialect.name).count_one_more,
+        {"author_id": author_id, "post_count": 1},
+    ).scalar_one()
 
 
-def _store_post_version(conn, *, post_id: str, author_id: str, version: int, title: str,
-                        tags: list[str], published_at: str | None) -> None:
+def _store_post_version(
+    conn,
+    *,
+    post_id: str,
+    author_id: str,
+    version: int,
+    title: str,
+    tags: list[str],
+    published_at: str | None,
+) -> None:
     """Keep the newest version's metadata; an older version arriving late changes nothing."""
-    conn.execute(_counting_statements(conn.dialect.name).store_version, {
-        "post_id": post_id, "author_id": author_id, "version": version, "title": title,
-        "tags": tags, "published_at": published_at})
+    conn.execute(
+        _counting_statements(conn.dialect.name).store_version,
+        {
+            "post_id": post_id,
+            "author_id": author_id,
+            "version": version,
+            "title": title,
+            "tags": tags,
+            "published_at": published_at,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -104,16 +143,23 @@ def _counting_statements(dialect: str) -> _CountingStatements:
     publish."""
     insert = dialect_insert(dialect)
     claim = insert(author_posts).on_conflict_do_nothing().returning(author_posts.c.post_id)
-    count = insert(authors).on_conflict_do_update(
-        index_elements=[authors.c.author_id], set_={"post_count": authors.c.post_count + 1}
-    ).returning(authors.c.post_count)
+    count = (
+        insert(authors)
+        .on_conflict_do_update(
+            index_elements=[authors.c.author_id], set_={"post_count": authors.c.post_count + 1}
+        )
+        .returning(authors.c.post_count)
+    )
     store = insert(posts)
-    newer = {name: store.excluded[name]
-             for name in ("author_id", "version", "title", "tags", "published_at")}
+    newer = {
+        name: store.excluded[name]
+        for name in ("author_id", "version", "title", "tags", "published_at")
+    }
     # ON CONFLICT DO UPDATE does not apply the column's onupdate: say it.
     newer["updated_at"] = sa.func.now()
-    store = store.on_conflict_do_update(index_elements=[posts.c.post_id], set_=newer,
-                                        where=posts.c.version < store.excluded.version)
+    store = store.on_conflict_do_update(
+        index_elements=[posts.c.post_id], set_=newer, where=posts.c.version < store.excluded.version
+    )
     return _CountingStatements(claim_post=claim, count_one_more=count, store_version=store)
 
 
@@ -142,10 +188,15 @@ def get_post(engine: Engine, post_id: str) -> dict | None:
 
 def followers_of(engine: Engine, author_id: str) -> list[str]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(followers.c.follower_id).where(followers.c.author_id == author_id)
-            .order_by(followers.c.follower_id)
-        ).scalars().all()
+        rows = (
+            conn.execute(
+                sa.select(followers.c.follower_id)
+                .where(followers.c.author_id == author_id)
+                .order_by(followers.c.follower_id)
+            )
+            .scalars()
+            .all()
+        )
     return list(rows)
 
 
@@ -153,5 +204,7 @@ def add_followers(engine: Engine, author_id: str, follower_ids: list[str]) -> No
     if not follower_ids:
         return
     with engine.begin() as conn:
-        conn.execute(insert_ignore(conn, followers),
-                     [{"author_id": author_id, "follower_id": f} for f in follower_ids])
+        conn.execute(
+            insert_ignore(conn, followers),
+            [{"author_id": author_id, "follower_id": f} for f in follower_ids],
+        )

@@ -23,8 +23,12 @@ videos = sa.Table(
     sa.Column("captions", sa.JSON, nullable=True),
     sa.Column("errors", sa.JSON, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-              onupdate=sa.func.now()),
+    sa.Column(
+        "updated_at",
+        sa.DateTime(timezone=True),
+        server_default=sa.func.now(),
+        onupdate=sa.func.now(),
+    ),
     # Adaptive streaming (migration 0002, which adds them last): the HLS master playlist's
     # and the storyboard VTT's keys.
     sa.Column("hls_key", sa.String(500), nullable=True),
@@ -45,8 +49,11 @@ caption_segments = sa.Table(
 def ensure_video(engine: Engine, video_id: str, owner_id: str, status: str) -> None:
     """Create the row once; a retry finds it and changes nothing."""
     with engine.begin() as conn:
-        conn.execute(insert_ignore(conn, videos).values(
-            video_id=video_id, owner_id=owner_id, status=status, errors={}))
+        conn.execute(
+            insert_ignore(conn, videos).values(
+                video_id=video_id, owner_id=owner_id, status=status, errors={}
+            )
+        )
 
 
 def update_video(engine: Engine, video_id: str, **values: Any) -> None:
@@ -54,9 +61,12 @@ def update_video(engine: Engine, video_id: str, **values: Any) -> None:
     errors = values.pop("merge_errors", None)
     with engine.begin() as conn:
         if errors:
-            current = conn.execute(
-                sa.select(videos.c.errors).where(videos.c.video_id == video_id)
-            ).scalar_one_or_none() or {}
+            current = (
+                conn.execute(
+                    sa.select(videos.c.errors).where(videos.c.video_id == video_id)
+                ).scalar_one_or_none()
+                or {}
+            )
             values["errors"] = {**current, **errors}
         if values:
             conn.execute(videos.update().where(videos.c.video_id == video_id).values(**values))
@@ -65,8 +75,16 @@ def update_video(engine: Engine, video_id: str, **values: Any) -> None:
 def replace_caption_segments(engine: Engine, video_id: str, segments: list[dict]) -> None:
     """Store the segments of one transcript, replacing any earlier attempt's, in one
     transaction: a retry ends with exactly the same rows."""
-    rows = [{"video_id": video_id, "idx": idx, "start": float(seg["start"]),
-             "end": float(seg["end"]), "text": seg["text"]} for idx, seg in enumerate(segments)]
+    rows = [
+        {
+            "video_id": video_id,
+            "idx": idx,
+            "start": float(seg["start"]),
+            "end": float(seg["end"]),
+            "text": seg["text"],
+        }
+        for idx, seg in enumerate(segments)
+    ]
     with engine.begin() as conn:
         conn.execute(caption_segments.delete().where(caption_segments.c.video_id == video_id))
         if rows:
@@ -90,12 +108,16 @@ def get_video(engine: Engine, video_id: str) -> dict | None:
 def list_videos(engine: Engine, limit: int = 50) -> list[dict]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(videos).order_by(videos.c.created_at.desc()).limit(limit)).all()
+            sa.select(videos).order_by(videos.c.created_at.desc()).limit(limit)
+        ).all()
     return [_row(r) for r in rows]
 
 
 def get_caption_segments(engine: Engine, video_id: str) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(caption_segments).where(
-            caption_segments.c.video_id == video_id).order_by(caption_segments.c.idx)).all()
+        rows = conn.execute(
+            sa.select(caption_segments)
+            .where(caption_segments.c.video_id == video_id)
+            .order_by(caption_segments.c.idx)
+        ).all()
     return [dict(r._mapping) for r in rows]

@@ -1,6 +1,5 @@
 """The blog publishing pipeline's inputs and results, and the rules a post must satisfy."""
 
-
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -134,7 +133,14 @@ def validate_post(
 
 
 _POST_FIELDS = {
-    "post_id", "author_id", "title", "body", "version", "tags", "published_at", "followers"
+    "post_id",
+    "author_id",
+    "title",
+    "body",
+    "version",
+    "tags",
+    "published_at",
+    "followers",
 }
 
 

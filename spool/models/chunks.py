@@ -26,9 +26,18 @@ MAX_FPS = 60.0
 # A rate this close to a broadcast rate is that rate: a phone's "30 fps" variable-rate clip
 # averages 29.7–29.98, and an even 30 (or exactly 30000/1001) keeps frame times exact.
 STANDARD_RATES = (
-    Fraction(12), Fraction(25, 2), Fraction(15), Fraction(24000, 1001), Fraction(24),
-    Fraction(25), Fraction(30000, 1001), Fraction(30),
-    Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60),
+    Fraction(12),
+    Fraction(25, 2),
+    Fraction(15),
+    Fraction(24000, 1001),
+    Fraction(24),
+    Fraction(25),
+    Fraction(30000, 1001),
+    Fraction(30),
+    Fraction(48),
+    Fraction(50),
+    Fraction(60000, 1001),
+    Fraction(60),
 )
 SNAP_TOLERANCE = 0.015
 # How many chunks a clip is spread over before chunks reach their minimum length, and the
@@ -53,9 +62,14 @@ class ChunkSpan:
         return self.end - self.start
 
 
-def plan_chunks(duration: float, *, chunk_seconds: float, segment_seconds: float,
-                target_chunks: int = TARGET_CHUNKS,
-                min_chunk_seconds: float | None = None) -> list[ChunkSpan]:
+def plan_chunks(
+    duration: float,
+    *,
+    chunk_seconds: float,
+    segment_seconds: float,
+    target_chunks: int = TARGET_CHUNKS,
+    min_chunk_seconds: float | None = None,
+) -> list[ChunkSpan]:
     """The chunks covering [0, duration) exactly, in order.
 
     Every boundary is a multiple of ``segment_seconds``, so each chunk starts on a forced
@@ -71,19 +85,22 @@ def plan_chunks(duration: float, *, chunk_seconds: float, segment_seconds: float
     _require_positive("segment_seconds", segment_seconds)
     if target_chunks < 1:
         raise ValueError(f"target_chunks must be at least 1, got {target_chunks}")
-    segments = _chunk_segments(duration, chunk_seconds, segment_seconds, target_chunks,
-                               min_chunk_seconds)
+    segments = _chunk_segments(
+        duration, chunk_seconds, segment_seconds, target_chunks, min_chunk_seconds
+    )
     step = segments * segment_seconds
     starts = [float(i * step) for i in range(max(1, math.ceil(duration / step - EPSILON)))]
     if len(starts) > 1 and duration - starts[-1] < segment_seconds / 2:
         starts.pop()
     ends = [*starts[1:], float(duration)]
-    return [ChunkSpan(i, start, end)
-            for i, (start, end) in enumerate(zip(starts, ends, strict=True))]
+    return [
+        ChunkSpan(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+    ]
 
 
-def snap_to_keyframes(chunks: list[ChunkSpan], keyframes: list[float], *, fps: float,
-                      segment_seconds: float) -> list[ChunkSpan]:
+def snap_to_keyframes(
+    chunks: list[ChunkSpan], keyframes: list[float], *, fps: float, segment_seconds: float
+) -> list[ChunkSpan]:
     """The same chunks with their inner boundaries moved onto keyframes of the source: a
     chunk that starts between keyframes is decoded from the keyframe before its start and
     those frames are thrown away (with x264's or a phone's default GOP, up to 8 s of decoding
@@ -112,16 +129,18 @@ def snap_to_keyframes(chunks: list[ChunkSpan], keyframes: list[float], *, fps: f
         return t - starts[-1] >= shortest and duration - t >= shortest
 
     for boundary in planned:
-        near = sorted((k for k in marks if abs(k - boundary) <= step / 2),
-                      key=lambda k: abs(k - boundary))
+        near = sorted(
+            (k for k in marks if abs(k - boundary) <= step / 2), key=lambda k: abs(k - boundary)
+        )
         snapped = [t for t in (_first_frame_at(k, rate) for k in near) if fits(t)]
         if snapped:
             starts.append(snapped[0])
         elif fits(boundary):
             starts.append(boundary)
     ends = [*starts[1:], duration]
-    return [ChunkSpan(i, start, end)
-            for i, (start, end) in enumerate(zip(starts, ends, strict=True))]
+    return [
+        ChunkSpan(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+    ]
 
 
 def _first_frame_at(seconds: float, rate: Fraction) -> float:
@@ -136,12 +155,18 @@ def _require_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
-def _chunk_segments(duration: float, chunk_seconds: float, segment_seconds: float,
-                    target_chunks: int, min_chunk_seconds: float | None) -> int:
+def _chunk_segments(
+    duration: float,
+    chunk_seconds: float,
+    segment_seconds: float,
+    target_chunks: int,
+    min_chunk_seconds: float | None,
+) -> int:
     """How many whole segments one chunk (all but the last) spans."""
     longest = max(1, math.floor(chunk_seconds / segment_seconds + EPSILON))
-    floor_seconds = chunk_seconds * MIN_CHUNK_SHARE if min_chunk_seconds is None \
-        else min_chunk_seconds
+    floor_seconds = (
+        chunk_seconds * MIN_CHUNK_SHARE if min_chunk_seconds is None else min_chunk_seconds
+    )
     shortest = min(longest, max(1, round(floor_seconds / segment_seconds)))
     total = max(1, math.ceil(duration / segment_seconds - EPSILON))
     wanted = math.ceil(total / target_chunks)

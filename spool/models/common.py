@@ -1,6 +1,5 @@
 """Shapes shared by every pipeline: step progress and job states."""
 
-
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,7 +40,8 @@ class JobState(StrEnum):
 
 
 FINAL_JOB_STATES = frozenset(
-    {JobState.READY, JobState.READY_WITH_ERRORS, JobState.FAILED, JobState.CANCELLED})
+    {JobState.READY, JobState.READY_WITH_ERRORS, JobState.FAILED, JobState.CANCELLED}
+)
 
 # ApplicationError types for bad input: no retry can fix them (raised non-retryable).
 INVALID_POST = "InvalidPost"

@@ -3,7 +3,6 @@
 No I/O here: workflow code imports this module inside the sandbox.
 """
 
-
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -55,7 +54,6 @@ __all__ = [
 
 # The ladder, highest first. A rendition is never taller than its source.
 RENDITION_HEIGHTS = (1080, 720, 480, 360)
-
 
 
 class CaptionsState(StrEnum):

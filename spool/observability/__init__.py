@@ -32,8 +32,10 @@ def client_options() -> dict[str, Any]:
     tracing is on, Temporal's tracing interceptor, which workers built from the client
     inherit."""
     sdk = sdk_metrics()
-    return {"runtime": sdk.runtime if sdk is not None else None,
-            "interceptors": tracing_interceptors()}
+    return {
+        "runtime": sdk.runtime if sdk is not None else None,
+        "interceptors": tracing_interceptors(),
+    }
 
 
 def worker_interceptors() -> list[Any]:
@@ -48,8 +50,10 @@ def shutdown() -> None:
     stop_tracing()
 
 
-def start_worker_telemetry(settings: Settings, metrics_port: int | None = None,
-                           ) -> ThreadingHTTPServer | None:
+def start_worker_telemetry(
+    settings: Settings,
+    metrics_port: int | None = None,
+) -> ThreadingHTTPServer | None:
     """A worker's metrics endpoint (when a port is configured) and tracing, before it
     connects; the endpoint's server, or None when metrics are off.
 
@@ -60,18 +64,26 @@ def start_worker_telemetry(settings: Settings, metrics_port: int | None = None,
     if port is None:
         return None
     if not 0 <= port <= 65535:
-        raise ValueError(f"metrics port must be 0..65535 (0 = any free port), not {port} "
-                         "(--metrics-port or SPOOL_METRICS_PORT)")
+        raise ValueError(
+            f"metrics port must be 0..65535 (0 = any free port), not {port} "
+            "(--metrics-port or SPOOL_METRICS_PORT)"
+        )
     try:
         server = serve_metrics(settings.metrics_host, port)
     except OSError as exc:
-        raise RuntimeError(f"cannot serve metrics on {settings.metrics_host}:{port}: "
-                           f"{exc.strerror or exc}") from None
+        raise RuntimeError(
+            f"cannot serve metrics on {settings.metrics_host}:{port}: {exc.strerror or exc}"
+        ) from None
     install_sdk_metrics()
     host, bound = server.server_address[:2]
     log.info("metrics on http://%s:%d/metrics", host, bound)
     return server
 
 
-__all__ = ["client_options", "configure_logging", "shutdown", "start_worker_telemetry",
-           "worker_interceptors"]
+__all__ = [
+    "client_options",
+    "configure_logging",
+    "shutdown",
+    "start_worker_telemetry",
+    "worker_interceptors",
+]

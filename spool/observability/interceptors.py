@@ -27,8 +27,11 @@ from spool.observability.metrics import JOBS_HELP, JOBS_METRIC, STEP_SECONDS
 log = logging.getLogger("spool.observability")
 
 # Registered workflow names (rule 7: they never change) and the job kind they run.
-JOB_KINDS = {"BlogPublishWorkflow": "blog", "VideoPipelineWorkflow": "video",
-             "CaptionsWorkflow": "captions"}
+JOB_KINDS = {
+    "BlogPublishWorkflow": "blog",
+    "VideoPipelineWorkflow": "video",
+    "CaptionsWorkflow": "captions",
+}
 
 
 class SpoolMetricsInterceptor(Interceptor):
@@ -38,7 +41,8 @@ class SpoolMetricsInterceptor(Interceptor):
         return _StepTimer(next)
 
     def workflow_interceptor_class(
-            self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
         return _JobOutcomeCounter
 
 
@@ -70,9 +74,12 @@ def _observe_step(outcome: str, seconds: float) -> None:
     what the step itself did."""
     try:
         info = activity.info()
-        STEP_SECONDS.labels(step=step_label(info.activity_id),
-                            activity_type=info.activity_type,
-                            task_queue=info.task_queue, outcome=outcome).observe(seconds)
+        STEP_SECONDS.labels(
+            step=step_label(info.activity_id),
+            activity_type=info.activity_type,
+            task_queue=info.task_queue,
+            outcome=outcome,
+        ).observe(seconds)
     except Exception:  # noqa: BLE001
         log.exception("could not record a step duration")
 

@@ -24,14 +24,24 @@ from temporalio import activity, workflow
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Temporal's activity and workflow details, as the SDK's loggers name them, and our fields.
-ACTIVITY_FIELDS = {"workflow_id": "job_id", "activity_id": "step", "activity_type":
-                   "activity_type", "attempt": "attempt", "task_queue": "task_queue",
-                   "workflow_type": "workflow_type", "workflow_run_id": "run_id"}
-WORKFLOW_FIELDS = {"workflow_id": "job_id", "workflow_type": "workflow_type", "run_id": "run_id",
-                   "task_queue": "task_queue", "attempt": "attempt"}
+ACTIVITY_FIELDS = {
+    "workflow_id": "job_id",
+    "activity_id": "step",
+    "activity_type": "activity_type",
+    "attempt": "attempt",
+    "task_queue": "task_queue",
+    "workflow_type": "workflow_type",
+    "workflow_run_id": "run_id",
+}
+WORKFLOW_FIELDS = {
+    "workflow_id": "job_id",
+    "workflow_type": "workflow_type",
+    "run_id": "run_id",
+    "task_queue": "task_queue",
+    "attempt": "attempt",
+}
 # What every LogRecord has; anything else was passed as ``extra`` and is kept.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime",
-                                                                   "taskName"}
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 class TemporalContextFilter(logging.Filter):
@@ -68,8 +78,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -33,8 +33,25 @@ log = logging.getLogger("spool.observability")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Steps run from a few milliseconds (a database row) to hours (a 4 h 1080p encode).
-STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
-                4 * 3600)
+STEP_BUCKETS = (
+    0.01,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+    4 * 3600,
+)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 SDK_SCRAPE_TIMEOUT_SECONDS = 5.0
 BIND_ATTEMPTS = 5
@@ -42,15 +59,20 @@ BIND_ATTEMPTS = 5
 STEP_SECONDS = Histogram(
     "spool_step_duration_seconds",
     "How long one attempt of a step (activity) ran, by step, activity type, queue and outcome.",
-    ["step", "activity_type", "task_queue", "outcome"], buckets=STEP_BUCKETS)
+    ["step", "activity_type", "task_queue", "outcome"],
+    buckets=STEP_BUCKETS,
+)
 WEBHOOK_DELIVERIES = Counter(
     "spool_webhook_deliveries",
     "Webhook delivery attempts by outcome: delivered, failed (retried), refused (never sent).",
-    ["outcome"])
+    ["outcome"],
+)
 HTTP_SECONDS = Histogram(
     "spool_http_request_duration_seconds",
     "API requests by method, route template and status code.",
-    ["method", "route", "status"], buckets=HTTP_BUCKETS)
+    ["method", "route", "status"],
+    buckets=HTTP_BUCKETS,
+)
 
 # Recorded from workflows through workflow.metric_meter() (replay-safe), so it is exported by
 # the SDK runtime with namespace, task_queue and workflow_type labels added.
@@ -63,13 +85,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 disable_created_metrics()
 
 
-def count_outcomes(counter: Counter, failures: dict[type[BaseException], str],
-                   success: str = "delivered") -> Callable[[F], F]:
+def count_outcomes(
+    counter: Counter, failures: dict[type[BaseException], str], success: str = "delivered"
+) -> Callable[[F], F]:
     """Decorate a call so each one counts once under its outcome label.
 
     An exception listed in ``failures`` counts under its label, any other as ``error``; the
     exception itself is re-raised untouched.
     """
+
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -80,7 +104,9 @@ def count_outcomes(counter: Counter, failures: dict[type[BaseException], str],
                 raise
             counter.labels(outcome=success).inc()
             return result
+
         return counted  # type: ignore[return-value]
+
     return decorate
 
 
@@ -128,8 +154,7 @@ def install_sdk_metrics() -> SdkMetrics:
     with _sdk_lock:
         if _sdk is None:
             _sdk = _start_sdk_exporter()
-            log.info("Temporal SDK metrics exporter on %s (served through /metrics)",
-                     _sdk.address)
+            log.info("Temporal SDK metrics exporter on %s (served through /metrics)", _sdk.address)
         return _sdk
 
 
@@ -140,8 +165,9 @@ def _start_sdk_exporter() -> SdkMetrics:
     for _ in range(BIND_ATTEMPTS):
         address = f"127.0.0.1:{_free_loopback_port()}"
         try:
-            runtime = Runtime(telemetry=TelemetryConfig(
-                metrics=PrometheusConfig(bind_address=address)))
+            runtime = Runtime(
+                telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+            )
         except ValueError as exc:  # "Address already in use"
             last = exc
             continue

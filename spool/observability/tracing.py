@@ -129,9 +129,9 @@ class HttpTelemetryMiddleware:
                 await self.app(scope, receive, send_and_note_status)
             finally:
                 route = route_template(scope)
-                HTTP_SECONDS.labels(method=method_label(scope), route=route,
-                                    status=str(status["code"])).observe(
-                                        time.perf_counter() - started)
+                HTTP_SECONDS.labels(
+                    method=method_label(scope), route=route, status=str(status["code"])
+                ).observe(time.perf_counter() - started)
                 if span is not None:
                     _describe(span, scope, route, status["code"])
 
@@ -143,10 +143,13 @@ class HttpTelemetryMiddleware:
             return
         from opentelemetry import propagate
 
-        carrier = {key.decode("latin-1"): value.decode("latin-1")
-                   for key, value in scope.get("headers", [])}
-        with tracer.start_as_current_span(scope["method"], context=propagate.extract(carrier),
-                                          kind=SpanKind.SERVER) as span:
+        carrier = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", [])
+        }
+        with tracer.start_as_current_span(
+            scope["method"], context=propagate.extract(carrier), kind=SpanKind.SERVER
+        ) as span:
             yield span
 
 

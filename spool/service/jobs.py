@@ -89,20 +89,34 @@ def is_not_found(exc: RPCError) -> bool:
 
 # --- start ----------------------------------------------------------------------------------
 
+
 def processing_attributes(kind: str) -> TypedSearchAttributes:
     """SpoolKind and SpoolStatus as a job starts: the UI filters it from the moment it is
     accepted, and its workflow need not upsert them first (workflows/blog.py)."""
-    return TypedSearchAttributes([SearchAttributePair(SPOOL_KIND, kind),
-                                  SearchAttributePair(SPOOL_STATUS, str(JobState.PROCESSING))])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SPOOL_KIND, kind),
+            SearchAttributePair(SPOOL_STATUS, str(JobState.PROCESSING)),
+        ]
+    )
 
 
-async def start_once(client: Client, workflow: str, arg: object, *, job_id: str,
-                     task_queue: str,
-                     search_attributes: TypedSearchAttributes | None = None) -> StartedJob:
+async def start_once(
+    client: Client,
+    workflow: str,
+    arg: object,
+    *,
+    job_id: str,
+    task_queue: str,
+    search_attributes: TypedSearchAttributes | None = None,
+) -> StartedJob:
     """Start a job under the one id policy of every pipeline; a repeat returns the same job."""
     try:
         handle = await client.start_workflow(
-            workflow, arg, id=job_id, task_queue=task_queue,
+            workflow,
+            arg,
+            id=job_id,
+            task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes,
@@ -116,20 +130,29 @@ async def start_blog(client: Client, settings: Settings, post: Post) -> StartedJ
     """Validate at the door (raises InvalidPostError naming the field), then start once."""
     validate_post(post, settings.max_post_body_chars, settings.max_post_title_chars)
     inp = BlogPublishInput(post=post, index_retry_seconds=settings.index_retry_seconds)
-    return await start_once(client, BLOG_WORKFLOW, inp,
-                            job_id=blog_workflow_id(post.post_id, post.version),
-                            task_queue=settings.queue_pipeline,
-                            search_attributes=processing_attributes("blog"))
+    return await start_once(
+        client,
+        BLOG_WORKFLOW,
+        inp,
+        job_id=blog_workflow_id(post.post_id, post.version),
+        task_queue=settings.queue_pipeline,
+        search_attributes=processing_attributes("blog"),
+    )
 
 
-async def start_video(client: Client, settings: Settings, inp: VideoPipelineInput
-                      ) -> StartedJob:
+async def start_video(client: Client, settings: Settings, inp: VideoPipelineInput) -> StartedJob:
     """Start a video's job (its source already stored at ``inp.source_key``) once."""
-    return await start_once(client, VIDEO_WORKFLOW, inp, job_id=video_workflow_id(inp.video_id),
-                            task_queue=settings.queue_pipeline)
+    return await start_once(
+        client,
+        VIDEO_WORKFLOW,
+        inp,
+        job_id=video_workflow_id(inp.video_id),
+        task_queue=settings.queue_pipeline,
+    )
 
 
 # --- cancel ---------------------------------------------------------------------------------
+
 
 async def describe(client: Client, job_id: str) -> WorkflowExecutionDescription:
     """What the server knows of the job; raises JobNotFound when it knows no such job."""
@@ -155,6 +178,7 @@ async def cancel(client: Client, job_id: str) -> CancelRequested:
 
 # --- status ---------------------------------------------------------------------------------
 
+
 async def status(client: Client, job_id: str, *, wait_for_worker: bool = True) -> JobView:
     """The job's state and steps; raises JobNotFound for an unknown id.
 
@@ -172,12 +196,15 @@ async def status(client: Client, job_id: str, *, wait_for_worker: bool = True) -
     desc = await describe(client, job_id)
     result_type = STATUS_TYPES.get(desc.workflow_type)
     handle = client.get_workflow_handle(job_id, run_id=desc.run_id, result_type=result_type)
-    view = JobView(job_id=job_id, state=JobState.PROCESSING, workflow_type=desc.workflow_type,
-                   workflow_status=desc.status.name if desc.status else None,
-                   run_id=desc.run_id)
+    view = JobView(
+        job_id=job_id,
+        state=JobState.PROCESSING,
+        workflow_type=desc.workflow_type,
+        workflow_status=desc.status.name if desc.status else None,
+        run_id=desc.run_id,
+    )
     running = desc.status == WorkflowExecutionStatus.RUNNING
-    if (not wait_for_worker and running
-            and (desc.history_length or 0) <= UNSTARTED_HISTORY_LENGTH):
+    if not wait_for_worker and running and (desc.history_length or 0) <= UNSTARTED_HISTORY_LENGTH:
         view.unavailable = "waiting for a worker"
         return view
     if desc.status == WorkflowExecutionStatus.COMPLETED:
@@ -195,8 +222,9 @@ async def status(client: Client, job_id: str, *, wait_for_worker: bool = True) -
         pending = list(desc.raw_description.pending_activities)
         for child in desc.raw_description.pending_children:
             pending += await _child_pending_activities(client, child.workflow_id)
-        await _merge_pending(client, view.steps, pending,
-                             getattr(pipeline, "step_shares", None) or {})
+        await _merge_pending(
+            client, view.steps, pending, getattr(pipeline, "step_shares", None) or {}
+        )
     elif desc.status != WorkflowExecutionStatus.COMPLETED:
         view.state = _CLOSED_STATES.get(desc.status, JobState.FAILED)
         if desc.status == WorkflowExecutionStatus.FAILED:
@@ -211,15 +239,16 @@ def _status_fields(pipeline: Any) -> dict[str, Any]:
     if isinstance(pipeline, dict):
         return pipeline
     return {name: getattr(pipeline, name) for name in ("state", "error")} | {
-        "steps": [vars(step) for step in getattr(pipeline, "steps", [])]}
+        "steps": [vars(step) for step in getattr(pipeline, "steps", [])]
+    }
 
 
-async def _query_status(handle: WorkflowHandle, result_type: type | None,
-                        running: bool) -> Any:
+async def _query_status(handle: WorkflowHandle, result_type: type | None, running: bool) -> Any:
     seconds = RUNNING_QUERY_SECONDS if running else CLOSED_QUERY_SECONDS
     try:
-        return await handle.query("status", result_type=result_type,
-                                  rpc_timeout=timedelta(seconds=seconds))
+        return await handle.query(
+            "status", result_type=result_type, rpc_timeout=timedelta(seconds=seconds)
+        )
     except Exception:  # noqa: BLE001 - no worker to answer: report what the server knows
         return None
 
@@ -232,8 +261,12 @@ async def _child_pending_activities(client: Client, workflow_id: str) -> list:
     return list(desc.raw_description.pending_activities)
 
 
-async def _merge_pending(client: Client, steps: list[StepView], pending: list,
-                         shares: dict[str, dict[str, float]] | None = None) -> None:
+async def _merge_pending(
+    client: Client,
+    steps: list[StepView],
+    pending: list,
+    shares: dict[str, dict[str, float]] | None = None,
+) -> None:
     """Attempts, retry errors and heartbeat percents onto the steps. An activity that is an
     item of an aggregate step (``encode-00003`` of ``encode``) shows its retries there; a
     step with ``shares`` (``rendition-720p``, made of chunks: activity id -> percentage
@@ -243,8 +276,9 @@ async def _merge_pending(client: Client, steps: list[StepView], pending: list,
     for activity in pending:
         percent = None
         if activity.HasField("heartbeat_details") and activity.heartbeat_details.payloads:
-            percent = _percent(await client.data_converter.decode(
-                activity.heartbeat_details.payloads))
+            percent = _percent(
+                await client.data_converter.decode(activity.heartbeat_details.payloads)
+            )
         if percent is not None:
             percents[activity.activity_id] = percent
         step = by_name.get(activity.activity_id)
@@ -258,16 +292,19 @@ async def _merge_pending(client: Client, steps: list[StepView], pending: list,
             step.state = StepStatus.RETRYING
             if activity.HasField("last_failure"):
                 step.last_error = activity.last_failure.message
-        elif activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED \
-                and step.state != StepStatus.RETRYING:
+        elif (
+            activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            and step.state != StepStatus.RETRYING
+        ):
             step.state = StepStatus.RUNNING
         if percent is not None and not item:
             step.percent = percent
     for name, parts in (shares or {}).items():
         step = by_name.get(name)
         if step is not None and step.state not in (StepStatus.DONE, StepStatus.FAILED):
-            running = sum(share * percents.get(activity_id, 0.0) / 100
-                          for activity_id, share in parts.items())
+            running = sum(
+                share * percents.get(activity_id, 0.0) / 100 for activity_id, share in parts.items()
+            )
             step.percent = round(min(100.0, (step.percent or 0.0) + running), 1)
 
 

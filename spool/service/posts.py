@@ -29,8 +29,9 @@ class IndexUnavailable(Exception):
 
 
 class PostService:
-    def __init__(self, client: Client, settings: Settings, engine: Engine,
-                 index: PostIndex) -> None:
+    def __init__(
+        self, client: Client, settings: Settings, engine: Engine, index: PostIndex
+    ) -> None:
         self.client = client
         self.settings = settings
         self.engine = engine
@@ -40,8 +41,12 @@ class PostService:
         """Start publishing (raises InvalidPostError naming the field); a repeat of the same
         post id and version returns the same job."""
         started = await jobs.start_blog(self.client, self.settings, post)
-        return PostAccepted(job_id=started.job_id, post_id=post.post_id, version=post.version,
-                            status_url=post_url(post.post_id, post.version))
+        return PostAccepted(
+            job_id=started.job_id,
+            post_id=post.post_id,
+            version=post.version,
+            status_url=post_url(post.post_id, post.version),
+        )
 
     async def view(self, post_id: str, version: int | None = None) -> PostView | None:
         """The post as recorded and indexed; with ``version``, a version not recorded yet is
@@ -53,8 +58,13 @@ class PostService:
         if state is None:
             return found
         if found is None:
-            return PostView(post_id=post_id, indexed=False, version=version, state=state,
-                            job_id=blog_workflow_id(post_id, version))
+            return PostView(
+                post_id=post_id,
+                indexed=False,
+                version=version,
+                state=state,
+                job_id=blog_workflow_id(post_id, version),
+            )
         return found.model_copy(update={"state": state})
 
     async def _recorded(self, post_id: str) -> PostView | None:
@@ -67,11 +77,23 @@ class PostService:
             return None
         out: dict[str, Any] = {"post_id": post_id, "indexed": doc is not None}
         if row is not None:
-            out.update({k: v for k, v in row.items() if k in (
-                "author_id", "version", "title", "tags", "published_at")})
+            out.update(
+                {
+                    k: v
+                    for k, v in row.items()
+                    if k in ("author_id", "version", "title", "tags", "published_at")
+                }
+            )
         if doc is not None:
-            out.update({"author_id": doc.author_id, "title": doc.title, "body": doc.body,
-                        "tags": doc.tags, "published_at": doc.published_at})
+            out.update(
+                {
+                    "author_id": doc.author_id,
+                    "title": doc.title,
+                    "body": doc.body,
+                    "tags": doc.tags,
+                    "published_at": doc.published_at,
+                }
+            )
             out["version"] = max(int(out.get("version") or 0), doc.version)
         out["job_id"] = blog_workflow_id(post_id, int(out.get("version") or 1))
         for key, value in list(out.items()):
@@ -82,7 +104,8 @@ class PostService:
     async def _job_state(self, job_id: str) -> JobState | None:
         try:
             job = await asyncio.wait_for(
-                jobs.status(self.client, job_id, wait_for_worker=False), JOB_STATE_SECONDS)
+                jobs.status(self.client, job_id, wait_for_worker=False), JOB_STATE_SECONDS
+            )
         except jobs.JobNotFound:
             return None
         except TimeoutError:
@@ -91,14 +114,22 @@ class PostService:
 
     async def search(self, query: str, limit: int) -> SearchResults:
         """Posts matching any word of the query, best first; raises IndexUnavailable."""
+
         def run() -> list[SearchHit]:
             hits = []
             for post_id in self.index.search(query, limit):
                 doc = self.index.get(post_id)
                 if doc is not None:
-                    hits.append(SearchHit(post_id=doc.post_id, title=doc.title,
-                                          author_id=doc.author_id, version=doc.version,
-                                          tags=doc.tags, url=post_url(doc.post_id)))
+                    hits.append(
+                        SearchHit(
+                            post_id=doc.post_id,
+                            title=doc.title,
+                            author_id=doc.author_id,
+                            version=doc.version,
+                            tags=doc.tags,
+                            url=post_url(doc.post_id),
+                        )
+                    )
             return hits
 
         try:

@@ -68,7 +68,8 @@ def media_keys(row: dict | None, live: JobView | None) -> MediaKeys:
     row = row or {}
     status = live.pipeline if live is not None else None
     renditions = row.get("renditions") or [
-        _plain(r) for r in getattr(status, "renditions", None) or []]
+        _plain(r) for r in getattr(status, "renditions", None) or []
+    ]
     poster = getattr(status, "poster", None)
     captions = row.get("captions") or {}
     made = getattr(status, "captions", None)
@@ -78,7 +79,9 @@ def media_keys(row: dict | None, live: JobView | None) -> MediaKeys:
         poster=row.get("poster_key") or (poster.key if poster is not None else None),
         vtt=captions.get("vtt") or (made.vtt_key if made is not None else None),
         srt=captions.get("srt") or (made.srt_key if made is not None else None),
-        hls=row.get("hls_key"), storyboard=row.get("storyboard_key"))
+        hls=row.get("hls_key"),
+        storyboard=row.get("storyboard_key"),
+    )
 
 
 def video_state(row: dict | None, live: JobView | None) -> JobState:
@@ -94,8 +97,9 @@ def captions_state(row: dict | None, live: JobView | None) -> CaptionsState | No
     return (row or {}).get("captions_state") or getattr(status, "captions_state", None)
 
 
-def build_view(video_id: str, row: dict | None, live: JobView | None,
-               media_base: str | None = None) -> VideoView:
+def build_view(
+    video_id: str, row: dict | None, live: JobView | None, media_base: str | None = None
+) -> VideoView:
     """The one place a video's status is assembled. Media URLs start at ``media_base`` when
     given (a read grant's, api/grants.py), else at the video's own URL."""
     base = media_base or video_url(video_id)
@@ -107,31 +111,49 @@ def build_view(video_id: str, row: dict | None, live: JobView | None,
     has_captions = captions == CaptionsState.AVAILABLE and bool(keys.vtt)
     renditions = sorted(keys.renditions.values(), key=lambda r: -int(r.get("height") or 0))
     return VideoView(
-        video_id=video_id, job_id=video_workflow_id(video_id), state=video_state(row, live),
+        video_id=video_id,
+        job_id=video_workflow_id(video_id),
+        state=video_state(row, live),
         steps=live.steps if live is not None else [],
         metadata=row.get("metadata") or _plain(probe),
-        renditions=[RenditionView(
-            name=r["name"], width=r.get("width"), height=r.get("height"),
-            bitrate_kbps=r.get("bitrate_kbps"), size_bytes=r.get("size_bytes"),
-            url=f"{base}/renditions/{r['name']}") for r in renditions],
+        renditions=[
+            RenditionView(
+                name=r["name"],
+                width=r.get("width"),
+                height=r.get("height"),
+                bitrate_kbps=r.get("bitrate_kbps"),
+                size_bytes=r.get("size_bytes"),
+                url=f"{base}/renditions/{r['name']}",
+            )
+            for r in renditions
+        ],
         poster_url=f"{base}/poster.jpg" if keys.poster else None,
         captions=CaptionsView(
-            state=captions, language=row.get("captions_language"),
+            state=captions,
+            language=row.get("captions_language"),
             vtt_url=f"{base}/captions.vtt" if has_captions else None,
-            srt_url=f"{base}/captions.srt" if has_captions and keys.srt else None),
+            srt_url=f"{base}/captions.srt" if has_captions and keys.srt else None,
+        ),
         hls_url=f"{base}/hls/master.m3u8" if keys.hls else None,
         storyboard_url=f"{base}/storyboard.vtt" if keys.storyboard else None,
         error=live.error if live is not None else None,
         errors=dict(row.get("errors") or {}),
         status_unavailable=live.unavailable if live is not None else None,
-        created_at=row.get("created_at"), updated_at=row.get("updated_at"))
+        created_at=row.get("created_at"),
+        updated_at=row.get("updated_at"),
+    )
 
 
 def summary(row: dict) -> VideoSummary:
     video_id = row["video_id"]
-    return VideoSummary(video_id=video_id, job_id=video_workflow_id(video_id),
-                        state=row["status"], captions_state=row.get("captions_state"),
-                        created_at=row.get("created_at"), status_url=video_url(video_id))
+    return VideoSummary(
+        video_id=video_id,
+        job_id=video_workflow_id(video_id),
+        state=row["status"],
+        captions_state=row.get("captions_state"),
+        created_at=row.get("created_at"),
+        status_url=video_url(video_id),
+    )
 
 
 class VideoService:
@@ -151,8 +173,9 @@ class VideoService:
         Temporal cannot answer in time."""
         job_id = video_workflow_id(video_id)
         try:
-            return await asyncio.wait_for(jobs.status(self.client, job_id, wait_for_worker=False),
-                                          LIVE_STATUS_SECONDS)
+            return await asyncio.wait_for(
+                jobs.status(self.client, job_id, wait_for_worker=False), LIVE_STATUS_SECONDS
+            )
         except jobs.JobNotFound:
             return None
         except TimeoutError:
@@ -165,8 +188,11 @@ class VideoService:
         if row is None or row["status"] not in FINAL_JOB_STATES:
             return await self.live(video_id)
         if video_id in self._final_steps:
-            return JobView(job_id=video_workflow_id(video_id), state=row["status"],
-                           steps=self._final_steps[video_id])
+            return JobView(
+                job_id=video_workflow_id(video_id),
+                state=row["status"],
+                steps=self._final_steps[video_id],
+            )
         live = await self.live(video_id)
         # Only a closed workflow's steps are final: a job's state is decided (and recorded)
         # before its owner's notice goes out, so until then the notify step still changes.
@@ -188,8 +214,7 @@ class VideoService:
     async def recent(self, limit: int) -> VideoList:
         """Recent videos, newest first: recorded ones, plus started jobs no worker has
         recorded yet."""
-        items = [summary(row) for row in await asyncio.to_thread(
-            list_videos, self.engine, limit)]
+        items = [summary(row) for row in await asyncio.to_thread(list_videos, self.engine, limit)]
         known = {item.video_id for item in items}
         items += [item for item in await self._unrecorded(limit) if item.video_id not in known]
         items.sort(key=lambda item: item.created_at or "", reverse=True)
@@ -200,21 +225,26 @@ class VideoService:
 
         async def collect() -> None:
             async for wf in self.client.list_workflows(
-                    f"WorkflowType = '{jobs.VIDEO_WORKFLOW}' AND ExecutionStatus = 'Running'",
-                    limit=limit):
+                f"WorkflowType = '{jobs.VIDEO_WORKFLOW}' AND ExecutionStatus = 'Running'",
+                limit=limit,
+            ):
                 if wf.id.startswith("video-") and not wf.id.endswith("-captions"):
                     video_id = wf.id.removeprefix("video-")
-                    found.append(VideoSummary(
-                        video_id=video_id, job_id=wf.id, state=JobState.PROCESSING,
-                        created_at=wf.start_time.isoformat() if wf.start_time else None,
-                        status_url=video_url(video_id)))
+                    found.append(
+                        VideoSummary(
+                            video_id=video_id,
+                            job_id=wf.id,
+                            state=JobState.PROCESSING,
+                            created_at=wf.start_time.isoformat() if wf.start_time else None,
+                            status_url=video_url(video_id),
+                        )
+                    )
 
         with contextlib.suppress(Exception):
             await asyncio.wait_for(collect(), UNRECORDED_LIST_SECONDS)
         return found
 
-    async def media_key(self, video_id: str, which: str, name: str | None = None
-                        ) -> str | None:
+    async def media_key(self, video_id: str, which: str, name: str | None = None) -> str | None:
         """The storage key of one output (``which`` in MEDIA), or None when not made yet."""
         row = await self._row(video_id)
         key = media_keys(row, None).key(which, name)

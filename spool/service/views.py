@@ -69,6 +69,7 @@ class CancelRequested(View):
 
 # --- videos ---------------------------------------------------------------------------------
 
+
 class RenditionView(View):
     name: str = Field(examples=["720p"])
     width: int | None = None
@@ -101,7 +102,8 @@ class VideoView(View):
     error: str | None = None
     errors: dict[str, str] = Field(default_factory=dict, description="failed steps' errors")
     status_unavailable: str | None = Field(
-        None, description="why the live steps could not be read just now")
+        None, description="why the live steps could not be read just now"
+    )
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -134,6 +136,7 @@ class VideoCancelling(View):
 
 
 # --- posts ----------------------------------------------------------------------------------
+
 
 class PostAccepted(View):
     job_id: str

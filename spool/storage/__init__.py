@@ -19,8 +19,17 @@ from spool.storage.base import (
 )
 from spool.storage.local import LocalStorage
 
-__all__ = ["InvalidKey", "KeyNotFound", "LocalStorage", "ObjectInfo", "ObjectStorage",
-           "PendingObject", "StorageUnavailable", "check_key", "open_storage"]
+__all__ = [
+    "InvalidKey",
+    "KeyNotFound",
+    "LocalStorage",
+    "ObjectInfo",
+    "ObjectStorage",
+    "PendingObject",
+    "StorageUnavailable",
+    "check_key",
+    "open_storage",
+]
 
 
 def open_storage(settings: Settings) -> ObjectStorage:
@@ -33,5 +42,7 @@ def open_storage(settings: Settings) -> ObjectStorage:
         return S3Storage.from_settings(settings)
     if url.startswith("file://"):
         return LocalStorage(url.removeprefix("file://"))
-    raise ValueError(f"SPOOL_STORAGE_URL={url!r}: use s3://bucket/prefix, file:///path, "
-                     "or leave it unset for the local directory")
+    raise ValueError(
+        f"SPOOL_STORAGE_URL={url!r}: use s3://bucket/prefix, file:///path, "
+        "or leave it unset for the local directory"
+    )

@@ -109,8 +109,9 @@ class ObjectStorage(ABC):
         """Download the object to a local file (raises KeyNotFound)."""
 
     @abstractmethod
-    def iter_range(self, key: str, first: int = 0, last: int | None = None,
-                   chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    def iter_range(
+        self, key: str, first: int = 0, last: int | None = None, chunk_size: int = READ_CHUNK
+    ) -> Iterator[bytes]:
         """The bytes ``first..last`` (inclusive; ``last`` None = to the end), in chunks.
 
         Raises KeyNotFound before yielding anything when the key is missing."""

@@ -43,9 +43,14 @@ class _Copy:
 class ObjectCache:
     """Local copies of objects, shared by the steps of one process (one event loop)."""
 
-    def __init__(self, *, max_bytes: int, directory: Callable[[], Path],
-                 max_idle_seconds: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        directory: Callable[[], Path],
+        max_idle_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_idle_seconds = max_idle_seconds
         self._clock = clock
@@ -94,12 +99,14 @@ class ObjectCache:
         for another step to come along. One at a time: a copy let go while it is pending is
         looked at when it fires, which then waits for the next copy due."""
         loop = asyncio.get_running_loop()
-        if self.max_idle_seconds is None or (self._expiry is not None
-                                             and self._expiry_loop is loop):
+        if self.max_idle_seconds is None or (
+            self._expiry is not None and self._expiry_loop is loop
+        ):
             return
         self._expiry_loop = loop
-        self._expiry = loop.call_later(self.max_idle_seconds if delay is None else delay,
-                                       self._expire_due)
+        self._expiry = loop.call_later(
+            self.max_idle_seconds if delay is None else delay, self._expire_due
+        )
 
     def _expire_due(self) -> None:
         self._expiry = None
@@ -142,16 +149,16 @@ class ObjectCache:
         size = final.stat().st_size
         self.downloads += 1
         self._make_room(size)
-        self._copies[ident] = _Copy(final, size, last_used=next(self._tick),
-                                    idle_since=self._clock())
+        self._copies[ident] = _Copy(
+            final, size, last_used=next(self._tick), idle_since=self._clock()
+        )
         self._expire_later()  # in case no step ever reads it (they all were cancelled)
 
     def _make_room(self, incoming: int) -> None:
         """Delete the least recently used copies no step is reading until ``incoming`` more
         bytes fit in the budget (or nothing more can go)."""
         held = self.held_bytes()
-        idle = sorted((c.last_used, ident) for ident, c in self._copies.items()
-                      if c.readers == 0)
+        idle = sorted((c.last_used, ident) for ident, c in self._copies.items() if c.readers == 0)
         for _used, ident in idle:
             if held + incoming <= self.max_bytes:
                 return

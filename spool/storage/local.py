@@ -90,14 +90,14 @@ class LocalStorage(ObjectStorage):
     def get_to(self, key: str, local_path: str | Path) -> None:
         shutil.copyfile(self._existing(key), local_path)
 
-    def iter_range(self, key: str, first: int = 0, last: int | None = None,
-                   chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    def iter_range(
+        self, key: str, first: int = 0, last: int | None = None, chunk_size: int = READ_CHUNK
+    ) -> Iterator[bytes]:
         fh = self._existing(key).open("rb")  # opened before the first yield: KeyNotFound now
         return self._read_span(fh, first, last, chunk_size)
 
     @staticmethod
-    def _read_span(fh: BinaryIO, first: int, last: int | None,
-                   chunk_size: int) -> Iterator[bytes]:
+    def _read_span(fh: BinaryIO, first: int, last: int | None, chunk_size: int) -> Iterator[bytes]:
         with fh:
             fh.seek(first)
             remaining = None if last is None else last - first + 1
@@ -117,16 +117,18 @@ class LocalStorage(ObjectStorage):
         if st is None or not S_ISREG(st.st_mode):  # a folder is not an object
             raise KeyNotFound(f"no object {key!r} in {self.describe()}")
         # Every write is a new inode (os.replace), so inode + mtime + size changes with it.
-        return ObjectInfo(key=key, size=st.st_size,
-                          etag=f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"',
-                          modified=st.st_mtime)
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            etag=f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"',
+            modified=st.st_mtime,
+        )
 
     def list_prefix(self, prefix: str) -> list[str]:
         base = self._path(check_prefix(prefix).rstrip("/"))
         if not base.is_dir():
             return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
-                      if p.is_file())
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
 
     def delete(self, key: str) -> None:
         path = self._path(key)

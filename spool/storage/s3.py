@@ -48,8 +48,15 @@ DELETE_BATCH = 1000  # S3's ceiling for one DeleteObjects call
 # Uploads of a put_file run in this many threads; memory is about this many parts.
 TRANSFER_THREADS = 2
 NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
-ACCESS_DENIED_CODES = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
-                       "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+ACCESS_DENIED_CODES = {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+}
 NO_BUCKET_CODES = {"NoSuchBucket"}
 
 
@@ -159,8 +166,13 @@ class _MultipartPending(PendingObject):
                 created = s3.create_multipart_upload(Bucket=bucket, Key=self._object_key)
                 self._upload_id = created["UploadId"]
             number = len(self._parts) + 1
-            sent = s3.upload_part(Bucket=bucket, Key=self._object_key, UploadId=self._upload_id,
-                                  PartNumber=number, Body=body)
+            sent = s3.upload_part(
+                Bucket=bucket,
+                Key=self._object_key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+            )
         self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
 
     def commit(self) -> None:
@@ -178,16 +190,20 @@ class _MultipartPending(PendingObject):
     def _put_whole(self) -> None:
         body, self._buffer = bytes(self._buffer), bytearray()
         with self._storage._translated(self.key):
-            self._storage.client.put_object(Bucket=self._storage.bucket, Key=self._object_key,
-                                            Body=body)
+            self._storage.client.put_object(
+                Bucket=self._storage.bucket, Key=self._object_key, Body=body
+            )
 
     def _complete(self) -> None:
         if self._buffer:
             self._send_part()
         with self._storage._translated(self.key):
             self._storage.client.complete_multipart_upload(
-                Bucket=self._storage.bucket, Key=self._object_key, UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts})
+                Bucket=self._storage.bucket,
+                Key=self._object_key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
         self._upload_id = None
 
     def abort(self) -> None:
@@ -203,29 +219,42 @@ class _MultipartPending(PendingObject):
         upload_id, self._upload_id = self._upload_id, None
         try:
             self._storage.client.abort_multipart_upload(
-                Bucket=self._storage.bucket, Key=self._object_key, UploadId=upload_id)
+                Bucket=self._storage.bucket, Key=self._object_key, UploadId=upload_id
+            )
         except (BotoCoreError, ClientError) as exc:
-            log.warning("could not abort multipart upload %s of %r in %s: %s", upload_id,
-                        self.key, self._storage.describe(), exc)
+            log.warning(
+                "could not abort multipart upload %s of %r in %s: %s",
+                upload_id,
+                self.key,
+                self._storage.describe(),
+                exc,
+            )
 
 
 class S3Storage(ObjectStorage):
-    def __init__(self, client: Any, bucket: str, prefix: str = "",
-                 part_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self, client: Any, bucket: str, prefix: str = "", part_size: int = 16 * 1024 * 1024
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size = max(part_size, MIN_PART_BYTES)
-        self._transfer = TransferConfig(multipart_threshold=self.part_size,
-                                        multipart_chunksize=self.part_size,
-                                        max_concurrency=TRANSFER_THREADS,
-                                        use_threads=True)
+        self._transfer = TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=TRANSFER_THREADS,
+            use_threads=True,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
         bucket, prefix = parse_storage_url(settings.storage_url or "")
-        return cls(make_client(settings), bucket, prefix,
-                   part_size=settings.storage_part_size_mb * 1024 * 1024)
+        return cls(
+            make_client(settings),
+            bucket,
+            prefix,
+            part_size=settings.storage_part_size_mb * 1024 * 1024,
+        )
 
     # --- keys ----------------------------------------------------------------------------
 
@@ -238,7 +267,7 @@ class S3Storage(ObjectStorage):
         return f"{self.prefix}/{folder}" if self.prefix else folder
 
     def _storage_key(self, object_key: str) -> str:
-        return object_key[len(self.prefix) + 1:] if self.prefix else object_key
+        return object_key[len(self.prefix) + 1 :] if self.prefix else object_key
 
     # --- errors --------------------------------------------------------------------------
 
@@ -264,8 +293,10 @@ class S3Storage(ObjectStorage):
         if isinstance(exc, ClientError):
             return self._client_error(exc, key)
         if isinstance(exc, NoCredentialsError):
-            return StorageUnavailable(f"{self.describe()}: no S3 credentials (set "
-                                      "SPOOL_S3_ACCESS_KEY_ID or AWS_ACCESS_KEY_ID)")
+            return StorageUnavailable(
+                f"{self.describe()}: no S3 credentials (set "
+                "SPOOL_S3_ACCESS_KEY_ID or AWS_ACCESS_KEY_ID)"
+            )
         if isinstance(exc, (BotoConnectionError, HTTPClientError, Urllib3Error)):
             return StorageUnavailable(f"{self.describe()} is unreachable: {exc}")
         return exc
@@ -275,13 +306,17 @@ class S3Storage(ObjectStorage):
         if code in NO_BUCKET_CODES:
             return StorageUnavailable(f"{self.describe()}: no such bucket {self.bucket!r}")
         if code == "NoSuchUpload":  # reaped by a lifecycle rule, or aborted by a peer
-            return StorageUnavailable(f"{self.describe()}: the multipart upload of {key!r} "
-                                      "is gone; write the object again")
+            return StorageUnavailable(
+                f"{self.describe()}: the multipart upload of {key!r} "
+                "is gone; write the object again"
+            )
         if key is not None and code in NOT_FOUND_CODES:  # "404": a HEAD answer has no body
             return KeyNotFound(f"no object {key!r} in {self.describe()}")
         if code in ACCESS_DENIED_CODES or status == 403:
-            return StorageUnavailable(f"{self.describe()}: access denied ({code}); check the "
-                                      "credentials and the bucket policy")
+            return StorageUnavailable(
+                f"{self.describe()}: access denied ({code}); check the "
+                "credentials and the bucket policy"
+            )
         if status >= 500 or code in ("SlowDown", "RequestTimeout", "ServiceUnavailable"):
             return StorageUnavailable(f"{self.describe()} failed: {code} (HTTP {status})")
         return exc
@@ -294,8 +329,7 @@ class S3Storage(ObjectStorage):
     def put_file(self, local_path: str | Path, key: str) -> None:
         object_key = self._object_key(key)
         with self._translated(key):
-            self.client.upload_file(str(local_path), self.bucket, object_key,
-                                    Config=self._transfer)
+            self.client.upload_file(str(local_path), self.bucket, object_key, Config=self._transfer)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -303,11 +337,13 @@ class S3Storage(ObjectStorage):
         object_key = self._object_key(key)
         # s3transfer writes beside the target and renames: no half file under local_path.
         with self._translated(key):
-            self.client.download_file(self.bucket, object_key, str(local_path),
-                                      Config=self._transfer)
+            self.client.download_file(
+                self.bucket, object_key, str(local_path), Config=self._transfer
+            )
 
-    def iter_range(self, key: str, first: int = 0, last: int | None = None,
-                   chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    def iter_range(
+        self, key: str, first: int = 0, last: int | None = None, chunk_size: int = READ_CHUNK
+    ) -> Iterator[bytes]:
         object_key = self._object_key(key)
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
         if first > 0 or last is not None:
@@ -334,15 +370,20 @@ class S3Storage(ObjectStorage):
         object_key = self._object_key(key)
         with self._translated(key):
             head = self.client.head_object(Bucket=self.bucket, Key=object_key)
-        return ObjectInfo(key=key, size=int(head["ContentLength"]), etag=head["ETag"],
-                          modified=head["LastModified"].timestamp())
+        return ObjectInfo(
+            key=key,
+            size=int(head["ContentLength"]),
+            etag=head["ETag"],
+            modified=head["LastModified"].timestamp(),
+        )
 
     def list_prefix(self, prefix: str) -> list[str]:
         return sorted(self._storage_key(obj["Key"]) for obj in self._objects_under(prefix))
 
     def _objects_under(self, prefix: str) -> Iterator[dict[str, Any]]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._listing_prefix(prefix))
+            Bucket=self.bucket, Prefix=self._listing_prefix(prefix)
+        )
         with self._translated():
             for page in pages:
                 for obj in page.get("Contents", ()):
@@ -360,19 +401,22 @@ class S3Storage(ObjectStorage):
     def delete_prefix(self, prefix: str) -> int:
         object_keys = [obj["Key"] for obj in self._objects_under(prefix)]
         for start in range(0, len(object_keys), DELETE_BATCH):
-            self._delete_batch(object_keys[start:start + DELETE_BATCH])
+            self._delete_batch(object_keys[start : start + DELETE_BATCH])
         return len(object_keys)
 
     def _delete_batch(self, object_keys: list[str]) -> None:
         with self._translated():
             answer = self.client.delete_objects(
                 Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in object_keys], "Quiet": True})
+                Delete={"Objects": [{"Key": k} for k in object_keys], "Quiet": True},
+            )
         failed = [e for e in answer.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
         if failed:
             first = failed[0]
-            raise StorageUnavailable(f"{self.describe()}: could not delete {len(failed)} "
-                                     f"objects, e.g. {first.get('Key')!r}: {first.get('Code')}")
+            raise StorageUnavailable(
+                f"{self.describe()}: could not delete {len(failed)} "
+                f"objects, e.g. {first.get('Key')!r}: {first.get('Code')}"
+            )
 
     # --- the rest ------------------------------------------------------------------------
 
@@ -384,14 +428,16 @@ class S3Storage(ObjectStorage):
         swept = 0
         with self._translated():
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, **({"Prefix": f"{self.prefix}/"} if self.prefix else {}))
+                Bucket=self.bucket, **({"Prefix": f"{self.prefix}/"} if self.prefix else {})
+            )
             for page in pages:
                 for upload in page.get("Uploads") or ():
                     if upload["Initiated"] >= cutoff:
                         continue
                     try:
                         self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
                     except ClientError as exc:
                         if _error_code(exc) != "NoSuchUpload":  # a peer's sweep got there
                             raise
@@ -403,8 +449,8 @@ class S3Storage(ObjectStorage):
         object_key = self._object_key(key)
         with self._translated(key):
             return self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": object_key},
-                ExpiresIn=seconds)
+                "get_object", Params={"Bucket": self.bucket, "Key": object_key}, ExpiresIn=seconds
+            )
 
     def check(self) -> None:
         if not self._bucket_exists():
@@ -417,8 +463,10 @@ class S3Storage(ObjectStorage):
         except ClientError as exc:  # what _translated left: a HEAD answer has no error code
             if _http_status(exc) == 404:
                 return False
-            raise StorageUnavailable(f"{self.describe()} refused HeadBucket: "
-                                     f"{_error_code(exc)} (HTTP {_http_status(exc)})") from exc
+            raise StorageUnavailable(
+                f"{self.describe()} refused HeadBucket: "
+                f"{_error_code(exc)} (HTTP {_http_status(exc)})"
+            ) from exc
         return True
 
     def ensure_bucket(self) -> None:

@@ -20,19 +20,29 @@ SWEEP_EVERY_SECONDS = 3600.0
 log = logging.getLogger("spool.storage")
 
 
-async def sweep_forever(storage: ObjectStorage, *, older_than: float,
-                        every: float = SWEEP_EVERY_SECONDS) -> None:
+async def sweep_forever(
+    storage: ObjectStorage, *, older_than: float, every: float = SWEEP_EVERY_SECONDS
+) -> None:
     """Sweep now, then every ``every`` seconds, until cancelled. A sweep that fails (the
     store is down, or cannot list uploads) is logged and tried again at the next one."""
     while True:
         try:
-            swept = await asyncio.to_thread(storage.sweep_abandoned_writes,
-                                            time.time() - older_than)
+            swept = await asyncio.to_thread(
+                storage.sweep_abandoned_writes, time.time() - older_than
+            )
         except Exception as exc:  # noqa: BLE001 - the API goes on serving; next sweep retries
-            log.warning("sweeping abandoned writes in %s failed: %s (next try in %.0f s)",
-                        storage.describe(), exc, every)
+            log.warning(
+                "sweeping abandoned writes in %s failed: %s (next try in %.0f s)",
+                storage.describe(),
+                exc,
+                every,
+            )
         else:
             if swept:
-                log.info("dropped %d abandoned writes begun over %.0f s ago in %s", swept,
-                         older_than, storage.describe())
+                log.info(
+                    "dropped %d abandoned writes begun over %.0f s ago in %s",
+                    swept,
+                    older_than,
+                    storage.describe(),
+                )
         await asyncio.sleep(every)

@@ -111,8 +111,10 @@ def current_revision(engine: Engine) -> str | None:
 
 def _single_head(revisions: list[str]) -> str | None:
     if len(revisions) > 1:
-        raise SchemaError(f"database has several schema revisions {sorted(revisions)}; "
-                          "Spool's migrations are one linear history")
+        raise SchemaError(
+            f"database has several schema revisions {sorted(revisions)}; "
+            "Spool's migrations are one linear history"
+        )
     return revisions[0] if revisions else None
 
 
@@ -133,9 +135,11 @@ def upgrade_to_head(engine: Engine) -> MigrationResult:
             require_baseline_shape(conn)
             command.stamp(alembic_config(conn), BASELINE)
         elif before is not None and not is_known_revision(before):
-            raise SchemaError(f"database schema is at revision {before}, which this version "
-                              f"of Spool does not know (its newest is {head}): was it migrated "
-                              "by newer code?")
+            raise SchemaError(
+                f"database schema is at revision {before}, which this version "
+                f"of Spool does not know (its newest is {head}): was it migrated "
+                "by newer code?"
+            )
         command.upgrade(alembic_config(conn), "head")
         return MigrationResult(before, revision_in_transaction(conn) or head, stamped)
 
@@ -155,9 +159,11 @@ def locked_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
         return
-    with (file_lock(sqlite_lock_path(database)),
-          sqlite_immediate_engine(engine.url) as locked,
-          locked.begin() as conn):
+    with (
+        file_lock(sqlite_lock_path(database)),
+        sqlite_immediate_engine(engine.url) as locked,
+        locked.begin() as conn,
+    ):
         yield conn
 
 
@@ -211,14 +217,14 @@ def require_baseline_shape(conn: Connection) -> None:
             raise SchemaError(
                 f"database has Spool tables but no migration history, and they are not "
                 f"revision {BASELINE}'s: {shape_difference(table, shape, found.get(table))}; "
-                "fix the schema by hand, then run `python -m spool.migrate`")
+                "fix the schema by hand, then run `python -m spool.migrate`"
+            )
 
 
 def shape_difference(table: str, expected: TableShape, found: TableShape | None) -> str:
     if found is None:
         return f"table {table} is missing"
-    return (f"table {table} has {format_shape(found)} where {BASELINE} has "
-            f"{format_shape(expected)}")
+    return f"table {table} has {format_shape(found)} where {BASELINE} has {format_shape(expected)}"
 
 
 def format_shape(shape: TableShape) -> str:
@@ -239,8 +245,9 @@ def table_shapes(conn: Connection, tables) -> dict[str, TableShape]:
     for table in tables:
         if table not in existing:
             continue
-        columns = tuple(sorted((c["name"], bool(c["nullable"]))
-                               for c in inspector.get_columns(table)))
+        columns = tuple(
+            sorted((c["name"], bool(c["nullable"])) for c in inspector.get_columns(table))
+        )
         primary_key = tuple(sorted(inspector.get_pk_constraint(table)["constrained_columns"]))
         shapes[table] = (columns, primary_key)
     return shapes
