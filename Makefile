@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo up cluster test lint bench clean
+.PHONY: install lock demo up cluster test lint typecheck bench clean
 
 # Python packages exactly as requirements-dev.lock pins them (versions and hashes), then
 # Spool itself without resolving anything again. `make lock` refreshes the locks.
@@ -48,13 +48,18 @@ demo: install
 	$(PY) -m devstack.demo
 
 ## Install and run the whole suite against real Temporal, Elasticsearch, ffmpeg and Whisper.
-test: install lint
+test: install lint typecheck
 	$(PY) -m pytest -q -ra
 
 ## Lint and format checks (ruff); part of make test.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+## Type checks (basedpyright: pyright with its engine in the locked wheel); part of make test.
+## What it checks and how strictly: [tool.basedpyright] in pyproject.toml.
+typecheck: install
+	$(VENV)/bin/basedpyright
 
 bench: install
 	$(PY) bench/blog.py
