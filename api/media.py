@@ -111,13 +111,10 @@ def _unsatisfiable(size: int) -> ApiError:
     )
 
 
-_END = object()
-
-
 async def _stream(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     """Pull a blocking iterator (a file, an S3 body) from a thread, chunk by chunk."""
     try:
-        while (data := await asyncio.to_thread(next, chunks, _END)) is not _END:
+        while (data := await asyncio.to_thread(next, chunks, None)) is not None:
             yield data
     finally:
         close = getattr(chunks, "close", None)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from api.errors import ApiError
 from spool.storage import ObjectStorage, PendingObject
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 20
@@ -151,6 +155,19 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
+def _callbacks(sink: _Sink) -> MultipartCallbacks:
+    """The parser's events the sink follows (headers to find the file part, its data)."""
+    return {
+        "on_part_begin": sink.on_part_begin,
+        "on_header_field": sink.on_header_field,
+        "on_header_value": sink.on_header_value,
+        "on_header_end": sink.on_header_end,
+        "on_headers_finished": sink.on_headers_finished,
+        "on_part_data": sink.on_part_data,
+        "on_part_end": sink.on_part_end,
+    }
+
+
 async def receive_upload(
     request: Request, storage: ObjectStorage, final_key: str, *, max_bytes: int, chunk_bytes: int
 ) -> Upload:
@@ -165,19 +182,7 @@ async def receive_upload(
     ):
         raise ApiError(413, f"upload exceeds the limit of {max_bytes} bytes", field=FILE_FIELD)
     sink = _Sink(storage, final_key, max_bytes, chunk_bytes)
-    callbacks = {
-        name: getattr(sink, name)
-        for name in (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_part_data",
-            "on_part_end",
-        )
-    }
-    parser = MultipartParser(boundary, callbacks)
+    parser = MultipartParser(boundary, _callbacks(sink))
     try:
         async for chunk in request.stream():
             if not chunk:
