@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from spool.config import Settings, get_settings
 from spool.db import make_engine, migrations, prepare_database_url
@@ -69,7 +70,7 @@ def database(settings: Settings) -> Iterator[Engine]:
 
 def error_text(exc: BaseException) -> str:
     # SQLAlchemy's own message adds the SQL and a documentation link; the driver's is the news.
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
         return f"{type(exc.orig).__name__}: {exc.orig}"
     return str(exc) or type(exc).__name__
 
@@ -81,7 +82,7 @@ def one_line(text: str) -> str:
 def display_url(url: str) -> str:
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except ArgumentError:
         return "<unparsable database URL>"
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from spool.config import Settings
 from spool.db import insert_ignore
@@ -196,7 +197,7 @@ def _mark_delivered(
                 conn.execute(_DELIVERED, {"event": event_id, "recipients": sent})
                 _count_attempt(conn, event_id, attempting or [])
             return
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + pause > deadline:
                 raise
             log.warning(

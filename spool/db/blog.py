@@ -151,7 +151,7 @@ def _counting_statements(dialect: str) -> _CountingStatements:
         .returning(authors.c.post_count)
     )
     store = insert(posts)
-    newer = {
+    newer: dict[str, sa.ColumnElement[Any]] = {
         name: store.excluded[name]
         for name in ("author_id", "version", "title", "tags", "published_at")
     }

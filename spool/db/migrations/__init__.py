@@ -32,7 +32,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 BASELINE = "0001"  # the schema as metadata.create_all made it before migrations existed
@@ -83,7 +85,10 @@ def script_directory() -> ScriptDirectory:
 
 
 def head_revision() -> str:
-    return script_directory().get_current_head()
+    head = script_directory().get_current_head()
+    if head is None:  # only a broken install: the package ships its revisions
+        raise SchemaError(f"no migration revisions found in {MIGRATIONS_DIR}")
+    return head
 
 
 def is_known_revision(revision: str) -> bool:
@@ -102,7 +107,7 @@ def current_revision(engine: Engine) -> str | None:
         try:
             rows = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
             return _single_head(list(rows))
-        except (sa.exc.ProgrammingError, sa.exc.OperationalError):
+        except (ProgrammingError, OperationalError):
             pass  # most likely no version table yet; the statement's transaction is void
     # Look properly, on a fresh connection: a missing table is None, other errors raise.
     with engine.connect() as conn:
@@ -196,8 +201,8 @@ def sqlite_immediate_engine(url: sa.URL) -> Iterator[Engine]:
     def begin_immediate(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    sa.event.listen(engine, "connect", autocommit_driver)
-    sa.event.listen(engine, "begin", begin_immediate)
+    event.listen(engine, "connect", autocommit_driver)
+    event.listen(engine, "begin", begin_immediate)
     try:
         yield engine
     finally:
