@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     public_reads: bool = True
     # With private reads, a video's status gives media URLs under a read grant that lasts
     # this long (plus up to an hour: expiries are rounded up to the hour), api/grants.py.
-    media_grant_seconds: int = Field(12 * 3600, ge=60)
+    media_grant_seconds: int = Field(default=12 * 3600, ge=60)
     # Request bodies are counted while they stream in and refused (413) past this many bytes
     # (api/limits.py); the video upload has its own cap, max_upload_bytes plus form overhead.
     api_max_json_bytes: int = 1024 * 1024

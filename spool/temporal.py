@@ -109,12 +109,12 @@ class ConnectionPlan:
         return kwargs
 
     def tls_config(self) -> TLSConfig:
-        if (self.client_cert is None) != (self.client_key is None):
-            given, missing = (
-                (self.client_cert, "client private key")
-                if self.client_key is None
-                else (self.client_key, "client certificate")
-            )
+        given, missing = None, ""
+        if self.client_cert is not None and self.client_key is None:
+            given, missing = self.client_cert, "client private key"
+        elif self.client_key is not None and self.client_cert is None:
+            given, missing = self.client_key, "client certificate"
+        if given is not None:
             raise TemporalConnectError(
                 f"{NO_CONNECT}: {given.describe()} is set but no {missing} is: mTLS needs both "
                 "(SPOOL_TEMPORAL_TLS_CERT and SPOOL_TEMPORAL_TLS_KEY)"
@@ -192,9 +192,8 @@ def connection_plan(settings: Settings, env: Mapping[str, str] | None = None) ->
         ),
     }
     pem = {key: spool_pem[key] or cli_pem[key] for key in spool_pem}
-    spool_api_key = (
-        settings.temporal_api_key.get_secret_value() if ("temporal_api_key" in spool_set) else None
-    )
+    spool_secret = settings.temporal_api_key if "temporal_api_key" in spool_set else None
+    spool_api_key = spool_secret.get_secret_value() if spool_secret is not None else None
     api_key = spool_api_key or profile.api_key or None
     server_name = spool_or_cli("temporal_tls_server_name", cli_tls and cli_tls.server_name)
     spool_asks_tls = any(
@@ -361,9 +360,10 @@ def _client_cert_problem(detail: str, plan: ConnectionPlan) -> str | None:
             "requires a client certificate (mTLS) and none was sent: set "
             "SPOOL_TEMPORAL_TLS_CERT and SPOOL_TEMPORAL_TLS_KEY"
         )
-    if plan.mtls and (proxy_refused or CLIENT_CERT_ALERTS.search(detail)):
+    sent = plan.client_cert if plan.mtls else None
+    if sent is not None and (proxy_refused or CLIENT_CERT_ALERTS.search(detail)):
         return (
-            f"rejected the client certificate: {plan.client_cert.describe()} is not signed "
+            f"rejected the client certificate: {sent.describe()} is not signed "
             "by a CA the server trusts, or has expired"
         )
     return None

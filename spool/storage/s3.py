@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from boto3.session import Session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -103,7 +103,7 @@ def _client_config(settings: Settings) -> Config:
 def make_client(settings: Settings) -> Any:
     """A boto3 S3 client from the settings; unset values fall back to boto3's chain."""
     secret = settings.s3_secret_access_key
-    client = boto3.session.Session().client(
+    client = Session().client(
         "s3",
         endpoint_url=settings.s3_endpoint_url or None,
         # botocore itself reads only AWS_DEFAULT_REGION; AWS_REGION is what the other SDKs
