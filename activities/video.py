@@ -54,7 +54,6 @@ from spool.models.video import (
     ProbeResult,
     RecordCaptionsInput,
     RecordVideoInput,
-    RenditionInput,
     RenditionPlan,
     RenditionResult,
     StoryboardInput,
@@ -146,7 +145,6 @@ class VideoActivities:
 
     def media_activities(self) -> list[Callable]:
         return [
-            self.transcode_rendition,
             self.extract_poster,
             self.encode_chunk,
             self.encode_audio,
@@ -319,45 +317,6 @@ class VideoActivities:
         return [float(t) for t in times if isinstance(t, int | float)]
 
     # --- media ---------------------------------------------------------------------------
-
-    @activity.defn(name="video.transcode_rendition")
-    async def transcode_rendition(self, inp: RenditionInput) -> RenditionResult:
-        s = self.settings
-        name = rendition_name(inp.height)
-        kbps = s.bitrate_ladder.get(inp.height) or _nearest_bitrate(s.bitrate_ladder, inp.height)
-        started = time.monotonic()
-        async with (
-            heartbeating() as set_percent,
-            scratch_dir() as tmp,
-            self._source(inp.source_key, tmp) as src,
-        ):
-            out = tmp / f"{name}.mp4"
-            await media.transcode_rendition(
-                src,
-                out,
-                inp.height,
-                video_kbps=kbps,
-                audio_kbps=s.audio_bitrate_kbps,
-                preset=s.x264_preset,
-                has_audio=inp.has_audio,
-                duration=inp.duration or None,
-                limits=self.limits,
-                on_progress=set_percent,
-            )
-            info = await media.probe(out)
-            key = keys.rendition_key(inp.video_id, name)
-            await self._storage(self.storage.put_file, out, key)
-        duration = info.duration or inp.duration
-        return RenditionResult(
-            name=name,
-            key=key,
-            width=info.width,
-            height=info.height,
-            size_bytes=info.size_bytes,
-            bitrate_kbps=int(info.size_bytes * 8 / duration / 1000) if duration else 0,
-            duration=duration,
-            seconds_taken=round(time.monotonic() - started, 2),
-        )
 
     @activity.defn(name="video.extract_poster")
     async def extract_poster(self, inp: PosterInput) -> PosterResult:

@@ -1,12 +1,11 @@
 """Record completed workflow histories into tests/histories/ for the replay tests.
 
     .venv/bin/python -m tests.record_histories          # blog
-    .venv/bin/python -m tests.record_histories video    # chunked video: ready, cancelled
-    .venv/bin/python -m tests.record_histories blog-attributes  # started with its attributes
-    .venv/bin/python -m tests.record_histories video-late  # late encodes after early ones
+    .venv/bin/python -m tests.record_histories video    # video in several chunks: ready, cancelled
 
-Run it when a workflow change is *meant* to be incompatible (and version the workflow), or to
-add a new scenario; never to make a failing replay test pass.
+The other video and captions runs are saved by tests/test_video_pipeline.py
+(SPOOL_SAVE_HISTORIES=1). Run it to add a new scenario, or for a change made behind a patch
+(docs/versioning.md); never to make a failing replay test pass.
 """
 
 from __future__ import annotations
@@ -53,44 +52,31 @@ async def record_blog(client, settings: Settings) -> None:
             job = await start_blog_job(client, settings, p)
             handle = client.get_workflow_handle(job.job_id)
             await handle.result()
-            (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
-        # Started without Spool's validation at the door, as the temporal CLI would.
+            write_history(name, await handle.fetch_history())
+        # Started as the temporal CLI would, without Spool's search attributes (the run
+        # upserts them) and without its validation at the door.
+        cli = Post(**{**post.__dict__, "post_id": "replay-cli"})
+        handle = await client.start_workflow(
+            BlogPublishWorkflow.run,
+            BlogPublishInput(post=cli),
+            id="post-replay-cli-v1",
+            task_queue=queue,
+        )
+        await handle.result()
+        write_history("blog-publish-started-without-attributes", await handle.fetch_history())
         bad = BlogPublishInput(post=Post(post_id="replay-bad", author_id="a", title="t", body=" "))
         handle = await client.start_workflow(
             BlogPublishWorkflow.run, bad, id="post-replay-bad-v1", task_queue=queue
         )
         with contextlib.suppress(WorkflowFailureError):  # the failure is the scenario
             await handle.result()
-        (HISTORIES / "blog-invalid.json").write_text((await handle.fetch_history()).to_json())
-
-
-async def record_blog_attributes_at_start(client, settings: Settings) -> None:
-    """A publish Spool starts with SpoolKind and SpoolStatus (patch
-    "blog-search-attributes-at-start"): its run upserts only its final status."""
-    acts = BlogActivities(settings)
-    post = Post(
-        post_id="replay-attrs",
-        author_id="author-replay",
-        title="Replay me",
-        body="A post started with its search attributes.",
-        tags=["replay"],
-        followers=["f1", "f2"],
-    )
-    async with running_worker(
-        client,
-        settings.queue_pipeline,
-        workflows=[BlogPublishWorkflow],
-        activities=acts.activities(),
-    ):
-        job = await start_blog_job(client, settings, post)
-        handle = client.get_workflow_handle(job.job_id)
-        await handle.result()
-        write_history("blog-publish-attributes-at-start", await handle.fetch_history())
+        write_history("blog-invalid", await handle.fetch_history())
 
 
 async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
-    """Chunked encoding (patch "chunked-encoding"): a job that ends ready, with captions (so
-    the "announce-before-notify" wait is in it), and one cancelled while chunks encode."""
+    """Jobs of several chunks: one that ends ready, with a storyboard and captions (so the
+    owner's notice waits for the captions announcement), its audio track scheduled after the
+    long chunks; and one cancelled while its chunks encode."""
     from spool import media
     from spool.ingest import ingest_video, start_video_job
     from tests import media_clips
@@ -103,15 +89,15 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
         clips / "tone.mp4", width=640, height=360, seconds=8, speech=None, tone=True
     )
     async with workers(client, s):
-        inp = ingest_video(s, speech, owner_id="replay", video_id="replay-chunked-ready")
+        inp = ingest_video(s, speech, owner_id="replay", video_id="replay-ready-chunks")
         handle = await start_video_job(client, s, inp)
         await handle.result()
-        write_history("video-chunked-ready", await handle.fetch_history())
+        write_history("video-ready-chunks", await handle.fetch_history())
         unpaced = media.INPUT_OPTIONS
         media.INPUT_OPTIONS = media_clips.pace_inputs()  # chunks still encode at the cancel
         try:
             inp = ingest_video(
-                s, tone, owner_id="replay", captions=False, video_id="replay-chunked-cancelled"
+                s, tone, owner_id="replay", captions=False, video_id="replay-cancelled-chunks"
             )
             handle = await start_video_job(client, s, inp)
             await eventually(lambda: started_chunks(handle), "a chunk to encode")
@@ -120,27 +106,7 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
                 await handle.result()
         finally:
             media.INPUT_OPTIONS = unpaced
-        write_history("video-chunked-cancelled", await handle.fetch_history())
-
-
-async def record_late_encodes(client, settings: Settings, clips: Path) -> None:
-    """A chunked job behind "late-encodes-after-early": its short chunk and its audio track
-    scheduled a workflow task (a 1 ms timer) after its long chunks."""
-    from spool.ingest import ingest_video, start_video_job
-    from tests import media_clips
-    from tests.test_chunked_pipeline import CHUNKED, workers
-
-    s = settings.model_copy(update=CHUNKED)
-    clip = media_clips.make_clip(
-        clips / "five.mp4", width=320, height=180, seconds=5, speech=None, tone=True
-    )
-    async with workers(client, s):
-        inp = ingest_video(
-            s, clip, owner_id="replay", captions=False, video_id="replay-chunked-late-encodes"
-        )
-        handle = await start_video_job(client, s, inp)
-        await handle.result()
-        write_history("video-chunked-late-encodes", await handle.fetch_history())
+        write_history("video-cancelled-chunks", await handle.fetch_history())
 
 
 def write_history(name: str, history) -> None:
@@ -167,12 +133,8 @@ async def main(kinds: list[str]) -> None:
             client = await connect(settings, wait_seconds=30)
             if "blog" in kinds:
                 await record_blog(client, settings)
-            if "blog-attributes" in kinds:
-                await record_blog_attributes_at_start(client, settings)
             if "video" in kinds:
                 await record_chunked_video(client, settings, Path(tmp))
-            if "video-late" in kinds:
-                await record_late_encodes(client, settings, Path(tmp))
     print(f"wrote histories to {HISTORIES}")
 
 

@@ -3,8 +3,9 @@
 Each case is stored under Spool's own key and probed by the registered ``video.probe``
 activity with the settings' hardened limits. A refused case must raise a non-retryable
 ``InvalidVideo`` whose message names the problem; an accepted one must report the right probe
-values and then go through the real rendition, poster and audio activities, whose outputs
-ffprobe confirms. Playlists must read nothing outside storage and connect nowhere.
+values and then go through the real rendition (chunks, audio track, package), poster and audio
+activities, whose outputs ffprobe confirms. Playlists must read nothing outside storage and
+connect nowhere.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from spool.models.video import (
     ExtractAudioInput,
     PosterInput,
     ProbeInput,
-    RenditionInput,
     plan_rendition_heights,
 )
 from spool.storage import keys
 from tests import media_clips, media_corpus
 from tests.conftest import service_missing
 from tests.media_corpus import CASES, Case, Context, ffprobe_json
+from tests.renditions import make_rendition
 
 VIDEO_ID = "corpus"
 OTHER_ID = "other-upload"
@@ -215,11 +216,7 @@ async def fetched(acts: VideoActivities, key: str, dest: Path) -> Path:
 
 async def check_rendition(acts: VideoActivities, probe, tmp_path: Path) -> None:
     height = plan_rendition_heights(probe.height)[-1]  # the cheapest one the source gets
-    result = await run(
-        acts,
-        "video.transcode_rendition",
-        RenditionInput(VIDEO_ID, SOURCE, height, probe.has_audio, probe.duration),
-    )
+    result = await make_rendition(acts, VIDEO_ID, SOURCE, probe, height)
     out = await fetched(acts, result.key, tmp_path / "rendition.mp4")
     streams = ffprobe_json(out, "-show_streams")["streams"]
     video = [s for s in streams if s["codec_type"] == "video"]

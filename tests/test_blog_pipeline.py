@@ -506,27 +506,6 @@ async def test_a_publish_started_without_search_attributes_gets_both(client, set
     )
 
 
-async def test_a_run_an_older_worker_began_replays_its_upsert_though_started_with_them():
-    """While workers roll over, a job Spool started with its attributes may have had its first
-    task done by an older worker, which upserted them anyway. Today's workflow must replay
-    that history (the patch says which code began the run), not only the saved ones."""
-    from temporalio.client import WorkflowHistory
-    from temporalio.worker import Replayer
-
-    saved = json.loads((REPO / "tests/histories/blog-publish.json").read_text())
-    events = saved["events"]
-    first_upsert = next(e for e in events if "upsertWorkflowSearchAttributesEventAttributes" in e)
-    # The start as Spool makes it now, with what the older worker then upserted.
-    events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"] = first_upsert[
-        "upsertWorkflowSearchAttributesEventAttributes"
-    ]["searchAttributes"]
-    history = WorkflowHistory.from_json("post-replay-1-v1", json.dumps(saved))
-    result = await Replayer(workflows=[BlogPublishWorkflow]).replay_workflow(
-        history, raise_on_replay_failure=False
-    )
-    assert result.replay_failure is None, result.replay_failure
-
-
 class DownIndex(SqliteIndex):
     """An index that never answers a write, as Elasticsearch behind a dead proxy."""
 

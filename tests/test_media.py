@@ -567,26 +567,20 @@ def _stored_upload(settings: Settings, path: Path, key: str) -> str:
 async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_path):
     """SPOOL_BITRATE_LADDER sets each rendition's video bitrate: the same source at 150 and at
     1200 kbit/s for its height gives files whose bitrates follow the setting."""
-    from temporalio.testing import ActivityEnvironment
-
     from activities.video import VideoActivities
-    from spool.models.video import RenditionInput
+    from tests.renditions import make_rendition
 
     clip = media_clips.make_clip(
         clips / "ladder.mp4", width=320, height=240, seconds=3, speech=None, pattern="testsrc2"
     )
+    probe = await media.probe(clip)
     measured = {}
     for kbps in (150, 1200):
         settings = Settings(
             _env_file=None, data_dir=tmp_path / f"data{kbps}", bitrate_ladder={240: kbps}
         )
         key = _stored_upload(settings, clip, "videos/ladder/source")
-        result = await ActivityEnvironment().run(
-            VideoActivities(settings).transcode_rendition,
-            RenditionInput(
-                video_id="ladder", source_key=key, height=240, has_audio=False, duration=3.0
-            ),
-        )
+        result = await make_rendition(VideoActivities(settings), "ladder", key, probe, 240)
         measured[kbps] = result.bitrate_kbps
     # x264's rate control keeps the average near the target, and never far above maxrate.
     assert measured[150] <= 150 * 1.5, measured

@@ -57,7 +57,6 @@ from spool.models import (
     PublishEventInput,
     RecordCaptionsInput,
     RecordVideoInput,
-    RenditionInput,
     RenditionPlan,
     RenditionResult,
     StepStatus,
@@ -466,7 +465,6 @@ class FakeVideo:
             self.record_captions,
             self.notify_owner,
             self.publish_event,
-            self.transcode_rendition,
             self.extract_poster,
             self.extract_audio,
             self.transcribe,
@@ -525,29 +523,11 @@ class FakeVideo:
         self.events.append(inp)
         return 1
 
-    @activity.defn(name="video.transcode_rendition")
-    async def transcode_rendition(self, inp: RenditionInput) -> RenditionResult:
-        if inp.height in self.fail_renditions:
-            raise ApplicationError("encoder exploded", non_retryable=True)
-        for percent in (10.0, 50.0):
-            activity.heartbeat({"percent": percent})
-            if self.hold is not None:
-                await self.hold.wait()
-        return RenditionResult(
-            name=f"{inp.height}p",
-            key=f"k/{inp.height}",
-            width=2,
-            height=inp.height,
-            size_bytes=1,
-            bitrate_kbps=1,
-            duration=inp.duration,
-        )
-
     @activity.defn(name="video.extract_poster")
     async def extract_poster(self, inp: PosterInput) -> PosterResult:
         return PosterResult(key="k/poster.jpg", width=2, height=2, size_bytes=1)
 
-    # Chunked encoding (new jobs): one chunk; a rendition in fail_renditions fails in it.
+    # Chunked encoding: one chunk; a rendition in fail_renditions fails in it.
     @activity.defn(name="video.plan_encoding")
     async def plan_encoding(self, inp: EncodingPlanInput) -> EncodingPlan:
         return EncodingPlan(
@@ -678,7 +658,7 @@ async def run_fake(client, task_queue, fake: FakeVideo, *, until=None, **inp_kwa
 
 async def test_one_failed_rendition_leaves_the_others(client, task_queue):
     fake = FakeVideo(fail_renditions={720})
-    status, _ = await run_fake(client, task_queue, fake)
+    status, handle = await run_fake(client, task_queue, fake)
     assert status.state == JobState.READY_WITH_ERRORS
     assert [r.height for r in status.renditions] == [1080, 480, 360]
     steps = {s.name: s for s in status.steps}
@@ -688,13 +668,28 @@ async def test_one_failed_rendition_leaves_the_others(client, task_queue):
     assert status.captions_state == CaptionsState.AVAILABLE
     assert fake.notices == [JobState.READY_WITH_ERRORS]
     assert fake.final_status() == JobState.READY_WITH_ERRORS
+    save_history("video-rendition-failed", await handle.fetch_history())
 
 
 async def test_no_rendition_at_all_fails_the_job(client, task_queue):
     fake = FakeVideo(height=480, fail_renditions={480, 360})
-    status, _ = await run_fake(client, task_queue, fake)
+    status, handle = await run_fake(client, task_queue, fake)
     assert status.state == JobState.FAILED and "no rendition" in status.error
     assert fake.notices == [JobState.FAILED]
+    save_history("video-failed-every-rendition", await handle.fetch_history())
+
+
+async def test_no_requested_rendition_fits_the_source(client, task_queue):
+    """Nothing to plan: the poster and the captions are still made, and the job fails for
+    want of a rendition."""
+    fake = FakeVideo(height=480)
+    status, handle = await run_fake(client, task_queue, fake, renditions=["1080p"])
+    assert status.state == JobState.FAILED and "no rendition" in status.error
+    steps = {s.name: s.state for s in status.steps}
+    assert "plan" not in steps and steps["poster"] == StepStatus.DONE
+    assert status.captions_state == CaptionsState.AVAILABLE
+    assert fake.notices == [JobState.FAILED]
+    save_history("video-failed-nothing-to-plan", await handle.fetch_history())
 
 
 async def test_failed_captions_branch_is_ready_with_errors(client, task_queue):
@@ -826,6 +821,7 @@ async def test_cancel_after_the_job_ended_only_stops_its_notices(client, task_qu
     assert fake.final_status() == JobState.READY
     desc = await handle.describe()
     assert desc.status.name == "COMPLETED"
+    save_history("video-ready-notice-cancelled", await handle.fetch_history())
 
 
 async def test_cancel_while_the_outcome_is_being_recorded_still_records_it(client, task_queue):
@@ -842,3 +838,4 @@ async def test_cancel_while_the_outcome_is_being_recorded_still_records_it(clien
     assert status.state == "ready"
     assert fake.final_status() == JobState.READY
     assert (await handle.describe()).status.name == "COMPLETED"
+    save_history("video-ready-record-cancelled", await handle.fetch_history())

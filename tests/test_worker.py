@@ -115,7 +115,6 @@ async def test_max_concurrent_activities_sets_each_queues_limit(client, settings
         f"{task_queue}-c": 3,
     }
     assert {a.__name__ for a in plan[f"{task_queue}-m"].activities} == {
-        "transcode_rendition",
         "extract_poster",
         "encode_chunk",
         "encode_audio",

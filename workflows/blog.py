@@ -40,10 +40,6 @@ NOTIFY_FOLLOWERS = Step(
     "notify_followers", BlogActivities.notify_followers, policies.NOTIFY_FOLLOWERS
 )
 BLOG_STEPS = (INDEX_POST, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
-# Runs that Spool starts carry SpoolKind="blog" and SpoolStatus="processing" from their start
-# (spool/service/jobs.py), so they skip upserting them. Behind this patch: a run whose first
-# task an older worker completed upserted them, and must replay doing so (rule 7).
-START_ATTRIBUTES_PATCH = "blog-search-attributes-at-start"
 KIND = "blog"
 
 
@@ -95,13 +91,13 @@ class BlogPublishWorkflow:
     def _start_processing(self) -> None:
         """PROCESSING, and the search attributes that say so unless the start set them.
 
-        What the start carried is in the history's first event, so the choice replays the
-        same; a run started without them (the temporal CLI, any SDK) still gets both."""
+        Runs that Spool starts carry SpoolKind="blog" and SpoolStatus="processing" from their
+        start (spool/service/jobs.py). What the start carried is in the history's first event,
+        so the choice replays the same; a run started without them (the temporal CLI, any
+        SDK) still gets both."""
         started = workflow.info().typed_search_attributes
-        if (
-            started.get(SPOOL_KIND) == KIND
-            and started.get(SPOOL_STATUS) == str(JobState.PROCESSING)
-            and workflow.patched(START_ATTRIBUTES_PATCH)
+        if started.get(SPOOL_KIND) == KIND and started.get(SPOOL_STATUS) == str(
+            JobState.PROCESSING
         ):
             self._state = JobState.PROCESSING
             return

@@ -1,5 +1,5 @@
 """Every timeout and retry policy, in one place, named by step: the policy of step ``poster``
-is POSTER, of ``rendition-720p`` RENDITION (the step's name without its ``-{suffix}``, in
+is POSTER, of ``package-720p`` PACKAGE (the step's name without its ``-{suffix}``, in
 capitals; docs/ARCHITECTURE.md, step table).
 
 Workflow code: pure values only. Changing a value here changes running workflows at their
@@ -104,12 +104,6 @@ PROBE = StepPolicy(
     heartbeat=VIDEO_HEARTBEAT,
     wait_for_cancel=True,
 )
-RENDITION = StepPolicy(
-    start_to_close=timedelta(hours=8),
-    retry=_retry(initial=1.0, maximum=60.0, attempts=5),
-    heartbeat=VIDEO_HEARTBEAT,
-    wait_for_cancel=True,
-)
 POSTER = StepPolicy(
     start_to_close=timedelta(minutes=10),
     retry=_retry(initial=1.0, maximum=60.0, attempts=5),
@@ -129,7 +123,7 @@ TRANSCRIBE = StepPolicy(
     heartbeat=VIDEO_HEARTBEAT,
     wait_for_cancel=True,
 )
-# --- chunked encoding (new jobs; docs/pipelines.md) --------------------------------------
+# --- chunked encoding (docs/pipelines.md) ------------------------------------------------
 # Light: the worker's settings and arithmetic.
 PLAN = StepPolicy(
     start_to_close=timedelta(seconds=30),

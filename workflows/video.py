@@ -1,9 +1,8 @@
 """VideoPipelineWorkflow: probe, then renditions ∥ poster ∥ captions (child), then record and
 notify the owner once.
 
-New jobs (patch "chunked-encoding") make the renditions from time chunks: plan → chunks ∥
-audio → per rendition one package (progressive MP4 + HLS variant) ∥ storyboard → master
-playlist. Jobs started before replay the per-rendition path unchanged (tests/histories/).
+The renditions are made from time chunks: plan → chunks ∥ audio → per rendition one package
+(progressive MP4 + HLS variant) ∥ storyboard → master playlist.
 
 Branches are isolated (docs/ARCHITECTURE.md rule 5): a failed rendition, poster or captions
 branch is recorded in the status and the others carry on. The job ends ready,
@@ -47,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
         ProbeResult,
         PublishEventInput,
         RecordVideoInput,
-        RenditionInput,
         RenditionPlan,
         RenditionResult,
         StepStatus,
@@ -67,16 +65,17 @@ from workflows.captions import CAPTIONS_STEPS, CaptionsWorkflow
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 PROBE = Step("probe", VideoActivities.probe, policies.PROBE)
-RENDITION = Step("rendition", VideoActivities.transcode_rendition, policies.RENDITION)
 POSTER = Step("poster", VideoActivities.extract_poster, policies.POSTER)
 RECORD = Step("record", VideoActivities.record, policies.RECORD)
 NOTIFY = Step("notify", VideoActivities.notify_owner, policies.NOTIFY)
 ANNOUNCE_CAPTIONS = Step(
     "announce-captions", WebhookActivities.publish_event, policies.ANNOUNCE_CAPTIONS
 )
-# Chunked encoding. ``encode`` and ``package`` are aggregates in the status: their items
-# (``encode-00003``, ``package-720p``) are the activities, and a rendition's progress is
-# derived from its chunks (docs/ARCHITECTURE.md, step table).
+# ``encode`` and ``package`` are aggregates in the status: their items (``encode-00003``,
+# ``package-720p``) are the activities. ``rendition-720p`` is a status step only: its progress
+# is derived from its chunks, and it is done once its package is (docs/ARCHITECTURE.md, step
+# table).
+RENDITION = "rendition"
 PLAN = Step("plan", VideoActivities.plan_encoding, policies.PLAN)
 ENCODE = Step("encode", VideoActivities.encode_chunk, policies.ENCODE)
 AUDIO = Step("audio", VideoActivities.encode_audio, policies.AUDIO)
@@ -85,19 +84,19 @@ STORYBOARD = Step("storyboard", VideoActivities.make_storyboard, policies.STORYB
 HLS = Step("hls", VideoActivities.publish_hls, policies.HLS)
 
 
-# Jobs behind this patch schedule their late encodes (short chunks, a clip's audio track) one
-# workflow task after the early ones. A media host polling when tasks arrive is handed the
+# Late encodes (short chunks, a clip's audio track) are scheduled one workflow task after the
+# early ones. A media host polling when tasks arrive is handed the
 # first to arrive, whatever its priority (priority orders only what waits), and a job's tasks
 # arrive in no set order: idle hosts took the two short chunks first in one bench run of
 # three. Arriving a timer later, the late ones find the hosts busy and wait. The server fires
 # the shortest timer after about a second (its resolution): a clip small enough to encode its
 # long chunks faster than that waits for its short ones up to a second longer.
-LATE_ENCODES_PATCH = "late-encodes-after-early"
 LATE_ENCODES_DELAY = 0.001  # seconds asked; the timer only has to end the workflow task
 
 
-def rendition_step(height: int) -> Step:
-    return RENDITION.at(rendition_name(height))
+def rendition_step(name: str) -> str:
+    """The status step of one rendition: ``rendition-720p``."""
+    return f"{RENDITION}-{name}"
 
 
 def chunk_step(chunk: ChunkPlan) -> Step:
@@ -157,7 +156,6 @@ class VideoPipelineWorkflow:
         self._variants: dict[str, HlsVariantInfo] = {}
         self._hls: MasterPlaylistResult | None = None
         self._storyboard: StoryboardResult | None = None
-        self._stagger_encodes = False
         self._late_encodes: asyncio.Task | None = None
 
     @workflow.query(name="status")
@@ -208,17 +206,7 @@ class VideoPipelineWorkflow:
         probe = self._probe = probed.value
         await self._record(RECORD.at("probe"), metadata=probe)
         heights = plan_rendition_heights(probe.height, inp.renditions)
-        if workflow.patched("chunked-encoding"):
-            await self._process_chunked(probe, heights)
-            return job_outcome(bool(self._renditions), self._errors)
-        self._steps.add(
-            *(rendition_step(h).name for h in heights), POSTER.name, *CAPTIONS_STEPS, NOTIFY.name
-        )
-        await asyncio.gather(
-            *(self._rendition(h, probe) for h in heights),
-            self._make_poster(probe),
-            self._make_captions(probe),
-        )
+        await self._process_chunked(probe, heights)
         return job_outcome(bool(self._renditions), self._errors)
 
     # --- chunked path -----------------------------------------------------------------------
@@ -256,7 +244,6 @@ class VideoPipelineWorkflow:
         )
 
     async def _deliver(self, plan: EncodingPlan, probe: ProbeResult) -> None:
-        self._stagger_encodes = workflow.patched(LATE_ENCODES_PATCH)
         await every_branch(self._encode_chunks(plan), self._make_audio_track(plan, probe))
         await every_branch(self._package_all(plan, probe), self._make_storyboard(plan, probe))
         await self._publish_hls(plan)
@@ -336,8 +323,8 @@ class VideoPipelineWorkflow:
 
     async def _turn_of(self, priority: Priority) -> None:
         """Return once an encode of this priority may be scheduled: a late one in the
-        workflow task after the early ones (LATE_ENCODES_PATCH), by one timer they share."""
-        if not self._stagger_encodes or priority != policies.LATE_ENCODE:
+        workflow task after the early ones, by one timer they share."""
+        if priority != policies.LATE_ENCODE:
             return
         if self._late_encodes is None:
             self._late_encodes = asyncio.ensure_future(asyncio.sleep(LATE_ENCODES_DELAY))
@@ -362,7 +349,7 @@ class VideoPipelineWorkflow:
         self._made_share[rendition.name] = self._made_share.get(rendition.name, 0.0) + share
         if rendition.name not in self._failed_renditions:
             self._steps.set_percent(
-                RENDITION.at(rendition.name).name,
+                rendition_step(rendition.name),
                 100.0 if len(made) == chunks else self._made_share[rendition.name],
             )
 
@@ -372,7 +359,7 @@ class VideoPipelineWorkflow:
         if name in self._failed_renditions:
             return
         self._failed_renditions[name] = error
-        step = RENDITION.at(name).name
+        step = rendition_step(name)
         self._steps.end_unfinished(StepStatus.FAILED, names=[step], error=error)
         if record:
             self._errors[step] = error
@@ -430,10 +417,10 @@ class VideoPipelineWorkflow:
         """Join one rendition's chunks with the audio (its progressive MP4) and cut its HLS
         variant, by stream copy; the error, if it failed."""
         inp = self._require_input()
-        step = RENDITION.at(rendition.name)
+        step = rendition_step(rendition.name)
         made_keys = self._chunk_keys[rendition.name]
         made = await self._steps.track(
-            (step.name,),
+            (step,),
             PACKAGE.at(rendition.name).execute(
                 PackageInput(
                     inp.video_id,
@@ -454,7 +441,7 @@ class VideoPipelineWorkflow:
         if made.error is None:
             return None
         self._failed_renditions[rendition.name] = made.error
-        self._errors[step.name] = made.error
+        self._errors[step] = made.error
         return f"{rendition.name}: {made.error}"
 
     async def _make_storyboard(self, plan: EncodingPlan, probe: ProbeResult) -> None:
@@ -506,7 +493,7 @@ class VideoPipelineWorkflow:
 
     @staticmethod
     def _rendition_steps(plan: EncodingPlan) -> list[str]:
-        return [RENDITION.at(r.name).name for r in plan.renditions]
+        return [rendition_step(r.name) for r in plan.renditions]
 
     def _step_shares(self) -> dict[str, dict[str, float]]:
         """What running chunks add to the encode step and each live rendition's percent."""
@@ -516,24 +503,10 @@ class VideoPipelineWorkflow:
         shares = {ENCODE.name: running}
         for rendition in self._plan.renditions:
             if rendition.name not in self._failed_renditions:
-                shares[RENDITION.at(rendition.name).name] = running
+                shares[rendition_step(rendition.name)] = running
         return shares
 
     # --- branches -------------------------------------------------------------------------
-
-    async def _rendition(self, height: int, probe: ProbeResult) -> None:
-        inp = self._require_input()
-        step = rendition_step(height)
-        made = await self._steps.run(
-            step,
-            RenditionInput(inp.video_id, inp.source_key, height, probe.has_audio, probe.duration),
-            queue=inp.queue_media,
-            progress=True,
-        )
-        if made.ok:
-            self._renditions[height] = made.value
-        elif made.error is not None:
-            self._errors[step.name] = made.error
 
     async def _make_poster(self, probe: ProbeResult) -> None:
         inp = self._require_input()
@@ -583,7 +556,7 @@ class VideoPipelineWorkflow:
             return
         result = self._captions = made.value
         self._captions_state = result.state
-        if result.state == CaptionsState.AVAILABLE and workflow.patched("captions-available-event"):
+        if result.state == CaptionsState.AVAILABLE:
             self._announcements.append(asyncio.create_task(self._announce_captions(result)))
         self._steps.adopt(result.steps)
         if result.state != CaptionsState.AVAILABLE:
@@ -649,11 +622,10 @@ class VideoPipelineWorkflow:
         self._error = error if error is not None else self._error
         self._set_state(state)
         await self._record_final(state, RECORD.at("final"))
-        if self._announcements and workflow.patched("announce-before-notify"):
-            # In order per video: "captions available" is delivered (or given up on; it never
-            # raises) before "video ready" goes to the same receivers. The outcome is already
-            # recorded, so only the notice waits.
-            await asyncio.gather(*self._announcements)
+        # In order per video: "captions available" is delivered (or given up on; it never
+        # raises) before "video ready" goes to the same receivers. The outcome is already
+        # recorded, so only the notice waits.
+        await asyncio.gather(*self._announcements)
         payload = {
             "job_id": self._job_id,
             "error": self._error,

@@ -40,7 +40,6 @@ __all__ = [
     "RENDITION_HEIGHTS",
     "RecordCaptionsInput",
     "RecordVideoInput",
-    "RenditionInput",
     "RenditionResult",
     "TranscribeInput",
     "TranscribeResult",
@@ -150,15 +149,6 @@ class ProbeResult:
     fps: float | None = None
     bit_rate: int | None = None
     size_bytes: int = 0
-
-
-@dataclass
-class RenditionInput:
-    video_id: str
-    source_key: str
-    height: int
-    has_audio: bool = True
-    duration: float = 0.0
 
 
 @dataclass

@@ -1,0 +1,21 @@
+"""Patch ids: every ``workflow.patched`` id the workflows use, named here and nowhere else.
+
+A change to what a workflow schedules (an activity added, removed or reordered, a timer, a
+child) would break runs already in flight, which replay their history against today's code
+(docs/ARCHITECTURE.md, rule 7). Such a change goes behind a patch, then the patch is
+deprecated, then removed (docs/versioning.md):
+
+    CAPTIONS_FIRST = "captions-first"      # why, and the release that added it
+    ALL = frozenset({CAPTIONS_FIRST})
+
+    if workflow.patched(patches.CAPTIONS_FIRST): ...   # new runs; old runs keep the old path
+
+No patch is live: the development-era ones were retired before the first release, with the
+histories that needed them. ``tests/test_replay.py`` checks that every patch a saved history
+recorded is listed in ``ALL``.
+"""
+
+from __future__ import annotations
+
+# Every patch id in use (patched or deprecated), so a saved history's markers can be checked.
+ALL: frozenset[str] = frozenset()
