@@ -9,7 +9,7 @@ turn) of N concurrent starts of:
 - the same BlogPublishWorkflow, started the same way, whose three steps do nothing
   (bench/trivial.py --spool-workflow): the difference is the steps' own writes;
 - a bare workflow of three no-op activities (bench/trivial.py): the difference is all of
-  Spool, its workflow's Temporal features (search attributes, patch marker, policies,
+  Spool, its workflow's Temporal features (search attributes, policies,
   typed payloads) included.
 Every worker has worker.py's set-up and concurrency and runs with compiled bytecode cached
 (as an installed image has it), in .cache/pycache. Prints each round's acknowledgement
