@@ -18,7 +18,9 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows import blog, captions, patches, policies, video
+import worker
+from spool.config import Settings
+from workflows import blog, captions, delivery, patches, policies, video
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.steps import Step
@@ -50,7 +52,7 @@ async def test_history_replays(path: Path):
 def declared_steps() -> list[Step]:
     return [
         value
-        for module in (blog, captions, video)
+        for module in (blog, captions, delivery, video)
         for value in vars(module).values()
         if isinstance(value, Step)
     ]
@@ -84,6 +86,23 @@ def test_each_step_has_one_name():
         policy_name = step.name.upper().replace("-", "_")
         assert getattr(policies, policy_name, None) is step.policy, step.name
         assert registered_name(step).rsplit(".", 1)[-1] == step.activity.__name__, step.name
+
+
+def test_each_step_runs_on_the_queue_whose_workers_register_its_activity(tmp_path):
+    """A step's queue kind is the kind of worker that runs its activity (worker.py)."""
+    kinds = ("pipeline", "media", "captions")
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        **{f"queue_{kind}": f"queue-{kind}" for kind in kinds},
+    )
+    kind_of = {
+        activity.__temporal_activity_definition.name: work.name.removeprefix("queue-")
+        for work in worker.plan_queues(settings, list(kinds))
+        for activity in work.activities
+    }
+    for step in declared_steps():
+        assert kind_of[registered_name(step)] == step.queue, step.name
 
 
 def scheduled_activities(path: Path) -> set[tuple[str, str]]:

@@ -9,6 +9,7 @@ happen once.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -29,15 +30,22 @@ with workflow.unsafe.imports_passed_through():
         validate_post,
     )
     from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
-    from workflows.steps import Step, StepBook
+    from workflows.steps import Done, Failed, QueueKind, Step, StepBook
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
-INDEX_POST = Step("index_post", BlogActivities.index_post, policies.INDEX_POST)
+# They run on the workflow's own queue: a blog job names no queues.
+INDEX_POST = Step("index_post", BlogActivities.index_post, policies.INDEX_POST, QueueKind.PIPELINE)
 RECORD_POST_FOR_AUTHOR = Step(
-    "record_post_for_author", BlogActivities.record_post_for_author, policies.RECORD_POST_FOR_AUTHOR
+    "record_post_for_author",
+    BlogActivities.record_post_for_author,
+    policies.RECORD_POST_FOR_AUTHOR,
+    QueueKind.PIPELINE,
 )
 NOTIFY_FOLLOWERS = Step(
-    "notify_followers", BlogActivities.notify_followers, policies.NOTIFY_FOLLOWERS
+    "notify_followers",
+    BlogActivities.notify_followers,
+    policies.NOTIFY_FOLLOWERS,
+    QueueKind.PIPELINE,
 )
 BLOG_STEPS = (INDEX_POST, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
 KIND = "blog"
@@ -79,14 +87,14 @@ class BlogPublishWorkflow:
         self._set_state(JobState.READY if all(published) else JobState.READY_WITH_ERRORS)
         return self.status()
 
-    async def _publish_step(self, step: Step, post: Post) -> bool:
+    async def _publish_step(self, step: Step[Post, Any], post: Post) -> bool:
         """Run one consumer of the publish; False when it did not complete. A cancelled step
         returns too: the gather then ends the job cancelled once every step has stopped."""
         outcome = await self._steps.run(step, post, progress=True)
-        if outcome.error is not None and self._error is None:
+        if isinstance(outcome, Failed) and self._error is None:
             # The job's error names the first step that failed.
             self._error = f"{step.name}: {outcome.error}"
-        return outcome.ok
+        return isinstance(outcome, Done)
 
     def _start_processing(self) -> None:
         """PROCESSING, and the search attributes that say so unless the start set them.

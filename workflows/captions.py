@@ -20,26 +20,43 @@ with workflow.unsafe.imports_passed_through():
         ExtractAudioInput,
         RecordCaptionsInput,
         TranscribeInput,
+        TranscribeResult,
     )
-    from workflows.steps import Outcome, Step, StepBook
+    from workflows.steps import (
+        Cancelled,
+        Done,
+        Failed,
+        InputT,
+        JobQueues,
+        QueueKind,
+        ResultT,
+        Step,
+        StepBook,
+    )
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
-EXTRACT_AUDIO = Step("extract_audio", VideoActivities.extract_audio, policies.EXTRACT_AUDIO)
-TRANSCRIBE = Step("transcribe", VideoActivities.transcribe, policies.TRANSCRIBE)
-RECORD_CAPTIONS = Step("record_captions", VideoActivities.record_captions, policies.RECORD_CAPTIONS)
+EXTRACT_AUDIO = Step(
+    "extract_audio", VideoActivities.extract_audio, policies.EXTRACT_AUDIO, QueueKind.CAPTIONS
+)
+TRANSCRIBE = Step("transcribe", VideoActivities.transcribe, policies.TRANSCRIBE, QueueKind.CAPTIONS)
+RECORD_CAPTIONS = Step(
+    "record_captions", VideoActivities.record_captions, policies.RECORD_CAPTIONS, QueueKind.PIPELINE
+)
 # The steps the parent shows for this child.
 CAPTIONS_STEPS = (EXTRACT_AUDIO.name, TRANSCRIBE.name)
 
 
-def bounded(step: Step, inp: CaptionsInput) -> Step:
+def bounded(step: Step[InputT, ResultT], inp: CaptionsInput) -> Step[InputT, ResultT]:
     """The step with the job's own bound on attempts, if it has one."""
     return step.with_policy(policies.captions_step_policy(step.policy, inp.max_attempts))
 
 
 @workflow.defn(name="CaptionsWorkflow")
 class CaptionsWorkflow:
-    def __init__(self) -> None:
-        self._steps = StepBook(CAPTIONS_STEPS)
+    @workflow.init
+    def __init__(self, inp: CaptionsInput) -> None:
+        queues = JobQueues(pipeline=inp.queue_pipeline, captions=inp.queue_captions)
+        self._steps = StepBook(CAPTIONS_STEPS, queues=queues)
         self._result: CaptionsResult | None = None
 
     @workflow.query(name="status")
@@ -50,49 +67,46 @@ class CaptionsWorkflow:
 
     @workflow.run
     async def run(self, inp: CaptionsInput) -> CaptionsResult:
-        last, outcome = (
-            EXTRACT_AUDIO,
-            await self._steps.run(
-                bounded(EXTRACT_AUDIO, inp),
-                ExtractAudioInput(inp.video_id, inp.source_key),
-                queue=inp.queue_captions,
-            ),
+        last: str = EXTRACT_AUDIO.name
+        outcome = await self._steps.run(
+            bounded(EXTRACT_AUDIO, inp), ExtractAudioInput(inp.video_id, inp.source_key)
         )
-        if outcome.ok:
+        if isinstance(outcome, Done):
             audio = outcome.value
-            last, outcome = (
-                TRANSCRIBE,
-                await self._steps.run(
-                    bounded(TRANSCRIBE, inp),
-                    TranscribeInput(inp.video_id, audio.audio_key, inp.language, audio.duration),
-                    queue=inp.queue_captions,
-                ),
+            last = TRANSCRIBE.name
+            outcome = await self._steps.run(
+                bounded(TRANSCRIBE, inp),
+                TranscribeInput(inp.video_id, audio.audio_key, inp.language, audio.duration),
             )
-        if outcome.cancelled:
-            raise asyncio.CancelledError()
-        result, record = self._outcome(inp, last, outcome)
+        match outcome:
+            case Cancelled():
+                raise asyncio.CancelledError()
+            case Failed(error):
+                result = self._failed(inp, last, error)
+                record = RecordCaptionsInput(
+                    inp.video_id, CaptionsState.FAILED, inp.language, error=error
+                )
+            case Done(transcript):
+                result = self._available(transcript)
+                record = RecordCaptionsInput(
+                    inp.video_id, CaptionsState.AVAILABLE, transcript.language, transcript
+                )
         # "Captions available" reaches the database now, whatever the renditions are doing.
-        await RECORD_CAPTIONS.execute(record, queue=inp.queue_pipeline)
+        await self._steps.execute(RECORD_CAPTIONS, record)
         self._result = result
         return result
 
-    def _outcome(
-        self, inp: CaptionsInput, last: Step, outcome: Outcome
-    ) -> tuple[CaptionsResult, RecordCaptionsInput]:
-        """The child's result and what to record, from the last step run and its outcome."""
-        if not outcome.ok:
-            result = CaptionsResult(
-                state=CaptionsState.FAILED,
-                language=inp.language,
-                error=outcome.error,
-                failed_step=last.name,
-                steps=self._steps.states(),
-            )
-            return result, RecordCaptionsInput(
-                inp.video_id, CaptionsState.FAILED, inp.language, error=result.error
-            )
-        t = outcome.value
-        result = CaptionsResult(
+    def _failed(self, inp: CaptionsInput, step: str, error: str) -> CaptionsResult:
+        return CaptionsResult(
+            state=CaptionsState.FAILED,
+            language=inp.language,
+            error=error,
+            failed_step=step,
+            steps=self._steps.states(),
+        )
+
+    def _available(self, t: TranscribeResult) -> CaptionsResult:
+        return CaptionsResult(
             state=CaptionsState.AVAILABLE,
             language=t.language,
             vtt_key=t.vtt_key,
@@ -102,4 +116,3 @@ class CaptionsWorkflow:
             excerpt=t.excerpt,
             steps=self._steps.states(),
         )
-        return result, RecordCaptionsInput(inp.video_id, CaptionsState.AVAILABLE, t.language, t)

@@ -1,14 +1,17 @@
 """Steps: what a workflow runs, and the one runner that keeps their status.
 
-A :class:`Step` binds one name to its activity and its policy. The name is the activity id
-and the status's ``steps[].name`` (spool.status merges the server's retry state in by it),
-and the policy in workflows/policies.py carries the same name in capitals; the activity is a
-method reference, so the registered name, the code and the input and result types are one
-hop away (docs/ARCHITECTURE.md, step table). Names are part of the API and of running
-histories: keep them, or change them behind ``workflow.patched``.
+A :class:`Step` binds one name to its activity, its policy and the kind of queue it runs on.
+The name is the activity id and the status's ``steps[].name`` (spool/service/jobs.py merges
+the server's retry state in by it), and the policy in workflows/policies.py carries the same
+name in capitals; the activity is a method reference, so the registered name, the code and
+the input and result types are one hop away (docs/ARCHITECTURE.md, step table). A step is
+typed by them: ``Step[ProbeInput, ProbeResult]`` takes only a ``ProbeInput`` and gives a
+``ProbeResult``. Names are part of the API and of running histories: keep them, or change
+them behind a patch (workflows/patches.py).
 
 :class:`StepBook` is the only code that moves a step between states: pending, running, then
-done, failed or cancelled (skipped for a step that never ran). Workflow code, no I/O.
+done, failed or cancelled (skipped for a step that never ran); it also resolves each step's
+queue kind to the job's queue. Workflow code, no I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from enum import StrEnum
+from typing import Any, Generic, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import Priority
@@ -25,61 +29,104 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelle
 with workflow.unsafe.imports_passed_through():
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from spool.models import StepState, StepStatus
-    from workflows.errors import failure_message
+    from spool.models.failures import failure_message
 
 T = TypeVar("T")
+InputT = TypeVar("InputT")  # what a step's activity takes
+ResultT = TypeVar("ResultT")  # and what it gives
 UNFINISHED = (StepStatus.PENDING, StepStatus.RUNNING)
 
 
+class QueueKind(StrEnum):
+    """The kind of work a step is, and so the task queue it runs on (docs/ARCHITECTURE.md,
+    the flow of a job): light work, ffmpeg, or Whisper."""
+
+    PIPELINE = "pipeline"
+    MEDIA = "media"
+    CAPTIONS = "captions"
+
+
 @dataclass(frozen=True)
-class Step:
-    """One step: its name, the activity method it runs and its policy."""
+class JobQueues:
+    """The task queue of each kind for one job, named by its input (workflows cannot read
+    settings); None runs the step on the workflow's own queue."""
+
+    pipeline: str | None = None
+    media: str | None = None
+    captions: str | None = None
+
+    def of(self, kind: QueueKind) -> str | None:
+        return {
+            QueueKind.PIPELINE: self.pipeline,
+            QueueKind.MEDIA: self.media,
+            QueueKind.CAPTIONS: self.captions,
+        }[kind]
+
+
+@dataclass(frozen=True)
+class Step(Generic[InputT, ResultT]):
+    """One step: its name, the activity method it runs, its policy and its queue's kind."""
 
     name: str
-    activity: Callable[..., Any]
+    # An async or a plain method (blog activities run on threads), taking InputT, giving
+    # ResultT.
+    activity: Callable[[Any, InputT], Awaitable[ResultT]] | Callable[[Any, InputT], ResultT]
     policy: policies.StepPolicy
+    queue: QueueKind
 
-    def at(self, suffix: str) -> Step:
-        """The same step for one item: ``rendition`` at ``720p`` is ``rendition-720p``."""
+    def at(self, suffix: str) -> Step[InputT, ResultT]:
+        """The same step for one item: ``package`` at ``720p`` is ``package-720p``."""
         return replace(self, name=f"{self.name}-{suffix}")
 
-    def with_policy(self, policy: policies.StepPolicy) -> Step:
+    def with_policy(self, policy: policies.StepPolicy) -> Step[InputT, ResultT]:
         """The same step under a job's own bounds (retry time, attempts)."""
         return replace(self, policy=policy)
 
     def execute(
-        self, arg: Any, *, queue: str | None = None, priority: Priority | None = None
-    ) -> Awaitable[Any]:
-        """Schedule the activity under the step's name and policy (and ``priority`` among
-        the queue's tasks); the result type is the method's own return annotation."""
+        self, arg: InputT, *, queue: str | None = None, priority: Priority | None = None
+    ) -> Awaitable[ResultT]:
+        """Schedule the activity under the step's name and policy, on ``queue`` (and with
+        ``priority`` among the queue's tasks)."""
         options = policies.activity_options(self.policy)
         if queue is not None:
             options["task_queue"] = queue
         if priority is not None:
             options["priority"] = priority
-        return workflow.execute_activity_method(
-            self.activity, arg, activity_id=self.name, **options
-        )
+        # The SDK runs a plain method as it runs an async one, and either gives its result:
+        # one signature for the type checker, whose overloads would not match the union.
+        method = cast("Callable[[Any, InputT], Awaitable[ResultT]]", self.activity)
+        return workflow.execute_activity_method(method, arg, activity_id=self.name, **options)
 
 
-@dataclass
-class Outcome(Generic[T]):
-    """How a tracked step ended: its value, or why it has none."""
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    """A tracked step that ended with its value."""
 
-    value: T | None = None
-    error: str | None = None
-    cancelled: bool = False
+    value: T
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.cancelled
+
+@dataclass(frozen=True)
+class Failed:
+    """A tracked step that failed after its retries, and why."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A tracked step that the job's cancel stopped."""
+
+
+# How a tracked step ended: match on it, and the value's type is the step's own.
+Outcome = Done[T] | Failed | Cancelled
 
 
 class StepBook:
     """A job's steps in the order they are shown, and the one way they change state."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
+    def __init__(self, names: Iterable[str] = (), *, queues: JobQueues | None = None) -> None:
         self._steps: dict[str, StepState] = {}
+        self._queues = queues or JobQueues()
         self.add(*names)
 
     def add(self, *names: str) -> None:
@@ -89,18 +136,24 @@ class StepBook:
     def states(self) -> list[StepState]:
         return list(self._steps.values())
 
+    def execute(
+        self, step: Step[InputT, ResultT], arg: InputT, *, priority: Priority | None = None
+    ) -> Awaitable[ResultT]:
+        """Schedule a step on the job's queue of its kind, without tracking it: a record or
+        an announcement, or an item whose state its caller keeps (a chunk)."""
+        return step.execute(arg, queue=self._queues.of(step.queue), priority=priority)
+
     async def run(
         self,
-        step: Step,
-        arg: Any,
+        step: Step[InputT, ResultT],
+        arg: InputT,
         *,
-        queue: str | None = None,
         progress: bool = False,
         priority: Priority | None = None,
-    ) -> Outcome[Any]:
+    ) -> Outcome[ResultT]:
         """Run one activity step; ``progress`` steps show 100 % once done."""
         return await self.track(
-            (step.name,), step.execute(arg, queue=queue, priority=priority), progress=progress
+            (step.name,), self.execute(step, arg, priority=priority), progress=progress
         )
 
     async def track(
@@ -115,15 +168,15 @@ class StepBook:
         except (ActivityError, ChildWorkflowError) as err:
             if is_cancelled_exception(err):
                 self.end_unfinished(StepStatus.CANCELLED, names=names)
-                return Outcome(cancelled=True)
+                return Cancelled()
             message = failure_message(err)
             self.end_unfinished(StepStatus.FAILED, names=names, error=message)
-            return Outcome(error=message)
+            return Failed(message)
         for name in names:
             self._steps[name].state = StepStatus.DONE
             if progress:
                 self._steps[name].percent = 100.0
-        return Outcome(value)
+        return Done(value)
 
     def start(self, *names: str) -> None:
         """Pending steps whose work is not one activity run here (a rendition made of
@@ -170,17 +223,17 @@ class StepBook:
             step.detail = detail
 
 
-async def every_branch(*branches: Awaitable[Any]) -> list[Any]:
+async def every_branch(*branches: Awaitable[T]) -> list[T]:
     """Run branches side by side and return once EVERY one has ended, then raise the first
     error, if any (a cancel included).
 
     ``asyncio.gather`` raises as soon as one branch is cancelled or fails, while the others
     still wait for their activities to confirm a cancel: the job would then end (and be
     reported cancelled) with an ffmpeg still running. A cancelled job must stop all its work
-    first (docs/ARCHITECTURE.md, cancel).
+    first (workflows/video.py, ending).
     """
     results = await asyncio.gather(*branches, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return results
+    return [result for result in results if not isinstance(result, BaseException)]
