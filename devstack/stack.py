@@ -78,7 +78,7 @@ class EmbeddedStack:
     ui_port: int = 8233
     with_api: bool = True
     # What the worker runs, after the interpreter (default: worker.py); tests run a wrapper,
-    # e.g. ["-m", "tests.paced_worker"], to hold its ffmpeg at the input's native pace.
+    # e.g. ["-m", "tests.support.paced_worker"], to hold its ffmpeg at the input's native pace.
     worker_args: list[str] | None = None
     server: DevServer | None = None
     procs: dict = field(default_factory=dict)

@@ -23,7 +23,11 @@ from spool.temporal import connect
 # In-process workers run Whisper beside forked ffmpeg children, as worker.py does.
 single_threaded_blas()
 
-pytest_plugins = ["tests.es_fixtures", "tests.pg_fixtures", "tests.s3_fixtures"]
+pytest_plugins = [
+    "tests.support.es_fixtures",
+    "tests.support.pg_fixtures",
+    "tests.support.s3_fixtures",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -63,7 +67,7 @@ async def client(temporal_server):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     """A directory for one test module's generated clips; needs ffmpeg and espeak-ng."""
-    from tests import media_clips
+    from tests.support import media_clips
 
     missing = media_clips.tools_missing()
     if missing:

@@ -28,10 +28,10 @@ from spool.service.videos import build_view
 from spool.storage import LocalStorage, open_storage
 from spool.storage.keys import rendition_key
 from spool.storage.local import INCOMING
-from tests import media_clips
 from tests.conftest import service_missing
+from tests.support import media_clips
+from tests.support.waiting import eventually
 from tests.test_chunked_pipeline import playlist_uris
-from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789"

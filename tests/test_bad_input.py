@@ -1,4 +1,4 @@
-"""Hostile and odd uploads (tests/media_corpus.py) through Spool's real activities.
+"""Hostile and odd uploads (tests/support/media_corpus.py) through Spool's real activities.
 
 Each case is stored under Spool's own key and probed by the registered ``video.probe``
 activity with the settings' hardened limits. A refused case must raise a non-retryable
@@ -31,10 +31,10 @@ from spool.models.video import (
     plan_rendition_heights,
 )
 from spool.storage import keys
-from tests import media_clips, media_corpus
 from tests.conftest import service_missing
-from tests.media_corpus import CASES, Case, Context, ffprobe_json
 from tests.renditions import make_rendition
+from tests.support import media_clips, media_corpus
+from tests.support.media_corpus import CASES, Case, Context, ffprobe_json
 
 VIDEO_ID = "corpus"
 OTHER_ID = "other-upload"

@@ -32,9 +32,9 @@ from spool.notify import LogNotifier
 from spool.search import IndexUnavailable, SqliteIndex, open_index
 from spool.status import job_status
 from tests.conftest import activity_attempts, running_worker
-from tests.fault_proxy import FaultProxy, is_document_write
-from tests.naive_blog import NaiveActivities, NaivePublishWorkflow
-from tests.waiting import eventually
+from tests.support.fault_proxy import FaultProxy, is_document_write
+from tests.support.naive_blog import NaiveActivities, NaivePublishWorkflow
+from tests.support.waiting import eventually
 from workflows.blog import BlogPublishWorkflow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -205,7 +205,7 @@ async def test_worker_killed_after_commit_does_not_count_twice(client, settings)
         "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
     }
     crasher = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker"],
+        [sys.executable, "-m", "tests.support.crash_worker"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -32,10 +32,10 @@ from starlette.staticfiles import StaticFiles
 import api.app
 from api import create_app
 from devstack.proc import free_port
-from tests import media_clips
 from tests.conftest import ARTIFACTS, service_missing
+from tests.support import media_clips
+from tests.support.waiting import eventually
 from tests.test_api import AUTH, api_settings, assert_error, spool_worker
-from tests.waiting import eventually
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

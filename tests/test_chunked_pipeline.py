@@ -2,7 +2,7 @@
 real object storage (a local directory, and S3Proxy where hosts must share nothing), and the
 API serving HLS and storyboards over HTTP to ffprobe.
 
-Slow work is held by paced inputs (tests/media_clips.pace_inputs: an N-second chunk takes at
+Slow work is held by paced inputs (tests/support/media_clips.pace_inputs: an N-second chunk takes at
 least N seconds to encode on any machine); waits are on conditions with generous deadlines.
 """
 
@@ -47,11 +47,11 @@ from spool.models import (
 )
 from spool.status import job_status
 from spool.storage import keys, open_storage
-from tests import media_clips
-from tests.live_api import live_api
-from tests.start_order import StartOrder
+from tests.support import media_clips
+from tests.support.live_api import live_api
+from tests.support.start_order import StartOrder
+from tests.support.waiting import eventually
 from tests.test_media import ffmpeg_processes
-from tests.waiting import eventually
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
 
@@ -476,7 +476,7 @@ async def test_chunk_killed_mid_encode_is_retried_alone(
         [
             sys.executable,
             "-m",
-            "tests.paced_worker",
+            "tests.support.paced_worker",
             "--queue",
             "media",
             "--max-concurrent-activities",

@@ -328,7 +328,7 @@ async def test_worker_exits_zero_on_sigterm(settings):
 
 
 async def test_video_bad_input_is_refused_before_anything_is_stored(settings, clips):
-    from tests import media_clips
+    from tests.support import media_clips
 
     missing = await starter(settings, "video", str(clips / "nope.mp4"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
@@ -344,7 +344,7 @@ async def test_video_bad_input_is_refused_before_anything_is_stored(settings, cl
 async def test_video_start_cancel_and_wait(client, settings, clips):
     from activities.video import VideoActivities
     from activities.webhooks import WebhookActivities
-    from tests import media_clips
+    from tests.support import media_clips
     from workflows.captions import CaptionsWorkflow
     from workflows.video import VideoPipelineWorkflow
 
@@ -399,7 +399,7 @@ async def test_video_uploads_through_a_remote_api_without_shared_disk(
     from activities.webhooks import WebhookActivities
     from devstack.proc import free_port, wait_for_port
     from spool.storage import open_storage
-    from tests import media_clips
+    from tests.support import media_clips
     from workflows.captions import CaptionsWorkflow
     from workflows.video import VideoPipelineWorkflow
 

@@ -3,7 +3,7 @@
 PostgreSQL, Elasticsearch 8, S3Proxy and the Temporal dev server are real servers; the API,
 the pipeline worker, two media workers and the captions worker are separate processes, each
 in a mount namespace that sees only its own home. The media hosts read ffmpeg input at its
-native pace (tests.paced_worker), so a test can catch a transcode in the middle on any
+native pace (tests.support.paced_worker), so a test can catch a transcode in the middle on any
 machine.
 """
 
@@ -32,7 +32,7 @@ from spool import scratch
 from spool.config import Settings
 from spool.storage import open_storage
 from spool.storage.keys import video_prefix
-from tests import media_clips
+from tests.support import media_clips
 
 AUTH = {"Authorization": f"Bearer {CLUSTER_API_KEY}"}
 
@@ -50,7 +50,7 @@ def cluster():
         api_port=free_port(),
         temporal_port=free_port(),
         ui_port=None,
-        worker_module={"media": "tests.paced_worker"},
+        worker_module={"media": "tests.support.paced_worker"},
     )
     try:
         c.start()

@@ -17,7 +17,7 @@ from spool.db.blog import record_post_for_author as record
 from spool.db.notifications import notifications
 from spool.notify import Notification, notify_once
 
-# engine (each test on SQLite and on PostgreSQL): from the tests.pg_fixtures plugin.
+# engine (each test on SQLite and on PostgreSQL): from the tests.support.pg_fixtures plugin.
 
 
 class Recorder:

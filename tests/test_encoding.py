@@ -22,7 +22,7 @@ import pytest
 
 from spool import encoding, media
 from spool.models.chunks import ChunkSpan, output_fps, plan_chunks, snap_to_keyframes
-from tests import media_clips
+from tests.support import media_clips
 from tests.test_media import ffmpeg_processes
 
 LIMITS = media.Limits(timeout_seconds=600)

@@ -56,10 +56,10 @@ from spool.status import job_status
 from spool.storage import keys as storage_keys
 from spool.storage import open_storage
 from spool.temporal import connect
-from tests import media_clips, waiting
 from tests.conftest import ARTIFACTS, activity_attempts, running_worker, service_missing
+from tests.support import media_clips, waiting
+from tests.support.webhook_receiver import WebhookReceiver
 from tests.test_api import api_client, api_settings, spool_worker
-from tests.webhook_receiver import WebhookReceiver
 from workflows.blog import BlogPublishWorkflow
 
 STACK_AUTH = {"Authorization": f"Bearer {LOCAL_API_KEY}"}
@@ -349,7 +349,7 @@ async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_on
     clip = media_clips.make_clip(
         clips / "twenty.mp4", width=854, height=480, seconds=seconds, pattern="testsrc2"
     )
-    paced = ["-m", "tests.paced_worker"]
+    paced = ["-m", "tests.support.paced_worker"]
     stacks = [start_first_stack(stack_settings, worker_args=paced)]
     receiver = WebhookReceiver(local_webhook_secret(stack_settings)).start()
     try:
@@ -559,7 +559,7 @@ def own_elasticsearch(tmp_path_factory, keeper):
     from devstack.elasticsearch import ElasticsearchNode
 
     # As root the node runs as an unprivileged user, which cannot enter pytest's 0700 temp
-    # root (tests/es_fixtures.py does the same).
+    # root (tests/support/es_fixtures.py does the same).
     private = os.geteuid() == 0
     home = (
         Path(tempfile.mkdtemp(prefix="spool-es-faults-"))

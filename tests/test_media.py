@@ -17,7 +17,7 @@ import pytest
 from spool import media, whisper
 from spool.config import Settings
 from spool.models.video import plan_rendition_heights
-from tests import media_clips
+from tests.support import media_clips
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -541,7 +541,7 @@ def test_whisper_survives_forks_in_a_worker_process(clips, whisper_ready):
     asyncio.run(media.extract_audio_16k_mono(clip, wav, limits=media.Limits()))
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fork_during_whisper", str(wav)],
+        [sys.executable, "-m", "tests.support.fork_during_whisper", str(wav)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -18,7 +18,7 @@ from spool.db.notifications import notifications
 from spool.notify import notify_once
 from tests.test_db import Recorder
 
-# engine (each test on SQLite and on PostgreSQL): from the tests.pg_fixtures plugin.
+# engine (each test on SQLite and on PostgreSQL): from the tests.support.pg_fixtures plugin.
 
 
 class Crash(BaseException):

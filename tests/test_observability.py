@@ -51,7 +51,7 @@ from spool.models import Post
 from spool.observability import logs, metrics, tracing
 from spool.observability.interceptors import SpoolMetricsInterceptor
 from spool.temporal import connect
-from tests.webhook_receiver import WebhookReceiver
+from tests.support.webhook_receiver import WebhookReceiver
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow

@@ -2,7 +2,7 @@
 
 A change that would break workflows already running in production (a reordered or removed
 activity, a changed timer) makes this fail in CI instead. Histories are recorded by
-`python -m tests.record_histories blog video` and `SPOOL_SAVE_HISTORIES=1 pytest
+`python -m tests.support.record_histories blog video` and `SPOOL_SAVE_HISTORIES=1 pytest
 tests/test_video_pipeline.py` (video and captions); keep old ones when a workflow changes
 behind a patch, so that the runs already in flight stay covered (docs/versioning.md).
 """

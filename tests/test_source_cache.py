@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spool.storage.cache import ObjectCache
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 
 class Store:

@@ -22,8 +22,8 @@ from temporalio.worker import Worker
 
 from devstack.proc import free_port, port_in_use
 from devstack.stack import LOCAL_API_KEY
-from tests.start_order import StartOrder
-from tests.waiting import eventually
+from tests.support.start_order import StartOrder
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 

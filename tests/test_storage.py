@@ -26,7 +26,7 @@ from spool.storage import (
     open_storage,
 )
 from spool.storage.local import INCOMING, LocalStorage
-from tests.s3_fixtures import fresh_bucket_name, s3_settings_for
+from tests.support.s3_fixtures import fresh_bucket_name, s3_settings_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024

@@ -12,7 +12,7 @@ import pytest
 from activities import video
 from activities.video import VideoActivities
 from spool.config import Settings
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 
 class SlowStore:

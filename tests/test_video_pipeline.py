@@ -69,7 +69,7 @@ from spool.models import (
 )
 from spool.storage import ObjectStorage, open_storage
 from spool.storage.keys import audio_key, poster_key, video_prefix
-from tests import media_clips
+from tests.support import media_clips
 from tests.test_media import check_srt, check_vtt, ffmpeg_processes
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
@@ -380,7 +380,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
             [
                 sys.executable,
                 "-m",
-                "tests.run_media_worker",
+                "tests.support.run_media_worker",
                 temporal_server.address,
                 str(settings.data_dir),
                 media_queue,

@@ -21,7 +21,7 @@ from spool.db import get_engine
 from spool.db.video import ensure_video
 from spool.models import CaptionsInput, CaptionsResult, CaptionsState
 from spool.storage import keys, open_storage
-from tests import media_clips
+from tests.support import media_clips
 from tests.test_worker import REPO, stop_worker, worker_env
 
 LOAD_LINE = "whisper-model-load"

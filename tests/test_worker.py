@@ -18,7 +18,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 import worker
 from spool.ingest import ingest_video, start_video_job
 from spool.status import job_status
-from tests import media_clips
+from tests.support import media_clips
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -161,7 +161,7 @@ async def activity_events(handle, prefix: str) -> list[str]:
 @pytest.fixture
 def paced_video(clips, settings):
     """A stored upload whose encode takes at least its length (ffmpeg reads at native pace
-    in tests.paced_worker), at any machine speed."""
+    in tests.support.paced_worker), at any machine speed."""
 
     def make(seconds: float):
         clip = media_clips.make_clip(
@@ -181,7 +181,7 @@ async def stop_mid_encode(client, settings, inp, grace_seconds: str):
     """Start a paced worker and the job, SIGTERM the worker once its rendition runs; the
     worker must exit 0. Returns the job's handle."""
     proc = await start_worker(
-        worker_env(settings), "--grace-seconds", grace_seconds, module="tests.paced_worker"
+        worker_env(settings), "--grace-seconds", grace_seconds, module="tests.support.paced_worker"
     )
     handle = await start_video_job(client, settings, inp)
     try:

@@ -3,7 +3,7 @@
 It simulates the worst moment for a non-idempotent step: the database transaction is
 durable, but Temporal never hears the activity completed, so the step will be retried.
 
-    python -m tests.crash_worker   (configured through SPOOL_* environment variables)
+    python -m tests.support.crash_worker   (configured through SPOOL_* environment variables)
 """
 
 from __future__ import annotations

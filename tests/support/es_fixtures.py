@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from devstack.proc import free_port
+from tests.support.paths import ARTIFACTS
 
-LOG_PATH = Path(__file__).resolve().parent.parent / "artifacts" / "logs" / "elasticsearch.log"
+LOG_PATH = ARTIFACTS / "logs" / "elasticsearch.log"
 
 
 @pytest.fixture(scope="session")

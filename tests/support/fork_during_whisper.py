@@ -5,7 +5,7 @@ OpenBLAS's thread pool, a fork during feature extraction hung the whole process.
 the process up exactly as worker.py does, then does both at once; it exits 0 when every
 transcription finished. The caller enforces the deadline.
 
-    python -m tests.fork_during_whisper AUDIO.wav
+    python -m tests.support.fork_during_whisper AUDIO.wav
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests import media_clips
+from tests.support import media_clips
 
 CLIP_SECONDS = 2.0
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]

@@ -1,7 +1,7 @@
 """worker.py with every ffmpeg input read at its native frame rate (a test hook).
 
 For tests that must catch a transcode in the middle on a cluster host: an N-second clip then
-takes at least N seconds to encode on any machine. Usage: python -m tests.paced_worker ARGS
+takes at least N seconds to encode on any machine. Usage: python -m tests.support.paced_worker ARGS
 (the same arguments as worker.py).
 """
 
@@ -12,7 +12,7 @@ import sys
 import worker
 from spool import media
 from spool.temporal import exit_process
-from tests.media_clips import pace_inputs
+from tests.support.media_clips import pace_inputs
 
 if __name__ == "__main__":
     media.INPUT_OPTIONS = pace_inputs()

@@ -1,7 +1,7 @@
 """Record completed workflow histories into tests/histories/ for the replay tests.
 
-    .venv/bin/python -m tests.record_histories          # blog
-    .venv/bin/python -m tests.record_histories video    # video in several chunks: ready, cancelled
+    .venv/bin/python -m tests.support.record_histories          # blog
+    .venv/bin/python -m tests.support.record_histories video    # several chunks: ready, cancelled
 
 The other video and captions runs are saved by tests/test_video_pipeline.py
 (SPOOL_SAVE_HISTORIES=1). Run it to add a new scenario, or for a change made behind a patch
@@ -26,9 +26,8 @@ from spool.jobs import start_blog_job
 from spool.models import BlogPublishInput, Post
 from spool.temporal import connect
 from tests.conftest import running_worker
+from tests.support.paths import HISTORIES
 from workflows.blog import BlogPublishWorkflow
-
-HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 async def record_blog(client, settings: Settings) -> None:
@@ -79,9 +78,9 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
     long chunks; and one cancelled while its chunks encode."""
     from spool import media
     from spool.ingest import ingest_video, start_video_job
-    from tests import media_clips
+    from tests.support import media_clips
+    from tests.support.waiting import eventually
     from tests.test_chunked_pipeline import CHUNKED, started_chunks, workers
-    from tests.waiting import eventually
 
     s = settings.model_copy(update=CHUNKED)
     speech = media_clips.make_clip(clips / "speech.mp4", width=640, height=360, seconds=4)

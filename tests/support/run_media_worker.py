@@ -1,6 +1,6 @@
 """A media-queue worker in its own process, for the test that SIGKILLs one mid-transcode.
 
-Usage: python -m tests.run_media_worker ADDRESS DATA_DIR MEDIA_QUEUE paced|normal
+Usage: python -m tests.support.run_media_worker ADDRESS DATA_DIR MEDIA_QUEUE paced|normal
 
 ``paced`` reads every ffmpeg input at its native frame rate, so a transcode of an N-second
 clip lasts at least N seconds on any machine: the test can catch it in the middle.
@@ -19,7 +19,7 @@ from activities.video import VideoActivities
 from spool import media
 from spool.config import Settings
 from spool.temporal import connect
-from tests.media_clips import pace_inputs
+from tests.support.media_clips import pace_inputs
 
 
 async def main(address: str, data_dir: str, queue: str, pace: str) -> None:

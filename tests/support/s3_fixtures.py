@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from devstack.proc import free_port
 from spool.config import Settings
+from tests.support.paths import ARTIFACTS
 
-LOG_PATH = Path(__file__).resolve().parent.parent / "artifacts" / "logs" / "s3proxy.log"
+LOG_PATH = ARTIFACTS / "logs" / "s3proxy.log"
 REGION = "us-east-1"
 
 
