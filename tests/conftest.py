@@ -1,24 +1,28 @@
-"""Session-wide real services: one Temporal dev server and (on demand) one Elasticsearch.
+"""Session-wide real services: one Temporal dev server and (on demand) one Elasticsearch,
+PostgreSQL and S3Proxy (the plugins in tests/support/), and the fixtures every module shares.
 
 In CI (CI=true) a test whose service is missing fails; elsewhere it skips with the reason.
+Helpers live in tests/support/, never here: test modules import them from there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from temporalio.worker import Worker
 
-from devstack.proc import free_port
-from devstack.temporal import DevServer
-from spool.config import Settings
-from spool.process import single_threaded_blas
-from spool.temporal import connect
+# Before any support module is imported: their asserts explain a failure as a test's do.
+pytest.register_assert_rewrite("tests.support")
+
+from devstack.proc import free_port  # noqa: E402
+from devstack.temporal import DevServer  # noqa: E402
+from spool.config import Settings  # noqa: E402
+from spool.process import single_threaded_blas  # noqa: E402
+from spool.temporal import connect  # noqa: E402
+from tests.support.paths import ARTIFACTS  # noqa: E402
+from tests.support.services import service_missing  # noqa: E402
 
 # In-process workers run Whisper beside forked ffmpeg children, as worker.py does.
 single_threaded_blas()
@@ -29,17 +33,7 @@ pytest_plugins = [
     "tests.support.s3_fixtures",
 ]
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def service_missing(reason: str) -> None:
-    """Fail in CI, skip elsewhere: a test that needs a real service never passes without it."""
-    if IN_CI:
-        pytest.fail(f"required service unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -103,36 +97,3 @@ def settings(tmp_path, temporal_server, task_queue) -> Settings:
         queue_media=task_queue,
         queue_captions=task_queue,
     )
-
-
-@contextlib.asynccontextmanager
-async def running_worker(
-    client, task_queue: str, *, workflows=(), activities=(), threads: int = 16
-):
-    """An in-process worker on the test's queue; sync activities run on a thread pool."""
-    with ThreadPoolExecutor(threads) as pool:
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=list(workflows),
-            activities=list(activities),
-            activity_executor=pool,
-            max_concurrent_activities=threads,
-        ):
-            yield
-
-
-async def activity_attempts(handle) -> dict[str, int]:
-    """Highest attempt each activity type reached, read from the workflow's history."""
-    history = await handle.fetch_history()
-    scheduled: dict[int, str] = {}
-    attempts: dict[str, int] = {}
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attrs = event.activity_task_scheduled_event_attributes
-            scheduled[event.event_id] = attrs.activity_type.name
-        elif event.HasField("activity_task_started_event_attributes"):
-            attrs = event.activity_task_started_event_attributes
-            name = scheduled[attrs.scheduled_event_id]
-            attempts[name] = max(attempts.get(name, 0), attrs.attempt)
-    return attempts

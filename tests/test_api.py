@@ -28,8 +28,8 @@ from spool.service.videos import build_view
 from spool.storage import LocalStorage, open_storage
 from spool.storage.keys import rendition_key
 from spool.storage.local import INCOMING
-from tests.conftest import service_missing
 from tests.support import media_clips
+from tests.support.services import service_missing
 from tests.support.waiting import eventually
 from tests.test_chunked_pipeline import playlist_uris
 

@@ -31,10 +31,10 @@ from spool.models.video import (
     plan_rendition_heights,
 )
 from spool.storage import keys
-from tests.conftest import service_missing
 from tests.renditions import make_rendition
 from tests.support import media_clips, media_corpus
 from tests.support.media_corpus import CASES, Case, Context, ffprobe_json
+from tests.support.services import service_missing
 
 VIDEO_ID = "corpus"
 OTHER_ID = "other-upload"

@@ -31,10 +31,11 @@ from spool.models import InvalidPostError, Post, blog_workflow_id
 from spool.notify import LogNotifier
 from spool.search import IndexUnavailable, SqliteIndex, open_index
 from spool.status import job_status
-from tests.conftest import activity_attempts, running_worker
 from tests.support.fault_proxy import FaultProxy, is_document_write
+from tests.support.history import highest_attempt_by_type
 from tests.support.naive_blog import NaiveActivities, NaivePublishWorkflow
 from tests.support.waiting import eventually
+from tests.support.workers import running_worker
 from workflows.blog import BlogPublishWorkflow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,7 +162,7 @@ async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
     assert "unavailable" in seen_retrying["last_error"].lower()
 
     assert result["state"] == "ready"
-    assert await activity_attempts(handle) == {
+    assert await highest_attempt_by_type(handle) == {
         "index_post": failures + 1,
         "record_post_for_author": 1,
         "notify_followers": 1,
@@ -230,7 +231,7 @@ async def test_worker_killed_after_commit_does_not_count_twice(client, settings)
     assert result["state"] == "ready"
     steps = {s["name"]: s for s in result["steps"]}
     assert steps["record_post_for_author"]["state"] == "done"
-    assert (await activity_attempts(handle))["record_post_for_author"] >= 2
+    assert (await highest_attempt_by_type(handle))["record_post_for_author"] >= 2
     assert author_post_count(engine, post.author_id) == 1
 
 
@@ -522,7 +523,7 @@ async def test_index_post_gives_up_after_index_retry_seconds(client, settings, t
         # Bounded so that a cut-off that does not apply (a day of retries) fails, not hangs.
         result = await asyncio.wait_for(publish_and_wait(client, settings, post), 300)
         handle = client.get_workflow_handle(blog_workflow_id(post.post_id, 1))
-        attempts = await activity_attempts(handle)
+        attempts = await highest_attempt_by_type(handle)
         scheduled = await scheduled_activity(handle, "index_post")
     assert result["state"] == "ready_with_errors"
     steps = {s["name"]: s for s in result["steps"]}
@@ -587,7 +588,7 @@ async def test_a_stalled_fan_out_is_retried_after_the_heartbeat_timeout(client, 
             # The worker's shutdown waits for the stalled thread: let it end first.
             notifier.release.set()
     assert result["state"] == "ready"
-    assert (await activity_attempts(handle))["notify_followers"] == 2
+    assert (await highest_attempt_by_type(handle))["notify_followers"] == 2
     # What ended the first attempt, as the second attempt's start records it.
     retried = await retry_cause(handle, "notify_followers")
     assert retried.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT

@@ -32,8 +32,9 @@ from starlette.staticfiles import StaticFiles
 import api.app
 from api import create_app
 from devstack.proc import free_port
-from tests.conftest import ARTIFACTS, service_missing
 from tests.support import media_clips
+from tests.support.paths import ARTIFACTS
+from tests.support.services import service_missing
 from tests.support.waiting import eventually
 from tests.test_api import AUTH, api_settings, assert_error, spool_worker
 

@@ -48,6 +48,7 @@ from spool.models import (
 from spool.status import job_status
 from spool.storage import keys, open_storage
 from tests.support import media_clips
+from tests.support.history import activity_events, attempts_by_activity
 from tests.support.live_api import live_api
 from tests.support.start_order import StartOrder
 from tests.support.waiting import eventually
@@ -191,35 +192,6 @@ async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
             if details.get("percent", 0) >= min_percent:
                 found.append(pending.activity_id)
     return found
-
-
-def activity_events(history, event_type: EventType.ValueType):
-    """(the activity's scheduled-event attributes, the event) for each of the history's
-    activity events of ``event_type``: started or completed."""
-    scheduled = {}
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes
-        elif event.event_type == event_type:
-            attrs = (
-                event.activity_task_started_event_attributes
-                if event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                else event.activity_task_completed_event_attributes
-            )
-            yield scheduled[attrs.scheduled_event_id], event
-
-
-async def attempts_by_activity(handle) -> dict[str, list[int]]:
-    """Activity id -> the attempt numbers of its recorded starts (the server records a
-    retried activity's start once, with its final attempt number)."""
-    attempts: dict[str, list[int]] = {}
-    for activity, event in activity_events(
-        await handle.fetch_history(), EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ):
-        attempts.setdefault(activity.activity_id, []).append(
-            event.activity_task_started_event_attributes.attempt
-        )
-    return attempts
 
 
 # --- a whole job, played over HTTP ---------------------------------------------------------

@@ -22,7 +22,7 @@ from spool.db import get_engine
 from spool.db.blog import author_post_count
 from spool.search import IndexUnavailable, SqliteIndex
 from spool.status import job_status
-from tests.conftest import running_worker
+from tests.support.workers import running_worker
 from workflows.blog import BlogPublishWorkflow
 
 REPO = Path(__file__).resolve().parent.parent

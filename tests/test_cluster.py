@@ -39,7 +39,7 @@ AUTH = {"Authorization": f"Bearer {CLUSTER_API_KEY}"}
 
 @pytest.fixture(scope="module")
 def cluster():
-    from tests.conftest import service_missing
+    from tests.support.services import service_missing
 
     if shutil.which("unshare") is None:
         service_missing("unshare (util-linux) is needed to isolate the cluster's hosts")

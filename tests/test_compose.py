@@ -22,7 +22,7 @@ import yaml
 from devstack import compose_schema
 from devstack.temporal import SEARCH_ATTRIBUTES
 from spool.config import Settings
-from tests.conftest import service_missing
+from tests.support.services import service_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

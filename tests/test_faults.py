@@ -56,9 +56,12 @@ from spool.status import job_status
 from spool.storage import keys as storage_keys
 from spool.storage import open_storage
 from spool.temporal import connect
-from tests.conftest import ARTIFACTS, activity_attempts, running_worker, service_missing
 from tests.support import media_clips, waiting
+from tests.support.history import highest_attempt_by_type
+from tests.support.paths import ARTIFACTS
+from tests.support.services import service_missing
 from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.workers import running_worker
 from tests.test_api import api_client, api_settings, spool_worker
 from workflows.blog import BlogPublishWorkflow
 
@@ -375,7 +378,7 @@ async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_on
         figure("whole stack: kill -> job ready", time.monotonic() - killed)
         async with httpx.AsyncClient(base_url=stacks[-1].api_url, timeout=120) as http:
             video = (await http.get(f"/v1/videos/{job['video_id']}")).json()
-        attempts = await activity_attempts(handle)
+        attempts = await highest_attempt_by_type(handle)
         child = await client.get_workflow_handle(f"{job['job_id']}-captions").describe()
     finally:
         receiver.stop()
@@ -509,7 +512,9 @@ async def retried_steps(client: Client, job_ids: Iterable[str]) -> Counter:
     """How many jobs ran each step more than once."""
     retried: Counter = Counter()
     for job_id in job_ids:
-        for name, attempt in (await activity_attempts(client.get_workflow_handle(job_id))).items():
+        for name, attempt in (
+            await highest_attempt_by_type(client.get_workflow_handle(job_id))
+        ).items():
             retried[name] += attempt > 1
     return retried
 

@@ -472,7 +472,7 @@ def test_stopped_server_is_unavailable_and_restart_keeps_the_data(tmp_path):
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001
-        from tests.conftest import service_missing
+        from tests.support.services import service_missing
 
         service_missing(f"S3Proxy did not start: {exc}")
     try:

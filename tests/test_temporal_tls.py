@@ -33,7 +33,7 @@ from devstack.tls_proxy import ProxyTls, TlsProxy, find_nginx
 from spool.config import Settings
 from spool.process import die_with_parent
 from spool.temporal import TemporalConnectError, connect, connection_plan, diagnose_failure
-from tests.conftest import service_missing
+from tests.support.services import service_missing
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT = 180  # seconds; generous, the machine is shared

@@ -19,7 +19,7 @@ from typing import get_type_hints
 
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
@@ -70,6 +70,7 @@ from spool.models import (
 from spool.storage import ObjectStorage, open_storage
 from spool.storage.keys import audio_key, poster_key, video_prefix
 from tests.support import media_clips
+from tests.support.history import attempts_by_activity
 from tests.test_media import check_srt, check_vtt, ffmpeg_processes
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
@@ -134,22 +135,6 @@ async def probe_stored(storage: ObjectStorage, key: str, scratch: Path) -> Probe
 def outbox_lines(settings: Settings) -> list[dict]:
     path = settings.resolved_notify_outbox
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-async def activity_attempts(handle, activity_id: str) -> list[int]:
-    """Attempt numbers of the recorded starts of one activity (the server records a retried
-    activity's start once, with its final attempt number)."""
-    history = await handle.fetch_history()
-    scheduled = {}
-    attempts = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            attrs = event.activity_task_started_event_attributes
-            if scheduled.get(attrs.scheduled_event_id) == activity_id:
-                attempts.append(attrs.attempt)
-    return attempts
 
 
 # --- real media, real Whisper ---------------------------------------------------------------
@@ -254,7 +239,7 @@ async def test_invalid_upload_fails_once_with_a_clear_message(client, settings, 
         status, handle = await run_job(client, settings, path)
     assert status.state == JobState.FAILED
     assert expected in status.error, status.error
-    assert await activity_attempts(handle, "probe") == [1]
+    assert (await attempts_by_activity(handle))["probe"] == [1]
     row = get_video(get_engine(settings), status.video_id)
     assert row["status"] == JobState.FAILED and expected in row["errors"]["probe"]
     sent = [n for n in outbox_lines(settings) if n["event_id"] == f"video-done:{status.video_id}"]
@@ -284,7 +269,7 @@ async def test_captions_failure_leaves_renditions(client, settings, clips):
     assert row["captions_state"] == CaptionsState.FAILED
     child = client.get_workflow_handle(f"video-{inp.video_id}-captions")
     # History keeps the last attempt's start: two attempts, then the branch gave up.
-    assert await activity_attempts(child, "transcribe") == [2]
+    assert (await attempts_by_activity(child))["transcribe"] == [2]
     save_history("video-captions-failed", await handle.fetch_history())
     save_history("captions-failed", await child.fetch_history())
 
@@ -422,7 +407,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
                 proc.wait()
     assert status.state == JobState.READY
     assert [r.height for r in status.renditions] == [180]
-    assert await activity_attempts(handle, "encode-00000") == [2]
+    assert (await attempts_by_activity(handle))["encode-00000"] == [2]
     print(f"\nkilled worker's transcode restarted after {noticed:.1f} s")
 
 

@@ -21,8 +21,8 @@ from standardwebhooks import Webhook
 from spool import webhooks
 from spool.config import Settings
 from spool.notify import Notification, make_notifier
-from tests.conftest import service_missing
 from tests.support import media_clips
+from tests.support.services import service_missing
 from tests.test_api import AUTH, api_client, api_settings, spool_worker, storage_files, wait_video
 
 SECRET = "whsec_" + "c3Bvb2wtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="

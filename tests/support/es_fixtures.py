@@ -18,7 +18,7 @@ LOG_PATH = ARTIFACTS / "logs" / "elasticsearch.log"
 @pytest.fixture(scope="session")
 def es_url(tmp_path_factory):
     from devstack.elasticsearch import ElasticsearchNode
-    from tests.conftest import service_missing
+    from tests.support.services import service_missing
 
     # As root the node runs as an unprivileged user, which cannot enter pytest's 0700 temp
     # root; give it a private directory of its own instead.

@@ -17,7 +17,8 @@ from devstack.proc import free_port
 def postgres_url() -> Iterator[str]:
     """The URL of the server's `spool` database, shared by the whole session."""
     from devstack.postgres import PostgresServer
-    from tests.conftest import ARTIFACTS, service_missing
+    from tests.support.paths import ARTIFACTS
+    from tests.support.services import service_missing
 
     server = PostgresServer(free_port(), ARTIFACTS / "logs" / "postgres.log")
     try:

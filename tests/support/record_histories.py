@@ -25,8 +25,8 @@ from spool.config import Settings
 from spool.jobs import start_blog_job
 from spool.models import BlogPublishInput, Post
 from spool.temporal import connect
-from tests.conftest import running_worker
 from tests.support.paths import HISTORIES
+from tests.support.workers import running_worker
 from workflows.blog import BlogPublishWorkflow
 
 

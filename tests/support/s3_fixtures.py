@@ -24,7 +24,7 @@ REGION = "us-east-1"
 def s3_server(tmp_path_factory):
     """A running S3ProxyServer with a random key pair, so every request is really signed."""
     from devstack.s3proxy import S3ProxyServer
-    from tests.conftest import service_missing
+    from tests.support.services import service_missing
 
     server = S3ProxyServer(
         tmp_path_factory.mktemp("s3proxy"),
