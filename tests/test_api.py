@@ -3,14 +3,11 @@ activities, generated media; the app runs in-process over ASGI."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -19,7 +16,6 @@ import pytest
 
 from api import create_app, grants
 from api.media import parse_range
-from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import get_video
 from spool.ingest import video_job_input
@@ -29,76 +25,21 @@ from spool.storage import LocalStorage, open_storage
 from spool.storage.keys import rendition_key
 from spool.storage.local import INCOMING
 from tests.support import media_clips
+from tests.support.api import (
+    API_KEY,
+    AUTH,
+    api_client,
+    api_settings,
+    assert_error,
+    storage_files,
+    wait_video,
+)
+from tests.support.media_checks import playlist_uris
 from tests.support.services import service_missing
 from tests.support.waiting import eventually
-from tests.test_chunked_pipeline import playlist_uris
+from tests.support.workers import spool_worker
 
 REPO = Path(__file__).resolve().parent.parent
-API_KEY = "test-key-0123456789"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-FINAL = {"ready", "ready_with_errors", "failed", "cancelled"}
-
-
-def api_settings(settings: Settings, **extra) -> Settings:
-    return settings.model_copy(update={"api_keys": [API_KEY], **extra})
-
-
-@contextlib.asynccontextmanager
-async def spool_worker(client, settings: Settings):
-    """Every queue's real workflows and activities, as worker.py would run them."""
-    from worker import QUEUE_KINDS, build_workers, plan_queues
-
-    plan = plan_queues(settings, list(QUEUE_KINDS), max_concurrent=4)
-    with ThreadPoolExecutor(24) as pool:
-        async with contextlib.AsyncExitStack() as stack:
-            for w in build_workers(client, plan, pool, grace_seconds=2):
-                await stack.enter_async_context(w)
-            yield
-
-
-@contextlib.asynccontextmanager
-async def api_client(settings: Settings, client):
-    app = create_app(settings, client=client)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
-        ) as http,
-    ):
-        yield http
-
-
-async def wait_video(
-    http: httpx.AsyncClient,
-    video_id: str,
-    *,
-    within: float = 120,
-    until=lambda v: v["state"] in FINAL,
-    headers: dict | None = None,
-) -> dict:
-    deadline = time.monotonic() + within
-    while True:
-        r = await http.get(f"/v1/videos/{video_id}", headers=headers)
-        assert r.status_code == 200, r.text
-        v = r.json()
-        if until(v):
-            return v
-        assert time.monotonic() < deadline, f"video did not get there in {within}s: {v}"
-        await asyncio.sleep(0.3)
-
-
-def storage_files(settings: Settings) -> list[Path]:
-    root = settings.resolved_storage_dir
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-
-
-def assert_error(r: httpx.Response, status: int, field: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert set(err) <= {"type", "message", "field"} and err["type"] and err["message"]
-    if field is not None:
-        assert err.get("field") == field, err
-    return err
 
 
 @pytest.fixture(scope="module")

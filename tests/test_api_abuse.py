@@ -14,7 +14,7 @@ import pytest
 from api import create_app
 from spool.config import Settings
 from spool.storage import keys, open_storage
-from tests.test_api import AUTH, api_client, api_settings, assert_error, storage_files
+from tests.support.api import AUTH, api_client, api_settings, assert_error, storage_files
 
 POST = {"post_id": "abuse-1", "author_id": "ada", "title": "Title", "body": "Body"}
 BOUNDARY = "spool-abuse-boundary"

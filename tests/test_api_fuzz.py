@@ -19,7 +19,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from api import create_app
-from tests.test_api import API_KEY
+from tests.support.api import API_KEY
 
 MAX_EXAMPLES = 20
 

@@ -33,10 +33,11 @@ import api.app
 from api import create_app
 from devstack.proc import free_port
 from tests.support import media_clips
+from tests.support.api import AUTH, api_settings, assert_error
 from tests.support.paths import ARTIFACTS
 from tests.support.services import service_missing
 from tests.support.waiting import eventually
-from tests.test_api import AUTH, api_settings, assert_error, spool_worker
+from tests.support.workers import spool_worker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,7 +9,6 @@ least N seconds to encode on any machine); waits are on conditions with generous
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -18,20 +17,18 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.api.enums.v1 import EventType, PendingActivityState
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 import workflows.policies as policies
 from activities.video import VideoActivities
-from activities.webhooks import WebhookActivities
 from spool import media, scratch
 from spool.config import Settings
 from spool.db import get_engine
@@ -50,69 +47,13 @@ from spool.storage import keys, open_storage
 from tests.support import media_clips
 from tests.support.history import activity_events, attempts_by_activity
 from tests.support.live_api import live_api
+from tests.support.media_checks import ffmpeg_processes, playlist_uris
 from tests.support.start_order import StartOrder
+from tests.support.video import chunked, started_chunks, video_workers
 from tests.support.waiting import eventually
-from tests.test_media import ffmpeg_processes
-from workflows.captions import CaptionsWorkflow
-from workflows.video import VideoPipelineWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
-# Small numbers so a clip of a few seconds has several chunks, segments and sprite sheets.
-CHUNKED = {
-    "hls_segment_seconds": 2.0,
-    "chunk_seconds": 2.0,
-    "storyboard_seconds": 1.0,
-    "storyboard_columns": 2,
-    "storyboard_rows": 2,
-    "storyboard_thumb_width": 64,
-}
 FPS = 15
-
-
-def chunked(settings: Settings, **extra) -> Settings:
-    return settings.model_copy(update={**CHUNKED, **extra})
-
-
-@contextlib.asynccontextmanager
-async def workers(
-    client: Client,
-    settings: Settings,
-    *,
-    acts: VideoActivities | None = None,
-    media_slots: int | None = None,
-) -> AsyncIterator[VideoActivities]:
-    """The pipeline worker in this process and, when ``media_slots`` is set, a media worker
-    with that many activity slots on the media queue (otherwise every queue is one)."""
-    acts = acts or VideoActivities(settings)
-    pipeline = (
-        acts.pipeline_activities()
-        + acts.captions_activities()
-        + WebhookActivities(settings).activities()
-    )
-    if settings.queue_media == settings.queue_pipeline:
-        pipeline += acts.media_activities()
-    async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(
-            Worker(
-                client,
-                task_queue=settings.queue_pipeline,
-                workflows=WORKFLOWS,
-                activities=pipeline,
-                max_heartbeat_throttle_interval=timedelta(seconds=1),
-            )
-        )
-        if media_slots is not None:
-            await stack.enter_async_context(
-                Worker(
-                    client,
-                    task_queue=settings.queue_media,
-                    activities=acts.media_activities(),
-                    max_concurrent_activities=media_slots,
-                    max_heartbeat_throttle_interval=timedelta(seconds=1),
-                )
-            )
-        yield acts
 
 
 @pytest.fixture
@@ -160,10 +101,6 @@ async def decoded_video(url: str) -> tuple[int, int, list[float]]:
     return int(stream["nb_read_frames"]), int(stream["height"]), keyframes
 
 
-def playlist_uris(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
-
-
 def segment_starts(playlist: str) -> list[float]:
     """Where each segment of a media playlist starts, from its EXTINF durations."""
     starts, at = [], 0.0
@@ -178,22 +115,6 @@ def work_objects(settings: Settings, video_id: str) -> list[str]:
     return open_storage(settings).list_prefix(keys.work_prefix(video_id))
 
 
-async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
-    """Chunk activities running with at least min_percent in their last heartbeat."""
-    desc = await handle.describe()
-    found = []
-    for pending in desc.raw_description.pending_activities:
-        if (
-            pending.activity_id.startswith("encode-")
-            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-            and pending.heartbeat_details.payloads
-        ):
-            details = json.loads(pending.heartbeat_details.payloads[-1].data)
-            if details.get("percent", 0) >= min_percent:
-                found.append(pending.activity_id)
-    return found
-
-
 # --- a whole job, played over HTTP ---------------------------------------------------------
 
 
@@ -205,7 +126,7 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
     clip = media_clips.make_clip(
         clips / "ladder.mp4", width=854, height=480, seconds=6, fps=FPS, speech=None, tone=True
     )
-    async with workers(client, s) as acts:
+    async with video_workers(client, s) as acts:
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         status: VideoStatus = await handle.result()
@@ -366,7 +287,7 @@ async def test_rendition_failing_in_every_chunk_leaves_the_others(client, settin
     clip = media_clips.make_clip(
         clips / "two-chunks.mp4", width=854, height=480, seconds=4, fps=FPS, speech=None, tone=True
     )
-    async with workers(client, s, acts=UnwritableRendition(s)):
+    async with video_workers(client, s, acts=UnwritableRendition(s)):
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         status: VideoStatus = await handle.result()
@@ -461,7 +382,7 @@ async def test_chunk_killed_mid_encode_is_retried_alone(
     try:
         ready = await asyncio.to_thread(host_a.stdout.readline)
         assert ready.startswith(b"worker ready"), ready
-        async with workers(client, s):
+        async with video_workers(client, s):
             inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
             handle = await start_video_job(client, s, inp)
 
@@ -549,7 +470,7 @@ async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, 
     clip = media_clips.make_clip(
         clips / "five.mp4", width=320, height=180, seconds=5, fps=FPS, speech=None, tone=True
     )
-    async with workers(client, s):  # no media host yet: its tasks wait on the queue
+    async with video_workers(client, s):  # no media host yet: its tasks wait on the queue
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
 
@@ -591,7 +512,7 @@ async def test_idle_media_slots_are_handed_long_chunks_not_short_ones(client, se
     )
     order = StartOrder()
     async with (
-        workers(client, s),
+        video_workers(client, s),
         Worker(
             client,
             task_queue=media_queue,
@@ -640,7 +561,7 @@ async def test_progress_rises_per_rendition_then_cancel_stops_every_ffmpeg(
     )
     # Two media slots: chunks (2 s each, paced) are done two at a time, so the job is still
     # encoding after its first chunks are stored.
-    async with workers(client, s, media_slots=2):
+    async with video_workers(client, s, media_slots=2):
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
 

@@ -15,24 +15,10 @@ import sqlalchemy as sa
 from spool.db.blog import add_followers, author_post_count, followers_of, get_post
 from spool.db.blog import record_post_for_author as record
 from spool.db.notifications import notifications
-from spool.notify import Notification, notify_once
+from spool.notify import notify_once
+from tests.support.notifiers import Recorder
 
 # engine (each test on SQLite and on PostgreSQL): from the tests.support.pg_fixtures plugin.
-
-
-class Recorder:
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.sent: list[Notification] = []
-        self.fail_on = fail_on
-
-    def destinations(self, callback_url: str | None) -> list[str]:
-        return []
-
-    def deliver(self, notification: Notification) -> None:
-        if notification.recipient == self.fail_on:
-            self.fail_on = None
-            raise ConnectionError("receiver down")
-        self.sent.append(notification)
 
 
 def ids() -> tuple[str, str]:

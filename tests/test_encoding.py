@@ -23,7 +23,7 @@ import pytest
 from spool import encoding, media
 from spool.models.chunks import ChunkSpan, output_fps, plan_chunks, snap_to_keyframes
 from tests.support import media_clips
-from tests.test_media import ffmpeg_processes
+from tests.support.media_checks import ffmpeg_processes
 
 LIMITS = media.Limits(timeout_seconds=600)
 PRESET = "veryfast"

@@ -57,16 +57,15 @@ from spool.storage import keys as storage_keys
 from spool.storage import open_storage
 from spool.temporal import connect
 from tests.support import media_clips, waiting
+from tests.support.api import AUTH, api_client, api_settings
 from tests.support.history import highest_attempt_by_type
 from tests.support.paths import ARTIFACTS
 from tests.support.services import service_missing
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.support.workers import running_worker
-from tests.test_api import api_client, api_settings, spool_worker
+from tests.support.workers import running_worker, spool_worker
 from workflows.blog import BlogPublishWorkflow
 
 STACK_AUTH = {"Authorization": f"Bearer {LOCAL_API_KEY}"}
-TEST_AUTH = {"Authorization": "Bearer test-key-0123456789"}  # tests.test_api's key
 SECRET = "whsec_" + "c3Bvb2wtZmF1bHRzLXNlY3JldC0wMTIzNDU2Nzg5"
 CAPTIONS_AVAILABLE, VIDEO_READY = "video.captions_available", "video.ready"
 LONG = 240.0  # seconds: only turns a hang into a failure (below pytest-timeout's 300)
@@ -710,7 +709,7 @@ async def run_video_with_receiver(
     """Upload through the API with the receiver as callback; once ``gate(video_id)`` holds,
     start the receiver (if down); return the job's result once the workflow closed."""
     async with api_client(s, client) as http:
-        job = await upload_clip(http, clip, TEST_AUTH, callback_url=receiver.url)
+        job = await upload_clip(http, clip, AUTH, callback_url=receiver.url)
         async with spool_worker(client, s):
             handle = client.get_workflow_handle(job["job_id"])
 

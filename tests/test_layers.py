@@ -70,3 +70,16 @@ def test_workflows_import_only_models_each_other_and_activity_references(path):
         if top in sys.stdlib_module_names or name.startswith(allowed) or name == "spool":
             continue
         raise AssertionError(f"{path.name} imports {name}")
+
+
+@pytest.mark.parametrize("path", sources("tests"), ids=lambda p: str(p.relative_to(REPO)))
+def test_tests_share_code_only_through_the_support_package(path):
+    """What two test modules need lives in tests/support/: no module imports a test module
+    or conftest, so moving or deleting a test never breaks another."""
+    shared = {
+        name
+        for name in ours(imported(path))
+        if name.split(".")[0] == "tests" and name != "tests"
+        if not name.startswith("tests.support")
+    }
+    assert shared == set()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from spool import notify
 from spool.db.notifications import notifications
 from spool.notify import notify_once
-from tests.test_db import Recorder
+from tests.support.notifiers import Recorder
 
 # engine (each test on SQLite and on PostgreSQL): from the tests.support.pg_fixtures plugin.
 

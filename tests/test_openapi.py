@@ -18,8 +18,8 @@ from pathlib import Path
 
 from api import create_app
 from spool.config import Settings
+from tests.support.api import API_KEY, api_settings
 from tests.support.live_api import live_api
-from tests.test_api import API_KEY, api_settings
 
 # Cases per operation and generation phase: enough to reach every documented answer of every
 # operation, little enough for about a minute on two shared cores.

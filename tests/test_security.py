@@ -24,7 +24,7 @@ from api.media import file_response, parse_range
 from devstack.proc import free_port, wait_for_port
 from spool.config import Settings, redact
 from spool.storage import open_storage
-from tests.test_api import API_KEY, AUTH, api_client, api_settings, assert_error
+from tests.support.api import API_KEY, AUTH, api_client, api_settings, assert_error
 
 ROOT = Path(__file__).resolve().parent.parent
 POST = {"post_id": "capped-1", "author_id": "ada", "title": "Title", "body": "Body"}

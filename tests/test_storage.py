@@ -26,9 +26,9 @@ from spool.storage import (
     open_storage,
 )
 from spool.storage.local import INCOMING, LocalStorage
+from tests.support.paths import REPO
 from tests.support.s3_fixtures import fresh_bucket_name, s3_settings_for
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 PART_MB = 5  # S3's smallest part: the multipart paths run with little data
 # More than one part, so S3 has a multipart upload in progress.
@@ -580,57 +580,16 @@ def upload_in_child(settings: Settings, mode: str, key: str, source: Path | None
     env.update(storage_env(settings))
     argv = [
         sys.executable,
-        "-c",
-        "from tests.test_storage import child_upload; child_upload()",
+        "-m",
+        "tests.support.upload_child",
         mode,
         key,
         str(source or ""),
+        str(LARGE_MB),
     ]
-    done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=280)
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def child_upload() -> None:
-    """Entry point of the child: upload, then print one JSON line of figures."""
-    mode, key, source = sys.argv[1:4]
-    storage = open_storage(Settings(_env_file=None))
-    storage.exists("warm/up")  # the first request loads botocore's lazily built parts
-    baseline = current_rss_bytes()
-    if mode == "stream":
-        digest = stream_random_object(storage, key, LARGE_MB)
-    else:
-        storage.put_file(source, key)
-        digest = None
-    print(json.dumps({"baseline": baseline, "peak": peak_rss_bytes(), "sha256": digest}))
-
-
-def current_rss_bytes() -> int:
-    return _proc_status_bytes("VmRSS")
-
-
-def peak_rss_bytes() -> int:
-    """The high-water mark of this process image. Not getrusage's ru_maxrss: Linux carries
-    that over exec from the forked copy of the parent, so it would report pytest's size."""
-    return _proc_status_bytes("VmHWM")
-
-
-def _proc_status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) * 1024  # reported in kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def stream_random_object(storage: ObjectStorage, key: str, megabytes: int) -> str:
-    """Write ``megabytes`` MiB of random data in 1 MiB chunks; return its sha256."""
-    digest = hashlib.sha256()
-    with storage.writer(key) as out:
-        for _ in range(megabytes):
-            chunk = os.urandom(MiB)
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
 
 
 def write_random_file(path: Path, megabytes: int) -> str:

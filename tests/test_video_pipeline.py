@@ -4,7 +4,6 @@ plus orchestration tests with stand-in activities and replay of saved histories.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import os
@@ -13,14 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import get_type_hints
 
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
@@ -71,37 +69,16 @@ from spool.storage import ObjectStorage, open_storage
 from spool.storage.keys import audio_key, poster_key, video_prefix
 from tests.support import media_clips
 from tests.support.history import attempts_by_activity
-from tests.test_media import check_srt, check_vtt, ffmpeg_processes
-from workflows.captions import CaptionsWorkflow
+from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes
+from tests.support.video import WORKFLOWS, video_workers
 from workflows.video import VideoPipelineWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
 
 
 def all_activities(acts: VideoActivities) -> list:
     return acts.pipeline_activities() + acts.media_activities() + acts.captions_activities()
-
-
-@contextlib.asynccontextmanager
-async def video_worker(client: Client, settings: Settings, *, media: bool = True):
-    acts = VideoActivities(settings)
-    activities = (
-        acts.pipeline_activities()
-        + acts.captions_activities()
-        + WebhookActivities(settings).activities()
-    )
-    if media:
-        activities += acts.media_activities()
-    async with Worker(
-        client,
-        task_queue=settings.queue_pipeline,
-        workflows=WORKFLOWS,
-        activities=activities,
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
-    ):
-        yield acts
 
 
 async def run_job(client, settings, clip, **kwargs) -> tuple[VideoStatus, object]:
@@ -143,7 +120,7 @@ def outbox_lines(settings: Settings) -> list[dict]:
 async def test_1080p_with_speech_end_to_end(client, settings, clips, whisper_ready):
     clip = media_clips.make_clip(clips / "speech1080.mp4", width=1920, height=1080)
     started = time.monotonic()
-    async with video_worker(client, settings):
+    async with video_workers(client, settings):
         status, handle = await run_job(client, settings, clip)
     took = time.monotonic() - started
     assert status.state == JobState.READY, status.error
@@ -187,7 +164,7 @@ async def test_720p_source_has_no_1080p(client, settings, clips):
     clip = media_clips.make_clip(
         clips / "c720.mp4", width=1280, height=720, seconds=2, speech=None, tone=True
     )
-    async with video_worker(client, settings):
+    async with video_workers(client, settings):
         status, _ = await run_job(client, settings, clip, captions=False)
     assert status.state == JobState.READY
     assert [r.height for r in status.renditions] == [720, 480, 360]
@@ -195,7 +172,7 @@ async def test_720p_source_has_no_1080p(client, settings, clips):
 
 async def test_small_odd_silent_source_one_even_rendition_captions_skipped(client, settings, clips):
     clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2, speech=None)
-    async with video_worker(client, settings):
+    async with video_workers(client, settings):
         status, handle = await run_job(client, settings, clip)
     assert status.state == JobState.READY, status.error
     assert [(r.width % 2, r.height) for r in status.renditions] == [(0, 240)]
@@ -212,7 +189,7 @@ async def test_rotated_portrait_renditions_are_upright(client, settings, clips):
     clip = media_clips.make_clip(
         clips / "portrait.mp4", width=640, height=360, seconds=2, speech=None, tone=True, rotate=90
     )
-    async with video_worker(client, settings):
+    async with video_workers(client, settings):
         status, _ = await run_job(client, settings, clip, captions=False)
     assert status.state == JobState.READY
     assert [r.height for r in status.renditions] == [480, 360]
@@ -235,7 +212,7 @@ async def test_invalid_upload_fails_once_with_a_clear_message(client, settings, 
         "empty": "empty",
         "truncated": "not a video",
     }[kind]
-    async with video_worker(client, settings):
+    async with video_workers(client, settings):
         status, handle = await run_job(client, settings, path)
     assert status.state == JobState.FAILED
     assert expected in status.error, status.error
@@ -253,7 +230,7 @@ async def test_captions_failure_leaves_renditions(client, settings, clips):
         clips / "tone.mp4", width=640, height=360, seconds=2, speech=None, tone=True
     )
     broken = settings.model_copy(update={"whisper_model": "/nonexistent/whisper-model"})
-    async with video_worker(client, broken):
+    async with video_workers(client, broken):
         inp = ingest_video(broken, clip, owner_id="owner-1")
         inp.captions_max_attempts = 2
         handle = await start_video_job(client, broken, inp)
@@ -288,7 +265,7 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
         tone=True,
         pattern="testsrc2",
     )
-    async with video_worker(client, settings):
+    async with video_workers(client, settings):
         inp = ingest_video(settings, clip, owner_id="owner-1", captions=False, renditions=["360p"])
         handle = await start_video_job(client, settings, inp)
         await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk
@@ -383,7 +360,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
     first = start_media_worker("paced")
     second = None
     try:
-        async with video_worker(client, split, media=False):
+        async with video_workers(client, split):
             inp = ingest_video(split, clip, owner_id="owner-1", captions=False, renditions=["360p"])
             handle = await start_video_job(client, split, inp)
             await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk

@@ -22,8 +22,9 @@ from spool import webhooks
 from spool.config import Settings
 from spool.notify import Notification, make_notifier
 from tests.support import media_clips
+from tests.support.api import AUTH, api_client, api_settings, storage_files, wait_video
 from tests.support.services import service_missing
-from tests.test_api import AUTH, api_client, api_settings, spool_worker, storage_files, wait_video
+from tests.support.workers import spool_worker
 
 SECRET = "whsec_" + "c3Bvb2wtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
 

@@ -1,9 +1,9 @@
 """A captions worker loads its Whisper model once, when it starts, and every job reuses it.
 
-The real ``worker.py`` runs in its own process, started through this module's ``__main__``,
-which only registers a hook on ``spool.whisper``'s model loads (printing one line per load)
-before handing over to ``worker.main``. Two real captions jobs (``CaptionsWorkflow``: audio,
-Whisper, recorded) then run on it one after the other.
+The real ``worker.py`` runs in its own process, started through
+tests/support/model_load_worker.py, which only registers a hook on ``spool.whisper``'s model
+loads (printing one line per load) before handing over to ``worker.main``. Two real captions
+jobs (``CaptionsWorkflow``: audio, Whisper, recorded) then run on it one after the other.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from spool.db.video import ensure_video
 from spool.models import CaptionsInput, CaptionsResult, CaptionsState
 from spool.storage import keys, open_storage
 from tests.support import media_clips
-from tests.test_worker import REPO, stop_worker, worker_env
+from tests.support.model_load_worker import LOAD_LINE
+from tests.support.paths import REPO
+from tests.support.processes import stop_worker, worker_env
 
-LOAD_LINE = "whisper-model-load"
 SENTENCES = [
     "Hello world, this is a simple test.",
     "The weather is nice today.",
@@ -68,7 +69,7 @@ async def captions_worker(settings: Settings):
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.test_whisper_warm",
+        "tests.support.model_load_worker",
         "--queue",
         "pipeline",
         "--queue",
@@ -202,17 +203,3 @@ async def test_the_extracted_wav_reaches_the_model_as_the_decoders_own_samples(c
     assert np.array_equal(whisper.model_input(piped), samples)
     assert whisper.model_input(spoken) == str(spoken)  # 22.05 kHz: for the decoder
     assert whisper.model_input(tmp_path / "missing.wav") == str(tmp_path / "missing.wav")
-
-
-def main() -> int:
-    """``python -m tests.test_whisper_warm WORKER-ARGS``: worker.py, each model load printed."""
-    import worker
-
-    whisper.on_model_load(lambda model: print(f"{LOAD_LINE} {model}", flush=True))
-    return worker.main(sys.argv[1:])
-
-
-if __name__ == "__main__":
-    from spool.temporal import exit_process
-
-    exit_process(main())

@@ -4,11 +4,7 @@ once, and what a stop signal does to a step in the middle of its work."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import TaskQueueType
@@ -19,49 +15,7 @@ import worker
 from spool.ingest import ingest_video, start_video_job
 from spool.status import job_status
 from tests.support import media_clips
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def worker_env(settings, **queues: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-        "SPOOL_DATA_DIR": str(settings.data_dir),
-        "SPOOL_QUEUE_PIPELINE": queues.get("pipeline", settings.queue_pipeline),
-        "SPOOL_QUEUE_MEDIA": queues.get("media", settings.queue_media),
-        "SPOOL_QUEUE_CAPTIONS": queues.get("captions", settings.queue_captions),
-    }
-
-
-async def start_worker(
-    env: dict[str, str], *args: str, module: str | None = None
-) -> asyncio.subprocess.Process:
-    """worker.py (or a test wrapper of it) with ``args``, once it has said it is ready."""
-    entry = ["-m", module] if module else ["worker.py"]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *entry,
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    seen = b""
-    while b"worker ready" not in seen:
-        line = await asyncio.wait_for(proc.stdout.readline(), 120)
-        if not line:
-            raise AssertionError(f"worker exited before it was ready:\n{seen.decode()}")
-        seen += line
-    # Keep draining its output so a chatty worker never blocks on a full pipe.
-    asyncio.get_running_loop().create_task(proc.stdout.read())
-    return proc
-
-
-async def stop_worker(proc: asyncio.subprocess.Process) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(proc.wait(), 120)
+from tests.support.processes import start_worker, stop_worker, worker_env
 
 
 async def pollers(client, queue: str, kind: TaskQueueType) -> int:

@@ -79,15 +79,15 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
     from spool import media
     from spool.ingest import ingest_video, start_video_job
     from tests.support import media_clips
+    from tests.support.video import CHUNKED, started_chunks, video_workers
     from tests.support.waiting import eventually
-    from tests.test_chunked_pipeline import CHUNKED, started_chunks, workers
 
     s = settings.model_copy(update=CHUNKED)
     speech = media_clips.make_clip(clips / "speech.mp4", width=640, height=360, seconds=4)
     tone = media_clips.make_clip(
         clips / "tone.mp4", width=640, height=360, seconds=8, speech=None, tone=True
     )
-    async with workers(client, s):
+    async with video_workers(client, s):
         inp = ingest_video(s, speech, owner_id="replay", video_id="replay-ready-chunks")
         handle = await start_video_job(client, s, inp)
         await handle.result()

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.worker import Worker
 
+from spool.config import Settings
+
 
 @contextlib.asynccontextmanager
 async def running_worker(
@@ -22,4 +24,17 @@ async def running_worker(
             activity_executor=pool,
             max_concurrent_activities=threads,
         ):
+            yield
+
+
+@contextlib.asynccontextmanager
+async def spool_worker(client, settings: Settings):
+    """Every queue's real workflows and activities, as worker.py would run them."""
+    from worker import QUEUE_KINDS, build_workers, plan_queues
+
+    plan = plan_queues(settings, list(QUEUE_KINDS), max_concurrent=4)
+    with ThreadPoolExecutor(24) as pool:
+        async with contextlib.AsyncExitStack() as stack:
+            for w in build_workers(client, plan, pool, grace_seconds=2):
+                await stack.enter_async_context(w)
             yield

@@ -1,0 +1,91 @@
+"""The video pipeline's workers in the test process, and settings small enough that a clip of
+a few seconds has several chunks, segments and sprite sheets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.video import VideoActivities
+from activities.webhooks import WebhookActivities
+from spool.config import Settings
+from workflows.captions import CaptionsWorkflow
+from workflows.video import VideoPipelineWorkflow
+
+WORKFLOWS = [VideoPipelineWorkflow, CaptionsWorkflow]
+# Small numbers so a clip of a few seconds has several chunks, segments and sprite sheets.
+CHUNKED = {
+    "hls_segment_seconds": 2.0,
+    "chunk_seconds": 2.0,
+    "storyboard_seconds": 1.0,
+    "storyboard_columns": 2,
+    "storyboard_rows": 2,
+    "storyboard_thumb_width": 64,
+}
+
+
+def chunked(settings: Settings, **extra) -> Settings:
+    return settings.model_copy(update={**CHUNKED, **extra})
+
+
+@contextlib.asynccontextmanager
+async def video_workers(
+    client: Client,
+    settings: Settings,
+    *,
+    acts: VideoActivities | None = None,
+    media_slots: int | None = None,
+) -> AsyncIterator[VideoActivities]:
+    """The pipeline worker in this process and, when ``media_slots`` is set, a media worker
+    with that many activity slots on the media queue (otherwise every queue is one)."""
+    acts = acts or VideoActivities(settings)
+    pipeline = (
+        acts.pipeline_activities()
+        + acts.captions_activities()
+        + WebhookActivities(settings).activities()
+    )
+    if settings.queue_media == settings.queue_pipeline:
+        pipeline += acts.media_activities()
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            Worker(
+                client,
+                task_queue=settings.queue_pipeline,
+                workflows=WORKFLOWS,
+                activities=pipeline,
+                max_heartbeat_throttle_interval=timedelta(seconds=1),
+            )
+        )
+        if media_slots is not None:
+            await stack.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=settings.queue_media,
+                    activities=acts.media_activities(),
+                    max_concurrent_activities=media_slots,
+                    max_heartbeat_throttle_interval=timedelta(seconds=1),
+                )
+            )
+        yield acts
+
+
+async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
+    """Chunk activities running with at least min_percent in their last heartbeat."""
+    desc = await handle.describe()
+    found = []
+    for pending in desc.raw_description.pending_activities:
+        if (
+            pending.activity_id.startswith("encode-")
+            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            and pending.heartbeat_details.payloads
+        ):
+            details = json.loads(pending.heartbeat_details.payloads[-1].data)
+            if details.get("percent", 0) >= min_percent:
+                found.append(pending.activity_id)
+    return found
