@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
 from activities import video
@@ -33,6 +32,8 @@ from spool.config import Settings
 from spool.storage import open_storage
 from spool.storage.keys import video_prefix
 from tests.support import media_clips
+from tests.support.history import heartbeating_activities
+from tests.support.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {CLUSTER_API_KEY}"}
 
@@ -140,20 +141,16 @@ async def running_attempt(
 ):
     """The pending activity once it runs ``attempt`` and has heartbeated some progress."""
     handle = client.get_workflow_handle(job_id)
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for pending in (await handle.describe()).raw_description.pending_activities:
-            if (
-                pending.activity_id == activity_id
-                and pending.attempt == attempt
-                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                and pending.heartbeat_details.payloads
-            ):
-                details = json.loads(pending.heartbeat_details.payloads[-1].data)
-                if details.get("percent", 0) > 0:
-                    return pending
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{activity_id} attempt {attempt} never ran within {within} s")
+
+    async def running():
+        for pending, percent in await heartbeating_activities(handle):
+            if pending.activity_id == activity_id and pending.attempt == attempt and percent > 0:
+                return pending
+        return None
+
+    return await eventually(
+        running, f"{activity_id} attempt {attempt} to run", within=within, every=0.2
+    )
 
 
 def host_of(cluster, identity: str) -> str:

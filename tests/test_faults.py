@@ -35,7 +35,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -58,7 +57,7 @@ from spool.storage import open_storage
 from spool.temporal import connect
 from tests.support import media_clips, waiting
 from tests.support.api import AUTH, api_client, api_settings
-from tests.support.history import highest_attempt_by_type
+from tests.support.history import heartbeating_activities, highest_attempt_by_type
 from tests.support.paths import ARTIFACTS
 from tests.support.services import service_missing
 from tests.support.webhook_receiver import WebhookReceiver
@@ -209,15 +208,9 @@ async def heartbeating(client: Client, job_id: str, activity_id: str) -> float:
     handle = client.get_workflow_handle(job_id)
 
     async def percent() -> float | None:
-        for p in (await handle.describe()).raw_description.pending_activities:
-            if (
-                p.activity_id == activity_id
-                and p.heartbeat_details.payloads
-                and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-            ):
-                done = json.loads(p.heartbeat_details.payloads[-1].data).get("percent", 0)
-                if done > 0:
-                    return done
+        for pending, done in await heartbeating_activities(handle):
+            if pending.activity_id == activity_id and done > 0:
+                return done
         return None
 
     return await eventually(percent, f"{activity_id} of {job_id} heartbeating progress")

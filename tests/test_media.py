@@ -19,6 +19,7 @@ from spool.config import Settings
 from spool.models.video import plan_rendition_heights
 from tests.support import media_clips
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -812,13 +813,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def _until(predicate, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_run_tool_turns_ffmpeg_progress_lines_into_percents():
     # ffmpeg's progress lines, one of them not ASCII (nothing makes ffmpeg promise it is)
     script = (
@@ -908,7 +902,8 @@ async def test_run_tool_cancel_kills_the_tool_and_what_it_started(tmp_path):
     task = asyncio.create_task(
         media.run_tool([sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "stay"], media.Limits())
     )
-    await _until(pid_file.exists)  # the gate: the tool and its helper are both running
+    # The gate: the tool and its helper are both running.
+    await eventually(pid_file.exists, "the tool and its helper", within=60, every=0.05)
     helper = int(pid_file.read_text())
     try:
         [tool] = [pid for pid in _processes_mentioning(str(pid_file)) if pid != helper]
@@ -916,7 +911,7 @@ async def test_run_tool_cancel_kills_the_tool_and_what_it_started(tmp_path):
         with pytest.raises(asyncio.CancelledError):
             await task
         assert not _alive(tool)  # killed and reaped before the cancel returns
-        await _until(lambda: not _alive(helper), within=30)
+        await eventually(lambda: not _alive(helper), "the helper to die", within=30, every=0.05)
     finally:
         _kill_if_alive(helper)
 
@@ -935,7 +930,7 @@ async def test_run_tool_kills_what_a_finished_tool_left_running(tmp_path):
     )
     helper = int(pid_file.read_text())
     try:
-        await _until(lambda: not _alive(helper), within=30)
+        await eventually(lambda: not _alive(helper), "the helper to die", within=30, every=0.05)
     finally:
         _kill_if_alive(helper)
 

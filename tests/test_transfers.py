@@ -62,16 +62,12 @@ def acts(tmp_path) -> VideoActivities:
     return acts
 
 
-async def wait_for(event: threading.Event) -> None:
-    assert await asyncio.to_thread(event.wait, 60)
-
-
 async def test_uploads_run_side_by_side_and_the_playlist_lands_last(acts, tmp_path):
     store = acts.storage
     segments = [(tmp_path / f"seg-{i}.m4s", f"hls/seg-{i}") for i in range(9)]
     store.held = {"hls/seg-0"}  # the first segment stays in flight while the others end
     upload = asyncio.create_task(acts._put_all(segments, [(tmp_path / "index.m3u8", "hls/index")]))
-    await wait_for(store.all_waiting)  # TRANSFERS uploads under way at the same time
+    await eventually(store.all_waiting.is_set, "TRANSFERS uploads under way at once", within=60)
     assert store.running == video.TRANSFERS
     store.release.set()
     await eventually(lambda: len(store.done) == len(segments) - 1, "the other segments stored")
@@ -95,7 +91,7 @@ async def test_a_cancel_starts_no_more_uploads_and_waits_for_the_running_ones(ac
     store = acts.storage
     files = [(tmp_path / f"seg-{i}.m4s", f"hls/seg-{i}") for i in range(10)]
     upload = asyncio.create_task(acts._put_all(files, [(tmp_path / "index.m3u8", "hls/index")]))
-    await wait_for(store.all_waiting)
+    await eventually(store.all_waiting.is_set, "TRANSFERS uploads under way at once", within=60)
     upload.cancel()
     await asyncio.sleep(0)  # the cancel reaches the step, which now waits for the running ones
     assert not upload.done()

@@ -17,7 +17,6 @@ from typing import get_type_hints
 
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
@@ -68,9 +67,10 @@ from spool.models import (
 from spool.storage import ObjectStorage, open_storage
 from spool.storage.keys import audio_key, poster_key, video_prefix
 from tests.support import media_clips
-from tests.support.history import attempts_by_activity
+from tests.support.history import attempts_by_activity, heartbeating_activities
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes
 from tests.support.video import WORKFLOWS, video_workers
+from tests.support.waiting import eventually
 from workflows.video import VideoPipelineWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -299,29 +299,16 @@ async def wait_for_step(
     handle, name: str, *, min_percent: float = 0.0, min_attempt: int = 1, within: float = 60.0
 ) -> None:
     """Until the server holds a heartbeat of at least min_percent for the step's activity."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        desc = await handle.describe()
-        for pending in desc.raw_description.pending_activities:
-            if (
-                pending.activity_id == name
-                and pending.attempt >= min_attempt
-                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                and pending.heartbeat_details.payloads
-            ):
-                details = json.loads(pending.heartbeat_details.payloads[-1].data)
-                if details.get("percent", 0) >= min_percent:
-                    return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"step {name} did not start within {within} s")
 
+    async def started() -> bool:
+        return any(
+            pending.activity_id == name
+            and pending.attempt >= min_attempt
+            and percent >= min_percent
+            for pending, percent in await heartbeating_activities(handle)
+        )
 
-async def wait_for(condition, what: str, within: float = 60.0) -> None:
-    """Until condition() is true; a generous deadline only turns a hang into a failure."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {within} s"
-        await asyncio.sleep(0.05)
+    await eventually(started, f"step {name} to start", within=within, every=0.2)
 
 
 async def test_killed_media_worker_is_replaced(client, settings, clips, temporal_server):
@@ -368,9 +355,11 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
             first.send_signal(signal.SIGKILL)
             first.wait()
             killed_at = time.monotonic()
-            await wait_for(
+            await eventually(
                 lambda: ffmpeg_processes("spool-video-") == [],
                 "the killed worker's ffmpeg to die with it",
+                within=60,
+                every=0.05,
             )
             second = start_media_worker("normal")
             # Retried only after the heartbeat timeout tells the server the worker is gone.

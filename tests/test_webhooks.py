@@ -4,14 +4,12 @@ are refused before any connection is made."""
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import ipaddress
 import logging
 import re
 import socket
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from spool.notify import Notification, make_notifier
 from tests.support import media_clips
 from tests.support.api import AUTH, api_client, api_settings, storage_files, wait_video
 from tests.support.services import service_missing
+from tests.support.waiting import eventually
 from tests.support.workers import spool_worker
 
 SECRET = "whsec_" + "c3Bvb2wtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
@@ -86,13 +85,6 @@ def webhook_settings(settings: Settings, **extra) -> Settings:
     return api_settings(settings, **values)
 
 
-async def wait_for(predicate, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 async def test_post_published_reaches_a_failing_subscriber_on_the_third_try(client, settings):
     with Receiver(fail=2).running() as receiver:
         s = webhook_settings(settings, webhook_urls=[receiver.url])
@@ -144,7 +136,7 @@ async def test_video_callback_gets_one_signed_event(client, settings, tmp_path):
                 v = await wait_video(http, video_id)
                 await client.get_workflow_handle(f"video-{video_id}").result()
         assert v["state"] == "ready", v
-        await wait_for(lambda: len(receiver.requests) >= 1)
+        await eventually(lambda: len(receiver.requests) >= 1, "a delivery", within=30)
         [event] = receiver.accepted()
         assert event["type"] == "video.ready"
         assert event["data"]["video_id"] == video_id
@@ -272,7 +264,7 @@ async def test_captions_available_and_job_end_each_arrive_once_signed(client, se
             video_id = r.json()["video_id"]
             async with spool_worker(client, s):
                 await client.get_workflow_handle(f"video-{video_id}").result()
-        await wait_for(lambda: len(receiver.requests) >= 2)
+        await eventually(lambda: len(receiver.requests) >= 2, "two deliveries", within=30)
         events = receiver.accepted()
     assert sorted(e["type"] for e in events) == ["video.captions_available", "video.ready"]
     captions = next(e for e in events if e["type"] == "video.captions_available")

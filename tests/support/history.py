@@ -1,10 +1,13 @@
-"""What a workflow's history (or its pending activities) says about its activities' attempts."""
+"""What the server says about a workflow's activities: the attempts its history records,
+and the progress its running activities last heartbeated."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.workflow.v1 import PendingActivityInfo
 
 
 def activity_events(history, event_type: EventType.ValueType) -> Iterator[tuple[object, object]]:
@@ -45,3 +48,17 @@ async def highest_attempt_by_type(handle) -> dict[str, int]:
         name = activity.activity_type.name
         highest[name] = max(highest.get(name, 0), attempt)
     return highest
+
+
+async def heartbeating_activities(handle) -> list[tuple[PendingActivityInfo, float]]:
+    """(the pending activity, the percent of its last heartbeat) for each activity the server
+    sees running that has heartbeated at least once."""
+    running = []
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if (
+            pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            and pending.heartbeat_details.payloads
+        ):
+            details = json.loads(pending.heartbeat_details.payloads[-1].data)
+            running.append((pending, details.get("percent", 0)))
+    return running

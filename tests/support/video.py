@@ -4,17 +4,16 @@ a few seconds has several chunks, segments and sprite sheets."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
 from activities.webhooks import WebhookActivities
 from spool.config import Settings
+from tests.support.history import heartbeating_activities
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
 
@@ -77,15 +76,8 @@ async def video_workers(
 
 async def started_chunks(handle, min_percent: float = 1.0) -> list[str]:
     """Chunk activities running with at least min_percent in their last heartbeat."""
-    desc = await handle.describe()
-    found = []
-    for pending in desc.raw_description.pending_activities:
-        if (
-            pending.activity_id.startswith("encode-")
-            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-            and pending.heartbeat_details.payloads
-        ):
-            details = json.loads(pending.heartbeat_details.payloads[-1].data)
-            if details.get("percent", 0) >= min_percent:
-                found.append(pending.activity_id)
-    return found
+    return [
+        pending.activity_id
+        for pending, percent in await heartbeating_activities(handle)
+        if pending.activity_id.startswith("encode-") and percent >= min_percent
+    ]
