@@ -35,11 +35,10 @@ from tests.support.api import (
     wait_video,
 )
 from tests.support.media_checks import playlist_uris
+from tests.support.paths import REPO
 from tests.support.services import service_missing
 from tests.support.waiting import eventually
 from tests.support.workers import spool_worker
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,8 @@ from spool.models.video import (
 from spool.storage import keys
 from tests.renditions import make_rendition
 from tests.support import media_clips, media_corpus
-from tests.support.media_corpus import CASES, Case, Context, ffprobe_json
+from tests.support.media_checks import ffprobe_json
+from tests.support.media_corpus import CASES, Case, Context
 from tests.support.services import service_missing
 
 VIDEO_ID = "corpus"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -34,11 +33,12 @@ from spool.status import job_status
 from tests.support.fault_proxy import FaultProxy, is_document_write
 from tests.support.history import highest_attempt_by_type
 from tests.support.naive_blog import NaiveActivities, NaivePublishWorkflow
+from tests.support.paths import REPO
+from tests.support.processes import spool_env
 from tests.support.waiting import eventually
 from tests.support.workers import running_worker
 from workflows.blog import BlogPublishWorkflow
 
-REPO = Path(__file__).resolve().parent.parent
 FOLLOWERS = ["ana", "bo", "cy"]
 
 
@@ -199,16 +199,10 @@ async def test_naive_single_activity_counts_again_on_every_index_retry(
 async def test_worker_killed_after_commit_does_not_count_twice(client, settings):
     """SIGKILL right after record_post_for_author commits: the retry must not count again."""
     post = make_post()
-    env = {
-        **os.environ,
-        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-        "SPOOL_DATA_DIR": str(settings.data_dir),
-        "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
-    }
     crasher = subprocess.Popen(
         [sys.executable, "-m", "tests.support.crash_worker"],
         cwd=REPO,
-        env=env,
+        env=spool_env(settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

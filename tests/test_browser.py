@@ -34,6 +34,7 @@ from api import create_app
 from devstack.proc import free_port
 from tests.support import media_clips
 from tests.support.api import AUTH, api_settings, assert_error
+from tests.support.media_checks import ffprobe_json
 from tests.support.paths import ARTIFACTS
 from tests.support.services import service_missing
 from tests.support.waiting import eventually
@@ -235,26 +236,14 @@ def _hls(out: Path, *args: str) -> None:
 
 def _avc1(playlist_dir: Path) -> str:
     """The RFC 6381 codec string of a variant, from its stream's profile and level."""
-    probe = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=profile,level",
-            "-of",
-            "json",
-            "index.m3u8",
-        ],
+    stream = ffprobe_json(
+        "index.m3u8",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=profile,level",
         cwd=playlist_dir,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    stream = json.loads(probe.stdout)["streams"][0]
+    )["streams"][0]
     profile = {"Constrained Baseline": "42e0", "Baseline": "4200", "Main": "4d00", "High": "6400"}[
         stream["profile"]
     ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import re
 import signal
 import subprocess
@@ -47,7 +46,8 @@ from spool.storage import keys, open_storage
 from tests.support import media_clips
 from tests.support.history import activity_events, attempts_by_activity
 from tests.support.live_api import live_api
-from tests.support.media_checks import ffmpeg_processes, playlist_uris
+from tests.support.media_checks import ffmpeg_processes, ffprobe_json, playlist_uris
+from tests.support.processes import environ_without_spool, spool_variables
 from tests.support.start_order import StartOrder
 from tests.support.video import chunked, started_chunks, video_workers
 from tests.support.waiting import eventually
@@ -67,23 +67,10 @@ def own_scratch(tmp_path, monkeypatch) -> str:
     return str(root)
 
 
-async def run_tool(*argv: str) -> str:
-    """A tool run without blocking the event loop (the API it reads is served by it)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
-    assert proc.returncode == 0, (argv, err.decode())
-    return out.decode()
-
-
-async def ffprobe_json(url: str, *args: str) -> dict:
-    return json.loads(await run_tool("ffprobe", "-v", "error", *args, "-of", "json", url))
-
-
 async def decoded_video(url: str) -> tuple[int, int, list[float]]:
     """(frames decoded, height, keyframe times) of the first video stream at ``url``."""
-    counted = await ffprobe_json(
+    counted = await asyncio.to_thread(
+        ffprobe_json,
         url,
         "-select_streams",
         "v:0",
@@ -92,8 +79,8 @@ async def decoded_video(url: str) -> tuple[int, int, list[float]]:
         "stream=nb_read_frames,height",
     )
     stream = counted["streams"][0]
-    packets = await ffprobe_json(
-        url, "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags"
+    packets = await asyncio.to_thread(
+        ffprobe_json, url, "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags"
     )
     keyframes = [
         round(float(p["pts_time"]), 3) for p in packets["packets"] if "K" in p.get("flags", "")
@@ -188,12 +175,17 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
         assert keyframes["480p/index.m3u8"] == keyframes["360p/index.m3u8"]
         first = keyframes["360p/index.m3u8"][0]
         assert [round(k - first, 3) for k in keyframes["360p/index.m3u8"]] == [0.0, 2.0, 4.0]
-        audio = await ffprobe_json(f"{hls}/audio/index.m3u8", "-show_entries", "format=duration")
+        audio = await asyncio.to_thread(
+            ffprobe_json, f"{hls}/audio/index.m3u8", "-show_entries", "format=duration"
+        )
         assert abs(float(audio["format"]["duration"]) - 6) < 0.1
         # In step with the pictures: the sound of source time 0 (after the AAC encoder's 1024
         # priming samples) plays with the first picture, which x264's reordering delays.
-        sound = await ffprobe_json(
-            f"{hls}/audio/index.m3u8", "-show_entries", "packet=pts_time:stream=sample_rate"
+        sound = await asyncio.to_thread(
+            ffprobe_json,
+            f"{hls}/audio/index.m3u8",
+            "-show_entries",
+            "packet=pts_time:stream=sample_rate",
         )
         sound_zero = float(sound["packets"][0]["pts_time"]) + 1024 / int(
             sound["streams"][0]["sample_rate"]
@@ -326,21 +318,22 @@ def completed_activities(history) -> set[str]:
 def media_host_env(s: Settings, data_dir: Path, tmp: Path) -> dict[str, str]:
     """A media host configured only by its environment: its own data dir and scratch disk;
     files reach it only through the S3 store."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
-    env.update(
-        SPOOL_TEMPORAL_ADDRESS=s.temporal_address,
-        SPOOL_DATA_DIR=str(data_dir),
-        SPOOL_QUEUE_MEDIA=s.queue_media,
-        SPOOL_STORAGE_URL=s.storage_url,
-        SPOOL_S3_ENDPOINT_URL=s.s3_endpoint_url,
-        SPOOL_S3_REGION=s.s3_region,
-        SPOOL_S3_ACCESS_KEY_ID=s.s3_access_key_id,
-        SPOOL_S3_SECRET_ACCESS_KEY=s.s3_secret_access_key.get_secret_value(),
-        SPOOL_LOG_LEVEL="WARNING",
-        TMPDIR=str(tmp),
-        HF_HUB_OFFLINE="1",
-    )
-    return env
+    return {
+        **environ_without_spool(),
+        **spool_variables(
+            temporal_address=s.temporal_address,
+            data_dir=data_dir,
+            queue_media=s.queue_media,
+            storage_url=s.storage_url,
+            s3_endpoint_url=s.s3_endpoint_url,
+            s3_region=s.s3_region,
+            s3_access_key_id=s.s3_access_key_id,
+            s3_secret_access_key=s.s3_secret_access_key.get_secret_value(),
+            log_level="WARNING",
+        ),
+        "TMPDIR": str(tmp),
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 async def test_chunk_killed_mid_encode_is_retried_alone(

@@ -22,35 +22,16 @@ from spool.db import get_engine
 from spool.db.blog import author_post_count
 from spool.search import IndexUnavailable, SqliteIndex
 from spool.status import job_status
+from tests.support.paths import REPO
+from tests.support.processes import run_starter, spool_env
 from tests.support.workers import running_worker
 from workflows.blog import BlogPublishWorkflow
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli_env(settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-        "SPOOL_DATA_DIR": str(settings.data_dir),
-        "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
-        "SPOOL_QUEUE_MEDIA": settings.queue_media,
-        "SPOOL_QUEUE_CAPTIONS": settings.queue_captions,
-    }
 
 
 async def starter(settings, *args: str, wide: bool = False) -> subprocess.CompletedProcess:
     """Run starter.py; ``wide``: a console wide enough that no table cell wraps."""
-    env = {**cli_env(settings), **({"COLUMNS": "200"} if wide else {})}
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "starter.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {**spool_env(settings), **({"COLUMNS": "200"} if wide else {})}
+    return await run_starter(env, *args)
 
 
 def write_post(tmp_path: Path, **fields) -> Path:
@@ -198,7 +179,7 @@ async def test_blog_wait_shows_progress_and_exits_zero(client, settings, tmp_pat
     index = GatedIndex(tmp_path / "search.db")
     async with gated_blog_worker(client, settings, index):
         term = Terminal(
-            [sys.executable, "starter.py", "blog", str(path), "--wait"], cli_env(settings)
+            [sys.executable, "starter.py", "blog", str(path), "--wait"], spool_env(settings)
         )
         try:
             # While index_post is held, the live table shows it running and the others done.
@@ -259,7 +240,7 @@ async def test_ready_with_errors_exits_3(client, settings, tmp_path):
             subprocess.run,
             [sys.executable, "starter.py", "blog", str(path), "--wait", "--json"],
             cwd=REPO,
-            env={**cli_env(settings), "SPOOL_INDEX_RETRY_SECONDS": "3"},
+            env={**spool_env(settings), "SPOOL_INDEX_RETRY_SECONDS": "3"},
             capture_output=True,
             text=True,
             timeout=120,
@@ -311,7 +292,7 @@ async def test_worker_exits_zero_on_sigterm(settings):
         "--grace-seconds",
         "5",
         cwd=REPO,
-        env=cli_env(settings),
+        env=spool_env(settings),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -383,7 +364,7 @@ async def test_video_start_cancel_and_wait(client, settings, clips):
 
 def _api_env(settings, port: int) -> dict[str, str]:
     return {
-        **cli_env(settings),
+        **spool_env(settings),
         "SPOOL_API_HOST": "127.0.0.1",
         "SPOOL_API_PORT": str(port),
         "SPOOL_API_KEYS": '["remote-key"]',
@@ -475,7 +456,7 @@ async def test_worker_health_check_follows_its_event_loop(settings, tmp_path):
     frozen worker), and passes again when it resumes: what a container health check needs."""
     beat = tmp_path / "alive"
     env = {
-        **cli_env(settings),
+        **spool_env(settings),
         "SPOOL_WORKER_HEARTBEAT_FILE": str(beat),
         "SPOOL_WORKER_HEARTBEAT_SECONDS": "0.2",
     }

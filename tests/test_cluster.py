@@ -225,15 +225,7 @@ async def test_video_and_post_complete_across_hosts(cluster, cluster_client, cli
 
 
 async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluster_client, clips):
-    clip = media_clips.make_clip(
-        clips / "paced.mp4",
-        width=320,
-        height=180,
-        seconds=20,
-        speech=None,
-        tone=True,
-        pattern="testsrc2",
-    )
+    clip = media_clips.make_paced_clip(clips / "paced.mp4")
     async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
         job = await upload(http, clip, captions="false")
         first = await running_attempt(cluster_client, job["job_id"], "encode-00000")
@@ -253,15 +245,7 @@ async def test_killed_media_host_rendition_finishes_on_the_other(cluster, cluste
 
 
 async def test_storage_stopped_mid_job_then_back(cluster, cluster_client, clips):
-    clip = media_clips.make_clip(
-        clips / "paced-s3.mp4",
-        width=320,
-        height=180,
-        seconds=6,
-        speech=None,
-        tone=True,
-        pattern="testsrc2",
-    )
+    clip = media_clips.make_paced_clip(clips / "paced-s3.mp4", seconds=6)
     async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
         job = await upload(http, clip, captions="false")
         await running_attempt(cluster_client, job["job_id"], "encode-00000")

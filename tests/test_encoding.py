@@ -9,7 +9,6 @@ the storyboard tiles.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 from spool import encoding, media
 from spool.models.chunks import ChunkSpan, output_fps, plan_chunks, snap_to_keyframes
 from tests.support import media_clips
-from tests.support.media_checks import ffmpeg_processes
+from tests.support.media_checks import ffmpeg_processes, ffprobe_json
 
 LIMITS = media.Limits(timeout_seconds=600)
 PRESET = "veryfast"
@@ -176,10 +175,6 @@ def run(argv: list[str]) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=300).stdout
 
 
-def ffprobe_json(path: Path, *args: str) -> dict:
-    return json.loads(run(["ffprobe", "-v", "error", "-of", "json", *args, str(path)]))
-
-
 def video_stream(path: Path) -> dict:
     """The first video stream with its decoded frame count."""
     return ffprobe_json(
@@ -203,25 +198,14 @@ def frame_times(path: Path, *, keyframes_only: bool = False) -> list[float]:
 
 def luma_by_time(path: Path) -> list[tuple[float, float]]:
     """(time shown, mean luma) of every decoded frame."""
-    out = run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"movie={path},signalstats",
-            "-show_entries",
-            "frame=pts_time:frame_tags=lavfi.signalstats.YAVG",
-            "-of",
-            "json",
-        ]
-    )
-    return [
-        (float(f["pts_time"]), float(f["tags"]["lavfi.signalstats.YAVG"]))
-        for f in json.loads(out)["frames"]
-    ]
+    frames = ffprobe_json(
+        f"movie={path},signalstats",
+        "-f",
+        "lavfi",
+        "-show_entries",
+        "frame=pts_time:frame_tags=lavfi.signalstats.YAVG",
+    )["frames"]
+    return [(float(f["pts_time"]), float(f["tags"]["lavfi.signalstats.YAVG"])) for f in frames]
 
 
 def flash_time(path: Path) -> float:
@@ -871,15 +855,7 @@ async def test_cancelling_a_chunk_kills_its_ffmpeg(clips, tmp_path, monkeypatch)
     # The gate: ffmpeg reads the source at its own pace, so the 20 s chunk is mid-encode
     # when progress is first reported, however fast the machine.
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    source = media_clips.make_clip(
-        clips / "paced.mp4",
-        width=320,
-        height=180,
-        seconds=20,
-        speech=None,
-        tone=True,
-        pattern="testsrc2",
-    )
+    source = media_clips.make_paced_clip(clips / "paced.mp4")
     progressed = asyncio.Event()
     task = asyncio.create_task(
         encoding.encode_chunk(
@@ -910,15 +886,7 @@ async def test_a_chunk_that_times_out_is_not_retried_rendition_by_rendition(
     """A timeout ends the chunk at once (MediaTimeout, ffmpeg gone): trying each rendition
     alone after it would only spend the limit again per rendition."""
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    source = media_clips.make_clip(
-        clips / "paced.mp4",
-        width=320,
-        height=180,
-        seconds=20,
-        speech=None,
-        tone=True,
-        pattern="testsrc2",
-    )
+    source = media_clips.make_paced_clip(clips / "paced.mp4")
     with pytest.raises(media.MediaTimeout):
         await encoding.encode_chunk(
             source,

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -58,6 +57,7 @@ from spool.temporal import connect
 from tests.support import media_clips, waiting
 from tests.support.api import AUTH, api_client, api_settings
 from tests.support.history import heartbeating_activities, highest_attempt_by_type
+from tests.support.media_checks import ffprobe_json
 from tests.support.paths import ARTIFACTS
 from tests.support.services import service_missing
 from tests.support.webhook_receiver import WebhookReceiver
@@ -221,23 +221,7 @@ def probe(data: bytes, suffix: str) -> dict:
     with tempfile.NamedTemporaryFile(suffix=suffix) as fh:
         fh.write(data)
         fh.flush()
-        done = subprocess.run(
-            [
-                "ffprobe",
-                "-v",
-                "error",
-                "-show_entries",
-                "format=format_name,duration",
-                "-of",
-                "json",
-                fh.name,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 0, f"ffprobe refused a stored {suffix}: {done.stderr}"
-    return json.loads(done.stdout)["format"]
+        return ffprobe_json(Path(fh.name), "-show_entries", "format=format_name,duration")["format"]
 
 
 def assert_video_files_complete(

@@ -18,7 +18,7 @@ from spool import media, whisper
 from spool.config import Settings
 from spool.models.video import plan_rendition_heights
 from tests.support import media_clips
-from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes
+from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes, ffprobe_json
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,15 +235,7 @@ async def test_playlists_and_other_protocols_are_refused(clips, tmp_path):
 def paced_clip(clips, monkeypatch) -> Path:
     """A 20 s clip that ffmpeg reads at its own pace: no encode of it ends before 20 s."""
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    return media_clips.make_clip(
-        clips / "paced.mp4",
-        width=320,
-        height=180,
-        seconds=20,
-        speech=None,
-        tone=True,
-        pattern="testsrc2",
-    )
+    return media_clips.make_paced_clip(clips / "paced.mp4")
 
 
 async def test_cancel_kills_ffmpeg_and_waits(paced_clip, tmp_path):
@@ -639,25 +631,12 @@ def small_clip(clips) -> Path:
 
 
 def _ffprobe(path: Path) -> dict:
-    import json
-
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,pix_fmt,sample_aspect_ratio,channels"
-            ":format_tags",
-            "-of",
-            "json",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)
+    return ffprobe_json(
+        path,
+        "-show_entries",
+        "stream=codec_type,codec_name,width,height,pix_fmt,sample_aspect_ratio,channels"
+        ":format_tags",
+    )
 
 
 def _x264_settings(path: Path) -> dict[str, str]:

@@ -22,8 +22,9 @@ from spool.db.blog import add_followers, author_post_count, followers_of, get_po
 from spool.db.blog import record_post_for_author as record
 from spool.db.migrations import BASELINE, SchemaError, head_revision, upgrade_to_head
 from spool.db.video import ensure_video, get_video
+from tests.support.paths import REPO
+from tests.support.processes import environ_without_spool, spool_variables
 
-REPO = Path(__file__).resolve().parent.parent
 PROCESSES = 6
 
 
@@ -105,7 +106,7 @@ def create_baseline_tables(engine) -> None:
 def run_migrate(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "spool.migrate", *args],
-        env=cli_env(url, tmp_path),
+        env=migrate_env(url, tmp_path),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -113,10 +114,12 @@ def run_migrate(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedPro
     )
 
 
-def cli_env(url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
-    env.update(SPOOL_DATABASE_URL=url, SPOOL_DATA_DIR=str(tmp_path / "data"))
-    return env
+def migrate_env(url: str, tmp_path: Path) -> dict[str, str]:
+    """Only the database and a data directory of the test's own: no outside SPOOL_* value."""
+    return {
+        **environ_without_spool(),
+        **spool_variables(database_url=url, data_dir=tmp_path / "data"),
+    }
 
 
 def one_line(result: subprocess.CompletedProcess, stream: str) -> str:
@@ -268,7 +271,7 @@ def test_processes_started_together_migrate_once(url, tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=cli_env(url, tmp_path),
+            env=migrate_env(url, tmp_path),
             cwd=REPO,
         )
         for _ in range(PROCESSES)

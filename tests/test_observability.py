@@ -14,7 +14,6 @@ import http.server
 import io
 import json
 import logging
-import os
 import re
 import signal
 import socket
@@ -51,13 +50,13 @@ from spool.models import Post
 from spool.observability import logs, metrics, tracing
 from spool.observability.interceptors import SpoolMetricsInterceptor
 from spool.temporal import connect
+from tests.support.paths import HISTORIES, REPO
+from tests.support.processes import spool_env
 from tests.support.webhook_receiver import WebhookReceiver
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
 
-REPO = Path(__file__).resolve().parent.parent
-HISTORIES = REPO / "tests" / "histories"
 API_KEY = "obs-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SECRET = webhooks.new_secret()
@@ -131,12 +130,7 @@ class WorkerRun:
 
 def worker_env(settings: Settings, receiver: WebhookReceiver, **extra: str) -> dict[str, str]:
     return {
-        **os.environ,
-        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
-        "SPOOL_DATA_DIR": str(settings.data_dir),
-        "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
-        "SPOOL_QUEUE_MEDIA": settings.queue_media,
-        "SPOOL_QUEUE_CAPTIONS": settings.queue_captions,
+        **spool_env(settings),
         "SPOOL_NOTIFIER": "webhook",
         "SPOOL_WEBHOOK_SECRET": SECRET,
         "SPOOL_WEBHOOK_ALLOW_PRIVATE": "true",

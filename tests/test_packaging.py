@@ -21,7 +21,9 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
+from tests.support.processes import environ_without_spool
+
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SPOOL = Path(sys.executable).with_name("spool")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)\s*(?:;\s*([^\\]+))?")
@@ -152,14 +154,12 @@ def test_the_wheel_installs_only_spools_own_top_level_names(wheel):
 
 def run_spool(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(SPOOL), *args], capture_output=True, text=True, timeout=120, env={**_base_env(), **env}
+        [str(SPOOL), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environ_without_spool(), **env},
     )
-
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
 
 
 def test_spool_command_lists_its_subcommands_and_refuses_unknown_ones():

@@ -20,13 +20,13 @@ from temporalio.worker import Replayer
 
 import worker
 from spool.config import Settings
+from tests.support.paths import HISTORIES
 from workflows import blog, captions, delivery, patches, policies, video
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.steps import Step
 from workflows.video import VideoPipelineWorkflow
 
-HISTORIES = Path(__file__).resolve().parent / "histories"
 WORKFLOWS = {
     "blog": [BlogPublishWorkflow],
     "video": [VideoPipelineWorkflow, CaptionsWorkflow],

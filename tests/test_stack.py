@@ -22,10 +22,9 @@ from temporalio.worker import Worker
 
 from devstack.proc import free_port, port_in_use
 from devstack.stack import LOCAL_API_KEY
+from tests.support.paths import REPO
 from tests.support.start_order import StartOrder
 from tests.support.waiting import eventually
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def start_up(tmp_path: Path, *args: str) -> subprocess.Popen:

@@ -8,8 +8,6 @@ and a client cert, plus a second CA the proxy does not trust with its own client
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import os
 import signal
@@ -20,10 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 from temporalio import workflow
 from temporalio.worker import Worker
@@ -33,19 +27,15 @@ from devstack.tls_proxy import ProxyTls, TlsProxy, find_nginx
 from spool.config import Settings
 from spool.process import die_with_parent
 from spool.temporal import TemporalConnectError, connect, connection_plan, diagnose_failure
+from tests.support.paths import REPO
+from tests.support.pki import Pair, issue_cert, make_ca
+from tests.support.processes import run_starter, spool_variables
 from tests.support.services import service_missing
 
-REPO = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT = 180  # seconds; generous, the machine is shared
 
 
 # --- certificates -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pair:
-    cert: Path
-    key: Path
 
 
 @dataclass(frozen=True)
@@ -55,81 +45,6 @@ class Pki:
     client: Pair
     other_ca: Path  # trusted by nobody here
     rogue_client: Pair  # signed by other_ca
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _new_cert(subject: str, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-    )
-
-
-def _write_pair(directory: Path, stem: str, cert: x509.Certificate, key) -> Pair:
-    pair = Pair(directory / f"{stem}.pem", directory / f"{stem}-key.pem")
-    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pair.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return pair
-
-
-def make_ca(directory: Path, name: str):
-    """(PEM files, certificate, key) of a self-signed CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        key_cert_sign=True,
-        crl_sign=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    cert = (
-        _new_cert(name, _name(name), key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return _write_pair(directory, name, cert, key), cert, key
-
-
-def issue_cert(directory: Path, stem: str, ca_cert, ca_key, *, server: bool) -> Pair:
-    key = ec.generate_private_key(ec.SECP256R1())
-    purpose = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (
-        _new_cert(stem, ca_cert.subject, key.public_key())
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return _write_pair(directory, stem, builder.sign(ca_key, hashes.SHA256()), key)
 
 
 @pytest.fixture(scope="module")
@@ -204,25 +119,17 @@ def mtls_env(proxy, pki, *, cert: Pair | None = None, ca: Path | None = None) ->
     }
 
 
-def cli_env(extra: dict[str, str], data_dir: Path, task_queue: str) -> dict[str, str]:
+def child_env(connection: dict[str, str], data_dir: Path, task_queue: str) -> dict[str, str]:
+    """The environment of a starter.py or worker.py that connects as ``connection`` says."""
     return {
         **os.environ,
-        "SPOOL_DATA_DIR": str(data_dir),
-        "SPOOL_QUEUE_PIPELINE": task_queue,
-        **extra,
+        **spool_variables(data_dir=data_dir, queue_pipeline=task_queue),
+        **connection,
     }
 
 
 async def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "starter.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
+    return await run_starter(env, *args, within=CLI_TIMEOUT)
 
 
 async def run_worker_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -391,7 +298,7 @@ async def test_starter_exits_4_with_one_line_on_tls_failures(
         env["SPOOL_TEMPORAL_TLS_CERT"] = str(tmp_path / "nope.pem")
     else:
         env = {"SPOOL_TEMPORAL_ADDRESS": tls_proxy.address}
-    result = await starter(cli_env(env, tmp_path, "unused"), "status", "no-such-job")
+    result = await starter(child_env(env, tmp_path, "unused"), "status", "no-such-job")
     assert result.returncode == 4, result.stdout + result.stderr
     assert_one_line_error(result, "starter", *phrases)
 
@@ -399,7 +306,7 @@ async def test_starter_exits_4_with_one_line_on_tls_failures(
 async def test_starter_status_of_unknown_job_answers_over_mtls(tls_proxy, pki, tmp_path):
     # "no job" is the server's answer: the TLS connection and the call both went through.
     result = await starter(
-        cli_env(mtls_env(tls_proxy, pki), tmp_path, "unused"), "status", "no-such-job"
+        child_env(mtls_env(tls_proxy, pki), tmp_path, "unused"), "status", "no-such-job"
     )
     assert result.returncode == 4 and "no job with id no-such-job" in result.stderr
 
@@ -422,7 +329,7 @@ async def test_worker_exits_4_with_one_line_on_bad_client_cert(
         del env["SPOOL_TEMPORAL_TLS_CERT"], env["SPOOL_TEMPORAL_TLS_KEY"]
     # The default --connect-wait is 30 s; the exit must not wait for it (no deadline asserted,
     # only that a certificate problem is not treated as "server still starting").
-    result = await run_worker_to_exit(cli_env(env, tmp_path, task_queue))
+    result = await run_worker_to_exit(child_env(env, tmp_path, task_queue))
     assert result.returncode == 4, result.stdout + result.stderr
     assert_one_line_error(result, "worker", phrase)
 
@@ -430,7 +337,7 @@ async def test_worker_exits_4_with_one_line_on_bad_client_cert(
 async def test_worker_and_starter_complete_a_blog_job_over_mtls(
     tls_proxy, pki, tmp_path, task_queue
 ):
-    env = cli_env(mtls_env(tls_proxy, pki), tmp_path / "data", task_queue)
+    env = child_env(mtls_env(tls_proxy, pki), tmp_path / "data", task_queue)
     log = tmp_path / "worker.log"
     worker = start_worker(env, log)
     try:
@@ -498,7 +405,7 @@ async def test_spool_settings_override_the_profile(
     profiles = write_profiles(tmp_path / "t.toml", tls_proxy, pki)
     env = {"TEMPORAL_CONFIG_FILE": str(profiles), "SPOOL_TEMPORAL_PROFILE": "stale"}
     # The profile alone: its dead address is used...
-    alone = await starter(cli_env(env, tmp_path, task_queue), "status", "no-such-job")
+    alone = await starter(child_env(env, tmp_path, task_queue), "status", "no-such-job")
     assert alone.returncode == 4
     assert_one_line_error(alone, "starter", "cannot reach Temporal at 127.0.0.1:1")
     # ...and SPOOL_TEMPORAL_ADDRESS / _NAMESPACE win over it, keeping the profile's TLS.

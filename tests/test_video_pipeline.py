@@ -69,11 +69,11 @@ from spool.storage.keys import audio_key, poster_key, video_prefix
 from tests.support import media_clips
 from tests.support.history import attempts_by_activity, heartbeating_activities
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes
+from tests.support.paths import HISTORIES
 from tests.support.video import WORKFLOWS, video_workers
 from tests.support.waiting import eventually
 from workflows.video import VideoPipelineWorkflow
 
-HISTORIES = Path(__file__).resolve().parent / "histories"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -256,15 +256,7 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
 
     # Paced input: the 20 s clip cannot be encoded in under 20 s, however fast the machine.
     monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
-    clip = media_clips.make_clip(
-        clips / "paced.mp4",
-        width=320,
-        height=180,
-        seconds=20,
-        speech=None,
-        tone=True,
-        pattern="testsrc2",
-    )
+    clip = media_clips.make_paced_clip(clips / "paced.mp4")
     async with video_workers(client, settings):
         inp = ingest_video(settings, clip, owner_id="owner-1", captions=False, renditions=["360p"])
         handle = await start_video_job(client, settings, inp)
@@ -312,15 +304,7 @@ async def wait_for_step(
 
 
 async def test_killed_media_worker_is_replaced(client, settings, clips, temporal_server):
-    clip = media_clips.make_clip(
-        clips / "paced.mp4",
-        width=320,
-        height=180,
-        seconds=20,
-        speech=None,
-        tone=True,
-        pattern="testsrc2",
-    )
+    clip = media_clips.make_paced_clip(clips / "paced.mp4")
     media_queue = f"{settings.queue_pipeline}-media"
     split = settings.model_copy(update={"queue_media": media_queue})
 

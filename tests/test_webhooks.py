@@ -21,6 +21,7 @@ from spool.config import Settings
 from spool.notify import Notification, make_notifier
 from tests.support import media_clips
 from tests.support.api import AUTH, api_client, api_settings, storage_files, wait_video
+from tests.support.pki import issue_cert, make_ca
 from tests.support.services import service_missing
 from tests.support.waiting import eventually
 from tests.support.workers import spool_worker
@@ -381,60 +382,9 @@ HOOK_NAME = "hooks.test"
 
 def _tls_material(tmp_path: Path) -> tuple[Path, Path, bytes]:
     """(certificate chain, key, CA PEM): a throwaway CA and a certificate for HOOK_NAME only."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def cert(subject: str, key, issuer: str, issuer_key, *, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if ca:
-            builder = builder.add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-        else:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(HOOK_NAME)]), critical=False
-            )
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key, leaf_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    ca = cert("Spool test CA", ca_key, "Spool test CA", ca_key, ca=True)
-    leaf = cert(HOOK_NAME, leaf_key, "Spool test CA", ca_key, ca=False)
-    pem = serialization.Encoding.PEM
-    chain, key = tmp_path / "hooks.pem", tmp_path / "hooks.key"
-    chain.write_bytes(leaf.public_bytes(pem))
-    key.write_bytes(
-        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return chain, key, ca.public_bytes(pem)
+    ca, ca_cert, ca_key = make_ca(tmp_path, "spool-test-ca")
+    leaf = issue_cert(tmp_path, "hooks", ca_cert, ca_key, server=True, names=[HOOK_NAME])
+    return leaf.cert, leaf.key, ca.cert.read_bytes()
 
 
 class TlsReceiver(Receiver):

@@ -24,7 +24,7 @@ from spool.storage import keys, open_storage
 from tests.support import media_clips
 from tests.support.model_load_worker import LOAD_LINE
 from tests.support.paths import REPO
-from tests.support.processes import stop_worker, worker_env
+from tests.support.processes import spool_env, stop_worker
 
 SENTENCES = [
     "Hello world, this is a simple test.",
@@ -75,7 +75,7 @@ async def captions_worker(settings: Settings):
         "--queue",
         "captions",
         cwd=REPO,
-        env=worker_env(settings),
+        env=spool_env(settings),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -15,7 +15,7 @@ import worker
 from spool.ingest import ingest_video, start_video_job
 from spool.status import job_status
 from tests.support import media_clips
-from tests.support.processes import start_worker, stop_worker, worker_env
+from tests.support.processes import spool_env, start_worker, stop_worker
 
 
 async def pollers(client, queue: str, kind: TaskQueueType) -> int:
@@ -29,7 +29,7 @@ async def pollers(client, queue: str, kind: TaskQueueType) -> int:
 
 async def test_queue_flag_polls_only_that_kind_of_work(client, settings, task_queue):
     queues = {kind: f"{task_queue}-{kind}" for kind in worker.QUEUE_KINDS}
-    proc = await start_worker(worker_env(settings, **queues), "--queue", "media")
+    proc = await start_worker(spool_env(settings, **queues), "--queue", "media")
     try:
         activity = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
         workflow = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
@@ -135,7 +135,7 @@ async def stop_mid_encode(client, settings, inp, grace_seconds: str):
     """Start a paced worker and the job, SIGTERM the worker once its rendition runs; the
     worker must exit 0. Returns the job's handle."""
     proc = await start_worker(
-        worker_env(settings), "--grace-seconds", grace_seconds, module="tests.support.paced_worker"
+        spool_env(settings), "--grace-seconds", grace_seconds, module="tests.support.paced_worker"
     )
     handle = await start_video_job(client, settings, inp)
     try:

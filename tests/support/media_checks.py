@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
 from pathlib import Path
+
+
+def ffprobe_json(target: Path | str, *args: str, cwd: Path | None = None) -> dict:
+    """ffprobe's JSON answer about ``target`` (a local file, or a URL or other input given as
+    a string), with ``args`` choosing what it shows. Plain ffprobe, no whitelists: the inputs
+    are the test's own. A thread may call it while this event loop serves the URL it reads."""
+    source = f"file:{target}" if isinstance(target, Path) else target
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", *args, source],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"ffprobe refused {source}: {done.stderr}"
+    return json.loads(done.stdout)
 
 
 def ffmpeg_processes(marker: str) -> list[int]:

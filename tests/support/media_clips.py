@@ -107,6 +107,14 @@ def make_clip(
     return path
 
 
+def make_paced_clip(path: Path, *, seconds: float = 20) -> Path:
+    """A 320x180 pattern with a tone, for the tests that catch an encode in the middle: read
+    at its own pace (pace_inputs), no encode of it ends before ``seconds``."""
+    return make_clip(
+        path, width=320, height=180, seconds=seconds, speech=None, tone=True, pattern="testsrc2"
+    )
+
+
 def make_audio_only(path: Path) -> Path:
     wav = speech_wav(path.with_suffix(".wav"))
     _run(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import media_clips
+from tests.support.media_checks import ffprobe_json
 
 CLIP_SECONDS = 2.0
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
@@ -102,19 +103,6 @@ def installed_encoders() -> frozenset[str]:
 
 def _ffmpeg(*args: str | Path) -> None:
     subprocess.run([*FFMPEG, *map(str, args)], check=True, capture_output=True, timeout=120)
-
-
-def ffprobe_json(path: Path, *args: str) -> dict:
-    """Plain ffprobe (no whitelists: the test's own files) as JSON."""
-    import json
-
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", *args, f"file:{path}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return json.loads(out.stdout or "{}")
 
 
 # --- building blocks -------------------------------------------------------------------------
