@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo up cluster test lint typecheck bench clean
+.PHONY: install lock demo up cluster test test-fast lint typecheck bench clean
 
 # Python packages exactly as requirements-dev.lock pins them (versions and hashes), then
 # Spool itself without resolving anything again. `make lock` refreshes the locks.
@@ -50,6 +50,10 @@ demo: install
 ## Install and run the whole suite against real Temporal, Elasticsearch, ffmpeg and Whisper.
 test: install lint typecheck
 	$(PY) -m pytest -q -ra
+
+## The inner loop: the unit tier only (no server, no ffmpeg or Whisper); README "Tests".
+test-fast: install
+	$(PY) -m pytest -q -ra -m unit
 
 ## Lint and format checks (ruff); part of make test.
 lint: install

@@ -28,6 +28,7 @@ from tests.support.services import service_missing  # noqa: E402
 single_threaded_blas()
 
 pytest_plugins = [
+    "tests.support.tiers",
     "tests.support.es_fixtures",
     "tests.support.pg_fixtures",
     "tests.support.s3_fixtures",

@@ -40,6 +40,8 @@ from tests.support.services import service_missing
 from tests.support.waiting import eventually
 from tests.support.workers import spool_worker
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:

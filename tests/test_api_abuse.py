@@ -16,6 +16,8 @@ from spool.config import Settings
 from spool.storage import keys, open_storage
 from tests.support.api import AUTH, api_client, api_settings, assert_error, storage_files
 
+pytestmark = pytest.mark.orchestration
+
 POST = {"post_id": "abuse-1", "author_id": "ada", "title": "Title", "body": "Body"}
 BOUNDARY = "spool-abuse-boundary"
 MULTIPART = {**AUTH, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}

@@ -21,6 +21,8 @@ from schemathesis.checks import not_a_server_error
 from api import create_app
 from tests.support.api import API_KEY
 
+pytestmark = pytest.mark.orchestration
+
 MAX_EXAMPLES = 20
 
 

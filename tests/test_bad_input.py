@@ -37,6 +37,8 @@ from tests.support.media_checks import ffprobe_json
 from tests.support.media_corpus import CASES, Case, Context
 from tests.support.services import service_missing
 
+pytestmark = pytest.mark.e2e
+
 VIDEO_ID = "corpus"
 OTHER_ID = "other-upload"
 SOURCE = keys.source_key(VIDEO_ID)

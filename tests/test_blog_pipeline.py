@@ -39,6 +39,8 @@ from tests.support.waiting import eventually
 from tests.support.workers import running_worker
 from workflows.blog import BlogPublishWorkflow
 
+pytestmark = pytest.mark.orchestration
+
 FOLLOWERS = ["ana", "bo", "cy"]
 
 
@@ -117,6 +119,7 @@ def assert_each_follower_notified_once(settings, post_id: str) -> None:
     assert sorted(outbox_deliveries(settings, post_id)) == sorted(FOLLOWERS)
 
 
+@pytest.mark.e2e
 async def test_happy_path_indexes_counts_and_notifies_once(client, es_settings):
     post = make_post()
     async with blog_worker(client, es_settings):
@@ -136,6 +139,7 @@ async def test_happy_path_indexes_counts_and_notifies_once(client, es_settings):
     assert_each_follower_notified_once(es_settings, post.post_id)
 
 
+@pytest.mark.e2e
 async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
     """Elasticsearch answers 503 to the first 3 writes; the count and notifications happen once,
     and while it is down the job's status says index_post is retrying and why."""
@@ -174,6 +178,7 @@ async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
     assert_each_follower_notified_once(es_settings, post.post_id)
 
 
+@pytest.mark.e2e
 async def test_naive_single_activity_counts_again_on_every_index_retry(
     client, es_settings, es_url, task_queue
 ):
@@ -245,6 +250,7 @@ async def test_twenty_concurrent_publishes_make_one_job(client, settings):
     assert_each_follower_notified_once(settings, post.post_id)
 
 
+@pytest.mark.e2e
 async def test_edit_reindexes_without_counting_or_notifying_again(client, es_settings):
     post = make_post()
     edited = make_post(
@@ -266,6 +272,7 @@ async def test_edit_reindexes_without_counting_or_notifying_again(client, es_set
     assert_each_follower_notified_once(es_settings, post.post_id)
 
 
+@pytest.mark.e2e
 async def test_late_older_version_does_not_overwrite_newer(client, es_settings):
     newer = make_post(version=3, title="Version three")
     older = make_post(
@@ -667,6 +674,7 @@ async def test_a_publish_is_acknowledged_while_every_api_thread_is_busy(client, 
     assert description.workflow_type == "BlogPublishWorkflow"
 
 
+@pytest.mark.unit
 def test_a_quick_fan_out_sends_no_heartbeat_and_a_long_one_beats_each_second():
     """notify_followers' heartbeat timeout counts from the attempt's start, so a fan-out that
     ends within a second needs no heartbeat (each would be a write on the server); a long
@@ -719,6 +727,7 @@ print(json.dumps(sorted(set(ran))))
 """
 
 
+@pytest.mark.unit
 def test_a_blog_run_executes_no_module_but_its_own_in_the_sandbox():
     """The sandbox executes a workflow's module afresh for every run, for isolation; what it
     imports through ``imports_passed_through`` must be the worker's already loaded modules,

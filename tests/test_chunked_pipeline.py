@@ -52,6 +52,8 @@ from tests.support.start_order import StartOrder
 from tests.support.video import chunked, started_chunks, video_workers
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 FPS = 15
 

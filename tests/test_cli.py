@@ -17,6 +17,8 @@ import threading
 import uuid
 from pathlib import Path
 
+import pytest
+
 from activities.blog import BlogActivities
 from spool.db import get_engine
 from spool.db.blog import author_post_count
@@ -26,6 +28,8 @@ from tests.support.paths import REPO
 from tests.support.processes import run_starter, spool_env
 from tests.support.workers import running_worker
 from workflows.blog import BlogPublishWorkflow
+
+pytestmark = pytest.mark.e2e
 
 
 async def starter(settings, *args: str, wide: bool = False) -> subprocess.CompletedProcess:

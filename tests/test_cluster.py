@@ -35,6 +35,8 @@ from tests.support import media_clips
 from tests.support.history import heartbeating_activities
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.e2e
+
 AUTH = {"Authorization": f"Bearer {CLUSTER_API_KEY}"}
 
 

@@ -24,6 +24,8 @@ from devstack.temporal import SEARCH_ATTRIBUTES
 from spool.config import Settings
 from tests.support.services import service_missing
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_DIR = ROOT / "deploy" / "env"
@@ -122,6 +124,7 @@ def _tool(getter):
         service_missing(str(exc))
 
 
+@pytest.mark.e2e
 def test_compose_file_matches_the_compose_specification(compose):
     import json
 
@@ -158,12 +161,14 @@ def _run_compose_cli(*args: str, env_file: Path | str) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(1500)  # the first run builds the CLI (a few minutes), later runs reuse it
 def test_docker_compose_config_accepts_the_project_with_env_example():
     proc = _run_compose_cli("config", "-q", env_file=ENV_EXAMPLE)
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(1500)
 def test_docker_compose_refuses_to_start_without_the_secrets():
     proc = _run_compose_cli("config", "-q", env_file=os.devnull)

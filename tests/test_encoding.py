@@ -24,6 +24,8 @@ from spool.models.chunks import ChunkSpan, output_fps, plan_chunks, snap_to_keyf
 from tests.support import media_clips
 from tests.support.media_checks import ffmpeg_processes, ffprobe_json
 
+pytestmark = pytest.mark.e2e
+
 LIMITS = media.Limits(timeout_seconds=600)
 PRESET = "veryfast"
 

@@ -64,6 +64,8 @@ from tests.support.webhook_receiver import WebhookReceiver
 from tests.support.workers import running_worker, spool_worker
 from workflows.blog import BlogPublishWorkflow
 
+pytestmark = pytest.mark.e2e
+
 STACK_AUTH = {"Authorization": f"Bearer {LOCAL_API_KEY}"}
 SECRET = "whsec_" + "c3Bvb2wtZmF1bHRzLXNlY3JldC0wMTIzNDU2Nzg5"
 CAPTIONS_AVAILABLE, VIDEO_READY = "video.captions_available", "video.ready"

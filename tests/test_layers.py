@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.unit
+
 # Every top-level name of this repository's code.
 OURS = {
     "spool",

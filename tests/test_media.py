@@ -21,6 +21,8 @@ from tests.support import media_clips
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes, ffprobe_json
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -25,10 +25,12 @@ from spool.db.video import ensure_video, get_video
 from tests.support.paths import REPO
 from tests.support.processes import environ_without_spool, spool_variables
 
+pytestmark = pytest.mark.unit
+
 PROCESSES = 6
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)])
 def new_database(request, tmp_path: Path):
     """Makes empty databases of the parametrised kind; returns their URLs."""
     if request.param == "postgresql":

@@ -18,6 +18,8 @@ from spool.db.notifications import notifications
 from spool.notify import notify_once
 from tests.support.notifiers import Recorder
 
+pytestmark = pytest.mark.unit
+
 # engine (each test on SQLite and on PostgreSQL): from the tests.support.pg_fixtures plugin.
 
 

@@ -57,6 +57,8 @@ from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.video import VideoPipelineWorkflow
 
+pytestmark = pytest.mark.unit
+
 API_KEY = "obs-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SECRET = webhooks.new_secret()
@@ -207,6 +209,7 @@ async def worker_run(tmp_path_factory, temporal_server, client) -> WorkerRun:
     return WorkerRun(queue, job.job_id, url, text, output)
 
 
+@pytest.mark.orchestration
 async def test_worker_metrics_show_queue_latency_slots_jobs_steps_and_webhooks(worker_run):
     text, queue = worker_run.metrics, worker_run.queue
     # The SDK's: backlog per queue (the signal for more workers), run time per activity
@@ -246,6 +249,7 @@ async def test_worker_metrics_show_queue_latency_slots_jobs_steps_and_webhooks(w
     assert values(text, "spool_webhook_deliveries_total", outcome="refused") == [1.0]
 
 
+@pytest.mark.orchestration
 async def test_worker_json_logs_carry_the_job_id_and_step(worker_run):
     lines = [line for line in worker_run.output if line.startswith("{")]
     records = [json.loads(line) for line in lines]
@@ -308,6 +312,7 @@ def logging_record(message: str, **extra) -> logging.LogRecord:
     return record
 
 
+@pytest.mark.orchestration
 async def test_a_taken_metrics_port_is_one_clear_error(settings, task_queue):
     with socket.socket() as taken, WebhookReceiver(SECRET) as receiver:
         taken.bind(("127.0.0.1", 0))
@@ -325,6 +330,7 @@ async def test_a_taken_metrics_port_is_one_clear_error(settings, task_queue):
     ), output
 
 
+@pytest.mark.orchestration
 def test_refused_deliveries_are_counted(settings):
     before = values_now("spool_webhook_deliveries_total", outcome="refused")
     delivery = webhooks.Delivery(
@@ -363,6 +369,7 @@ class RefusedWorkflow:
         )
 
 
+@pytest.mark.orchestration
 async def test_a_failed_step_and_job_are_counted_and_the_error_kept(settings, task_queue):
     metrics.install_sdk_metrics()  # this process's runtime, for the client connected next
     worker_client = await connect(settings, wait_seconds=30)
@@ -462,6 +469,7 @@ def grown(before: str, after: str, name: str) -> list[dict[str, str]]:
     return [dict(key) for key, value in new.items() if value > old.get(key, 0.0)]
 
 
+@pytest.mark.orchestration
 async def test_api_metrics_show_requests_and_temporal_client_calls(client, settings):
     s = settings.model_copy(update={"api_keys": [API_KEY]})
     requests = "spool_http_request_duration_seconds_count"
@@ -508,6 +516,7 @@ def spans():
     tracing.stop_tracing()
 
 
+@pytest.mark.orchestration
 async def test_one_trace_links_the_request_the_workflow_and_each_activity(client, settings, spans):
     s = settings.model_copy(update={"api_keys": [API_KEY]})
     async with api_and_worker(s) as http:
@@ -534,6 +543,7 @@ async def test_one_trace_links_the_request_the_workflow_and_each_activity(client
     assert trace_ids == {request.context.trace_id}
 
 
+@pytest.mark.orchestration
 async def test_a_callers_traceparent_is_continued(client, settings, spans):
     caller_trace, caller_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
     app = create_app(settings, client=client)

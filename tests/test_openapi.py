@@ -16,10 +16,14 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from api import create_app
 from spool.config import Settings
 from tests.support.api import API_KEY, api_settings
 from tests.support.live_api import live_api
+
+pytestmark = pytest.mark.orchestration
 
 # Cases per operation and generation phase: enough to reach every documented answer of every
 # operation, little enough for about a minute on two shared cores.
@@ -86,6 +90,7 @@ async def test_schemathesis_all_checks_find_nothing(client, settings, tmp_path):
     assert report.exists(), output[-2000:]
 
 
+@pytest.mark.unit
 def test_every_operation_documents_its_answers_and_errors_in_one_shape():
     """Each operation has a typed success answer and lists its errors with the one error
     body (api/errors.py), so a client generated from /openapi.json can read every answer."""
@@ -120,6 +125,7 @@ def test_every_operation_documents_its_answers_and_errors_in_one_shape():
     assert all("401" in op["responses"] for m, p, op in operations if (m, p) in writes)
 
 
+@pytest.mark.unit
 def test_routes_never_import_the_app():
     """api/app.py includes the route modules; they reach services and auth through
     api/deps.py, so nothing imports in a circle."""

@@ -24,6 +24,8 @@ from packaging.utils import canonicalize_name
 from tests.support.paths import REPO
 from tests.support.processes import environ_without_spool
 
+pytestmark = pytest.mark.unit
+
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SPOOL = Path(sys.executable).with_name("spool")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)\s*(?:;\s*([^\\]+))?")
@@ -132,6 +134,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
+@pytest.mark.e2e
 def test_the_wheel_installs_only_spools_own_top_level_names(wheel):
     names = wheel.namelist()
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}

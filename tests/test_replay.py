@@ -27,6 +27,8 @@ from workflows.captions import CaptionsWorkflow
 from workflows.steps import Step
 from workflows.video import VideoPipelineWorkflow
 
+pytestmark = pytest.mark.unit
+
 WORKFLOWS = {
     "blog": [BlogPublishWorkflow],
     "video": [VideoPipelineWorkflow, CaptionsWorkflow],

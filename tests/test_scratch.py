@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from spool import scratch
+
+pytestmark = pytest.mark.unit
 
 MAKE_ROOT = """
 import sys

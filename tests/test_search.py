@@ -20,8 +20,15 @@ from spool.search import (
     open_index,
 )
 
+pytestmark = pytest.mark.unit
 
-@pytest.fixture(params=["sqlite", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("elasticsearch", marks=[pytest.mark.elasticsearch, pytest.mark.e2e]),
+    ]
+)
 def index(request, tmp_path):
     if request.param == "sqlite":
         idx = SqliteIndex(tmp_path / "search" / "search.db")
@@ -236,6 +243,7 @@ def test_elasticsearch_behind_a_proxy_answering_503_is_unavailable():
         server.server_close()
 
 
+@pytest.mark.e2e
 @pytest.mark.elasticsearch
 def test_two_clients_creating_the_index_at_once(es_url):
     name = f"test-race-{uuid.uuid4().hex[:12]}"

@@ -26,6 +26,8 @@ from spool.config import Settings, redact
 from spool.storage import open_storage
 from tests.support.api import API_KEY, AUTH, api_client, api_settings, assert_error
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 POST = {"post_id": "capped-1", "author_id": "ada", "title": "Title", "body": "Body"}
 JSON_CAP = 64 * 1024
@@ -55,6 +57,7 @@ JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
 # --- request bodies are capped while they stream in -----------------------------------------
 
 
+@pytest.mark.orchestration
 async def test_json_body_is_refused_mid_stream_and_up_front(client, settings):
     s = api_settings(settings, api_max_json_bytes=JSON_CAP)
     async with api_client(s, client) as http:
@@ -79,6 +82,7 @@ async def test_json_body_is_refused_mid_stream_and_up_front(client, settings):
         assert fits.status_code == 202, fits.text
 
 
+@pytest.mark.orchestration
 async def test_the_video_upload_keeps_its_own_larger_cap(client, settings):
     # A 200 KB upload passes a 64 KiB JSON cap: uploads are capped by max_upload_bytes.
     s = api_settings(settings, api_max_json_bytes=JSON_CAP, max_upload_bytes=300_000)
@@ -112,6 +116,7 @@ def _serve_api(settings: Settings, port: int) -> subprocess.Popen:
     )
 
 
+@pytest.mark.orchestration
 async def test_a_real_server_answers_413_before_the_client_has_sent_the_body(settings):
     port = free_port()
     api = _serve_api(settings, port)
@@ -178,6 +183,7 @@ def test_settings_never_show_a_secret(monkeypatch):
     assert_no_secret(redact(f"failed: {s.resolved_database_url} {s.elasticsearch_url}", s))
 
 
+@pytest.mark.orchestration
 async def test_readyz_and_a_failing_database_never_show_a_password(client, settings):
     from sqlalchemy import create_engine, text
 

@@ -11,6 +11,8 @@ import pytest
 from spool.storage.cache import ObjectCache
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.unit
+
 
 class Store:
     """Objects by key; each download can be held on a gate and made to fail."""

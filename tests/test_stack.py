@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.common import Priority
@@ -84,6 +85,7 @@ def run_stack_until_ctrl_c(tmp_path: Path, temporal_port: int, ui_port: int, wor
     assert not port_in_use(temporal_port) and not port_in_use(ui_port)
 
 
+@pytest.mark.e2e
 def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
     temporal_port, ui_port = free_port(), free_port()
     post = {
@@ -120,6 +122,7 @@ def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
     run_stack_until_ctrl_c(tmp_path, temporal_port, ui_port, find_it_again)
 
 
+@pytest.mark.unit
 def test_a_taken_port_is_one_clear_line(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -163,6 +166,7 @@ class PrioritiesWorkflow:
         )
 
 
+@pytest.mark.orchestration
 async def test_the_dev_server_hands_a_backlog_out_in_priority_order(client):
     """Twelve tasks waiting, four keys scheduled in turn: a worker with one slot gets them in
     key order. Across several partitions of a queue it would not (a poller takes the best

@@ -29,6 +29,8 @@ from spool.storage.local import INCOMING, LocalStorage
 from tests.support.paths import REPO
 from tests.support.s3_fixtures import fresh_bucket_name, s3_settings_for
 
+pytestmark = pytest.mark.unit
+
 MiB = 1024 * 1024
 PART_MB = 5  # S3's smallest part: the multipart paths run with little data
 # More than one part, so S3 has a multipart upload in progress.
@@ -40,7 +42,7 @@ LARGE_MB = 200
 # --- fixtures ----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.e2e)])
 def backend(request) -> str:
     return request.param
 
@@ -414,6 +416,7 @@ def test_presigned_url(storage, backend):
     assert "X-Amz-Signature=" in url
 
 
+@pytest.mark.e2e
 def test_presigned_url_is_refused_when_tampered(s3_settings):
     storage = open_storage(s3_settings)
     storage.put_bytes(DATA, KEY)
@@ -446,6 +449,7 @@ def test_check_names_an_unreachable_endpoint():
         storage.put_bytes(b"x", KEY)
 
 
+@pytest.mark.e2e
 def test_check_names_a_missing_bucket(s3_server):
     storage = open_storage(s3_settings_for(s3_server, fresh_bucket_name()))
 
@@ -453,6 +457,7 @@ def test_check_names_a_missing_bucket(s3_server):
         storage.check()
 
 
+@pytest.mark.e2e
 def test_check_names_refused_credentials(s3_settings):
     wrong = s3_settings.model_copy(update={"s3_secret_access_key": SecretStr("not-the-secret")})
     storage = open_storage(wrong)
@@ -463,6 +468,7 @@ def test_check_names_refused_credentials(s3_settings):
         storage.put_bytes(b"x", KEY)
 
 
+@pytest.mark.e2e
 def test_stopped_server_is_unavailable_and_restart_keeps_the_data(tmp_path):
     """A private server (the session's keeps running): stop it, then start it on the same
     port and data, as the fault tests do."""
@@ -518,6 +524,7 @@ def test_describe_names_the_place_not_the_secret(storage_settings, backend):
 # --- configuration from the standard AWS variables ---------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("endpoint_variable", "region_variable"),
     [("AWS_ENDPOINT_URL_S3", "AWS_REGION"), ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")],

@@ -32,6 +32,8 @@ from tests.support.pki import Pair, issue_cert, make_ca
 from tests.support.processes import run_starter, spool_variables
 from tests.support.services import service_missing
 
+pytestmark = pytest.mark.e2e
+
 CLI_TIMEOUT = 180  # seconds; generous, the machine is shared
 
 
@@ -420,6 +422,7 @@ async def test_spool_settings_override_the_profile(
     assert await run_echo(client, task_queue) == "echo: over tls"
 
 
+@pytest.mark.unit
 async def test_unknown_profile_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "none.toml"))
     with pytest.raises(TemporalConnectError, match="Profile 'nope' not found"):
@@ -429,6 +432,7 @@ async def test_unknown_profile_is_a_one_line_error(tmp_path, monkeypatch):
 # --- precedence, without a server ---------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_defaults_when_nothing_is_set():
     plan = connection_plan(Settings())
     assert (plan.address, plan.namespace, plan.tls, plan.api_key) == (
@@ -439,6 +443,7 @@ def test_defaults_when_nothing_is_set():
     )
 
 
+@pytest.mark.unit
 def test_cli_env_is_the_base_and_explicit_spool_values_win(tmp_path):
     env = {
         "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml"),
@@ -464,6 +469,7 @@ def test_cli_env_is_the_base_and_explicit_spool_values_win(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_tls_switch(tmp_path, pki):
     no_file = {"TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")}
     assert connection_plan(Settings(temporal_tls_ca=pki.ca), no_file).tls
@@ -476,6 +482,7 @@ def test_tls_switch(tmp_path, pki):
     assert connection_plan(Settings(temporal_tls_ca=pki.ca), cli_off).tls
 
 
+@pytest.mark.unit
 def test_half_a_client_cert_names_the_missing_setting(tmp_path, pki):
     plan = connection_plan(
         Settings(temporal_tls_cert=pki.client.cert),
@@ -486,6 +493,7 @@ def test_half_a_client_cert_names_the_missing_setting(tmp_path, pki):
     assert "SPOOL_TEMPORAL_TLS_KEY" in str(failure.value)
 
 
+@pytest.mark.unit
 def test_not_a_pem_file_names_the_file_and_setting(tmp_path, pki):
     bogus = tmp_path / "ca.txt"
     bogus.write_text("not a certificate")
@@ -497,6 +505,7 @@ def test_not_a_pem_file_names_the_file_and_setting(tmp_path, pki):
     assert f"{bogus} (SPOOL_TEMPORAL_TLS_CA)" in str(failure.value)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("alert", "with_cert", "phrase"),
     [
@@ -522,6 +531,7 @@ def test_a_server_that_fails_the_handshake_is_diagnosed_like_the_proxy(
     assert phrase in message and not retryable
 
 
+@pytest.mark.unit
 def test_a_plaintext_call_that_gets_no_answer_points_at_tls(tmp_path):
     """A TLS port that waits for a ClientHello (or a loaded proxy) lets a plaintext call
     time out after the TCP connection was accepted: the line still names TLS, and a retry

@@ -14,6 +14,8 @@ from activities.video import VideoActivities
 from spool.config import Settings
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.unit
+
 
 class SlowStore:
     """put_file/get_to that record what runs at once and wait for ``release``."""

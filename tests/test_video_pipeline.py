@@ -74,6 +74,8 @@ from tests.support.video import WORKFLOWS, video_workers
 from tests.support.waiting import eventually
 from workflows.video import VideoPipelineWorkflow
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

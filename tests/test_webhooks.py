@@ -26,6 +26,8 @@ from tests.support.services import service_missing
 from tests.support.waiting import eventually
 from tests.support.workers import spool_worker
 
+pytestmark = pytest.mark.orchestration
+
 SECRET = "whsec_" + "c3Bvb2wtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
 
 

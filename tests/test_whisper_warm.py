@@ -15,6 +15,8 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from spool import media, whisper
 from spool.config import Settings
 from spool.db import get_engine
@@ -25,6 +27,8 @@ from tests.support import media_clips
 from tests.support.model_load_worker import LOAD_LINE
 from tests.support.paths import REPO
 from tests.support.processes import spool_env, stop_worker
+
+pytestmark = pytest.mark.e2e
 
 SENTENCES = [
     "Hello world, this is a simple test.",

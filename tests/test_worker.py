@@ -17,6 +17,8 @@ from spool.status import job_status
 from tests.support import media_clips
 from tests.support.processes import spool_env, start_worker, stop_worker
 
+pytestmark = pytest.mark.e2e
+
 
 async def pollers(client, queue: str, kind: TaskQueueType) -> int:
     answer = await client.workflow_service.describe_task_queue(
@@ -27,6 +29,7 @@ async def pollers(client, queue: str, kind: TaskQueueType) -> int:
     return len(answer.pollers)
 
 
+@pytest.mark.orchestration
 async def test_queue_flag_polls_only_that_kind_of_work(client, settings, task_queue):
     queues = {kind: f"{task_queue}-{kind}" for kind in worker.QUEUE_KINDS}
     proc = await start_worker(spool_env(settings, **queues), "--queue", "media")
@@ -45,6 +48,7 @@ async def test_queue_flag_polls_only_that_kind_of_work(client, settings, task_qu
         assert await stop_worker(proc) == 0
 
 
+@pytest.mark.orchestration
 async def test_max_concurrent_activities_sets_each_queues_limit(client, settings, task_queue):
     args = worker.parse_args(
         [

@@ -51,7 +51,12 @@ def new_postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.unit),
+        pytest.param("postgresql", marks=pytest.mark.e2e),
+    ]
+)
 def engine(request, tmp_path: Path):
     """An engine on a fresh Spool schema: the test runs once on SQLite, once on PostgreSQL."""
     from spool.db import create_schema, make_engine
