@@ -19,11 +19,13 @@ FINAL = {"ready", "ready_with_errors", "failed", "cancelled"}
 
 
 def api_settings(settings: Settings, **extra) -> Settings:
+    """``settings`` with the test key (AUTH) accepted, and ``extra`` fields."""
     return settings.model_copy(update={"api_keys": [API_KEY], **extra})
 
 
 @contextlib.asynccontextmanager
 async def api_client(settings: Settings, client):
+    """An HTTP client of the app for ``settings``, served in this process over ASGI."""
     app = create_app(settings, client=client)
     async with (
         app.router.lifespan_context(app),
@@ -42,6 +44,7 @@ async def wait_video(
     until=lambda v: v["state"] in FINAL,
     headers: dict | None = None,
 ) -> dict:
+    """The video's view once ``until`` holds of it (by default: a final state)."""
     deadline = time.monotonic() + within
     while True:
         r = await http.get(f"/v1/videos/{video_id}", headers=headers)
@@ -54,11 +57,13 @@ async def wait_video(
 
 
 def storage_files(settings: Settings) -> list[Path]:
+    """Every file in the local object store (none if it was never made)."""
     root = settings.resolved_storage_dir
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def assert_error(r: httpx.Response, status: int, field: str | None = None) -> dict:
+    """The error of an answer with ``status`` in the API's one error shape, naming ``field``."""
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert set(err) <= {"type", "message", "field"} and err["type"] and err["message"]

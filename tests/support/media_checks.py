@@ -49,6 +49,7 @@ def ffmpeg_processes(marker: str) -> list[int]:
 
 
 def playlist_uris(text: str) -> list[str]:
+    """The URI lines of an HLS playlist."""
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
@@ -57,6 +58,7 @@ SRT_TIME = r"\d{2}:\d{2}:\d{2},\d{3}"
 
 
 def check_vtt(text: str, cues: int) -> None:
+    """``text`` is WebVTT with ``cues`` well-formed cues."""
     assert text.startswith("WEBVTT\n\n")
     blocks = [b for b in text.split("\n\n")[1:] if b.strip()]
     assert len(blocks) == cues
@@ -67,6 +69,7 @@ def check_vtt(text: str, cues: int) -> None:
 
 
 def check_srt(text: str, cues: int) -> None:
+    """``text`` is SubRip with ``cues`` numbered, well-formed cues."""
     blocks = [b for b in text.split("\n\n") if b.strip()]
     assert len(blocks) == cues
     for i, block in enumerate(blocks, 1):

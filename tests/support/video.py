@@ -30,6 +30,7 @@ CHUNKED = {
 
 
 def chunked(settings: Settings, **extra) -> Settings:
+    """``settings`` with CHUNKED's small numbers, and ``extra`` fields."""
     return settings.model_copy(update={**CHUNKED, **extra})
 
 
