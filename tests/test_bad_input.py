@@ -31,10 +31,10 @@ from spool.models.video import (
     plan_rendition_heights,
 )
 from spool.storage import keys
-from tests.renditions import make_rendition
 from tests.support import media_clips, media_corpus
 from tests.support.media_checks import ffprobe_json
 from tests.support.media_corpus import CASES, Case, Context
+from tests.support.renditions import make_rendition
 from tests.support.services import service_missing
 
 pytestmark = pytest.mark.e2e

@@ -517,7 +517,7 @@ async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_p
     """SPOOL_BITRATE_LADDER sets each rendition's video bitrate: the same source at 150 and at
     1200 kbit/s for its height gives files whose bitrates follow the setting."""
     from activities.video import VideoActivities
-    from tests.renditions import make_rendition
+    from tests.support.renditions import make_rendition
 
     clip = media_clips.make_clip(
         clips / "ladder.mp4", width=320, height=240, seconds=3, speech=None, pattern="testsrc2"
