@@ -18,8 +18,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
-# READ, WRITE, Services, services: importable from here as before; routes use api.deps.
-from api.deps import READ, WRITE, Services, build_services, services  # noqa: F401
+from api.deps import build_services
 from api.errors import ApiError, install_error_handlers
 from api.grants import GrantPaths
 from api.headers import SecurityHeaders, media_origin, page_policy

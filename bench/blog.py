@@ -42,8 +42,8 @@ from bench.procstat import cpu_seconds  # noqa: E402
 from devstack.proc import free_port, start_process, stop_process, wait_until  # noqa: E402
 from devstack.temporal import DevServer  # noqa: E402
 from spool.config import Settings  # noqa: E402
-from spool.jobs import start_blog_job  # noqa: E402
 from spool.models import Post  # noqa: E402
+from spool.service.jobs import start_blog  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 
 
@@ -133,7 +133,7 @@ async def run_round(client, side: Side, posts: int, server_pid: int, round_no: i
                 tags=["bench"],
                 followers=["f1", "f2", "f3"],
             )
-            return lambda: _job_id(start_blog_job(client, side.settings, post))
+            return lambda: _job_id(start_blog(client, side.settings, post))
     else:
 
         def factory(n):

@@ -17,8 +17,8 @@ from devstack.stack import REPO, EmbeddedStack
 from spool.config import get_settings
 from spool.db import get_engine
 from spool.db.blog import author_post_count
-from spool.jobs import start_blog_job
 from spool.search import open_index
+from spool.service.jobs import start_blog
 from spool.temporal import connect, exit_process
 from starter import load_post, wait_for
 
@@ -28,7 +28,7 @@ SAMPLE_POSTS = sorted((REPO / "samples" / "posts").glob("*.json"))
 async def demo_blog(client, settings, stack: EmbeddedStack, console: Console) -> None:
     console.rule("[bold]Blog publishing")
     posts = [load_post(str(p)) for p in SAMPLE_POSTS]
-    jobs = [await start_blog_job(client, settings, post) for post in posts]
+    jobs = [await start_blog(client, settings, post) for post in posts]
     table = Table("job", "state", "steps (index, count, notify)")
     for job in jobs:
         status = (await wait_for(client, job.job_id, live=False, console=console)).to_dict()

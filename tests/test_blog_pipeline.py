@@ -25,11 +25,11 @@ from activities.blog import BlogActivities, post_published_event_id
 from spool.db import get_engine
 from spool.db.blog import author_post_count
 from spool.db.notifications import notifications
-from spool.jobs import start_blog_job
 from spool.models import InvalidPostError, Post, blog_workflow_id
 from spool.notify import LogNotifier
 from spool.search import IndexUnavailable, SqliteIndex, open_index
-from spool.status import job_status
+from spool.service.jobs import start_blog
+from spool.service.jobs import status as job_view
 from tests.support.fault_proxy import FaultProxy, is_document_write
 from tests.support.history import highest_attempt_by_type
 from tests.support.naive_blog import NaiveActivities, NaivePublishWorkflow
@@ -81,7 +81,7 @@ def blog_worker(client, settings, **kwargs):
 
 
 async def publish_and_wait(client, settings, post: Post) -> dict:
-    job = await start_blog_job(client, settings, post)
+    job = await start_blog(client, settings, post)
     result = await client.get_workflow_handle(job.job_id).result()
     return result
 
@@ -148,11 +148,11 @@ async def test_index_outage_retries_only_indexing(client, es_settings, es_url):
     with FaultProxy(es_url, fail_first=failures, matches=is_document_write) as proxy:
         proxied = es_settings.model_copy(update={"elasticsearch_url": proxy.url})
         async with blog_worker(client, proxied):
-            job = await start_blog_job(client, proxied, post)
+            job = await start_blog(client, proxied, post)
             handle = client.get_workflow_handle(job.job_id)
             seen_retrying = None
             for _ in range(100):
-                status = await job_status(client, job.job_id)
+                status = (await job_view(client, job.job_id)).model_dump(mode="json")
                 # No steps are listed until a worker has picked the job up.
                 step = next((s for s in status["steps"] if s["name"] == "index_post"), None)
                 if step is not None and step["state"] == "retrying":
@@ -213,7 +213,7 @@ async def test_worker_killed_after_commit_does_not_count_twice(client, settings)
         text=True,
     )
     try:
-        job = await start_blog_job(client, settings, post)
+        job = await start_blog(client, settings, post)
         rc = await asyncio.to_thread(crasher.wait, 60)
         output = crasher.stdout.read()
     finally:
@@ -237,11 +237,11 @@ async def test_worker_killed_after_commit_does_not_count_twice(client, settings)
 async def test_twenty_concurrent_publishes_make_one_job(client, settings):
     post = make_post()
     async with blog_worker(client, settings):
-        jobs = await asyncio.gather(*(start_blog_job(client, settings, post) for _ in range(20)))
+        jobs = await asyncio.gather(*(start_blog(client, settings, post) for _ in range(20)))
         assert {j.job_id for j in jobs} == {blog_workflow_id(post.post_id, 1)}
         result = await client.get_workflow_handle(jobs[0].job_id).result()
         # A publish repeated after the job finished is absorbed too.
-        again = await start_blog_job(client, settings, post)
+        again = await start_blog(client, settings, post)
     assert again.job_id == jobs[0].job_id and again.run_id is None
     assert result["state"] == "ready"
     runs = [w async for w in client.list_workflows(f'WorkflowId="{jobs[0].job_id}"')]
@@ -307,7 +307,7 @@ async def test_late_older_version_does_not_overwrite_newer(client, es_settings):
 async def test_invalid_post_is_rejected_before_any_workflow(client, settings, field, overrides):
     post = make_post(**overrides)
     with pytest.raises(InvalidPostError) as err:
-        await start_blog_job(client, settings, post)
+        await start_blog(client, settings, post)
     assert err.value.field == field
     runs = [
         w
@@ -321,7 +321,7 @@ async def test_invalid_post_is_rejected_before_any_workflow(client, settings, fi
 async def test_search_attributes_let_the_ui_filter_by_kind_and_status(client, settings):
     post = make_post()
     async with blog_worker(client, settings):
-        job = await start_blog_job(client, settings, post)
+        job = await start_blog(client, settings, post)
         await client.get_workflow_handle(job.job_id).result()
     for _ in range(50):  # visibility is eventually consistent
         found = [
@@ -406,7 +406,7 @@ async def test_invalid_post_through_the_cli_fails_the_job_naming_the_field(clien
         assert done.returncode == 0, done.stderr
         with pytest.raises(WorkflowFailureError) as err:
             await client.get_workflow_handle(wf_id).result()
-        status = await job_status(client, wf_id)
+        status = (await job_view(client, wf_id)).model_dump(mode="json")
     assert err.value.cause.type == "InvalidPost"
     assert "body" in err.value.cause.message
     assert status["state"] == "failed" and "body" in status["error"]
@@ -434,7 +434,7 @@ async def test_a_publish_spool_starts_is_filterable_before_any_worker_runs_it(cl
     """Spool's start sets SpoolKind and SpoolStatus, so a job waiting for a worker is already
     found by the UI's filter, and its run upserts only its final status."""
     post = make_post()
-    job = await start_blog_job(client, settings, post)  # no worker polls the queue yet
+    job = await start_blog(client, settings, post)  # no worker polls the queue yet
     processing = f'SpoolKind="blog" AND SpoolStatus="processing" AND WorkflowId="{job.job_id}"'
     await eventually(lambda: listed(client, processing), "the job listed as processing")
     handle = client.get_workflow_handle(job.job_id)
@@ -578,7 +578,7 @@ async def test_a_stalled_fan_out_is_retried_after_the_heartbeat_timeout(client, 
     notifier = StallsOnceNotifier(settings.resolved_notify_outbox, stall_on=FOLLOWERS[1])
     async with blog_worker(client, settings, notifier=notifier):
         try:
-            job = await start_blog_job(client, settings, post)
+            job = await start_blog(client, settings, post)
             handle = client.get_workflow_handle(job.job_id)
             assert await asyncio.to_thread(notifier.stalled.wait, 120)
             scheduled = await scheduled_activity(handle, "notify_followers")

@@ -41,7 +41,7 @@ from spool.models import (
     StepStatus,
     VideoStatus,
 )
-from spool.status import job_status
+from spool.service.jobs import status as job_view
 from spool.storage import keys, open_storage
 from tests.support import media_clips
 from tests.support.history import activity_events, attempts_by_activity
@@ -530,7 +530,7 @@ async def test_idle_media_slots_are_handed_long_chunks_not_short_ones(client, se
 
 async def rendition_percents(client, job_id: str) -> dict[str, float]:
     """Each rendition's percent in the job's status JSON (as ``starter.py status`` shows)."""
-    steps = (await job_status(client, job_id))["steps"]
+    steps = (await job_view(client, job_id)).model_dump(mode="json")["steps"]
     return {
         step["name"]: step["percent"] or 0.0
         for step in steps

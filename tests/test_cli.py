@@ -23,7 +23,7 @@ from activities.blog import BlogActivities
 from spool.db import get_engine
 from spool.db.blog import author_post_count
 from spool.search import IndexUnavailable, SqliteIndex
-from spool.status import job_status
+from spool.service.jobs import status as job_view
 from tests.support.paths import REPO
 from tests.support.processes import run_starter, spool_env
 from tests.support.workers import running_worker
@@ -214,10 +214,9 @@ async def test_status_shows_retrying_attempt_while_the_index_is_down(client, set
         # Wait (in-process, cheaply) until the server records a third attempt; from then on
         # the CLI must show it: the docs' "index_post  retrying  attempt 3: search index ...".
         for _ in range(1200):
-            step = next(
-                s for s in (await job_status(client, job_id))["steps"] if s["name"] == "index_post"
-            )
-            if step.get("attempt", 0) >= 3:
+            steps = (await job_view(client, job_id)).steps
+            step = next(s for s in steps if s.name == "index_post")
+            if step.attempt >= 3:
                 break
             await asyncio.sleep(0.1)
         shown = (await starter(settings, "status", job_id, wide=True)).stdout

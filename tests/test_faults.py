@@ -46,11 +46,11 @@ from spool.config import Settings
 from spool.db import get_engine
 from spool.db.blog import authors
 from spool.db.notifications import delivery_key, notifications
-from spool.jobs import start_blog_job
 from spool.models import Post, blog_workflow_id
 from spool.notify import LogNotifier, Notification
 from spool.search import open_index
-from spool.status import job_status
+from spool.service.jobs import start_blog
+from spool.service.jobs import status as job_view
 from spool.storage import keys as storage_keys
 from spool.storage import open_storage
 from spool.temporal import connect
@@ -111,7 +111,7 @@ async def start_until_accepted(client: Client, settings: Settings, post: Post) -
     deadline = time.monotonic() + LONG
     while True:
         try:
-            return (await start_blog_job(client, settings, post)).job_id
+            return (await start_blog(client, settings, post)).job_id
         except RPCError:
             assert time.monotonic() < deadline, f"publish {post.post_id} never accepted"
             await asyncio.sleep(0.2)
@@ -505,11 +505,11 @@ async def test_postgres_restarted_mid_publishes_counts_stay_exact(
     before, after = posts[::2], posts[1::2]  # every author has posts on both sides
     gate = HoldAfterDelivery(s, post_published_event_id(before[5].post_id), own_postgres)
     async with blog_worker(client, s, notifier=gate):
-        jobs = [(await start_blog_job(client, s, p)).job_id for p in before]
+        jobs = [(await start_blog(client, s, p)).job_id for p in before]
         await eventually(gate.delivered.is_set, "a notification delivered")
         counted = len(await completed_jobs(client, jobs))
         # In flight while the database goes down and comes back.
-        jobs += [(await start_blog_job(client, s, p)).job_id for p in after]
+        jobs += [(await start_blog(client, s, p)).job_id for p in after]
         down = time.monotonic()
         await on(keeper, lambda: own_postgres.restart(while_down=gate.hold_until_mark_failed))
         figure("PostgreSQL: restart (fast shutdown -> accepting)", time.monotonic() - down)
@@ -587,7 +587,7 @@ async def test_elasticsearch_down_30s_under_a_stream_of_publishes(
     jobs: list[str] = []
 
     async def publish(post: Post) -> None:
-        jobs.append((await start_blog_job(client, s, post)).job_id)
+        jobs.append((await start_blog(client, s, post)).job_id)
         published.append(post)
 
     async with blog_worker(client, s):
@@ -629,7 +629,7 @@ async def test_elasticsearch_down_30s_under_a_stream_of_publishes(
 async def _index_retrying(client: Client, job_id: str) -> dict | None:
     """The job's status once index_post retries beside the two done steps, or once the job
     ended (which the caller's assertion then reports)."""
-    status = await job_status(client, job_id)
+    status = (await job_view(client, job_id)).model_dump(mode="json")
     steps = steps_of(status)
     ready = steps.get("record_post_for_author") == steps.get("notify_followers") == "done"
     ended = status.get("state") != "processing"

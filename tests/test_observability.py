@@ -45,10 +45,10 @@ from temporalio.worker import Replayer, Worker
 from api import create_app
 from spool import observability, webhooks
 from spool.config import Settings
-from spool.jobs import start_blog_job
 from spool.models import Post
 from spool.observability import logs, metrics, tracing
 from spool.observability.interceptors import SpoolMetricsInterceptor
+from spool.service.jobs import start_blog
 from spool.temporal import connect
 from tests.support.paths import HISTORIES, REPO
 from tests.support.processes import spool_env
@@ -196,7 +196,7 @@ async def worker_run(tmp_path_factory, temporal_server, client) -> WorkerRun:
         async with worker_process(env, "--metrics-port", "0") as (proc, output):
             url = (await wait_for_line(output, proc, METRICS_URL.pattern)).group(1)
             await wait_for_line(output, proc, "worker ready")
-            job = await start_blog_job(client, settings, make_post())
+            job = await start_blog(client, settings, make_post())
             await asyncio.wait_for(client.get_workflow_handle(job.job_id).result(), WITHIN)
             text = await scrape_until(
                 url,

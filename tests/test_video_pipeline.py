@@ -655,9 +655,9 @@ async def test_captions_available_before_renditions_and_progress_query(client, t
         assert status.state == "processing" and status.captions_state == CaptionsState.AVAILABLE
         assert steps["rendition-720p"] == StepStatus.RUNNING
         assert steps["transcribe"] == StepStatus.DONE
-        from spool.status import job_status
+        from spool.service.jobs import status as job_view
 
-        merged = await job_status(handle._client, handle.id)
+        merged = (await job_view(handle._client, handle.id)).model_dump(mode="json")
         by_name = {s["name"]: s for s in merged["steps"]}
         assert by_name["rendition-720p"]["percent"] == 10.0
         hold.set()

@@ -13,7 +13,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 import worker
 from spool.ingest import ingest_video, start_video_job
-from spool.status import job_status
+from spool.service.jobs import status as job_view
 from tests.support import media_clips
 from tests.support.processes import spool_env, start_worker, stop_worker
 
@@ -91,7 +91,7 @@ async def test_max_concurrent_activities_sets_each_queues_limit(client, settings
 async def running_rendition(client, job_id: str) -> dict:
     """Wait until the job's rendition step has started encoding; return that step."""
     for _ in range(1200):
-        steps = (await job_status(client, job_id)).get("steps", [])
+        steps = (await job_view(client, job_id)).model_dump(mode="json")["steps"]
         rendition = next((s for s in steps if s["name"].startswith("rendition-")), None)
         if rendition and (rendition.get("percent") or 0) > 0:
             return rendition

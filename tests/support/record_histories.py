@@ -22,8 +22,8 @@ from activities.blog import BlogActivities
 from devstack.proc import free_port
 from devstack.temporal import DevServer
 from spool.config import Settings
-from spool.jobs import start_blog_job
 from spool.models import BlogPublishInput, Post
+from spool.service.jobs import start_blog
 from spool.temporal import connect
 from tests.support.paths import HISTORIES
 from tests.support.workers import running_worker
@@ -48,7 +48,7 @@ async def record_blog(client, settings: Settings) -> None:
             ("blog-publish", post),
             ("blog-edit", Post(**{**post.__dict__, "version": 2, "title": "Replay me, edited"})),
         ):
-            job = await start_blog_job(client, settings, p)
+            job = await start_blog(client, settings, p)
             handle = client.get_workflow_handle(job.job_id)
             await handle.result()
             write_history(name, await handle.fetch_history())
