@@ -1,18 +1,19 @@
-"""Spool's command-line client: hand work to Temporal, get a job id back at once.
+"""Spool's command-line client: hand work to Spool, get a job id back at once.
 
     python starter.py blog POST.json [--wait] [--json]
     python starter.py video FILE [--no-captions] [--renditions 720p,480p] [--wait] [--json]
-    python starter.py video FILE --api http://spool.example.com   # upload through the API
     python starter.py status JOB_ID [--json]
     python starter.py wait JOB_ID [--json]
     python starter.py cancel JOB_ID [--json]
 
+Every command goes straight to the stack (Temporal, object storage, the database), or with
+``--api URL`` through a Spool API (key from SPOOL_API_KEY). Either way --json prints the
+API's view of the job (spool/service/views.py): the same keys and values, URLs as paths
+under the API's base.
+
 Exit codes: 0 done (or started), 1 the job failed or was cancelled, 2 bad input or usage
 (or cancelling a job that has already ended), 3 ready with errors (some branch failed),
-4 Temporal unreachable or unknown job.
-
-Jobs are started, cancelled and read through the service layer (spool/service/), as the HTTP
-API does: the same id policy, the same typed status.
+4 Temporal, the database or the API unreachable, or unknown job.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from spool.config import get_settings
-from spool.models import FINAL_JOB_STATES, InvalidPostError, JobState, post_from_dict
+from spool.clients import AnyJobView, ApiClient, DirectClient, JobClient, Refused, Unreachable
+from spool.config import Settings, get_settings
+from spool.models import FINAL_JOB_STATES, InvalidPostError, JobState, Post, post_from_dict
+from spool.models.video import normalize_renditions
 from spool.observability import configure_logging
-from spool.service import JobEnded, JobNotFound, jobs
-from spool.service.views import JobView, VideoView
+from spool.service import JobEnded, JobNotFound
 from spool.temporal import TemporalConnectError, connect, exit_process
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
@@ -51,7 +53,7 @@ class CliError(Exception):
         self.code = code
 
 
-def load_post(path: str):
+def load_post(path: str) -> Post:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -64,24 +66,20 @@ def load_post(path: str):
         raise CliError(f"{path}: invalid post: {exc}", EXIT_BAD_INPUT) from None
 
 
-# A job as the command line shows it: from Temporal (JobView) or from a remote API (VideoView).
-Status = JobView | VideoView
+def as_json(view: AnyJobView) -> dict[str, Any]:
+    """What --json prints: the job's view, the same whichever way it was read."""
+    return view.model_dump(mode="json")
 
 
-def as_json(status: Status) -> dict[str, Any]:
-    """What --json prints: a job's status with its pipeline's own fields, or the API's view."""
-    return status.to_dict() if isinstance(status, JobView) else status.model_dump(mode="json")
-
-
-def render_steps(status: Status) -> Table:
+def render_steps(view: AnyJobView) -> Table:
     table = Table(
-        title=f"{status.job_id}  [bold]{status.state}[/bold]", show_header=True, header_style="bold"
+        title=f"{view.job_id}  [bold]{view.state}[/bold]", show_header=True, header_style="bold"
     )
     table.add_column("step")
     table.add_column("state")
     table.add_column("progress", justify="right")
     table.add_column("detail", overflow="fold")
-    for step in status.steps:
+    for step in view.steps:
         bar = ""
         if step.percent is not None:
             filled = int(step.percent / 5)
@@ -90,175 +88,97 @@ def render_steps(status: Status) -> Table:
         if step.attempt > 1:
             detail = f"attempt {step.attempt}: {detail}"
         table.add_row(step.name, step.state, bar, detail)
-    if status.error:
-        table.caption = f"error: {status.error}"
+    unavailable = getattr(view, "status_unavailable", None) or getattr(view, "unavailable", None)
+    if view.error:
+        table.caption = f"error: {view.error}"
+    elif unavailable and not view.steps:
+        table.caption = unavailable
     return table
 
 
-async def wait_for(client, job_id: str, *, live: bool, console: Console) -> JobView:
+async def wait_for(jobs: JobClient, job_id: str, *, live: bool, console: Console) -> AnyJobView:
     """Poll the job until it reaches a final state, drawing its steps when live."""
-    status = await jobs.status(client, job_id)
-    view = Live(render_steps(status), console=console, refresh_per_second=4) if live else None
-    with view or contextlib.nullcontext():
-        while status.state not in FINAL_JOB_STATES:
+    view = await jobs.view(job_id)
+    screen = Live(render_steps(view), console=console, refresh_per_second=4) if live else None
+    with screen or contextlib.nullcontext():
+        while view.state not in FINAL_JOB_STATES:
             await asyncio.sleep(0.5)
-            status = await jobs.status(client, job_id)
-            if view is not None:
-                view.update(render_steps(status))
-    return status
+            view = await jobs.view(job_id)
+            if screen is not None:
+                screen.update(render_steps(view))
+    return view
 
 
-def emit(args, console: Console, payload: dict[str, Any], human: str) -> None:
+def emit(args: argparse.Namespace, console: Console, payload: dict[str, Any], human: str) -> None:
     if args.json:
-        print(json.dumps(payload, default=str), flush=True)
+        print(json.dumps(payload), flush=True)
     else:
         console.print(human)
 
 
-async def cmd_blog(args, client, settings, console) -> int:
+async def cmd_blog(args: argparse.Namespace, jobs: JobClient, console: Console) -> int:
     post = load_post(args.post_file)
     try:
-        job = await jobs.start_blog(client, settings, post)
-    except InvalidPostError as exc:
-        raise CliError(f"{args.post_file}: invalid post: {exc}", EXIT_BAD_INPUT) from None
-    return await finish_start(
-        args, client, console, job.job_id, {"post_id": post.post_id, "version": post.version}
-    )
+        job_id = await jobs.start_blog(post)
+    except Refused as exc:
+        raise CliError(f"{args.post_file}: {exc}", EXIT_BAD_INPUT) from None
+    return await finish_start(args, jobs, console, job_id)
 
 
-async def cmd_video(args, client, settings, console) -> int:
-    from spool.ingest import ingest_video
-
+async def cmd_video(args: argparse.Namespace, jobs: JobClient, console: Console) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"{args.file}: no such file", EXIT_BAD_INPUT)
-    renditions = [r.strip() for r in args.renditions.split(",")] if args.renditions else None
-    try:
-        inp = ingest_video(
-            settings,
-            path,
-            owner_id=args.owner,
-            captions=not args.no_captions,
-            renditions=renditions,
-        )
+    try:  # checked here, so a refused request stores nothing, whichever the transport
+        renditions = normalize_renditions(args.renditions.split(",")) if args.renditions else None
     except ValueError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
-    job = await jobs.start_video(client, settings, inp)
-    return await finish_start(args, client, console, job.job_id, {"video_id": inp.video_id})
+    job_id = await jobs.start_video(
+        path, owner_id=args.owner, captions=not args.no_captions, renditions=renditions
+    )
+    return await finish_start(args, jobs, console, job_id)
 
 
-async def upload_through_api(args, settings, console) -> int:
-    """``video --api URL``: stream the file to a remote stack's API, which stores it in that
-    stack's object storage and starts the job; no Temporal connection or shared disk needed.
-    With --wait, progress is read from the API too."""
-    import httpx
-
-    path = Path(args.file)
-    if not path.is_file():
-        raise CliError(f"{args.file}: no such file", EXIT_BAD_INPUT)
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    if not key:
-        raise CliError("--api needs an API key: set SPOOL_API_KEY", EXIT_BAD_INPUT)
-    data = {"captions": "false" if args.no_captions else "true", "owner_id": args.owner}
-    if args.renditions:
-        data["renditions"] = args.renditions
-    base = args.api.rstrip("/")
-    timeout = httpx.Timeout(30.0, write=None, read=300.0)
-    try:
-        async with httpx.AsyncClient(
-            base_url=base, timeout=timeout, headers={"Authorization": f"Bearer {key}"}
-        ) as http:
-            with path.open("rb") as fh:  # httpx streams the file part in chunks
-                r = await http.post(
-                    "/v1/videos",
-                    data=data,
-                    files={"file": ("upload", fh, "application/octet-stream")},
-                )
-            if r.status_code != 202:
-                raise CliError(
-                    f"{base} refused the upload: {api_error(r)}",
-                    EXIT_BAD_INPUT if r.status_code < 500 else EXIT_UNAVAILABLE,
-                )
-            body = r.json()
-            if not args.wait:
-                emit(
-                    args,
-                    console,
-                    {"job_id": body["job_id"], "video_id": body["video_id"]},
-                    body["job_id"],
-                )
-                return EXIT_OK
-            if not args.json:
-                console.print(f"job {body['job_id']}")
-            status = await poll_api(http, body["status_url"], live=not args.json, console=console)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the API at {base}: {exc}", EXIT_UNAVAILABLE) from None
-    return report_final(args, console, status)
-
-
-def api_error(r) -> str:
-    try:
-        return f"{r.status_code} {r.json()['error']['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"{r.status_code} {r.text[:200]}"
-
-
-async def poll_api(http, status_url: str, *, live: bool, console: Console) -> VideoView:
-    async def fetch() -> VideoView:
-        r = await http.get(status_url)
-        r.raise_for_status()
-        return VideoView.model_validate(r.json())
-
-    status = await fetch()
-    view = Live(render_steps(status), console=console, refresh_per_second=4) if live else None
-    with view or contextlib.nullcontext():
-        while status.state not in FINAL_JOB_STATES:
-            await asyncio.sleep(0.5)
-            status = await fetch()
-            if view is not None:
-                view.update(render_steps(status))
-    return status
-
-
-async def finish_start(args, client, console, job_id: str, extra: dict[str, Any]) -> int:
+async def finish_start(
+    args: argparse.Namespace, jobs: JobClient, console: Console, job_id: str
+) -> int:
+    """Started: print the job's view (--json) or its id, or wait for it with --wait."""
     if not args.wait:
-        emit(args, console, {"job_id": job_id, **extra}, job_id)
+        if args.json:
+            print(json.dumps(as_json(await jobs.view(job_id))), flush=True)
+        else:
+            console.print(job_id)
         return EXIT_OK
     if not args.json:
         console.print(f"job {job_id}")
-    status = await wait_for(client, job_id, live=not args.json, console=console)
-    return report_final(args, console, status)
+    view = await wait_for(jobs, job_id, live=not args.json, console=console)
+    return report_final(args, console, view)
 
 
-def report_final(args, console, status: Status) -> int:
+def report_final(args: argparse.Namespace, console: Console, view: AnyJobView) -> int:
     if args.json:
-        print(json.dumps(as_json(status), default=str), flush=True)
+        print(json.dumps(as_json(view)), flush=True)
     else:
-        console.print(
-            f"{status.job_id}: {status.state}" + (f" ({status.error})" if status.error else "")
-        )
-    return _EXIT_FOR_STATE.get(status.state, EXIT_JOB_FAILED)
+        console.print(f"{view.job_id}: {view.state}" + (f" ({view.error})" if view.error else ""))
+    return _EXIT_FOR_STATE.get(JobState(view.state), EXIT_JOB_FAILED)
 
 
-async def cmd_status(args, client, settings, console) -> int:
-    status = await jobs.status(client, args.job_id)
+async def cmd_status(args: argparse.Namespace, jobs: JobClient, console: Console) -> int:
+    view = await jobs.view(args.job_id)
     if args.json:
-        print(json.dumps(as_json(status), default=str), flush=True)
+        print(json.dumps(as_json(view)), flush=True)
     else:
-        console.print(render_steps(status))
+        console.print(render_steps(view))
     return EXIT_OK
 
 
-async def cmd_wait(args, client, settings, console) -> int:
-    status = await wait_for(client, args.job_id, live=not args.json, console=console)
-    return report_final(args, console, status)
+async def cmd_wait(args: argparse.Namespace, jobs: JobClient, console: Console) -> int:
+    view = await wait_for(jobs, args.job_id, live=not args.json, console=console)
+    return report_final(args, console, view)
 
 
-async def cmd_cancel(args, client, settings, console) -> int:
-    try:
-        await jobs.cancel(client, args.job_id)
-    except JobEnded as exc:
-        raise CliError(f"{args.job_id}: {exc}", EXIT_BAD_INPUT) from None
+async def cmd_cancel(args: argparse.Namespace, jobs: JobClient, console: Console) -> int:
+    await jobs.cancel(args.job_id)
     emit(
         args,
         console,
@@ -280,7 +200,13 @@ COMMANDS = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object")
-    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.splitlines()[0])
+    common.add_argument(
+        "--api",
+        metavar="URL",
+        help="go through a Spool API (key from SPOOL_API_KEY) instead of straight to "
+        "Temporal, object storage and the database",
+    )
+    parser = argparse.ArgumentParser(prog="starter.py", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     blog = sub.add_parser("blog", parents=[common], help="publish a post from a JSON file")
     blog.add_argument("post_file")
@@ -291,31 +217,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     video.add_argument("--renditions", help="comma-separated, e.g. 720p,480p")
     video.add_argument("--owner", default="cli", help="owner id notified when the job ends")
     video.add_argument("--wait", action="store_true", help="show live progress until done")
-    video.add_argument(
-        "--api",
-        metavar="URL",
-        help="upload through a remote stack's API (key from SPOOL_API_KEY) "
-        "instead of writing to object storage and starting the job here",
-    )
-    for name in ("status", "wait", "cancel"):
-        p = sub.add_parser(name, parents=[common])
+    for name, what in (
+        ("status", "print a job's state and steps"),
+        ("wait", "show live progress until the job ends"),
+        ("cancel", "ask a running job to stop"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=what)
         p.add_argument("job_id")
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    console = Console(stderr=args.json)
-    if args.command == "video" and args.api:
-        return await upload_through_api(args, settings, console)
+async def open_client(args: argparse.Namespace, settings: Settings) -> JobClient:
+    """Through the API when --api names one, else straight to the stack."""
+    if args.api:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        return ApiClient(args.api, key)
     try:
         client = await connect(settings)
     except TemporalConnectError as exc:  # already one line naming the problem
         raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+    return DirectClient(client, settings)
+
+
+async def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=args.json)
+    jobs = await open_client(args, get_settings())
     try:
-        return await COMMANDS[args.command](args, client, settings, console)
+        return await COMMANDS[args.command](args, jobs, console)
     except JobNotFound as exc:
         raise CliError(f"no job with id {exc}", EXIT_UNAVAILABLE) from None
+    except JobEnded as exc:
+        raise CliError(f"{exc.job_id}: {exc}", EXIT_BAD_INPUT) from None
+    except Refused as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    except Unreachable as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+    finally:
+        await jobs.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def error_response(
     )
 
 
-def _field_of(loc: tuple | list) -> str | None:
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
     # ("body", "title") -> "title"; ("query", "q") -> "q"; ("body", 12) (JSON decode) -> None
     names = [str(p) for p in loc[1:] if not isinstance(p, int)] if loc else []
     return ".".join(names) or None

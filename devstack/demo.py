@@ -14,6 +14,7 @@ from rich.table import Table
 
 from devstack.proc import StackError
 from devstack.stack import REPO, EmbeddedStack
+from spool.clients import DirectClient
 from spool.config import get_settings
 from spool.db import get_engine
 from spool.db.blog import author_post_count
@@ -30,10 +31,11 @@ async def demo_blog(client, settings, stack: EmbeddedStack, console: Console) ->
     posts = [load_post(str(p)) for p in SAMPLE_POSTS]
     jobs = [await start_blog(client, settings, post) for post in posts]
     table = Table("job", "state", "steps (index, count, notify)")
+    direct = DirectClient(client, settings)
     for job in jobs:
-        status = (await wait_for(client, job.job_id, live=False, console=console)).to_dict()
-        steps = " ".join(f"{s['name'].split('_')[0]}:{s['state']}" for s in status.get("steps", []))
-        table.add_row(job.job_id, status["state"], steps)
+        view = await wait_for(direct, job.job_id, live=False, console=console)
+        steps = " ".join(f"{s.name.split('_')[0]}:{s.state}" for s in view.steps)
+        table.add_row(job.job_id, view.state, steps)
     console.print(table)
     engine = get_engine(settings)
     for author in sorted({p.author_id for p in posts}):

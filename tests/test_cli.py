@@ -24,9 +24,11 @@ from spool.db import get_engine
 from spool.db.blog import author_post_count
 from spool.search import IndexUnavailable, SqliteIndex
 from spool.service.jobs import status as job_view
+from tests.support.api import API_KEY, api_settings
+from tests.support.live_api import live_api
 from tests.support.paths import REPO
 from tests.support.processes import run_starter, spool_env
-from tests.support.workers import running_worker
+from tests.support.workers import running_worker, spool_worker
 from workflows.blog import BlogPublishWorkflow
 
 pytestmark = pytest.mark.e2e
@@ -505,3 +507,96 @@ async def test_worker_health_check_follows_its_event_loop(settings, tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# --- one view of a job, whatever the door -------------------------------------------------
+
+
+async def printed_view(settings, *args: str) -> dict:
+    """What ``starter.py ARGS --json`` prints (with the test API key), parsed."""
+    env = {**spool_env(settings), "SPOOL_API_KEY": API_KEY}
+    done = await run_starter(env, *args, "--json", within=300)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+async def read_both_ways(settings, url: str, *args: str) -> tuple[dict, dict]:
+    """``starter.py ARGS --json`` straight through Temporal, then through the API at ``url``."""
+    return await printed_view(settings, *args), await printed_view(settings, *args, "--api", url)
+
+
+async def test_a_video_job_reads_the_same_through_temporal_and_through_the_api(
+    client, settings, clips
+):
+    """The API's VideoView either way, for a job started by either door and every command
+    that prints a job: metadata, media URLs as paths under the API's base (never storage
+    keys), the same steps."""
+    from spool.service.views import VideoView
+    from tests.support import media_clips
+
+    clip = media_clips.make_clip(clips / "views.mp4", width=320, height=240, seconds=1, speech=None)
+    keys = set(VideoView.model_fields)
+    async with live_api(api_settings(settings), client) as url, spool_worker(client, settings):
+        started = await read_both_ways(settings, url, "video", str(clip), "--no-captions")
+        assert set(started[0]) == set(started[1]) == keys
+        for job_id in (view["job_id"] for view in started):
+            waited = await read_both_ways(settings, url, "wait", job_id)
+            assert set(waited[0]) == set(waited[1]) == keys
+            # Closed, the job no longer moves (its owner's notice goes out after its state is
+            # final): from here both doors must say exactly the same.
+            await client.get_workflow_handle(job_id).result()
+            direct, through_api = await read_both_ways(settings, url, "status", job_id)
+            assert direct == through_api
+            assert await read_both_ways(settings, url, "wait", job_id) == (direct, direct)
+            video_id = direct["video_id"]
+            assert direct["state"] == "ready" and direct["metadata"]["width"] == 320
+            assert direct["hls_url"] == f"/v1/videos/{video_id}/hls/master.m3u8"
+            assert [r["url"] for r in direct["renditions"]] == [
+                f"/v1/videos/{video_id}/renditions/240p"
+            ]
+            assert direct["poster_url"] == f"/v1/videos/{video_id}/poster.jpg"
+
+
+async def test_a_post_job_reads_the_same_through_temporal_and_through_the_api(
+    client, settings, tmp_path
+):
+    """A post version's publishing job is the API's PostJobView either way, whichever door
+    started it."""
+    from spool.service.views import PostJobView
+
+    first = write_post(tmp_path)
+    post = json.loads(first.read_text())
+    second = tmp_path / "v2.json"
+    second.write_text(json.dumps({**post, "version": 2}))
+    keys = set(PostJobView.model_fields)
+    async with (
+        live_api(api_settings(settings), client) as url,
+        running_worker(
+            client,
+            settings.queue_pipeline,
+            workflows=[BlogPublishWorkflow],
+            activities=BlogActivities(settings).activities(),
+        ),
+    ):
+        # Version 1 through Temporal (then repeated through the API: the same job), version 2
+        # through the API only; each is read back both ways.
+        started = [*await read_both_ways(settings, url, "blog", str(first))]
+        started.append(await printed_view(settings, "blog", str(second), "--api", url))
+        assert [set(view) for view in started] == [keys] * 3
+        assert [view["job_id"] for view in started] == [
+            f"post-{post['post_id']}-v1",
+            f"post-{post['post_id']}-v1",
+            f"post-{post['post_id']}-v2",
+        ]
+        for version, view in zip((1, 2), started[1:], strict=True):
+            await client.get_workflow_handle(view["job_id"]).result()
+            direct, through_api = await read_both_ways(settings, url, "status", view["job_id"])
+            assert direct == through_api
+            assert await read_both_ways(settings, url, "wait", view["job_id"]) == (direct, direct)
+            assert direct["state"] == "ready" and direct["version"] == version
+            assert direct["post_url"] == f"/v1/posts/{post['post_id']}?version={version}"
+            assert {s["name"]: s["state"] for s in direct["steps"]} == {
+                "index_post": "done",
+                "record_post_for_author": "done",
+                "notify_followers": "done",
+            }

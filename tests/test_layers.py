@@ -86,3 +86,10 @@ def test_tests_share_code_only_through_the_support_package(path):
         if not name.startswith("tests.support")
     }
     assert shared == set()
+
+
+def test_the_command_line_reaches_temporal_only_through_the_service_layer():
+    """starter.py connects (spool.temporal) and hands the client to spool/clients.py, whose
+    direct transport is the service layer; the command line itself never calls Temporal."""
+    temporal = {name for name in imported(REPO / "starter.py") if name.startswith("temporalio")}
+    assert temporal == set()

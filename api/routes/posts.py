@@ -12,7 +12,7 @@ from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
 from spool.models import InvalidPostError, Post, defaults
 from spool.service import IndexUnavailable
-from spool.service.views import PostAccepted, PostView, SearchResults
+from spool.service.views import PostAccepted, PostJobView, PostView, SearchResults
 
 router = APIRouter(prefix="/v1", tags=["posts"])
 
@@ -97,7 +97,14 @@ async def require_json(request: Request) -> None:
                         "post_id": "$response.body#/post_id",
                         "version": "$response.body#/version",
                     },
-                }
+                },
+                "GetPostJob": {
+                    "operationId": "post_job",
+                    "parameters": {
+                        "post_id": "$response.body#/post_id",
+                        "version": "$response.body#/version",
+                    },
+                },
             }
         },
         **error_responses(
@@ -155,4 +162,24 @@ async def read_post(
     view = await svc.posts.view(post_id, version)
     if view is None:
         raise ApiError(404, f"no published post {post_id!r}")
+    return view
+
+
+@router.get(
+    "/posts/{post_id}/versions/{version}/job",
+    dependencies=READ,
+    response_model=PostJobView,
+    operation_id="post_job",
+    responses=error_responses(401, 404, 422, e404="no job publishes this version of the post"),
+)
+async def post_job(
+    post_id: str = Path(..., pattern=ID_PATTERN),
+    version: int = Path(..., ge=1, le=2**62),
+    svc: Services = Depends(services),
+) -> PostJobView:
+    """The job publishing one version of a post: its state and each step's (index, count,
+    notify), attempts and retry errors included; what `starter.py status` prints."""
+    view = await svc.posts.job(post_id, version)
+    if view is None:
+        raise ApiError(404, f"no job publishes version {version} of post {post_id!r}")
     return view

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -44,7 +45,7 @@ def _any_case(word: str) -> str:
 BOOL_PATTERN = "^[ \\t]*(?:" + "|".join(_any_case(w) for w in _TRUE + _FALSE) + ")?[ \\t]*$"
 
 
-def upload_form_schema(webhooks_enabled: bool) -> dict:
+def upload_form_schema(webhooks_enabled: bool) -> dict[str, Any]:
     """The multipart form of an upload; ``callback_url`` only where webhooks are on."""
     properties = {
         FILE_FIELD: {
@@ -258,7 +259,7 @@ async def video_status(video_id: str = VideoId, svc: Services = Depends(services
     return view
 
 
-def _media_responses(media_type: str) -> dict:
+def _media_responses(media_type: str) -> dict[int | str, Any]:
     body = {"content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
     return {
         200: {"description": "the whole file", **body},

@@ -16,6 +16,7 @@ __all__ = [
     "RecordPostResult",
     "blog_workflow_id",
     "post_from_dict",
+    "post_version_of",
     "validate_post",
 ]
 
@@ -159,3 +160,13 @@ def post_from_dict(data: object) -> Post:
 
 def blog_workflow_id(post_id: str, version: int) -> str:
     return f"post-{post_id}-v{version}"
+
+
+def post_version_of(job_id: str) -> tuple[str, int] | None:
+    """The post and version a publishing job is for (``post-{id}-v{version}``); None for any
+    other job."""
+    rest = job_id.removeprefix("post-")
+    post_id, _, version = rest.rpartition("-v")
+    if rest == job_id or not post_id or not (version.isascii() and version.isdigit()):
+        return None
+    return (post_id, int(version)) if not version.startswith("0") else None

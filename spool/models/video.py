@@ -5,6 +5,7 @@ No I/O here: workflow code imports this module inside the sandbox.
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from spool.models import defaults
 from spool.models.common import JobState, StepState
@@ -48,6 +49,7 @@ __all__ = [
     "captions_workflow_id",
     "plan_rendition_heights",
     "rendition_name",
+    "video_id_of",
     "video_workflow_id",
 ]
 
@@ -68,6 +70,15 @@ class CaptionsState(StrEnum):
 
 def video_workflow_id(video_id: str) -> str:
     return f"video-{video_id}"
+
+
+def video_id_of(job_id: str) -> str | None:
+    """The video whose job this is (``video-{id}``); None for any other job, the captions
+    child (``video-{id}-captions``) included."""
+    video_id = job_id.removeprefix("video-")
+    if video_id == job_id or not video_id or video_id.endswith("-captions"):
+        return None
+    return video_id
 
 
 def captions_workflow_id(video_id: str) -> str:
@@ -418,7 +429,7 @@ class NotifyOwnerInput:
     video_id: str
     owner_id: str
     state: JobState
-    payload: dict = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
     callback_url: str | None = None
 
 

@@ -10,10 +10,12 @@ never by the words of an error.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -226,10 +228,27 @@ async def status(client: Client, job_id: str, *, wait_for_worker: bool = True) -
             client, view.steps, pending, getattr(pipeline, "step_shares", None) or {}
         )
     elif desc.status != WorkflowExecutionStatus.COMPLETED:
-        view.state = _CLOSED_STATES.get(desc.status, JobState.FAILED)
+        view.state = (
+            _CLOSED_STATES.get(desc.status, JobState.FAILED) if desc.status else JobState.FAILED
+        )
         if desc.status == WorkflowExecutionStatus.FAILED:
             view.error = await _failure(handle) or view.error
     return view
+
+
+async def live_status(client: Client, job_id: str, seconds: float) -> JobView | None:
+    """The job's view as a page polled every second wants it: at once, even before a worker
+    has picked the job up, within ``seconds``. None when Temporal knows no such job; a view
+    saying why when Temporal cannot answer in time."""
+    try:
+        return await asyncio.wait_for(status(client, job_id, wait_for_worker=False), seconds)
+    except JobNotFound:
+        return None
+    except TimeoutError:
+        reason = "Temporal did not answer in time"
+    except RPCError as exc:
+        reason = f"Temporal: {exc}"
+    return JobView(job_id=job_id, state=JobState.PROCESSING, unavailable=reason)
 
 
 def _status_fields(pipeline: Any) -> dict[str, Any]:
@@ -243,7 +262,9 @@ def _status_fields(pipeline: Any) -> dict[str, Any]:
     }
 
 
-async def _query_status(handle: WorkflowHandle, result_type: type | None, running: bool) -> Any:
+async def _query_status(
+    handle: WorkflowHandle[Any, Any], result_type: type | None, running: bool
+) -> Any:
     seconds = RUNNING_QUERY_SECONDS if running else CLOSED_QUERY_SECONDS
     try:
         return await handle.query(
@@ -253,7 +274,7 @@ async def _query_status(handle: WorkflowHandle, result_type: type | None, runnin
         return None
 
 
-async def _child_pending_activities(client: Client, workflow_id: str) -> list:
+async def _child_pending_activities(client: Client, workflow_id: str) -> list[PendingActivityInfo]:
     try:
         desc = await client.get_workflow_handle(workflow_id).describe()
     except RPCError:
@@ -264,7 +285,7 @@ async def _child_pending_activities(client: Client, workflow_id: str) -> list:
 async def _merge_pending(
     client: Client,
     steps: list[StepView],
-    pending: list,
+    pending: list[PendingActivityInfo],
     shares: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """Attempts, retry errors and heartbeat percents onto the steps. An activity that is an
@@ -315,7 +336,7 @@ def _percent(details: list[Any]) -> float | None:
     return None
 
 
-async def _failure(handle: WorkflowHandle) -> str | None:
+async def _failure(handle: WorkflowHandle[Any, Any]) -> str | None:
     """Why a failed job failed: the innermost cause of its failure chain."""
     try:
         await handle.result()

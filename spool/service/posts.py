@@ -1,5 +1,5 @@
-"""Posts for the API: publish, read (record, index, or the job still publishing it), search,
-authors' counts."""
+"""Posts for the API: publish, read (record, index, or the job still publishing it), a
+version's publishing job, search, authors' counts."""
 
 from __future__ import annotations
 
@@ -9,12 +9,19 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+import spool.service.jobs as jobs
 from spool.config import Settings
 from spool.db.blog import author_post_count, get_post
 from spool.models import JobState, Post, blog_workflow_id
 from spool.search import PostIndex
-from spool.service import jobs
-from spool.service.views import AuthorView, PostAccepted, PostView, SearchHit, SearchResults
+from spool.service.views import (
+    AuthorView,
+    PostAccepted,
+    PostJobView,
+    PostView,
+    SearchHit,
+    SearchResults,
+)
 
 # Reading a post must answer even when Temporal is slow: the job is then said to be running.
 JOB_STATE_SECONDS = 4.0
@@ -22,6 +29,25 @@ JOB_STATE_SECONDS = 4.0
 
 def post_url(post_id: str, version: int | None = None) -> str:
     return f"/v1/posts/{post_id}" + (f"?version={version}" if version is not None else "")
+
+
+async def publishing_job(client: Client, post_id: str, version: int) -> PostJobView | None:
+    """The job publishing this version of the post: its state and steps, with the server's
+    retry state merged in; None when Temporal knows no such job."""
+    job_id = blog_workflow_id(post_id, version)
+    live = await jobs.live_status(client, job_id, JOB_STATE_SECONDS)
+    if live is None:
+        return None
+    return PostJobView(
+        post_id=post_id,
+        version=version,
+        job_id=job_id,
+        state=live.state,
+        steps=live.steps,
+        error=live.error,
+        status_unavailable=live.unavailable,
+        post_url=post_url(post_id, version),
+    )
 
 
 class IndexUnavailable(Exception):
@@ -66,6 +92,10 @@ class PostService:
                 job_id=blog_workflow_id(post_id, version),
             )
         return found.model_copy(update={"state": state})
+
+    async def job(self, post_id: str, version: int) -> PostJobView | None:
+        """The job publishing this version; None when Temporal knows no such job."""
+        return await publishing_job(self.client, post_id, version)
 
     async def _recorded(self, post_id: str) -> PostView | None:
         row = await asyncio.to_thread(get_post, self.engine, post_id)

@@ -14,11 +14,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.service import RPCError
 
+import spool.service.jobs as jobs
 from spool.db.video import get_video, list_videos
 from spool.models import FINAL_JOB_STATES, CaptionsState, JobState, video_workflow_id
-from spool.service import jobs
 from spool.service.views import (
     CaptionsView,
     JobView,
@@ -60,11 +59,14 @@ class MediaKeys:
         return getattr(self, which)
 
 
+Row = dict[str, Any]
+
+
 def _plain(value: Any) -> Any:
-    return asdict(value) if is_dataclass(value) else value
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
-def media_keys(row: dict | None, live: JobView | None) -> MediaKeys:
+def media_keys(row: Row | None, live: JobView | None) -> MediaKeys:
     row = row or {}
     status = live.pipeline if live is not None else None
     renditions = row.get("renditions") or [
@@ -84,7 +86,7 @@ def media_keys(row: dict | None, live: JobView | None) -> MediaKeys:
     )
 
 
-def video_state(row: dict | None, live: JobView | None) -> JobState:
+def video_state(row: Row | None, live: JobView | None) -> JobState:
     """The record's state, unless the job has already reached a final one not yet recorded."""
     state = (row or {}).get("status") or (live.state if live is not None else None)
     if live is not None and live.state in FINAL_JOB_STATES and state not in FINAL_JOB_STATES:
@@ -92,13 +94,13 @@ def video_state(row: dict | None, live: JobView | None) -> JobState:
     return state or JobState.PROCESSING
 
 
-def captions_state(row: dict | None, live: JobView | None) -> CaptionsState | None:
+def captions_state(row: Row | None, live: JobView | None) -> CaptionsState | None:
     status = live.pipeline if live is not None else None
     return (row or {}).get("captions_state") or getattr(status, "captions_state", None)
 
 
 def build_view(
-    video_id: str, row: dict | None, live: JobView | None, media_base: str | None = None
+    video_id: str, row: Row | None, live: JobView | None, media_base: str | None = None
 ) -> VideoView:
     """The one place a video's status is assembled. Media URLs start at ``media_base`` when
     given (a read grant's, api/grants.py), else at the video's own URL."""
@@ -144,7 +146,7 @@ def build_view(
     )
 
 
-def summary(row: dict) -> VideoSummary:
+def summary(row: Row) -> VideoSummary:
     video_id = row["video_id"]
     return VideoSummary(
         video_id=video_id,
@@ -165,26 +167,15 @@ class VideoService:
         # Final jobs no longer change: their steps are kept rather than asked for again.
         self._final_steps: dict[str, list[StepView]] = {}
 
-    async def _row(self, video_id: str) -> dict | None:
+    async def _row(self, video_id: str) -> Row | None:
         return await asyncio.to_thread(get_video, self.engine, video_id)
 
     async def live(self, video_id: str) -> JobView | None:
         """The job's own view, or None when Temporal has no such job; a view saying why when
         Temporal cannot answer in time."""
-        job_id = video_workflow_id(video_id)
-        try:
-            return await asyncio.wait_for(
-                jobs.status(self.client, job_id, wait_for_worker=False), LIVE_STATUS_SECONDS
-            )
-        except jobs.JobNotFound:
-            return None
-        except TimeoutError:
-            reason = "Temporal did not answer in time"
-        except RPCError as exc:
-            reason = f"Temporal: {exc}"
-        return JobView(job_id=job_id, state=JobState.PROCESSING, unavailable=reason)
+        return await jobs.live_status(self.client, video_workflow_id(video_id), LIVE_STATUS_SECONDS)
 
-    async def _live_for(self, video_id: str, row: dict | None) -> JobView | None:
+    async def _live_for(self, video_id: str, row: Row | None) -> JobView | None:
         if row is None or row["status"] not in FINAL_JOB_STATES:
             return await self.live(video_id)
         if video_id in self._final_steps:

@@ -1,7 +1,10 @@
 """What the service layer answers: typed views of jobs, videos and posts.
 
 Built in one place (spool/service/) and answered as they are by the HTTP API (they are its
-response models, so /openapi.json describes them) and printed by starter.py.
+response models, so /openapi.json describes them). starter.py prints the same views, whether
+it reads them through Temporal or through the API: a video's job is a ``VideoView``, a post
+version's publishing job a ``PostJobView``. URLs in them are paths under the API's base
+(``/v1/...``) either way.
 """
 
 from __future__ import annotations
@@ -42,18 +45,11 @@ class JobView(View):
     run_id: str | None = None
     # The workflow's own status (VideoStatus, BlogPublishStatus) when it could be read: the
     # pipeline's fields (renditions, captions, probe…) for the views built on this one.
-    pipeline: Any = Field(None, exclude=True)
+    pipeline: Any = Field(default=None, exclude=True)
 
     @property
     def closed(self) -> bool:
         return self.workflow_status not in (None, "RUNNING")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The command line's JSON: the pipeline's own fields, then this view's."""
-        from dataclasses import asdict, is_dataclass
-
-        own = asdict(self.pipeline) if is_dataclass(self.pipeline) else {}
-        return {**own, **self.model_dump(mode="json", exclude_none=False)}
 
 
 class StartedJob(View):
@@ -143,6 +139,22 @@ class PostAccepted(View):
     post_id: str
     version: int
     status_url: str
+
+
+class PostJobView(View):
+    """The job publishing one version of a post: its state and its steps (index_post,
+    record_post_for_author, notify_followers), whatever became of the post since."""
+
+    post_id: str
+    version: int
+    job_id: str
+    state: JobState
+    steps: list[StepView] = Field(default_factory=list)
+    error: str | None = None
+    status_unavailable: str | None = Field(
+        None, description="why the live steps could not be read just now"
+    )
+    post_url: str = Field(description="the post itself, asked for at this version")
 
 
 class PostView(View):
