@@ -21,7 +21,8 @@ class StepStatus(StrEnum):
 
     PENDING = "pending"
     RUNNING = "running"
-    # Never set by a workflow: spool.status reads it from the server's pending activity.
+    # Never set by a workflow: spool/service/jobs.py reads it from the server's pending
+    # activity.
     RETRYING = "retrying"
     DONE = "done"
     FAILED = "failed"
@@ -54,7 +55,7 @@ class StepState:
 
     The workflow knows every state but ``retrying``; ``attempt`` and ``last_error`` of a step
     that is retrying come from Temporal's own record of the pending activity and are merged
-    in by :mod:`spool.status`, so retries cost no extra history events.
+    in by ``spool/service/jobs.py``, so retries cost no extra history events.
     """
 
     name: str

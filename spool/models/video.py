@@ -448,6 +448,6 @@ class VideoStatus:
     hls: MasterPlaylistResult | None = None
     storyboard: StoryboardResult | None = None
     # Step name -> {activity id: percentage points}: a step whose progress comes from other
-    # activities (rendition-720p from its chunks); spool.status adds each running one's share
-    # of its heartbeat percent to the step's own.
+    # activities (rendition-720p from its chunks); spool/service/jobs.py adds each running
+    # one's share of its heartbeat percent to the step's own.
     step_shares: dict[str, dict[str, float]] = field(default_factory=dict)

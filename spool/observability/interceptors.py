@@ -62,7 +62,7 @@ class _StepTimer(ActivityInboundInterceptor):
 
 
 def step_label(activity_id: str) -> str:
-    """The step an activity id names (docs/ARCHITECTURE.md, steps table), as a metric label
+    """The step an activity id names (docs/ARCHITECTURE.md, step table), as a metric label
     with a bounded set of values: a chunk's index is dropped (``encode-00042`` -> ``encode``:
     a long video has hundreds), a rendition's or record's name kept (``package-720p``)."""
     base, dash, suffix = activity_id.rpartition("-")
