@@ -272,6 +272,19 @@ async def test_oversize_upload_is_refused_and_leaves_nothing(client, settings):
         )
 
 
+@pytest.mark.unit
+def test_upload_form_patterns_refuse_a_long_run_of_blanks_without_backtracking():
+    """A blank in an upload's fields matches one way only: a value the schema refuses used to
+    make the match backtrack for minutes, in the API's event loop. Run apart, so a regression
+    fails here (60 s bound for "never returns") instead of wedging the suite."""
+    check = (
+        "import re; from api.routes.videos import BOOL_PATTERN as B, RENDITIONS_PATTERN as R; "
+        "assert not re.fullmatch(R, '\\t \\t ,720 ' * 40 + '*'); "
+        "assert not re.fullmatch(B, ' \\t' * 100_000 + 'x')"
+    )
+    subprocess.run([sys.executable, "-c", check], cwd=REPO, check=True, timeout=60)
+
+
 async def test_bad_uploads_are_4xx_with_nothing_left(client, settings):
     s = api_settings(settings)
     async with api_client(s, client) as http:

@@ -34,7 +34,10 @@ VideoId = Path(..., pattern=VIDEO_ID, max_length=100)
 _TRUE = ("1", "true", "on", "yes")
 _FALSE = ("0", "false", "off", "no")
 _RUNG = "(?:" + "|".join(str(h) for h in RENDITION_HEIGHTS) + ")[pP]?"
-RENDITIONS_PATTERN = rf"^[ \t]*(?:{_RUNG})?[ \t]*(?:,[ \t]*(?:{_RUNG})?[ \t]*)*$"
+# Here and in BOOL_PATTERN each blank matches one way only: with two `[ \t]*` side by side
+# around an optional word, a refused value made the match backtrack for minutes, in the
+# event loop.
+RENDITIONS_PATTERN = rf"^[ \t]*(?:{_RUNG}[ \t]*)?(?:,[ \t]*(?:{_RUNG}[ \t]*)?)*$"
 OWNER_PATTERN = r"^[A-Za-z0-9_.@:-]{0,100}$"
 
 
@@ -42,7 +45,7 @@ def _any_case(word: str) -> str:
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
 
 
-BOOL_PATTERN = "^[ \\t]*(?:" + "|".join(_any_case(w) for w in _TRUE + _FALSE) + ")?[ \\t]*$"
+BOOL_PATTERN = "^[ \\t]*(?:(?:" + "|".join(_any_case(w) for w in _TRUE + _FALSE) + ")[ \\t]*)?$"
 
 
 def upload_form_schema(webhooks_enabled: bool) -> dict[str, Any]:
