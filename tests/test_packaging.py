@@ -151,6 +151,8 @@ def test_the_wheel_installs_only_spools_own_top_level_names(wheel):
     assert any(n.startswith("spool/db/migrations/versions/") and n.endswith(".py") for n in names)
     assert "spool/db/migrations/script.py.mako" in names
     assert "api/static/index.html" in names
+    page = {f"api/static/{p.name}" for p in (REPO / "api/static").iterdir() if p.is_file()}
+    assert page <= set(names), page - set(names)  # the page's script modules too
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert re.search(r"^spool = spool_cli:main$", wheel.read(entry_points).decode(), re.M)
 
