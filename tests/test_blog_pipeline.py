@@ -27,7 +27,8 @@ from spool.db.blog import author_post_count
 from spool.db.notifications import notifications
 from spool.models import InvalidPostError, Post, blog_workflow_id
 from spool.notify import LogNotifier
-from spool.search import IndexUnavailable, SqliteIndex, open_index
+from spool.search import IndexUnavailable, open_index
+from spool.search.sqlite import SqliteIndex
 from spool.service.jobs import start_blog
 from spool.service.jobs import status as job_view
 from tests.support.fault_proxy import FaultProxy, is_document_write

@@ -22,7 +22,8 @@ import pytest
 from activities.blog import BlogActivities
 from spool.db import get_engine
 from spool.db.blog import author_post_count
-from spool.search import IndexUnavailable, SqliteIndex
+from spool.search import IndexUnavailable
+from spool.search.sqlite import SqliteIndex
 from spool.service.jobs import status as job_view
 from tests.support.api import API_KEY, api_settings
 from tests.support.live_api import live_api

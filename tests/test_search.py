@@ -11,14 +11,9 @@ import pytest
 
 from devstack.proc import free_port
 from spool.config import Settings
-from spool.search import (
-    ElasticsearchIndex,
-    IndexUnavailable,
-    PostDocument,
-    SqliteIndex,
-    fts5_expression,
-    open_index,
-)
+from spool.search import IndexUnavailable, PostDocument, open_index
+from spool.search.elastic import ElasticsearchIndex
+from spool.search.sqlite import SqliteIndex, fts5_expression
 
 pytestmark = pytest.mark.unit
 
@@ -280,7 +275,7 @@ def test_sqlite_index_keeps_its_connections_between_calls(tmp_path, monkeypatch)
     calls borrow kept connections, one per concurrent caller."""
     import sqlite3
 
-    from spool import search
+    from spool.search import sqlite as search
 
     opened = []
     real_connect = sqlite3.connect
@@ -304,7 +299,7 @@ def test_sqlite_index_locked_past_its_timeout_is_unavailable_then_recovers(tmp_p
     retries), and the connection that hit it does not spoil the next call."""
     import sqlite3
 
-    from spool import search
+    from spool.search import sqlite as search
 
     monkeypatch.setattr(search, "REQUEST_TIMEOUT_SECONDS", 0.2)
     idx = SqliteIndex(tmp_path / "search.db")
