@@ -26,7 +26,9 @@ from devstack.proc import StackError, free_port
 from devstack.tls_proxy import ProxyTls, TlsProxy, find_nginx
 from spool.config import Settings
 from spool.process import die_with_parent
-from spool.temporal import TemporalConnectError, connect, connection_plan, diagnose_failure
+from spool.temporal import TemporalConnectError, connect
+from spool.temporal.failures import diagnose_failure
+from spool.temporal.plan import connection_plan
 from tests.support.paths import REPO
 from tests.support.pki import Pair, issue_cert, make_ca
 from tests.support.processes import run_starter, spool_variables
