@@ -22,6 +22,17 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    # In the order autogenerate wrote them (alphabetical): the DDL is the baseline's.
+    _create_author_posts()
+    _create_authors()
+    _create_caption_segments()
+    _create_followers()
+    _create_notifications()
+    _create_posts()
+    _create_videos()
+
+
+def _create_author_posts() -> None:
     op.create_table(
         "author_posts",
         sa.Column("author_id", sa.String(length=200), nullable=False),
@@ -31,12 +42,18 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("author_id", "post_id"),
     )
+
+
+def _create_authors() -> None:
     op.create_table(
         "authors",
         sa.Column("author_id", sa.String(length=200), nullable=False),
         sa.Column("post_count", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("author_id"),
     )
+
+
+def _create_caption_segments() -> None:
     op.create_table(
         "caption_segments",
         sa.Column("video_id", sa.String(length=100), nullable=False),
@@ -46,12 +63,18 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("video_id", "idx"),
     )
+
+
+def _create_followers() -> None:
     op.create_table(
         "followers",
         sa.Column("author_id", sa.String(length=200), nullable=False),
         sa.Column("follower_id", sa.String(length=200), nullable=False),
         sa.PrimaryKeyConstraint("author_id", "follower_id"),
     )
+
+
+def _create_notifications() -> None:
     op.create_table(
         "notifications",
         sa.Column("event_id", sa.String(length=300), nullable=False),
@@ -65,6 +88,9 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("event_id", "recipient"),
     )
+
+
+def _create_posts() -> None:
     op.create_table(
         "posts",
         sa.Column("post_id", sa.String(length=200), nullable=False),
@@ -78,6 +104,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("post_id"),
     )
+
+
+def _create_videos() -> None:
     op.create_table(
         "videos",
         sa.Column("video_id", sa.String(length=100), nullable=False),
