@@ -26,23 +26,34 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from spool import encoding, media, scratch, whisper
+from spool import scratch, whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, replace_caption_segments, update_video
-from spool.models.chunks import ChunkSpan, output_fps, plan_chunks, snap_to_keyframes
+from spool.media import (
+    audio,
+    chunks,
+    hls,
+    join,
+    keyframes,
+    poster,
+    probe,
+    renditions,
+    storyboard,
+    tools,
+)
+from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes
 from spool.models.common import FINAL_JOB_STATES, INVALID_VIDEO, JobState
 from spool.models.video import (
     AudioTrackInput,
     AudioTrackResult,
     ChunkInput,
-    ChunkPlan,
     ChunkResult,
     EncodingPlan,
     EncodingPlanInput,
     ExtractAudioInput,
     ExtractAudioResult,
-    HlsVariantInfo,
+    HlsAudioInfo,
     MasterPlaylistInput,
     MasterPlaylistResult,
     NotifyOwnerInput,
@@ -124,7 +135,7 @@ class VideoActivities:
         self.storage = open_storage(settings)
         self.engine = get_engine(settings)
         self.notifier = make_notifier(settings)
-        self.limits = media.Limits.from_settings(settings)
+        self.limits = tools.Limits.from_settings(settings)
         # The captions' audio is waited for by a transcription: no lower priority for it.
         self.captions_limits = dataclasses.replace(self.limits, nice=0)
         self.sources = ObjectCache(
@@ -256,7 +267,7 @@ class VideoActivities:
         # Refused before fetching when storage already says so, and again for the bytes
         # actually fetched: an object that grew in between is judged by what was read.
         _refuse_size(stored.size, s.max_upload_bytes)
-        limits = media.Limits(
+        limits = tools.Limits(
             timeout_seconds=PROBE_TIMEOUT_SECONDS, memory_limit_mb=s.ffmpeg_memory_limit_mb
         )
         async with (
@@ -266,22 +277,22 @@ class VideoActivities:
         ):
             _refuse_size((await asyncio.to_thread(src.stat)).st_size, s.max_upload_bytes)
             try:
-                result = await media.probe(src, limits)
-            except media.MediaTimeout:
+                result = await probe.probe(src, limits)
+            except tools.MediaTimeout:
                 raise invalid(
                     f"Reading this file's header took longer than "
                     f"{PROBE_TIMEOUT_SECONDS} s; it is not a video Spool can "
                     "process."
                 ) from None
-            except media.MediaError as exc:
-                head = await asyncio.to_thread(media.file_head, src)
-                raise invalid(media.unreadable_reason(exc.stderr, head)) from None
+            except tools.MediaError as exc:
+                head = await asyncio.to_thread(tools.file_head, src)
+                raise invalid(probe.unreadable_reason(exc.stderr, head)) from None
             _refuse_streams(result, s)
             # Only now, with every limit met, are pictures decoded: a header may declare a
             # picture size (or a codec) that its packets do not hold.
             try:
-                frames = await media.decoded_frame_count(src, limits)
-            except media.MediaError:
+                frames = await probe.decoded_frame_count(src, limits)
+            except tools.MediaError:
                 frames = 0
             if frames == 0:
                 raise invalid(
@@ -293,11 +304,11 @@ class VideoActivities:
             await self._store_keyframes(inp.video_id, src, limits)
         return result
 
-    async def _store_keyframes(self, video_id: str, src: Path, limits: media.Limits) -> None:
+    async def _store_keyframes(self, video_id: str, src: Path, limits: tools.Limits) -> None:
         """The source's keyframe times, for the plan to cut chunks on (plan_encoding). Only
         an optimisation: a source whose keyframes cannot be listed is cut on the segment
         grid, so a failure here is not the upload's fault and stores nothing."""
-        times = await encoding.keyframe_times(src, limits)
+        times = await keyframes.keyframe_times(src, limits)
         if times:
             await self._storage(
                 self.storage.put_bytes,
@@ -322,8 +333,8 @@ class VideoActivities:
     async def extract_poster(self, inp: PosterInput) -> PosterResult:
         async with heartbeating(), scratch_dir() as tmp, self._source(inp.source_key, tmp) as src:
             out = tmp / "poster.jpg"
-            await media.extract_poster(src, out, inp.at_seconds, self.limits)
-            info = await media.probe(src)
+            await poster.extract_poster(src, out, inp.at_seconds, self.limits)
+            info = await probe.probe(src)
             key = keys.poster_key(inp.video_id)
             await self._storage(self.storage.put_file, out, key)
             size = await self._storage(self.storage.size, key)
@@ -352,7 +363,7 @@ class VideoActivities:
                 segment_seconds=s.hls_segment_seconds,
             )
         return EncodingPlan(
-            chunks=[ChunkPlan(c.index, c.start, c.end) for c in spans],
+            chunks=spans,
             renditions=[
                 RenditionPlan(rendition_name(h), h, self._video_kbps(h)) for h in inp.heights
             ],
@@ -369,10 +380,10 @@ class VideoActivities:
         ladder = self.settings.bitrate_ladder
         return ladder.get(height) or _nearest_bitrate(ladder, height)
 
-    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[media.RenditionSpec]:
+    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[renditions.RenditionSpec]:
         """Where each rendition of a chunk is encoded to, how tall and how many kbit/s."""
         return [
-            media.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
+            renditions.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
             for r in inp.renditions
         ]
 
@@ -381,7 +392,6 @@ class VideoActivities:
         """One time chunk of every rendition from one decode (plus its thumbnails)."""
         started = time.monotonic()
         c = inp.chunk
-        span = ChunkSpan(c.index, c.start, c.end)
         async with (
             heartbeating() as set_percent,
             scratch_dir() as tmp,
@@ -392,9 +402,9 @@ class VideoActivities:
                 if folder is not None:
                     folder.mkdir()
             try:
-                out = await encoding.encode_chunk(
+                out = await chunks.encode_chunk(
                     src,
-                    span,
+                    c,
                     self.chunk_specs(inp, tmp / "out"),
                     fps=inp.fps,
                     segment_seconds=inp.segment_seconds,
@@ -405,11 +415,11 @@ class VideoActivities:
                     limits=self.limits,
                     on_progress=set_percent,
                 )
-            except media.MediaError as exc:
+            except tools.MediaError as exc:
                 raise ApplicationError(
                     f"chunk {c.index} ({c.start:g}-{c.end:g} s): {exc}", type="EncodeFailed"
                 ) from None
-            if getattr(out, "thumbs_error", None):
+            if out.thumbs_error:
                 log.warning("chunk %d made no thumbnails: %s", c.index, out.thumbs_error)
             files = {name: keys.chunk_key(inp.video_id, c.index, name) for name in out.files}
             first = round(c.start / inp.thumb_every) if inp.thumb_every else 0
@@ -437,7 +447,7 @@ class VideoActivities:
         ):
             m4a = tmp / "audio.m4a"
             try:
-                await encoding.encode_audio(
+                await audio.encode_audio(
                     src,
                     m4a,
                     audio_kbps=inp.audio_kbps,
@@ -445,7 +455,7 @@ class VideoActivities:
                     on_progress=set_percent,
                     duration=inp.duration or None,
                 )
-            except media.MediaError as exc:
+            except tools.MediaError as exc:
                 raise ApplicationError(f"audio: {exc}", type="EncodeFailed") from None
             key = keys.audio_track_key(inp.video_id)
             await self._storage(self.storage.put_file, m4a, key)
@@ -466,16 +476,16 @@ class VideoActivities:
             audio = fetched[-1] if inp.audio_key else None
             mp4 = tmp / f"{name}.mp4"
             try:
-                await encoding.join_chunks(chunks, audio, mp4, limits=self.limits)
-                variant = await encoding.package_hls(
+                await join.join_chunks(chunks, audio, mp4, limits=self.limits)
+                variant = await hls.package_hls(
                     mp4,
                     tmp / "hls",
                     name=name,
                     segment_seconds=inp.segment_seconds,
                     limits=self.limits,
                 )
-                info = await media.probe(mp4)
-            except media.MediaError as exc:
+                info = await probe.probe(mp4)
+            except tools.MediaError as exc:
                 raise ApplicationError(f"{name}: {exc}", type="PackageFailed") from None
             key = keys.rendition_key(inp.video_id, name)
             media_files, playlists = self._hls_files(inp.video_id, tmp / "hls", name)
@@ -491,20 +501,7 @@ class VideoActivities:
             duration=duration,
             seconds_taken=round(time.monotonic() - started, 2),
         )
-        return PackageResult(
-            rendition=rendition,
-            variant=HlsVariantInfo(
-                name=name,
-                width=variant.width,
-                height=variant.height,
-                bandwidth=variant.bandwidth,
-                average_bandwidth=variant.average_bandwidth,
-                codecs=variant.codecs,
-                frame_rate=variant.frame_rate,
-                playlist=f"{name}/index.m3u8",
-                start_seconds=variant.start_seconds,
-            ),
-        )
+        return PackageResult(rendition=rendition, variant=variant)
 
     @staticmethod
     def _hls_files(
@@ -549,7 +546,7 @@ class VideoActivities:
             thumbs = [fetched[nearest_number(fetched, n)] for n in range(max(fetched) + 1)]
             (tmp / "board").mkdir()
             try:
-                board = await encoding.make_storyboard(
+                board = await storyboard.make_storyboard(
                     thumbs,
                     tmp / "board",
                     every=inp.every,
@@ -559,7 +556,7 @@ class VideoActivities:
                     limits=self.limits,
                     duration=inp.duration,
                 )
-            except media.MediaError as exc:
+            except tools.MediaError as exc:
                 raise ApplicationError(f"storyboard: {exc}", type="StoryboardFailed") from None
             await self._put_all(
                 [
@@ -580,43 +577,29 @@ class VideoActivities:
     @activity.defn(name="video.publish_hls")
     async def publish_hls(self, inp: MasterPlaylistInput) -> MasterPlaylistResult:
         """The audio rendition, then the master playlist over it and the variants stored."""
-        variants = [
-            encoding.HlsVariant(
-                name=v.name,
-                width=v.width,
-                height=v.height,
-                bandwidth=v.bandwidth,
-                average_bandwidth=v.average_bandwidth,
-                codecs=v.codecs,
-                frame_rate=v.frame_rate,
-                playlist=v.playlist,
-                files=[],
-            )
-            for v in inp.variants
-        ]
         audio = None
         if inp.audio_key:
             audio = await self._audio_hls(inp, max(v.start_seconds for v in inp.variants))
         key = keys.hls_master_key(inp.video_id)
-        text = encoding.master_playlist(variants, audio)
+        text = hls.master_playlist(inp.variants, audio)
         await self._storage(self.storage.put_bytes, text.encode("utf-8"), key)
         return MasterPlaylistResult(key=key)
 
-    async def _audio_hls(self, inp: MasterPlaylistInput, video_start: float) -> encoding.HlsAudio:
+    async def _audio_hls(self, inp: MasterPlaylistInput, video_start: float) -> HlsAudioInfo:
         """The AAC track as the HLS audio rendition, delayed by the variants' start: fMP4
         segments have no edit list to hide x264's reordering delay, so without it HLS
         viewers would hear the sound early. Stored before the master names it."""
         async with scratch_dir() as tmp:
             m4a = await self._fetch(inp.audio_key, tmp / "audio.m4a")
             try:
-                audio = await encoding.package_audio_hls(
+                audio = await hls.package_audio_hls(
                     m4a,
                     tmp / "hls",
                     segment_seconds=inp.segment_seconds,
                     limits=self.limits,
                     video_start=video_start,
                 )
-            except media.MediaError as exc:
+            except tools.MediaError as exc:
                 raise ApplicationError(f"audio: {exc}", type="PackageFailed") from None
             await self._put_all(*self._hls_files(inp.video_id, tmp / "hls", "audio"))
         return audio
@@ -630,9 +613,9 @@ class VideoActivities:
             scratch_dir() as tmp,
             self._source(inp.source_key, tmp) as src,
         ):
-            info = await media.probe(src)
+            info = await probe.probe(src)
             out = tmp / "audio.wav"
-            await media.extract_audio_16k_mono(
+            await audio.extract_audio_16k_mono(
                 src,
                 out,
                 duration=info.duration or None,

@@ -134,22 +134,34 @@ TARGETS = [
     ),
     Target(
         "media (argv builders, process control)",
-        ("spool/media.py",),
-        functions(
-            "spool.media",
-            "file_url",
-            "probe_args",
-            "first_frames_args",
-            "_compile",
-            "rendition_args",
-            "_rendition_output_options",
-            "ladder_args",
-            "poster_args",
-            "audio_args",
-            "run_tool",
-            "_kill_group",
-            "hardened_argv",
+        (
+            "spool/media/tools.py",
+            "spool/media/probe.py",
+            "spool/media/renditions.py",
+            "spool/media/poster.py",
+            "spool/media/audio.py",
         ),
+        functions(
+            "spool.media.tools",
+            "file_url",
+            "ffmpeg_argv",
+            "ffprobe_argv",
+            "hardened_argv",
+            "_kill_group",
+            "_Output.read_stderr",
+            "_Output.read_stdout",
+            "_Output.collect",
+            "_Output.tail",
+            "_Output.last_line",
+            "_Output.text",
+            "_start",
+            "run_tool",
+            "run_ffmpeg",
+        )
+        + functions("spool.media.probe", "probe_args", "first_frames_args")
+        + functions("spool.media.renditions", "rendition_args", "rendition_output_options")
+        + functions("spool.media.poster", "poster_args")
+        + functions("spool.media.audio", "wav_args"),
         # Small clips and a stand-in tool: every run_tool mutant runs all of these, so none
         # may take long (about 10 s together); the 1080p and paced tests stay out.
         (

@@ -6,10 +6,10 @@ A generated 1920x1080 30 fps clip with detail everywhere (testsrc2 under tempora
 the encoder has real work in every frame) is encoded to one rendition twice, with the same
 x264 preset and bitrate ladder from the settings:
 
-- chunked: ``encoding.encode_chunk`` per chunk of ``plan_chunks`` (the settings' chunk and
+- chunked: ``chunks.encode_chunk`` per chunk of ``plan_chunks`` (the settings' chunk and
   segment lengths) moved onto the source's keyframes (``snap_to_keyframes``), then
-  ``encoding.join_chunks`` (stream copy), as the pipeline does;
-- single pass: ``media.transcode_rendition``, today's per-rendition command.
+  ``join.join_chunks`` (stream copy), as the pipeline does;
+- single pass: ``renditions.transcode_rendition``, today's per-rendition command.
 
 Both are scored against the source with ffmpeg's psnr and ssim filters. Goal (issue 10):
 the chunked encode no worse than 0.5 dB PSNR. Quality figures do not depend on the machine's
@@ -30,12 +30,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from spool import encoding, media  # noqa: E402
 from spool.config import Settings  # noqa: E402
+from spool.media.chunks import encode_chunk  # noqa: E402
+from spool.media.join import join_chunks  # noqa: E402
+from spool.media.keyframes import keyframe_times  # noqa: E402
+from spool.media.probe import probe  # noqa: E402
+from spool.media.renditions import RenditionSpec, transcode_rendition  # noqa: E402
+from spool.media.tools import Limits  # noqa: E402
 from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench"
-LIMITS = media.Limits(timeout_seconds=3600)
+LIMITS = Limits(timeout_seconds=3600)
 
 
 def make_source(seconds: float) -> Path:
@@ -109,24 +114,24 @@ def scores(encoded: Path, source: Path) -> tuple[float, float]:
 async def chunked(
     source: Path, work: Path, height: int, kbps: int, settings: Settings
 ) -> tuple[Path, int]:
-    info = await media.probe(source)
+    info = await probe(source)
     spans = snap_to_keyframes(
         plan_chunks(
             info.duration,
             chunk_seconds=settings.chunk_seconds,
             segment_seconds=settings.hls_segment_seconds,
         ),
-        await encoding.keyframe_times(source, LIMITS) or [],
+        await keyframe_times(source, LIMITS) or [],
         fps=output_fps(info.fps),
         segment_seconds=settings.hls_segment_seconds,
     )
     files = []
     for span in spans:
         dst = work / f"chunk-{span.index:05d}.mp4"
-        out = await encoding.encode_chunk(
+        out = await encode_chunk(
             source,
             span,
-            [media.RenditionSpec(dst, height, kbps)],
+            [RenditionSpec(dst, height, kbps)],
             fps=output_fps(info.fps),
             segment_seconds=settings.hls_segment_seconds,
             preset=settings.x264_preset,
@@ -138,13 +143,13 @@ async def chunked(
         )
         files.append(out.files[f"{height}p"])
     joined = work / "chunked.mp4"
-    await encoding.join_chunks(files, None, joined, limits=LIMITS)
+    await join_chunks(files, None, joined, limits=LIMITS)
     return joined, len(spans)
 
 
 async def single_pass(source: Path, work: Path, height: int, kbps: int, settings: Settings) -> Path:
     dst = work / "single.mp4"
-    await media.transcode_rendition(
+    await transcode_rendition(
         source,
         dst,
         height,

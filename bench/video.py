@@ -8,7 +8,7 @@ script of the same tools, and captions speed against raw faster-whisper.
    queue, ``ingest_video`` + ``start_video_job``, wait for the result (chunks, audio, MP4 +
    HLS per rendition, storyboard, poster, captions). Plain: the best arrangement of the same
    tools in one script — probe, then one ffmpeg decoding once for every rendition
-   (``media.transcode_ladder``) beside the poster and the captions (16 kHz audio, then raw
+   (``bench/ladder.py``) beside the poster and the captions (16 kHz audio, then raw
    faster-whisper with its model loaded beforehand, as a captions worker has it).
 2. Captions speed (audio seconds / transcription seconds): Spool's ``video.transcribe``
    activity (scheduled -> completed, from the child workflow's history) against raw
@@ -44,13 +44,19 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.history import activity_runs  # noqa: E402
+from bench.ladder import transcode_ladder  # noqa: E402
 from devstack.proc import free_port, start_process, stop_process, wait_until  # noqa: E402
 from devstack.temporal import DevServer  # noqa: E402
-from spool import media, whisper  # noqa: E402
+from spool import whisper  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.db import get_engine  # noqa: E402
 from spool.db.video import ensure_video  # noqa: E402
 from spool.ingest import ingest_video, start_video_job  # noqa: E402
+from spool.media.audio import extract_audio_16k_mono  # noqa: E402
+from spool.media.poster import extract_poster  # noqa: E402
+from spool.media.probe import probe  # noqa: E402
+from spool.media.renditions import RenditionSpec  # noqa: E402
+from spool.media.tools import Limits, MediaError  # noqa: E402
 from spool.models.video import (  # noqa: E402
     CaptionsInput,
     captions_workflow_id,
@@ -148,10 +154,10 @@ def rendition_kbps(settings: Settings, height: int) -> int:
     return settings.bitrate_ladder.get(height) or _nearest_bitrate(settings.bitrate_ladder, height)
 
 
-def ladder_specs(out: Path, heights: list[int], settings: Settings) -> list[media.RenditionSpec]:
+def ladder_specs(out: Path, heights: list[int], settings: Settings) -> list[RenditionSpec]:
     """The plain script's renditions: Spool's heights and bitrates, one MP4 each in out."""
     return [
-        media.RenditionSpec(out / f"{rendition_name(h)}.mp4", h, rendition_kbps(settings, h))
+        RenditionSpec(out / f"{rendition_name(h)}.mp4", h, rendition_kbps(settings, h))
         for h in heights
     ]
 
@@ -184,16 +190,16 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, model) -> dic
     decoding once and encoding every rendition, beside the poster and the captions (16 kHz
     audio, then raw faster-whisper with the model already loaded, as Spool's captions worker
     has it loaded before the job arrives)."""
-    limits = media.Limits.from_settings(settings)
+    limits = Limits.from_settings(settings)
     t0 = time.perf_counter()
-    info = await media.probe(src)
+    info = await probe(src)
     heights = plan_rendition_heights(info.height)
     times: dict = {}
 
     async def ladder() -> None:
         specs = ladder_specs(out, heights, settings)
         t = time.perf_counter()
-        await media.transcode_ladder(
+        await transcode_ladder(
             src,
             specs,
             audio_kbps=settings.audio_bitrate_kbps,
@@ -204,15 +210,15 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, model) -> dic
         )
         times["ladder"] = time.perf_counter() - t
         for spec in specs:
-            made = await media.probe(spec.dst)
+            made = await probe(spec.dst)
             assert made.height == spec.height and abs(made.duration - info.duration) < 0.2
 
     async def poster() -> None:
-        await media.extract_poster(src, out / "poster.jpg", round(info.duration * 0.1, 3), limits)
+        await extract_poster(src, out / "poster.jpg", round(info.duration * 0.1, 3), limits)
 
     async def captions() -> None:
         wav = out / "audio.wav"
-        await media.extract_audio_16k_mono(src, wav, duration=info.duration, limits=limits)
+        await extract_audio_16k_mono(src, wav, duration=info.duration, limits=limits)
         t = time.perf_counter()
         times["segments"] = await asyncio.to_thread(raw_transcribe, model, wav, settings)
         times["transcribe"] = time.perf_counter() - t
@@ -300,17 +306,17 @@ for line in sys.stdin:
 async def background_ladder(src: Path, out: Path, settings: Settings) -> None:
     """The plain script's one-decode ladder, again and again until cancelled: the contention
     both transcriptions face (run_tool kills the ffmpeg on cancel)."""
-    info = await media.probe(src)
+    info = await probe(src)
     specs = ladder_specs(out, plan_rendition_heights(info.height), settings)
     while True:
-        await media.transcode_ladder(
+        await transcode_ladder(
             src,
             specs,
             audio_kbps=settings.audio_bitrate_kbps,
             preset=settings.x264_preset,
             has_audio=info.has_audio,
             duration=info.duration,
-            limits=media.Limits.from_settings(settings),
+            limits=Limits.from_settings(settings),
         )
 
 
@@ -367,7 +373,7 @@ async def captions_same_contention(src: Path, wav: Path, tmp: Path, rounds: int)
         finally:
             if ladder is not None:
                 ladder.cancel()
-                with contextlib.suppress(asyncio.CancelledError, media.MediaError):
+                with contextlib.suppress(asyncio.CancelledError, MediaError):
                     await ladder
             raw.kill()
             await raw.wait()

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     x264_preset: str = "veryfast"
     ffmpeg_timeout_seconds: float = 6 * 3600
     ffmpeg_memory_limit_mb: int = 4096
-    # Encodes run this much below the worker's CPU priority (spool/media.Limits.nice).
+    # Encodes run this much below the worker's CPU priority (spool/media/tools.py, Limits.nice).
     media_nice: int = Field(default=10, ge=0, le=19)
     # kbit/s video bitrate per rendition height
     bitrate_ladder: dict[int, int] = Field(

@@ -21,8 +21,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.video import VideoActivities
-from spool import media
 from spool.config import Settings
+from spool.media import probe as media_probe
+from spool.media.audio import extract_audio_16k_mono
+from spool.media.poster import extract_poster
+from spool.media.renditions import transcode_rendition
+from spool.media.tools import Limits, MediaError, run_tool
 from spool.models.common import INVALID_VIDEO
 from spool.models.video import (
     ExtractAudioInput,
@@ -163,18 +167,18 @@ async def assert_playlist_reads_nothing(
 ) -> None:
     """ffmpeg's container whitelist refuses the playlist in the probe and in every heavy
     command, so nothing it names is read and no address it names is connected to."""
-    with pytest.raises(media.MediaError) as err:
-        await media.probe(path)
+    with pytest.raises(MediaError) as err:
+        await media_probe.probe(path)
     assert "Format not on whitelist" in err.value.stderr
     out = tmp_path / "out"
     out.mkdir()
     commands = [
-        media.transcode_rendition(path, out / "r.mp4", 120, video_kbps=300),
-        media.extract_poster(path, out / "p.jpg", 0.0),
-        media.extract_audio_16k_mono(path, out / "a.wav"),
+        transcode_rendition(path, out / "r.mp4", 120, video_kbps=300),
+        extract_poster(path, out / "p.jpg", 0.0),
+        extract_audio_16k_mono(path, out / "a.wav"),
     ]
     for command in commands:
-        with pytest.raises(media.MediaError) as err:
+        with pytest.raises(MediaError) as err:
             await command
         assert "Format not on whitelist" in err.value.stderr
     assert [p for p in out.iterdir() if p.stat().st_size > 0] == []
@@ -200,10 +204,10 @@ async def test_accepted_and_every_output_is_right(case, clips, tmp_path, listene
     assert probe.size_bytes == path.stat().st_size
     assert abs(probe.bit_rate - overall) <= 0.1 * overall, (probe.bit_rate, overall)
     # Bounded output: tags, however many, are not part of what ffprobe prints for Spool.
-    printed = await media.run_tool(media.probe_args(path), media.Limits(timeout_seconds=120))
+    printed = await run_tool(media_probe.probe_args(path), Limits(timeout_seconds=120))
     assert len(printed) < MAX_PROBE_OUTPUT_BYTES
     # The adapter takes any local name: the ones an upload might carry mean nothing to it.
-    assert (await media.probe(path)).duration == probe.duration
+    assert (await media_probe.probe(path)).duration == probe.duration
 
     await check_rendition(acts, probe, tmp_path)
     await check_poster(acts, probe, tmp_path)

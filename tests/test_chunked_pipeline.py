@@ -28,11 +28,14 @@ from temporalio.worker import Worker
 
 import workflows.policies as policies
 from activities.video import VideoActivities
-from spool import media, scratch
+from spool import scratch
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import get_video
 from spool.ingest import ingest_video, start_video_job
+from spool.media import tools
+from spool.media.probe import probe
+from spool.media.renditions import RenditionSpec
 from spool.models import (
     ChunkInput,
     EncodingPlanInput,
@@ -130,7 +133,7 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
         storage.get_to(r.key, local)
         frames, height, _ = await decoded_video(str(local))
         assert (frames, height) == (source_frames, r.height), r.name
-        assert (await media.probe(local)).has_audio
+        assert (await probe(local)).has_audio
     steps = {step.name: step for step in status.steps}
     for name in (
         "probe",
@@ -267,7 +270,7 @@ class UnwritableRendition(VideoActivities):
     write (in a folder that does not exist): that rendition really fails in each chunk, in
     real ffmpeg."""
 
-    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[media.RenditionSpec]:
+    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[RenditionSpec]:
         return [
             dataclasses.replace(spec, dst=out_dir / "missing" / "360p.mp4")
             if spec.height == 360
@@ -541,7 +544,7 @@ async def rendition_percents(client, job_id: str) -> dict[str, float]:
 async def test_progress_rises_per_rendition_then_cancel_stops_every_ffmpeg(
     client, settings, clips, own_scratch, monkeypatch
 ):
-    monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
+    monkeypatch.setattr(tools, "INPUT_OPTIONS", media_clips.pace_inputs())
     media_queue = f"{settings.queue_pipeline}-media"
     s = chunked(settings, queue_media=media_queue)
     clip = media_clips.make_clip(

@@ -14,8 +14,28 @@ from pathlib import Path
 
 import pytest
 
-from spool import media, whisper
+from bench.ladder import ladder_args, transcode_ladder
+from spool import whisper
 from spool.config import Settings
+from spool.media import tools
+from spool.media.audio import extract_audio_16k_mono, wav_args
+from spool.media.poster import extract_poster, poster_args
+from spool.media.probe import (
+    FIRST_FRAMES_PACKETS,
+    decoded_frame_count,
+    first_frames_args,
+    probe,
+    probe_args,
+)
+from spool.media.renditions import RenditionSpec, rendition_args, transcode_rendition
+from spool.media.tools import (
+    DEMUXER_WHITELIST,
+    Limits,
+    MediaError,
+    MediaTimeout,
+    file_url,
+    run_tool,
+)
 from spool.models.video import plan_rendition_heights
 from tests.support import media_clips
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes, ffprobe_json
@@ -32,7 +52,7 @@ def speech_1080(clips) -> Path:
 
 
 async def test_probe_reads_size_duration_and_streams(speech_1080):
-    info = await media.probe(speech_1080)
+    info = await probe(speech_1080)
     assert (info.width, info.height) == (1920, 1080)
     assert info.has_video and info.has_audio
     assert abs(info.duration - 3.5) < 0.1
@@ -40,10 +60,10 @@ async def test_probe_reads_size_duration_and_streams(speech_1080):
 
 
 async def test_rendition_is_playable_h264_at_the_right_height(speech_1080, tmp_path):
-    src = await media.probe(speech_1080)
+    src = await probe(speech_1080)
     percents: list[float] = []
     started = time.monotonic()
-    await media.transcode_rendition(
+    await transcode_rendition(
         speech_1080,
         tmp_path / "720p.mp4",
         720,
@@ -52,7 +72,7 @@ async def test_rendition_is_playable_h264_at_the_right_height(speech_1080, tmp_p
         on_progress=percents.append,
     )
     took = time.monotonic() - started
-    out = await media.probe(tmp_path / "720p.mp4")
+    out = await probe(tmp_path / "720p.mp4")
     assert (out.width, out.height) == (1280, 720)
     assert out.video_codec == "h264" and out.audio_codec == "aac"
     assert abs(out.duration - src.duration) <= 0.1
@@ -66,22 +86,19 @@ async def test_rendition_is_playable_h264_at_the_right_height(speech_1080, tmp_p
 
 
 async def test_single_decode_ladder_makes_every_rendition(speech_1080, tmp_path):
-    src = await media.probe(speech_1080)
+    src = await probe(speech_1080)
     specs = [
-        media.RenditionSpec(tmp_path / f"{h}p.mp4", h, kbps)
-        for h, kbps in ((720, 2800), (360, 800))
+        RenditionSpec(tmp_path / f"{h}p.mp4", h, kbps) for h, kbps in ((720, 2800), (360, 800))
     ]
     percents: list[float] = []
-    await media.transcode_ladder(
-        speech_1080, specs, duration=src.duration, on_progress=percents.append
-    )
+    await transcode_ladder(speech_1080, specs, duration=src.duration, on_progress=percents.append)
     for spec in specs:
-        out = await media.probe(spec.dst)
+        out = await probe(spec.dst)
         assert out.height == spec.height and out.width % 2 == 0
         assert out.video_codec == "h264" and out.audio_codec == "aac"
         assert abs(out.duration - src.duration) <= 0.1
     assert percents and percents[-1] == 100.0
-    argv = media.ladder_args("/a/-i.mp4", specs)
+    argv = ladder_args("/a/-i.mp4", specs)
     # Hardened like the per-rendition command: one input, local files only, no stdin.
     assert argv.count("-i") == 1 and "file:/a/-i.mp4" in argv and "-nostdin" in argv
     assert argv[argv.index("-protocol_whitelist") + 1] == "file"
@@ -98,25 +115,23 @@ async def test_single_decode_ladder_is_killed_on_timeout(clips, tmp_path):
         pattern="testsrc2",
     )
     specs = [
-        media.RenditionSpec(tmp_path / "a.mp4", 360, 800),
-        media.RenditionSpec(tmp_path / "b.mp4", 240, 400),
+        RenditionSpec(tmp_path / "a.mp4", 360, 800),
+        RenditionSpec(tmp_path / "b.mp4", 240, 400),
     ]
-    with pytest.raises(media.MediaTimeout):
-        await media.transcode_ladder(
-            clip, specs, preset="veryslow", limits=media.Limits(timeout_seconds=0.5)
-        )
+    with pytest.raises(MediaTimeout):
+        await transcode_ladder(clip, specs, preset="veryslow", limits=Limits(timeout_seconds=0.5))
     assert ffmpeg_processes(str(tmp_path)) == []
 
 
 async def test_odd_small_source_gives_one_even_rendition(clips, tmp_path):
     clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2, speech=None)
-    info = await media.probe(clip)
+    info = await probe(clip)
     heights = plan_rendition_heights(info.height)
     assert heights == [240]
-    await media.transcode_rendition(
+    await transcode_rendition(
         clip, tmp_path / "240p.mp4", 240, video_kbps=300, has_audio=info.has_audio
     )
-    out = await media.probe(tmp_path / "240p.mp4")
+    out = await probe(tmp_path / "240p.mp4")
     assert out.height == 240 and out.width % 2 == 0 and out.height % 2 == 0
     assert not out.has_audio
 
@@ -125,22 +140,22 @@ async def test_rotated_portrait_rendition_is_upright(clips, tmp_path):
     clip = media_clips.make_clip(
         clips / "portrait.mp4", width=640, height=360, seconds=2, rotate=90
     )
-    info = await media.probe(clip)
+    info = await probe(clip)
     assert info.rotation in (90, -90) and info.width < info.height
-    await media.transcode_rendition(clip, tmp_path / "480p.mp4", 480, video_kbps=1400)
-    out = await media.probe(tmp_path / "480p.mp4")
+    await transcode_rendition(clip, tmp_path / "480p.mp4", 480, video_kbps=1400)
+    out = await probe(tmp_path / "480p.mp4")
     assert out.width < out.height and out.height == 480
     assert out.rotation == 0
 
 
 async def test_poster_is_a_jpeg(speech_1080, tmp_path):
-    await media.extract_poster(speech_1080, tmp_path / "poster.jpg", 0.35)
+    await extract_poster(speech_1080, tmp_path / "poster.jpg", 0.35)
     data = (tmp_path / "poster.jpg").read_bytes()
     assert data[:3] == b"\xff\xd8\xff" and len(data) > 1000
 
 
 async def test_audio_is_16k_mono_wav(speech_1080, tmp_path):
-    await media.extract_audio_16k_mono(speech_1080, tmp_path / "a.wav")
+    await extract_audio_16k_mono(speech_1080, tmp_path / "a.wav")
     data = (tmp_path / "a.wav").read_bytes()
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     channels = int.from_bytes(data[22:24], "little")
@@ -155,12 +170,12 @@ async def test_probe_refuses_what_is_not_a_video(clips, maker):
         "empty": lambda: media_clips.make_empty(clips / "empty.mp4"),
         "truncated": lambda: media_clips.make_truncated_mp4(clips / "cut.mp4"),
     }[maker]()
-    with pytest.raises(media.MediaError):
-        await media.probe(path)
+    with pytest.raises(MediaError):
+        await probe(path)
 
 
 async def test_audio_only_has_no_video_stream(clips):
-    info = await media.probe(media_clips.make_audio_only(clips / "voice.m4a"))
+    info = await probe(media_clips.make_audio_only(clips / "voice.m4a"))
     assert info.has_audio and not info.has_video
 
 
@@ -181,12 +196,12 @@ def _strip_whitelists(argv: list[str]) -> list[str]:
 def _hardened_builders(src: Path, out_dir: Path) -> dict[str, list[str]]:
     """Every command Spool runs on an upload, as its builder makes it."""
     return {
-        "probe": media.probe_args(src),
-        "first_frames": media.first_frames_args(src),
-        "poster": media.poster_args(src, out_dir / "poster.jpg", 0.1),
-        "audio": media.audio_args(src, out_dir / "audio.wav"),
-        "rendition": media.rendition_args(src, out_dir / "r.mp4", 120, video_kbps=300),
-        "ladder": media.ladder_args(src, [media.RenditionSpec(out_dir / "l.mp4", 120, 300)]),
+        "probe": probe_args(src),
+        "first_frames": first_frames_args(src),
+        "poster": poster_args(src, out_dir / "poster.jpg", 0.1),
+        "audio": wav_args(src, out_dir / "audio.wav"),
+        "rendition": rendition_args(src, out_dir / "r.mp4", 120, video_kbps=300),
+        "ladder": ladder_args(src, [RenditionSpec(out_dir / "l.mp4", 120, 300)]),
     }
 
 
@@ -202,16 +217,16 @@ def test_every_command_carries_the_input_hardening(tmp_path):
         # Input options only count before the input they guard.
         assert argv[where] == "file:/up/-i.mp4", name
         assert argv[argv.index("-protocol_whitelist") + 1] == "file", name
-        assert argv[argv.index("-format_whitelist") + 1] == media.DEMUXER_WHITELIST, name
+        assert argv[argv.index("-format_whitelist") + 1] == DEMUXER_WHITELIST, name
         assert argv.index("-protocol_whitelist") < where, name
         assert argv.index("-format_whitelist") < where, name
         if argv[0] == "ffmpeg":
             assert "-nostdin" in argv, name
             outputs = [part for part in argv if str(tmp_path) in part]
             assert outputs and all(o.startswith(f"file:{tmp_path}/") for o in outputs), name
-    assert not set(media.DEMUXER_WHITELIST.split(",")) & {"hls", "concat", "image2", "tty"}
+    assert not set(DEMUXER_WHITELIST.split(",")) & {"hls", "concat", "image2", "tty"}
     with pytest.raises(ValueError, match="media paths must be absolute: relative/name.mp4"):
-        media.file_url("relative/name.mp4")
+        file_url("relative/name.mp4")
 
 
 async def test_playlists_and_other_protocols_are_refused(clips, tmp_path):
@@ -223,27 +238,27 @@ async def test_playlists_and_other_protocols_are_refused(clips, tmp_path):
     playlist = clips / "playlist.mp4"
     playlist.write_text("ffconcat version 1.0\nfile target.mp4\n")
     for name, argv in _hardened_builders(playlist, tmp_path).items():
-        await media.run_tool(_strip_whitelists(argv), media.Limits(timeout_seconds=120))
-        with pytest.raises(media.MediaError) as err:
-            await media.run_tool(argv, media.Limits(timeout_seconds=120))
+        await run_tool(_strip_whitelists(argv), Limits(timeout_seconds=120))
+        with pytest.raises(MediaError) as err:
+            await run_tool(argv, Limits(timeout_seconds=120))
         assert "not on whitelist" in err.value.stderr, (name, err.value.stderr)
     hls = clips / "evil.m3u8"
     hls.write_text("#EXTM3U\n#EXTINF:1,\nhttp://127.0.0.1:9/x.ts\n#EXTINF:1,\n/etc/passwd\n")
-    with pytest.raises(media.MediaError):
-        await media.probe(hls)
+    with pytest.raises(MediaError):
+        await probe(hls)
 
 
 @pytest.fixture
 def paced_clip(clips, monkeypatch) -> Path:
     """A 20 s clip that ffmpeg reads at its own pace: no encode of it ends before 20 s."""
-    monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
+    monkeypatch.setattr(tools, "INPUT_OPTIONS", media_clips.pace_inputs())
     return media_clips.make_paced_clip(clips / "paced.mp4")
 
 
 async def test_cancel_kills_ffmpeg_and_waits(paced_clip, tmp_path):
     progressed = asyncio.Event()
     task = asyncio.create_task(
-        media.transcode_rendition(
+        transcode_rendition(
             paced_clip,
             tmp_path / "cancel.mp4",
             180,
@@ -261,13 +276,13 @@ async def test_cancel_kills_ffmpeg_and_waits(paced_clip, tmp_path):
 
 
 async def test_timeout_kills_ffmpeg(paced_clip, tmp_path):
-    with pytest.raises(media.MediaTimeout) as err:
-        await media.transcode_rendition(
+    with pytest.raises(MediaTimeout) as err:
+        await transcode_rendition(
             paced_clip,
             tmp_path / "slow.mp4",
             180,
             video_kbps=800,
-            limits=media.Limits(timeout_seconds=2),
+            limits=Limits(timeout_seconds=2),
         )
     assert "longer than 2 s" in str(err.value)
     assert ffmpeg_processes(str(tmp_path)) == []
@@ -276,13 +291,13 @@ async def test_timeout_kills_ffmpeg(paced_clip, tmp_path):
 async def test_memory_limit_stops_ffmpeg(speech_1080, tmp_path):
     # 500 MB lets ffmpeg map its libraries and start (below ~300 MB it cannot even load libc
     # and exits 127), but not hold x264's 1080p frame buffers: the limit is what stops it.
-    with pytest.raises(media.MediaError) as err:
-        await media.transcode_rendition(
+    with pytest.raises(MediaError) as err:
+        await transcode_rendition(
             speech_1080,
             tmp_path / "oom.mp4",
             1080,
             video_kbps=5000,
-            limits=media.Limits(memory_limit_mb=500),
+            limits=Limits(memory_limit_mb=500),
         )
     assert "error while loading shared libraries" not in err.value.stderr, err.value.stderr
     # Where the allocation fails varies (a malloc in the demuxer, or x264 refusing to open
@@ -293,12 +308,12 @@ async def test_memory_limit_stops_ffmpeg(speech_1080, tmp_path):
         err.value.stderr,
     ), err.value.stderr
     # ...and the very same call with room to work succeeds: the limit, not the argv, failed.
-    await media.transcode_rendition(
+    await transcode_rendition(
         speech_1080,
         tmp_path / "fits.mp4",
         1080,
         video_kbps=5000,
-        limits=media.Limits(memory_limit_mb=4096),
+        limits=Limits(memory_limit_mb=4096),
     )
     assert (tmp_path / "fits.mp4").stat().st_size > 0
 
@@ -324,13 +339,13 @@ def _thread_nice(pid: int, tid: str) -> int:
 async def test_running_ffmpeg_has_the_limits_and_is_the_started_process(paced_clip, tmp_path):
     progressed = asyncio.Event()
     task = asyncio.create_task(
-        media.transcode_rendition(
+        transcode_rendition(
             paced_clip,
             tmp_path / "limited.mp4",
             180,
             video_kbps=800,
             duration=20.0,
-            limits=media.Limits(memory_limit_mb=3000, nice=6),
+            limits=Limits(memory_limit_mb=3000, nice=6),
             on_progress=lambda percent: percent > 0 and progressed.set(),
         )
     )
@@ -361,10 +376,10 @@ async def test_running_ffmpeg_has_the_limits_and_is_the_started_process(paced_cl
 # its pipes, so no SIGPIPE can end it early) and waits for it.
 HELPER = """
 import asyncio, sys
-from spool import media
+from spool.media.tools import Limits, run_tool
 argv = ["ffmpeg", "-nostdin", "-loglevel", "quiet", "-re", "-f", "lavfi",
         "-i", "testsrc=size=160x120:rate=10:duration=600", "-y", sys.argv[1]]
-asyncio.run(media.run_tool(argv, media.Limits()))
+asyncio.run(run_tool(argv, Limits()))
 """
 
 
@@ -405,7 +420,7 @@ async def test_whisper_transcribes_speech_and_writes_captions(
     speech_1080, tmp_path, whisper_settings
 ):
     wav = tmp_path / "a.wav"
-    await media.extract_audio_16k_mono(speech_1080, wav)
+    await extract_audio_16k_mono(speech_1080, wav)
     segments = await asyncio.to_thread(whisper.transcribe, wav, settings=whisper_settings)
     spoken = media_clips.normalized_words(media_clips.SPEECH_TEXT)
     heard = set(media_clips.normalized_words(" ".join(s.text for s in segments)))
@@ -431,7 +446,7 @@ def five_sentences_wav(clips) -> Path:
         ),
     )
     wav = clips / "five.wav"
-    asyncio.run(media.extract_audio_16k_mono(spoken, wav))
+    asyncio.run(extract_audio_16k_mono(spoken, wav))
     return wav
 
 
@@ -487,7 +502,7 @@ def test_whisper_survives_forks_in_a_worker_process(clips, whisper_ready):
     """A worker forks ffmpeg children while Whisper runs on threads; that must never hang."""
     clip = media_clips.make_clip(clips / "fork.mp4", width=160, height=120, seconds=2.5)
     wav = clips / "fork.wav"
-    asyncio.run(media.extract_audio_16k_mono(clip, wav, limits=media.Limits()))
+    asyncio.run(extract_audio_16k_mono(clip, wav, limits=Limits()))
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fork_during_whisper", str(wav)],
@@ -522,14 +537,14 @@ async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_p
     clip = media_clips.make_clip(
         clips / "ladder.mp4", width=320, height=240, seconds=3, speech=None, pattern="testsrc2"
     )
-    probe = await media.probe(clip)
+    source = await probe(clip)
     measured = {}
     for kbps in (150, 1200):
         settings = Settings(
             _env_file=None, data_dir=tmp_path / f"data{kbps}", bitrate_ladder={240: kbps}
         )
         key = _stored_upload(settings, clip, "videos/ladder/source")
-        result = await make_rendition(VideoActivities(settings), "ladder", key, probe, 240)
+        result = await make_rendition(VideoActivities(settings), "ladder", key, source, 240)
         measured[kbps] = result.bitrate_kbps
     # x264's rate control keeps the average near the target, and never far above maxrate.
     assert measured[150] <= 150 * 1.5, measured
@@ -676,7 +691,7 @@ def check_rendition(path: Path, height: int, kbps: int, *, source: Path) -> None
 
 async def test_a_rendition_follows_its_settings_and_drops_the_upload_tags(small_clip, tmp_path):
     percents: list[float] = []
-    await media.transcode_rendition(
+    await transcode_rendition(
         small_clip,
         tmp_path / "180p.mp4",
         180,
@@ -690,24 +705,24 @@ async def test_a_rendition_follows_its_settings_and_drops_the_upload_tags(small_
 
 async def test_each_ladder_output_gets_its_own_rendition_settings(small_clip, tmp_path):
     specs = [
-        media.RenditionSpec(tmp_path / "180p.mp4", 180, 300),
-        media.RenditionSpec(tmp_path / "120p.mp4", 120, 150),
+        RenditionSpec(tmp_path / "180p.mp4", 180, 300),
+        RenditionSpec(tmp_path / "120p.mp4", 120, 150),
     ]
     percents: list[float] = []
-    await media.transcode_ladder(small_clip, specs, duration=2.0, on_progress=percents.append)
+    await transcode_ladder(small_clip, specs, duration=2.0, on_progress=percents.append)
     for spec in specs:
         check_rendition(spec.dst, spec.height, spec.video_kbps, source=small_clip)
     assert percents and percents[-1] == 100.0
     with pytest.raises(ValueError, match="^no renditions requested$"):
-        media.ladder_args(small_clip, [])
+        ladder_args(small_clip, [])
 
 
 async def test_a_ladder_of_a_silent_source_has_no_audio_tracks(black_then_white, tmp_path):
     specs = [
-        media.RenditionSpec(tmp_path / "120p.mp4", 120, 150),
-        media.RenditionSpec(tmp_path / "90p.mp4", 90, 100),
+        RenditionSpec(tmp_path / "120p.mp4", 120, 150),
+        RenditionSpec(tmp_path / "90p.mp4", 90, 100),
     ]
-    await media.transcode_ladder(black_then_white, specs, has_audio=False)
+    await transcode_ladder(black_then_white, specs, has_audio=False)
     for spec in specs:
         streams = _ffprobe(spec.dst)["streams"]
         assert [(s["codec_type"], s["height"]) for s in streams] == [("video", spec.height)]
@@ -749,7 +764,7 @@ async def test_the_poster_is_the_picture_at_the_requested_time(
     black_then_white, tmp_path, at_seconds, shade
 ):
     poster = tmp_path / "poster.jpg"
-    await media.extract_poster(black_then_white, poster, at_seconds)
+    await extract_poster(black_then_white, poster, at_seconds)
     assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
     pixels, brightness = _mean_brightness(poster)
     assert pixels == 160 * 120  # one picture, at the source's size
@@ -760,7 +775,7 @@ async def test_audio_for_whisper_is_16k_mono_16_bit_pcm_without_the_upload_tags(
     small_clip, tmp_path
 ):
     wav = tmp_path / "a.wav"
-    await media.extract_audio_16k_mono(small_clip, wav, duration=2.0)
+    await extract_audio_16k_mono(small_clip, wav, duration=2.0)
     data = wav.read_bytes()
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     fmt = data.index(b"fmt ") + 8
@@ -777,7 +792,7 @@ async def test_audio_for_whisper_is_16k_mono_16_bit_pcm_without_the_upload_tags(
 async def test_the_decode_check_decodes_only_the_first_packets(small_clip):
     """Proof that pictures decode, at a cost that does not grow with the upload: the first
     FIRST_FRAMES_PACKETS packets of the 30-picture clip, each one picture."""
-    assert await media.decoded_frame_count(small_clip, media.Limits()) == media.FIRST_FRAMES_PACKETS
+    assert await decoded_frame_count(small_clip, Limits()) == FIRST_FRAMES_PACKETS
 
 
 # --- run_tool's process control, on a stand-in tool (a Python script) -------------------------
@@ -804,15 +819,15 @@ async def test_run_tool_turns_ffmpeg_progress_lines_into_percents():
     )
     argv = [sys.executable, "-c", script]
     percents: list[float] = []
-    await media.run_tool(argv, media.Limits(), duration=3.0, on_progress=percents.append)
+    await run_tool(argv, Limits(), duration=3.0, on_progress=percents.append)
     assert percents == [50.0, 75.0, 100.0, 100.0]  # of 3 s; past the end is still 100
     percents.clear()  # without a duration only the end is known
-    await media.run_tool(argv, media.Limits(), duration=None, on_progress=percents.append)
+    await run_tool(argv, Limits(), duration=None, on_progress=percents.append)
     assert percents == [100.0]
     # Without a progress callback, stdout is the result (ffprobe's JSON), undecodable bytes
     # (an upload's tags) replaced rather than failing the call.
-    out = await media.run_tool(
-        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'{\\xff}')"], media.Limits()
+    out = await run_tool(
+        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'{\\xff}')"], Limits()
     )
     assert out == "{\ufffd}"
 
@@ -824,8 +839,8 @@ async def test_run_tool_reports_the_exit_code_the_last_line_and_only_the_tail():
         "sys.stderr.flush(); sys.stderr.buffer.write(b'caf\\xe9.mp4: bad\\n')\n"
         "print(file=sys.stderr)\nsys.exit(3)"
     )
-    with pytest.raises(media.MediaError) as err:
-        await media.run_tool([sys.executable, "-c", script], media.Limits())
+    with pytest.raises(MediaError) as err:
+        await run_tool([sys.executable, "-c", script], Limits())
     assert str(err.value) == f"{PYTHON} exited with 3: caf\ufffd.mp4: bad"
     # The error travels in the job's history: only the last STDERR_TAIL_LINES lines.
     assert err.value.stderr.split("\n") == (
@@ -834,17 +849,17 @@ async def test_run_tool_reports_the_exit_code_the_last_line_and_only_the_tail():
 
 
 async def test_run_tool_reports_a_tool_that_fails_silently():
-    with pytest.raises(media.MediaError) as err:
-        await media.run_tool([sys.executable, "-c", "import sys; sys.exit(5)"], media.Limits())
+    with pytest.raises(MediaError) as err:
+        await run_tool([sys.executable, "-c", "import sys; sys.exit(5)"], Limits())
     assert str(err.value) == f"{PYTHON} exited with 5: " and err.value.stderr == ""
 
 
 async def test_run_tool_timeout_kills_a_tool_that_never_ends(tmp_path):
     marker = str(tmp_path / "never-ends")
-    with pytest.raises(media.MediaTimeout) as err:
-        await media.run_tool(
+    with pytest.raises(MediaTimeout) as err:
+        await run_tool(
             [sys.executable, "-c", "import time; time.sleep(600)", marker],
-            media.Limits(timeout_seconds=1),
+            Limits(timeout_seconds=1),
         )
     assert str(err.value) == f"{PYTHON} took longer than 1 s"
     assert err.value.stderr == ""  # it printed nothing: the tail is empty, not missing
@@ -881,7 +896,7 @@ if sys.argv[2] == "stay":
 async def test_run_tool_cancel_kills_the_tool_and_what_it_started(tmp_path):
     pid_file = tmp_path / "helper.pid"
     task = asyncio.create_task(
-        media.run_tool([sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "stay"], media.Limits())
+        run_tool([sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "stay"], Limits())
     )
     # The gate: the tool and its helper are both running.
     await eventually(pid_file.exists, "the tool and its helper", within=60, every=0.05)
@@ -906,9 +921,7 @@ def _kill_if_alive(pid: int) -> None:
 
 async def test_run_tool_kills_what_a_finished_tool_left_running(tmp_path):
     pid_file = tmp_path / "helper.pid"
-    await media.run_tool(
-        [sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "exit"], media.Limits()
-    )
+    await run_tool([sys.executable, "-c", SPAWNING_TOOL, str(pid_file), "exit"], Limits())
     helper = int(pid_file.read_text())
     try:
         await eventually(lambda: not _alive(helper), "the helper to die", within=30, every=0.05)
@@ -923,9 +936,9 @@ async def test_run_tool_never_lets_a_tool_read_the_workers_stdin():
     saved = os.dup(0)
     os.dup2(read, 0)
     try:
-        out = await media.run_tool(
+        out = await run_tool(
             [sys.executable, "-c", "import sys; print(len(sys.stdin.buffer.read()))"],
-            media.Limits(),
+            Limits(),
         )
     finally:
         os.dup2(saved, 0)
@@ -939,7 +952,7 @@ async def test_run_tool_starts_the_tool_itself_under_its_limits_leading_its_grou
         "import os; print(open('/proc/self/limits').read());"
         "print('ids', os.getpid(), os.getppid(), os.getpgid(0))"
     )
-    out = await media.run_tool([sys.executable, "-c", script], media.Limits(memory_limit_mb=3000))
+    out = await run_tool([sys.executable, "-c", script], Limits(memory_limit_mb=3000))
     limits = {
         line[:26].strip(): line[26:].split()[0]
         for line in out.splitlines()[1:]
@@ -955,7 +968,7 @@ async def test_run_tool_names_a_missing_tool_as_the_hosts_problem():
     from spool.process import ToolMissing
 
     with pytest.raises(ToolMissing, match="no-such-tool-7 is not installed on this worker"):
-        await media.run_tool(["no-such-tool-7", "-version"], media.Limits())
+        await run_tool(["no-such-tool-7", "-version"], Limits())
 
 
 def make_anamorphic_clip(path):
@@ -987,16 +1000,14 @@ async def test_anamorphic_source_is_probed_and_rendered_at_its_display_aspect(tm
     """Square output pixels (setsar=1) must not squeeze a wide picture stored in narrow
     pixels: the rendition keeps the 16:9 the source is shown at."""
     clip = make_anamorphic_clip(tmp_path / "wide-pixels.mp4")
-    info = await media.probe(clip)
+    info = await probe(clip)
     assert (info.width, info.height) == (426, 240)
-    await media.transcode_rendition(
-        clip, tmp_path / "180p.mp4", 180, video_kbps=300, has_audio=False
-    )
+    await transcode_rendition(clip, tmp_path / "180p.mp4", 180, video_kbps=300, has_audio=False)
     specs = [
-        media.RenditionSpec(tmp_path / "l180.mp4", 180, 300),
-        media.RenditionSpec(tmp_path / "l120.mp4", 120, 200),
+        RenditionSpec(tmp_path / "l180.mp4", 180, 300),
+        RenditionSpec(tmp_path / "l120.mp4", 120, 200),
     ]
-    await media.transcode_ladder(clip, specs, has_audio=False)
+    await transcode_ladder(clip, specs, has_audio=False)
     for name, size in (("180p.mp4", "320x180"), ("l180.mp4", "320x180"), ("l120.mp4", "214x120")):
         out = subprocess.run(
             [

@@ -101,12 +101,12 @@ def save_history(name: str, history: WorkflowHistory) -> None:
 
 async def probe_stored(storage: ObjectStorage, key: str, scratch: Path) -> ProbeResult:
     """Probe a stored object the way a worker would: fetched into a local scratch file."""
-    from spool import media
+    from spool.media.probe import probe
 
     local = scratch / f"probe-{uuid.uuid4().hex}"
     await asyncio.to_thread(storage.get_to, key, local)
     try:
-        return await media.probe(local)
+        return await probe(local)
     finally:
         local.unlink(missing_ok=True)
 
@@ -254,10 +254,10 @@ async def test_captions_failure_leaves_renditions(client, settings, clips):
 
 
 async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
-    from spool import media
+    from spool.media import tools
 
     # Paced input: the 20 s clip cannot be encoded in under 20 s, however fast the machine.
-    monkeypatch.setattr(media, "INPUT_OPTIONS", media_clips.pace_inputs())
+    monkeypatch.setattr(tools, "INPUT_OPTIONS", media_clips.pace_inputs())
     clip = media_clips.make_paced_clip(clips / "paced.mp4")
     async with video_workers(client, settings):
         inp = ingest_video(settings, clip, owner_id="owner-1", captions=False, renditions=["360p"])

@@ -17,10 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from spool import media, whisper
+from spool import whisper
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video
+from spool.media.audio import extract_audio_16k_mono
+from spool.media.tools import Limits
 from spool.models import CaptionsInput, CaptionsResult, CaptionsState
 from spool.storage import keys, open_storage
 from tests.support import media_clips
@@ -194,7 +196,7 @@ async def test_the_extracted_wav_reaches_the_model_as_the_decoders_own_samples(c
 
     spoken = media_clips.speech_wav(clips / "samples-22k.wav")  # espeak-ng: 22.05 kHz
     wav = tmp_path / "audio.wav"
-    await media.extract_audio_16k_mono(spoken, wav, limits=media.Limits())
+    await extract_audio_16k_mono(spoken, wav, limits=Limits())
     samples = whisper.model_input(wav)
     assert isinstance(samples, np.ndarray) and samples.dtype == np.float32
     assert np.array_equal(samples, decode_audio(str(wav)))

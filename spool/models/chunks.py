@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = [
-    "ChunkSpan",
+    "ChunkPlan",
     "DEFAULT_FPS",
     "MAX_FPS",
     "output_fps",
@@ -49,9 +49,11 @@ MIN_CHUNK_SHARE = 0.25
 EPSILON = 1e-9
 
 
-@dataclass(frozen=True)
-class ChunkSpan:
-    """One chunk of the source: [start, end) in seconds of source time, index from 0."""
+@dataclass
+class ChunkPlan:
+    """One time chunk of the source: [start, end) in seconds of source time, index from 0.
+    The one chunk type: planned here, kept in the job's history (EncodingPlan, ChunkInput),
+    encoded by spool/media/chunks.py."""
 
     index: int
     start: float
@@ -69,7 +71,7 @@ def plan_chunks(
     segment_seconds: float,
     target_chunks: int = TARGET_CHUNKS,
     min_chunk_seconds: float | None = None,
-) -> list[ChunkSpan]:
+) -> list[ChunkPlan]:
     """The chunks covering [0, duration) exactly, in order.
 
     Every boundary is a multiple of ``segment_seconds``, so each chunk starts on a forced
@@ -94,13 +96,13 @@ def plan_chunks(
         starts.pop()
     ends = [*starts[1:], float(duration)]
     return [
-        ChunkSpan(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+        ChunkPlan(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
     ]
 
 
 def snap_to_keyframes(
-    chunks: list[ChunkSpan], keyframes: list[float], *, fps: float, segment_seconds: float
-) -> list[ChunkSpan]:
+    chunks: list[ChunkPlan], keyframes: list[float], *, fps: float, segment_seconds: float
+) -> list[ChunkPlan]:
     """The same chunks with their inner boundaries moved onto keyframes of the source: a
     chunk that starts between keyframes is decoded from the keyframe before its start and
     those frames are thrown away (with x264's or a phone's default GOP, up to 8 s of decoding
@@ -139,7 +141,7 @@ def snap_to_keyframes(
             starts.append(boundary)
     ends = [*starts[1:], duration]
     return [
-        ChunkSpan(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+        ChunkPlan(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
     ]
 
 

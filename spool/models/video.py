@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from spool.models import defaults
+from spool.models.chunks import ChunkPlan
 from spool.models.common import JobState, StepState
 
 __all__ = [
@@ -287,19 +288,6 @@ class RenditionPlan:
 
 
 @dataclass
-class ChunkPlan:
-    """One time chunk of the source: [start, end) seconds, index from 0."""
-
-    index: int
-    start: float
-    end: float
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-@dataclass
 class EncodingPlan:
     """How a job is encoded, decided once by a worker from its settings and kept in the
     history, so a replay never plans again with other settings or code."""
@@ -339,8 +327,10 @@ class ChunkResult:
 
 @dataclass
 class HlsAudioInfo:
-    bandwidth: int
-    codecs: str
+    """The audio rendition as the master playlist describes it (spool/media/hls.py)."""
+
+    bandwidth: int  # peak bits/s over segments
+    codecs: str  # RFC 6381, e.g. "mp4a.40.2"
     playlist: str  # relative to the master playlist, e.g. "audio/index.m3u8"
 
 
@@ -362,15 +352,19 @@ class AudioTrackResult:
 
 @dataclass
 class HlsVariantInfo:
+    """One rendition's HLS media playlist, as the master playlist describes it: made by the
+    packager (spool/media/hls.py), kept in the history, read by the hls step."""
+
     name: str
     width: int
     height: int
-    bandwidth: int
+    bandwidth: int  # peak bits/s over segments
     average_bandwidth: int
-    codecs: str
+    codecs: str  # RFC 6381, e.g. "avc1.64001f"
     frame_rate: float
     playlist: str  # relative to the master playlist, e.g. "720p/index.m3u8"
-    # When its first picture is shown on the HLS timeline (encoder reordering delay).
+    # When its first picture is shown on the HLS timeline (x264's reordering delay): the
+    # audio rendition is delayed to match (package_audio_hls's video_start).
     start_seconds: float = 0.0
 
 

@@ -23,9 +23,9 @@ def pace_inputs() -> dict:
     The gate for tests that must catch an encode in the middle (cancel, kill, timeout): an
     N-second clip then takes at least N seconds to encode however fast the machine is, and
     the test acts as soon as it sees progress, never after a guessed delay."""
-    from spool import media
+    from spool.media import tools
 
-    return {**media.INPUT_OPTIONS, "re": None}
+    return {**tools.INPUT_OPTIONS, "re": None}
 
 
 def normalized_words(text: str) -> list[str]:

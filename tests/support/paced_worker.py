@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 
 import worker
-from spool import media
+from spool.media import tools
 from spool.temporal import exit_process
 from tests.support.media_clips import pace_inputs
 
 if __name__ == "__main__":
-    media.INPUT_OPTIONS = pace_inputs()
+    tools.INPUT_OPTIONS = pace_inputs()
     exit_process(worker.main(sys.argv[1:]))

@@ -76,8 +76,8 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
     """Jobs of several chunks: one that ends ready, with a storyboard and captions (so the
     owner's notice waits for the captions announcement), its audio track scheduled after the
     long chunks; and one cancelled while its chunks encode."""
-    from spool import media
     from spool.ingest import ingest_video, start_video_job
+    from spool.media import tools
     from tests.support import media_clips
     from tests.support.video import CHUNKED, started_chunks, video_workers
     from tests.support.waiting import eventually
@@ -92,8 +92,8 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
         handle = await start_video_job(client, s, inp)
         await handle.result()
         write_history("video-ready-chunks", await handle.fetch_history())
-        unpaced = media.INPUT_OPTIONS
-        media.INPUT_OPTIONS = media_clips.pace_inputs()  # chunks still encode at the cancel
+        unpaced = tools.INPUT_OPTIONS
+        tools.INPUT_OPTIONS = media_clips.pace_inputs()  # chunks still encode at the cancel
         try:
             inp = ingest_video(
                 s, tone, owner_id="replay", captions=False, video_id="replay-cancelled-chunks"
@@ -104,7 +104,7 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
             with contextlib.suppress(WorkflowFailureError):  # the cancel is the scenario
                 await handle.result()
         finally:
-            media.INPUT_OPTIONS = unpaced
+            tools.INPUT_OPTIONS = unpaced
         write_history("video-cancelled-chunks", await handle.fetch_history())
 
 

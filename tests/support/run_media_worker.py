@@ -16,15 +16,15 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
-from spool import media
 from spool.config import Settings
+from spool.media import tools
 from spool.temporal import connect
 from tests.support.media_clips import pace_inputs
 
 
 async def main(address: str, data_dir: str, queue: str, pace: str) -> None:
     if pace == "paced":
-        media.INPUT_OPTIONS = pace_inputs()
+        tools.INPUT_OPTIONS = pace_inputs()
     settings = Settings(temporal_address=address, data_dir=Path(data_dir), queue_media=queue)
     client = await connect(settings, wait_seconds=30)
     acts = VideoActivities(settings)

@@ -1,0 +1,12 @@
+"""ffmpeg and ffprobe for the video pipeline, one module per concern.
+
+- ``tools``: the one hardened way to run either (whitelists, no stdin, timeout, limits,
+  process group), the argv builders' shared parts, MediaError and Limits;
+- ``probe``: what an upload is, and why it was refused;
+- ``keyframes``: the source's keyframes, for cutting chunks;
+- ``renditions``, ``poster``, ``audio``: a whole-source MP4, the poster, the audio track and
+  the captions' WAV;
+- ``frames``, ``chunks``, ``join``: chunked encoding (frame arithmetic, one decode per chunk
+  for every rendition, the joined MP4);
+- ``hls``, ``storyboard``: the HLS playlists and the scrub-bar storyboard.
+"""

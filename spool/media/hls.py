@@ -1,0 +1,245 @@
+"""HLS by stream copy: one fMP4 media playlist per rendition (a variant), one for the audio
+track, and the master playlist over them (RFC 8216)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+
+from spool.media import tools
+from spool.models.video import HlsAudioInfo, HlsVariantInfo
+
+HLS_PLAYLIST = "index.m3u8"
+HLS_INIT = "init.mp4"
+HLS_SEGMENT = "seg-%05d.m4s"
+AUDIO_PLAYLIST_DIR = "audio"
+AUDIO_GROUP = "audio"
+AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29}
+
+
+def hls_args(
+    src: Path, out_dir: Path, *, stream: str, segment_seconds: float, offset_seconds: float = 0.0
+) -> list[str]:
+    """fMP4 HLS of one stream of ``src`` by stream copy: a VOD playlist, init segment and
+    numbered media segments in out_dir, the playlist naming them relatively.
+    ``offset_seconds`` delays every timestamp (lines the audio up with the video)."""
+    inp = ffmpeg.input(tools.file_url(src), **tools.OWN_MP4_INPUT)
+    timing = {"output_ts_offset": tools.seconds_arg(offset_seconds)} if offset_seconds > 0 else {}
+    out = inp[stream].output(
+        tools.file_url(out_dir / HLS_PLAYLIST),
+        c="copy",
+        format="hls",
+        **timing,
+        hls_time=tools.seconds_arg(segment_seconds),
+        hls_playlist_type="vod",
+        hls_segment_type="fmp4",
+        hls_fmp4_init_filename=HLS_INIT,
+        hls_segment_filename=tools.file_url(out_dir / HLS_SEGMENT),
+        start_number=1,
+        hls_flags="independent_segments",
+        map_metadata=-1,
+    )
+    return tools.ffmpeg_argv(out)
+
+
+async def package_hls(
+    mp4: Path, out_dir: Path, *, name: str, segment_seconds: float, limits: tools.Limits
+) -> HlsVariantInfo:
+    """One rendition's video as fMP4 HLS in out_dir (index.m3u8, init.mp4, seg-00001.m4s…),
+    by stream copy: segments start at the forced keyframes, so every rendition's segments
+    start at the same times. The playlist's URIs are relative."""
+    segments = await _package(
+        Path(mp4), Path(out_dir), stream="v:0", segment_seconds=segment_seconds, limits=limits
+    )
+    info = await tools.stream_info(Path(mp4), "v:0", limits)
+    start = await stream_lead(Path(mp4), "v:0", limits)
+    peak, average = bandwidths(segments)
+    return HlsVariantInfo(
+        start_seconds=round(start, 6),
+        name=name,
+        width=int(info.get("width") or 0),
+        height=int(info.get("height") or 0),
+        bandwidth=peak,
+        average_bandwidth=average,
+        codecs=avc_codec_string(Path(out_dir) / HLS_INIT),
+        frame_rate=_rate(info.get("avg_frame_rate") or info.get("r_frame_rate")),
+        playlist=f"{name}/{HLS_PLAYLIST}",
+    )
+
+
+async def package_audio_hls(
+    audio_m4a: Path,
+    out_dir: Path,
+    *,
+    segment_seconds: float,
+    limits: tools.Limits,
+    video_start: float = 0.0,
+) -> HlsAudioInfo:
+    """The audio track as its own fMP4 HLS rendition (the master's audio group), its
+    timestamps delayed by ``video_start`` (HlsVariantInfo.start_seconds) so that the sound
+    of source time 0 plays with the first picture. Without it, HLS viewers hear the sound a
+    few frames early (the joined MP4 is in sync either way: its edit lists say so)."""
+    segments = await _package(
+        Path(audio_m4a),
+        Path(out_dir),
+        stream="a:0",
+        segment_seconds=segment_seconds,
+        limits=limits,
+        offset_seconds=video_start,
+    )
+    info = await tools.stream_info(Path(audio_m4a), "a:0", limits)
+    if info.get("codec_name") != "aac":
+        raise tools.MediaError(f"the audio track is {info.get('codec_name')}, not AAC")
+    object_type = AAC_OBJECT_TYPES.get(str(info.get("profile")), 2)
+    peak, _average = bandwidths(segments)
+    return HlsAudioInfo(
+        bandwidth=peak,
+        codecs=f"mp4a.40.{object_type}",
+        playlist=f"{AUDIO_PLAYLIST_DIR}/{HLS_PLAYLIST}",
+    )
+
+
+def master_playlist(variants: list[HlsVariantInfo], audio: HlsAudioInfo | None) -> str:
+    """The master playlist: an audio group (when there is audio) and one variant per
+    rendition, highest first, with the attributes players choose by (BANDWIDTH counts the
+    audio a variant plays with)."""
+    if not variants:
+        raise ValueError("a master playlist needs at least one variant")
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if audio is not None:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="Audio",'
+            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{audio.playlist}"'
+        )
+    for variant in sorted(variants, key=lambda v: (v.height, v.bandwidth), reverse=True):
+        lines += [_stream_inf(variant, audio), variant.playlist]
+    return "\n".join(lines) + "\n"
+
+
+def _stream_inf(variant: HlsVariantInfo, audio: HlsAudioInfo | None) -> str:
+    extra = audio.bandwidth if audio else 0
+    codecs = f"{variant.codecs},{audio.codecs}" if audio else variant.codecs
+    attributes = [
+        f"BANDWIDTH={variant.bandwidth + extra}",
+        f"AVERAGE-BANDWIDTH={variant.average_bandwidth + extra}",
+        f"RESOLUTION={variant.width}x{variant.height}",
+        f'CODECS="{codecs}"',
+        f"FRAME-RATE={variant.frame_rate:.3f}",
+    ]
+    if audio is not None:
+        attributes.append(f'AUDIO="{AUDIO_GROUP}"')
+    return "#EXT-X-STREAM-INF:" + ",".join(attributes)
+
+
+# --- what the packager wrote ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Segment:
+    path: Path
+    seconds: float
+
+
+async def _package(
+    src: Path,
+    out_dir: Path,
+    *,
+    stream: str,
+    segment_seconds: float,
+    limits: tools.Limits,
+    offset_seconds: float = 0.0,
+) -> list[_Segment]:
+    tools.make_dir(out_dir)
+    await tools.run_ffmpeg(
+        hls_args(
+            src,
+            out_dir,
+            stream=stream,
+            segment_seconds=segment_seconds,
+            offset_seconds=offset_seconds,
+        ),
+        limits,
+    )
+    return playlist_segments(out_dir / HLS_PLAYLIST)
+
+
+def playlist_segments(playlist: Path) -> list[_Segment]:
+    """The media segments a VOD playlist lists, with their EXTINF durations."""
+    segments: list[_Segment] = []
+    seconds: float | None = None
+    for line in playlist.read_text().splitlines():
+        if line.startswith("#EXTINF:"):
+            seconds = float(line.removeprefix("#EXTINF:").split(",", 1)[0])
+        elif line and not line.startswith("#") and seconds is not None:
+            segments.append(_Segment(playlist.parent / line, seconds))
+            seconds = None
+    if not segments:
+        raise tools.MediaError(f"the HLS muxer wrote no segments to {playlist.name}")
+    return segments
+
+
+def bandwidths(segments: list[_Segment]) -> tuple[int, int]:
+    """(peak, average) bits per second over the segments, as a player downloads them. The
+    peak leaves out a last segment under half the longest: a few audio frames there carry a
+    whole fragment header, a rate no player ever has to sustain."""
+    sizes = [(s.path.stat().st_size * 8, s.seconds) for s in segments]
+    longest = max(seconds for _bits, seconds in sizes)
+    steady = sizes[:-1] if len(sizes) > 1 and sizes[-1][1] < longest / 2 else sizes
+    peak = max(bits / seconds for bits, seconds in steady if seconds > 0)
+    total_seconds = sum(seconds for _bits, seconds in sizes)
+    average = sum(bits for bits, _seconds in sizes) / total_seconds
+    return math.ceil(peak), math.ceil(average)
+
+
+def avc_codec_string(init_segment: Path) -> str:
+    """RFC 6381 ``avc1.PPCCLL`` from the stream's own avcC box (profile, constraint flags,
+    level), exactly what the encoder wrote."""
+    data = init_segment.read_bytes()
+    at = data.find(b"avcC")
+    if at < 0 or len(data) < at + 8:
+        raise tools.MediaError(f"{init_segment.name} has no H.264 configuration (avcC)")
+    profile, constraints, level = data[at + 5], data[at + 6], data[at + 7]
+    return f"avc1.{profile:02x}{constraints:02x}{level:02x}"
+
+
+async def stream_lead(path: Path, selector: str, limits: tools.Limits) -> float:
+    """How far before 0 a stream's first packet is timed in an MP4 (seconds, >= 0): x264's
+    B-frame reordering delay (first DTS) for video, the encoder's priming (first PTS) for
+    AAC. An MP4 hides it with an edit list; fMP4 HLS segments cannot, so a stream-copied
+    rendition starts that much late, and its audio must be delayed alike."""
+    argv = tools.ffprobe_argv(
+        path,
+        [
+            "-select_streams",
+            selector,
+            "-show_entries",
+            "packet=pts_time,dts_time",
+            "-read_intervals",
+            "%+#1",
+            "-of",
+            "json",
+        ],
+        formats=tools.OWN_MP4_FORMATS,
+    )
+    packets = json.loads(await tools.run_tool(argv, limits) or "{}").get("packets") or []
+    if not packets:
+        raise tools.MediaError(f"{path.name} has no {selector} packets")
+    times = [
+        float(packets[0][k])
+        for k in ("pts_time", "dts_time")
+        if packets[0].get(k) not in (None, "N/A")
+    ]
+    return max(0.0, -min(times, default=0.0))
+
+
+def _rate(text: str | None) -> float:
+    num, _, den = (text or "0/1").partition("/")
+    try:
+        return float(Fraction(int(num), int(den or 1)))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
