@@ -65,13 +65,13 @@ def plan_queues(
 ) -> list[QueueWork]:
     """What each task queue runs. Kinds that share a queue name share one worker."""
     from activities.blog import BlogActivities
-    from activities.video import VideoActivities
+    from activities.video import VideoActivitySet
     from activities.webhooks import WebhookActivities
     from workflows.blog import BlogPublishWorkflow
     from workflows.captions import CaptionsWorkflow
     from workflows.video import VideoPipelineWorkflow
 
-    video = VideoActivities(settings)
+    video = VideoActivitySet.from_settings(settings)
     contents = {
         "pipeline": (
             [BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],

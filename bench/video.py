@@ -149,9 +149,9 @@ def make_clip(seconds: float) -> Path:
 
 
 def rendition_kbps(settings: Settings, height: int) -> int:
-    from activities.video import _nearest_bitrate
+    from activities.video.common import video_kbps
 
-    return settings.bitrate_ladder.get(height) or _nearest_bitrate(settings.bitrate_ladder, height)
+    return video_kbps(settings.bitrate_ladder, height)
 
 
 def ladder_specs(out: Path, heights: list[int], settings: Settings) -> list[RenditionSpec]:

@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.video import VideoActivities
+from activities.video import VideoActivitySet
 from spool.config import Settings
 from spool.media import probe as media_probe
 from spool.media.audio import extract_audio_16k_mono
@@ -81,7 +81,7 @@ def other_upload(clips) -> Path:
     return media_corpus.make_other_file(clips / "other" / "upload.ts")
 
 
-def registered(acts: VideoActivities, name: str):
+def registered(acts: VideoActivitySet, name: str):
     """The activity registered under ``name``: tests follow the registered names (which
     running histories depend on), not the Python method names."""
     for fn in acts.pipeline_activities() + acts.media_activities() + acts.captions_activities():
@@ -91,12 +91,12 @@ def registered(acts: VideoActivities, name: str):
     raise AssertionError(f"no activity registered as {name}")
 
 
-async def run(acts: VideoActivities, name: str, arg):
+async def run(acts: VideoActivitySet, name: str, arg):
     return await ActivityEnvironment().run(registered(acts, name), arg)
 
 
-def stored_keys(acts: VideoActivities) -> list[str]:
-    return sorted(acts.storage.list_prefix(keys.video_prefix(VIDEO_ID)))
+def stored_keys(acts: VideoActivitySet) -> list[str]:
+    return sorted(acts.files.storage.list_prefix(keys.video_prefix(VIDEO_ID)))
 
 
 def available(case: Case) -> None:
@@ -107,12 +107,12 @@ def available(case: Case) -> None:
 
 async def stage(
     case: Case, clips: Path, tmp_path: Path, listener: socket.socket, other_upload: Path
-) -> tuple[VideoActivities, Path]:
+) -> tuple[VideoActivitySet, Path]:
     """Build the case's file and store it as an upload, with the case's limits."""
     settings = Settings(data_dir=tmp_path / "data", **case.limits)
-    acts = VideoActivities(settings)
+    acts = VideoActivitySet.from_settings(settings)
     other_key = keys.source_key(OTHER_ID)
-    await asyncio.to_thread(acts.storage.put_file, other_upload, other_key)
+    await asyncio.to_thread(acts.files.storage.put_file, other_upload, other_key)
     workdir = clips / case.name
     workdir.mkdir(exist_ok=True)
     port = listener.getsockname()[1]
@@ -125,7 +125,7 @@ async def stage(
     path = await asyncio.to_thread(case.make, ctx)
     if case.check_file is not None:
         case.check_file(path)
-    await asyncio.to_thread(acts.storage.put_file, path, SOURCE)
+    await asyncio.to_thread(acts.files.storage.put_file, path, SOURCE)
     return acts, path
 
 
@@ -163,7 +163,7 @@ async def test_refused_with_a_message_that_names_the_problem(
 
 
 async def assert_playlist_reads_nothing(
-    acts: VideoActivities, path: Path, tmp_path: Path, listener: socket.socket, message: str
+    acts: VideoActivitySet, path: Path, tmp_path: Path, listener: socket.socket, message: str
 ) -> None:
     """ffmpeg's container whitelist refuses the playlist in the probe and in every heavy
     command, so nothing it names is read and no address it names is connected to."""
@@ -216,12 +216,12 @@ async def test_accepted_and_every_output_is_right(case, clips, tmp_path, listene
     assert connections_made(listener) == []
 
 
-async def fetched(acts: VideoActivities, key: str, dest: Path) -> Path:
-    await asyncio.to_thread(acts.storage.get_to, key, dest)
+async def fetched(acts: VideoActivitySet, key: str, dest: Path) -> Path:
+    await asyncio.to_thread(acts.files.storage.get_to, key, dest)
     return dest
 
 
-async def check_rendition(acts: VideoActivities, probe, tmp_path: Path) -> None:
+async def check_rendition(acts: VideoActivitySet, probe, tmp_path: Path) -> None:
     height = plan_rendition_heights(probe.height)[-1]  # the cheapest one the source gets
     result = await make_rendition(acts, VIDEO_ID, SOURCE, probe, height)
     out = await fetched(acts, result.key, tmp_path / "rendition.mp4")
@@ -240,7 +240,7 @@ async def check_rendition(acts: VideoActivities, probe, tmp_path: Path) -> None:
     assert abs(duration - probe.duration) <= DURATION_SLACK, duration
 
 
-async def check_poster(acts: VideoActivities, probe, tmp_path: Path) -> None:
+async def check_poster(acts: VideoActivitySet, probe, tmp_path: Path) -> None:
     result = await run(
         acts, "video.extract_poster", PosterInput(VIDEO_ID, SOURCE, round(probe.duration * 0.1, 3))
     )
@@ -250,7 +250,7 @@ async def check_poster(acts: VideoActivities, probe, tmp_path: Path) -> None:
     assert (image["width"], image["height"]) == (probe.width, probe.height)
 
 
-async def check_audio(acts: VideoActivities, probe, tmp_path: Path) -> None:
+async def check_audio(acts: VideoActivitySet, probe, tmp_path: Path) -> None:
     result = await run(acts, "video.extract_audio", ExtractAudioInput(VIDEO_ID, SOURCE))
     wav = await fetched(acts, result.audio_key, tmp_path / "audio.wav")
     [stream] = ffprobe_json(wav, "-show_streams")["streams"]
@@ -299,10 +299,11 @@ async def test_a_file_growing_past_the_limit_is_judged_by_the_bytes_read(
     moov_at_end_clip, tmp_path
 ):
     size = moov_at_end_clip.stat().st_size
-    acts = VideoActivities(Settings(data_dir=tmp_path / "data", max_upload_bytes=size + 100))
-    acts.storage.put_file(moov_at_end_clip, SOURCE)
-    acts.storage = GrowsWhenFetched(
-        acts.storage, acts.settings.resolved_storage_dir / SOURCE, b"\0" * 5000
+    settings = Settings(data_dir=tmp_path / "data", max_upload_bytes=size + 100)
+    acts = VideoActivitySet.from_settings(settings)
+    acts.files.storage.put_file(moov_at_end_clip, SOURCE)
+    acts.files.storage = GrowsWhenFetched(
+        acts.files.storage, settings.resolved_storage_dir / SOURCE, b"\0" * 5000
     )
     with pytest.raises(ApplicationError) as err:
         await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
@@ -319,9 +320,10 @@ async def test_a_file_still_being_written_is_refused_then_accepted_once_whole(
     refusal that says it is cut off (not a retry, not a vague error), and the whole file,
     once written, accepted with its true duration."""
     data = moov_at_end_clip.read_bytes()
-    acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
-    stored = acts.settings.resolved_storage_dir / SOURCE
-    acts.storage.put_bytes(data[: len(data) // 3], SOURCE)
+    settings = Settings(data_dir=tmp_path / "data")
+    acts = VideoActivitySet.from_settings(settings)
+    stored = settings.resolved_storage_dir / SOURCE
+    acts.files.storage.put_bytes(data[: len(data) // 3], SOURCE)
     with pytest.raises(ApplicationError) as err:
         await run(acts, "video.probe", ProbeInput(VIDEO_ID, SOURCE))
     assert err.value.type == INVALID_VIDEO and err.value.non_retryable
@@ -340,8 +342,8 @@ async def test_a_worker_without_ffprobe_retries_instead_of_blaming_the_upload(
     from spool.process import ToolMissing
 
     clip = media_clips.make_clip(clips / "fine.mp4", width=160, height=120, seconds=1, speech=None)
-    acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
-    acts.storage.put_file(clip, "videos/v-noprobe/source")
+    acts = VideoActivitySet.from_settings(Settings(data_dir=tmp_path / "data"))
+    acts.files.storage.put_file(clip, "videos/v-noprobe/source")
     bin_dir = tmp_path / "bin-without-ffmpeg"  # the util-linux wrappers, but no ffprobe
     bin_dir.mkdir()
     for tool in ("setpriv", "prlimit"):

@@ -27,7 +27,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 import workflows.policies as policies
-from activities.video import VideoActivities
+from activities.video import EncodeActivities, VideoActivitySet
 from spool import scratch
 from spool.config import Settings
 from spool.db import get_engine
@@ -125,7 +125,7 @@ async def test_ready_job_plays_every_variant_over_http(client, settings, clips):
     assert status.state == JobState.READY, status.error
     assert [r.name for r in status.renditions] == ["480p", "360p"]
     # probe, 3 chunks, audio and poster in this one process: the upload was downloaded once
-    assert acts.sources.downloads == 1
+    assert acts.files.sources.downloads == 1
     source_frames = 6 * FPS
     storage = open_storage(s)
     for r in status.renditions:
@@ -235,12 +235,12 @@ async def test_plan_cuts_chunks_on_the_keyframes_the_probe_found(settings, clips
         clips / "gop-2_5s.mp4", width=320, height=180, seconds=12, flash_at=7.0, gop=75
     )
     inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
-    acts, env = VideoActivities(s), ActivityEnvironment()
-    probe = await env.run(acts.probe, ProbeInput(inp.video_id, inp.source_key))
-    stored = json.loads(acts.storage.read_bytes(keys.keyframes_key(inp.video_id)))
+    acts, env = VideoActivitySet.from_settings(s), ActivityEnvironment()
+    probe = await env.run(acts.probing.probe, ProbeInput(inp.video_id, inp.source_key))
+    stored = json.loads(acts.files.storage.read_bytes(keys.keyframes_key(inp.video_id)))
     assert stored == pytest.approx([0, 2.5, 5, 7.5, 10], abs=1e-6)
     assert keys.keyframes_key(inp.video_id) in work_objects(s, inp.video_id)
-    plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
+    plan = await env.run(acts.probing.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
     assert [(round(c.start, 3), round(c.end, 3)) for c in plan.chunks] == [
         (0, 2.5),
         (2.5, 5),
@@ -250,8 +250,8 @@ async def test_plan_cuts_chunks_on_the_keyframes_the_probe_found(settings, clips
         (10, 12),
     ]
 
-    acts.storage.delete(keys.keyframes_key(inp.video_id))
-    plan = await env.run(acts.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
+    acts.files.storage.delete(keys.keyframes_key(inp.video_id))
+    plan = await env.run(acts.probing.plan_encoding, EncodingPlanInput(inp.video_id, probe, [180]))
     assert [(c.start, c.end) for c in plan.chunks] == [
         (0, 2),
         (2, 4),
@@ -265,7 +265,7 @@ async def test_plan_cuts_chunks_on_the_keyframes_the_probe_found(settings, clips
 # --- isolation: a rendition that cannot be made ---------------------------------------------
 
 
-class UnwritableRendition(VideoActivities):
+class UnwritableRendition(EncodeActivities):
     """The real activities, except that 360p's output of every chunk is a path no encoder can
     write (in a folder that does not exist): that rendition really fails in each chunk, in
     real ffmpeg."""
@@ -284,7 +284,9 @@ async def test_rendition_failing_in_every_chunk_leaves_the_others(client, settin
     clip = media_clips.make_clip(
         clips / "two-chunks.mp4", width=854, height=480, seconds=4, fps=FPS, speech=None, tone=True
     )
-    async with video_workers(client, s, acts=UnwritableRendition(s)):
+    acts = VideoActivitySet.from_settings(s)
+    acts.encoding = UnwritableRendition(s, acts.files)
+    async with video_workers(client, s, acts=acts):
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         status: VideoStatus = await handle.result()
@@ -406,7 +408,7 @@ async def test_chunk_killed_mid_encode_is_retried_alone(
             async with Worker(
                 client,
                 task_queue=media_queue,
-                activities=VideoActivities(s).media_activities(),
+                activities=VideoActivitySet.from_settings(s).media_activities(),
                 max_heartbeat_throttle_interval=timedelta(seconds=1),
             ):
                 status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
@@ -485,7 +487,7 @@ async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, 
         async with Worker(
             client,
             task_queue=media_queue,
-            activities=VideoActivities(s).media_activities(),
+            activities=VideoActivitySet.from_settings(s).media_activities(),
             max_concurrent_activities=1,
         ):
             status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
@@ -514,7 +516,7 @@ async def test_idle_media_slots_are_handed_long_chunks_not_short_ones(client, se
         Worker(
             client,
             task_queue=media_queue,
-            activities=VideoActivities(s).media_activities(),
+            activities=VideoActivitySet.from_settings(s).media_activities(),
             max_concurrent_activities=2,
             interceptors=[order],
         ),

@@ -329,7 +329,7 @@ async def test_video_bad_input_is_refused_before_anything_is_stored(settings, cl
 
 
 async def test_video_start_cancel_and_wait(client, settings, clips):
-    from activities.video import VideoActivities
+    from activities.video import VideoActivitySet
     from activities.webhooks import WebhookActivities
     from tests.support import media_clips
     from workflows.captions import CaptionsWorkflow
@@ -346,7 +346,7 @@ async def test_video_start_cancel_and_wait(client, settings, clips):
 
     cancelled = await starter(settings, "cancel", out["job_id"], "--json")
     assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["cancel_requested"]
-    video = VideoActivities(settings)
+    video = VideoActivitySet.from_settings(settings)
     async with running_worker(
         client,
         settings.queue_pipeline,
@@ -382,7 +382,7 @@ async def test_video_uploads_through_a_remote_api_without_shared_disk(
 ):
     """The client shares nothing with the stack: its own data dir, no Temporal address that
     works. The API stores the upload in the stack's storage and starts the job."""
-    from activities.video import VideoActivities
+    from activities.video import VideoActivitySet
     from activities.webhooks import WebhookActivities
     from devstack.proc import free_port, wait_for_port
     from spool.storage import open_storage
@@ -431,7 +431,7 @@ async def test_video_uploads_through_a_remote_api_without_shared_disk(
         )
         assert refused.returncode == 2, refused.stderr
         assert "401 invalid API key" in refused.stderr
-        video = VideoActivities(settings)
+        video = VideoActivitySet.from_settings(settings)
         async with running_worker(
             client,
             settings.queue_pipeline,

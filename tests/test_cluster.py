@@ -24,13 +24,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities import video
 from devstack.cluster import CLUSTER_API_KEY, Cluster, isolation_prefix
 from devstack.proc import free_port
 from spool import scratch
 from spool.config import Settings
 from spool.storage import open_storage
 from spool.storage.keys import video_prefix
+from spool.storage.transfers import SOURCE_CACHE_PREFIX
 from tests.support import media_clips
 from tests.support.history import heartbeating_activities
 from tests.support.waiting import eventually
@@ -100,7 +100,7 @@ def scratch_files(cluster) -> dict[str, list[str]]:
         depth = len(p.relative_to(tmp).parts)
         if depth == 1:
             return p.name.startswith(scratch.PREFIX) and p.is_dir()
-        in_cache = p.relative_to(tmp).parts[1].startswith(video.SOURCE_CACHE_PREFIX)
+        in_cache = p.relative_to(tmp).parts[1].startswith(SOURCE_CACHE_PREFIX)
         return in_cache and (
             depth == 2 or (depth == 3 and p.is_file() and not p.name.endswith(".part"))
         )

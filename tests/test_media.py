@@ -531,7 +531,7 @@ def _stored_upload(settings: Settings, path: Path, key: str) -> str:
 async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_path):
     """SPOOL_BITRATE_LADDER sets each rendition's video bitrate: the same source at 150 and at
     1200 kbit/s for its height gives files whose bitrates follow the setting."""
-    from activities.video import VideoActivities
+    from activities.video import VideoActivitySet
     from tests.support.renditions import make_rendition
 
     clip = media_clips.make_clip(
@@ -544,7 +544,9 @@ async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_p
             _env_file=None, data_dir=tmp_path / f"data{kbps}", bitrate_ladder={240: kbps}
         )
         key = _stored_upload(settings, clip, "videos/ladder/source")
-        result = await make_rendition(VideoActivities(settings), "ladder", key, source, 240)
+        result = await make_rendition(
+            VideoActivitySet.from_settings(settings), "ladder", key, source, 240
+        )
         measured[kbps] = result.bitrate_kbps
     # x264's rate control keeps the average near the target, and never far above maxrate.
     assert measured[150] <= 150 * 1.5, measured
@@ -560,7 +562,7 @@ async def test_cancelling_transcribe_stops_whisper_mid_file(
 
     from temporalio.testing import ActivityEnvironment
 
-    from activities.video import VideoActivities
+    from activities.video import VideoActivitySet
     from spool.models.video import TranscribeInput
 
     settings = whisper_settings.model_copy(update={"data_dir": tmp_path / "data"})
@@ -593,7 +595,7 @@ async def test_cancelling_transcribe_stops_whisper_mid_file(
     monkeypatch.setattr(whisper, "transcribe", held_after_first_segment)
     with pytest.raises(asyncio.CancelledError):
         await env.run(
-            VideoActivities(settings).transcribe,
+            VideoActivitySet.from_settings(settings).captions.transcribe,
             TranscribeInput(video_id="cancel", audio_key=key, duration=14.0),
         )
     assert outcome == ["cancelled"] and len(seen) == 1

@@ -1,4 +1,4 @@
-"""How a step moves its files to and from the object store (activities/video.py): several
+"""How a step moves its files to and from the object store (spool/storage/transfers.py): several
 transfers at once, an HLS playlist only after its segments, and after a cancel nothing new."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from activities import video
-from activities.video import VideoActivities
 from spool.config import Settings
+from spool.storage.transfers import TRANSFERS, Transfers
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.unit
@@ -28,7 +27,7 @@ class SlowStore:
         self.done: list[str] = []
         self.release = threading.Event()
         self.all_waiting = threading.Event()
-        self.expect = video.TRANSFERS
+        self.expect = TRANSFERS
         self.held: set[str] = set()  # these wait for release_held instead
         self.release_held = threading.Event()
         self.done_before: dict[str, set[str]] = {}  # what had ended when each one started
@@ -58,41 +57,43 @@ class SlowStore:
 
 
 @pytest.fixture
-def acts(tmp_path) -> VideoActivities:
-    acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
-    acts.storage = SlowStore()
-    return acts
+def transfers(tmp_path) -> Transfers:
+    transfers = Transfers.from_settings(Settings(data_dir=tmp_path / "data"))
+    transfers.storage = SlowStore()
+    return transfers
 
 
-async def test_uploads_run_side_by_side_and_the_playlist_lands_last(acts, tmp_path):
-    store = acts.storage
+async def test_uploads_run_side_by_side_and_the_playlist_lands_last(transfers, tmp_path):
+    store = transfers.storage
     segments = [(tmp_path / f"seg-{i}.m4s", f"hls/seg-{i}") for i in range(9)]
     store.held = {"hls/seg-0"}  # the first segment stays in flight while the others end
-    upload = asyncio.create_task(acts._put_all(segments, [(tmp_path / "index.m3u8", "hls/index")]))
+    upload = asyncio.create_task(
+        transfers.put_all(segments, [(tmp_path / "index.m3u8", "hls/index")])
+    )
     await eventually(store.all_waiting.is_set, "TRANSFERS uploads under way at once", within=60)
-    assert store.running == video.TRANSFERS
+    assert store.running == TRANSFERS
     store.release.set()
     await eventually(lambda: len(store.done) == len(segments) - 1, "the other segments stored")
     store.release_held.set()
     await upload
-    assert store.most == video.TRANSFERS > 1
+    assert store.most == TRANSFERS > 1
     # The playlist started only once every segment had been stored, the held one too.
     assert store.done_before["hls/index"] == {key for _, key in segments}
 
 
-async def test_downloads_come_back_in_order(acts, tmp_path):
-    store = acts.storage
+async def test_downloads_come_back_in_order(transfers, tmp_path):
+    store = transfers.storage
     store.release.set()
     wanted = [(f"k{i}", tmp_path / f"f{i}") for i in range(7)]
-    got = await acts._fetch_all(wanted)
+    got = await transfers.fetch_all(wanted)
     assert got == [dest for _, dest in wanted]
     assert [p.read_text() for p in got] == [key for key, _ in wanted]
 
 
-async def test_a_cancel_starts_no_more_uploads_and_waits_for_the_running_ones(acts, tmp_path):
-    store = acts.storage
+async def test_a_cancel_starts_no_more_uploads_and_waits_for_the_running_ones(transfers, tmp_path):
+    store = transfers.storage
     files = [(tmp_path / f"seg-{i}.m4s", f"hls/seg-{i}") for i in range(10)]
-    upload = asyncio.create_task(acts._put_all(files, [(tmp_path / "index.m3u8", "hls/index")]))
+    upload = asyncio.create_task(transfers.put_all(files, [(tmp_path / "index.m3u8", "hls/index")]))
     await eventually(store.all_waiting.is_set, "TRANSFERS uploads under way at once", within=60)
     upload.cancel()
     await asyncio.sleep(0)  # the cancel reaches the step, which now waits for the running ones
@@ -102,6 +103,6 @@ async def test_a_cancel_starts_no_more_uploads_and_waits_for_the_running_ones(ac
         await upload
     # Only those already running went out, and every one had ended when the cancel was
     # acknowledged: nothing lands under a key after it.
-    assert len(store.started) == video.TRANSFERS and store.running == 0
+    assert len(store.started) == TRANSFERS and store.running == 0
     assert sorted(store.done) == sorted(store.started)
     assert "hls/index" not in store.started

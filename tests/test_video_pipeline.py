@@ -22,7 +22,14 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-from activities.video import VideoActivities
+from activities.video import (
+    CaptionsActivities,
+    EncodeActivities,
+    PackageActivities,
+    ProbeActivities,
+    RecordActivities,
+    VideoActivitySet,
+)
 from activities.webhooks import WebhookActivities
 from spool.config import Settings
 from spool.db import get_engine
@@ -79,7 +86,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def all_activities(acts: VideoActivities) -> list:
+def all_activities(acts: VideoActivitySet) -> list:
     return acts.pipeline_activities() + acts.media_activities() + acts.captions_activities()
 
 
@@ -562,7 +569,14 @@ def registered(*classes: type) -> dict[str, object]:
 
 
 def test_stand_ins_have_the_real_signatures():
-    real = registered(VideoActivities, WebhookActivities)
+    real = registered(
+        ProbeActivities,
+        EncodeActivities,
+        PackageActivities,
+        CaptionsActivities,
+        RecordActivities,
+        WebhookActivities,
+    )
     fakes = registered(FakeVideo)
     assert set(fakes) == set(real)
     for name, fake in fakes.items():
@@ -673,16 +687,16 @@ async def test_record_captions_drops_the_intermediate_audio_idempotently(tmp_pat
     from spool.models import RecordCaptionsInput
 
     settings = Settings(data_dir=tmp_path / "data")
-    acts = VideoActivities(settings)
-    ensure_video(acts.engine, "v-audio", "owner-1", JobState.PROCESSING)
+    acts = VideoActivitySet.from_settings(settings)
+    ensure_video(acts.records.engine, "v-audio", "owner-1", JobState.PROCESSING)
     key = audio_key("v-audio")
-    acts.storage.put_bytes(b"RIFF....WAVE", key)
+    acts.files.storage.put_bytes(b"RIFF....WAVE", key)
     inp = RecordCaptionsInput("v-audio", CaptionsState.AVAILABLE, "en")
     env = ActivityEnvironment()
-    await env.run(acts.record_captions, inp)
-    assert not acts.storage.exists(key)
-    await env.run(acts.record_captions, inp)  # a retry finds nothing to delete: still fine
-    assert get_video(acts.engine, "v-audio")["captions_state"] == CaptionsState.AVAILABLE
+    await env.run(acts.captions.record_captions, inp)
+    assert not acts.files.storage.exists(key)
+    await env.run(acts.captions.record_captions, inp)  # a retry finds nothing to delete: still fine
+    assert get_video(acts.records.engine, "v-audio")["captions_state"] == CaptionsState.AVAILABLE
 
 
 async def test_captions_available_is_announced_once_with_the_callback(client, task_queue):
@@ -714,16 +728,16 @@ async def test_a_job_that_ends_without_captions_leaves_no_intermediate_audio(tmp
     record drops the WAV instead; records while the job runs keep it for transcribe."""
     from spool.models import RecordVideoInput
 
-    acts = VideoActivities(Settings(data_dir=tmp_path / "data"))
+    acts = VideoActivitySet.from_settings(Settings(data_dir=tmp_path / "data"))
     key = audio_key("v-end")
-    acts.storage.put_bytes(b"RIFF....WAVE", key)
+    acts.files.storage.put_bytes(b"RIFF....WAVE", key)
     env = ActivityEnvironment()
-    await env.run(acts.record, RecordVideoInput("v-end", "o", status=JobState.PROCESSING))
-    assert acts.storage.exists(key)
-    await env.run(acts.record, RecordVideoInput("v-end", "o", status=JobState.CANCELLED))
-    assert not acts.storage.exists(key)
-    await env.run(acts.record, RecordVideoInput("v-end", "o", status=JobState.CANCELLED))
-    assert get_video(acts.engine, "v-end")["status"] == "cancelled"
+    await env.run(acts.records.record, RecordVideoInput("v-end", "o", status=JobState.PROCESSING))
+    assert acts.files.storage.exists(key)
+    await env.run(acts.records.record, RecordVideoInput("v-end", "o", status=JobState.CANCELLED))
+    assert not acts.files.storage.exists(key)
+    await env.run(acts.records.record, RecordVideoInput("v-end", "o", status=JobState.CANCELLED))
+    assert get_video(acts.records.engine, "v-end")["status"] == "cancelled"
 
 
 def cancel_once(condition):

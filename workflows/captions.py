@@ -12,7 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
-    from activities.video import VideoActivities
+    from activities.video import CaptionsActivities
     from spool.models import (
         CaptionsInput,
         CaptionsResult,
@@ -36,11 +36,16 @@ with workflow.unsafe.imports_passed_through():
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 EXTRACT_AUDIO = Step(
-    "extract_audio", VideoActivities.extract_audio, policies.EXTRACT_AUDIO, QueueKind.CAPTIONS
+    "extract_audio", CaptionsActivities.extract_audio, policies.EXTRACT_AUDIO, QueueKind.CAPTIONS
 )
-TRANSCRIBE = Step("transcribe", VideoActivities.transcribe, policies.TRANSCRIBE, QueueKind.CAPTIONS)
+TRANSCRIBE = Step(
+    "transcribe", CaptionsActivities.transcribe, policies.TRANSCRIBE, QueueKind.CAPTIONS
+)
 RECORD_CAPTIONS = Step(
-    "record_captions", VideoActivities.record_captions, policies.RECORD_CAPTIONS, QueueKind.PIPELINE
+    "record_captions",
+    CaptionsActivities.record_captions,
+    policies.RECORD_CAPTIONS,
+    QueueKind.PIPELINE,
 )
 # The steps the parent shows for this child.
 CAPTIONS_STEPS = (EXTRACT_AUDIO.name, TRANSCRIBE.name)

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
-    from activities.video import VideoActivities
+    from activities.video import EncodeActivities, PackageActivities, ProbeActivities
     from spool.models import (
         AudioTrackInput,
         ChunkInput,
@@ -38,14 +38,14 @@ with workflow.unsafe.imports_passed_through():
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 # ``encode`` and ``package`` are aggregates in the status: their items (``encode-00003``,
 # ``package-720p``) are the activities.
-PLAN = Step("plan", VideoActivities.plan_encoding, policies.PLAN, QueueKind.PIPELINE)
-ENCODE = Step("encode", VideoActivities.encode_chunk, policies.ENCODE, QueueKind.MEDIA)
-AUDIO = Step("audio", VideoActivities.encode_audio, policies.AUDIO, QueueKind.MEDIA)
-PACKAGE = Step("package", VideoActivities.package_rendition, policies.PACKAGE, QueueKind.MEDIA)
+PLAN = Step("plan", ProbeActivities.plan_encoding, policies.PLAN, QueueKind.PIPELINE)
+ENCODE = Step("encode", EncodeActivities.encode_chunk, policies.ENCODE, QueueKind.MEDIA)
+AUDIO = Step("audio", EncodeActivities.encode_audio, policies.AUDIO, QueueKind.MEDIA)
+PACKAGE = Step("package", PackageActivities.package_rendition, policies.PACKAGE, QueueKind.MEDIA)
 STORYBOARD = Step(
-    "storyboard", VideoActivities.make_storyboard, policies.STORYBOARD, QueueKind.MEDIA
+    "storyboard", PackageActivities.make_storyboard, policies.STORYBOARD, QueueKind.MEDIA
 )
-HLS = Step("hls", VideoActivities.publish_hls, policies.HLS, QueueKind.PIPELINE)
+HLS = Step("hls", PackageActivities.publish_hls, policies.HLS, QueueKind.PIPELINE)
 # ``rendition-720p`` is a status step only: its progress is derived from its chunks, and it
 # is done once its package is.
 RENDITION = "rendition"

@@ -22,7 +22,7 @@ from temporalio.workflow import ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
-    from activities.video import VideoActivities
+    from activities.video import EncodeActivities, ProbeActivities, RecordActivities
     from activities.webhooks import WebhookActivities
     from spool.models import (
         CaptionsInput,
@@ -60,10 +60,10 @@ with workflow.unsafe.imports_passed_through():
 from workflows.captions import CAPTIONS_STEPS, CaptionsWorkflow
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
-PROBE = Step("probe", VideoActivities.probe, policies.PROBE, QueueKind.PIPELINE)
-POSTER = Step("poster", VideoActivities.extract_poster, policies.POSTER, QueueKind.MEDIA)
-RECORD = Step("record", VideoActivities.record, policies.RECORD, QueueKind.PIPELINE)
-NOTIFY = Step("notify", VideoActivities.notify_owner, policies.NOTIFY, QueueKind.PIPELINE)
+PROBE = Step("probe", ProbeActivities.probe, policies.PROBE, QueueKind.PIPELINE)
+POSTER = Step("poster", EncodeActivities.extract_poster, policies.POSTER, QueueKind.MEDIA)
+RECORD = Step("record", RecordActivities.record, policies.RECORD, QueueKind.PIPELINE)
+NOTIFY = Step("notify", RecordActivities.notify_owner, policies.NOTIFY, QueueKind.PIPELINE)
 ANNOUNCE_CAPTIONS = Step(
     "announce-captions",
     WebhookActivities.publish_event,

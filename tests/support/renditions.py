@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.video import VideoActivities
+from activities.video import VideoActivitySet
 from spool.models.video import (
     AudioTrackInput,
     ChunkInput,
@@ -17,16 +17,16 @@ from spool.models.video import (
 
 
 async def make_rendition(
-    acts: VideoActivities, video_id: str, source_key: str, probe: ProbeResult, height: int
+    acts: VideoActivitySet, video_id: str, source_key: str, probe: ProbeResult, height: int
 ) -> RenditionResult:
     """The rendition of ``height`` of a stored upload, with the worker's settings."""
     env = ActivityEnvironment()
-    plan = await env.run(acts.plan_encoding, EncodingPlanInput(video_id, probe, [height]))
+    plan = await env.run(acts.probing.plan_encoding, EncodingPlanInput(video_id, probe, [height]))
     [rendition] = plan.renditions
     chunk_keys = []
     for chunk in plan.chunks:
         made = await env.run(
-            acts.encode_chunk,
+            acts.encoding.encode_chunk,
             ChunkInput(
                 video_id, source_key, chunk, plan.renditions, plan.fps, plan.segment_seconds
             ),
@@ -35,14 +35,14 @@ async def make_rendition(
     audio_key = None
     if probe.has_audio:
         audio = await env.run(
-            acts.encode_audio,
+            acts.encoding.encode_audio,
             AudioTrackInput(
                 video_id, source_key, plan.audio_kbps, plan.segment_seconds, probe.duration
             ),
         )
         audio_key = audio.key
     packaged = await env.run(
-        acts.package_rendition,
+        acts.packaging.package_rendition,
         PackageInput(
             video_id, rendition, chunk_keys, audio_key, plan.segment_seconds, probe.duration
         ),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from temporalio.worker import Worker
 
-from activities.video import VideoActivities
+from activities.video import VideoActivitySet
 from spool.config import Settings
 from spool.media import tools
 from spool.temporal import connect
@@ -27,7 +27,7 @@ async def main(address: str, data_dir: str, queue: str, pace: str) -> None:
         tools.INPUT_OPTIONS = pace_inputs()
     settings = Settings(temporal_address=address, data_dir=Path(data_dir), queue_media=queue)
     client = await connect(settings, wait_seconds=30)
-    acts = VideoActivities(settings)
+    acts = VideoActivitySet.from_settings(settings)
     worker = Worker(
         client,
         task_queue=queue,

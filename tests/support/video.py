@@ -10,7 +10,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.video import VideoActivities
+from activities.video import VideoActivitySet
 from activities.webhooks import WebhookActivities
 from spool.config import Settings
 from tests.support.history import heartbeating_activities
@@ -39,12 +39,12 @@ async def video_workers(
     client: Client,
     settings: Settings,
     *,
-    acts: VideoActivities | None = None,
+    acts: VideoActivitySet | None = None,
     media_slots: int | None = None,
-) -> AsyncIterator[VideoActivities]:
+) -> AsyncIterator[VideoActivitySet]:
     """The pipeline worker in this process and, when ``media_slots`` is set, a media worker
     with that many activity slots on the media queue (otherwise every queue is one)."""
-    acts = acts or VideoActivities(settings)
+    acts = acts or VideoActivitySet.from_settings(settings)
     pipeline = (
         acts.pipeline_activities()
         + acts.captions_activities()

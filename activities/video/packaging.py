@@ -1,0 +1,192 @@
+"""The steps that assemble what the chunks made, by stream copy: each rendition's MP4 and HLS
+variant, the storyboard from the chunks' thumbnails, and the master playlist over it all."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.video.common import heartbeating, rendition_result, scratch_dir, thumb_number
+from spool.config import Settings
+from spool.media import hls, join, storyboard, tools
+from spool.media import probe as probing
+from spool.models.video import (
+    HlsAudioInfo,
+    MasterPlaylistInput,
+    MasterPlaylistResult,
+    PackageInput,
+    PackageResult,
+    StoryboardInput,
+    StoryboardResult,
+)
+from spool.storage import keys
+from spool.storage.transfers import Transfers
+
+
+class PackageActivities:
+    """``video.package_rendition``, ``video.make_storyboard`` and ``video.publish_hls``;
+    built once per worker."""
+
+    def __init__(self, settings: Settings, files: Transfers) -> None:
+        self.settings = settings
+        self.files = files
+        self.limits = tools.Limits.from_settings(settings)
+
+    @activity.defn(name="video.package_rendition")
+    async def package_rendition(self, inp: PackageInput) -> PackageResult:
+        """One rendition's chunks joined with the audio into its progressive MP4, and its HLS
+        variant: stream copy only."""
+        started = time.monotonic()
+        name = inp.rendition.name
+        async with heartbeating(), scratch_dir() as tmp:
+            wanted = [(key, tmp / f"chunk-{i:05d}.mp4") for i, key in enumerate(inp.chunk_keys)]
+            if inp.audio_key:
+                wanted.append((inp.audio_key, tmp / "audio.m4a"))
+            fetched = await self.files.fetch_all(wanted)
+            chunk_files = fetched[: len(inp.chunk_keys)]
+            audio = fetched[-1] if inp.audio_key else None
+            mp4 = tmp / f"{name}.mp4"
+            try:
+                await join.join_chunks(chunk_files, audio, mp4, limits=self.limits)
+                variant = await hls.package_hls(
+                    mp4,
+                    tmp / "hls",
+                    name=name,
+                    segment_seconds=inp.segment_seconds,
+                    limits=self.limits,
+                )
+                info = await probing.probe(mp4)
+            except tools.MediaError as exc:
+                raise ApplicationError(f"{name}: {exc}", type="PackageFailed") from None
+            key = keys.rendition_key(inp.video_id, name)
+            media_files, playlists = hls_files(inp.video_id, tmp / "hls", name)
+            await self.files.put_all([(mp4, key), *media_files], playlists)
+        rendition = rendition_result(name, key, info, inp.duration, started)
+        return PackageResult(rendition=rendition, variant=variant)
+
+    @activity.defn(name="video.make_storyboard")
+    async def make_storyboard(self, inp: StoryboardInput) -> StoryboardResult:
+        """The chunks' thumbnails tiled into sprite sheets, and the WebVTT track naming a
+        tile per interval; the track is stored last."""
+        async with heartbeating(), scratch_dir() as tmp:
+            thumbs = await self._fetch_thumbs(inp.video_id, tmp)
+            (tmp / "board").mkdir()
+            try:
+                board = await storyboard.make_storyboard(
+                    thumbs,
+                    tmp / "board",
+                    every=inp.every,
+                    columns=inp.columns,
+                    rows=inp.rows,
+                    sprite_url=sprite_url,
+                    limits=self.limits,
+                    duration=inp.duration,
+                )
+            except tools.MediaError as exc:
+                raise ApplicationError(f"storyboard: {exc}", type="StoryboardFailed") from None
+            await self.files.put_all(
+                [
+                    (path, keys.storyboard_sprite_key(inp.video_id, n))
+                    for n, path in enumerate(board.sprites)
+                ]
+            )
+            vtt_key = keys.storyboard_vtt_key(inp.video_id)
+            await self.files.put_bytes(board.vtt.encode("utf-8"), vtt_key)
+        return StoryboardResult(
+            vtt_key=vtt_key,
+            sprites=len(board.sprites),
+            tile_width=board.tile_width,
+            tile_height=board.tile_height,
+            every=board.every,
+        )
+
+    async def _fetch_thumbs(self, video_id: str, tmp: Path) -> list[Path]:
+        """Every interval's thumbnail, fetched into ``tmp``, in time order: the one made for
+        it, or the nearest one made (a chunk whose thumbnails failed leaves a gap)."""
+        stored = await self.files.call(self.files.storage.list_prefix, keys.thumbs_prefix(video_id))
+        by_number = {thumb_number(Path(key), -1): key for key in stored}
+        by_number.pop(-1, None)
+        if not by_number:
+            raise ApplicationError(
+                "storyboard: no thumbnails were stored",
+                type="StoryboardFailed",
+                non_retryable=True,
+            )
+        numbers = sorted(by_number)
+        fetched = dict(
+            zip(
+                numbers,
+                await self.files.fetch_all(
+                    [(by_number[n], tmp / f"thumb-{n:06d}.jpg") for n in numbers]
+                ),
+                strict=True,
+            )
+        )
+        return [fetched[nearest_number(fetched, n)] for n in range(max(fetched) + 1)]
+
+    @activity.defn(name="video.publish_hls")
+    async def publish_hls(self, inp: MasterPlaylistInput) -> MasterPlaylistResult:
+        """The audio rendition, then the master playlist over it and the variants stored."""
+        audio = None
+        if inp.audio_key:
+            audio = await self._audio_hls(
+                inp.video_id,
+                inp.audio_key,
+                inp.segment_seconds,
+                max(v.start_seconds for v in inp.variants),
+            )
+        key = keys.hls_master_key(inp.video_id)
+        text = hls.master_playlist(inp.variants, audio)
+        await self.files.put_bytes(text.encode("utf-8"), key)
+        return MasterPlaylistResult(key=key)
+
+    async def _audio_hls(
+        self, video_id: str, audio_key: str, segment_seconds: float, video_start: float
+    ) -> HlsAudioInfo:
+        """The AAC track as the HLS audio rendition, delayed by the variants' start: fMP4
+        segments have no edit list to hide x264's reordering delay, so without it HLS
+        viewers would hear the sound early. Stored before the master names it."""
+        async with scratch_dir() as tmp:
+            m4a = await self.files.fetch(audio_key, tmp / "audio.m4a")
+            try:
+                audio = await hls.package_audio_hls(
+                    m4a,
+                    tmp / "hls",
+                    segment_seconds=segment_seconds,
+                    limits=self.limits,
+                    video_start=video_start,
+                )
+            except tools.MediaError as exc:
+                raise ApplicationError(f"audio: {exc}", type="PackageFailed") from None
+            await self.files.put_all(*hls_files(video_id, tmp / "hls", "audio"))
+        return audio
+
+
+def hls_files(
+    video_id: str, out_dir: Path, folder: str
+) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """Every file a packager wrote, keyed by its path under the master playlist: (init and
+    segments, the media playlist), so the playlist is stored only once its segments are."""
+    files = [
+        (p, keys.hls_key(video_id, f"{folder}/{p.relative_to(out_dir).as_posix()}"))
+        for p in sorted(p for p in out_dir.rglob("*") if p.is_file())
+    ]
+    return (
+        [f for f in files if f[0].suffix != ".m3u8"],
+        [f for f in files if f[0].suffix == ".m3u8"],
+    )
+
+
+def nearest_number(present: dict[int, Any], number: int) -> int:
+    """The thumbnail shown for ``number``: itself, or the nearest one made (a chunk whose
+    thumbnails failed leaves a gap; the track keeps one cue per interval)."""
+    return min(present, key=lambda n: (abs(n - number), n))
+
+
+def sprite_url(number: int) -> str:
+    """A sprite's URL relative to the storyboard track (/v1/videos/{id}/storyboard.vtt)."""
+    return f"storyboard/{number}.jpg"
