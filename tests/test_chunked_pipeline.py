@@ -67,6 +67,9 @@ def own_scratch(tmp_path, monkeypatch) -> str:
     processes it finds by that path are its own, not another test run's on the machine."""
     root = tmp_path / "scratch"
     root.mkdir()
+    # The root's lock goes with it: kept aside (and held) meanwhile, restored after, so no
+    # worker's sweep takes the process's own root for a dead one's once this test has ended.
+    monkeypatch.setattr(scratch, "_owner", None)
     monkeypatch.setattr(scratch, "_root", None)
     monkeypatch.setattr(tempfile, "tempdir", str(root))
     return str(root)
