@@ -57,12 +57,8 @@ from spool.media.poster import extract_poster  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
 from spool.media.renditions import RenditionSpec  # noqa: E402
 from spool.media.tools import Limits, MediaError  # noqa: E402
-from spool.models.video import (  # noqa: E402
-    CaptionsInput,
-    captions_workflow_id,
-    plan_rendition_heights,
-    rendition_name,
-)
+from spool.models.captions import CaptionsInput, captions_workflow_id  # noqa: E402
+from spool.models.video import plan_rendition_heights, rendition_name  # noqa: E402
 from spool.process import single_threaded_blas, with_parent_death  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402

@@ -27,9 +27,9 @@ from spool.media.audio import extract_audio_16k_mono
 from spool.media.poster import extract_poster
 from spool.media.renditions import transcode_rendition
 from spool.media.tools import Limits, MediaError, run_tool
+from spool.models.captions import ExtractAudioInput
 from spool.models.common import INVALID_VIDEO
 from spool.models.video import (
-    ExtractAudioInput,
     PosterInput,
     ProbeInput,
     plan_rendition_heights,

@@ -563,7 +563,7 @@ async def test_cancelling_transcribe_stops_whisper_mid_file(
     from temporalio.testing import ActivityEnvironment
 
     from activities.video import VideoActivitySet
-    from spool.models.video import TranscribeInput
+    from spool.models.captions import TranscribeInput
 
     settings = whisper_settings.model_copy(update={"data_dir": tmp_path / "data"})
     key = _stored_upload(settings, five_sentences_wav, "videos/cancel/audio.wav")

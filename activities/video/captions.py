@@ -23,7 +23,7 @@ from spool.db import get_engine
 from spool.db.video import replace_caption_segments, update_video
 from spool.media import audio, tools
 from spool.media import probe as probing
-from spool.models.video import (
+from spool.models.captions import (
     ExtractAudioInput,
     ExtractAudioResult,
     RecordCaptionsInput,

@@ -4,18 +4,15 @@ No I/O here: workflow code imports this module inside the sandbox.
 """
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from spool.models import defaults
+from spool.models.captions import CaptionsResult, CaptionsState
 from spool.models.chunks import ChunkPlan
 from spool.models.common import JobState, StepState
 
 __all__ = [
     "normalize_renditions",
-    "CaptionsInput",
-    "CaptionsState",
-    "CaptionsResult",
     "ChunkInput",
     "ChunkPlan",
     "ChunkResult",
@@ -32,22 +29,16 @@ __all__ = [
     "RenditionPlan",
     "StoryboardInput",
     "StoryboardResult",
-    "ExtractAudioInput",
-    "ExtractAudioResult",
     "NotifyOwnerInput",
     "PosterInput",
     "PosterResult",
     "ProbeInput",
     "ProbeResult",
     "RENDITION_HEIGHTS",
-    "RecordCaptionsInput",
     "RecordVideoInput",
     "RenditionResult",
-    "TranscribeInput",
-    "TranscribeResult",
     "VideoPipelineInput",
     "VideoStatus",
-    "captions_workflow_id",
     "plan_rendition_heights",
     "rendition_name",
     "video_id_of",
@@ -56,17 +47,6 @@ __all__ = [
 
 # The ladder, highest first. A rendition is never taller than its source.
 RENDITION_HEIGHTS = (1080, 720, 480, 360)
-
-
-class CaptionsState(StrEnum):
-    """Where a video's captions are; the values are the API's ``captions_state``."""
-
-    PENDING = "pending"
-    AVAILABLE = "available"
-    SKIPPED = "skipped"  # no audio track
-    DISABLED = "disabled"  # not asked for
-    FAILED = "failed"
-    CANCELLED = "cancelled"  # the job was cancelled before the captions were made
 
 
 def video_workflow_id(video_id: str) -> str:
@@ -80,10 +60,6 @@ def video_id_of(job_id: str) -> str | None:
     if video_id == job_id or not video_id or video_id.endswith("-captions"):
         return None
     return video_id
-
-
-def captions_workflow_id(video_id: str) -> str:
-    return f"video-{video_id}-captions"
 
 
 def rendition_name(height: int) -> str:
@@ -188,69 +164,6 @@ class PosterResult:
     width: int
     height: int
     size_bytes: int
-
-
-@dataclass
-class CaptionsInput:
-    video_id: str
-    source_key: str
-    language: str = defaults.LANGUAGE
-    queue_pipeline: str = defaults.QUEUE_PIPELINE
-    queue_captions: str = defaults.QUEUE_CAPTIONS
-    max_attempts: int | None = None
-
-
-@dataclass
-class ExtractAudioInput:
-    video_id: str
-    source_key: str
-
-
-@dataclass
-class ExtractAudioResult:
-    audio_key: str
-    duration: float
-
-
-@dataclass
-class TranscribeInput:
-    video_id: str
-    audio_key: str
-    language: str = defaults.LANGUAGE
-    duration: float = 0.0
-
-
-@dataclass
-class TranscribeResult:
-    vtt_key: str
-    srt_key: str
-    transcript_key: str
-    segment_count: int
-    language: str
-    excerpt: str = ""
-
-
-@dataclass
-class RecordCaptionsInput:
-    video_id: str
-    state: CaptionsState
-    language: str = defaults.LANGUAGE
-    transcript: TranscribeResult | None = None
-    error: str | None = None
-
-
-@dataclass
-class CaptionsResult:
-    state: CaptionsState
-    language: str = defaults.LANGUAGE
-    vtt_key: str | None = None
-    srt_key: str | None = None
-    transcript_key: str | None = None
-    segment_count: int = 0
-    excerpt: str = ""
-    error: str | None = None
-    failed_step: str | None = None
-    steps: list[StepState] = field(default_factory=list)
 
 
 @dataclass
