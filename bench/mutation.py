@@ -137,7 +137,6 @@ TARGETS = [
         (
             "spool/media/tools.py",
             "spool/media/probe.py",
-            "spool/media/renditions.py",
             "spool/media/poster.py",
             "spool/media/audio.py",
         ),
@@ -159,7 +158,6 @@ TARGETS = [
             "run_ffmpeg",
         )
         + functions("spool.media.probe", "probe_args", "first_frames_args")
-        + functions("spool.media.renditions", "rendition_args", "rendition_output_options")
         + functions("spool.media.poster", "poster_args")
         + functions("spool.media.audio", "wav_args"),
         # Small clips and a stand-in tool: every run_tool mutant runs all of these, so none

@@ -9,7 +9,7 @@ x264 preset and bitrate ladder from the settings:
 - chunked: ``chunks.encode_chunk`` per chunk of ``plan_chunks`` (the settings' chunk and
   segment lengths) moved onto the source's keyframes (``snap_to_keyframes``), then
   ``join.join_chunks`` (stream copy), as the pipeline does;
-- single pass: ``renditions.transcode_rendition``, today's per-rendition command.
+- single pass: ``bench/plain.py``'s ``transcode_rendition``, one whole-source encode.
 
 Both are scored against the source with ffmpeg's psnr and ssim filters. Goal (issue 10):
 the chunked encode no worse than 0.5 dB PSNR. Quality figures do not depend on the machine's
@@ -30,12 +30,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.plain import transcode_rendition  # noqa: E402
 from spool.config import Settings  # noqa: E402
-from spool.media.chunks import encode_chunk  # noqa: E402
+from spool.media.chunks import RenditionSpec, encode_chunk  # noqa: E402
 from spool.media.join import join_chunks  # noqa: E402
 from spool.media.keyframes import keyframe_times  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
-from spool.media.renditions import RenditionSpec, transcode_rendition  # noqa: E402
 from spool.media.tools import Limits  # noqa: E402
 from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes  # noqa: E402
 

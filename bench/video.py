@@ -8,7 +8,7 @@ script of the same tools, and captions speed against raw faster-whisper.
    queue, ``ingest_video`` + ``start_video_job``, wait for the result (chunks, audio, MP4 +
    HLS per rendition, storyboard, poster, captions). Plain: the best arrangement of the same
    tools in one script — probe, then one ffmpeg decoding once for every rendition
-   (``bench/ladder.py``) beside the poster and the captions (16 kHz audio, then raw
+   (``bench/plain.py``) beside the poster and the captions (16 kHz audio, then raw
    faster-whisper with its model loaded beforehand, as a captions worker has it).
 2. Captions speed (audio seconds / transcription seconds): Spool's ``video.transcribe``
    activity (scheduled -> completed, from the child workflow's history) against raw
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.history import activity_runs  # noqa: E402
-from bench.ladder import transcode_ladder  # noqa: E402
+from bench.plain import transcode_ladder  # noqa: E402
 from devstack.proc import free_port, start_process, stop_process, wait_until  # noqa: E402
 from devstack.temporal import DevServer  # noqa: E402
 from spool import whisper  # noqa: E402
@@ -53,9 +53,9 @@ from spool.db import get_engine  # noqa: E402
 from spool.db.video import ensure_video  # noqa: E402
 from spool.ingest import ingest_video, start_video_job  # noqa: E402
 from spool.media.audio import extract_audio_16k_mono  # noqa: E402
+from spool.media.chunks import RenditionSpec  # noqa: E402
 from spool.media.poster import extract_poster  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
-from spool.media.renditions import RenditionSpec  # noqa: E402
 from spool.media.tools import Limits, MediaError  # noqa: E402
 from spool.models.captions import CaptionsInput, captions_workflow_id  # noqa: E402
 from spool.models.video import plan_rendition_heights, rendition_name  # noqa: E402

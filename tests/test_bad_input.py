@@ -21,13 +21,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.video import VideoActivitySet
+from bench.plain import transcode_rendition
 from spool.config import Settings
 from spool.media import probe as media_probe
-from spool.media.audio import extract_audio_16k_mono
+from spool.media.audio import encode_audio, extract_audio_16k_mono
+from spool.media.chunks import RenditionSpec, encode_chunk
 from spool.media.poster import extract_poster
-from spool.media.renditions import transcode_rendition
 from spool.media.tools import Limits, MediaError, run_tool
 from spool.models.captions import ExtractAudioInput
+from spool.models.chunks import ChunkPlan
 from spool.models.common import INVALID_VIDEO
 from spool.models.video import (
     PosterInput,
@@ -176,6 +178,22 @@ async def assert_playlist_reads_nothing(
         transcode_rendition(path, out / "r.mp4", 120, video_kbps=300),
         extract_poster(path, out / "p.jpg", 0.0),
         extract_audio_16k_mono(path, out / "a.wav"),
+        encode_audio(
+            path, out / "a.m4a", audio_kbps=128, limits=Limits(), on_progress=None, duration=1.0
+        ),
+        encode_chunk(
+            path,
+            ChunkPlan(0, 0.0, 1.0),
+            [RenditionSpec(out / "c.mp4", 120, 300)],
+            fps=15.0,
+            segment_seconds=1.0,
+            preset="veryfast",
+            thumb_every=None,
+            thumb_width=160,
+            thumb_dir=None,
+            limits=Limits(),
+            on_progress=None,
+        ),
     ]
     for command in commands:
         with pytest.raises(MediaError) as err:

@@ -34,8 +34,8 @@ from spool.db import get_engine
 from spool.db.video import get_video
 from spool.ingest import ingest_video, start_video_job
 from spool.media import tools
+from spool.media.chunks import RenditionSpec
 from spool.media.probe import probe
-from spool.media.renditions import RenditionSpec
 from spool.models import (
     ChunkInput,
     EncodingPlanInput,

@@ -21,13 +21,12 @@ import pytest
 
 from spool.media import tools
 from spool.media.audio import encode_audio
-from spool.media.chunks import ChunkOutput, encode_chunk
+from spool.media.chunks import ChunkOutput, RenditionSpec, encode_chunk
 from spool.media.frames import chunk_frames, frame_rate, keyframe_frames
 from spool.media.hls import master_playlist, package_audio_hls, package_hls
 from spool.media.join import join_chunks
 from spool.media.keyframes import keyframe_times, parse_keyframes
 from spool.media.probe import probe
-from spool.media.renditions import RenditionSpec
 from spool.media.storyboard import make_storyboard, storyboard_vtt
 from spool.media.tools import Limits, MediaError, MediaTimeout
 from spool.models.chunks import ChunkPlan, output_fps, plan_chunks, snap_to_keyframes

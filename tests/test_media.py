@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.ladder import ladder_args, transcode_ladder
+from bench.plain import ladder_args, rendition_args, transcode_ladder, transcode_rendition
 from spool import whisper
 from spool.config import Settings
 from spool.media import tools
-from spool.media.audio import extract_audio_16k_mono, wav_args
+from spool.media.audio import aac_args, extract_audio_16k_mono, wav_args
+from spool.media.chunks import RenditionSpec, chunk_args, encode_setup, video_end_args
+from spool.media.keyframes import keyframes_args
 from spool.media.poster import extract_poster, poster_args
 from spool.media.probe import (
     FIRST_FRAMES_PACKETS,
@@ -27,7 +29,6 @@ from spool.media.probe import (
     probe,
     probe_args,
 )
-from spool.media.renditions import RenditionSpec, rendition_args, transcode_rendition
 from spool.media.tools import (
     DEMUXER_WHITELIST,
     Limits,
@@ -36,6 +37,7 @@ from spool.media.tools import (
     file_url,
     run_tool,
 )
+from spool.models.chunks import ChunkPlan
 from spool.models.video import plan_rendition_heights
 from tests.support import media_clips
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes, ffprobe_json
@@ -194,12 +196,30 @@ def _strip_whitelists(argv: list[str]) -> list[str]:
 
 
 def _hardened_builders(src: Path, out_dir: Path) -> dict[str, list[str]]:
-    """Every command Spool runs on an upload, as its builder makes it."""
+    """Every command Spool runs on an upload, as its builder makes it (and the benches')."""
     return {
         "probe": probe_args(src),
         "first_frames": first_frames_args(src),
         "poster": poster_args(src, out_dir / "poster.jpg", 0.1),
         "audio": wav_args(src, out_dir / "audio.wav"),
+        "keyframes": keyframes_args(src),
+        "video_end": video_end_args(src),
+        "chunk": chunk_args(
+            encode_setup(
+                src,
+                ChunkPlan(0, 0.0, 1.0),
+                fps=15.0,
+                segment_seconds=1.0,
+                preset="veryfast",
+                thumb_every=None,
+                thumb_width=160,
+                thumb_dir=None,
+            ),
+            [RenditionSpec(out_dir / "c.mp4", 120, 300)],
+            with_thumbs=False,
+        ),
+        "aac_track": aac_args(src, out_dir / "audio.m4a", audio_kbps=128, duration=1.0),
+        # The benches' plain script (bench/plain.py), as hardened as Spool's own.
         "rendition": rendition_args(src, out_dir / "r.mp4", 120, video_kbps=300),
         "ladder": ladder_args(src, [RenditionSpec(out_dir / "l.mp4", 120, 300)]),
     }

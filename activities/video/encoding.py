@@ -16,7 +16,7 @@ from activities.video.common import (
     thumb_number,
 )
 from spool.config import Settings
-from spool.media import audio, chunks, poster, renditions, tools
+from spool.media import audio, chunks, poster, tools
 from spool.media import probe as probing
 from spool.models.video import (
     AudioTrackInput,
@@ -56,10 +56,10 @@ class EncodeActivities:
             size = await self.files.call(self.files.storage.size, key)
         return PosterResult(key=key, width=info.width, height=info.height, size_bytes=size)
 
-    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[renditions.RenditionSpec]:
+    def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[chunks.RenditionSpec]:
         """Where each rendition of a chunk is encoded to, how tall and how many kbit/s."""
         return [
-            renditions.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
+            chunks.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
             for r in inp.renditions
         ]
 

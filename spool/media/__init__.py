@@ -4,9 +4,8 @@
   process group), the argv builders' shared parts, MediaError and Limits;
 - ``probe``: what an upload is, and why it was refused;
 - ``keyframes``: the source's keyframes, for cutting chunks;
-- ``renditions``, ``poster``, ``audio``: a whole-source MP4, the poster, the audio track and
-  the captions' WAV;
 - ``frames``, ``chunks``, ``join``: chunked encoding (frame arithmetic, one decode per chunk
   for every rendition, the joined MP4);
+- ``audio``, ``poster``: the audio track, the captions' WAV, the poster;
 - ``hls``, ``storyboard``: the HLS playlists and the scrub-bar storyboard.
 """

@@ -30,9 +30,12 @@ from spool.media.frames import (
     seek_seconds,
     thumb_frames,
 )
-from spool.media.renditions import DISPLAY_WIDTH, RenditionSpec
 from spool.models.chunks import ChunkPlan
 
+# The width of a rendition ``oh`` pixels tall: the source's DISPLAY aspect (dar = storage aspect
+# × sample aspect), even, so that square output pixels (setsar=1) show the picture undistorted.
+# For square-pixel sources this is exactly what ``scale=-2:oh`` gives.
+DISPLAY_WIDTH = "round(oh*dar/2)*2"
 THUMB_NAME = "thumb-%06d.jpg"
 THUMB_QUALITY = 4  # mjpeg q:v, 2 (best) .. 31: small sprites, still sharp
 # A thumbnail's height for its fixed width, from the display aspect (anamorphic sources too).
@@ -40,6 +43,19 @@ THUMB_HEIGHT = "round(ow/dar/2)*2"
 # Read past a chunk's end so the last output frame has its nearest source frame in view;
 # the filter graph stops at the chunk's frame count, whatever the input still holds.
 READ_MARGIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    """One rendition of a chunk: where it is written, how tall, how many kbit/s of video."""
+
+    dst: str | Path
+    height: int
+    video_kbps: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.height}p"
 
 
 @dataclass
@@ -55,8 +71,8 @@ class ChunkOutput:
 
 
 @dataclass(frozen=True)
-class _EncodeSetup:
-    """Everything the chunk's ffmpeg commands share, worked out once."""
+class EncodeSetup:
+    """Everything a chunk's ffmpeg commands share, worked out once (``encode_setup``)."""
 
     src: Path
     chunk: ChunkPlan
@@ -100,7 +116,7 @@ async def encode_chunk(
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds!r}")
     if thumb_every is not None and thumb_every <= 0:
         raise ValueError(f"thumb_every must be positive, got {thumb_every!r}")
-    setup = _encode_setup(
+    setup = encode_setup(
         src,
         chunk,
         fps=fps,
@@ -128,7 +144,7 @@ async def encode_chunk(
     return await _encode_each_alone(setup, specs, limits, progress)
 
 
-def _encode_setup(
+def encode_setup(
     src: Path,
     chunk: ChunkPlan,
     *,
@@ -139,7 +155,7 @@ def _encode_setup(
     thumb_width: int,
     thumb_dir: Path | None,
     video_end: float | None = None,
-) -> _EncodeSetup:
+) -> EncodeSetup:
     rate = frame_rate(fps)
     frames = len(chunk_frames(chunk, rate))
     if frames < 1:
@@ -148,7 +164,7 @@ def _encode_setup(
             f"than one frame at {float(rate):.3f} fps"
         )
     thumbs = thumb_frames(chunk, rate, thumb_every) if thumb_every and thumb_dir else {}
-    return _EncodeSetup(
+    return EncodeSetup(
         src=Path(src),
         chunk=chunk,
         rate=rate,
@@ -163,10 +179,10 @@ def _encode_setup(
     )
 
 
-async def video_end(src: Path, limits: tools.Limits) -> float | None:
-    """Where the main video stream ends on the output's time line (which starts at the
-    earliest stream), or None when the container does not say."""
-    argv = tools.ffprobe_argv(
+def video_end_args(src: str | Path) -> list[str]:
+    """ffprobe of where the main video stream starts and lasts, and where the container
+    starts."""
+    return tools.ffprobe_argv(
         src,
         [
             "-select_streams",
@@ -177,8 +193,13 @@ async def video_end(src: Path, limits: tools.Limits) -> float | None:
             "json",
         ],
     )
+
+
+async def video_end(src: Path, limits: tools.Limits) -> float | None:
+    """Where the main video stream ends on the output's time line (which starts at the
+    earliest stream), or None when the container does not say."""
     try:
-        data = json.loads(await tools.run_tool(argv, limits) or "{}")
+        data = json.loads(await tools.run_tool(video_end_args(src), limits) or "{}")
     except json.JSONDecodeError:
         return None
     streams = data.get("streams") or [{}]
@@ -193,7 +214,7 @@ async def video_end(src: Path, limits: tools.Limits) -> float | None:
 # --- the commands --------------------------------------------------------------------------
 
 
-def chunk_args(setup: _EncodeSetup, specs: list[RenditionSpec], *, with_thumbs: bool) -> list[str]:
+def chunk_args(setup: EncodeSetup, specs: list[RenditionSpec], *, with_thumbs: bool) -> list[str]:
     """ONE ffmpeg: decode the chunk once, split to every rendition (and the thumbnails)."""
     with_thumbs = with_thumbs and bool(setup.thumbs) and setup.thumb_dir is not None
     branches_needed = len(specs) + (1 if with_thumbs else 0)
@@ -209,7 +230,7 @@ def chunk_args(setup: _EncodeSetup, specs: list[RenditionSpec], *, with_thumbs: 
     return tools.ffmpeg_argv(ffmpeg.merge_outputs(*outputs))
 
 
-def _chunk_input(setup: _EncodeSetup) -> Any:
+def _chunk_input(setup: EncodeSetup) -> Any:
     """The source at the chunk's first frame, at the output rate, exactly the chunk's frames
     long: a frame the source lacks at the end (the video ends before the audio, or a
     variable-rate gap) is the last one repeated. The seek lands on the output's frame grid
@@ -233,7 +254,7 @@ def _chunk_input(setup: _EncodeSetup) -> Any:
     )
 
 
-def _video_output(stream: Any, spec: RenditionSpec, setup: _EncodeSetup) -> Any:
+def _video_output(stream: Any, spec: RenditionSpec, setup: EncodeSetup) -> Any:
     # By frame number, not time: ffmpeg rounds a listed time to the encoder's time base,
     # which can land a keyframe one frame early. These are the only keyframes: scene cuts
     # are off and the GOP cap is one frame longer than a segment (a 2 s segment at 29.97 fps
@@ -261,7 +282,7 @@ def _video_output(stream: Any, spec: RenditionSpec, setup: _EncodeSetup) -> Any:
     )
 
 
-def _thumb_output(stream: Any, setup: _EncodeSetup) -> Any:
+def _thumb_output(stream: Any, setup: EncodeSetup) -> Any:
     assert setup.thumb_dir is not None
     picks = "+".join(f"eq(n,{k})" for k in setup.thumbs.values())
     return (
@@ -281,7 +302,7 @@ def _thumb_output(stream: Any, setup: _EncodeSetup) -> Any:
 # --- when the shared decode fails ----------------------------------------------------------
 
 
-def _clear_outputs(setup: _EncodeSetup, specs: list[RenditionSpec]) -> None:
+def _clear_outputs(setup: EncodeSetup, specs: list[RenditionSpec]) -> None:
     for spec in specs:
         tools.remove(Path(spec.dst))
     for thumb in setup.thumb_paths():
@@ -289,7 +310,7 @@ def _clear_outputs(setup: _EncodeSetup, specs: list[RenditionSpec]) -> None:
 
 
 async def _encode_each_alone(
-    setup: _EncodeSetup,
+    setup: EncodeSetup,
     specs: list[RenditionSpec],
     limits: tools.Limits,
     progress: tools.ProgressCallback,
@@ -324,7 +345,7 @@ async def _encode_each_alone(
     return out
 
 
-async def _thumbs_alone(setup: _EncodeSetup, limits: tools.Limits) -> tuple[list[Path], str | None]:
+async def _thumbs_alone(setup: EncodeSetup, limits: tools.Limits) -> tuple[list[Path], str | None]:
     try:
         await tools.run_ffmpeg(chunk_args(setup, [], with_thumbs=True), limits)
         return setup.thumb_paths(), None
