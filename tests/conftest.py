@@ -8,6 +8,7 @@ Helpers live in tests/support/, never here: test modules import them from there.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ pytest.register_assert_rewrite("tests.support")
 
 from devstack.proc import free_port  # noqa: E402
 from devstack.temporal import DevServer  # noqa: E402
+from spool import scratch  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.process import single_threaded_blas  # noqa: E402
 from spool.temporal import connect  # noqa: E402
@@ -98,3 +100,17 @@ def settings(tmp_path, temporal_server, task_queue) -> Settings:
         queue_media=task_queue,
         queue_captions=task_queue,
     )
+
+
+@pytest.fixture
+def own_scratch(tmp_path, monkeypatch) -> str:
+    """This process's activities work under a scratch root of this test's own, so the ffmpeg
+    processes it finds by that path are its own, not another test run's on the machine."""
+    root = tmp_path / "scratch"
+    root.mkdir()
+    # The root's lock goes with it: kept aside (and held) meanwhile, restored after, so no
+    # worker's sweep takes the process's own root for a dead one's once this test has ended.
+    monkeypatch.setattr(scratch, "_owner", None)
+    monkeypatch.setattr(scratch, "_root", None)
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return str(root)

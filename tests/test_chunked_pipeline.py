@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from temporalio.worker import Worker
 
 import workflows.policies as policies
 from activities.video import EncodeActivities, VideoActivitySet
-from spool import scratch
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import get_video
@@ -59,20 +57,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 FPS = 15
-
-
-@pytest.fixture
-def own_scratch(tmp_path, monkeypatch) -> str:
-    """This process's activities work under a scratch root of this test's own, so the ffmpeg
-    processes it finds by that path are its own, not another test run's on the machine."""
-    root = tmp_path / "scratch"
-    root.mkdir()
-    # The root's lock goes with it: kept aside (and held) meanwhile, restored after, so no
-    # worker's sweep takes the process's own root for a dead one's once this test has ended.
-    monkeypatch.setattr(scratch, "_owner", None)
-    monkeypatch.setattr(scratch, "_root", None)
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return str(root)
 
 
 async def decoded_video(url: str) -> tuple[int, int, list[float]]:

@@ -260,7 +260,7 @@ async def test_captions_failure_leaves_renditions(client, settings, clips):
     save_history("captions-failed", await child.fetch_history())
 
 
-async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
+async def test_cancel_during_transcode(client, settings, clips, own_scratch, monkeypatch):
     from spool.media import tools
 
     # Paced input: the 20 s clip cannot be encoded in under 20 s, however fast the machine.
@@ -270,7 +270,7 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
         inp = ingest_video(settings, clip, owner_id="owner-1", captions=False, renditions=["360p"])
         handle = await start_video_job(client, settings, inp)
         await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk
-        assert ffmpeg_processes("spool-video-")
+        assert ffmpeg_processes(own_scratch)
         cancelled_at = time.monotonic()
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as err:
@@ -278,7 +278,7 @@ async def test_cancel_during_transcode(client, settings, clips, monkeypatch):
         took = time.monotonic() - cancelled_at
         # The workflow waits for the activity to acknowledge the cancel, and the activity
         # kills and reaps its ffmpeg before it does: nothing may be left running now.
-        assert ffmpeg_processes("spool-video-") == []
+        assert ffmpeg_processes(own_scratch) == []
         status = await handle.query("status", result_type=VideoStatus)
     assert status.state == JobState.CANCELLED
     steps = {s.name: s for s in status.steps}
@@ -312,10 +312,14 @@ async def wait_for_step(
     await eventually(started, f"step {name} to start", within=within, every=0.2)
 
 
-async def test_killed_media_worker_is_replaced(client, settings, clips, temporal_server):
+async def test_killed_media_worker_is_replaced(client, settings, clips, temporal_server, tmp_path):
     clip = media_clips.make_paced_clip(clips / "paced.mp4")
     media_queue = f"{settings.queue_pipeline}-media"
     split = settings.model_copy(update={"queue_media": media_queue})
+    # The media workers' scratch roots, so the ffmpeg processes found by this path are theirs,
+    # not another test run's on the machine.
+    worker_tmp = tmp_path / "media-worker-tmp"
+    worker_tmp.mkdir()
 
     def start_media_worker(pace: str) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -330,7 +334,7 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TMPDIR": str(worker_tmp)},
         )
         assert proc.stdout.readline().strip() == b"ready"
         return proc
@@ -344,12 +348,12 @@ async def test_killed_media_worker_is_replaced(client, settings, clips, temporal
             inp = ingest_video(split, clip, owner_id="owner-1", captions=False, renditions=["360p"])
             handle = await start_video_job(client, split, inp)
             await wait_for_step(handle, "encode-00000", min_percent=1.0)  # the first chunk
-            assert ffmpeg_processes("spool-video-")
+            assert ffmpeg_processes(str(worker_tmp))
             first.send_signal(signal.SIGKILL)
             first.wait()
             killed_at = time.monotonic()
             await eventually(
-                lambda: ffmpeg_processes("spool-video-") == [],
+                lambda: ffmpeg_processes(str(worker_tmp)) == [],
                 "the killed worker's ffmpeg to die with it",
                 within=60,
                 every=0.05,
