@@ -10,14 +10,15 @@ so a retried activity re-sends under the same id. Register on the pipeline queue
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from temporalio import activity
 
 from spool.config import Settings
 from spool.db import get_engine
 from spool.models import PublishEventInput
-from spool.notify import make_notifier, notify_once
+from spool.notify import DeliveryPool, make_notifier, notify_once
 
 
 class WebhookActivities:
@@ -25,13 +26,14 @@ class WebhookActivities:
         self.settings = settings
         self.engine = get_engine(settings)
         self.notifier = make_notifier(settings)
+        self.deliveries = DeliveryPool(settings.webhook_delivery_threads)
 
-    def activities(self) -> list:
+    def activities(self) -> list[Callable[..., Any]]:
         return [self.publish_event]
 
     @activity.defn(name="webhooks.publish_event")
     async def publish_event(self, inp: PublishEventInput) -> int:
-        outcome = await asyncio.to_thread(
+        outcome = await self.deliveries.run(
             notify_once,
             self.engine,
             self.notifier,

@@ -150,7 +150,14 @@ class Settings(BaseSettings):
     # --- HTTP API and webhooks ---
     # Extra webhook destinations allowed even when private: IPs or CIDRs ("127.0.0.1/32").
     webhook_allowlist: list[str] = Field(default_factory=list)
+    # Each connect, write and read of a delivery; and the whole delivery (connect, send, the
+    # answer's first byte and the read of its first 4 KiB) ends by the deadline, however a
+    # receiver paces its bytes. Below notify_followers' 15 s heartbeat timeout.
     webhook_timeout_seconds: float = 10.0
+    webhook_deadline_seconds: float = Field(default=10.0, gt=0)
+    # Deliveries run on this many threads per worker process, apart from the threads storage,
+    # database and probe calls use (spool/notify.py, DeliveryPool).
+    webhook_delivery_threads: int = Field(default=4, ge=1)
     # The web page may fetch the first API key from /v1/config, only from a loopback client.
     api_expose_key_to_localhost: bool = False
     api_upload_chunk_bytes: int = 1024 * 1024

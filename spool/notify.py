@@ -6,16 +6,20 @@ marking delivered re-sends with the same key, which receivers use to deduplicate
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -26,6 +30,7 @@ from spool.db import insert_ignore
 from spool.db.notifications import delivery_key, notifications
 
 log = logging.getLogger("spool.notify")
+T = TypeVar("T")
 
 
 @dataclass
@@ -112,19 +117,38 @@ class WebhookNotifier:
             event_type=notification.event_type,
             payload=notification.payload,
         )
+        shown = webhooks.shown_url(notification.recipient)  # the path may hold a token
         try:
             webhooks.send(self.settings, delivery)
         except webhooks.WebhookRefused as exc:
-            log.warning(
-                "webhook %s to %s refused: %s", notification.event_type, notification.recipient, exc
-            )
+            log.warning("webhook %s to %s refused: %s", notification.event_type, shown, exc)
             return
-        log.info(
-            "webhook %s -> %s (%s)",
-            notification.event_type,
-            notification.recipient,
-            delivery.msg_id,
-        )
+        log.info("webhook %s -> %s (%s)", notification.event_type, shown, delivery.msg_id)
+
+
+class DeliveryPool:
+    """Where async activities run ``notify_once``: threads of their own, made on first use.
+
+    A delivery may take up to ``webhook_deadline_seconds`` per destination; run on the event
+    loop's default executor (``asyncio.to_thread``), receivers that hold their answers would
+    take the threads every storage, database and probe call of the worker needs. Here they
+    can hold at most ``threads`` threads, and the rest of the worker goes on."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="delivery")
+            return self._executor
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` on a delivery thread, in this task's context (log fields)."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), call)
 
 
 def make_notifier(settings: Settings) -> Notifier:

@@ -10,10 +10,16 @@ header, TLS SNI and certificate verification), so a second lookup cannot swap it
 
 The ``webhook-id`` of a delivery is derived from the notification's business key, so every
 retry of one event carries the same id and receivers can deduplicate.
+
+A receiver is as untrusted as its address: a delivery reads at most MAX_RESPONSE_BYTES of the
+answer and ends by ``webhook_deadline_seconds`` however the receiver paces its bytes, and its
+errors and log lines name the destination by scheme and host only (``shown_url``), because a
+subscriber URL often carries a token in its path and errors reach the public job status.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import ipaddress
@@ -32,6 +38,9 @@ from spool.config import Settings
 from spool.observability.metrics import WEBHOOK_DELIVERIES, count_outcomes
 
 MAX_URL_CHARS = 300  # the notification ledger's recipient column
+# Of a receiver's answer only the status matters; this much of its body is read (from one
+# socket read of at most 64 KiB), then the connection is closed.
+MAX_RESPONSE_BYTES = 4096
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -93,8 +102,8 @@ NAT64_NETWORKS = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
-def _allowed_networks(settings: Settings) -> list[ipaddress._BaseNetwork]:
-    nets = []
+def _allowed_networks(settings: Settings) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for entry in settings.webhook_allowlist:
         try:
             nets.append(ipaddress.ip_network(entry.strip(), strict=False))
@@ -204,7 +213,7 @@ def resolve(host: str, port: int) -> list[Address]:
         raise WebhookRefused(f"host {host!r} does not resolve ({exc})") from None
     found: list[Address] = []
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if ip not in found:
             found.append(ip)
     return found
@@ -275,6 +284,74 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+def shown_url(url: str) -> str:
+    """What errors and logs may say of a destination: scheme, host and port. The path and
+    query often hold the subscriber's token (``https://hooks.example/services/T0/B0/secret``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "a malformed URL"
+    if not host:
+        return "a URL without a host"
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{netloc}" + (f":{port}" if port else "")
+
+
+def _without_url(text: str, *urls: str) -> str:
+    """An exception's text with every given URL, and each one's path and query, removed."""
+    for url in urls:
+        parts = urlsplit(url)
+        for piece in (url, urlunsplit(("", "", parts.path, parts.query, ""))):
+            if len(piece) > 1:
+                text = text.replace(piece, "…")
+    return text
+
+
+async def _exchange(
+    settings: Settings,
+    target: str,
+    body: bytes,
+    headers: dict[str, str],
+    extensions: dict[str, Any],
+    verify: ssl.SSLContext | bool,
+) -> int:
+    """POST and take the answer's status by the delivery's deadline (TimeoutError if none):
+    connect, send and the answer's headers all count, so a receiver dripping a byte at a time
+    cannot hold the delivery longer, as it could each read's own timeout. Then at most
+    MAX_RESPONSE_BYTES of the body, by the same deadline: the status is the answer, so a body
+    still coming at the deadline is dropped, not waited for."""
+    ends = asyncio.get_running_loop().time() + settings.webhook_deadline_seconds
+    async with httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        trust_env=False,
+        verify=verify,
+    ) as http:
+        request = http.build_request(
+            "POST", target, content=body, headers=headers, extensions=extensions
+        )
+        async with asyncio.timeout_at(ends):
+            response = await http.send(request, stream=True)
+        try:
+            async with asyncio.timeout_at(ends):
+                await _read_at_most(response, MAX_RESPONSE_BYTES)
+        except TimeoutError:
+            pass
+        finally:
+            await response.aclose()  # an unread rest closes the connection
+        return response.status_code
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> None:
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read >= limit:
+            return
+
+
 # spool_webhook_deliveries_total{outcome=delivered|failed|refused|error}: one per attempt.
 @count_outcomes(WEBHOOK_DELIVERIES, {WebhookRefused: "refused", WebhookFailed: "failed"})
 def send(settings: Settings, delivery: Delivery, *, verify: ssl.SSLContext | bool = True) -> int:
@@ -282,8 +359,9 @@ def send(settings: Settings, delivery: Delivery, *, verify: ssl.SSLContext | boo
 
     The destination is checked again here, and the request goes to the very address that was
     checked (see pinned_request), so DNS cannot be switched between check and connect.
-    Redirects are not followed: they could point anywhere. ``verify``: the CA trust for HTTPS
-    (tests hand in their own).
+    Redirects are not followed: they could point anywhere. Blocking, up to
+    ``webhook_deadline_seconds``: run it on a delivery thread (spool.notify.DeliveryPool).
+    ``verify``: the CA trust for HTTPS (tests hand in their own).
     """
     secret = settings.webhook_secret_value
     if not secret:
@@ -294,21 +372,22 @@ def send(settings: Settings, delivery: Delivery, *, verify: ssl.SSLContext | boo
     headers = signed_headers(secret, delivery.msg_id, now, body)
     target, pin_headers, extensions = pinned_request(delivery.url, dest)
     headers.update(pin_headers)
+    shown = shown_url(delivery.url)
     try:
-        with httpx.Client(
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-            trust_env=False,
-            verify=verify,
-        ) as http:
-            response = http.post(
-                target, content=body.encode(), headers=headers, extensions=extensions
-            )
+        # A fresh event loop per delivery: the caller is a delivery thread, never a loop.
+        status = asyncio.run(
+            _exchange(settings, target, body.encode(), headers, extensions, verify)
+        )
+    except TimeoutError:
+        raise WebhookFailed(
+            f"{shown}: no answer within {settings.webhook_deadline_seconds:g} s"
+        ) from None
     except httpx.HTTPError as exc:
-        raise WebhookFailed(f"{delivery.url}: {type(exc).__name__}: {exc}") from None
-    if not 200 <= response.status_code < 300:
-        raise WebhookFailed(f"{delivery.url} answered HTTP {response.status_code}")
-    return response.status_code
+        detail = _without_url(str(exc), delivery.url, target)
+        raise WebhookFailed(f"{shown}: {type(exc).__name__}: {detail}") from None
+    if not 200 <= status < 300:
+        raise WebhookFailed(f"{shown} answered HTTP {status}")
+    return status
 
 
 def destinations(settings: Settings, callback_url: str | None) -> list[str]:

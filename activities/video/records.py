@@ -13,7 +13,7 @@ from spool.db import get_engine
 from spool.db.video import ensure_video, update_video
 from spool.models.common import FINAL_JOB_STATES, JobState
 from spool.models.video import NotifyOwnerInput, RecordVideoInput
-from spool.notify import make_notifier, notify_once
+from spool.notify import DeliveryPool, make_notifier, notify_once
 from spool.storage import keys
 from spool.storage.transfers import Transfers
 
@@ -25,6 +25,7 @@ class RecordActivities:
         self.files = files
         self.engine = get_engine(settings)
         self.notifier = make_notifier(settings)
+        self.deliveries = DeliveryPool(settings.webhook_delivery_threads)
 
     @activity.defn(name="video.record")
     async def record(self, inp: RecordVideoInput) -> None:
@@ -47,7 +48,7 @@ class RecordActivities:
     @activity.defn(name="video.notify_owner")
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:
         payload = {"video_id": inp.video_id, "state": str(inp.state), **inp.payload}
-        outcome = await asyncio.to_thread(
+        outcome = await self.deliveries.run(
             notify_once,
             self.engine,
             self.notifier,
