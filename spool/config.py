@@ -249,11 +249,13 @@ def mask_url_password(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m['head']}***@", text)
 
 
-def redact(text: str, settings: Settings) -> str:
-    """Text (an error message, a status) safe to show: no configured secret, no URL password."""
+def redact(text: str, settings: Settings, limit: int | None = None) -> str:
+    """Text (an error message, a status) safe to show: no configured secret, no URL password;
+    then cut to ``limit`` characters. In that order: a secret cut first is no longer matched,
+    and its first part would show."""
     for secret in settings.secret_values():
         text = text.replace(secret, "***")
-    return mask_url_password(text)
+    return mask_url_password(text)[:limit]
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from api import create_app
 from api.media import file_response, parse_range
+from api.routes import health
 from devstack.proc import free_port, wait_for_port
 from spool.config import Settings, redact
 from spool.storage import open_storage
@@ -220,6 +221,46 @@ async def test_readyz_and_a_failing_database_never_show_a_password(client, setti
     with pytest.raises(Exception) as err, engine.connect() as conn:  # noqa: B017, PT011
         conn.execute(text("SELECT 1"))
     assert_no_secret(str(err.value))
+
+
+class FailingIndex:
+    """A post index whose ping fails with ``message``; closes like the real ones."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def ping(self) -> bool:
+        raise RuntimeError(self.message)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("secret", [DB_PASSWORD, "temporal-key-cdef"])
+async def test_readyz_redacts_before_it_cuts_a_secret_at_the_limit(client, settings, secret):
+    """An error whose secret straddles the cut: cut first, its first part would show."""
+    s = api_settings(settings)
+    shown_with = {"database_url": SECRETS["SPOOL_DATABASE_URL"], "temporal_api_key": secret}
+    prefix = "error: RuntimeError: "
+    quoted = SECRETS["SPOOL_DATABASE_URL"] if secret == DB_PASSWORD else f"key={secret}"
+    at = quoted.index(secret) + len(secret) // 2  # this much of the quote fits before the cut
+    message = "x" * (health.SHOWN_ERROR_CHARS - len(prefix) - at) + quoted + " and more"
+    assert len(prefix + message) > health.SHOWN_ERROR_CHARS
+    assert (prefix + message)[: health.SHOWN_ERROR_CHARS].endswith(secret[: len(secret) // 2])
+    app = create_app(s, client=client)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+        ) as http,
+    ):
+        app.state.services.index = FailingIndex(message)
+        app.state.services.settings = s.model_copy(update=shown_with)
+        r = await http.get("/readyz")
+    shown = r.json()["checks"]["index"]
+    assert r.status_code == 503 and shown.startswith(prefix + "xxx"), shown
+    assert len(shown) <= health.SHOWN_ERROR_CHARS
+    assert secret[: len(secret) // 2] not in shown and "***" in shown, shown
 
 
 # --- byte ranges: RFC 9110 ---------------------------------------------------------------------

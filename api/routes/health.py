@@ -19,6 +19,7 @@ from spool.search import PostIndex
 router = APIRouter(tags=["health"])
 
 READY_TIMEOUT_SECONDS = 3.0
+SHOWN_ERROR_CHARS = 300  # of each failing check's error
 
 
 class Alive(BaseModel):
@@ -50,7 +51,7 @@ async def readyz(svc: Services = Depends(services)) -> JSONResponse:
     )
     # A driver's error may quote its URL or credentials: /readyz is public.
     results = {
-        name: redact(check, svc.settings)
+        name: redact(check, svc.settings, limit=SHOWN_ERROR_CHARS)
         for name, check in zip(("temporal", "database", "index", "storage"), checks, strict=True)
     }
     ok = all(v == "ok" for v in results.values())
@@ -62,7 +63,7 @@ async def _timed(coro: Any) -> str:
     try:
         await asyncio.wait_for(coro, READY_TIMEOUT_SECONDS)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        return f"error: {type(exc).__name__}: {exc}"[:300]
+        return f"error: {type(exc).__name__}: {exc}"  # cut by readyz, after redaction
     return "ok"
 
 
