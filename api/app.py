@@ -20,6 +20,7 @@ from temporalio.client import Client
 
 from api.deps import build_services
 from api.errors import ApiError, install_error_handlers
+from api.gate import KeyBeforeBody
 from api.grants import GrantPaths
 from api.headers import SecurityHeaders, media_origin, page_policy
 from api.limits import install_body_limits
@@ -85,6 +86,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_body_limits(app, settings)  # bodies are capped while they stream in
+    # ...and not read at all without the key, where a route needs it (api/gate.py)
+    app.add_middleware(KeyBeforeBody, settings=settings)
     app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
     instrument_app(app)  # /metrics, a trace and a timing per request (docs/observability.md)
     # nosniff and no-referrer on every answer, the page's Content-Security-Policy

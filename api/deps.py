@@ -71,26 +71,25 @@ def _key_ok(settings: Settings, key: str) -> bool:
     return ok
 
 
-def _presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def key_problem(settings: Settings, authorization: str) -> str | None:
+    """Why an ``Authorization`` header does not open a write (a 401's message), or None."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+        return "missing API key: send 'Authorization: Bearer <key>'"
+    if not _key_ok(settings, token.strip()):
+        return "invalid API key"
+    return None
+
+
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 
 
 def check_key(request: Request) -> None:
     """401 unless the request carries a valid key."""
     settings: Settings = request.app.state.services.settings
-    key = _presented_key(request)
-    if key is None:
-        raise ApiError(
-            401,
-            "missing API key: send 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not _key_ok(settings, key):
-        raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    problem = key_problem(settings, request.headers.get("authorization", ""))
+    if problem is not None:
+        raise ApiError(401, problem, headers=UNAUTHORIZED_HEADERS)
 
 
 async def require_key(

@@ -98,6 +98,70 @@ async def test_the_video_upload_keeps_its_own_larger_cap(client, settings):
         assert_error(r, 413, "file")
 
 
+# --- the key is checked before a body is read ------------------------------------------------
+
+MEGABYTE_OF_JSON = b'{"post_id": "p", "body": "' + b"x" * (1_000_000 - 30) + b'"}'
+
+
+async def asgi_request(app, method: str, path: str, headers: dict[str, str], body: bytes):
+    """One request straight into the app: (status, response headers, body messages the app
+    asked for)."""
+    asked: list[int] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        asked.append(len(body))
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 50000),
+        "server": ("localhost", 80),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], dict(start["headers"]), asked
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("POST", "/v1/posts", "application/json"),
+        ("POST", "/v1/videos", "multipart/form-data; boundary=b"),
+        ("DELETE", "/v1/videos/some-video/job", "application/json"),
+    ],
+)
+async def test_a_write_without_its_key_is_refused_before_its_body_is_read(
+    client, settings, method, path, content_type
+):
+    """A 1 MB body without a key: 401, and the app never asked for a byte of it (FastAPI
+    parses a route's body before the route's own key check runs)."""
+    app = create_app(api_settings(settings), client=client)
+    length = str(len(MEGABYTE_OF_JSON))
+    async with app.router.lifespan_context(app):
+        for auth in ({}, {"Authorization": "Bearer not-the-key"}):
+            headers = {"Content-Type": content_type, "Content-Length": length, **auth}
+            status, answer, asked = await asgi_request(app, method, path, headers, MEGABYTE_OF_JSON)
+            assert (status, asked) == (401, []), (status, asked)
+            assert answer[b"www-authenticate"] == b"Bearer"
+        # With the key, the body is read (and answered on its merits).
+        headers = {"Content-Type": content_type, "Content-Length": length, **AUTH}
+        status, _, asked = await asgi_request(app, method, path, headers, MEGABYTE_OF_JSON)
+        assert status != 401 and (asked or method == "DELETE"), (status, asked)
+
+
 def _serve_api(settings: Settings, port: int) -> subprocess.Popen:
     env = {
         **os.environ,
