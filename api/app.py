@@ -13,12 +13,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
-from api.deps import build_services
+from api.deps import build_services, require_metrics
 from api.errors import ApiError, install_error_handlers
 from api.gate import KeyBeforeBody
 from api.grants import GrantPaths
@@ -89,7 +89,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     # ...and not read at all without the key, where a route needs it (api/gate.py)
     app.add_middleware(KeyBeforeBody, settings=settings)
     app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
-    instrument_app(app)  # /metrics, a trace and a timing per request (docs/observability.md)
+    # /metrics, a trace and a timing per request (docs/observability.md)
+    instrument_app(app, dependencies=[Depends(require_metrics)])
     # nosniff and no-referrer on every answer, the page's Content-Security-Policy
     app.add_middleware(SecurityHeaders, policy=page_policy(media_origin(settings)))
 

@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from api.errors import ApiError
 from api.grants import grant_problem, granted
-from spool.config import Settings
+from spool.config import Settings, reveal
 from spool.search import PostIndex
 from spool.service import PostService, VideoService
 from spool.storage import ObjectStorage
@@ -111,6 +111,25 @@ async def require_read(request: Request) -> None:
     problem = grant_problem(settings, grant, request.app.state.services.clock())
     if problem is not None:
         raise ApiError(401, problem)
+
+
+async def require_metrics(request: Request) -> None:
+    """/metrics: the metrics token when one is configured; else a read like any other."""
+    settings: Settings = request.app.state.services.settings
+    token = reveal(settings.metrics_token)
+    if token:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
+            raise ApiError(
+                401,
+                "/metrics needs the metrics token (SPOOL_METRICS_TOKEN): "
+                "send 'Authorization: Bearer <token>'",
+                headers=dict(UNAUTHORIZED_HEADERS),
+            )
+    elif not settings.public_reads:
+        check_key(request)
 
 
 # The checks above are async on purpose: FastAPI runs a sync dependency in its worker threads,

@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     # serves /metrics on its own port. Tracing is configured by OTEL_EXPORTER_OTLP_ENDPOINT.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    # Who may read /metrics (the API's and a worker's): with a token, only requests sending
+    # `Authorization: Bearer <token>`; without one, the API's /metrics is a read like any
+    # other (open with public reads, the API key with private reads) and a worker's is open to
+    # whoever reaches metrics_host.
+    metrics_token: SecretStr | None = None
 
     @property
     def webhook_secret_value(self) -> str | None:
@@ -187,6 +192,7 @@ class Settings(BaseSettings):
             reveal(self.s3_secret_access_key),
             reveal(self.temporal_api_key),
             reveal(self.api_key),
+            reveal(self.metrics_token),
             *self.api_key_values,
         ]
         found += [

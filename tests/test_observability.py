@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -50,6 +51,8 @@ from spool.observability import logs, metrics, tracing
 from spool.observability.interceptors import SpoolMetricsInterceptor
 from spool.service.jobs import start_blog
 from spool.temporal import connect
+from tests.support.api import AUTH as API_AUTH
+from tests.support.api import api_client, api_settings, assert_error
 from tests.support.paths import HISTORIES, REPO
 from tests.support.processes import spool_env
 from tests.support.webhook_receiver import WebhookReceiver
@@ -616,6 +619,45 @@ def test_spans_go_out_over_otlp_when_an_endpoint_is_configured(monkeypatch):
 
 def parent_of(span) -> int | None:
     return span.parent.span_id if span.parent is not None else None
+
+
+# --- who may read /metrics --------------------------------------------------------------------
+
+METRICS_TOKEN = "metrics-token-0123456789"
+
+
+async def test_api_metrics_follow_private_reads_or_need_their_own_token(client, settings):
+    """Private reads: /metrics needs the key like any read. A metrics token: only the token
+    opens it, whatever the reads (a scraper gets no key that could write)."""
+    private = api_settings(settings, public_reads=False)
+    async with api_client(private, client) as http:
+        assert_error(await http.get("/metrics"), 401)
+        assert (await http.get("/metrics", headers=API_AUTH)).status_code == 200
+    for public in (True, False):
+        s = api_settings(settings, public_reads=public, metrics_token=METRICS_TOKEN)
+        async with api_client(s, client) as http:
+            assert_error(await http.get("/metrics"), 401)
+            assert_error(await http.get("/metrics", headers=API_AUTH), 401)
+            scrape = await http.get(
+                "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+            )
+            assert scrape.status_code == 200 and "spool_http_request" in scrape.text
+
+
+def test_a_workers_metrics_need_the_token_when_one_is_set():
+    server = metrics.serve_metrics("127.0.0.1", 0, METRICS_TOKEN)
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        for sent in ({}, {"Authorization": "Bearer wrong"}):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(urllib.request.Request(url, headers=sent), timeout=30)
+            assert err.value.code == 401
+        scrape = urllib.request.Request(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(scrape, timeout=30) as answer:
+            assert answer.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- the interceptors against running histories ---------------------------------------------

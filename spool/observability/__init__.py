@@ -18,7 +18,7 @@ import logging
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from spool.config import Settings
+from spool.config import Settings, reveal
 from spool.observability.logs import configure_logging
 from spool.observability.metrics import install_sdk_metrics, sdk_metrics, serve_metrics
 from spool.observability.tracing import setup_tracing, stop_tracing, tracing_interceptors
@@ -69,7 +69,7 @@ def start_worker_telemetry(
             "(--metrics-port or SPOOL_METRICS_PORT)"
         )
     try:
-        server = serve_metrics(settings.metrics_host, port)
+        server = serve_metrics(settings.metrics_host, port, reveal(settings.metrics_token))
     except OSError as exc:
         raise RuntimeError(
             f"cannot serve metrics on {settings.metrics_host}:{port}: {exc.strerror or exc}"

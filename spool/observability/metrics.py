@@ -11,6 +11,7 @@ text and appends it: an operator scrapes one address per process.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import socket
 import threading
@@ -18,7 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from prometheus_client import (
     REGISTRY,
@@ -105,7 +106,7 @@ def count_outcomes(
             counter.labels(outcome=success).inc()
             return result
 
-        return counted  # type: ignore[return-value]
+        return cast(F, counted)
 
     return decorate
 
@@ -191,9 +192,14 @@ def render() -> bytes:
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):
+    token: str | None = None  # when set, scrapes must send it as a bearer token
+
     def do_GET(self) -> None:  # noqa: N802 - the http.server naming
         if self.path.split("?", 1)[0] != "/metrics":
             self.send_error(404, "only /metrics is served here")
+            return
+        if self.token and not _bearer_is(self.headers.get("authorization", ""), self.token):
+            self.send_error(401, "send the metrics token: Authorization: Bearer <token>")
             return
         body = render()
         self.send_response(200)
@@ -206,12 +212,21 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         pass  # one line per scrape would drown the worker's log
 
 
-def serve_metrics(host: str, port: int) -> ThreadingHTTPServer:
-    """A worker's /metrics on host:port (0 = any free port) from a daemon thread.
+def _bearer_is(authorization: str, token: str) -> bool:
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), token.encode()
+    )
+
+
+def serve_metrics(host: str, port: int, token: str | None = None) -> ThreadingHTTPServer:
+    """A worker's /metrics on host:port (0 = any free port) from a daemon thread; with a
+    ``token``, only for scrapes that send it.
 
     The bound address is ``server.server_address``; ``server.shutdown()`` stops it.
     """
-    server = ThreadingHTTPServer((host, port), _MetricsHandler)
+    handler = type("MetricsHandler", (_MetricsHandler,), {"token": token})
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
