@@ -20,7 +20,7 @@ from temporalio.client import Client
 
 from api.deps import build_services, require_metrics
 from api.errors import ApiError, install_error_handlers
-from api.gate import KeyBeforeBody
+from api.gate import KeyBeforeBody, ServedHosts
 from api.grants import GrantPaths
 from api.headers import SecurityHeaders, media_origin, page_policy
 from api.limits import install_body_limits
@@ -91,6 +91,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
     # /metrics, a trace and a timing per request (docs/observability.md)
     instrument_app(app, dependencies=[Depends(require_metrics)])
+    # Only the hosts this API serves: a rebinding domain's requests name theirs (api/gate.py)
+    app.add_middleware(ServedHosts, settings=settings)
     # nosniff and no-referrer on every answer, the page's Content-Security-Policy
     app.add_middleware(SecurityHeaders, policy=page_policy(media_origin(settings)))
 

@@ -37,7 +37,7 @@ from sqlalchemy import text  # noqa: E402
 
 from bench.video import cpu_model  # noqa: E402
 from devstack.proc import free_port  # noqa: E402
-from devstack.stack import LOCAL_API_KEY, EmbeddedStack  # noqa: E402
+from devstack.stack import EmbeddedStack, local_api_key  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.db import get_engine  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
@@ -45,7 +45,6 @@ from spool.temporal import connect, exit_process  # noqa: E402
 VEGETA = "github.com/tsenart/vegeta/v12@v12.12.0"
 BIN = REPO / ".cache" / "bin"
 AUTHORS = [f"load-author-{i}" for i in range(10)]
-AUTH = {"Authorization": [f"Bearer {LOCAL_API_KEY}"], "Content-Type": ["application/json"]}
 
 
 def vegeta() -> Path:
@@ -62,8 +61,9 @@ def vegeta() -> Path:
     return binary
 
 
-def targets(api: str, count: int, run: str) -> str:
+def targets(api: str, key: str, count: int, run: str) -> str:
     """vegeta's JSON targets: one distinct post per line."""
+    header = {"Authorization": [f"Bearer {key}"], "Content-Type": ["application/json"]}
     lines = []
     for n in range(count):
         post = {
@@ -78,7 +78,7 @@ def targets(api: str, count: int, run: str) -> str:
                 {
                     "method": "POST",
                     "url": f"{api}/v1/posts",
-                    "header": AUTH,
+                    "header": header,
                     "body": base64.b64encode(json.dumps(post).encode()).decode(),
                 }
             )
@@ -146,9 +146,9 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def upload_all(api: str, clips: list[Path]) -> list[str]:
+async def upload_all(api: str, key: str, clips: list[Path]) -> list[str]:
     async with httpx.AsyncClient(
-        base_url=api, timeout=600, headers={"Authorization": f"Bearer {LOCAL_API_KEY}"}
+        base_url=api, timeout=600, headers={"Authorization": f"Bearer {key}"}
     ) as http:
 
         async def one(clip: Path) -> str:
@@ -186,7 +186,9 @@ async def main(args: argparse.Namespace) -> int:
         settings = Settings(data_dir=tmp / "data", api_port=free_port())
         stack = EmbeddedStack(settings, temporal_port=free_port(), ui_port=free_port())
         run = f"{int(time.time())}"
-        (tmp / "targets.json").write_text(targets(stack.api_url, args.posts, run))
+        (tmp / "targets.json").write_text(
+            targets(stack.api_url, local_api_key(settings), args.posts, run)
+        )
         with stack:
             client = await connect(
                 Settings(temporal_address=stack.temporal_address), wait_seconds=30
@@ -204,7 +206,7 @@ async def main(args: argparse.Namespace) -> int:
                 "-timeout=120s",
                 f"-output={tmp / 'results.bin'}",
             )
-            video_ids = await upload_all(stack.api_url, clips)
+            video_ids = await upload_all(stack.api_url, local_api_key(settings), clips)
             assert await attack.wait() == 0, "vegeta attack failed"
             sent = time.perf_counter() - t0
             report = subprocess.run(

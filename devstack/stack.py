@@ -7,8 +7,12 @@ survive a restart.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,17 +30,40 @@ from spool.config import Settings
 from spool.migrate import MigrateError, migrate
 
 REPO = Path(__file__).resolve().parent.parent
-LOCAL_API_KEY = "spool-local-dev-key"
+API_KEY_FILE = "api-key"  # in the data directory, beside webhook-secret
+
+
+def _kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A secret of the embedded stack, made once per data directory and kept in it (0600)."""
+    path = settings.data_dir.resolve() / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(0o600)
+        path.write_text(make())
+    return path.read_text().strip()
 
 
 def local_webhook_secret(settings: Settings) -> str:
     """The embedded stack's webhook signing secret, kept in the data dir across restarts."""
-    path = settings.data_dir.resolve() / "webhook-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(webhooks.new_secret())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return _kept_secret(settings, "webhook-secret", webhooks.new_secret)
+
+
+def local_api_key(settings: Settings) -> str:
+    """The embedded stack's write key, kept in the data dir (``api-key``): random per data
+    directory, so no web page can know it, and the page on this machine fetches it."""
+    return _kept_secret(settings, API_KEY_FILE, new_api_key)
+
+
+def new_api_key() -> str:
+    return "spool-local-" + secrets.token_urlsafe(24)
+
+
+def stack_api_key(settings: Settings) -> str:
+    """The write key the stack's API takes: the caller's own SPOOL_API_KEYS if set (they win
+    over the stack's defaults), else the data directory's local key."""
+    if os.environ.get("SPOOL_API_KEYS") and settings.api_key_values:
+        return settings.api_key_values[0]
+    return local_api_key(settings)
 
 
 def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
@@ -47,7 +74,7 @@ def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
     machine allowed (the embedded stack is a developer's machine).
     """
     defaults = {
-        "SPOOL_API_KEYS": f'["{LOCAL_API_KEY}"]',
+        "SPOOL_API_KEYS": json.dumps([local_api_key(settings)]),
         "SPOOL_API_EXPOSE_KEY_TO_LOCALHOST": "true",
         "SPOOL_NOTIFIER": "webhook",
         "SPOOL_WEBHOOK_SECRET": settings.webhook_secret_value or local_webhook_secret(settings),
@@ -81,7 +108,7 @@ class EmbeddedStack:
     # e.g. ["-m", "tests.support.paced_worker"], to hold its ffmpeg at the input's native pace.
     worker_args: list[str] | None = None
     server: DevServer | None = None
-    procs: dict = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:

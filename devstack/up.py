@@ -8,7 +8,7 @@ import sys
 import threading
 
 from devstack.proc import StackError
-from devstack.stack import LOCAL_API_KEY, EmbeddedStack
+from devstack.stack import API_KEY_FILE, EmbeddedStack, stack_api_key
 from spool.config import get_settings
 
 
@@ -37,9 +37,11 @@ Spool is running (data in {settings.data_dir.resolve()}, logs in {stack.logs})
   Temporal Web UI   {stack.ui_url}
   Temporal frontend {stack.temporal_address}""")
         if stack.api_available():
+            data = settings.data_dir.resolve()
             print(f"""  Spool web page    {stack.api_url}/
-  Spool API         {stack.api_url}/docs   (write key: {LOCAL_API_KEY})
-  Webhook secret    {settings.data_dir.resolve() / "webhook-secret"}""")
+  Spool API         {stack.api_url}/docs
+  Write key         {stack_api_key(settings)}   (kept in {data / API_KEY_FILE})
+  Webhook secret    {data / "webhook-secret"}""")
         print(
             """
 Try:  .venv/bin/python starter.py blog samples/posts/durable-pipelines.json --wait

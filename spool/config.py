@@ -158,8 +158,14 @@ class Settings(BaseSettings):
     # Deliveries run on this many threads per worker process, apart from the threads storage,
     # database and probe calls use (spool/notify.py, DeliveryPool).
     webhook_delivery_threads: int = Field(default=4, ge=1)
-    # The web page may fetch the first API key from /v1/config, only from a loopback client.
+    # The web page may fetch the first API key from /v1/config, only from a loopback client
+    # and only from the page's own origin.
     api_expose_key_to_localhost: bool = False
+    # Host names the API answers to, besides localhost, address literals and api_host: its
+    # public names (e.g. ["spool.example.com"], "*.example.com" for subdomains; ["*"] = any,
+    # when a proxy in front checks Host). Any other Host is refused (400): a page on a domain
+    # that rebinds to this machine carries its own name there (api/gate.py).
+    api_allowed_hosts: list[str] = Field(default_factory=list)
     api_upload_chunk_bytes: int = 1024 * 1024
 
     # --- Observability (docs/observability.md) ---

@@ -41,6 +41,7 @@ def fuzz_app(temporal_server, tmp_path_factory):
         queue_captions=queue,
         api_keys=[API_KEY],
         max_upload_bytes=64 * 1024,
+        api_allowed_hosts=["testserver"],  # the name schemathesis's ASGI client sends
     )
     return create_app(s)
 

@@ -648,7 +648,7 @@ async def test_a_publish_is_acknowledged_while_every_api_thread_is_busy(client, 
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         ) as http,
     ):
         busy = [

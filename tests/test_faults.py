@@ -39,7 +39,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.blog import BlogActivities, post_published_event_id
 from devstack.proc import free_port
-from devstack.stack import LOCAL_API_KEY, EmbeddedStack, local_webhook_secret
+from devstack.stack import EmbeddedStack, local_api_key, local_webhook_secret
 from devstack.temporal import DevServer
 from spool import db as spool_db
 from spool.config import Settings
@@ -65,8 +65,6 @@ from tests.support.workers import running_worker, spool_worker
 from workflows.blog import BlogPublishWorkflow
 
 pytestmark = pytest.mark.e2e
-
-STACK_AUTH = {"Authorization": f"Bearer {LOCAL_API_KEY}"}
 SECRET = "whsec_" + "c3Bvb2wtZmF1bHRzLXNlY3JldC0wMTIzNDU2Nzg5"
 CAPTIONS_AVAILABLE, VIDEO_READY = "video.captions_available", "video.ready"
 LONG = 240.0  # seconds: only turns a hang into a failure (below pytest-timeout's 300)
@@ -336,7 +334,8 @@ async def test_whole_stack_killed_mid_video_ends_ready_and_each_event_arrives_on
     try:
         first = stacks[0]
         async with httpx.AsyncClient(base_url=first.api_url, timeout=120) as http:
-            job = await upload_clip(http, clip, STACK_AUTH, callback_url=receiver.url)
+            stack_auth = {"Authorization": f"Bearer {local_api_key(stack_settings)}"}
+            job = await upload_clip(http, clip, stack_auth, callback_url=receiver.url)
         percent = await heartbeating(await stack_client(first), job["job_id"], "encode-00000")
         kill_stack(first)
         killed = time.monotonic()

@@ -435,7 +435,7 @@ async def api_and_worker(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
             await stack.enter_async_context(app.router.lifespan_context(app))
             http = await stack.enter_async_context(
                 httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
+                    transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=60
                 )
             )
             yield http
@@ -553,7 +553,7 @@ async def test_a_callers_traceparent_is_continued(client, settings, spans):
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         ) as http,
     ):
         answer = await http.get(

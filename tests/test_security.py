@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from api import create_app
+from api import create_app, gate
 from api.media import file_response, parse_range
 from api.routes import health
 from devstack.proc import free_port, wait_for_port
@@ -96,6 +96,71 @@ async def test_the_video_upload_keeps_its_own_larger_cap(client, settings):
             "/v1/videos", headers=AUTH, files={"file": ("a.mp4", b"\0" * 400_000, "video/mp4")}
         )
         assert_error(r, 413, "file")
+
+
+# --- DNS rebinding: served hosts only, and the page's key only to the page ---------------------
+
+REBINDING = {"Host": "rebind.attacker.example:8000"}
+
+
+async def test_a_rebinding_domain_is_refused_and_the_key_goes_only_to_its_own_page(
+    client, settings
+):
+    """A page on a domain that rebinds to 127.0.0.1 is its own origin, but its requests name
+    its domain in Host: refused everywhere. The page's key goes only to the page itself."""
+    s = api_settings(
+        settings,
+        api_expose_key_to_localhost=True,
+        api_allowed_hosts=["spool.example.com", "*.example.org"],
+    )
+    async with api_client(s, client) as http:
+        for path in ("/v1/config", "/", "/v1/videos", "/healthz", "/metrics"):
+            r = await http.get(path, headers=REBINDING)
+            assert_error(r, 400, "Host")
+            assert API_KEY not in r.text
+        for host in (
+            "localhost:8000",
+            "127.0.0.1",
+            "[::1]:8000",
+            "spool.example.com",
+            "a.example.org",
+        ):
+            cfg = await http.get("/v1/config", headers={"Host": host})
+            assert cfg.json()["api_key"] == API_KEY, host
+        for other in (
+            {"Origin": "http://evil.example"},
+            {"Origin": "null"},
+            {"Origin": "http://localhost:8001"},  # another port is another origin
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site"},
+        ):
+            cfg = await http.get("/v1/config", headers={"Host": "localhost:8000", **other})
+            assert cfg.status_code == 200 and cfg.json()["api_key"] is None, other
+        page = {"Origin": "http://localhost:8000", "Sec-Fetch-Site": "same-origin"}
+        cfg = await http.get("/v1/config", headers={"Host": "localhost:8000", **page})
+        assert cfg.json()["api_key"] == API_KEY
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "served"),
+    [
+        ("localhost:8000", [], True),
+        ("127.0.0.1:8000", [], True),
+        ("[::1]:8000", [], True),
+        ("10.1.2.3", [], True),  # an address literal: no DNS answer stands for it
+        ("rebind.attacker.example", [], False),
+        ("localhost.attacker.example", [], False),
+        ("spool.example.com:443", ["spool.example.com"], True),
+        ("SPOOL.Example.COM", ["spool.example.com"], True),
+        ("evil-spool.example.com", ["spool.example.com"], False),
+        ("a.example.org", ["*.example.org"], True),
+        ("example.org", ["*.example.org"], False),
+        ("badexample.org", ["*.example.org"], False),
+        ("anything.example", ["*"], True),
+    ],
+)
+def test_served_hosts(host, allowed, served):
+    assert gate.host_is_served(gate.host_name(host), allowed) is served
 
 
 # --- the key is checked before a body is read ------------------------------------------------
@@ -269,7 +334,7 @@ async def test_readyz_and_a_failing_database_never_show_a_password(client, setti
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         ) as http,
     ):
         services = app.state.services
@@ -465,7 +530,7 @@ def media_app(tmp_path):
 async def test_if_range_with_a_date_and_with_entity_tags(media_app):
     app, modified = media_app
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
     ) as http:
         whole = await http.get("/file")
         assert whole.status_code == 200 and whole.headers["last-modified"] == modified

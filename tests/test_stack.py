@@ -4,6 +4,7 @@ and the dev server it starts hands tasks out in priority order."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -22,7 +23,8 @@ from temporalio.common import Priority
 from temporalio.worker import Worker
 
 from devstack.proc import free_port, port_in_use
-from devstack.stack import LOCAL_API_KEY
+from devstack.stack import API_KEY_FILE, local_api_key, stack_api_key, stack_env
+from spool.config import Settings
 from tests.support.paths import REPO
 from tests.support.start_order import StartOrder
 from tests.support.waiting import eventually
@@ -67,16 +69,23 @@ async def finished_job_state(temporal_port: int, job_id: str) -> str:
     return result["state"]
 
 
+def banner_value(banner: str, label: str, index: int = -1) -> str:
+    """A word of the banner line that starts with ``label``."""
+    return next(line.split() for line in banner.splitlines() if label in line)[index]
+
+
 def run_stack_until_ctrl_c(tmp_path: Path, temporal_port: int, ui_port: int, work) -> None:
-    """Start `make up`, call work(api_url) once it is up, then Ctrl-C it: exit 0, ports free."""
+    """Start `make up`, call work(api_url, key) once it is up, then Ctrl-C it: exit 0, ports
+    free. The write key is the one the banner prints, kept in the data directory."""
     proc = start_up(tmp_path, "--temporal-port", str(temporal_port), "--ui-port", str(ui_port))
     try:
         banner = read_until(proc, "Ctrl-C stops everything")
         assert f"http://localhost:{ui_port}" in banner
-        api = next(
-            line.split()[-1] for line in banner.splitlines() if "Spool web page" in line
-        ).rstrip("/")
-        work(api)
+        api = banner_value(banner, "Spool web page").rstrip("/")
+        key = banner_value(banner, "Write key", 2)
+        assert key == (tmp_path / "var" / API_KEY_FILE).read_text().strip()
+        assert (tmp_path / "var" / API_KEY_FILE).stat().st_mode & 0o777 == 0o600
+        work(api, key)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
@@ -97,20 +106,24 @@ def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
     }
     jobs: list[str] = []
 
-    def publish(api: str) -> None:
+    keys: list[str] = []
+
+    def publish(api: str, key: str) -> None:
+        keys.append(key)
         assert httpx.get(f"http://localhost:{ui_port}", timeout=10).status_code == 200
         assert httpx.get(api + "/healthz", timeout=10).status_code == 200
         answer = httpx.post(
             api + "/v1/posts",
             json=post,
             timeout=30,
-            headers={"Authorization": f"Bearer {LOCAL_API_KEY}"},
+            headers={"Authorization": f"Bearer {key}"},
         )
         assert answer.status_code == 202, answer.text
         jobs.append(answer.json()["job_id"])
         assert asyncio.run(finished_job_state(temporal_port, jobs[0])) == "ready"
 
-    def find_it_again(api: str) -> None:
+    def find_it_again(api: str, key: str) -> None:
+        keys.append(key)
         # A new dev server process on the same var/temporal.db still has the job's history.
         assert asyncio.run(finished_job_state(temporal_port, jobs[0])) == "ready"
         assert (
@@ -120,6 +133,18 @@ def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
     run_stack_until_ctrl_c(tmp_path, temporal_port, ui_port, publish)
     assert (tmp_path / "var" / "temporal.db").exists()
     run_stack_until_ctrl_c(tmp_path, temporal_port, ui_port, find_it_again)
+    assert keys[0] == keys[1], keys  # the data directory's key, kept across restarts
+
+
+def test_each_data_directory_has_its_own_write_key(tmp_path, monkeypatch):
+    """No fixed key a web page could know: each data directory makes its own, once."""
+    monkeypatch.delenv("SPOOL_API_KEYS", raising=False)
+    first, second = Settings(data_dir=tmp_path / "a"), Settings(data_dir=tmp_path / "b")
+    key = local_api_key(first)
+    assert len(key) >= 32 and key != local_api_key(second)
+    assert local_api_key(first) == key == stack_api_key(first)
+    assert json.loads(stack_env(first, "127.0.0.1:7233")["SPOOL_API_KEYS"]) == [key]
+    assert (tmp_path / "a" / API_KEY_FILE).stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.unit

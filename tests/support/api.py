@@ -30,7 +30,7 @@ async def api_client(settings: Settings, client):
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=60
         ) as http,
     ):
         yield http
