@@ -277,7 +277,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--posts", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=0, help="requests/s; 0 = unthrottled")
     parser.add_argument("--workers", type=int, default=100)
