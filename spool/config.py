@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     whisper_compute_type: str = "int8"
     whisper_device: str = "cpu"
     whisper_language: str = defaults.LANGUAGE
+    # Whisper reads and transcribes its audio this many seconds at a time: its samples and
+    # features in memory are bounded by this, not by the video's length (spool/whisper.py).
+    whisper_window_seconds: float = Field(default=600.0, ge=1)
 
     # Liveness: a running worker touches this file (relative = in data_dir) every
     # worker_heartbeat_seconds from its event loop; `worker.py --check-health` fails once it

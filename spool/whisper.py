@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,9 @@ BATCH_SIZE = 8
 # pair (wall and CPU time) with no more word errors; on 61, 116 and 176 s it was no faster
 # and made more word errors, so shorter audio stays plain.
 BATCHED_MIN_SECONDS = 290.0
+SAMPLE_RATE = 16000  # what Whisper models take, and what the captions step extracts
+# A window of audio ends at the quietest 100 ms of its last this many seconds.
+CUT_SEEK_SECONDS = 5
 # Called with the model's name after every load: how tests and bench/whisper.py count loads.
 _load_listeners: list[Callable[[str], None]] = []
 
@@ -96,42 +99,51 @@ def transcribe(
 ) -> list[Segment]:
     """Transcribe a 16 kHz mono WAV. Blocking: run it in a thread.
 
-    The segments generator is lazy, so a set ``cancel_event`` stops the work between segments
-    (raising TranscriptionCancelled). ``on_segment`` gets each segment and its end time.
-    ``batched``: faster-whisper's VAD-split, batched pipeline instead of plain decoding;
-    None (the default) chooses it for audio of BATCHED_MIN_SECONDS or more. It yields a batch
-    of chunks at a time, so a cancel is noticed between batches rather than segments.
+    The audio is read and transcribed a window at a time (``model_inputs``), so a long file
+    never sits in memory whole as samples and features. The segments generator is lazy, so a
+    set ``cancel_event`` stops the work between segments (raising TranscriptionCancelled).
+    ``on_segment`` gets each segment and its end time. ``batched``: faster-whisper's
+    VAD-split, batched pipeline instead of plain decoding; None (the default) chooses it for
+    windows of BATCHED_MIN_SECONDS or more. It yields a batch of chunks at a time, so a cancel
+    is noticed between batches rather than segments.
     """
     model = preload(settings)
     if cancel_event is not None and cancel_event.is_set():
         raise TranscriptionCancelled()
     language = language or settings.whisper_language or None
-    audio = model_input(wav_path)
+    out: list[Segment] = []
+    for offset, audio in model_inputs(wav_path, settings.whisper_window_seconds):
+        for seg in _segments(model, audio, language, batched, wav_path):
+            if cancel_event is not None and cancel_event.is_set():
+                raise TranscriptionCancelled()
+            text = seg.text.strip()
+            if not text:
+                continue
+            start, end = round(offset + float(seg.start), 3), round(offset + float(seg.end), 3)
+            segment = Segment(start=start, end=end, text=text)
+            out.append(segment)
+            if on_segment is not None:
+                on_segment(segment, offset + float(seg.end))
+    return out
+
+
+def _segments(
+    model: Any, audio: Any, language: str | None, batched: bool | None, wav_path: str | Path
+) -> Any:
+    """The lazy segments of one window (samples) or of a file faster-whisper decodes."""
     if batched is None:
-        seconds = wav_seconds(wav_path) if isinstance(audio, str) else len(audio) / 16000
+        seconds = wav_seconds(wav_path) if isinstance(audio, str) else len(audio) / SAMPLE_RATE
         batched = seconds >= BATCHED_MIN_SECONDS
     if batched:
-        segments_iter = _batched_segments(model, audio, language)
-    else:
-        segments_iter, _info = model.transcribe(
-            audio,
-            language=language,
-            beam_size=1,
-            condition_on_previous_text=False,
-            vad_filter=False,
-        )
-    out: list[Segment] = []
-    for seg in segments_iter:
-        if cancel_event is not None and cancel_event.is_set():
-            raise TranscriptionCancelled()
-        text = seg.text.strip()
-        if not text:
-            continue
-        segment = Segment(start=round(float(seg.start), 3), end=round(float(seg.end), 3), text=text)
-        out.append(segment)
-        if on_segment is not None:
-            on_segment(segment, float(seg.end))
-    return out
+        return _batched_segments(model, audio, language)
+    segments_iter, _info = model.transcribe(
+        audio,
+        language=language,
+        beam_size=1,
+        condition_on_previous_text=False,
+        vad_filter=False,
+    )
+    return segments_iter
 
 
 def warm_up(settings: Settings) -> bool:
@@ -167,21 +179,64 @@ def _frames_held(wav: wave.Wave_read, wav_path: str | Path) -> int:
     return min(wav.getnframes(), Path(wav_path).stat().st_size // frame_bytes)
 
 
-def model_input(wav_path: str | Path) -> Any:
-    """What the model is given for a file: the samples themselves when it is the 16 kHz mono
-    16-bit PCM WAV the captions step extracts (read straight from the file: the same floats
-    faster-whisper's decoder would make, without starting a decoder and a resampler), else
-    the path, for faster-whisper to decode."""
+def model_inputs(wav_path: str | Path, window_seconds: float) -> Iterator[tuple[float, Any]]:
+    """What the model is given for a file, a window at a time: (offset in seconds, input).
+
+    The 16 kHz mono 16-bit PCM WAV the captions step extracts is read straight from the file,
+    at most ``window_seconds`` of it at once (the same floats faster-whisper's decoder would
+    make, without a decoder or a resampler), each window ending at the quietest moment of its
+    last seconds, so a cut falls between words rather than inside one. Anything else is handed
+    over as its path, for faster-whisper to decode, at offset 0.
+    """
     try:
-        with wave.open(str(wav_path), "rb") as wav:
-            if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (16000, 1, 2):
-                return str(wav_path)
-            raw = wav.readframes(_frames_held(wav, wav_path))
+        wav = wave.open(str(wav_path), "rb")  # noqa: SIM115 - closed by the with below
     except (wave.Error, EOFError, OSError, RuntimeError):  # RuntimeError: a bad chunk size
-        return str(wav_path)
+        yield 0.0, str(wav_path)
+        return
+    with wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
+            yield 0.0, str(wav_path)
+            return
+        yield from _pcm_windows(wav, _frames_held(wav, wav_path), window_seconds)
+
+
+def _pcm_windows(
+    wav: wave.Wave_read, frames: int, window_seconds: float
+) -> Iterator[tuple[float, Any]]:
     import numpy as np  # after the worker has limited OpenBLAS (spool.process)
 
-    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    window = max(SAMPLE_RATE, int(window_seconds * SAMPLE_RATE))
+    carried = np.zeros(0, dtype="<i2")  # the part of the last read after its cut
+    offset = read = 0
+    while True:
+        asked = min(window - carried.size, frames - read)
+        raw = wav.readframes(asked)
+        read += len(raw) // 2
+        more = len(raw) // 2 == asked and read < frames  # a short read: the file ends here
+        samples = np.concatenate([carried, np.frombuffer(raw, dtype="<i2")])
+        if samples.size == 0:
+            return
+        cut = quiet_cut(samples) if more else samples.size
+        floats = samples[:cut].astype(np.float32)
+        floats /= 32768.0
+        yield offset / SAMPLE_RATE, floats
+        carried, offset = samples[cut:], offset + cut
+        if not more and carried.size == 0:
+            return
+
+
+def quiet_cut(samples: Any) -> int:
+    """Where to end a window: the middle of the quietest 100 ms of its last CUT_SEEK_SECONDS
+    (of its second half, when it is short)."""
+    import numpy as np
+
+    block = SAMPLE_RATE // 10
+    seek = min(samples.size // 2, CUT_SEEK_SECONDS * SAMPLE_RATE) // block * block
+    if seek < block:
+        return samples.size
+    tail = samples[samples.size - seek :].astype(np.float32).reshape(-1, block)
+    quietest = int(np.argmin((tail * tail).sum(axis=1)))
+    return samples.size - seek + quietest * block + block // 2
 
 
 def _batched_segments(model: Any, audio: Any, language: str | None) -> Any:

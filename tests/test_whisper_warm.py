@@ -13,6 +13,7 @@ import contextlib
 import sys
 import threading
 import uuid
+import wave
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -52,6 +53,7 @@ class WorkerOutput:
         self.task = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
+        assert self.proc.stdout is not None  # started with stdout=PIPE
         while line := await self.proc.stdout.readline():
             self.lines.append(line.decode(errors="replace").rstrip())
             self.changed.set()
@@ -190,22 +192,106 @@ def test_long_audio_takes_the_batched_pipeline_with_the_same_words(
 
 async def test_the_extracted_wav_reaches_the_model_as_the_decoders_own_samples(clips, tmp_path):
     """The captions step's 16 kHz mono WAV is read straight into samples, bit for bit what
-    faster-whisper's decoder makes of it; anything else is left to that decoder."""
+    faster-whisper's decoder makes of it, window after window with nothing lost or read
+    twice; anything else is left to that decoder."""
     import numpy as np
     from faster_whisper.audio import decode_audio
 
     spoken = media_clips.speech_wav(clips / "samples-22k.wav")  # espeak-ng: 22.05 kHz
     wav = tmp_path / "audio.wav"
     await extract_audio_16k_mono(spoken, wav, limits=Limits())
-    samples = whisper.model_input(wav)
-    assert isinstance(samples, np.ndarray) and samples.dtype == np.float32
+    [(offset, samples)] = list(whisper.model_inputs(wav, 600))
+    assert offset == 0.0 and isinstance(samples, np.ndarray) and samples.dtype == np.float32
     assert np.array_equal(samples, decode_audio(str(wav)))
+    windows = list(whisper.model_inputs(wav, 1.0))
+    assert len(windows) > 2 and all(len(w) <= 16000 for _, w in windows), len(windows)
+    assert np.array_equal(np.concatenate([w for _, w in windows]), samples)
+    starts = np.cumsum([0] + [len(w) for _, w in windows[:-1]]) / 16000
+    assert [o for o, _ in windows] == list(starts)
     # A header claiming more than the file holds (written to a pipe) reads what is there.
     piped = tmp_path / "piped.wav"
     data = bytearray(wav.read_bytes())
     size_at = data.find(b"data") + 4
     data[size_at : size_at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
     piped.write_bytes(bytes(data))
-    assert np.array_equal(whisper.model_input(piped), samples)
-    assert whisper.model_input(spoken) == str(spoken)  # 22.05 kHz: for the decoder
-    assert whisper.model_input(tmp_path / "missing.wav") == str(tmp_path / "missing.wav")
+    [(_, read)] = list(whisper.model_inputs(piped, 600))
+    assert np.array_equal(read, samples)
+    assert list(whisper.model_inputs(spoken, 600)) == [(0.0, str(spoken))]  # for the decoder
+    missing = tmp_path / "missing.wav"
+    assert list(whisper.model_inputs(missing, 600)) == [(0.0, str(missing))]
+
+
+def test_a_long_wav_is_read_a_bounded_window_at_a_time(tmp_path):
+    """Twenty minutes of audio (77 MB as float32) never sit in memory whole: reading it in
+    60 s windows holds at most a few windows' worth, whatever the file's length."""
+    import tracemalloc
+
+    import numpy as np
+
+    wav = tmp_path / "twenty-minutes.wav"
+    minute = (np.random.default_rng(7).standard_normal(60 * 16000) * 300).astype("<i2")
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        for _ in range(20):
+            out.writeframes(minute.tobytes())
+    window_bytes = 60 * 16000 * 4
+    tracemalloc.start()
+    try:
+        given = 0  # samples
+        for offset, samples in whisper.model_inputs(wav, 60):
+            assert offset == given / 16000 and len(samples) <= 60 * 16000
+            given += len(samples)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert given == 20 * 60 * 16000
+    # The window handed on, the one the caller still holds, and the int16 read behind them:
+    # a few windows, never the twenty of the whole file.
+    assert peak < 5 * window_bytes, f"{peak / 1e6:.0f} MB held reading 60 s windows"
+
+
+async def test_transcription_goes_window_by_window_with_times_in_the_whole(
+    clips, whisper_ready, monkeypatch, tmp_path
+):
+    """With windows shorter than the clip, the model is given one window at a time; cue times
+    count from the start of the file, and the words are those of the whole clip."""
+    spoken = media_clips.speech_wav(clips / "windowed.wav", " ".join(SENTENCES))
+    wav = tmp_path / "audio.wav"  # the captions step's 16 kHz mono WAV
+    await extract_audio_16k_mono(spoken, wav, limits=Limits())
+    seconds = whisper.wav_seconds(wav)
+    whole = await asyncio.to_thread(whisper.transcribe, wav, settings=Settings())
+    given: list[int] = []
+    segments = whisper._segments
+
+    def spy(model, audio, language, batched, wav_path):
+        given.append(len(audio))
+        return segments(model, audio, language, batched, wav_path)
+
+    monkeypatch.setattr(whisper, "_segments", spy)
+    windowed = await asyncio.to_thread(
+        whisper.transcribe, wav, settings=Settings(whisper_window_seconds=seconds / 3)
+    )
+    assert len(given) >= 3 and max(given) <= seconds / 3 * 16000, given
+    assert sum(given) == round(seconds * 16000)
+    words = media_clips.normalized_words
+    heard = words(" ".join(s.text for s in windowed))
+    assert {"world", "simple", "videos", "segment", "last"} <= set(heard), heard
+    assert len(heard) >= len(words(" ".join(s.text for s in whole))) - 2
+    assert [s.start for s in windowed] == sorted(s.start for s in windowed)
+    assert windowed[-1].end > 2 * seconds / 3 and windowed[-1].end <= seconds + 0.5
+
+
+def main() -> int:
+    """``python -m tests.test_whisper_warm WORKER-ARGS``: worker.py, each model load printed."""
+    import worker
+
+    whisper.on_model_load(lambda model: print(f"{LOAD_LINE} {model}", flush=True))
+    return worker.main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    from spool.temporal import exit_process
+
+    exit_process(main())
