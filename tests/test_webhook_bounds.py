@@ -1,5 +1,6 @@
 """A receiver cannot make a delivery cost more than its bounds (docs/security.md): every
-hostile receiver of tests/hostile_receivers.py is delivered to by a process of its own, which
+hostile receiver of tests/support/hostile_receivers.py is delivered to by a process of its
+own, which
 must give up by the deadline and hold a bounded amount of memory; deliveries run on threads
 of their own; and a destination URL's path (often a token) shows nowhere but the ledger."""
 
@@ -25,7 +26,7 @@ from spool.config import Settings
 from spool.models import PublishEventInput
 from spool.notify import Notification, make_notifier
 from spool.status import job_status
-from tests.hostile_receivers import RECEIVER_CASES, RawReceiver, ReceiverCase, held_until
+from tests.support.hostile_receivers import RECEIVER_CASES, RawReceiver, ReceiverCase, held_until
 from tests.test_api import AUTH, api_client, spool_worker
 from tests.test_webhooks import SECRET, Receiver, webhook_settings
 from tests.waiting import eventually
@@ -38,10 +39,10 @@ TOKEN = "s3cr3t-token"
 
 
 def deliver_in_own_process(url: str) -> dict[str, Any]:
-    """tests/deliver_once.py's report. A delivery that the deadline does not end runs into
+    """tests/support/deliver_once.py's report. A delivery that the deadline does not end runs into
     the process's bound, a quarter of the per-read timeout the drip never trips."""
     out = subprocess.run(
-        [sys.executable, "-m", "tests.deliver_once", url, str(DEADLINE_SECONDS)]
+        [sys.executable, "-m", "tests.support.deliver_once", url, str(DEADLINE_SECONDS)]
         + [str(READ_TIMEOUT_SECONDS)],
         cwd=ROOT,
         capture_output=True,

@@ -3,9 +3,9 @@
 A receiver chooses the pace and size of its answer, so a delivery must bound both: each case
 here answers one way a receiver can hold a worker (an endless body, a byte dripped at a time
 into the headers or the body, silence, an answer held until the test lets it go), and says
-what the delivery must do and within which bounds of time and memory. ``tests/deliver_once.py``
-delivers to one in a process of its own, which reports its own peak memory;
-``tests/test_webhook_bounds.py`` runs every case.
+what the delivery must do and within which bounds of time and memory.
+``tests/support/deliver_once.py`` delivers to one in a process of its own, which reports its
+own peak memory; ``tests/test_webhook_bounds.py`` runs every case.
 
 Nothing waits on a clock to decide an outcome: a dripping receiver keeps dripping until the
 delivery has given up (or the test stops it), so a delivery without a deadline never ends

@@ -1,6 +1,6 @@
 """One webhook delivery in a process of its own, which reports what it cost.
 
-Usage: python -m tests.deliver_once URL DEADLINE_SECONDS READ_TIMEOUT_SECONDS
+Usage: python -m tests.support.deliver_once URL DEADLINE_SECONDS READ_TIMEOUT_SECONDS
 
 Prints one JSON object: ``outcome`` (delivered / failed / refused), ``error``, ``seconds`` and
 ``memory_growth_bytes``, the growth of this process's peak resident memory over the delivery
