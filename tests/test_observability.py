@@ -626,6 +626,7 @@ def parent_of(span) -> int | None:
 METRICS_TOKEN = "metrics-token-0123456789"
 
 
+@pytest.mark.orchestration
 async def test_api_metrics_follow_private_reads_or_need_their_own_token(client, settings):
     """Private reads: /metrics needs the key like any read. A metrics token: only the token
     opens it, whatever the reads (a scraper gets no key that could write)."""

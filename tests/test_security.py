@@ -103,6 +103,7 @@ async def test_the_video_upload_keeps_its_own_larger_cap(client, settings):
 REBINDING = {"Host": "rebind.attacker.example:8000"}
 
 
+@pytest.mark.orchestration
 async def test_a_rebinding_domain_is_refused_and_the_key_goes_only_to_its_own_page(
     client, settings
 ):
@@ -208,6 +209,7 @@ async def asgi_request(app, method: str, path: str, headers: dict[str, str], bod
         ("DELETE", "/v1/videos/some-video/job", "application/json"),
     ],
 )
+@pytest.mark.orchestration
 async def test_a_write_without_its_key_is_refused_before_its_body_is_read(
     client, settings, method, path, content_type
 ):
@@ -365,6 +367,7 @@ class FailingIndex:
         pass
 
 
+@pytest.mark.orchestration
 @pytest.mark.parametrize("secret", [DB_PASSWORD, "temporal-key-cdef"])
 async def test_readyz_redacts_before_it_cuts_a_secret_at_the_limit(client, settings, secret):
     """An error whose secret straddles the cut: cut first, its first part would show."""

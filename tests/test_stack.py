@@ -136,6 +136,7 @@ def test_up_serves_the_ui_and_api_and_ctrl_c_stops_everything(tmp_path):
     assert keys[0] == keys[1], keys  # the data directory's key, kept across restarts
 
 
+@pytest.mark.unit
 def test_each_data_directory_has_its_own_write_key(tmp_path, monkeypatch):
     """No fixed key a web page could know: each data directory makes its own, once."""
     monkeypatch.delenv("SPOOL_API_KEYS", raising=False)

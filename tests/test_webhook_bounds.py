@@ -25,17 +25,20 @@ from spool import webhooks
 from spool.config import Settings
 from spool.models import PublishEventInput
 from spool.notify import Notification, make_notifier
-from spool.status import job_status
+from spool.service.jobs import status as job_view
+from tests.support.api import AUTH, api_client
 from tests.support.hostile_receivers import RECEIVER_CASES, RawReceiver, ReceiverCase, held_until
-from tests.test_api import AUTH, api_client, spool_worker
-from tests.test_webhooks import SECRET, Receiver, webhook_settings
-from tests.waiting import eventually
+from tests.support.waiting import eventually
+from tests.support.webhook_senders import SECRET, Receiver, webhook_settings
+from tests.support.workers import spool_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 3.0
 # Far above the deadline: a delivery that ends only when a read times out fails the bound.
 READ_TIMEOUT_SECONDS = 120.0
 TOKEN = "s3cr3t-token"
+
+pytestmark = pytest.mark.orchestration
 
 
 def deliver_in_own_process(url: str) -> dict[str, Any]:
@@ -131,7 +134,7 @@ async def test_a_retrying_delivery_shows_no_token_in_the_public_status(client, s
             job_id = r.json()["job_id"]
 
             async def notify_error() -> str | None:
-                status = await job_status(client, job_id)
+                status = (await job_view(client, job_id)).model_dump(mode="json")
                 step = next((x for x in status["steps"] if x["name"] == "notify_followers"), {})
                 return step.get("last_error")
 

@@ -4,13 +4,10 @@ are refused before any connection is made."""
 
 from __future__ import annotations
 
-import http.server
 import ipaddress
 import logging
 import re
 import socket
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,72 +17,14 @@ from spool import webhooks
 from spool.config import Settings
 from spool.notify import Notification, make_notifier
 from tests.support import media_clips
-from tests.support.api import AUTH, api_client, api_settings, storage_files, wait_video
+from tests.support.api import AUTH, api_client, storage_files, wait_video
 from tests.support.pki import issue_cert, make_ca
 from tests.support.services import service_missing
 from tests.support.waiting import eventually
+from tests.support.webhook_senders import SECRET, Receiver, webhook_settings
 from tests.support.workers import spool_worker
 
 pytestmark = pytest.mark.orchestration
-
-SECRET = "whsec_" + "c3Bvb2wtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
-
-
-class Receiver:
-    """An http.server on 127.0.0.1 that answers 500 to the first ``fail`` requests."""
-
-    def __init__(self, fail: int = 0, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.fail = fail
-        self.requests: list[tuple[dict[str, str], bytes, int]] = []
-        self.paths: list[str] = []  # the request target of each request, query included
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                status = 500 if len(receiver.requests) < receiver.fail else 204
-                receiver.requests.append(
-                    ({k.lower(): v for k, v in self.headers.items()}, body, status)
-                )
-                receiver.paths.append(self.path)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        server_class = http.server.ThreadingHTTPServer
-        if ":" in host:  # an IPv6 address
-            server_class = type("IPv6Server", (server_class,), {"address_family": socket.AF_INET6})
-        self.server = server_class((host, port), Handler)
-        self.port = self.server.server_address[1]
-        netloc = f"[{host}]" if ":" in host else host
-        self.url = f"http://{netloc}:{self.port}/hooks/spool"
-
-    def accepted(self) -> list[dict]:
-        """Every request's verified event (raises if any signature is wrong)."""
-        verifier = Webhook(SECRET)
-        return [verifier.verify(body, headers) for headers, body, _ in self.requests]
-
-    @contextmanager
-    def running(self):
-        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-
-
-def webhook_settings(settings: Settings, **extra) -> Settings:
-    values = {
-        "notifier": "webhook",
-        "webhook_secret": SECRET,
-        "webhook_allowlist": ["127.0.0.1/32"],
-        **extra,
-    }
-    return api_settings(settings, **values)
 
 
 async def test_post_published_reaches_a_failing_subscriber_on_the_third_try(client, settings):
