@@ -48,6 +48,34 @@ def check_settings(settings: Settings) -> None:
         )
 
 
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """What every request passes through, innermost first (the last added runs first)."""
+    install_body_limits(app, settings)  # bodies are capped while they stream in
+    # ...and not read at all without the key, where a route needs it (api/gate.py)
+    app.add_middleware(KeyBeforeBody, settings=settings)
+    app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
+    # /metrics, a trace and a timing per request (docs/observability.md)
+    instrument_app(app, dependencies=[Depends(require_metrics)])
+    # Only the hosts this API serves: a rebinding domain's requests name theirs (api/gate.py)
+    app.add_middleware(ServedHosts, settings=settings)
+    # nosniff and no-referrer on every answer, the page's Content-Security-Policy
+    app.add_middleware(SecurityHeaders, policy=page_policy(media_origin(settings)))
+
+
+def include_routers(app: FastAPI) -> None:
+    from api.streaming import router as streaming_router
+
+    for router in (
+        videos.router,
+        streaming_router,
+        posts.router,
+        authors.router,
+        health.router,
+        page.router,
+    ):
+        app.include_router(router)
+
+
 def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     """The API for one settings object; pass ``client`` to reuse a connected Temporal client.
     Raises ValueError for settings it could serve nothing under."""
@@ -85,25 +113,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`.",
     )
     install_error_handlers(app)
-    install_body_limits(app, settings)  # bodies are capped while they stream in
-    # ...and not read at all without the key, where a route needs it (api/gate.py)
-    app.add_middleware(KeyBeforeBody, settings=settings)
-    app.add_middleware(GrantPaths)  # media URLs under a read grant (api/grants.py)
-    # /metrics, a trace and a timing per request (docs/observability.md)
-    instrument_app(app, dependencies=[Depends(require_metrics)])
-    # Only the hosts this API serves: a rebinding domain's requests name theirs (api/gate.py)
-    app.add_middleware(ServedHosts, settings=settings)
-    # nosniff and no-referrer on every answer, the page's Content-Security-Policy
-    app.add_middleware(SecurityHeaders, policy=page_policy(media_origin(settings)))
-
-    from api.streaming import router as streaming_router
-
-    app.include_router(videos.router)
-    app.include_router(streaming_router)
-    app.include_router(posts.router)
-    app.include_router(authors.router)
-    app.include_router(health.router)
-    app.include_router(page.router)
+    install_middleware(app, settings)
+    include_routers(app)
     describe_settings(app, settings)  # what /openapi.json says depends on this server's settings
 
     @app.get("/", include_in_schema=False)

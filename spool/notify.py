@@ -285,6 +285,32 @@ class NotifyOutcome:
     delivered: int
 
 
+def _send_batch(
+    notifier: Notifier,
+    event_id: str,
+    event_type: str,
+    batch: list[tuple[str, dict[str, Any]]],
+    sent: list[str],
+    on_progress: Any,
+    delivered_before: int,
+) -> None:
+    """Deliver one batch of ledger rows in order, adding each recipient to ``sent`` as soon
+    as its delivery returned (the caller marks ``sent`` even when a later one fails)."""
+    for recipient, row_payload in batch:
+        notifier.deliver(
+            Notification(
+                key=delivery_key(event_id, recipient),
+                event_id=event_id,
+                event_type=event_type,
+                recipient=recipient,
+                payload=row_payload,
+            )
+        )
+        sent.append(recipient)
+        if on_progress is not None:
+            on_progress(delivered_before + len(sent))
+
+
 def notify_once(
     engine: Engine,
     notifier: Notifier,
@@ -324,19 +350,7 @@ def notify_once(
     for number, batch in enumerate(batches):
         sent: list[str] = []
         try:
-            for recipient, row_payload in batch:
-                notifier.deliver(
-                    Notification(
-                        key=delivery_key(event_id, recipient),
-                        event_id=event_id,
-                        event_type=event_type,
-                        recipient=recipient,
-                        payload=row_payload,
-                    )
-                )
-                sent.append(recipient)
-                if on_progress is not None:
-                    on_progress(delivered + len(sent))
+            _send_batch(notifier, event_id, event_type, batch, sent, on_progress, delivered)
         except BaseException:
             # Even when a delivery fails, what went out is marked, so a retry re-sends only
             # the rest. A crash before the marks commit re-sends the batch under the same
