@@ -75,14 +75,19 @@ def media_keys(row: Row | None, live: JobView | None) -> MediaKeys:
     poster = getattr(status, "poster", None)
     captions = row.get("captions") or {}
     made = getattr(status, "captions", None)
+    # A job that has just ended is shown in its final state before its outcome is recorded
+    # (video_state): its media come from the job's own status until the row has them.
+    hls = getattr(status, "hls", None)
+    storyboard = getattr(status, "storyboard", None)
     # The adaptive-streaming columns come with migration 0002: read them only if present.
     return MediaKeys(
         renditions={r["name"]: r for r in renditions if r.get("name")},
         poster=row.get("poster_key") or (poster.key if poster is not None else None),
         vtt=captions.get("vtt") or (made.vtt_key if made is not None else None),
         srt=captions.get("srt") or (made.srt_key if made is not None else None),
-        hls=row.get("hls_key"),
-        storyboard=row.get("storyboard_key"),
+        hls=row.get("hls_key") or (hls.key if hls is not None else None),
+        storyboard=row.get("storyboard_key")
+        or (storyboard.vtt_key if storyboard is not None else None),
     )
 
 
@@ -239,7 +244,7 @@ class VideoService:
         """The storage key of one output (``which`` in MEDIA), or None when not made yet."""
         row = await self._row(video_id)
         key = media_keys(row, None).key(which, name)
-        if key is None and which in ("rendition", "poster", "vtt", "srt"):
+        if key is None and which in MEDIA:
             # Not recorded yet: the running workflow may already know it.
             key = media_keys(row, await self.live(video_id)).key(which, name)
         return key
