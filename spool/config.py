@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     max_duration_seconds: float = 4 * 3600
     max_width: int = 7680
     max_height: int = 4320
+    # Frames a second: a high rate multiplies every decode and the keyframe listing (a 78 MB
+    # upload at 1000 fps is 2,000,000 frames); the probe refuses more (spool/media.py).
+    max_frame_rate: float = Field(default=240.0, gt=0)
 
     # Transcoding
     x264_preset: str = "veryfast"

@@ -11,8 +11,10 @@ connect nowhere.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,9 @@ from temporalio.testing import ActivityEnvironment
 from activities.video import VideoActivitySet
 from bench.plain import transcode_rendition
 from spool.config import Settings
+from spool.media import keyframes
 from spool.media import probe as media_probe
-from spool.media.audio import encode_audio, extract_audio_16k_mono
+from spool.media.audio import encode_audio, extract_audio_16k_mono, wav_args
 from spool.media.chunks import RenditionSpec, encode_chunk
 from spool.media.poster import extract_poster
 from spool.media.tools import Limits, MediaError, run_tool
@@ -45,6 +48,7 @@ from tests.support.services import service_missing
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parent.parent
 VIDEO_ID = "corpus"
 OTHER_ID = "other-upload"
 SOURCE = keys.source_key(VIDEO_ID)
@@ -278,6 +282,65 @@ async def check_audio(acts: VideoActivitySet, probe, tmp_path: Path) -> None:
         "16000",
     )
     assert abs(float(stream["duration"]) - probe.duration) <= DURATION_SLACK, stream
+
+
+# --- hostile inputs cost a worker no more than their bounds -----------------------------------
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.bounds], ids=lambda c: c.name)
+async def test_a_hostile_upload_costs_a_worker_no_more_than_its_bounds(
+    case, clips, tmp_path, listener, other_upload
+):
+    """The probe of each bounded case in a worker process of its own (tests/support/probe_once.py):
+    refused, in its time and with its peak memory growth within the case's bounds."""
+    available(case)
+    _, path = await stage(case, clips, tmp_path, listener, other_upload)
+    assert case.bounds is not None
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.probe_once",
+        str(path),
+        str(tmp_path / "worker-data"),
+        json.dumps(case.limits),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), case.bounds.seconds + 60)
+    report = json.loads(out)
+    print(f"\n{case.name}: {report}")
+    assert report["outcome"] == "refused" and case.refused in report["message"], report
+    assert report["seconds"] <= case.bounds.seconds, report
+    assert report["memory_growth_bytes"] <= case.bounds.memory_bytes, report
+
+
+async def test_every_decode_stops_at_the_checked_duration(clips, tmp_path, listener, other_upload):
+    """The captions' audio of a file whose header says 2 s over ten minutes, made as if the
+    probe had let it through: 2 s of WAV, not ten minutes. (The chunks and the AAC track are
+    cut to the plan's duration by their own commands.)"""
+    case = media_corpus.CASES_BY_NAME["header_claims_2s_over_10min"]
+    available(case)
+    acts, path = await stage(case, clips, tmp_path, listener, other_upload)
+    result = await run(acts, "video.extract_audio", ExtractAudioInput(VIDEO_ID, SOURCE))
+    wav = await fetched(acts, result.audio_key, tmp_path / "audio.wav")
+    assert result.duration == 2.0 and wav.stat().st_size < 3 * 16000 * 2, wav.stat().st_size
+    # The command itself: ``-t`` on the input and on the output.
+    argv = wav_args(path, tmp_path / "a.wav", 2.0)
+    assert argv.count("-t") == 2 and argv[argv.index("-t") + 1] == "2.000", argv
+
+
+async def test_the_keyframe_listing_stops_at_its_bound(clips, tmp_path, listener, other_upload):
+    """Read a line at a time and stopped past its bound: a stream with more packets than its
+    duration allows at the frame-rate limit is refused whatever rate its header states."""
+    case = media_corpus.CASES_BY_NAME["thousand_fps"]
+    available(case)
+    _, path = await stage(case, clips, tmp_path, listener, other_upload)
+    limits = Limits(timeout_seconds=120)
+    with pytest.raises(keyframes.TooManyPackets):
+        await keyframes.keyframe_times(path, limits, max_packets=5000)
+    # Within it, the listing: x264's keyframe every 250 frames (0.25 s), two a second kept.
+    times = await keyframes.keyframe_times(path, limits, max_packets=20_000)
+    assert times == [n / 2 for n in range(40)], times
 
 
 # --- a file that grows while Spool reads it -----------------------------------------------------

@@ -1,8 +1,8 @@
 """A receiver cannot make a delivery cost more than its bounds (docs/security.md): every
 hostile receiver of tests/support/hostile_receivers.py is delivered to by a process of its
-own, which
-must give up by the deadline and hold a bounded amount of memory; deliveries run on threads
-of their own; and a destination URL's path (often a token) shows nowhere but the ledger."""
+own, which must give up by the deadline and hold a bounded amount of memory; deliveries run
+on threads of their own; and a destination URL's path (often a token) shows nowhere but the
+ledger."""
 
 from __future__ import annotations
 

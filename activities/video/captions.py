@@ -57,10 +57,12 @@ class CaptionsActivities:
         ):
             info = await probing.probe(src)
             out = tmp / "audio.wav"
+            # Never more than the probe allowed, whatever this file's header says now.
+            checked = min(info.duration, self.settings.max_duration_seconds)
             await audio.extract_audio_16k_mono(
                 src,
                 out,
-                duration=info.duration or None,
+                duration=checked or None,
                 limits=self.limits,
                 on_progress=set_percent,
             )

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 
 from temporalio import activity
 
 from activities.video.common import heartbeating, invalid, scratch_dir, video_kbps
 from spool.config import Settings
-from spool.media import keyframes, tools
+from spool.media import bounds, keyframes, tools
 from spool.media import probe as probing
 from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes
 from spool.models.video import (
@@ -52,17 +53,28 @@ class ProbeActivities:
             self.files.source(inp.source_key, tmp, stored) as src,
         ):
             _refuse_size((await asyncio.to_thread(src.stat)).st_size, s.max_upload_bytes)
-            result = await _probed(src, limits)
-            _refuse_streams(result, s)
+            result = await _probed(src, limits, s)
             await _refuse_undecodable(src, result, limits)
-            await self._store_keyframes(inp.video_id, src, limits)
+            await self._store_keyframes(inp.video_id, src, limits, result.duration)
         return result
 
-    async def _store_keyframes(self, video_id: str, src: Path, limits: tools.Limits) -> None:
+    async def _store_keyframes(
+        self, video_id: str, src: Path, limits: tools.Limits, duration: float
+    ) -> None:
         """The source's keyframe times, for the plan to cut chunks on (plan_encoding). Only
         an optimisation: a source whose keyframes cannot be listed is cut on the segment
-        grid, so a failure here is not the upload's fault and stores nothing."""
-        times = await keyframes.keyframe_times(src, limits)
+        grid, so a failure here is not the upload's fault and stores nothing. The listing is
+        bounded by what the duration allows at the frame-rate limit: a stream with more
+        packets than that is refused, whatever rate its header states."""
+        rate = self.settings.max_frame_rate
+        most = math.ceil((duration + 1.0) * rate)
+        try:
+            times = await keyframes.keyframe_times(src, limits, max_packets=most)
+        except keyframes.TooManyPackets:
+            raise invalid(
+                f"The video holds more than {most:,} frames in its {duration:.1f} s: over "
+                f"{rate:g} frames a second, the limit (SPOOL_MAX_FRAME_RATE)."
+            ) from None
         if times:
             await self.files.put_bytes(
                 json.dumps(times).encode("ascii"), keys.keyframes_key(video_id)
@@ -124,10 +136,19 @@ def thumb_interval(wanted: float, segment_seconds: float) -> float:
 # --- refusals --------------------------------------------------------------------------------
 
 
-async def _probed(src: Path, limits: tools.Limits) -> ProbeResult:
-    """What ffprobe finds in the upload; a file it cannot read is refused, saying why."""
+async def _probed(src: Path, limits: tools.Limits, s: Settings) -> ProbeResult:
+    """What ffprobe finds in the upload; a file it cannot read, one past the limits it shows
+    (_refuse_streams) or past a bound they do not show (spool/media/bounds.py) is refused,
+    saying why."""
     try:
-        return await probing.probe(src, limits)
+        return await bounds.probe_upload(
+            src,
+            limits,
+            bounds.UploadBounds.from_settings(s),
+            lambda result: _refuse_streams(result, s),
+        )
+    except bounds.UploadRefused as exc:
+        raise invalid(str(exc)) from None
     except tools.MediaTimeout:
         raise invalid(
             f"Reading this file's header took longer than "

@@ -11,10 +11,23 @@ import ffmpeg
 from spool.media import probe, tools
 
 
-def wav_args(src: str | Path, dst: str | Path) -> list[str]:
-    inp = ffmpeg.input(tools.file_url(src), **tools.INPUT_OPTIONS)
+def within(duration: float | None) -> dict[str, str]:
+    """Options that stop a read of the source, and what is made of it, at the checked
+    duration: ``t`` on the input (by its timestamps) and on the output (by what was written,
+    whatever the timestamps say), so no decode outlasts what the probe allowed."""
+    return {"t": f"{duration:.3f}"} if duration and duration > 0 else {}
+
+
+def wav_args(src: str | Path, dst: str | Path, duration: float | None = None) -> list[str]:
+    inp = ffmpeg.input(tools.file_url(src), **within(duration), **tools.INPUT_OPTIONS)
     out = inp["a:0"].output(
-        tools.file_url(dst), acodec="pcm_s16le", ac=1, ar=16000, format="wav", map_metadata=-1
+        tools.file_url(dst),
+        acodec="pcm_s16le",
+        ac=1,
+        ar=16000,
+        format="wav",
+        map_metadata=-1,
+        **within(duration),
     )
     return tools.ffmpeg_argv(out)
 
@@ -28,7 +41,7 @@ async def extract_audio_16k_mono(
     on_progress: tools.ProgressCallback | None = None,
 ) -> None:
     await tools.run_ffmpeg(
-        wav_args(src, dst_wav),
+        wav_args(src, dst_wav, duration),
         limits or tools.Limits(),
         duration=duration,
         on_progress=on_progress,

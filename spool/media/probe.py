@@ -19,9 +19,9 @@ from spool.models.video import ProbeResult
 # Spool's memory or the output pipe.
 PROBE_ENTRIES = ":".join(
     [
-        "format=format_name,duration,bit_rate",
-        "stream=index,codec_type,codec_name,width,height,sample_aspect_ratio,duration,"
-        "avg_frame_rate,r_frame_rate",
+        "format=format_name,duration,bit_rate,start_time",
+        "stream=index,codec_type,codec_name,width,height,coded_width,coded_height,"
+        "sample_aspect_ratio,duration,avg_frame_rate,r_frame_rate",
         "stream_disposition=attached_pic",
         "stream_tags=rotate",
         "stream_side_data=rotation",
@@ -57,10 +57,14 @@ def first_frames_args(path: str | Path) -> list[str]:
     )
 
 
-async def probe(path: str | Path, limits: tools.Limits | None = None) -> ProbeResult:
+async def probe_data(path: str | Path, limits: tools.Limits | None = None) -> dict:
+    """What ffprobe says of a file (PROBE_ENTRIES), as parsed JSON."""
     limits = limits or tools.Limits(timeout_seconds=PROBE_TIMEOUT_SECONDS)
-    data = await tools.probe_json(probe_args(path), limits)
-    return parse_probe(data, size_bytes=tools.file_size(path))
+    return await tools.probe_json(probe_args(path), limits)
+
+
+async def probe(path: str | Path, limits: tools.Limits | None = None) -> ProbeResult:
+    return parse_probe(await probe_data(path, limits), size_bytes=tools.file_size(path))
 
 
 async def decoded_frame_count(path: str | Path, limits: tools.Limits) -> int:
@@ -72,18 +76,23 @@ async def decoded_frame_count(path: str | Path, limits: tools.Limits) -> int:
 # --- what the probe found ------------------------------------------------------------------
 
 
-def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
-    streams = data.get("streams") or []
-    fmt = data.get("format") or {}
-    video = next(
+def main_video(data: dict) -> dict | None:
+    """The probe's first video stream that is not cover art."""
+    return next(
         (
             s
-            for s in streams
+            for s in data.get("streams") or []
             if s.get("codec_type") == "video"
             and not (s.get("disposition") or {}).get("attached_pic")
         ),
         None,
     )
+
+
+def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
+    streams = data.get("streams") or []
+    fmt = data.get("format") or {}
+    video = main_video(data)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     duration = _media_duration(fmt, [s for s in (video, audio) if s])
     width = int(video.get("width") or 0) if video else 0

@@ -64,6 +64,7 @@ OWN_CONCAT_INPUT = {
 STDERR_TAIL_LINES = 30
 
 ProgressCallback = Callable[[float], None]
+LineCallback = Callable[[str], bool | None]  # False: stop the tool here
 
 
 class MediaError(Exception):
@@ -175,14 +176,25 @@ class _Output:
 
     duration: float | None
     on_progress: ProgressCallback | None
+    on_line: LineCallback | None = None
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     stdout_chunks: list[bytes] = field(default_factory=list)
+    stopped: bool = False  # on_line asked to stop: the tool was killed on purpose
 
     async def read_stderr(self, stream: asyncio.StreamReader) -> None:
         async for line in stream:
             self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
 
-    async def read_stdout(self, stream: asyncio.StreamReader) -> None:
+    async def read_stdout(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        stream = proc.stdout
+        if self.on_line is not None:
+            async for raw in stream:
+                if self.on_line(raw.decode("utf-8", "replace").rstrip("\r\n")) is False:
+                    self.stopped = True
+                    _kill_group(proc.pid)
+                    return
+            return
         if self.on_progress is None:
             self.stdout_chunks.append(await stream.read())
             return
@@ -196,7 +208,7 @@ class _Output:
 
     async def collect(self, proc: asyncio.subprocess.Process) -> int:
         assert proc.stdout is not None and proc.stderr is not None
-        await asyncio.gather(self.read_stderr(proc.stderr), self.read_stdout(proc.stdout))
+        await asyncio.gather(self.read_stderr(proc.stderr), self.read_stdout(proc))
         return await proc.wait()
 
     def tail(self) -> str:
@@ -234,13 +246,16 @@ async def run_tool(
     *,
     duration: float | None = None,
     on_progress: ProgressCallback | None = None,
+    on_line: LineCallback | None = None,
 ) -> str:
     """Run ffmpeg/ffprobe; return stdout (when not used for progress). Raise MediaError.
 
+    ``on_line`` takes stdout a line at a time instead (nothing is kept), and may return False
+    to stop the tool there: a listing as long as the upload makes it is never held whole.
     On timeout or cancellation the whole process group is killed and reaped before returning.
     """
     proc = await _start(argv, limits)
-    output = _Output(duration, on_progress)
+    output = _Output(duration, on_progress, on_line)
     try:
         rc = await asyncio.wait_for(output.collect(proc), timeout=limits.timeout_seconds)
     except TimeoutError:
@@ -258,7 +273,7 @@ async def run_tool(
         # ffmpeg does not fork, but anything it left in its group goes too.
         if proc.returncode is not None:
             _kill_group(proc.pid)
-    if rc != 0:
+    if rc != 0 and not output.stopped:
         raise MediaError(
             f"{Path(argv[0]).name} exited with {rc}: {output.last_line()}", output.tail()
         )

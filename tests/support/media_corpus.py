@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -52,6 +53,15 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """What one hostile upload may cost the worker that probes it: wall time and growth of
+    its peak memory (tests/probe_once.py measures both in a process of its own)."""
+
+    seconds: float = 60.0
+    memory_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Case:
     name: str
     what: str
@@ -62,6 +72,7 @@ class Case:
     needs_encoder: str | None = None
     playlist: bool = False  # points outside storage: nothing may be read or connected to
     check_file: Callable[[Path], None] | None = None  # proves the file is what it claims
+    bounds: Bounds | None = None  # checked in a worker process of its own when set
 
     def __post_init__(self) -> None:
         assert (self.refused is None) != (self.accepted is None), self.name
@@ -380,6 +391,85 @@ def _declares(width: int, height: int) -> Callable[[Path], None]:
 def _index_is_last(path: Path) -> None:
     data = path.read_bytes()
     assert data.rfind(b"moov") > data.find(b"mdat") > 0
+
+
+# --- headers that hide what decoding costs -------------------------------------------------
+
+LYING_MKV_SECONDS = 600
+
+
+def _header_claims_two_seconds(ctx: Context) -> Path:
+    """Ten minutes of 1 fps pictures and low-rate Opus in Matroska, whose Segment duration
+    and per-track DURATION tags all say 2 s."""
+    honest = ctx.workdir / "ten-minutes.mkv"
+    _ffmpeg(
+        *_picture("32x32", rate=1),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:sample_rate=8000",
+        "-t",
+        str(LYING_MKV_SECONDS),
+        *H264,
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "6k",
+        "-ac",
+        "1",
+        honest,
+    )
+    data = bytearray(honest.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # Info/Duration: an 8-byte float, in milliseconds
+    data[at + 3 : at + 11] = struct.pack(">d", 2000.0)
+    for tag in re.findall(rb"\d\d:\d\d:\d\d\.\d{9}", bytes(data)):  # DURATION tags
+        data = data.replace(tag, b"00:00:02.000000000")
+    path = ctx.workdir / "claims-two-seconds.mkv"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _says_two_seconds_over_ten_minutes(path: Path) -> None:
+    assert float(ffprobe_json(path, "-show_format")["format"]["duration"]) == 2.0
+    late = ffprobe_json(path, "-read_intervals", "590%+#1", "-show_packets")["packets"]
+    assert float(late[0]["pts_time"]) > 500, late
+
+
+def _thousand_fps(ctx: Context) -> Path:
+    """20 s of 32x32 pictures at 1000 frames a second: 20,000 frames in 0.4 MB."""
+    path = ctx.workdir / "thousand-fps.mp4"
+    _ffmpeg(*_picture("32x32", rate=1000), "-t", "20", *H264, path)
+    return path
+
+
+def _mjpeg_thin_pixels(ctx: Context) -> Path:
+    """Two 24000x4000 MJPEG frames of 1:8 pixels: shown 3000x4000, decoded 24000x4000."""
+    path = ctx.workdir / "thin-pixels.avi"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=navy:size=24000x4000:rate=2",
+        "-t",
+        "1",
+        "-vf",
+        "setsar=1/8",
+        "-c:v",
+        "mjpeg",
+        "-q:v",
+        "31",
+        path,
+    )
+    return path
+
+
+def _stored_24000x4000_shown_3000x4000(path: Path) -> None:
+    [stream] = ffprobe_json(path, "-show_streams")["streams"]
+    assert (stream["width"], stream["height"], stream["sample_aspect_ratio"]) == (
+        24000,
+        4000,
+        "1:8",
+    ), stream
 
 
 # --- odd but fine ----------------------------------------------------------------------------
@@ -772,6 +862,29 @@ CASES: list[Case] = [
         lambda ctx: _clip(ctx.workdir / "tall.mp4", size="200x200"),
         limits={"max_width": 320, "max_height": 180},
         refused="200x200; the limit is 320x180",
+    ),
+    Case(
+        "header_claims_2s_over_10min",
+        "MKV whose Segment and track durations say 2 s over 10 min of video and audio",
+        _header_claims_two_seconds,
+        refused="its streams go on past",
+        check_file=_says_two_seconds_over_ten_minutes,
+        bounds=Bounds(),
+    ),
+    Case(
+        "thousand_fps",
+        "20 s of H.264 at 1000 frames a second (20,000 frames in 0.4 MB)",
+        _thousand_fps,
+        refused="1000 frames a second; the limit is 240",
+        bounds=Bounds(),
+    ),
+    Case(
+        "mjpeg_24000x4000_thin_pixels",
+        "MJPEG stored 24000x4000 with 1:8 pixels, shown 3000x4000",
+        _mjpeg_thin_pixels,
+        refused="stored as 24000x4000 pixels",
+        check_file=_stored_24000x4000_shown_3000x4000,
+        bounds=Bounds(),
     ),
     # --- accepted ---
     Case(
