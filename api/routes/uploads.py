@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse, Response
 
-from api import tus
+import api.tus as tus
 from api.deps import WRITE, Services, services
 from api.errors import ApiError
 from api.routes.videos import (
