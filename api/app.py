@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
@@ -83,7 +84,9 @@ def include_routers(app: FastAPI) -> None:
 def start_sweeps(settings: Settings, svc: Services) -> list[asyncio.Task[None]]:
     """The API's periodic sweeps: writes abandoned in the store, and resumable uploads past
     their expiry, dropped the same way (docs/storage.md)."""
-    sweeps = [sweep_uploads_forever(UploadService(settings, svc.engine, svc.storage, svc.client))]
+    sweeps: list[Coroutine[Any, Any, None]] = [
+        sweep_uploads_forever(UploadService(settings, svc.engine, svc.storage, svc.client))
+    ]
     if settings.storage_abandoned_write_seconds:
         older_than = settings.storage_abandoned_write_seconds
         sweeps.append(sweep_forever(svc.storage, older_than=older_than))

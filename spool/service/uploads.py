@@ -199,7 +199,7 @@ class UploadService:
         return ended
 
 
-async def sweep_uploads_forever(service: UploadService, every: float = SWEEP_EVERY_SECONDS):
+async def sweep_uploads_forever(service: UploadService, every: float = SWEEP_EVERY_SECONDS) -> None:
     """The API's periodic sweep of expired uploads, until cancelled; a failed sweep is
     logged and tried again at the next."""
     while True:
