@@ -115,7 +115,8 @@ async def body_chunks(request: Request, idle_seconds: float) -> AsyncIterator[by
     window_start, window_bytes = loop.time(), 0
     while True:
         try:
-            message = await asyncio.wait_for(request.receive(), idle_seconds)
+            async with asyncio.timeout(idle_seconds):  # no task per message, as wait_for makes
+                message = await request.receive()
         except TimeoutError:
             raise _idle(idle_seconds) from None
         if message["type"] == "http.disconnect":

@@ -24,7 +24,7 @@ from spool.service.uploads import UploadRefused, UploadService
 from spool.storage import KeyNotFound, keys
 from spool.storage.resumable import Held, ResumableWrite
 
-WRITE_BYTES = 1024 * 1024  # bytes handed to the store's thread at a time
+WRITE_BYTES = 4 * 1024 * 1024  # bytes handed to the store's thread at a time
 
 
 class BodyInterrupted(Exception):

@@ -1,5 +1,5 @@
 """Resumable writes on S3: one multipart upload per upload, its parts sent from the API's
-scratch disk (never memory) as they fill up, one part in flight while the next is received.
+scratch disk (never memory) as they fill up, a few in flight while the next is received.
 
 Every part but the last is exactly ``part_bytes`` (at least S3's 5 MiB), so the parts a request
 sends are whole ones; what a request ends with short of a part goes to a tail object
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +28,8 @@ from spool.storage.s3_errors import error_code, translated
 from spool.storage.s3_multipart import MIN_PART_BYTES
 
 log = logging.getLogger("spool.storage")
+# Parts sent at once while the next fills: a request's scratch disk holds one more than this.
+PARTS_IN_FLIGHT = 3
 
 
 class S3Resumable(ResumableStore):
@@ -74,8 +77,8 @@ class _S3Write(ResumableWrite):
         self.upload_id, self.key, self.handle = upload_id, key, handle
         self.parts = [list(p) for p in held.parts]
         self.scratch = scratch
-        self.sending: Future[list[Any]] | None = None
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="s3-part")
+        self.sending: deque[Future[list[Any]]] = deque()
+        self.pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
         self.numbered = 0  # scratch files made, for their names
         self.file, self.path = self._new_file()
         self.buffered = 0
@@ -99,34 +102,30 @@ class _S3Write(ResumableWrite):
         return sum(int(size) for _, _, size in self.parts)
 
     def write(self, data: bytes | bytearray) -> Held | None:
-        recorded = None
-        view = memoryview(data)
+        recorded, view = None, memoryview(data)
         while view:
             room = max(self.store.part_bytes - self.buffered, 0)
             self.file.write(view[:room])
             self.buffered += min(room, len(view))
             view = view[room:]
             if self.buffered >= self.store.part_bytes:
-                recorded = self._wait_sending() or recorded
-                self.sending = self.pool.submit(
-                    self._send_part, self.file, self.path, len(self.parts) + 1
-                )
+                if len(self.sending) >= PARTS_IN_FLIGHT:
+                    recorded = self._take_sent(wait=1) or recorded
+                number = len(self.parts) + len(self.sending) + 1
+                self.sending.append(self.pool.submit(self._send_part, self.file, self.path, number))
                 self.file, self.path = self._new_file()
                 self.buffered = 0
-        return recorded or self._sent()
+        return self._take_sent() or recorded
 
-    def _sent(self) -> Held | None:
-        """The parts' Held once a part in flight has been sent."""
-        if self.sending is None or not self.sending.done():
-            return None
-        return self._wait_sending()
-
-    def _wait_sending(self) -> Held | None:
-        if self.sending is None:
-            return None
-        sending, self.sending = self.sending, None
-        self.parts.append(sending.result())
-        return Held(self._parts_bytes, [list(p) for p in self.parts])
+    def _take_sent(self, wait: int = 0) -> Held | None:
+        """The parts' Held when parts in flight have been sent since the last one (in order:
+        a part sent before an earlier one is still in flight waits for it); waits for the
+        first ``wait`` of them."""
+        taken = 0
+        while self.sending and (taken < wait or self.sending[0].done()):
+            self.parts.append(self.sending.popleft().result())
+            taken += 1
+        return Held(self._parts_bytes, [list(p) for p in self.parts]) if taken else None
 
     def _send_part(self, fh: BinaryIO, path: Path, number: int) -> list[Any]:
         try:
@@ -148,7 +147,7 @@ class _S3Write(ResumableWrite):
             path.unlink(missing_ok=True)
 
     def finish(self) -> Held:
-        self._wait_sending()
+        self._take_sent(wait=len(self.sending))
         received = self._parts_bytes + self.buffered
         if not self.buffered:
             return Held(received, [list(p) for p in self.parts])
@@ -158,7 +157,7 @@ class _S3Write(ResumableWrite):
         return Held(received, [list(p) for p in self.parts], tail_key, self.buffered)
 
     def complete(self) -> None:
-        self._wait_sending()
+        self._take_sent(wait=len(self.sending))
         if self.buffered or not self.parts:
             self.parts.append(self._send_part(self.file, self.path, len(self.parts) + 1))
             self.buffered = 0
@@ -169,7 +168,7 @@ class _S3Write(ResumableWrite):
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self._wait_sending()
+            self._take_sent(wait=len(self.sending))
         self.pool.shutdown(wait=True)
         with contextlib.suppress(OSError):
             self.file.close()
