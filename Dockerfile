@@ -27,6 +27,7 @@ COPY api ./api
 COPY worker.py starter.py spool_cli.py ./
 # Packaged beside the page (api/static/*), where the API looks when there is no node_modules/.
 COPY --from=page /page/node_modules/hls.js/dist/hls.min.js ./api/static/hls.min.js
+COPY --from=page /page/node_modules/tus-js-client/dist/tus.min.js ./api/static/tus.min.js
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime

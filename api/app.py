@@ -10,26 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
-from api.deps import build_services, require_metrics
+from api.deps import Services, build_services, require_metrics
 from api.errors import ApiError, install_error_handlers
 from api.gate import KeyBeforeBody, ServedHosts
 from api.grants import GrantPaths
 from api.headers import SecurityHeaders, media_origin, page_policy
 from api.limits import install_body_limits
 from api.openapi import describe_settings
-from api.routes import authors, health, page, posts, videos
+from api.routes import authors, direct_uploads, health, page, posts, uploads, videos
 from spool.config import Settings
 from spool.db import get_engine
 from spool.observability.asgi import instrument_app
 from spool.search import open_index
+from spool.service.uploads import UploadService, sweep_uploads_forever
 from spool.storage import open_storage
 from spool.storage.sweep import sweep_forever
 from spool.temporal import connect
@@ -67,6 +69,9 @@ def include_routers(app: FastAPI) -> None:
 
     for router in (
         videos.router,
+        direct_uploads.router,  # before uploads': its paths are under /v1/uploads too
+        uploads.router,
+        uploads.vendor_router,
         streaming_router,
         posts.router,
         authors.router,
@@ -74,6 +79,18 @@ def include_routers(app: FastAPI) -> None:
         page.router,
     ):
         app.include_router(router)
+
+
+def start_sweeps(settings: Settings, svc: Services) -> list[asyncio.Task[None]]:
+    """The API's periodic sweeps: writes abandoned in the store, and resumable uploads past
+    their expiry, dropped the same way (docs/storage.md)."""
+    sweeps: list[Coroutine[Any, Any, None]] = [
+        sweep_uploads_forever(UploadService(settings, svc.engine, svc.storage, svc.client))
+    ]
+    if settings.storage_abandoned_write_seconds:
+        older_than = settings.storage_abandoned_write_seconds
+        sweeps.append(sweep_forever(svc.storage, older_than=older_than))
+    return [asyncio.create_task(sweep) for sweep in sweeps]
 
 
 def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
@@ -88,20 +105,14 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         storage = open_storage(settings)
         index = await asyncio.to_thread(open_index, settings)
         app.state.services = build_services(settings, temporal, engine, storage, index)
-        sweeper = (
-            asyncio.create_task(
-                sweep_forever(storage, older_than=settings.storage_abandoned_write_seconds)
-            )
-            if settings.storage_abandoned_write_seconds
-            else None
-        )
+        sweepers = start_sweeps(settings, app.state.services)
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in sweepers:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(index.close)
 

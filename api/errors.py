@@ -17,13 +17,18 @@ _STATUS_TYPES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     409: "conflict",
+    410: "gone",
     411: "length_required",
+    412: "precondition_failed",
     413: "too_large",
     415: "unsupported_media_type",
     416: "range_not_satisfiable",
     422: "invalid",
+    423: "locked",
     429: "too_many_requests",
+    460: "checksum_mismatch",  # tus's own status for a body whose checksum does not match
     503: "unavailable",
 }
 

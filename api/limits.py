@@ -34,6 +34,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Boundaries, part headers and the short form fields around the one file part.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024 + MAX_FIELDS * MAX_FIELD_BYTES
 UPLOAD_ROUTE = ("POST", "/v1/videos")
+RESUMABLE_ROUTES = (("POST", "/v1/uploads"), ("PATCH", "/v1/uploads/*"))
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,12 @@ class BodyLimitMiddleware:
         self.routes = routes or {}
 
     def cap_for(self, scope: Scope) -> Cap:
-        path = scope.get("path", "").rstrip("/") or "/"
-        return self.routes.get((scope.get("method", ""), path), self.default)
+        """The route's cap: by its path, or its parent's ``/*`` (one path segment below)."""
+        method, path = scope.get("method", ""), scope.get("path", "").rstrip("/") or "/"
+        found = self.routes.get((method, path))
+        if found is None:
+            found = self.routes.get((method, path.rsplit("/", 1)[0] + "/*"))
+        return found or self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,8 +155,15 @@ async def refuse(send: Send, cap: Cap) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def resumable_cap(settings: Settings) -> Cap:
+    """A tus request's body: never more than a whole upload (its route checks the body
+    against the upload's own Upload-Length, and says so)."""
+    limit = settings.max_upload_bytes
+    return Cap(limit, f"upload exceeds the limit of {limit} bytes")
+
+
 def install_body_limits(app: Any, settings: Settings) -> None:
     """Cap every request body of ``app`` (a FastAPI app) from settings."""
-    app.add_middleware(
-        BodyLimitMiddleware, default=json_cap(settings), routes={UPLOAD_ROUTE: upload_cap(settings)}
-    )
+    routes = {UPLOAD_ROUTE: upload_cap(settings)}
+    routes |= {route: resumable_cap(settings) for route in RESUMABLE_ROUTES}
+    app.add_middleware(BodyLimitMiddleware, default=json_cap(settings), routes=routes)

@@ -173,6 +173,15 @@ class Settings(BaseSettings):
     # that rebinds to this machine carries its own name there (api/gate.py).
     api_allowed_hosts: list[str] = Field(default_factory=list)
     api_upload_chunk_bytes: int = 1024 * 1024
+    # Resumable uploads (tus at /v1/uploads, docs/storage.md): an unfinished upload is
+    # refused (410) and swept this long after it began (at most
+    # storage_abandoned_write_seconds, when the store's own sweep would take it first); a
+    # request whose client sends nothing for upload_idle_seconds is cut; each API key may
+    # have this many unfinished uploads awaiting this many bytes in all (429 beyond).
+    upload_expiry_seconds: float = Field(default=24 * 3600.0, gt=0)
+    upload_idle_seconds: float = Field(default=60.0, gt=0)
+    upload_max_per_key: int = Field(default=20, ge=1)
+    upload_max_bytes_per_key: int = Field(default=20 * 1024**3, ge=1)
 
     # --- Observability (docs/observability.md) ---
     # Log lines as plain text or one JSON object per line (with job_id and step), every process.

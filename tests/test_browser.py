@@ -17,7 +17,6 @@ import contextlib
 import json
 import math
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from api import create_app
 from devstack.proc import free_port
 from tests.support import media_clips
 from tests.support.api import AUTH, api_settings, assert_error
+from tests.support.browser import chromium_page, playwright_api
 from tests.support.media_checks import ffprobe_json
 from tests.support.paths import ARTIFACTS
 from tests.support.services import service_missing
@@ -42,15 +42,6 @@ from tests.support.workers import spool_worker
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHOTS = ARTIFACTS / "screenshots"
 
 
@@ -410,47 +401,10 @@ async def until(page, expression: str, within: float = 30) -> None:
     )
 
 
-@contextlib.asynccontextmanager
-async def chromium_page(pw, errors: list[str]):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        service_missing(f"{CHROMIUM} not installed")
-    try:
-        # Autoplay allowed: the test presses play through script, as a click would.
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
-        )
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"chromium did not start: {exc}")
-    try:
-        page = await browser.new_page(viewport={"width": 1100, "height": 1100})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        # What the page's Content-Security-Policy refused (the console's only word of it).
-        page.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and ("Content Security Policy" in m.text)
-                else None
-            ),
-        )
-        yield page
-    finally:
-        await browser.close()
-
-
 def hls_js_missing() -> None:
     """The page's hls.js comes from `make install` (npm ci of package-lock.json)."""
     if not any(path.is_file() for path in api.app.HLS_JS):
         service_missing("hls.js is not installed: run `make install` (npm ci)")
-
-
-def playwright_api():
-    try:
-        from playwright.async_api import async_playwright, expect
-    except ImportError as exc:
-        service_missing(f"playwright not installed: {exc}")
-    return async_playwright, expect
 
 
 PLAYER = "document.getElementById('player')"

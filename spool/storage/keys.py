@@ -94,3 +94,17 @@ def storyboard_vtt_key(video_id: str) -> str:
 
 def storyboard_sprite_key(video_id: str, number: int) -> str:
     return f"{video_prefix(video_id)}storyboard/{number}.jpg"
+
+
+# --- resumable uploads: what an unfinished upload keeps in the store besides its parts
+
+
+def upload_prefix(upload_id: str) -> str:
+    """Everything an unfinished resumable upload keeps (gone once it completes or ends)."""
+    return f"uploads/{upload_id}/"
+
+
+def upload_tail_key(upload_id: str, offset: int) -> str:
+    """The bytes short of a whole part an upload holds between requests, ending at
+    ``offset``."""
+    return f"{upload_prefix(upload_id)}tail-{offset:012d}"
