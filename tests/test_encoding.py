@@ -30,7 +30,7 @@ from spool.media.probe import probe
 from spool.media.storyboard import make_storyboard, storyboard_vtt
 from spool.media.tools import Limits, MediaError, MediaTimeout
 from spool.models.chunks import ChunkPlan, output_fps, plan_chunks, snap_to_keyframes
-from tests.support import media_clips
+from tests.support import hls_rules, media_clips
 from tests.support.media_checks import ffmpeg_processes, ffprobe_json
 
 pytestmark = pytest.mark.e2e
@@ -554,6 +554,32 @@ async def test_master_playlist_describes_the_real_streams(hls):
         peak = max(b / d for b, d in zip(bits, durations, strict=True))
         assert int(variant["BANDWIDTH"]) >= peak + audio_average
         assert int(variant["BANDWIDTH"]) >= int(variant["AVERAGE-BANDWIDTH"])
+
+
+def test_the_packaged_playlists_keep_rfc_8216(hls):
+    out, _variants, _audio = hls
+    assert hls_rules.violations("master.m3u8", lambda uri: (out / uri).read_bytes()) == []
+
+
+async def test_a_short_last_segment_never_lifts_the_average_over_the_peak(ladder, tmp_path):
+    """Segments cut every 5 s on keyframes 2 s apart: 6 + 4 + 2 s, the last shorter than half
+    the 6 s target, with a whole keyframe in its 2 s. RFC 8216 measures it with the one
+    before; the master's BANDWIDTH is then still the peak and never below the average."""
+    joined = ladder.joined["360p"]
+    variant = await package_hls(
+        joined, tmp_path / "360p", name="360p", segment_seconds=5, limits=LIMITS
+    )
+    audio = await package_audio_hls(
+        ladder.audio,
+        tmp_path / "audio",
+        segment_seconds=5,
+        limits=LIMITS,
+        video_start=variant.start_seconds,
+    )
+    durations, _uris = parse_media_playlist(tmp_path / variant.playlist)
+    assert durations == pytest.approx([6, 4, 2], abs=1e-3)
+    (tmp_path / "master.m3u8").write_text(master_playlist([variant], audio))
+    assert hls_rules.violations("master.m3u8", lambda uri: (tmp_path / uri).read_bytes()) == []
 
 
 # --- storyboards ---------------------------------------------------------------------------

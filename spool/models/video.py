@@ -242,9 +242,10 @@ class ChunkResult:
 class HlsAudioInfo:
     """The audio rendition as the master playlist describes it (spool/media/hls.py)."""
 
-    bandwidth: int  # peak bits/s over segments
+    bandwidth: int  # peak segment bit rate, bits/s (RFC 8216, 4.3.4.2)
     codecs: str  # RFC 6381, e.g. "mp4a.40.2"
     playlist: str  # relative to the master playlist, e.g. "audio/index.m3u8"
+    average_bandwidth: int = 0  # 0 in histories from before it was measured
 
 
 @dataclass
@@ -271,7 +272,7 @@ class HlsVariantInfo:
     name: str
     width: int
     height: int
-    bandwidth: int  # peak bits/s over segments
+    bandwidth: int  # peak segment bit rate, bits/s (RFC 8216, 4.3.4.2)
     average_bandwidth: int
     codecs: str  # RFC 6381, e.g. "avc1.64001f"
     frame_rate: float
