@@ -30,6 +30,7 @@ from spool.media.probe import probe
 from spool.media.storyboard import make_storyboard, storyboard_vtt
 from spool.media.tools import Limits, MediaError, MediaTimeout
 from spool.models.chunks import ChunkPlan, output_fps, plan_chunks, snap_to_keyframes
+from spool.models.video import plan_rungs
 from tests.support import hls_rules, media_clips
 from tests.support.media_checks import ffmpeg_processes, ffprobe_json
 
@@ -806,12 +807,32 @@ async def test_rotated_phone_clip_comes_out_upright(clips, tmp_path):
     source = media_clips.make_clip(clips / "phone.mp4", width=640, height=360, seconds=3, rotate=90)
     info = await probe(source)
     assert info.rotation in (90, -90) and (info.width, info.height) == (360, 640)
-    done = await encode_chunked(source, tmp_path, [480], chunk_seconds=2, segment_seconds=1)
+    done = await encode_chunked(source, tmp_path, [360], chunk_seconds=2, segment_seconds=1)
     assert len(done.chunks) > 1
-    out = await probe(done.joined["480p"])
-    assert (out.width, out.height, out.rotation) == (270, 480, 0)
+    out = await probe(done.joined["360p"])
+    assert (out.width, out.height, out.rotation) == (360, 640, 0)  # 360p: the short side
     for chunk in done.outputs:
-        assert (await probe(chunk.files["480p"])).rotation == 0
+        assert (await probe(chunk.files["360p"])).rotation == 0
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "sizes"),
+    [
+        (720, 1280, [(720, 1280), (480, 854), (360, 640)]),
+        (1280, 720, [(1280, 720), (854, 480), (640, 360)]),
+    ],
+)
+async def test_rungs_scale_the_short_side_keeping_the_aspect(clips, tmp_path, width, height, sizes):
+    """A portrait upload's 720p is 720 wide and as tall as its aspect says: its own full size
+    first, the sizes a landscape video of the same shape gets, turned."""
+    source = media_clips.make_clip(
+        clips / f"{width}x{height}.mp4", width=width, height=height, seconds=2, speech=None
+    )
+    info = await probe(source)
+    rungs = plan_rungs(info.width, info.height)
+    done = await encode_chunked(source, tmp_path, rungs, chunk_seconds=2, segment_seconds=1)
+    got = [(await probe(done.joined[f"{rung}p"])) for rung in rungs]
+    assert [(out.width, out.height) for out in got] == sizes
 
 
 async def test_odd_sized_source_gives_even_dimensions(clips, tmp_path):

@@ -38,7 +38,7 @@ from spool.media.tools import (
     run_tool,
 )
 from spool.models.chunks import ChunkPlan
-from spool.models.video import plan_rendition_heights
+from spool.models.video import plan_rungs
 from tests.support import media_clips
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes, ffprobe_json
 from tests.support.waiting import eventually
@@ -128,8 +128,7 @@ async def test_single_decode_ladder_is_killed_on_timeout(clips, tmp_path):
 async def test_odd_small_source_gives_one_even_rendition(clips, tmp_path):
     clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2, speech=None)
     info = await probe(clip)
-    heights = plan_rendition_heights(info.height)
-    assert heights == [240]
+    assert plan_rungs(info.width, info.height) == [240]
     await transcode_rendition(
         clip, tmp_path / "240p.mp4", 240, video_kbps=300, has_audio=info.has_audio
     )
@@ -144,10 +143,10 @@ async def test_rotated_portrait_rendition_is_upright(clips, tmp_path):
     )
     info = await probe(clip)
     assert info.rotation in (90, -90) and info.width < info.height
-    await transcode_rendition(clip, tmp_path / "480p.mp4", 480, video_kbps=1400)
-    out = await probe(tmp_path / "480p.mp4")
-    assert out.width < out.height and out.height == 480
-    assert out.rotation == 0
+    assert plan_rungs(info.width, info.height) == [360]  # its own full size: 360x640 is 360p
+    await transcode_rendition(clip, tmp_path / "360p.mp4", 360, video_kbps=800)
+    out = await probe(tmp_path / "360p.mp4")
+    assert (out.width, out.height, out.rotation) == (360, 640, 0)
 
 
 async def test_poster_is_a_jpeg(speech_1080, tmp_path):

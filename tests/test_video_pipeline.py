@@ -199,9 +199,11 @@ async def test_rotated_portrait_renditions_are_upright(client, settings, clips):
         clips / "portrait.mp4", width=640, height=360, seconds=2, speech=None, tone=True, rotate=90
     )
     async with video_workers(client, settings):
-        status, _ = await run_job(client, settings, clip, captions=False)
+        status, handle = await run_job(client, settings, clip, captions=False)
     assert status.state == JobState.READY
-    assert [r.height for r in status.renditions] == [480, 360]
+    save_history("video-ready-portrait", await handle.fetch_history())
+    # By the short side: the source's own full size (360x640 is 360p), never a narrower one.
+    assert [(r.name, r.width, r.height) for r in status.renditions] == [("360p", 360, 640)]
     for r in status.renditions:
         info = await probe_stored(open_storage(settings), r.key, clips)
         assert info.width < info.height and info.rotation == 0

@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.patches as patches
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import EncodeActivities, ProbeActivities, RecordActivities
     from activities.webhooks import WebhookActivities
@@ -133,7 +134,7 @@ class VideoPipelineWorkflow:
             case Done(probe):
                 self._job.probe = probe
         await self._record(RECORD.at("probe"), metadata=probe)
-        await self._branches(probe, plan_rendition_heights(probe.height, inp.renditions))
+        await self._branches(probe, plan_rendition_heights(rung_side(probe), inp.renditions))
         return job_outcome(bool(self._job.renditions), self._job.errors)
 
     async def _branches(self, probe: ProbeResult, heights: list[int]) -> None:
@@ -322,3 +323,12 @@ class VideoPipelineWorkflow:
         workflow.upsert_search_attributes(
             [SPOOL_KIND.value_set("video"), SPOOL_STATUS.value_set(str(state))]
         )
+
+
+def rung_side(probe: ProbeResult) -> int:
+    """The side of the source's picture its rungs are chosen by: the short side. Runs begun
+    before renditions were chosen this way chose a portrait video's by its height, and
+    replay that (the patch is asked only for a portrait source, whose rungs differ)."""
+    if probe.width < probe.height and workflow.patched(patches.RUNGS_BY_SHORT_SIDE):
+        return probe.width
+    return probe.height
