@@ -207,20 +207,24 @@ class VideoPipelineWorkflow:
     def _take_captions(self, result: CaptionsResult) -> None:
         job = self._job
         job.captions, job.captions_state = result, result.state
-        if result.state == CaptionsState.AVAILABLE:
+        if result.state in (CaptionsState.AVAILABLE, CaptionsState.NONE):
             job.announcements.append(asyncio.create_task(self._announce_captions(result)))
         self._steps.adopt(result.steps)
-        if result.state != CaptionsState.AVAILABLE:
+        if result.state not in (CaptionsState.AVAILABLE, CaptionsState.NONE):
             job.errors["captions"] = result.error or "captions failed"
 
     async def _announce_captions(self, result: CaptionsResult) -> None:
+        """``video.captions_available``, or ``video.captions_none`` when the audio held no
+        speech: either way the owner learns what the captions step found."""
         inp = self._job.inp
+        found = "none" if result.state == CaptionsState.NONE else "available"
         event = PublishEventInput(
-            event_id=f"captions-available:{inp.video_id}",
-            event_type="video.captions_available",
+            event_id=f"captions-{found}:{inp.video_id}",
+            event_type=f"video.captions_{found}",
             payload={
                 "video_id": inp.video_id,
                 "job_id": self._job.job_id,
+                "captions_state": str(result.state),
                 "language": result.language,
                 "segments": result.segment_count,
             },
@@ -229,9 +233,7 @@ class VideoPipelineWorkflow:
         try:
             await self._steps.execute(ANNOUNCE_CAPTIONS, event)
         except ActivityError as err:
-            workflow.logger.warning(
-                "captions-available event not delivered: %s", failure_message(err)
-            )
+            workflow.logger.warning("captions event not delivered: %s", failure_message(err))
 
     # --- ending ---------------------------------------------------------------------------
     # A cancel is handled here only. Before the outcome is decided it stops every branch,
