@@ -11,7 +11,7 @@ from pathlib import Path
 import ffmpeg
 
 from spool.media import tools
-from spool.media.chunks import DISPLAY_WIDTH, RenditionSpec
+from spool.media.chunks import RenditionSpec, scale_to_rung
 
 
 def rendition_output_options(
@@ -47,7 +47,7 @@ def rendition_args(
     has_audio: bool = True,
 ) -> list[str]:
     inp = ffmpeg.input(tools.file_url(src), **tools.INPUT_OPTIONS)
-    video = inp["v:0"].filter("scale", DISPLAY_WIDTH, height).filter("setsar", 1)
+    video = scale_to_rung(inp["v:0"], height)
     streams = [video, inp["a:0"]] if has_audio else [video]
     out = ffmpeg.output(
         *streams,
@@ -103,7 +103,7 @@ def ladder_args(
     outputs = []
     for i, spec in enumerate(specs):
         branch = branches[i] if branches is not None else video
-        scaled = branch.filter("scale", DISPLAY_WIDTH, spec.height).filter("setsar", 1)
+        scaled = scale_to_rung(branch, spec.height)
         streams = [scaled, inp["a:0"]] if has_audio else [scaled]
         outputs.append(
             ffmpeg.output(

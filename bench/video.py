@@ -58,7 +58,7 @@ from spool.media.poster import extract_poster  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
 from spool.media.tools import Limits, MediaError  # noqa: E402
 from spool.models.captions import CaptionsInput, captions_workflow_id  # noqa: E402
-from spool.models.video import plan_rendition_heights, rendition_name  # noqa: E402
+from spool.models.video import plan_rungs, rendition_name  # noqa: E402
 from spool.process import single_threaded_blas, with_parent_death  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402
@@ -170,13 +170,11 @@ def load_raw_model(settings: Settings):
 
 
 def raw_transcribe(model, wav: Path, settings: Settings) -> int:
-    """faster-whisper with Spool's decoding options (spool.whisper.transcribe)."""
+    """faster-whisper with Spool's decoding options (spool.whisper.transcribe): voice
+    activity detection, Whisper's guards and word timestamps, so the comparison measures
+    what Spool adds around the same work."""
     segments, _info = model.transcribe(
-        str(wav),
-        language=settings.whisper_language,
-        beam_size=1,
-        condition_on_previous_text=False,
-        vad_filter=False,
+        str(wav), language=settings.whisper_language, **whisper.PLAIN_OPTIONS
     )
     return sum(1 for s in segments if s.text.strip())
 
@@ -189,7 +187,7 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, model) -> dic
     limits = Limits.from_settings(settings)
     t0 = time.perf_counter()
     info = await probe(src)
-    heights = plan_rendition_heights(info.height)
+    heights = plan_rungs(info.width, info.height)
     times: dict = {}
 
     async def ladder() -> None:
@@ -303,7 +301,7 @@ async def background_ladder(src: Path, out: Path, settings: Settings) -> None:
     """The plain script's one-decode ladder, again and again until cancelled: the contention
     both transcriptions face (run_tool kills the ffmpeg on cancel)."""
     info = await probe(src)
-    specs = ladder_specs(out, plan_rendition_heights(info.height), settings)
+    specs = ladder_specs(out, plan_rungs(info.width, info.height), settings)
     while True:
         await transcode_ladder(
             src,
@@ -500,7 +498,7 @@ async def main(args) -> None:
         meter = CpuMeter()
         plain = await plain_pipeline(clip, plain_dir, settings, model)
         info = plain["info"]
-        heights = plan_rendition_heights(info.height)
+        heights = plan_rungs(info.width, info.height)
         print(f"plain script done in {plain['total']:.1f} s ({meter.report()})", flush=True)
 
         # Raw faster-whisper alone (warm model), for reference.

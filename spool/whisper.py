@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spool import cues
 from spool.config import Settings
 
 log = logging.getLogger("spool.whisper")
@@ -43,6 +44,30 @@ BATCHED_MIN_SECONDS = 290.0
 SAMPLE_RATE = 16000  # what Whisper models take, and what the captions step extracts
 # A window of audio ends at the quietest 100 ms of its last this many seconds.
 CUT_SEEK_SECONDS = 5
+# What Whisper is asked, so that silence, music and noise give no text and a cue starts when
+# its first word is spoken: Silero voice activity detection (shipped with faster-whisper)
+# hands the model only the stretches with speech; Whisper's own guards drop a segment it
+# thinks holds no speech (no-speech probability over 0.6 with an average log-probability
+# under -1) or that repeats itself (gzip compression ratio over 2.4); nothing is conditioned
+# on a previous, maybe invented, text; words carry their own times, and a stretch of over
+# 2 s of silence inside a segment is not transcribed as words.
+QUALITY_OPTIONS: dict[str, Any] = {
+    "beam_size": 1,
+    "condition_on_previous_text": False,
+    "no_speech_threshold": 0.6,
+    "log_prob_threshold": -1.0,
+    "compression_ratio_threshold": 2.4,
+    "word_timestamps": True,
+    # Silero pads each stretch of speech; Whisper times the first word of a stretch from the
+    # padding's start. 200 ms (its default is 400) keeps that word's cue within 0.3 s of the
+    # first sound, with room left for a soft onset.
+    "vad_parameters": {"speech_pad_ms": 200},
+}
+PLAIN_OPTIONS: dict[str, Any] = {
+    **QUALITY_OPTIONS,
+    "vad_filter": True,
+    "hallucination_silence_threshold": 2.0,
+}
 # Called with the model's name after every load: how tests and bench/whisper.py count loads.
 _load_listeners: list[Callable[[str], None]] = []
 
@@ -102,29 +127,43 @@ def transcribe(
     The audio is read and transcribed a window at a time (``model_inputs``), so a long file
     never sits in memory whole as samples and features. The segments generator is lazy, so a
     set ``cancel_event`` stops the work between segments (raising TranscriptionCancelled).
-    ``on_segment`` gets each segment and its end time. ``batched``: faster-whisper's
-    VAD-split, batched pipeline instead of plain decoding; None (the default) chooses it for
-    windows of BATCHED_MIN_SECONDS or more. It yields a batch of chunks at a time, so a cancel
-    is noticed between batches rather than segments.
+    ``on_segment`` gets each cue and its end time. The cues are shaped from Whisper's word
+    times (spool/cues.py): one cue per sentence or clause, at most two lines of 42
+    characters, 1 to 7 s on screen; an empty list when nothing was said. ``batched``:
+    faster-whisper's VAD-split, batched pipeline instead of plain decoding; None (the
+    default) chooses it for windows of BATCHED_MIN_SECONDS or more. It yields a batch of
+    chunks at a time, so a cancel is noticed between batches rather than segments.
     """
     model = preload(settings)
     if cancel_event is not None and cancel_event.is_set():
         raise TranscriptionCancelled()
     language = language or settings.whisper_language or None
-    out: list[Segment] = []
+    out: list[cues.Cue] = []
     for offset, audio in model_inputs(wav_path, settings.whisper_window_seconds):
         for seg in _segments(model, audio, language, batched, wav_path):
-            if cancel_event is not None and cancel_event.is_set():
-                raise TranscriptionCancelled()
-            text = seg.text.strip()
-            if not text:
-                continue
-            start, end = round(offset + float(seg.start), 3), round(offset + float(seg.end), 3)
-            segment = Segment(start=start, end=end, text=text)
-            out.append(segment)
-            if on_segment is not None:
-                on_segment(segment, offset + float(seg.end))
-    return out
+            for cue in cues.cues_from_words(segment_words(seg, offset)):
+                if cancel_event is not None and cancel_event.is_set():
+                    raise TranscriptionCancelled()
+                out.append(cue)
+                if on_segment is not None:
+                    on_segment(Segment(cue.start, cue.end, cue.text), offset + float(seg.end))
+    return [
+        Segment(round(cue.start, 3), round(cue.end, 3), cue.text) for cue in cues.settle_timing(out)
+    ]
+
+
+def segment_words(seg: Any, offset: float) -> list[cues.Word]:
+    """A Whisper segment's words on the whole file's time line; the segment as one word
+    when it carries no word times."""
+    timed = [
+        cues.Word(offset + float(w.start), offset + float(w.end), w.word.strip())
+        for w in (getattr(seg, "words", None) or [])
+        if w.word.strip()
+    ]
+    if timed:
+        return timed
+    text = " ".join(str(seg.text).split())
+    return [cues.Word(offset + float(seg.start), offset + float(seg.end), text)] if text else []
 
 
 def _segments(
@@ -136,13 +175,7 @@ def _segments(
         batched = seconds >= BATCHED_MIN_SECONDS
     if batched:
         return _batched_segments(model, audio, language)
-    segments_iter, _info = model.transcribe(
-        audio,
-        language=language,
-        beam_size=1,
-        condition_on_previous_text=False,
-        vad_filter=False,
-    )
+    segments_iter, _info = model.transcribe(audio, language=language, **PLAIN_OPTIONS)
     return segments_iter
 
 
@@ -245,7 +278,11 @@ def _batched_segments(model: Any, audio: Any, language: str | None) -> Any:
     # A pipeline per call: it keeps per-call state (the last speech timestamp), the model none.
     # Timestamps inside each VAD chunk, or a cue would span the whole chunk (up to 30 s).
     segments_iter, _info = BatchedInferencePipeline(model).transcribe(
-        audio, language=language, beam_size=1, without_timestamps=False, batch_size=BATCH_SIZE
+        audio,
+        language=language,
+        without_timestamps=False,
+        batch_size=BATCH_SIZE,
+        **QUALITY_OPTIONS,
     )
     return segments_iter
 
@@ -260,7 +297,9 @@ def _timestamp(seconds: float, sep: str) -> str:
 
 def _cue_text(text: str) -> str:
     # A blank line ends a cue and "-->" starts a timing line: neither may appear in the text.
-    return " ".join(text.split()).replace("-->", "->")
+    # A cue's own lines (spool/cues.py) are kept, each with its blanks collapsed.
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line).replace("-->", "->")
 
 
 def to_vtt(segments: list[Segment]) -> str:

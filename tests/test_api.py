@@ -24,7 +24,7 @@ from spool.service.videos import build_view
 from spool.storage import LocalStorage, open_storage
 from spool.storage.keys import rendition_key
 from spool.storage.local import INCOMING
-from tests.support import media_clips
+from tests.support import hls_rules, media_clips
 from tests.support.api import (
     API_KEY,
     AUTH,
@@ -191,6 +191,8 @@ async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key
         kinds = {url.rsplit(".", 1)[-1] for url in fetched}
         assert {"m3u8", "mp4", "m4s", "jpg", "vtt"} <= kinds, sorted(fetched)
         assert all(url.startswith(base + "/") for url in fetched), sorted(fetched)
+        # What the pipeline published keeps RFC 8216, on the bytes a player downloaded.
+        assert hls_rules.violations(v["hls_url"], lambda url: fetched[url].content) == []
         rendition = v["renditions"][0]["url"]
         part = await http.get(rendition, headers={"Range": "bytes=0-99"})
         assert part.status_code == 206 and len(part.content) == 100

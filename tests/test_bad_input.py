@@ -37,7 +37,7 @@ from spool.models.common import INVALID_VIDEO
 from spool.models.video import (
     PosterInput,
     ProbeInput,
-    plan_rendition_heights,
+    plan_rungs,
 )
 from spool.storage import keys
 from tests.support import media_clips, media_corpus
@@ -244,15 +244,16 @@ async def fetched(acts: VideoActivitySet, key: str, dest: Path) -> Path:
 
 
 async def check_rendition(acts: VideoActivitySet, probe, tmp_path: Path) -> None:
-    height = plan_rendition_heights(probe.height)[-1]  # the cheapest one the source gets
-    result = await make_rendition(acts, VIDEO_ID, SOURCE, probe, height)
+    rung = plan_rungs(probe.width, probe.height)[-1]  # the cheapest one the source gets
+    result = await make_rendition(acts, VIDEO_ID, SOURCE, probe, rung)
     out = await fetched(acts, result.key, tmp_path / "rendition.mp4")
     streams = ffprobe_json(out, "-show_streams")["streams"]
     video = [s for s in streams if s["codec_type"] == "video"]
     audio = [s for s in streams if s["codec_type"] == "audio"]
     assert len(video) == 1 and video[0]["codec_name"] == "h264", streams
-    assert video[0]["pix_fmt"] == "yuv420p" and video[0]["height"] == height
-    assert video[0]["width"] % 2 == 0
+    width, height = video[0]["width"], video[0]["height"]
+    assert video[0]["pix_fmt"] == "yuv420p" and min(width, height) == rung
+    assert width % 2 == 0 and height % 2 == 0
     assert abs(video[0]["width"] - height * probe.width / probe.height) <= 2, video[0]
     assert (result.width, result.height) == (video[0]["width"], height)
     assert bool(audio) == probe.has_audio

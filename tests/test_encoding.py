@@ -30,7 +30,8 @@ from spool.media.probe import probe
 from spool.media.storyboard import make_storyboard, storyboard_vtt
 from spool.media.tools import Limits, MediaError, MediaTimeout
 from spool.models.chunks import ChunkPlan, output_fps, plan_chunks, snap_to_keyframes
-from tests.support import media_clips
+from spool.models.video import plan_rungs
+from tests.support import hls_rules, media_clips
 from tests.support.media_checks import ffmpeg_processes, ffprobe_json
 
 pytestmark = pytest.mark.e2e
@@ -556,6 +557,32 @@ async def test_master_playlist_describes_the_real_streams(hls):
         assert int(variant["BANDWIDTH"]) >= int(variant["AVERAGE-BANDWIDTH"])
 
 
+def test_the_packaged_playlists_keep_rfc_8216(hls):
+    out, _variants, _audio = hls
+    assert hls_rules.violations("master.m3u8", lambda uri: (out / uri).read_bytes()) == []
+
+
+async def test_a_short_last_segment_never_lifts_the_average_over_the_peak(ladder, tmp_path):
+    """Segments cut every 5 s on keyframes 2 s apart: 6 + 4 + 2 s, the last shorter than half
+    the 6 s target, with a whole keyframe in its 2 s. RFC 8216 measures it with the one
+    before; the master's BANDWIDTH is then still the peak and never below the average."""
+    joined = ladder.joined["360p"]
+    variant = await package_hls(
+        joined, tmp_path / "360p", name="360p", segment_seconds=5, limits=LIMITS
+    )
+    audio = await package_audio_hls(
+        ladder.audio,
+        tmp_path / "audio",
+        segment_seconds=5,
+        limits=LIMITS,
+        video_start=variant.start_seconds,
+    )
+    durations, _uris = parse_media_playlist(tmp_path / variant.playlist)
+    assert durations == pytest.approx([6, 4, 2], abs=1e-3)
+    (tmp_path / "master.m3u8").write_text(master_playlist([variant], audio))
+    assert hls_rules.violations("master.m3u8", lambda uri: (tmp_path / uri).read_bytes()) == []
+
+
 # --- storyboards ---------------------------------------------------------------------------
 
 
@@ -780,12 +807,32 @@ async def test_rotated_phone_clip_comes_out_upright(clips, tmp_path):
     source = media_clips.make_clip(clips / "phone.mp4", width=640, height=360, seconds=3, rotate=90)
     info = await probe(source)
     assert info.rotation in (90, -90) and (info.width, info.height) == (360, 640)
-    done = await encode_chunked(source, tmp_path, [480], chunk_seconds=2, segment_seconds=1)
+    done = await encode_chunked(source, tmp_path, [360], chunk_seconds=2, segment_seconds=1)
     assert len(done.chunks) > 1
-    out = await probe(done.joined["480p"])
-    assert (out.width, out.height, out.rotation) == (270, 480, 0)
+    out = await probe(done.joined["360p"])
+    assert (out.width, out.height, out.rotation) == (360, 640, 0)  # 360p: the short side
     for chunk in done.outputs:
-        assert (await probe(chunk.files["480p"])).rotation == 0
+        assert (await probe(chunk.files["360p"])).rotation == 0
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "sizes"),
+    [
+        (720, 1280, [(720, 1280), (480, 854), (360, 640)]),
+        (1280, 720, [(1280, 720), (854, 480), (640, 360)]),
+    ],
+)
+async def test_rungs_scale_the_short_side_keeping_the_aspect(clips, tmp_path, width, height, sizes):
+    """A portrait upload's 720p is 720 wide and as tall as its aspect says: its own full size
+    first, the sizes a landscape video of the same shape gets, turned."""
+    source = media_clips.make_clip(
+        clips / f"{width}x{height}.mp4", width=width, height=height, seconds=2, speech=None
+    )
+    info = await probe(source)
+    rungs = plan_rungs(info.width, info.height)
+    done = await encode_chunked(source, tmp_path, rungs, chunk_seconds=2, segment_seconds=1)
+    got = [(await probe(done.joined[f"{rung}p"])) for rung in rungs]
+    assert [(out.width, out.height) for out in got] == sizes
 
 
 async def test_odd_sized_source_gives_even_dimensions(clips, tmp_path):

@@ -38,8 +38,8 @@ from spool.media.tools import (
     run_tool,
 )
 from spool.models.chunks import ChunkPlan
-from spool.models.video import plan_rendition_heights
-from tests.support import media_clips
+from spool.models.video import plan_rungs
+from tests.support import caption_rules, media_clips
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes, ffprobe_json
 from tests.support.waiting import eventually
 
@@ -128,8 +128,7 @@ async def test_single_decode_ladder_is_killed_on_timeout(clips, tmp_path):
 async def test_odd_small_source_gives_one_even_rendition(clips, tmp_path):
     clip = media_clips.make_clip(clips / "odd.mp4", width=321, height=241, seconds=2, speech=None)
     info = await probe(clip)
-    heights = plan_rendition_heights(info.height)
-    assert heights == [240]
+    assert plan_rungs(info.width, info.height) == [240]
     await transcode_rendition(
         clip, tmp_path / "240p.mp4", 240, video_kbps=300, has_audio=info.has_audio
     )
@@ -144,10 +143,10 @@ async def test_rotated_portrait_rendition_is_upright(clips, tmp_path):
     )
     info = await probe(clip)
     assert info.rotation in (90, -90) and info.width < info.height
-    await transcode_rendition(clip, tmp_path / "480p.mp4", 480, video_kbps=1400)
-    out = await probe(tmp_path / "480p.mp4")
-    assert out.width < out.height and out.height == 480
-    assert out.rotation == 0
+    assert plan_rungs(info.width, info.height) == [360]  # its own full size: 360x640 is 360p
+    await transcode_rendition(clip, tmp_path / "360p.mp4", 360, video_kbps=800)
+    out = await probe(tmp_path / "360p.mp4")
+    assert (out.width, out.height, out.rotation) == (360, 640, 0)
 
 
 async def test_poster_is_a_jpeg(speech_1080, tmp_path):
@@ -446,8 +445,49 @@ async def test_whisper_transcribes_speech_and_writes_captions(
     heard = set(media_clips.normalized_words(" ".join(s.text for s in segments)))
     assert sum(w in heard for w in spoken) / len(spoken) >= 0.8, segments
     assert all(0 <= s.start < s.end <= 3.6 for s in segments)
+    assert caption_rules.shape_problems(segments) == []
     check_vtt(whisper.to_vtt(segments), len(segments))
     check_srt(whisper.to_srt(segments), len(segments))
+
+
+@pytest.mark.parametrize("sound", ["music", "noise", "silence"])
+def test_sound_without_speech_gives_no_captions(clips, whisper_settings, sound):
+    """Music, noise and silence yield no cue: nothing is invented where nobody speaks."""
+    source = {
+        "music": media_clips.MUSIC,
+        "noise": media_clips.NOISE,
+        "silence": "anullsrc=r=16000:cl=mono",
+    }[sound]
+    wav = media_clips.sound_wav(clips / f"{sound}.wav", source, seconds=10)
+    assert whisper.transcribe(wav, settings=whisper_settings) == []
+
+
+def speech_onset(wav: Path) -> float:
+    """When the first sound in a 16 kHz mono WAV begins: its first 10 ms over -40 dBFS."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(wav), "rb") as f:
+        samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").astype(np.float32)
+    frames = samples[: samples.size // 160 * 160].reshape(-1, 160) / 32768.0
+    loud = np.flatnonzero(np.sqrt((frames * frames).mean(axis=1)) > 0.01)
+    return float(loud[0]) * 0.01
+
+
+def test_a_cue_starts_when_speech_starts_after_silence(clips, whisper_settings):
+    """12 s of silence, then one sentence: no cue in the silence, the first starts within
+    0.3 s of the first word, and the last ends after the last word, not 14.5 s in."""
+    wav = media_clips.silence_then_speech_wav(clips / "late.wav", silence=12.0)
+    onset = speech_onset(wav)
+    assert 11.9 < onset < 12.5
+    cues = whisper.transcribe(wav, settings=whisper_settings)
+    assert cues, "the sentence was not heard"
+    assert abs(cues[0].start - onset) <= 0.3, (onset, cues)
+    assert caption_rules.shape_problems(cues) == []
+    heard = set(media_clips.normalized_words(" ".join(c.text for c in cues)))
+    spoken = media_clips.normalized_words(media_clips.SPEECH_TEXT)
+    assert sum(w in heard for w in spoken) / len(spoken) >= 0.8, cues
 
 
 @pytest.fixture(scope="module")
@@ -475,6 +515,7 @@ def test_whisper_cancel_event_stops_between_segments(five_sentences_wav, whisper
 
     full = whisper.transcribe(five_sentences_wav, settings=whisper_settings)
     assert len(full) >= 3, full
+    assert caption_rules.shape_problems(full) == []
     event = threading.Event()
     seen: list[whisper.Segment] = []
 

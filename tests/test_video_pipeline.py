@@ -199,9 +199,11 @@ async def test_rotated_portrait_renditions_are_upright(client, settings, clips):
         clips / "portrait.mp4", width=640, height=360, seconds=2, speech=None, tone=True, rotate=90
     )
     async with video_workers(client, settings):
-        status, _ = await run_job(client, settings, clip, captions=False)
+        status, handle = await run_job(client, settings, clip, captions=False)
     assert status.state == JobState.READY
-    assert [r.height for r in status.renditions] == [480, 360]
+    save_history("video-ready-portrait", await handle.fetch_history())
+    # By the short side: the source's own full size (360x640 is 360p), never a narrower one.
+    assert [(r.name, r.width, r.height) for r in status.renditions] == [("360p", 360, 640)]
     for r in status.renditions:
         info = await probe_stored(open_storage(settings), r.key, clips)
         assert info.width < info.height and info.rotation == 0
@@ -389,6 +391,7 @@ class FakeVideo:
         has_audio=True,
         fail_renditions=(),
         fail_transcribe=False,
+        spoken_segments=1,
         hold_renditions: asyncio.Event | None = None,
         fail_notices=False,
         fail_events=False,
@@ -402,6 +405,7 @@ class FakeVideo:
         self.events: list[PublishEventInput] = []
         self.fail_renditions = set(fail_renditions)
         self.fail_transcribe = fail_transcribe
+        self.spoken_segments = spoken_segments
         self.hold = hold_renditions
         self.records: list[RecordVideoInput | RecordCaptionsInput] = []
         self.notices: list[JobState] = []
@@ -555,9 +559,9 @@ class FakeVideo:
             vtt_key="k/v",
             srt_key="k/s",
             transcript_key="k/t",
-            segment_count=1,
+            segment_count=self.spoken_segments,
             language=inp.language,
-            excerpt="hello",
+            excerpt="hello" if self.spoken_segments else "",
         )
 
 
@@ -715,6 +719,23 @@ async def test_captions_available_is_announced_once_with_the_callback(client, ta
     assert event.event_id == f"captions-available:{status.video_id}"
     assert event.callback_url == "https://hooks.example.com/spool"
     assert event.payload["segments"] == 1
+
+
+async def test_audio_without_speech_ends_with_captions_none_and_says_so(client, task_queue):
+    """A transcript with no cue is "none": not available with invented text, not an error,
+    and the owner hears it as video.captions_none."""
+    fake = FakeVideo(spoken_segments=0)
+    status, _ = await run_fake(
+        client, task_queue, fake, callback_url="https://hooks.example.com/spool"
+    )
+    assert status.state == "ready" and status.error is None
+    assert status.captions_state == CaptionsState.NONE
+    [event] = fake.events
+    assert (event.event_type, event.event_id) == (
+        "video.captions_none",
+        f"captions-none:{status.video_id}",
+    )
+    assert event.payload["captions_state"] == "none" and event.payload["segments"] == 0
 
 
 async def test_undeliverable_notices_do_not_fail_a_finished_job(client, task_queue):

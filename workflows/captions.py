@@ -92,9 +92,9 @@ class CaptionsWorkflow:
                     inp.video_id, CaptionsState.FAILED, inp.language, error=error
                 )
             case Done(transcript):
-                result = self._available(transcript)
+                result = self._transcribed(transcript)
                 record = RecordCaptionsInput(
-                    inp.video_id, CaptionsState.AVAILABLE, transcript.language, transcript
+                    inp.video_id, result.state, transcript.language, transcript
                 )
         # "Captions available" reaches the database now, whatever the renditions are doing.
         await self._steps.execute(RECORD_CAPTIONS, record)
@@ -110,9 +110,11 @@ class CaptionsWorkflow:
             steps=self._steps.states(),
         )
 
-    def _available(self, t: TranscribeResult) -> CaptionsResult:
+    def _transcribed(self, t: TranscribeResult) -> CaptionsResult:
+        """AVAILABLE with the captions' keys, or NONE when no speech was found in the audio
+        (the transcript, empty, is still stored)."""
         return CaptionsResult(
-            state=CaptionsState.AVAILABLE,
+            state=CaptionsState.AVAILABLE if t.segment_count else CaptionsState.NONE,
             language=t.language,
             vtt_key=t.vtt_key,
             srt_key=t.srt_key,

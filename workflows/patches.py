@@ -10,12 +10,17 @@ deprecated, then removed (docs/versioning.md):
 
     if workflow.patched(patches.CAPTIONS_FIRST): ...   # new runs; old runs keep the old path
 
-No patch is live: the development-era ones were retired before the first release, with the
-histories that needed them. ``tests/test_replay.py`` checks that every patch a saved history
+The development-era patches were retired before the first release, with the histories that
+needed them. ``tests/test_replay.py`` checks that every patch a saved history
 recorded is listed in ``ALL``.
 """
 
 from __future__ import annotations
 
+# Renditions chosen by the picture's short side, so a portrait video gets its own full size
+# (720x1280 is 720p). Asked only for a portrait source: a landscape one's rungs are the same
+# either way, so its history records no marker. Added 2026-12-07.
+RUNGS_BY_SHORT_SIDE = "rungs-by-short-side"
+
 # Every patch id in use (patched or deprecated), so a saved history's markers can be checked.
-ALL: frozenset[str] = frozenset()
+ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE})

@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.patches as patches
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import EncodeActivities, ProbeActivities, RecordActivities
     from activities.webhooks import WebhookActivities
@@ -133,7 +134,7 @@ class VideoPipelineWorkflow:
             case Done(probe):
                 self._job.probe = probe
         await self._record(RECORD.at("probe"), metadata=probe)
-        await self._branches(probe, plan_rendition_heights(probe.height, inp.renditions))
+        await self._branches(probe, plan_rendition_heights(rung_side(probe), inp.renditions))
         return job_outcome(bool(self._job.renditions), self._job.errors)
 
     async def _branches(self, probe: ProbeResult, heights: list[int]) -> None:
@@ -206,20 +207,24 @@ class VideoPipelineWorkflow:
     def _take_captions(self, result: CaptionsResult) -> None:
         job = self._job
         job.captions, job.captions_state = result, result.state
-        if result.state == CaptionsState.AVAILABLE:
+        if result.state in (CaptionsState.AVAILABLE, CaptionsState.NONE):
             job.announcements.append(asyncio.create_task(self._announce_captions(result)))
         self._steps.adopt(result.steps)
-        if result.state != CaptionsState.AVAILABLE:
+        if result.state not in (CaptionsState.AVAILABLE, CaptionsState.NONE):
             job.errors["captions"] = result.error or "captions failed"
 
     async def _announce_captions(self, result: CaptionsResult) -> None:
+        """``video.captions_available``, or ``video.captions_none`` when the audio held no
+        speech: either way the owner learns what the captions step found."""
         inp = self._job.inp
+        found = "none" if result.state == CaptionsState.NONE else "available"
         event = PublishEventInput(
-            event_id=f"captions-available:{inp.video_id}",
-            event_type="video.captions_available",
+            event_id=f"captions-{found}:{inp.video_id}",
+            event_type=f"video.captions_{found}",
             payload={
                 "video_id": inp.video_id,
                 "job_id": self._job.job_id,
+                "captions_state": str(result.state),
                 "language": result.language,
                 "segments": result.segment_count,
             },
@@ -228,9 +233,7 @@ class VideoPipelineWorkflow:
         try:
             await self._steps.execute(ANNOUNCE_CAPTIONS, event)
         except ActivityError as err:
-            workflow.logger.warning(
-                "captions-available event not delivered: %s", failure_message(err)
-            )
+            workflow.logger.warning("captions event not delivered: %s", failure_message(err))
 
     # --- ending ---------------------------------------------------------------------------
     # A cancel is handled here only. Before the outcome is decided it stops every branch,
@@ -322,3 +325,12 @@ class VideoPipelineWorkflow:
         workflow.upsert_search_attributes(
             [SPOOL_KIND.value_set("video"), SPOOL_STATUS.value_set(str(state))]
         )
+
+
+def rung_side(probe: ProbeResult) -> int:
+    """The side of the source's picture its rungs are chosen by: the short side. Runs begun
+    before renditions were chosen this way chose a portrait video's by its height, and
+    replay that (the patch is asked only for a portrait source, whose rungs differ)."""
+    if probe.width < probe.height and workflow.patched(patches.RUNGS_BY_SHORT_SIDE):
+        return probe.width
+    return probe.height

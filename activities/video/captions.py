@@ -89,7 +89,7 @@ class CaptionsActivities:
             transcript_key=stored["json"],
             segment_count=len(segments),
             language=language,
-            excerpt=" ".join(seg.text for seg in segments)[:300],
+            excerpt=spoken_text(segments)[:300],
         )
 
     async def _whisper(
@@ -129,7 +129,7 @@ class CaptionsActivities:
         recorded for search; format ("vtt", "srt", "json") → key."""
         transcript = {
             "language": language,
-            "text": " ".join(seg.text for seg in segments),
+            "text": spoken_text(segments),
             "segments": [asdict(seg) for seg in segments],
         }
         files = {
@@ -168,3 +168,8 @@ class CaptionsActivities:
         # good) it is dropped. A repeated delete is a no-op, so a retry is harmless; deleting
         # here rather than in video.transcribe keeps a retried transcribe able to read it.
         await self.files.call(self.files.storage.delete, keys.audio_key(inp.video_id))
+
+
+def spoken_text(segments: list[whisper.Segment]) -> str:
+    """What was said, as one line: the cues' text without their line breaks."""
+    return " ".join(" ".join(seg.text.split()) for seg in segments)

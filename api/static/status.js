@@ -14,7 +14,7 @@ const STEP_WORDS = {
 const CAPTIONS_NOTES = {
   pending: "Captions are being made…", failed: "Captions could not be made.",
   skipped: "No audio, so no captions.", disabled: "Captions were not requested.",
-  cancelled: "Captions were cancelled.",
+  cancelled: "Captions were cancelled.", none: "No speech detected.",
 };
 
 export function render(v) {

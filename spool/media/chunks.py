@@ -32,10 +32,6 @@ from spool.media.frames import (
 )
 from spool.models.chunks import ChunkPlan
 
-# The width of a rendition ``oh`` pixels tall: the source's DISPLAY aspect (dar = storage aspect
-# × sample aspect), even, so that square output pixels (setsar=1) show the picture undistorted.
-# For square-pixel sources this is exactly what ``scale=-2:oh`` gives.
-DISPLAY_WIDTH = "round(oh*dar/2)*2"
 THUMB_NAME = "thumb-%06d.jpg"
 THUMB_QUALITY = 4  # mjpeg q:v, 2 (best) .. 31: small sprites, still sharp
 # A thumbnail's height for its fixed width, from the display aspect (anamorphic sources too).
@@ -47,7 +43,8 @@ READ_MARGIN_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class RenditionSpec:
-    """One rendition of a chunk: where it is written, how tall, how many kbit/s of video."""
+    """One rendition of a chunk: where it is written, its rung (the picture's short side),
+    how many kbit/s of video."""
 
     dst: str | Path
     height: int
@@ -254,13 +251,25 @@ def _chunk_input(setup: EncodeSetup) -> Any:
     )
 
 
+def scale_to_rung(stream: Any, rung: int) -> Any:
+    """The picture scaled so its short side is ``rung`` pixels: the height of a landscape (or
+    square) picture, the width of a portrait one. The long side follows the source's DISPLAY
+    aspect (dar = storage aspect x sample aspect), rounded to even, so that square output
+    pixels (setsar=1) show the picture undistorted; the decoder has already turned a rotated
+    phone video upright, so dar is the aspect a viewer sees."""
+    landscape = "gte(dar,1)"
+    width = f"if({landscape},round({rung}*dar/2)*2,{rung})"
+    height = f"if({landscape},{rung},round({rung}/dar/2)*2)"
+    return stream.filter("scale", width, height).filter("setsar", 1)
+
+
 def _video_output(stream: Any, spec: RenditionSpec, setup: EncodeSetup) -> Any:
     # By frame number, not time: ffmpeg rounds a listed time to the encoder's time base,
     # which can land a keyframe one frame early. These are the only keyframes: scene cuts
     # are off and the GOP cap is one frame longer than a segment (a 2 s segment at 29.97 fps
     # is 59 or 60 frames), so x264 never adds one of its own, yet no GOP outlasts a segment.
     keyframes = "expr:" + "+".join(f"eq(n,{k})" for k in setup.keyframes)
-    scaled = stream.filter("scale", DISPLAY_WIDTH, spec.height).filter("setsar", 1)
+    scaled = scale_to_rung(stream, spec.height)
     kbps = spec.video_kbps
     return scaled.output(
         tools.file_url(spec.dst),

@@ -53,12 +53,12 @@ async def package_hls(
     """One rendition's video as fMP4 HLS in out_dir (index.m3u8, init.mp4, seg-00001.m4s…),
     by stream copy: segments start at the forced keyframes, so every rendition's segments
     start at the same times. The playlist's URIs are relative."""
-    segments = await _package(
+    playlist = await _package(
         Path(mp4), Path(out_dir), stream="v:0", segment_seconds=segment_seconds, limits=limits
     )
     info = await tools.stream_info(Path(mp4), "v:0", limits)
     start = await stream_lead(Path(mp4), "v:0", limits)
-    peak, average = bandwidths(segments)
+    peak, average = bandwidths(playlist)
     return HlsVariantInfo(
         start_seconds=round(start, 6),
         name=name,
@@ -84,7 +84,7 @@ async def package_audio_hls(
     timestamps delayed by ``video_start`` (HlsVariantInfo.start_seconds) so that the sound
     of source time 0 plays with the first picture. Without it, HLS viewers hear the sound a
     few frames early (the joined MP4 is in sync either way: its edit lists say so)."""
-    segments = await _package(
+    playlist = await _package(
         Path(audio_m4a),
         Path(out_dir),
         stream="a:0",
@@ -96,9 +96,10 @@ async def package_audio_hls(
     if info.get("codec_name") != "aac":
         raise tools.MediaError(f"the audio track is {info.get('codec_name')}, not AAC")
     object_type = AAC_OBJECT_TYPES.get(str(info.get("profile")), 2)
-    peak, _average = bandwidths(segments)
+    peak, average = bandwidths(playlist)
     return HlsAudioInfo(
         bandwidth=peak,
+        average_bandwidth=average,
         codecs=f"mp4a.40.{object_type}",
         playlist=f"{AUDIO_PLAYLIST_DIR}/{HLS_PLAYLIST}",
     )
@@ -122,11 +123,14 @@ def master_playlist(variants: list[HlsVariantInfo], audio: HlsAudioInfo | None) 
 
 
 def _stream_inf(variant: HlsVariantInfo, audio: HlsAudioInfo | None) -> str:
-    extra = audio.bandwidth if audio else 0
+    """A variant's attributes. BANDWIDTH is the sum of the variant's and its audio's peak
+    segment bit rates, AVERAGE-BANDWIDTH the sum of their averages (RFC 8216, 4.3.4.2)."""
+    peak_audio = audio.bandwidth if audio else 0
+    average_audio = (audio.average_bandwidth or audio.bandwidth) if audio else 0
     codecs = f"{variant.codecs},{audio.codecs}" if audio else variant.codecs
     attributes = [
-        f"BANDWIDTH={variant.bandwidth + extra}",
-        f"AVERAGE-BANDWIDTH={variant.average_bandwidth + extra}",
+        f"BANDWIDTH={max(variant.bandwidth, variant.average_bandwidth) + peak_audio}",
+        f"AVERAGE-BANDWIDTH={variant.average_bandwidth + average_audio}",
         f"RESOLUTION={variant.width}x{variant.height}",
         f'CODECS="{codecs}"',
         f"FRAME-RATE={variant.frame_rate:.3f}",
@@ -145,6 +149,12 @@ class _Segment:
     seconds: float
 
 
+@dataclass(frozen=True)
+class _MediaPlaylist:
+    segments: list[_Segment]
+    target_seconds: int  # EXT-X-TARGETDURATION
+
+
 async def _package(
     src: Path,
     out_dir: Path,
@@ -153,7 +163,7 @@ async def _package(
     segment_seconds: float,
     limits: tools.Limits,
     offset_seconds: float = 0.0,
-) -> list[_Segment]:
+) -> _MediaPlaylist:
     tools.make_dir(out_dir)
     await tools.run_ffmpeg(
         hls_args(
@@ -165,35 +175,59 @@ async def _package(
         ),
         limits,
     )
-    return playlist_segments(out_dir / HLS_PLAYLIST)
+    return read_media_playlist(out_dir / HLS_PLAYLIST)
 
 
-def playlist_segments(playlist: Path) -> list[_Segment]:
-    """The media segments a VOD playlist lists, with their EXTINF durations."""
+def read_media_playlist(playlist: Path) -> _MediaPlaylist:
+    """The media segments a VOD playlist lists, with their EXTINF durations, and its target
+    duration."""
     segments: list[_Segment] = []
     seconds: float | None = None
+    target = 0
     for line in playlist.read_text().splitlines():
-        if line.startswith("#EXTINF:"):
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            target = int(line.removeprefix("#EXT-X-TARGETDURATION:"))
+        elif line.startswith("#EXTINF:"):
             seconds = float(line.removeprefix("#EXTINF:").split(",", 1)[0])
         elif line and not line.startswith("#") and seconds is not None:
             segments.append(_Segment(playlist.parent / line, seconds))
             seconds = None
     if not segments:
         raise tools.MediaError(f"the HLS muxer wrote no segments to {playlist.name}")
-    return segments
+    if target <= 0:
+        raise tools.MediaError(f"{playlist.name} has no EXT-X-TARGETDURATION")
+    return _MediaPlaylist(segments, target)
 
 
-def bandwidths(segments: list[_Segment]) -> tuple[int, int]:
-    """(peak, average) bits per second over the segments, as a player downloads them. The
-    peak leaves out a last segment under half the longest: a few audio frames there carry a
-    whole fragment header, a rate no player ever has to sustain."""
-    sizes = [(s.path.stat().st_size * 8, s.seconds) for s in segments]
-    longest = max(seconds for _bits, seconds in sizes)
-    steady = sizes[:-1] if len(sizes) > 1 and sizes[-1][1] < longest / 2 else sizes
-    peak = max(bits / seconds for bits, seconds in steady if seconds > 0)
+def bandwidths(playlist: _MediaPlaylist) -> tuple[int, int]:
+    """(peak, average) segment bit rates in bits per second, as RFC 8216 (section 4.3.4.2)
+    defines them for BANDWIDTH and AVERAGE-BANDWIDTH."""
+    sizes = [(s.path.stat().st_size * 8, s.seconds) for s in playlist.segments]
+    peak = peak_segment_bit_rate(sizes, playlist.target_seconds)
     total_seconds = sum(seconds for _bits, seconds in sizes)
-    average = sum(bits for bits, _seconds in sizes) / total_seconds
-    return math.ceil(peak), math.ceil(average)
+    average = sum(bits for bits, _seconds in sizes) / total_seconds if total_seconds > 0 else 0
+    # The contiguous sets the peak is taken over cover every segment, so it is never below
+    # the average; max() keeps that true for a playlist of one segment shorter than half
+    # its target duration, which no set of the right length can contain.
+    return math.ceil(max(peak, average)), math.ceil(average)
+
+
+def peak_segment_bit_rate(sizes: list[tuple[int, float]], target_seconds: float) -> float:
+    """RFC 8216's peak segment bit rate: the largest bit rate of any contiguous set of
+    segments whose total duration is between 0.5 and 1.5 times the target duration. A last
+    segment a few frames long is then measured together with the one before it, never alone
+    (alone, its fragment header would count as a rate no player has to sustain)."""
+    low, high = 0.5 * target_seconds, 1.5 * target_seconds
+    peak = 0.0
+    for first in range(len(sizes)):
+        bits = seconds = 0.0
+        for size, length in sizes[first:]:
+            bits, seconds = bits + size, seconds + length
+            if seconds > high:
+                break
+            if seconds >= low:
+                peak = max(peak, bits / seconds)
+    return peak
 
 
 def avc_codec_string(init_segment: Path) -> str:

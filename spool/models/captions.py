@@ -28,6 +28,7 @@ class CaptionsState(StrEnum):
 
     PENDING = "pending"
     AVAILABLE = "available"
+    NONE = "none"  # transcribed, and no speech was found: no captions, and none invented
     SKIPPED = "skipped"  # no audio track
     DISABLED = "disabled"  # not asked for
     FAILED = "failed"

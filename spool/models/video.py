@@ -40,12 +40,15 @@ __all__ = [
     "VideoPipelineInput",
     "VideoStatus",
     "plan_rendition_heights",
+    "plan_rungs",
     "rendition_name",
     "video_id_of",
     "video_workflow_id",
 ]
 
-# The ladder, highest first. A rendition is never taller than its source.
+# The ladder, highest first, as the picture's short side: a rung names the height of a
+# landscape rendition and the width of a portrait one (720x1280 is 720p), as players and
+# platforms name them. A rendition is never larger than its source.
 RENDITION_HEIGHTS = (1080, 720, 480, 360)
 
 
@@ -87,16 +90,22 @@ def normalize_renditions(names: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(normalized)) or None
 
 
-def plan_rendition_heights(source_height: int, requested: list[str] | None = None) -> list[int]:
-    """Heights to produce for a source: the ladder up to the source height, or one rendition at
-    the source's own (even) height when the source is shorter than the smallest rung."""
-    heights = [h for h in RENDITION_HEIGHTS if h <= source_height]
+def plan_rendition_heights(short_side: int, requested: list[str] | None = None) -> list[int]:
+    """Rungs to produce for a source whose picture's short side is ``short_side``: the ladder
+    up to it, or one rendition at the source's own (even) short side when it is below the
+    smallest rung."""
+    heights = [h for h in RENDITION_HEIGHTS if h <= short_side]
     if requested:
         wanted = {r.lower().removesuffix("p") for r in requested}
         heights = [h for h in heights if str(h) in wanted]
-    if not heights and source_height < RENDITION_HEIGHTS[-1]:
-        heights = [max(2, source_height - source_height % 2)]
+    if not heights and short_side < RENDITION_HEIGHTS[-1]:
+        heights = [max(2, short_side - short_side % 2)]
     return heights
+
+
+def plan_rungs(width: int, height: int, requested: list[str] | None = None) -> list[int]:
+    """The rungs for a source shown ``width`` x ``height``: by its short side."""
+    return plan_rendition_heights(min(width, height), requested)
 
 
 @dataclass
@@ -196,7 +205,7 @@ class EncodingPlanInput:
 @dataclass
 class RenditionPlan:
     name: str  # "720p"
-    height: int
+    height: int  # the rung: the picture's short side (spool/media/chunks.py, scale_to_rung)
     video_kbps: int
 
 
@@ -242,9 +251,10 @@ class ChunkResult:
 class HlsAudioInfo:
     """The audio rendition as the master playlist describes it (spool/media/hls.py)."""
 
-    bandwidth: int  # peak bits/s over segments
+    bandwidth: int  # peak segment bit rate, bits/s (RFC 8216, 4.3.4.2)
     codecs: str  # RFC 6381, e.g. "mp4a.40.2"
     playlist: str  # relative to the master playlist, e.g. "audio/index.m3u8"
+    average_bandwidth: int = 0  # 0 in histories from before it was measured
 
 
 @dataclass
@@ -271,7 +281,7 @@ class HlsVariantInfo:
     name: str
     width: int
     height: int
-    bandwidth: int  # peak bits/s over segments
+    bandwidth: int  # peak segment bit rate, bits/s (RFC 8216, 4.3.4.2)
     average_bandwidth: int
     codecs: str  # RFC 6381, e.g. "avc1.64001f"
     frame_rate: float

@@ -232,3 +232,31 @@ def make_marked_clip(
         argv += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
     _run([*argv, str(path)])
     return path
+
+
+# Sound with no speech in it: a chord pulsing like a beat, and pink noise.
+MUSIC = (
+    "aevalsrc='0.25*(sin(2*PI*261.63*t)+sin(2*PI*329.63*t)+sin(2*PI*392*t))"
+    "*(0.6+0.4*sin(2*PI*2*t))':s=16000"
+)
+NOISE = "anoisesrc=color=pink:amplitude=0.3:sample_rate=16000"
+
+
+def sound_wav(path: Path, source: str, *, seconds: float = 8) -> Path:
+    """A 16 kHz mono WAV of an ffmpeg lavfi audio source (MUSIC, NOISE)."""
+    _run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source]
+        + ["-t", f"{seconds}", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(path)]
+    )
+    return path
+
+
+def silence_then_speech_wav(path: Path, *, silence: float, text: str = SPEECH_TEXT) -> Path:
+    """A 16 kHz mono WAV: ``silence`` seconds of nothing, then espeak-ng saying ``text``."""
+    spoken = speech_wav(path.with_suffix(".speech.wav"), text)
+    _run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(spoken)]
+        + ["-af", f"adelay={int(silence * 1000)}:all=1", "-ac", "1", "-ar", "16000"]
+        + ["-c:a", "pcm_s16le", str(path)]
+    )
+    return path
