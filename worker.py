@@ -69,12 +69,18 @@ def plan_queues(
     from activities.webhooks import WebhookActivities
     from workflows.blog import BlogPublishWorkflow
     from workflows.captions import CaptionsWorkflow
+    from workflows.deletion import VideoDeletionWorkflow
     from workflows.video import VideoPipelineWorkflow
 
     video = VideoActivitySet.from_settings(settings)
     contents = {
         "pipeline": (
-            [BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
+            [
+                BlogPublishWorkflow,
+                VideoPipelineWorkflow,
+                CaptionsWorkflow,
+                VideoDeletionWorkflow,
+            ],
             [
                 *BlogActivities(settings).activities(),
                 *video.pipeline_activities(),

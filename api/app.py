@@ -25,7 +25,7 @@ from api.grants import GrantPaths
 from api.headers import SecurityHeaders, media_origin, page_policy
 from api.limits import install_body_limits
 from api.openapi import describe_settings
-from api.routes import authors, health, page, posts, videos
+from api.routes import authors, deletions, health, page, posts, videos
 from spool.config import Settings
 from spool.db import get_engine
 from spool.observability.asgi import instrument_app
@@ -67,6 +67,7 @@ def include_routers(app: FastAPI) -> None:
 
     for router in (
         videos.router,
+        deletions.router,
         streaming_router,
         posts.router,
         authors.router,
