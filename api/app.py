@@ -31,7 +31,6 @@ from spool.db import get_engine
 from spool.observability.asgi import instrument_app
 from spool.search import open_index
 from spool.storage import open_storage
-from spool.storage.sweep import sweep_forever
 from spool.temporal import connect
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -89,20 +88,10 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         storage = open_storage(settings)
         index = await asyncio.to_thread(open_index, settings)
         app.state.services = build_services(settings, temporal, engine, storage, index)
-        sweeper = (
-            asyncio.create_task(
-                sweep_forever(storage, older_than=settings.storage_abandoned_write_seconds)
-            )
-            if settings.storage_abandoned_write_seconds
-            else None
-        )
+        # The abandoned-write sweep is a Temporal Schedule now (spool/schedules.py).
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(index.close)
 

@@ -239,3 +239,11 @@ DELETE_RECORDS = StepPolicy(
     retry=_retry(initial=1.0, maximum=300.0),
 )
 ANNOUNCE_DELETED = NOTIFY
+
+# --- housekeeping on Temporal Schedules (workflows/housekeeping.py, spool/schedules.py) ---
+# One listing of the store's unfinished writes; a store that is down fails the sweep after a
+# few tries and the next hour's sweep tries again.
+SWEEP = StepPolicy(
+    start_to_close=timedelta(minutes=10),
+    retry=_retry(initial=5.0, maximum=60.0, attempts=3),
+)
