@@ -5,15 +5,16 @@
     python starter.py status JOB_ID [--json]
     python starter.py wait JOB_ID [--json]
     python starter.py cancel JOB_ID [--json]
+    python starter.py delete-video VIDEO_ID [--json]
 
 Every command goes straight to the stack (Temporal, object storage, the database), or with
 ``--api URL`` through a Spool API (key from SPOOL_API_KEY). Either way --json prints the
 API's view of the job (spool/service/views.py): the same keys and values, URLs as paths
 under the API's base.
 
-Exit codes: 0 done (or started), 1 the job failed or was cancelled, 2 bad input or usage
-(or cancelling a job that has already ended), 3 ready with errors (some branch failed),
-4 Temporal, the database or the API unreachable, or unknown job.
+Exit codes: 0 done (or started, or a delete accepted), 1 the job failed or was cancelled,
+2 bad input or usage (or cancelling a job that has already ended), 3 ready with errors (some
+branch failed), 4 Temporal, the database or the API unreachable, or unknown job or video.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from spool.models import FINAL_JOB_STATES, InvalidPostError, JobState, Post, pos
 from spool.models.video import normalize_renditions
 from spool.observability import configure_logging
 from spool.service import JobEnded, JobNotFound
+from spool.service.deletion import VideoNotFound
 from spool.temporal import TemporalConnectError, connect, exit_process
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
@@ -188,12 +190,24 @@ async def cmd_cancel(args: argparse.Namespace, jobs: JobClient, console: Console
     return EXIT_OK
 
 
+async def cmd_delete_video(args: argparse.Namespace, jobs: JobClient, console: Console) -> int:
+    accepted = await jobs.delete_video(args.video_id)
+    emit(
+        args,
+        console,
+        accepted.model_dump(mode="json"),
+        f"deleting video {accepted.video_id} (job {accepted.job_id})",
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "blog": cmd_blog,
     "video": cmd_video,
     "status": cmd_status,
     "wait": cmd_wait,
     "cancel": cmd_cancel,
+    "delete-video": cmd_delete_video,
 }
 
 
@@ -224,6 +238,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ):
         p = sub.add_parser(name, parents=[common], help=what)
         p.add_argument("job_id")
+    delete = sub.add_parser(
+        "delete-video", parents=[common], help="delete a video: its job, files and records"
+    )
+    delete.add_argument("video_id")
     return parser.parse_args(argv)
 
 
@@ -246,6 +264,8 @@ async def run(args: argparse.Namespace) -> int:
         return await COMMANDS[args.command](args, jobs, console)
     except JobNotFound as exc:
         raise CliError(f"no job with id {exc}", EXIT_UNAVAILABLE) from None
+    except VideoNotFound as exc:
+        raise CliError(f"no video {exc}: nothing was deleted", EXIT_UNAVAILABLE) from None
     except JobEnded as exc:
         raise CliError(f"{exc.job_id}: {exc}", EXIT_BAD_INPUT) from None
     except Refused as exc:

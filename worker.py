@@ -65,20 +65,30 @@ def plan_queues(
 ) -> list[QueueWork]:
     """What each task queue runs. Kinds that share a queue name share one worker."""
     from activities.blog import BlogActivities
+    from activities.housekeeping import HousekeepingActivities
     from activities.video import VideoActivitySet
     from activities.webhooks import WebhookActivities
     from workflows.blog import BlogPublishWorkflow
     from workflows.captions import CaptionsWorkflow
+    from workflows.deletion import VideoDeletionWorkflow
+    from workflows.housekeeping import SweepAbandonedWritesWorkflow
     from workflows.video import VideoPipelineWorkflow
 
     video = VideoActivitySet.from_settings(settings)
     contents = {
         "pipeline": (
-            [BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
+            [
+                BlogPublishWorkflow,
+                VideoPipelineWorkflow,
+                CaptionsWorkflow,
+                VideoDeletionWorkflow,
+                SweepAbandonedWritesWorkflow,
+            ],
             [
                 *BlogActivities(settings).activities(),
                 *video.pipeline_activities(),
                 *WebhookActivities(settings).activities(),
+                HousekeepingActivities(video.files.storage).sweep_abandoned_writes,
             ],
         ),
         "media": ([], video.media_activities()),
@@ -130,6 +140,18 @@ async def touch_heartbeat(path: Path, every: float) -> None:
         await asyncio.sleep(every)
 
 
+async def start_schedules(client: Client, settings: Settings) -> None:
+    """Spool's Temporal Schedules (the hourly sweep), made or updated by every pipeline worker
+    (spool/schedules.py): a deployment without an API process still sweeps. A worker that
+    cannot (a namespace that refuses schedules) says so and goes on working."""
+    from spool.schedules import ensure_schedules
+
+    try:
+        await ensure_schedules(client, settings)
+    except Exception as exc:  # noqa: BLE001 - the jobs matter more than the sweep
+        log.warning("could not create or update Spool's schedules: %s", exc)
+
+
 def check_health(settings: Settings) -> int:
     """``worker.py --check-health``: 0 while the worker's heartbeat file is fresh."""
     path = settings.resolved_worker_heartbeat_file
@@ -169,6 +191,8 @@ async def run(args: argparse.Namespace) -> None:
                 work.max_concurrent_activities,
             )
         await asyncio.to_thread(scratch.sweep_stale)  # what killed workers here left behind
+        if "pipeline" in (args.queue or QUEUE_KINDS):
+            await start_schedules(client, settings)
         if "captions" in (args.queue or QUEUE_KINDS):  # load Whisper once, before any job
             from spool.whisper import warm_up
 

@@ -26,14 +26,13 @@ from api.grants import GrantPaths
 from api.headers import SecurityHeaders, media_origin, page_policy
 from api.limits import install_body_limits
 from api.openapi import describe_settings
-from api.routes import authors, direct_uploads, health, page, posts, uploads, videos
+from api.routes import authors, deletions, direct_uploads, health, page, posts, uploads, videos
 from spool.config import Settings
 from spool.db import get_engine
 from spool.observability.asgi import instrument_app
 from spool.search import open_index
 from spool.service.uploads import UploadService, sweep_uploads_forever
 from spool.storage import open_storage
-from spool.storage.sweep import sweep_forever
 from spool.temporal import connect
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -72,6 +71,7 @@ def include_routers(app: FastAPI) -> None:
         direct_uploads.router,  # before uploads': its paths are under /v1/uploads too
         uploads.router,
         uploads.vendor_router,
+        deletions.router,
         streaming_router,
         posts.router,
         authors.router,
@@ -82,14 +82,11 @@ def include_routers(app: FastAPI) -> None:
 
 
 def start_sweeps(settings: Settings, svc: Services) -> list[asyncio.Task[None]]:
-    """The API's periodic sweeps: writes abandoned in the store, and resumable uploads past
-    their expiry, dropped the same way (docs/storage.md)."""
+    """The API's periodic sweep of resumable uploads past their expiry (docs/storage.md).
+    Writes abandoned in the store are swept by a Temporal Schedule (spool/schedules.py)."""
     sweeps: list[Coroutine[Any, Any, None]] = [
         sweep_uploads_forever(UploadService(settings, svc.engine, svc.storage, svc.client))
     ]
-    if settings.storage_abandoned_write_seconds:
-        older_than = settings.storage_abandoned_write_seconds
-        sweeps.append(sweep_forever(svc.storage, older_than=older_than))
     return [asyncio.create_task(sweep) for sweep in sweeps]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.routes.videos import upload_form_schema
+from api.upload_form import upload_form_schema
 from spool.config import Settings
 
 

@@ -61,8 +61,16 @@ def _responses(media_type: str) -> dict:
 
 
 async def _serve(
-    request: Request, svc: Services, key: str, media_type: str, *, may_redirect: bool
+    request: Request,
+    svc: Services,
+    video_id: str,
+    key: str,
+    media_type: str,
+    *,
+    may_redirect: bool,
 ) -> Response:
+    if await svc.videos.deleted(video_id):
+        raise ApiError(404, f"no video {video_id!r}: it was deleted")
     s = svc.settings
     return await file_response(
         request,
@@ -91,7 +99,12 @@ async def hls_file(
     if media_type is None:
         raise ApiError(404, f"no HLS file {path[:100]!r}: the names are {HLS_NAMES}")
     return await _serve(
-        request, svc, keys.hls_key(video_id, path), media_type, may_redirect=media_type != PLAYLIST
+        request,
+        svc,
+        video_id,
+        keys.hls_key(video_id, path),
+        media_type,
+        may_redirect=media_type != PLAYLIST,
     )
 
 
@@ -106,7 +119,9 @@ async def storyboard_track(
 ) -> Response:
     """The storyboard as a WebVTT thumbnails track: one cue per interval, its text a sprite
     URL relative to this one with ``#xywh=x,y,w,h``."""
-    return await _serve(request, svc, keys.storyboard_vtt_key(video_id), VTT, may_redirect=False)
+    return await _serve(
+        request, svc, video_id, keys.storyboard_vtt_key(video_id), VTT, may_redirect=False
+    )
 
 
 @router.get(
@@ -126,5 +141,10 @@ async def storyboard_sprite(
     if match is None:
         raise ApiError(404, f"no storyboard sprite {sprite!r}: the names are 0.jpg, 1.jpg, …")
     return await _serve(
-        request, svc, keys.storyboard_sprite_key(video_id, int(match[1])), JPEG, may_redirect=True
+        request,
+        svc,
+        video_id,
+        keys.storyboard_sprite_key(video_id, int(match[1])),
+        JPEG,
+        may_redirect=True,
     )

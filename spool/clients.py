@@ -24,8 +24,9 @@ from temporalio.client import Client
 from spool.config import Settings
 from spool.models import InvalidPostError, Post, post_version_of, video_id_of
 from spool.service import JobNotFound, VideoService, jobs
+from spool.service.deletion import VideoNotFound, delete_video
 from spool.service.posts import publishing_job
-from spool.service.views import JobView, PostJobView, VideoView
+from spool.service.views import JobView, PostJobView, VideoDeleting, VideoView
 
 # A job as a client sees it: the view of its kind; a job of neither kind (the captions child,
 # a workflow started by other means) is the plain job view, from Temporal only.
@@ -52,6 +53,8 @@ class JobClient(Protocol):
     async def view(self, job_id: str) -> AnyJobView: ...
 
     async def cancel(self, job_id: str) -> None: ...
+
+    async def delete_video(self, video_id: str) -> VideoDeleting: ...
 
     async def aclose(self) -> None: ...
 
@@ -104,6 +107,11 @@ class DirectClient:
 
     async def cancel(self, job_id: str) -> None:
         await jobs.cancel(self.client, job_id)
+
+    async def delete_video(self, video_id: str) -> VideoDeleting:
+        """Raises VideoNotFound for a video nothing knows."""
+        engine = (await self._video_service()).engine
+        return await delete_video(self.client, self.settings, engine, video_id)
 
     async def aclose(self) -> None:
         """Nothing to close: the Temporal client and the database engine are the process's."""
@@ -173,6 +181,15 @@ class ApiClient:
         if answer.status_code == 409:
             raise Refused(f"{job_id}: {api_error(answer, status=False)}")
         self._check("cancel", answer)
+
+    async def delete_video(self, video_id: str) -> VideoDeleting:
+        """Raises VideoNotFound when the API knows no such video."""
+        if not self.key:
+            raise Refused(f"writes through {self.base} need an API key: set SPOOL_API_KEY")
+        answer = await self._request("DELETE", f"/v1/videos/{quote(video_id, safe='')}")
+        if answer.status_code == 404:
+            raise VideoNotFound(video_id)
+        return VideoDeleting.model_validate(self._check("delete", answer).json())
 
     async def _read(self, job_id: str, path: str) -> httpx.Response:
         answer = await self._request("GET", path)

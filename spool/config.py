@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     # Writes begun this long ago and never finished are dropped by the API's hourly sweep
     # (spool/storage/sweep.py); 0 turns the sweep off.
     storage_abandoned_write_seconds: float = Field(default=24 * 3600.0, ge=0)
+    # Video retention (docs/storage.md): a video whose upload names no delete_after is
+    # deleted this many days after its upload; unset = kept until deleted. New uploads only.
+    video_retention_days: float | None = Field(default=None, gt=0)
+    # Deleting a video whose job runs: its cancel is waited for this long, then the job is
+    # terminated; and the objects and rows are looked for again this long after the first
+    # pass, for a write a worker cut off from the server may still finish.
+    video_delete_stop_wait_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    video_delete_recheck_seconds: float = Field(default=300.0, ge=0)
     # A step waits out an unavailable store this long (heartbeating) before it fails.
     storage_outage_seconds: float = 300.0
     # A worker process keeps the uploads its steps read (spool/storage/cache.py), up to this

@@ -21,7 +21,7 @@ from spool.db.video import get_video
 from spool.ingest import video_job_input
 from spool.service import jobs
 from spool.service.videos import build_view
-from spool.storage import LocalStorage, open_storage
+from spool.storage import open_storage
 from spool.storage.keys import rendition_key
 from spool.storage.local import INCOMING
 from tests.support import hls_rules, media_clips
@@ -37,7 +37,6 @@ from tests.support.api import (
 from tests.support.media_checks import playlist_uris
 from tests.support.paths import REPO
 from tests.support.services import service_missing
-from tests.support.waiting import eventually
 from tests.support.workers import spool_worker
 
 pytestmark = pytest.mark.e2e
@@ -221,26 +220,6 @@ async def test_private_reads_give_media_urls_a_browser_can_fetch_without_the_key
         assert_error(await http.get(v["poster_url"]), 401)
 
 
-async def test_the_api_drops_writes_abandoned_long_ago_when_it_starts(client, settings):
-    """An upload whose process was killed leaves its bytes in the store; the API's sweep
-    drops them once they are older than a day, and leaves writes still going alone."""
-    s = api_settings(settings)
-    storage = open_storage(s)
-    assert isinstance(storage, LocalStorage)
-    abandoned = storage.begin_write("videos/killed/source")
-    abandoned.write(b"half an upload")
-    [part] = (storage.root / INCOMING).glob("*.part")
-    two_days_ago = time.time() - 2 * 86400
-    os.utime(part, (two_days_ago, two_days_ago))
-    going = storage.begin_write("videos/slow/source")
-    going.write(b"an upload still coming in")
-    async with api_client(s, client):
-        await eventually(lambda: not part.exists(), "the abandoned write dropped")
-        assert len(list((storage.root / INCOMING).glob("*.part"))) == 1
-    going.commit()
-    assert storage.read_bytes("videos/slow/source") == b"an upload still coming in"
-
-
 async def test_oversize_upload_is_refused_and_leaves_nothing(client, settings):
     s = api_settings(settings, max_upload_bytes=50_000)
     async with api_client(s, client) as http:
@@ -280,7 +259,7 @@ def test_upload_form_patterns_refuse_a_long_run_of_blanks_without_backtracking()
     make the match backtrack for minutes, in the API's event loop. Run apart, so a regression
     fails here (60 s bound for "never returns") instead of wedging the suite."""
     check = (
-        "import re; from api.routes.videos import BOOL_PATTERN as B, RENDITIONS_PATTERN as R; "
+        "import re; from api.upload_form import BOOL_PATTERN as B, RENDITIONS_PATTERN as R; "
         "assert not re.fullmatch(R, '\\t \\t ,720 ' * 40 + '*'); "
         "assert not re.fullmatch(B, ' \\t' * 100_000 + 'x')"
     )

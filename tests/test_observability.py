@@ -58,6 +58,8 @@ from tests.support.processes import spool_env
 from tests.support.webhook_receiver import WebhookReceiver
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
+from workflows.deletion import VideoDeletionWorkflow
+from workflows.housekeeping import SweepAbandonedWritesWorkflow
 from workflows.video import VideoPipelineWorkflow
 
 pytestmark = pytest.mark.unit
@@ -195,7 +197,13 @@ async def worker_run(tmp_path_factory, temporal_server, client) -> WorkerRun:
         queue_captions=queue,
     )
     with WebhookReceiver(SECRET) as receiver:
-        env = worker_env(settings, receiver, SPOOL_LOG_FORMAT="json")
+        # No sweep schedule: its first run would be one more activity on the queue counted.
+        env = worker_env(
+            settings,
+            receiver,
+            SPOOL_LOG_FORMAT="json",
+            SPOOL_STORAGE_ABANDONED_WRITE_SECONDS="0",
+        )
         async with worker_process(env, "--metrics-port", "0") as (proc, output):
             url = (await wait_for_line(output, proc, METRICS_URL.pattern)).group(1)
             await wait_for_line(output, proc, "worker ready")
@@ -671,7 +679,13 @@ async def test_saved_histories_replay_with_the_interceptors(path: Path):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     replayer = Replayer(
-        workflows=[BlogPublishWorkflow, VideoPipelineWorkflow, CaptionsWorkflow],
+        workflows=[
+            BlogPublishWorkflow,
+            VideoPipelineWorkflow,
+            CaptionsWorkflow,
+            VideoDeletionWorkflow,
+            SweepAbandonedWritesWorkflow,
+        ],
         interceptors=[SpoolMetricsInterceptor(), TracingInterceptor(provider.get_tracer("t"))],
     )
     history = WorkflowHistory.from_json(path.stem, path.read_text())

@@ -121,6 +121,7 @@ def test_every_operation_documents_its_answers_and_errors_in_one_shape():
         ("POST", "/v1/videos"),
         ("POST", "/v1/posts"),
         ("DELETE", "/v1/videos/{video_id}/job"),
+        ("DELETE", "/v1/videos/{video_id}"),
     }
     assert all("401" in op["responses"] for m, p, op in operations if (m, p) in writes)
 

@@ -2,9 +2,11 @@
 
 A change that would break workflows already running in production (a reordered or removed
 activity, a changed timer) makes this fail in CI instead. Histories are recorded by
-`python -m tests.support.record_histories blog video` and `SPOOL_SAVE_HISTORIES=1 pytest
-tests/test_video_pipeline.py` (video and captions); keep old ones when a workflow changes
-behind a patch, so that the runs already in flight stay covered (docs/versioning.md).
+`python -m tests.support.record_histories blog video`, `SPOOL_SAVE_HISTORIES=1 pytest
+tests/test_video_pipeline.py` (video and captions) and `SPOOL_SAVE_HISTORIES=1 pytest
+tests/test_video_deletion.py tests/test_schedules.py` (deletion, housekeeping); keep old ones
+when a workflow changes behind a patch, so that the runs already in flight stay covered
+(docs/versioning.md).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from temporalio.worker import Replayer
 import worker
 from spool.config import Settings
 from tests.support.paths import HISTORIES
-from workflows import blog, captions, delivery, patches, policies, video
+from workflows import blog, captions, deletion, delivery, housekeeping, patches, policies, video
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
+from workflows.deletion import VideoDeletionWorkflow
+from workflows.housekeeping import SweepAbandonedWritesWorkflow
 from workflows.steps import Step
 from workflows.video import VideoPipelineWorkflow
 
@@ -33,6 +37,8 @@ WORKFLOWS = {
     "blog": [BlogPublishWorkflow],
     "video": [VideoPipelineWorkflow, CaptionsWorkflow],
     "captions": [VideoPipelineWorkflow, CaptionsWorkflow],
+    "deletion": [VideoDeletionWorkflow],
+    "housekeeping": [SweepAbandonedWritesWorkflow],
 }
 SAVED = sorted(HISTORIES.glob("*.json"))
 
@@ -54,7 +60,7 @@ async def test_history_replays(path: Path):
 def declared_steps() -> list[Step]:
     return [
         value
-        for module in (blog, captions, delivery, video)
+        for module in (blog, captions, deletion, delivery, housekeeping, video)
         for value in vars(module).values()
         if isinstance(value, Step)
     ]

@@ -186,10 +186,12 @@ def audio_priority(source_seconds: float, longest: float) -> Priority:
 
 
 # The audio rendition (stream copy of the AAC track) and the master playlist, once every
-# variant is stored.
+# variant is stored. A cancel waits for it to end (it has no heartbeat to hear the cancel
+# by): a job that has ended wrote its last object, so deleting the video leaves none behind.
 HLS = StepPolicy(
     start_to_close=timedelta(minutes=10),
     retry=_retry(initial=1.0, maximum=60.0, attempts=10),
+    wait_for_cancel=True,
 )
 
 # Database writes and the owner's notification: short each, retried for a day.
@@ -212,3 +214,36 @@ def captions_step_policy(policy: StepPolicy, max_attempts: int | None) -> StepPo
     if not max_attempts:
         return policy
     return replace(policy, retry=_retry(initial=0.5, maximum=2.0, attempts=max_attempts))
+
+
+# --- deleting a video (workflows/deletion.py) ---------------------------------------------
+# Cancels the video's job and polls until it has stopped, heartbeating; the wait's own end
+# (StopJobInput.terminate_after, at most a day: SPOOL_VIDEO_DELETE_STOP_WAIT_SECONDS)
+# terminates a job that does not stop, so the activity's timeout is past it.
+STOP_JOB = StepPolicy(
+    start_to_close=timedelta(hours=25),
+    retry=_retry(initial=1.0, maximum=60.0),
+    heartbeat=VIDEO_HEARTBEAT,
+)
+# A page of the listing at a time, heartbeating: a lost worker is noticed in seconds and the
+# next attempt deletes what is left. Retried until it succeeds (a store down is waited out):
+# a deletion that was accepted must end with nothing left.
+DELETE_OBJECTS = StepPolicy(
+    start_to_close=timedelta(hours=2),
+    retry=_retry(initial=1.0, maximum=300.0),
+    heartbeat=VIDEO_HEARTBEAT,
+)
+MARK_DELETING = RECORD
+DELETE_RECORDS = StepPolicy(
+    start_to_close=timedelta(seconds=60),
+    retry=_retry(initial=1.0, maximum=300.0),
+)
+ANNOUNCE_DELETED = NOTIFY
+
+# --- housekeeping on Temporal Schedules (workflows/housekeeping.py, spool/schedules.py) ---
+# One listing of the store's unfinished writes; a store that is down fails the sweep after a
+# few tries and the next hour's sweep tries again.
+SWEEP = StepPolicy(
+    start_to_close=timedelta(minutes=10),
+    retry=_retry(initial=5.0, maximum=60.0, attempts=3),
+)

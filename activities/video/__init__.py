@@ -4,7 +4,8 @@
 - ``encoding.EncodeActivities``: what decodes the upload (chunks, AAC track, poster);
 - ``packaging.PackageActivities``: MP4 and HLS variant per rendition, storyboard, master;
 - ``captions.CaptionsActivities``: the 16 kHz WAV, Whisper, the captions recorded;
-- ``records.RecordActivities``: the video's row and the owner's notice.
+- ``records.RecordActivities``: the video's row and the owner's notice;
+- ``deletion.DeletionActivities``: a deleted video's job stopped, its objects and rows gone.
 
 Each fetches its inputs into its own scratch folder and stores its outputs under final keys
 (spool/storage/transfers.py), so any step runs on any worker and a cancelled or failed step
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from activities.video.captions import CaptionsActivities
+from activities.video.deletion import DeletionActivities
 from activities.video.encoding import EncodeActivities
 from activities.video.packaging import PackageActivities
 from activities.video.probe import ProbeActivities
@@ -28,6 +30,7 @@ from spool.storage.transfers import Transfers
 
 __all__ = [
     "CaptionsActivities",
+    "DeletionActivities",
     "EncodeActivities",
     "PackageActivities",
     "ProbeActivities",
@@ -46,6 +49,7 @@ class VideoActivitySet:
     packaging: PackageActivities
     captions: CaptionsActivities
     records: RecordActivities
+    deletion: DeletionActivities
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VideoActivitySet:
@@ -57,6 +61,7 @@ class VideoActivitySet:
             packaging=PackageActivities(settings, files),
             captions=CaptionsActivities(settings, files),
             records=RecordActivities(settings, files),
+            deletion=DeletionActivities(settings, files),
         )
 
     def pipeline_activities(self) -> list[Callable[..., Any]]:
@@ -68,6 +73,10 @@ class VideoActivitySet:
             self.records.notify_owner,
             self.probing.plan_encoding,
             self.packaging.publish_hls,
+            self.deletion.mark_deleting,
+            self.deletion.stop_job,
+            self.deletion.delete_objects,
+            self.deletion.delete_records,
         ]
 
     def media_activities(self) -> list[Callable[..., Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import re
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -13,12 +13,20 @@ from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
 from api.grants import media_base
 from api.media import file_response
-from api.uploads import FILE_FIELD, commit, discard, receive_upload
+from api.upload_form import (
+    UPLOAD_BODY,
+    bool_field,
+    owner_field,
+    renditions_field,
+    retention_time,
+)
+from api.uploads import commit, discard, receive_upload
 from spool import webhooks
+from spool.db.video import CURSOR_PATTERN
 from spool.ingest import new_video_id, video_job_input
 from spool.models import JobState
-from spool.models.video import RENDITION_HEIGHTS, normalize_renditions
 from spool.service import JobEnded, JobNotFound
+from spool.service.deletion import schedule_retention
 from spool.service.jobs import start_video
 from spool.service.videos import video_url
 from spool.service.views import VideoAccepted, VideoCancelling, VideoList, VideoView
@@ -28,106 +36,6 @@ router = APIRouter(prefix="/v1", tags=["videos"])
 
 VIDEO_ID = r"^[A-Za-z0-9_-]{1,100}$"
 VideoId = Path(..., pattern=VIDEO_ID, max_length=100)
-
-# The form's fields, as the parsers below read them; the OpenAPI schema states the same
-# patterns, so a request the schema calls valid is accepted (docs/ARCHITECTURE.md, API).
-_TRUE = ("1", "true", "on", "yes")
-_FALSE = ("0", "false", "off", "no")
-_RUNG = "(?:" + "|".join(str(h) for h in RENDITION_HEIGHTS) + ")[pP]?"
-# Here and in BOOL_PATTERN each blank matches one way only: with two `[ \t]*` side by side
-# around an optional word, a refused value made the match backtrack for minutes, in the
-# event loop.
-RENDITIONS_PATTERN = rf"^[ \t]*(?:{_RUNG}[ \t]*)?(?:,[ \t]*(?:{_RUNG}[ \t]*)?)*$"
-OWNER_PATTERN = r"^[A-Za-z0-9_.@:-]{0,100}$"
-
-
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
-
-
-BOOL_PATTERN = "^[ \\t]*(?:(?:" + "|".join(_any_case(w) for w in _TRUE + _FALSE) + ")[ \\t]*)?$"
-
-
-def upload_form_schema(webhooks_enabled: bool) -> dict[str, Any]:
-    """The multipart form of an upload; ``callback_url`` only where webhooks are on."""
-    properties = {
-        FILE_FIELD: {
-            "type": "string",
-            "format": "binary",
-            "minLength": 1,
-            "description": "the video; at most settings.max_upload_bytes",
-        },
-        "captions": {
-            "type": "string",
-            "pattern": BOOL_PATTERN,
-            "example": "true",
-            "description": "make captions: true or false (also 1/0, on/off, yes/no); default true",
-        },
-        "renditions": {
-            "type": "string",
-            "pattern": RENDITIONS_PATTERN,
-            "example": "720p,360p",
-            "description": "comma-separated rungs of the ladder "
-            f"({', '.join(f'{h}p' for h in RENDITION_HEIGHTS)}); "
-            "default: every rung up to the source's height",
-        },
-        "owner_id": {
-            "type": "string",
-            "pattern": OWNER_PATTERN,
-            "description": "who is notified (default `api`)",
-        },
-    }
-    if webhooks_enabled:
-        properties["callback_url"] = {
-            "type": "string",
-            "format": "uri",
-            "description": "receives signed webhooks; must resolve to a public address "
-            "unless the server allows private ones",
-        }
-    return {"type": "object", "required": [FILE_FIELD], "properties": properties}
-
-
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"multipart/form-data": {"schema": upload_form_schema(webhooks_enabled=True)}},
-    }
-}
-
-
-def _bool_field(value: str | None, name: str, default: bool) -> bool:
-    v = (value or "").strip(" \t").lower()
-    if v == "":
-        return default
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise ApiError(422, f"{name}: must be true or false", field=name)
-
-
-def _renditions_field(values: list[str] | None) -> list[str] | None:
-    for value in values or []:
-        if not re.fullmatch(RENDITIONS_PATTERN, value):
-            ladder = ", ".join(f"{h}p" for h in RENDITION_HEIGHTS)
-            raise ApiError(
-                422,
-                f"renditions: {value!r} is not a comma-separated list of {ladder}",
-                field="renditions",
-            )
-    names = [part for value in values or [] for part in value.split(",")]
-    try:
-        return normalize_renditions(names)
-    except ValueError as exc:
-        raise ApiError(422, str(exc), field="renditions") from None
-
-
-def _owner_field(value: str | None) -> str:
-    if not re.fullmatch(OWNER_PATTERN, value or ""):
-        raise ApiError(
-            422, "owner_id: letters, digits and _.@:- only, at most 100", field="owner_id"
-        )
-    return value or "api"
 
 
 async def check_callback_url(
@@ -201,10 +109,12 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
         chunk_bytes=s.api_upload_chunk_bytes,
     )
     try:
-        captions = _bool_field(upload.get("captions"), "captions", True)
-        renditions = _renditions_field(upload.fields.get("renditions"))
+        captions = bool_field(upload.get("captions"), "captions", True)
+        renditions = renditions_field(upload.fields.get("renditions"))
         callback_url = await check_callback_url(svc, upload.get("callback_url"))
-        owner_id = _owner_field(upload.get("owner_id"))
+        owner_id = owner_field(upload.get("owner_id"))
+        now = datetime.fromtimestamp(svc.clock(), UTC)
+        delete_at = retention_time(upload.get("delete_after"), s.video_retention_days, now)
         await commit(upload)
     except BaseException:
         await asyncio.shield(discard(upload))
@@ -218,6 +128,9 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
         callback_url=callback_url,
     )
     try:
+        # The retention first: a job never runs without the deletion it was promised.
+        if delete_at is not None:
+            await schedule_retention(svc.client, s, video_id, delete_at)
         started = await start_video(svc.client, s, inp)
     except Exception as exc:
         await asyncio.to_thread(svc.storage.delete_prefix, keys.video_prefix(video_id))
@@ -228,6 +141,7 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
         status_url=video_url(video_id),
         state=JobState.PROCESSING,
         bytes=upload.file_bytes,
+        delete_after=delete_at.isoformat() if delete_at else None,
     )
     return JSONResponse(
         accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.status_url}
@@ -238,11 +152,19 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
     "/videos", dependencies=READ, response_model=VideoList, responses=error_responses(401, 422)
 )
 async def videos_list(
-    limit: int = Query(20, ge=1, le=100), svc: Services = Depends(services)
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(
+        None, pattern=CURSOR_PATTERN, description="the `next_cursor` of the page before"
+    ),
+    svc: Services = Depends(services),
 ) -> VideoList:
-    """Recent videos, newest first: recorded ones from the database, plus jobs that are
-    started but not yet recorded by a worker (from Temporal)."""
-    return await svc.videos.recent(limit)
+    """Videos, newest first, a page at a time (keyset pages: follow ``next_cursor``): recorded
+    ones from the database, and on the first page jobs started but not yet recorded by a
+    worker (from Temporal). Deleted videos are never listed."""
+    try:
+        return await svc.videos.recent(limit, cursor)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), field="cursor") from None
 
 
 @router.get(

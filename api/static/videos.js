@@ -58,6 +58,25 @@ export async function refreshList() {
   }
 }
 
+// Delete: the API answers 202 and the video is gone for it from then on (its files and
+// records follow); the page stops showing it at once.
+export function wireDelete() {
+  $("delete-btn").onclick = async () => {
+    const id = currentVideo;
+    if (!id || !confirm(`Delete video ${id}? Its files and records are removed for good.`)) return;
+    try { await api(`/v1/videos/${id}`, { method: "DELETE" }); } catch (e) {
+      $("job-error").textContent = "Could not delete: " + e.message;
+      return;
+    }
+    if (pollTimer) clearTimeout(pollTimer);
+    setCurrentVideo(null);
+    resetPlayer();
+    $("job-card").hidden = true;
+    history.replaceState(null, "", location.pathname);
+    refreshList();
+  };
+}
+
 // A job page's address (#video=ID) opens that video again after a reload or from a link.
 export function videoInAddress() {
   const m = location.hash.match(/^#video=([A-Za-z0-9_-]+)$/);

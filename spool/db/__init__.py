@@ -86,7 +86,7 @@ def ensure_schema(engine: Engine, settings: Settings) -> None:
 
 def load_tables() -> None:
     """Import the table modules, which registers their tables on ``metadata``."""
-    from spool.db import blog, notifications, uploads, video  # noqa: F401
+    from spool.db import blog, deletions, notifications, uploads, video  # noqa: F401
 
 
 def create_schema(engine: Engine) -> None:

@@ -7,4 +7,5 @@ running histories. Nothing here does I/O, so workflow code may import it freely.
 from spool.models.blog import *  # noqa: F403
 from spool.models.captions import *  # noqa: F403
 from spool.models.common import *  # noqa: F403
+from spool.models.lifecycle import *  # noqa: F403
 from spool.models.video import *  # noqa: F403

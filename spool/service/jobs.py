@@ -39,6 +39,7 @@ from spool.models import (
     JobState,
     Post,
     StepStatus,
+    VideoDeletionStatus,
     VideoPipelineInput,
     VideoStatus,
     blog_workflow_id,
@@ -51,8 +52,13 @@ from spool.service.views import CancelRequested, JobView, StartedJob, StepView
 
 BLOG_WORKFLOW = "BlogPublishWorkflow"
 VIDEO_WORKFLOW = "VideoPipelineWorkflow"
+DELETION_WORKFLOW = "VideoDeletionWorkflow"
 # The status each pipeline's workflow answers (its result, and its "status" query).
-STATUS_TYPES: dict[str, type] = {BLOG_WORKFLOW: BlogPublishStatus, VIDEO_WORKFLOW: VideoStatus}
+STATUS_TYPES: dict[str, type] = {
+    BLOG_WORKFLOW: BlogPublishStatus,
+    VIDEO_WORKFLOW: VideoStatus,
+    DELETION_WORKFLOW: VideoDeletionStatus,
+}
 # A job whose history is this short was started and not yet picked up by any worker: a query
 # would only wait for one.
 UNSTARTED_HISTORY_LENGTH = 3

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 import spool.service.jobs as jobs
-from spool.db.video import get_video, list_videos
+from spool.db.deletions import deletion_of
+from spool.db.video import cursor_of, get_video, list_videos
 from spool.models import FINAL_JOB_STATES, CaptionsState, JobState, video_workflow_id
 from spool.service.views import (
     CaptionsView,
@@ -33,6 +34,9 @@ from spool.service.views import (
 LIVE_STATUS_SECONDS = 4.0
 # The list of started-but-unrecorded jobs is a convenience; the database is the record.
 UNRECORDED_LIST_SECONDS = 3.0
+# The cursor of a first page's end when it holds only jobs not recorded yet: every recorded
+# video is older.
+FROM_THE_TOP = {"created_at": "9999-12-30T00:00:00+00:00", "video_id": ""}
 # Finished jobs' steps kept per service, so a finished job is not queried again (bounded).
 FINAL_STEPS_KEPT = 10_000
 MEDIA = ("rendition", "poster", "vtt", "srt", "hls", "storyboard")
@@ -175,6 +179,11 @@ class VideoService:
     async def _row(self, video_id: str) -> Row | None:
         return await asyncio.to_thread(get_video, self.engine, video_id)
 
+    async def deleted(self, video_id: str) -> bool:
+        """Whether a delete of the video was accepted: it and its media are gone for the API
+        from that moment (spool/db/deletions.py)."""
+        return await asyncio.to_thread(deletion_of, self.engine, video_id) is not None
+
     async def live(self, video_id: str) -> JobView | None:
         """The job's own view, or None when Temporal has no such job; a view saying why when
         Temporal cannot answer in time."""
@@ -200,21 +209,32 @@ class VideoService:
 
     async def view(self, video_id: str, media_base: str | None = None) -> VideoView | None:
         """State, steps, metadata and media URLs (under ``media_base``, if given) of one
-        video; None when nothing knows it."""
+        video; None when nothing knows it, or its delete was accepted."""
+        if await self.deleted(video_id):
+            return None
         row = await self._row(video_id)
         live = await self._live_for(video_id, row)
         if row is None and live is None:
             return None
         return build_view(video_id, row, live, media_base)
 
-    async def recent(self, limit: int) -> VideoList:
-        """Recent videos, newest first: recorded ones, plus started jobs no worker has
-        recorded yet."""
-        items = [summary(row) for row in await asyncio.to_thread(list_videos, self.engine, limit)]
-        known = {item.video_id for item in items}
-        items += [item for item in await self._unrecorded(limit) if item.video_id not in known]
-        items.sort(key=lambda item: item.created_at or "", reverse=True)
-        return VideoList(videos=items[:limit])
+    async def recent(self, limit: int, cursor: str | None = None) -> VideoList:
+        """A page of videos, newest first, from ``cursor`` (a keyset page; raises ValueError
+        for a cursor this service did not make). The first page also shows started jobs no
+        worker has recorded yet, the newest of all."""
+        rows = await asyncio.to_thread(list_videos, self.engine, limit + 1, cursor)
+        more, rows = len(rows) > limit, rows[:limit]
+        items = [summary(row) for row in rows]
+        if cursor is None:
+            known = {item.video_id for item in items}
+            fresh = [item for item in await self._unrecorded(limit) if item.video_id not in known]
+            items = [item for item in fresh if not await self.deleted(item.video_id)] + items
+            items.sort(key=lambda item: item.created_at or "", reverse=True)
+            more = more or len(items) > limit
+            items = items[:limit]
+        shown = {item.video_id for item in items}
+        last = next((row for row in reversed(rows) if row["video_id"] in shown), FROM_THE_TOP)
+        return VideoList(videos=items, next_cursor=cursor_of(last) if more else None)
 
     async def _unrecorded(self, limit: int) -> list[VideoSummary]:
         found: list[VideoSummary] = []
@@ -241,7 +261,10 @@ class VideoService:
         return found
 
     async def media_key(self, video_id: str, which: str, name: str | None = None) -> str | None:
-        """The storage key of one output (``which`` in MEDIA), or None when not made yet."""
+        """The storage key of one output (``which`` in MEDIA), or None when not made yet or
+        the video's delete was accepted."""
+        if await self.deleted(video_id):
+            return None
         row = await self._row(video_id)
         key = media_keys(row, None).key(which, name)
         if key is None and which in MEDIA:

@@ -115,6 +115,9 @@ class VideoSummary(View):
 
 class VideoList(View):
     videos: list[VideoSummary]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class VideoAccepted(View):
@@ -123,6 +126,18 @@ class VideoAccepted(View):
     status_url: str
     state: JobState
     bytes: int = Field(description="bytes of the stored upload")
+    delete_after: str | None = Field(
+        None, description="when the video will be deleted (its retention), if ever"
+    )
+
+
+class VideoDeleting(View):
+    """A delete accepted: the video and its media answer 404 from now on; the job removes
+    its objects and rows, then announces ``video.deleted``."""
+
+    video_id: str
+    job_id: str
+    state: Literal["deleting"] = "deleting"
 
 
 class VideoCancelling(View):

@@ -144,10 +144,20 @@ class ObjectStorage(ABC):
         """Remove the object; a missing key is not an error (deletes are retried)."""
 
     def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix``; how many there were. Idempotent: a retry
+        after a crash removes what is left."""
         keys = self.list_prefix(prefix)
         for key in keys:
             self.delete(key)
         return len(keys)
+
+    def abort_writes_under(self, prefix: str) -> int:
+        """Drop the writes to keys under ``prefix`` begun and not finished, whatever their
+        age (a deleted video's uploads in flight: their commit then fails); how many. A store
+        whose writes name no key until they are committed has none to drop (the local
+        directory's temporary files are swept by age)."""
+        check_prefix(prefix)
+        return 0
 
     @abstractmethod
     def sweep_abandoned_writes(self, begun_before: float) -> int:

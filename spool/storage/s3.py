@@ -152,10 +152,21 @@ class S3Storage(ObjectStorage):
             self.client.delete_object(Bucket=self.bucket, Key=object_key)
 
     def delete_prefix(self, prefix: str) -> int:
-        object_keys = [obj["Key"] for obj in self._objects_under(prefix)]
-        for start in range(0, len(object_keys), DELETE_BATCH):
-            self._delete_batch(object_keys[start : start + DELETE_BATCH])
-        return len(object_keys)
+        """A page of the listing at a time (up to 1000 keys, one DeleteObjects each): memory
+        stays flat however many segments a video has."""
+        deleted, batch = 0, []
+        for obj in self._objects_under(prefix):
+            batch.append(obj["Key"])
+            if len(batch) == DELETE_BATCH:
+                self._delete_batch(batch)
+                deleted, batch = deleted + len(batch), []
+        if batch:
+            self._delete_batch(batch)
+        return deleted + len(batch)
+
+    def abort_writes_under(self, prefix: str) -> int:
+        """Every unfinished multipart upload to a key under ``prefix``, whatever its age."""
+        return self._abort_uploads(Prefix=self._listing_prefix(prefix))
 
     def _delete_batch(self, object_keys: list[str]) -> None:
         with translated(self):
@@ -178,14 +189,21 @@ class S3Storage(ObjectStorage):
         neither completed nor aborted: the store keeps their parts (and bills them) until
         they are aborted."""
         cutoff = datetime.fromtimestamp(begun_before, UTC)
+        return self._abort_uploads(
+            begun_before=cutoff, **({"Prefix": f"{self.prefix}/"} if self.prefix else {})
+        )
+
+    def _abort_uploads(self, begun_before: datetime | None = None, **listing: Any) -> int:
+        """Abort the multipart uploads the listing finds (initiated before ``begun_before``,
+        if given); how many this call aborted."""
         swept = 0
         with translated(self):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, **({"Prefix": f"{self.prefix}/"} if self.prefix else {})
+                Bucket=self.bucket, **listing
             )
             for page in pages:
                 for upload in page.get("Uploads") or ():
-                    if upload["Initiated"] >= cutoff:
+                    if begun_before is not None and upload["Initiated"] >= begun_before:
                         continue
                     try:
                         self.client.abort_multipart_upload(

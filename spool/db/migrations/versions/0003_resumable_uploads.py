@@ -1,6 +1,6 @@
 """uploads: resumable uploads' state
 
-Revision ID: 0003d
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-07 03:40:00.000000
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003d"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None

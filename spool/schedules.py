@@ -1,0 +1,123 @@
+"""Spool's Temporal Schedules: recurring work the server starts, created idempotently when a
+pipeline worker starts (or by ``python -m spool.schedules`` at deploy time), and visible in the
+Temporal UI's Schedules tab (docs/storage.md, the sweep).
+
+- ``spool-sweep-abandoned-writes`` (suffixed with the pipeline queue's name when it is not
+  the default ``pipeline``): every hour, SweepAbandonedWritesWorkflow drops the writes
+  begun more than SPOOL_STORAGE_ABANDONED_WRITE_SECONDS ago and never finished; with that
+  setting 0 the schedule is removed.
+
+Policies, chosen for work that is idempotent and only ever catches up: overlap SKIP (a sweep
+still running when the next is due makes the next one unnecessary), a catch-up window of one
+interval (after the server was down a day, one sweep runs, not twenty-four), and no pause on
+failure (a store down for an hour fails one sweep; the next hour tries again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from spool.config import Settings
+from spool.models import defaults
+from spool.models.housekeeping import SweepInput
+
+SWEEP_SCHEDULE_ID = "spool-sweep-abandoned-writes"
+SWEEP_WORKFLOW = "SweepAbandonedWritesWorkflow"
+SWEEP_EVERY = timedelta(hours=1)
+log = logging.getLogger("spool.schedules")
+
+
+def sweep_schedule_id(settings: Settings) -> str:
+    """One sweep per deployment: two Spools sharing a namespace run on queues of their own."""
+    queue = settings.queue_pipeline
+    return SWEEP_SCHEDULE_ID if queue == defaults.QUEUE_PIPELINE else f"{SWEEP_SCHEDULE_ID}-{queue}"
+
+
+def sweep_schedule(settings: Settings) -> Schedule:
+    """The sweep's schedule as these settings want it."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            SWEEP_WORKFLOW,
+            SweepInput(
+                older_than_seconds=settings.storage_abandoned_write_seconds,
+                queue_pipeline=settings.queue_pipeline,
+            ),
+            id=sweep_schedule_id(settings).removeprefix("spool-"),
+            task_queue=settings.queue_pipeline,
+            execution_timeout=SWEEP_EVERY,
+            static_summary="drop object-store writes begun "
+            f"{settings.storage_abandoned_write_seconds / 3600:g} h ago and never finished",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
+        policy=SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.SKIP,
+            catchup_window=SWEEP_EVERY,
+            pause_on_failure=False,
+        ),
+    )
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    """Create Spool's schedules, or bring existing ones to these settings; idempotent, and
+    safe when several workers start at once."""
+    schedule_id = sweep_schedule_id(settings)
+    if not settings.storage_abandoned_write_seconds:
+        await _remove(client, schedule_id)
+        return
+    wanted = sweep_schedule(settings)
+    try:
+        # Its first sweep at once, as the API's own sweep did at its start: a new deployment
+        # does not wait an hour for what an old one left.
+        await client.create_schedule(schedule_id, wanted, trigger_immediately=True)
+        log.info("created schedule %s", schedule_id)
+    except ScheduleAlreadyRunningError:
+
+        def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            # The state (paused by an operator, with their note) is theirs to keep.
+            wanted.state = current.description.schedule.state
+            return ScheduleUpdate(schedule=wanted)
+
+        await client.get_schedule_handle(schedule_id).update(update)
+
+
+async def _remove(client: Client, schedule_id: str) -> None:
+    try:
+        await client.get_schedule_handle(schedule_id).delete()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        log.info("removed schedule %s (its setting turns it off)", schedule_id)
+
+
+def main() -> int:
+    """``python -m spool.schedules``: create or update the schedules, then exit."""
+    from spool.config import get_settings
+    from spool.temporal import connect
+
+    async def run() -> None:
+        settings = get_settings()
+        await ensure_schedules(await connect(settings, wait_seconds=30), settings)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
