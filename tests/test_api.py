@@ -23,7 +23,6 @@ from spool.service import jobs
 from spool.service.videos import build_view
 from spool.storage import open_storage
 from spool.storage.keys import rendition_key
-from spool.storage.local import INCOMING
 from tests.support import hls_rules, media_clips
 from tests.support.api import (
     API_KEY,

@@ -15,6 +15,7 @@ import select
 import socket
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -106,6 +107,32 @@ async def test_pieces_make_the_source_and_start_one_job(client, settings):
     description = await client.get_workflow_handle(job_id).describe()
     assert description.status == WorkflowExecutionStatus.RUNNING
     assert not list((s.resolved_storage_dir / INCOMING).glob("tus-*"))
+
+
+async def test_a_resumable_upload_is_promised_its_deletion_like_a_form_upload(client, settings):
+    """delete_after in Upload-Metadata (or the server's retention) starts the video's
+    deletion job waiting before its processing job starts, as a form upload's does."""
+    s = api_settings(settings, video_retention_days=30)
+    soon = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    async with api_app(s, client) as (_, http):
+        asked = await create(http, len(DATA), delete_after=soon.isoformat())
+        kept = await create(http, len(DATA))
+        bad = await create(http, len(DATA), delete_after="tomorrow")
+        assert_error(bad, 422, "delete_after")
+        videos = []
+        for created in (asked, kept):
+            last = await patch(http, created.headers["Location"], 0, DATA)
+            assert last.status_code == 204, last.text
+            videos.append(last.headers["Spool-Video-Id"])
+    for video_id in videos:
+        deletion = client.get_workflow_handle(f"delete-video-{video_id}")
+        assert (await deletion.describe()).status == WorkflowExecutionStatus.RUNNING
+        for handle in (deletion, client.get_workflow_handle(f"video-{video_id}")):
+            await handle.terminate("the test is over")  # no worker runs either here
+    first = await client.get_workflow_handle(f"delete-video-{videos[0]}").fetch_history()
+    started = first.events[0].workflow_execution_started_event_attributes
+    payload = json.loads(started.input.payloads[0].data)
+    assert payload["delete_at"] == soon.timestamp()
 
 
 async def test_creation_with_upload_takes_the_whole_body(client, settings):

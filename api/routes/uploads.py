@@ -12,6 +12,7 @@ than in /openapi.json.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -21,12 +22,8 @@ from fastapi.responses import FileResponse, Response
 import api.tus as tus
 from api.deps import WRITE, Services, services
 from api.errors import ApiError
-from api.routes.videos import (
-    _bool_field,
-    _owner_field,
-    _renditions_field,
-    check_callback_url,
-)
+from api.routes.videos import check_callback_url
+from api.upload_form import bool_field, owner_field, renditions_field, retention_time
 from spool.db.uploads import COMPLETE, RECEIVING, UploadRow
 from spool.service.direct import is_direct
 from spool.service.receive import BodyInterrupted, receive
@@ -85,11 +82,15 @@ async def capabilities(svc: Services = Depends(services)) -> Response:
 async def job_options(svc: Services, metadata: dict[str, str]) -> dict[str, Any]:
     """The job's options from Upload-Metadata, checked as the upload form's are."""
     renditions = metadata.get("renditions")
+    now = datetime.fromtimestamp(svc.clock(), UTC)
+    delete_at = retention_time(metadata.get("delete_after"), svc.settings.video_retention_days, now)
     return {
-        "captions": _bool_field(metadata.get("captions"), "captions", True),
-        "renditions": _renditions_field([renditions] if renditions is not None else None),
-        "owner_id": _owner_field(metadata.get("owner_id")),
+        "captions": bool_field(metadata.get("captions"), "captions", True),
+        "renditions": renditions_field([renditions] if renditions is not None else None),
+        "owner_id": owner_field(metadata.get("owner_id")),
         "callback_url": await check_callback_url(svc, metadata.get("callback_url")),
+        # Fixed when the upload begins, as a form upload's is when it arrives.
+        "delete_after": delete_at.isoformat() if delete_at else None,
         "filename": (metadata.get("filename") or "")[:255],
         "filetype": (metadata.get("filetype") or "")[:100],
     }

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import formatdate
 from typing import Any
 
@@ -26,6 +27,7 @@ from spool.config import Settings
 from spool.db import uploads as rows
 from spool.db.uploads import UploadRow
 from spool.ingest import new_video_id, video_job_input
+from spool.service.deletion import schedule_retention
 from spool.service.jobs import start_video
 from spool.storage import ObjectStorage, keys
 from spool.storage.resumable import ResumableStore, open_resumable
@@ -169,6 +171,11 @@ class UploadService:
             callback_url=o.get("callback_url"),
         )
         try:
+            # The retention first, as for a form upload: a job never runs without the
+            # deletion it was promised (one deletion per video: a repeat is absorbed).
+            if o.get("delete_after"):
+                delete_at = datetime.fromisoformat(o["delete_after"])
+                await schedule_retention(self.client, self.settings, row.video_id, delete_at)
             started = await start_video(self.client, self.settings, inp)
         except Exception as exc:  # noqa: BLE001 - Temporal unreachable or refusing
             raise UploadRefused(
