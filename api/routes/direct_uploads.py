@@ -29,6 +29,9 @@ class DirectUploadRequest(BaseModel):
     renditions: str | None = Field(None, max_length=100, examples=["720p,360p"])
     owner_id: str | None = Field(None, max_length=100)
     callback_url: str | None = Field(None, max_length=2000)
+    delete_after: str | None = Field(
+        None, max_length=64, description="ISO 8601 with a zone; else SPOOL_VIDEO_RETENTION_DAYS"
+    )
 
 
 class DirectPart(BaseModel):
@@ -59,7 +62,7 @@ async def create_direct_upload(
     uploads: UploadService = Depends(upload_service),
 ) -> DirectUpload:
     metadata = {"captions": "true" if body.captions else "false"}
-    for name in ("filename", "renditions", "owner_id", "callback_url"):
+    for name in ("filename", "renditions", "owner_id", "callback_url", "delete_after"):
         value = getattr(body, name)
         if value is not None:
             metadata[name] = value
