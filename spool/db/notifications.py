@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import functools
+from typing import Any
 
-from spool.db import metadata
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from spool.db import insert_ignore, metadata
 
 notifications = sa.Table(
     "notifications",
@@ -16,9 +20,73 @@ notifications = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
     sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # Refused for good (an SMTP 5xx, a malformed address, an opted-out recipient): not
+    # tried again, and why.
+    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
 )
+
+# Who followed a signed unsubscribe link: never emailed again (docs/notifications.md).
+email_opt_outs = sa.Table(
+    "email_opt_outs",
+    metadata,
+    sa.Column("recipient", sa.String(300), primary_key=True),
+    sa.Column("opted_out_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+
+def opt_out_of_email(engine: Engine, recipient: str) -> None:
+    """Record the opt-out; a repeat changes nothing."""
+    with engine.begin() as conn:
+        conn.execute(insert_ignore(conn, email_opt_outs).values(recipient=recipient))
+
+
+def opted_out_of_email(engine: Engine, recipient: str) -> bool:
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                sa.select(email_opt_outs.c.recipient).where(email_opt_outs.c.recipient == recipient)
+            ).first()
+            is not None
+        )
 
 
 def delivery_key(event_id: str, recipient: str) -> str:
     """The idempotency key a receiver sees on every delivery attempt of one notification."""
     return f"{event_id}:{recipient}"
+
+
+def for_recipients():
+    """UPDATE of one event's rows for some of its recipients, both bound when executed
+    (``event``, ``recipients``)."""
+    return notifications.update().where(
+        notifications.c.event_id == sa.bindparam("event"),
+        notifications.c.recipient.in_(sa.bindparam("recipients", expanding=True)),
+    )
+
+
+# Built once: building SQLAlchemy statements cost more CPU than running them, and a fan-out
+# runs on every publish.
+ONE_MORE_ATTEMPT = for_recipients().values(attempts=notifications.c.attempts + 1)
+DELIVERED = for_recipients().values(delivered_at=sa.func.now())
+FAILED = (
+    notifications.update()
+    .where(
+        notifications.c.event_id == sa.bindparam("event"),
+        notifications.c.recipient == sa.bindparam("who"),
+    )
+    .values(failed_at=sa.func.now(), error=sa.bindparam("why"))
+)
+
+
+@functools.cache
+def new_rows(dialect: str) -> Any:
+    """INSERT of ledger rows that skips existing ones, RETURNING the rows it made; built once
+    per dialect."""
+    return insert_ignore(dialect, notifications).returning(notifications.c.recipient)
+
+
+def count_attempt(conn, event_id: str, recipients: list[str]) -> None:
+    """One more delivery attempt for ``recipients``, recorded before they are sent."""
+    if recipients:
+        conn.execute(ONE_MORE_ATTEMPT, {"event": event_id, "recipients": recipients})
