@@ -16,18 +16,18 @@ start-to-close timeout is cut and retried from its cursor like any other attempt
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from temporalio.exceptions import CancelledError
 
 from spool.db.followers import follower_count, iter_follower_pages
-from spool.db.notifications import count_attempt, delivery_key, new_rows, notifications
+from spool.db.notifications import delivery_key, insert_rows, mark_rows, pending_in_range
 from spool.notify import Notification, Notifier, _mark_delivered, _send_batch
 
 # Followers read, recorded and delivered together: memory is bounded by one page.
@@ -123,12 +123,9 @@ class Event:
     payload: dict[str, Any]
 
 
-_PENDING_IN_RANGE = sa.select(notifications.c.recipient, notifications.c.payload).where(
-    notifications.c.event_id == sa.bindparam("event"),
-    notifications.c.recipient.between(sa.bindparam("low"), sa.bindparam("high")),
-    notifications.c.delivered_at.is_(None),
-    notifications.c.failed_at.is_(None),
-)
+def _stored_payload(value: Any) -> dict[str, Any]:
+    """A payload as the driver returns it: JSON text from SQLite, decoded from PostgreSQL."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _record_page(engine: Engine, event: Event, page: list[str]) -> tuple[int, list[tuple]]:
@@ -137,29 +134,22 @@ def _record_page(engine: Engine, event: Event, page: list[str]) -> tuple[int, li
     (rows created, pending rows)."""
     wanted = set(page)
     with engine.begin() as conn:
-        created = len(
-            conn.execute(
-                new_rows(conn.dialect.name),
-                [
-                    {
-                        "event_id": event.event_id,
-                        "recipient": r,
-                        "event_type": event.event_type,
-                        "payload": event.payload,
-                    }
-                    for r in page
-                ],
-            ).all()
+        # Rows first: the write lock is taken before anything is read (no SQLite snapshot
+        # to upgrade, which a concurrent writer would refuse).
+        created = set(
+            insert_rows(conn, event.event_id, event.event_type, json.dumps(event.payload), page)
         )
         # A range of the primary key, not an IN list of thousands: rows in the range that
-        # are not the page's (none for a follower page) are left alone.
-        rows = conn.execute(
-            _PENDING_IN_RANGE, {"event": event.event_id, "low": min(page), "high": max(page)}
-        )
-        rank = {recipient: i for i, recipient in enumerate(page)}
-        pending = sorted((tuple(row) for row in rows if row[0] in wanted), key=lambda r: rank[r[0]])
-        count_attempt(conn, event.event_id, [r for r, _ in pending[:MARK_BATCH]])
-    return created, pending
+        # are not the page's (none for a follower page) are left alone. A row made just now
+        # carries the event's payload; one an earlier attempt made, its own.
+        found = {
+            recipient: event.payload if recipient in created else _stored_payload(payload)
+            for recipient, payload in pending_in_range(conn, event.event_id, min(page), max(page))
+            if recipient in wanted
+        }
+        pending = [(recipient, found[recipient]) for recipient in page if recipient in found]
+        mark_rows(conn, event.event_id, [], [r for r, _ in pending[:MARK_BATCH]])
+    return len(created), pending
 
 
 def _send(
@@ -216,7 +206,7 @@ def deliver_page(
             _send(notifier, event, batch, sent, on_delivery, refused)
         except BaseException:
             if sent or refused:
-                _mark_delivered(engine, event.event_id, sent, refused=refused)
+                _mark_delivered(engine, event.event_id, sent, refused=refused, marks=mark_rows)
             raise
         following = batches[number + 1] if number + 1 < len(batches) else []
         _mark_delivered(
@@ -225,6 +215,7 @@ def deliver_page(
             sent,
             attempting=[r for r, _ in following],
             refused=refused,
+            marks=mark_rows,
         )
     return created
 

@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -73,10 +74,12 @@ class LogNotifier:
     def deliver_batch(self, batch: list[Notification]) -> None:
         """Every notification of ``batch``, the outbox opened once (a fan-out's pages)."""
         lines = []
+        # One time for the batch: it is written at once.
+        now = datetime.now(UTC).isoformat()
         for notification in batch:
             # vars, not asdict: the record is only serialised, so asdict's deep copy of the
             # payload was wasted on every notification.
-            record = {"delivered_at": datetime.now(UTC).isoformat(), **vars(notification)}
+            record = {"delivered_at": now, **vars(notification)}
             lines.append(json.dumps(record) + "\n")
             log.info(
                 "notify %s -> %s (%s)",
@@ -181,23 +184,28 @@ def _mark_delivered(
     wait_seconds: float = MARK_OUTAGE_SECONDS,
     attempting: list[str] | None = None,
     refused: list[tuple[str, str]] | None = None,
+    marks: Callable[[Any, str, list[str], list[str]], None] | None = None,
 ) -> None:
     """Mark ``sent`` delivered, retrying while the database is unreachable: these went out,
     and a retry of the whole activity would deliver them a second time. ``on_wait`` is
     called between tries, so an activity keeps heartbeating while it waits.
 
     ``attempting`` (the next batch) has its attempt counted in the same transaction: one
-    commit per batch instead of two. ``refused`` (recipient, why) are recorded failed."""
+    commit per batch instead of two. ``refused`` (recipient, why) are recorded failed.
+    ``marks`` (conn, event, sent, attempting) writes both its own way (a fan-out's)."""
     deadline = time.monotonic() + wait_seconds
     pause = 0.2
     while True:
         try:
             with engine.begin() as conn:
-                if sent:
-                    conn.execute(DELIVERED, {"event": event_id, "recipients": sent})
+                if marks is not None:
+                    marks(conn, event_id, sent, attempting or [])
+                else:
+                    if sent:
+                        conn.execute(DELIVERED, {"event": event_id, "recipients": sent})
+                    count_attempt(conn, event_id, attempting or [])
                 for recipient, why in refused or []:
                     conn.execute(FAILED, {"event": event_id, "who": recipient, "why": why})
-                count_attempt(conn, event_id, attempting or [])
             return
         except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + pause > deadline:

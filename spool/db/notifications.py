@@ -90,3 +90,69 @@ def count_attempt(conn, event_id: str, recipients: list[str]) -> None:
     """One more delivery attempt for ``recipients``, recorded before they are sent."""
     if recipients:
         conn.execute(ONE_MORE_ATTEMPT, {"event": event_id, "recipients": recipients})
+
+
+# A fan-out's pages (spool/fanout.py) write thousands of rows a second: plain SQL, the same
+# on SQLite and PostgreSQL but for the placeholders, spares SQLAlchemy's per-row parameter
+# processing, which cost more than the database's own work.
+_ROWS_PER_INSERT = 1_000
+
+
+def _placeholder(conn) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def insert_rows(
+    conn, event_id: str, event_type: str, payload_json: str, recipients: list[str]
+) -> list[str]:
+    """A ledger row per recipient unless it exists (its attempt not yet counted); the
+    recipients whose row is new. Multi-row INSERTs of ``_ROWS_PER_INSERT`` rows."""
+    p = _placeholder(conn)
+    cast = "" if conn.dialect.name == "sqlite" else "::json"
+    created: list[str] = []
+    for start in range(0, len(recipients), _ROWS_PER_INSERT):
+        chunk = recipients[start : start + _ROWS_PER_INSERT]
+        values = ", ".join([f"({p}, {p}, {p}, {p}{cast}, 0)"] * len(chunk))
+        params: list[str] = []
+        for recipient in chunk:
+            params += (event_id, recipient, event_type, payload_json)
+        created += [
+            row[0]
+            for row in conn.exec_driver_sql(
+                "INSERT INTO notifications (event_id, recipient, event_type, payload, attempts) "
+                f"VALUES {values} ON CONFLICT DO NOTHING RETURNING recipient",
+                tuple(params),
+            )
+        ]
+    return created
+
+
+def pending_in_range(conn, event_id: str, low: str, high: str) -> list[tuple[str, Any]]:
+    """(recipient, payload as stored) of the event's rows from ``low`` to ``high`` that are
+    neither delivered nor failed: a range of the primary key."""
+    p = _placeholder(conn)
+    return [
+        (row[0], row[1])
+        for row in conn.exec_driver_sql(
+            "SELECT recipient, payload FROM notifications WHERE event_id = "
+            f"{p} AND recipient BETWEEN {p} AND {p} "
+            "AND delivered_at IS NULL AND failed_at IS NULL",
+            (event_id, low, high),
+        )
+    ]
+
+
+def mark_rows(conn, event_id: str, delivered: list[str], attempting: list[str]) -> None:
+    """``delivered`` marked delivered and ``attempting`` one attempt more, row by key."""
+    p = _placeholder(conn)
+    where = f"WHERE event_id = {p} AND recipient = {p}"
+    if delivered:
+        conn.exec_driver_sql(
+            f"UPDATE notifications SET delivered_at = CURRENT_TIMESTAMP {where}",
+            [(event_id, r) for r in delivered],
+        )
+    if attempting:
+        conn.exec_driver_sql(
+            f"UPDATE notifications SET attempts = attempts + 1 {where}",
+            [(event_id, r) for r in attempting],
+        )
