@@ -217,3 +217,39 @@ def test_a_server_that_accepts_then_drops_the_connection_is_retried():
         send(s, message, "a@example.com")
     thread.join(10)
     listener.close()
+
+
+@pytest.mark.unit
+def test_with_email_on_a_videos_owner_is_told_its_captions_are_available(tmp_path):
+    """The workflow names no person for "captions available": with email on, the activity
+    adds the video's owner when the owner's id is an address, and nobody otherwise."""
+    from activities.webhooks import WebhookActivities
+    from spool.db.video import ensure_video
+    from spool.models import PublishEventInput
+
+    base = Settings(data_dir=tmp_path / "data", email_secret="x")
+    ensure_video(get_engine(base), "v1", "owner@example.com", "processing")
+    ensure_video(get_engine(base), "v2", "owner-7", "processing")
+
+    def recipients(notifier: str, video_id: str) -> list[str]:
+        acts = WebhookActivities(base.model_copy(update={"notifier": notifier}))
+        event = PublishEventInput(
+            event_id=f"captions-available:{video_id}",
+            event_type="video.captions_available",
+            payload={"video_id": video_id},
+        )
+        return acts._recipients(event)
+
+    assert recipients("webhook,email", "v1") == ["owner@example.com"]
+    assert recipients("webhook", "v1") == []  # as before: webhooks only
+    assert recipients("email", "v2") == []  # an owner id that is no address
+
+
+@pytest.mark.unit
+def test_a_permanent_refusal_is_recorded_and_a_temporary_one_retried():
+    from spool.email import _refusal
+
+    assert isinstance(_refusal(550, b"mailbox unavailable"), DeliveryRefused)
+    assert isinstance(_refusal(554, "rejected"), DeliveryRefused)
+    assert isinstance(_refusal(451, b"try again later"), SmtpUnavailable)
+    assert isinstance(_refusal(421, b"closing"), SmtpUnavailable)
