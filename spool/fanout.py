@@ -27,7 +27,13 @@ from sqlalchemy.engine import Engine
 from temporalio.exceptions import CancelledError
 
 from spool.db.followers import follower_count, iter_follower_pages
-from spool.db.notifications import delivery_key, insert_rows, mark_rows, pending_in_range
+from spool.db.notifications import (
+    delivery_key,
+    insert_rows,
+    mark_rows,
+    pending_among,
+    pending_in_range,
+)
 from spool.notify import Notification, Notifier, _mark_delivered, _send_batch
 
 # Followers read, recorded and delivered together: memory is bounded by one page.
@@ -128,10 +134,13 @@ def _stored_payload(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _record_page(engine: Engine, event: Event, page: list[str]) -> tuple[int, list[tuple]]:
+def _record_page(
+    engine: Engine, event: Event, page: list[str], in_id_order: bool
+) -> tuple[int, list[tuple]]:
     """In one transaction: a ledger row per new (event, recipient) of ``page``, the page's
     undelivered rows in the page's order, and the first batch's attempt counted. Returns
-    (rows created, pending rows)."""
+    (rows created, pending rows). ``in_id_order``: the page is in the database's order
+    (a follower page), so its first and last ids bound it."""
     wanted = set(page)
     with engine.begin() as conn:
         # Rows first: the write lock is taken before anything is read (no SQLite snapshot
@@ -139,12 +148,18 @@ def _record_page(engine: Engine, event: Event, page: list[str]) -> tuple[int, li
         created = set(
             insert_rows(conn, event.event_id, event.event_type, json.dumps(event.payload), page)
         )
-        # A range of the primary key, not an IN list of thousands: rows in the range that
-        # are not the page's (none for a follower page) are left alone. A row made just now
+        # A follower page: a range of the primary key, not an IN list of thousands, bounded
+        # by the page's own ends (the database's collation, which Python's min() may not
+        # share); rows in it that are not the page's are left alone. A row made just now
         # carries the event's payload; one an earlier attempt made, its own.
+        rows = (
+            pending_in_range(conn, event.event_id, page[0], page[-1])
+            if in_id_order
+            else pending_among(conn, event.event_id, page)
+        )
         found = {
             recipient: event.payload if recipient in created else _stored_payload(payload)
-            for recipient, payload in pending_in_range(conn, event.event_id, min(page), max(page))
+            for recipient, payload in rows
             if recipient in wanted
         }
         pending = [(recipient, found[recipient]) for recipient in page if recipient in found]
@@ -192,12 +207,13 @@ def deliver_page(
     event: Event,
     page: list[str],
     on_delivery: Callable[[int], object] | None = None,
+    in_id_order: bool = False,
 ) -> int:
     """Record and deliver one page of recipients, marking every ``MARK_BATCH``; the number
     of ledger rows made. What went out is marked even when a later delivery fails."""
     if not page:
         return 0
-    created, pending = _record_page(engine, event, page)
+    created, pending = _record_page(engine, event, page, in_id_order)
     batches = [pending[i : i + MARK_BATCH] for i in range(0, len(pending), MARK_BATCH)]
     for number, batch in enumerate(batches):
         sent: list[str] = []
@@ -245,7 +261,9 @@ def fan_out_to_followers(
     for page in iter_follower_pages(engine, author_id, cursor.after, page_size):
         if hooks.cancelled():
             raise FanOutCancelled(f"{event.event_id}: cancelled after {cursor.walked} followers")
-        created = deliver_page(engine, notifier, event, page, partial(_beat, heartbeat, cursor))
+        created = deliver_page(
+            engine, notifier, event, page, partial(_beat, heartbeat, cursor), in_id_order=True
+        )
         cursor = Cursor(
             after=page[-1],
             walked=cursor.walked + len(page),

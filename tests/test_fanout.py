@@ -69,7 +69,9 @@ def test_every_follower_is_notified_once_a_page_at_a_time(engine, monkeypatch):
     pages: list[int] = []
     real = fanout._record_page
     monkeypatch.setattr(
-        fanout, "_record_page", lambda e, ev, page: pages.append(len(page)) or real(e, ev, page)
+        fanout,
+        "_record_page",
+        lambda e, ev, page, ordered: pages.append(len(page)) or real(e, ev, page, ordered),
     )
     beats: list[dict] = []
     sink = Recorder()

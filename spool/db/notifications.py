@@ -156,3 +156,15 @@ def mark_rows(conn, event_id: str, delivered: list[str], attempting: list[str]) 
             f"UPDATE notifications SET attempts = attempts + 1 {where}",
             [(event_id, r) for r in attempting],
         )
+
+
+def pending_among(conn, event_id: str, recipients: list[str]) -> list[tuple[str, Any]]:
+    """(recipient, payload) of the event's rows for ``recipients`` (a short list, in no
+    order the database knows) that are neither delivered nor failed."""
+    query = sa.select(notifications.c.recipient, notifications.c.payload).where(
+        notifications.c.event_id == event_id,
+        notifications.c.recipient.in_(recipients),
+        notifications.c.delivered_at.is_(None),
+        notifications.c.failed_at.is_(None),
+    )
+    return [(row[0], row[1]) for row in conn.execute(query)]
