@@ -1,7 +1,7 @@
 """notifications: failed_at and error; email_opt_outs
 
 Revision ID: 0003c
-Revises: 0003d
+Revises: 0004
 Create Date: 2026-12-07 03:40:00.000000
 
 A delivery the receiver refuses for good (an SMTP 5xx, a malformed address, a recipient who
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003c"
-down_revision: str | None = "0003d"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
