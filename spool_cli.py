@@ -4,6 +4,7 @@
     spool worker [--queue …]                the same as ``python worker.py …``
     spool migrate [--check]                 the same as ``python -m spool.migrate …``
     spool api                               the same as ``python -m api``
+    spool followers-import FILE             the same as ``python -m spool.follower_import``
 
 ``starter.py`` and ``worker.py`` stay the documented entry points of a source checkout; this
 command is what an installed distribution (the container image, ``pip install``) puts on PATH.
@@ -18,12 +19,13 @@ from collections.abc import Callable
 
 JOB_COMMANDS = ("blog", "video", "status", "wait", "cancel")
 USAGE = (
-    "usage: spool {blog,video,status,wait,cancel,worker,migrate,api} …\n"
+    "usage: spool {blog,video,status,wait,cancel,worker,migrate,api,followers-import} …\n"
     "  blog FILE | video FILE   start a job (add --wait to follow it)\n"
     "  status|wait|cancel JOB   follow or stop a job\n"
     "  worker                   poll task queues (see spool worker --help)\n"
     "  migrate                  bring the database schema up to date\n"
     "  api                      serve the HTTP API\n"
+    "  followers-import FILE    store follows from JSON lines (a migration)\n"
 )
 
 
@@ -45,6 +47,12 @@ def _migrate(argv: list[str]) -> int:
     return migrate.main(argv)
 
 
+def _followers_import(argv: list[str]) -> int:
+    from spool import follower_import
+
+    return follower_import.main(argv)
+
+
 def _api(argv: list[str]) -> int:
     from api.__main__ import main as api_main
 
@@ -61,7 +69,12 @@ def command_for(name: str) -> Callable[[list[str]], int] | None:
     """The function that runs sub-command ``name`` with the rest of the arguments."""
     if name in JOB_COMMANDS:
         return lambda rest: _job([name, *rest])
-    return {"worker": _worker, "migrate": _migrate, "api": _api}.get(name)
+    return {
+        "worker": _worker,
+        "migrate": _migrate,
+        "api": _api,
+        "followers-import": _followers_import,
+    }.get(name)
 
 
 def run(argv: list[str]) -> int:

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from spool import fanout
 from spool.config import Settings
 from spool.db import get_engine
-from spool.db.blog import followers_of, record_post_for_author
+from spool.db.blog import record_post_for_author
 from spool.models import (
     INVALID_POST,
     IndexPostResult,
@@ -129,26 +130,44 @@ class BlogActivities:
     @activity.defn(name="notify_followers")
     def notify_followers(self, post: Post) -> NotifyFollowersResult:
         post = self._checked(post)
-        recipients = (
-            post.followers
-            if post.followers is not None
-            else followers_of(self.engine, post.author_id)
-        )
-        event_id = post_published_event_id(post.post_id)
-        outcome = notify_once(
-            self.engine,
-            self.notifier,
-            event_id=event_id,
+        event = fanout.Event(
+            event_id=post_published_event_id(post.post_id),
             event_type="post.published",
-            recipients=recipients,
             payload={
                 "post_id": post.post_id,
                 "author_id": post.author_id,
                 "title": post.title,
                 "version": post.version,
             },
-            on_progress=throttled_heartbeat(FAN_OUT_HEARTBEAT_SECONDS, activity.heartbeat),
         )
+        if post.followers is not None:
+            # A short explicit list (capped at the door), already in this attempt's input.
+            outcome = notify_once(
+                self.engine,
+                self.notifier,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                recipients=post.followers,
+                payload=event.payload,
+                on_progress=throttled_heartbeat(FAN_OUT_HEARTBEAT_SECONDS, activity.heartbeat),
+            )
+        else:
+            # The follower graph, a keyset page at a time, resumed from the cursor an
+            # earlier attempt heartbeated.
+            outcome = fanout.fan_out_to_followers(
+                self.engine,
+                self.notifier,
+                event,
+                post.author_id,
+                fanout.FanOutHooks(
+                    beat=activity.heartbeat,
+                    resumed_from=activity.info().heartbeat_details,
+                    cancelled=activity.is_cancelled,
+                ),
+                page_size=self.settings.fanout_page_size,
+            )
         return NotifyFollowersResult(
-            event_id=event_id, recipients=outcome.recipients, newly_created=outcome.newly_created
+            event_id=event.event_id,
+            recipients=outcome.recipients,
+            newly_created=outcome.newly_created,
         )

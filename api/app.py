@@ -26,7 +26,18 @@ from api.grants import GrantPaths
 from api.headers import SecurityHeaders, media_origin, page_policy
 from api.limits import install_body_limits
 from api.openapi import describe_settings
-from api.routes import authors, deletions, direct_uploads, health, page, posts, uploads, videos
+from api.routes import (
+    authors,
+    deletions,
+    direct_uploads,
+    followers,
+    health,
+    page,
+    posts,
+    unsubscribe,
+    uploads,
+    videos,
+)
 from spool.config import Settings
 from spool.db import get_engine
 from spool.observability.asgi import instrument_app
@@ -75,6 +86,8 @@ def include_routers(app: FastAPI) -> None:
         streaming_router,
         posts.router,
         authors.router,
+        followers.router,
+        unsubscribe.router,
         health.router,
         page.router,
     ):

@@ -18,13 +18,14 @@ from spool.config import Settings
 
 
 def _webhooks_enabled(settings: Settings) -> bool:
-    return settings.notifier == "webhook" and bool(settings.webhook_secret)
+    return "webhook" in settings.notifier_kinds and bool(settings.webhook_secret)
 
 
 def _describe(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     post = document["components"]["schemas"]["PostIn"]["properties"]
     post["title"]["maxLength"] = settings.max_post_title_chars
     post["body"]["maxLength"] = settings.max_post_body_chars
+    _state_followers_cap(post["followers"], settings.max_post_followers)
     upload = document["paths"]["/v1/videos"]["post"]["requestBody"]
     form = upload_form_schema(_webhooks_enabled(settings))
     # The size cap is stated in words, not as maxLength: a file over it is a 413, which a
@@ -34,6 +35,17 @@ def _describe(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     )
     upload["content"]["multipart/form-data"]["schema"] = form
     return document
+
+
+def _state_followers_cap(followers: dict[str, Any], cap: int) -> None:
+    """The explicit list's cap (SPOOL_MAX_POST_FOLLOWERS) and where a larger audience goes."""
+    for option in followers.get("anyOf", [followers]):
+        if option.get("type") == "array":
+            option["maxItems"] = min(cap, option.get("maxItems", cap))
+    followers["description"] = (
+        f"ids to notify, at most {cap}; omit to notify the author's followers from the "
+        "follower graph (/v1/authors/{author_id}/followers), which has no size limit"
+    )
 
 
 def describe_settings(app: FastAPI, settings: Settings) -> None:

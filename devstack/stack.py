@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.mailpit import DEFAULT_HTTP_PORT, DEFAULT_SMTP_PORT, MailpitServer
 from devstack.proc import (
     StackError,
     require_free_port,
@@ -66,7 +67,26 @@ def stack_api_key(settings: Settings) -> str:
     return local_api_key(settings)
 
 
-def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
+def local_email_secret(settings: Settings) -> str:
+    """The key that signs the embedded stack's unsubscribe links, kept in the data dir."""
+    return _kept_secret(settings, "email-secret", lambda: secrets.token_urlsafe(32))
+
+
+def mail_env(settings: Settings, mail: MailpitServer) -> dict[str, str]:
+    """Email on, to the stack's Mailpit (plain SMTP on this machine)."""
+    return {
+        "SPOOL_NOTIFIER": "webhook,email",
+        "SPOOL_SMTP_HOST": "127.0.0.1",
+        "SPOOL_SMTP_PORT": str(mail.smtp_port),
+        "SPOOL_SMTP_STARTTLS": "false",
+        "SPOOL_EMAIL_SECRET": local_email_secret(settings),
+        "SPOOL_PUBLIC_URL": f"http://{settings.api_host}:{settings.api_port}",
+    }
+
+
+def stack_env(
+    settings: Settings, temporal_address: str, mail: MailpitServer | None = None
+) -> dict[str, str]:
     """Environment for the stack's Python processes: same settings, pointed at our server.
 
     What the caller's environment sets wins; these are the local defaults: a local API key
@@ -81,6 +101,7 @@ def stack_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "SPOOL_WEBHOOK_ALLOW_PRIVATE": "true",
         # The worker's /metrics on a free port, written to its log (docs/observability.md).
         "SPOOL_METRICS_PORT": "0",
+        **(mail_env(settings, mail) if mail is not None else {}),
     }
     env = {k: v for k, v in defaults.items() if not os.environ.get(k)}
     env.update(
@@ -107,6 +128,11 @@ class EmbeddedStack:
     # What the worker runs, after the interpreter (default: worker.py); tests run a wrapper,
     # e.g. ["-m", "tests.support.paced_worker"], to hold its ffmpeg at the input's native pace.
     worker_args: list[str] | None = None
+    # Mailpit (`make up`): the emails of the demo, in its web UI.
+    with_mail: bool = False
+    mail_smtp_port: int = DEFAULT_SMTP_PORT
+    mail_http_port: int = DEFAULT_HTTP_PORT
+    mail: MailpitServer | None = None
     server: DevServer | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -141,13 +167,20 @@ class EmbeddedStack:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.migrate_database()
         try:
+            if self.with_mail:
+                self.mail = MailpitServer(
+                    self.settings.data_dir.resolve() / "mailpit",
+                    self.mail_smtp_port,
+                    self.mail_http_port,
+                    self.logs / "mailpit.log",
+                ).start()
             self.server = DevServer(
                 port=self.temporal_port,
                 ui_port=self.ui_port,
                 db_filename=self.settings.data_dir.resolve() / "temporal.db",
                 log_path=self.logs / "temporal.log",
             ).start()
-            env = stack_env(self.settings, self.temporal_address)
+            env = stack_env(self.settings, self.temporal_address, self.mail)
             self._start_python(
                 "worker",
                 self.worker_args or [str(REPO / "worker.py")],
@@ -197,6 +230,9 @@ class EmbeddedStack:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()

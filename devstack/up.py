@@ -17,15 +17,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temporal-port", type=int, default=7233)
     parser.add_argument("--ui-port", type=int, default=8233)
     parser.add_argument("--no-api", action="store_true", help="only Temporal and the worker")
+    parser.add_argument("--mail-port", type=int, default=1025, help="Mailpit's SMTP port")
+    parser.add_argument("--mail-ui-port", type=int, default=8025, help="Mailpit's web UI")
+    parser.add_argument("--no-mail", action="store_true", help="no Mailpit: no email")
     args = parser.parse_args(argv)
     settings = get_settings()
     stack = EmbeddedStack(
-        settings, temporal_port=args.temporal_port, ui_port=args.ui_port, with_api=not args.no_api
+        settings,
+        temporal_port=args.temporal_port,
+        ui_port=args.ui_port,
+        with_api=not args.no_api,
+        with_mail=not args.no_mail,
+        mail_smtp_port=args.mail_port,
+        mail_http_port=args.mail_ui_port,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print("starting Temporal dev server, worker and API ...", flush=True)
+    print(
+        "starting Temporal dev server, worker and API"
+        + ("" if args.no_mail else ", Mailpit (built with `go install` the first time)")
+        + " ...",
+        flush=True,
+    )
     try:
         stack.start()
     except StackError as exc:
@@ -36,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 Spool is running (data in {settings.data_dir.resolve()}, logs in {stack.logs})
   Temporal Web UI   {stack.ui_url}
   Temporal frontend {stack.temporal_address}""")
+        if stack.mail is not None:
+            print(
+                f"  Mailpit (emails)  {stack.mail.ui_url}   (SMTP 127.0.0.1:{stack.mail.smtp_port})"
+            )
         if stack.api_available():
             data = settings.data_dir.resolve()
             print(f"""  Spool web page    {stack.api_url}/

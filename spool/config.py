@@ -83,9 +83,27 @@ class Settings(BaseSettings):
     # Posts
     max_post_body_chars: int = defaults.MAX_POST_BODY_CHARS
     max_post_title_chars: int = defaults.MAX_POST_TITLE_CHARS
+    max_post_followers: int = Field(default=defaults.MAX_POST_FOLLOWERS, ge=0)
+    # Followers read, recorded and delivered together by a fan-out (spool/fanout.py): its
+    # memory is one page's, whatever the audience.
+    fanout_page_size: int = Field(default=5_000, ge=1, le=50_000)
 
-    # Notifications: "log" writes to the log and an outbox file; "webhook" also POSTs
+    # Notifications: "log" writes to the log and an outbox file; "webhook" also POSTs to URL
+    # recipients, "email" also mails recipients that are addresses; several at once with
+    # commas ("webhook,email"); recipients no other notifier takes go to the log.
     notifier: str = "log"
+    # Email (docs/notifications.md): the SMTP server, STARTTLS and auth; links in the
+    # messages start with public_url; unsubscribe links are signed with email_secret.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_tls_ca: Path | None = None  # PEM CA that signed the SMTP server's certificate
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    email_from: str = "Spool <spool@localhost>"
+    email_secret: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8000"
     notify_outbox: Path | None = None  # default: data_dir / "notifications.jsonl"
     webhook_urls: list[str] = Field(default_factory=list)
     # Signing secret: SecretStr so no repr, log line or error message can show it.
@@ -170,7 +188,7 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_deadline_seconds: float = Field(default=10.0, gt=0)
     # Deliveries run on this many threads per worker process, apart from the threads storage,
-    # database and probe calls use (spool/notify.py, DeliveryPool).
+    # database and probe calls use (spool/delivery_pool.py).
     webhook_delivery_threads: int = Field(default=4, ge=1)
     # The web page may fetch the first API key from /v1/config, only from a loopback client
     # and only from the page's own origin.
@@ -205,6 +223,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
 
     @property
+    def notifier_kinds(self) -> set[str]:
+        """The notifiers named by SPOOL_NOTIFIER ("webhook,email" names two)."""
+        return {kind.strip() for kind in self.notifier.split(",") if kind.strip()}
+
+    @property
     def webhook_secret_value(self) -> str | None:
         """The signing secret in clear, for the one place that signs."""
         return reveal(self.webhook_secret)
@@ -222,6 +245,8 @@ class Settings(BaseSettings):
             reveal(self.temporal_api_key),
             reveal(self.api_key),
             reveal(self.metrics_token),
+            reveal(self.smtp_password),
+            reveal(self.email_secret),
             *self.api_key_values,
         ]
         found += [

@@ -6,15 +6,11 @@ marking delivered re-sends with the same key, which receivers use to deduplicate
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -26,11 +22,22 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from spool.config import Settings
-from spool.db import insert_ignore
-from spool.db.notifications import delivery_key, notifications
+from spool.db.notifications import (
+    DELIVERED,
+    FAILED,
+    count_attempt,
+    delivery_key,
+    new_rows,
+    notifications,
+)
 
 log = logging.getLogger("spool.notify")
 T = TypeVar("T")
+
+
+class DeliveryRefused(Exception):
+    """The receiver refused this notification for good (an SMTP 5xx, a malformed address,
+    a recipient who opted out): recorded on its ledger row and never tried again."""
 
 
 @dataclass
@@ -62,19 +69,26 @@ class LogNotifier:
         return []  # the log has no webhook destinations; a callback is not a person
 
     def deliver(self, notification: Notification) -> None:
-        # vars, not asdict: the record is only serialised, so asdict's deep copy of the
-        # payload was wasted on every notification.
-        line = (
-            json.dumps({"delivered_at": datetime.now(UTC).isoformat(), **vars(notification)}) + "\n"
-        )
-        log.info(
-            "notify %s -> %s (%s)",
-            notification.event_type,
-            notification.recipient,
-            notification.key,
-        )
+        self.deliver_batch([notification])
+
+    def deliver_batch(self, batch: list[Notification]) -> None:
+        """Every notification of ``batch``, the outbox opened once (a fan-out's pages)."""
+        lines = []
+        # One time for the batch: it is written at once.
+        now = datetime.now(UTC).isoformat()
+        for notification in batch:
+            # vars, not asdict: the record is only serialised, so asdict's deep copy of the
+            # payload was wasted on every notification.
+            record = {"delivered_at": now, **vars(notification)}
+            lines.append(json.dumps(record) + "\n")
+            log.info(
+                "notify %s -> %s (%s)",
+                notification.event_type,
+                notification.recipient,
+                notification.key,
+            )
         with self._lock, self._open_outbox() as fh:
-            fh.write(line)
+            fh.writelines(lines)
 
     def _open_outbox(self):
         """The outbox for appending; its folder is made the first time, or again if removed
@@ -126,40 +140,27 @@ class WebhookNotifier:
         log.info("webhook %s -> %s (%s)", notification.event_type, shown, delivery.msg_id)
 
 
-class DeliveryPool:
-    """Where async activities run ``notify_once``: threads of their own, made on first use.
-
-    A delivery may take up to ``webhook_deadline_seconds`` per destination; run on the event
-    loop's default executor (``asyncio.to_thread``), receivers that hold their answers would
-    take the threads every storage, database and probe call of the worker needs. Here they
-    can hold at most ``threads`` threads, and the rest of the worker goes on."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="delivery")
-            return self._executor
-
-    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` on a delivery thread, in this task's context (log fields)."""
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool(), call)
+KNOWN_NOTIFIERS = ("log", "webhook", "email")
 
 
 def make_notifier(settings: Settings) -> Notifier:
-    log_notifier = LogNotifier(settings.resolved_notify_outbox)
-    if settings.notifier == "log":
-        return log_notifier
-    if settings.notifier == "webhook":
-        return WebhookNotifier(settings, log_notifier)
-    raise ValueError(
-        f"unknown notifier {settings.notifier!r} (SPOOL_NOTIFIER); known: log, webhook"
-    )
+    """The notifiers SPOOL_NOTIFIER names, chained: webhooks take URL recipients, email
+    takes addresses, and the log whatever is left (and everything, when alone)."""
+    kinds = settings.notifier_kinds
+    unknown = sorted(kinds - set(KNOWN_NOTIFIERS))
+    if unknown or not kinds:
+        raise ValueError(
+            f"unknown notifier {settings.notifier!r} (SPOOL_NOTIFIER); known: "
+            f"{', '.join(KNOWN_NOTIFIERS)}, or several with commas"
+        )
+    notifier: Notifier = LogNotifier(settings.resolved_notify_outbox)
+    if "email" in kinds:
+        from spool.email import EmailNotifier
+
+        notifier = EmailNotifier(settings, notifier)
+    if "webhook" in kinds:
+        notifier = WebhookNotifier(settings, notifier)
+    return notifier
 
 
 _MARK_BATCH = 50
@@ -168,35 +169,11 @@ _MARK_BATCH = 50
 MARK_OUTAGE_SECONDS = 60.0
 
 
-def _for_recipients():
-    """UPDATE of one event's rows for some of its recipients, both bound when executed
-    (``event``, ``recipients``)."""
-    return notifications.update().where(
-        notifications.c.event_id == sa.bindparam("event"),
-        notifications.c.recipient.in_(sa.bindparam("recipients", expanding=True)),
-    )
-
-
-# Built once: building SQLAlchemy statements cost more CPU than running them, and a fan-out
-# runs on every publish.
-_ONE_MORE_ATTEMPT = _for_recipients().values(attempts=notifications.c.attempts + 1)
-_DELIVERED = _for_recipients().values(delivered_at=sa.func.now())
 _PENDING = sa.select(notifications.c.recipient, notifications.c.payload).where(
-    notifications.c.event_id == sa.bindparam("event"), notifications.c.delivered_at.is_(None)
+    notifications.c.event_id == sa.bindparam("event"),
+    notifications.c.delivered_at.is_(None),
+    notifications.c.failed_at.is_(None),
 )
-
-
-@functools.cache
-def _new_rows(dialect: str) -> Any:
-    """INSERT of ledger rows that skips existing ones, RETURNING the rows it made; built once
-    per dialect."""
-    return insert_ignore(dialect, notifications).returning(notifications.c.recipient)
-
-
-def _count_attempt(conn, event_id: str, recipients: list[str]) -> None:
-    """One more delivery attempt for ``recipients``, recorded before they are sent."""
-    if recipients:
-        conn.execute(_ONE_MORE_ATTEMPT, {"event": event_id, "recipients": recipients})
 
 
 def _mark_delivered(
@@ -206,20 +183,29 @@ def _mark_delivered(
     on_wait: Any = None,
     wait_seconds: float = MARK_OUTAGE_SECONDS,
     attempting: list[str] | None = None,
+    refused: list[tuple[str, str]] | None = None,
+    marks: Callable[[Any, str, list[str], list[str]], None] | None = None,
 ) -> None:
     """Mark ``sent`` delivered, retrying while the database is unreachable: these went out,
     and a retry of the whole activity would deliver them a second time. ``on_wait`` is
     called between tries, so an activity keeps heartbeating while it waits.
 
     ``attempting`` (the next batch) has its attempt counted in the same transaction: one
-    commit per batch instead of two."""
+    commit per batch instead of two. ``refused`` (recipient, why) are recorded failed.
+    ``marks`` (conn, event, sent, attempting) writes both its own way (a fan-out's)."""
     deadline = time.monotonic() + wait_seconds
     pause = 0.2
     while True:
         try:
             with engine.begin() as conn:
-                conn.execute(_DELIVERED, {"event": event_id, "recipients": sent})
-                _count_attempt(conn, event_id, attempting or [])
+                if marks is not None:
+                    marks(conn, event_id, sent, attempting or [])
+                else:
+                    if sent:
+                        conn.execute(DELIVERED, {"event": event_id, "recipients": sent})
+                    count_attempt(conn, event_id, attempting or [])
+                for recipient, why in refused or []:
+                    conn.execute(FAILED, {"event": event_id, "who": recipient, "why": why})
             return
         except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + pause > deadline:
@@ -252,7 +238,7 @@ def _record_and_take_pending(
         if recipients:
             created = len(
                 conn.execute(
-                    _new_rows(conn.dialect.name),
+                    new_rows(conn.dialect.name),
                     [
                         {
                             "event_id": event_id,
@@ -274,7 +260,7 @@ def _record_and_take_pending(
             ),
             key=lambda row: (rank.get(row[0], len(rank)), row[0]),
         )
-        _count_attempt(conn, event_id, [r for r, _ in pending[:_MARK_BATCH]])
+        count_attempt(conn, event_id, [r for r, _ in pending[:_MARK_BATCH]])
     return created, pending
 
 
@@ -293,19 +279,28 @@ def _send_batch(
     sent: list[str],
     on_progress: Any,
     delivered_before: int,
+    refused: list[tuple[str, str]] | None = None,
 ) -> None:
     """Deliver one batch of ledger rows in order, adding each recipient to ``sent`` as soon
-    as its delivery returned (the caller marks ``sent`` even when a later one fails)."""
+    as its delivery returned, or to ``refused`` with the reason when it was refused for
+    good (the caller marks both even when a later one fails)."""
     for recipient, row_payload in batch:
-        notifier.deliver(
-            Notification(
-                key=delivery_key(event_id, recipient),
-                event_id=event_id,
-                event_type=event_type,
-                recipient=recipient,
-                payload=row_payload,
+        try:
+            notifier.deliver(
+                Notification(
+                    key=delivery_key(event_id, recipient),
+                    event_id=event_id,
+                    event_type=event_type,
+                    recipient=recipient,
+                    payload=row_payload,
+                )
             )
-        )
+        except DeliveryRefused as exc:
+            log.warning("%s to %s refused for good: %s", event_type, recipient, exc)
+            if refused is None:
+                raise
+            refused.append((recipient, str(exc)[:500]))
+            continue
         sent.append(recipient)
         if on_progress is not None:
             on_progress(delivered_before + len(sent))
@@ -342,29 +337,49 @@ def notify_once(
         pending[start : start + _MARK_BATCH] for start in range(0, len(pending), _MARK_BATCH)
     ]
     delivered = 0
-
-    def beat_at(count: int) -> Any:
-        """What marking calls while it waits out the database: the progress so far."""
-        return None if on_progress is None else partial(on_progress, count)
-
     for number, batch in enumerate(batches):
-        sent: list[str] = []
-        try:
-            _send_batch(notifier, event_id, event_type, batch, sent, on_progress, delivered)
-        except BaseException:
-            # Even when a delivery fails, what went out is marked, so a retry re-sends only
-            # the rest. A crash before the marks commit re-sends the batch under the same
-            # keys, which receivers deduplicate.
-            if sent:
-                _mark_delivered(engine, event_id, sent, on_wait=beat_at(delivered + len(sent)))
-            raise
         following = batches[number + 1] if number + 1 < len(batches) else []
-        _mark_delivered(
+        delivered += _deliver_and_mark(
             engine,
-            event_id,
-            sent,
-            on_wait=beat_at(delivered + len(sent)),
-            attempting=[r for r, _ in following],
+            notifier,
+            (event_id, event_type),
+            batch,
+            [r for r, _ in following],
+            on_progress,
+            delivered,
         )
-        delivered += len(sent)
     return NotifyOutcome(recipients=len(unique), newly_created=created, delivered=delivered)
+
+
+def _deliver_and_mark(
+    engine: Engine,
+    notifier: Notifier,
+    event: tuple[str, str],
+    batch: list[tuple[str, dict[str, Any]]],
+    following: list[str],
+    on_progress: Any,
+    delivered_before: int,
+) -> int:
+    """Deliver one batch and mark it, with the ``following`` batch's attempt counted in the
+    same commit; the number delivered. ``event`` is (event_id, event_type)."""
+    event_id, event_type = event
+    sent: list[str] = []
+    refused: list[tuple[str, str]] = []
+
+    def beat() -> Any:
+        """What marking calls while it waits out the database: the progress so far."""
+        return None if on_progress is None else partial(on_progress, delivered_before + len(sent))
+
+    try:
+        _send_batch(
+            notifier, event_id, event_type, batch, sent, on_progress, delivered_before, refused
+        )
+    except BaseException:
+        # Even when a delivery fails, what went out is marked, so a retry re-sends only the
+        # rest. A crash before the marks commit re-sends the batch under the same keys, which
+        # receivers deduplicate.
+        if sent or refused:
+            _mark_delivered(engine, event_id, sent, on_wait=beat(), refused=refused)
+        raise
+    _mark_delivered(engine, event_id, sent, on_wait=beat(), attempting=following, refused=refused)
+    return len(sent)

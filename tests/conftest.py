@@ -34,6 +34,7 @@ pytest_plugins = [
     "tests.support.es_fixtures",
     "tests.support.pg_fixtures",
     "tests.support.s3_fixtures",
+    "tests.support.mail_fixtures",
 ]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

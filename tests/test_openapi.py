@@ -122,6 +122,8 @@ def test_every_operation_documents_its_answers_and_errors_in_one_shape():
         ("POST", "/v1/posts"),
         ("DELETE", "/v1/videos/{video_id}/job"),
         ("DELETE", "/v1/videos/{video_id}"),
+        ("PUT", "/v1/authors/{author_id}/followers/{follower_id}"),
+        ("DELETE", "/v1/authors/{author_id}/followers/{follower_id}"),
     }
     assert all("401" in op["responses"] for m, p, op in operations if (m, p) in writes)
 

@@ -76,11 +76,20 @@ def banner_value(banner: str, label: str, index: int = -1) -> str:
 
 def run_stack_until_ctrl_c(tmp_path: Path, temporal_port: int, ui_port: int, work) -> None:
     """Start `make up`, call work(api_url, key) once it is up, then Ctrl-C it: exit 0, ports
-    free. The write key is the one the banner prints, kept in the data directory."""
-    proc = start_up(tmp_path, "--temporal-port", str(temporal_port), "--ui-port", str(ui_port))
+    free. The write key is the one the banner prints, kept in the data directory; Mailpit's
+    web UI (the emails) is printed and answers."""
+    mail_port, mail_ui_port = free_port(), free_port()
+    proc = start_up(
+        tmp_path,
+        *("--temporal-port", str(temporal_port), "--ui-port", str(ui_port)),
+        *("--mail-port", str(mail_port), "--mail-ui-port", str(mail_ui_port)),
+    )
     try:
         banner = read_until(proc, "Ctrl-C stops everything")
         assert f"http://localhost:{ui_port}" in banner
+        mail_ui = banner_value(banner, "Mailpit (emails)", 2)
+        assert mail_ui == f"http://127.0.0.1:{mail_ui_port}"
+        assert httpx.get(mail_ui + "/api/v1/messages", timeout=10).status_code == 200
         api = banner_value(banner, "Spool web page").rstrip("/")
         key = banner_value(banner, "Write key", 2)
         assert key == (tmp_path / "var" / API_KEY_FILE).read_text().strip()
@@ -92,6 +101,7 @@ def run_stack_until_ctrl_c(tmp_path: Path, temporal_port: int, ui_port: int, wor
         if proc.poll() is None:
             proc.kill()
     assert not port_in_use(temporal_port) and not port_in_use(ui_port)
+    assert not port_in_use(mail_port) and not port_in_use(mail_ui_port)
 
 
 @pytest.mark.e2e

@@ -11,9 +11,10 @@ from temporalio import activity
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.video import ensure_video, update_video
+from spool.delivery_pool import DeliveryPool
 from spool.models.common import FINAL_JOB_STATES, JobState
 from spool.models.video import NotifyOwnerInput, RecordVideoInput
-from spool.notify import DeliveryPool, make_notifier, notify_once
+from spool.notify import make_notifier, notify_once
 from spool.storage import keys
 from spool.storage.transfers import Transfers
 

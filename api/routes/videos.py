@@ -60,7 +60,7 @@ async def check_callback_url(
 
 
 def webhooks_enabled(svc: Services) -> bool:
-    return svc.settings.notifier == "webhook" and bool(svc.settings.webhook_secret)
+    return "webhook" in svc.settings.notifier_kinds and bool(svc.settings.webhook_secret)
 
 
 @router.post(

@@ -15,6 +15,7 @@ __all__ = [
     "Post",
     "RecordPostResult",
     "blog_workflow_id",
+    "followers_cap_message",
     "post_from_dict",
     "post_version_of",
     "validate_post",
@@ -103,8 +104,12 @@ def validate_post(
     post: Post,
     max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
     max_title_chars: int = DEFAULT_MAX_TITLE_CHARS,
+    max_followers: int | None = None,
 ) -> None:
-    """Raise :class:`InvalidPostError` naming the first field that is wrong."""
+    """Raise :class:`InvalidPostError` naming the first field that is wrong.
+
+    ``max_followers`` is checked at the door only: the workflow validates without it, so a
+    run started before the cap replays as it ran."""
     _check_id(post.post_id, "post_id")
     _check_id(post.author_id, "author_id")
     if not isinstance(post.title, str) or not post.title.strip():
@@ -124,6 +129,8 @@ def validate_post(
     if post.followers is not None:
         if not isinstance(post.followers, list):
             raise InvalidPostError("followers", "must be a list of follower ids")
+        if max_followers is not None and len(post.followers) > max_followers:
+            raise InvalidPostError("followers", followers_cap_message(max_followers))
         for follower in post.followers:
             _check_id(follower, "followers")
     if post.published_at is not None:
@@ -131,6 +138,15 @@ def validate_post(
             datetime.fromisoformat(str(post.published_at))
         except ValueError:
             raise InvalidPostError("published_at", "must be an ISO 8601 date-time") from None
+
+
+def followers_cap_message(cap: int) -> str:
+    """What a post with too long a ``followers`` list is told: where a big audience goes."""
+    return (
+        f"at most {cap} followers in a post; store a larger audience in the follower graph "
+        "(PUT /v1/authors/{author_id}/followers/{follower_id}, or the bulk import) and omit "
+        "followers"
+    )
 
 
 _POST_FIELDS = {

@@ -7,6 +7,7 @@ __all__ = [
     "INDEX_RETRY_SECONDS",
     "LANGUAGE",
     "MAX_POST_BODY_CHARS",
+    "MAX_POST_FOLLOWERS",
     "MAX_POST_TITLE_CHARS",
     "QUEUE_CAPTIONS",
     "QUEUE_MEDIA",
@@ -24,6 +25,10 @@ INDEX_RETRY_SECONDS = 24 * 3600
 # A post's limits; a server's settings may change them at the door.
 MAX_POST_BODY_CHARS = 200_000
 MAX_POST_TITLE_CHARS = 300
+# A post's explicit ``followers`` list travels in the workflow's input and history, so it is
+# short; an audience of any size is the follower graph (PUT /v1/authors/{id}/followers/...),
+# which the fan-out reads a page at a time.
+MAX_POST_FOLLOWERS = 1_000
 
 # The spoken language Whisper is told to expect.
 LANGUAGE = "en"

@@ -136,7 +136,12 @@ async def start_once(
 
 async def start_blog(client: Client, settings: Settings, post: Post) -> StartedJob:
     """Validate at the door (raises InvalidPostError naming the field), then start once."""
-    validate_post(post, settings.max_post_body_chars, settings.max_post_title_chars)
+    validate_post(
+        post,
+        settings.max_post_body_chars,
+        settings.max_post_title_chars,
+        max_followers=settings.max_post_followers,
+    )
     inp = BlogPublishInput(post=post, index_retry_seconds=settings.index_retry_seconds)
     return await start_once(
         client,

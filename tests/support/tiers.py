@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 
 TIERS = ("unit", "orchestration", "e2e")
-_SERVERS = {"es_url", "postgres_url", "s3_server", "clips", "whisper_ready"}
+_SERVERS = {"es_url", "postgres_url", "s3_server", "mailpit", "clips", "whisper_ready"}
 # The fixtures that start a server or need a media tool, by the tiers they are refused in.
 REFUSED = {"unit": _SERVERS | {"temporal_server"}, "orchestration": _SERVERS}
 _RUNNING = pytest.StashKey[str]()

@@ -1,0 +1,248 @@
+"""A post announced to an author's whole audience, with the log notifier, on the embedded stack.
+
+    .venv/bin/python bench/fanout.py [--followers 100000 1000000] [--no-kill]
+
+For each audience size: a fresh SQLite database (as `make up` has it) is filled with the
+author's followers (multi-row inserts, one transaction), a dev server and one pipeline
+worker (worker.py --queue pipeline) run, and a post is published without a `followers`
+list. Two runs per size:
+- clean: followers notified a second (publish to job end), the worker's peak RSS (VmHWM),
+  and the `status` query's latency sampled every 0.2 s throughout;
+- killed: the worker is SIGKILLed once half the audience is walked (read from the step's
+  heartbeat), another is started, and the outbox is read back: missed followers, followers
+  given two different notifications (two keys), and notifications re-sent under the same
+  key (the at-least-once window of one mark batch, which receivers deduplicate on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from devstack.proc import free_port, start_process, stop_process, wait_until  # noqa: E402
+from devstack.temporal import DevServer  # noqa: E402
+from spool.config import Settings  # noqa: E402
+from spool.db import get_engine  # noqa: E402
+from spool.models import Post  # noqa: E402
+from spool.service.jobs import start_blog  # noqa: E402
+from spool.temporal import connect, exit_process  # noqa: E402
+
+AUTHOR = "famous"
+INSERT_CHUNK = 100_000
+
+
+def fill_followers(settings: Settings, count: int) -> float:
+    """``count`` followers of AUTHOR, inserted in chunks by executemany of one prepared
+    statement in one transaction; the seconds it took."""
+    get_engine(settings).dispose()  # the schema made at head; the bench writes on its own
+    path = settings.resolved_database_url.removeprefix("sqlite:///")
+    started = time.perf_counter()
+    db = sqlite3.connect(path)
+    with db:
+        for first in range(0, count, INSERT_CHUNK):
+            rows = (
+                (AUTHOR, f"follower-{i:08d}")
+                for i in range(first, min(count, first + INSERT_CHUNK))
+            )
+            db.executemany("INSERT INTO followers (author_id, follower_id) VALUES (?, ?)", rows)
+    db.close()
+    return time.perf_counter() - started
+
+
+def start_worker(settings: Settings, log: Path):
+    env = {
+        "SPOOL_TEMPORAL_ADDRESS": settings.temporal_address,
+        "SPOOL_DATA_DIR": str(settings.data_dir),
+        "SPOOL_QUEUE_PIPELINE": settings.queue_pipeline,
+        "SPOOL_NOTIFIER": "log",
+        "SPOOL_LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONDONTWRITEBYTECODE": "",
+        "PYTHONPYCACHEPREFIX": str(REPO / ".cache/pycache"),
+    }
+    proc = start_process(
+        [sys.executable, "worker.py", "--queue", "pipeline"], log, env=env, cwd=REPO
+    )
+    wait_until(
+        lambda: log.exists() and "worker ready" in log.read_text(), 120, proc, "bench worker", log
+    )
+    return proc
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Run:
+    followers: int
+    killed: bool
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    query_ms: list[float] = field(default_factory=list)
+    missed: int = 0
+    two_keys: int = 0
+    resent: int = 0
+    history_events: int = 0
+
+
+@dataclass
+class Workers:
+    """The run's worker processes: the one polling now, and every one started."""
+
+    settings: Settings
+    log: Path
+    started: list = field(default_factory=list)
+    killed: bool = False
+
+    @property
+    def current(self):
+        return self.started[-1]
+
+    def start(self) -> None:
+        self.started.append(start_worker(self.settings, self.log))
+
+    def kill_and_replace(self) -> None:
+        os.kill(self.current.pid, signal.SIGKILL)
+        self.current.wait()
+        self.killed = True
+        self.start()
+
+    def peak_rss_mb(self) -> float:
+        return max(peak_rss_mb(w.pid) for w in self.started if w.poll() is None)
+
+    def stop(self) -> None:
+        for worker in self.started:
+            stop_process(worker)
+
+
+async def walked(client, handle) -> int:
+    """Followers walked so far, from notify_followers' heartbeat details."""
+    desc = await handle.describe()
+    for pending in desc.raw_description.pending_activities:
+        if pending.activity_id == "notify_followers" and pending.heartbeat_details.payloads:
+            details = await client.data_converter.decode(pending.heartbeat_details.payloads)
+            if details and isinstance(details[-1], dict):
+                return int(details[-1].get("walked") or 0)
+    return 0
+
+
+async def watch(client, handle, run: Run, workers: Workers) -> None:
+    """Until the job ends: the status query's latency, the worker's peak RSS, and (a killed
+    run) the SIGKILL once half the audience is walked."""
+    while True:
+        t0 = time.perf_counter()
+        await handle.query("status")
+        run.query_ms.append((time.perf_counter() - t0) * 1000)
+        run.peak_rss_mb = max(run.peak_rss_mb, workers.peak_rss_mb())
+        if run.killed and not workers.killed and await walked(client, handle) >= run.followers // 2:
+            workers.kill_and_replace()
+        await asyncio.sleep(0.2)
+
+
+def read_outbox(settings: Settings, event_id: str, followers: int, run: Run) -> None:
+    per_recipient: Counter[str] = Counter()
+    keys: dict[str, set[str]] = {}
+    with settings.resolved_notify_outbox.open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record["event_id"] != event_id:
+                continue
+            per_recipient[record["recipient"]] += 1
+            keys.setdefault(record["recipient"], set()).add(record["key"])
+    run.missed = followers - len(per_recipient)
+    run.two_keys = sum(1 for k in keys.values() if len(k) > 1)
+    run.resent = sum(per_recipient.values()) - len(per_recipient)
+
+
+async def one_run(client, base: Settings, tmp: Path, followers: int, killed: bool) -> Run:
+    name = f"{followers}-{'killed' if killed else 'clean'}"
+    settings = base.model_copy(
+        update={"data_dir": tmp / name, "queue_pipeline": f"fanout-{uuid.uuid4().hex[:6]}"}
+    )
+    fill_seconds = fill_followers(settings, followers)
+    print(f"  {name}: {followers} followers inserted in {fill_seconds:.1f} s", flush=True)
+    workers = Workers(settings, tmp / f"{name}.log")
+    workers.start()
+    run = Run(followers=followers, killed=killed)
+    post = Post(post_id=f"big-{name}", author_id=AUTHOR, title="To everyone", body="Hello.")
+    try:
+        started = time.perf_counter()
+        job = await start_blog(client, settings, post)
+        handle = client.get_workflow_handle(job.job_id)
+        watcher = asyncio.create_task(watch(client, handle, run, workers))
+        await handle.result()
+        run.seconds = time.perf_counter() - started
+        watcher.cancel()
+        run.peak_rss_mb = max(run.peak_rss_mb, workers.peak_rss_mb())
+        run.history_events = len((await handle.fetch_history()).events)
+    finally:
+        workers.stop()
+    read_outbox(settings, f"post-published:{post.post_id}", followers, run)
+    return run
+
+
+def report(runs: list[Run]) -> None:
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python "
+        f"{platform.python_version()}, SQLite (WAL), log notifier, dev server on SQLite"
+    )
+    print(
+        f"{'followers':>10} {'run':>7} {'seconds':>8} {'per s':>8} {'peak RSS':>9} "
+        f"{'query p50/p99/max ms':>21} {'missed':>7} {'2 keys':>7} {'re-sent':>8} {'events':>7}"
+    )
+    for r in runs:
+        q = sorted(r.query_ms) or [0.0]
+        p99 = q[min(len(q) - 1, int(0.99 * (len(q) - 1)))]
+        query = f"{statistics.median(q):.0f}/{p99:.0f}/{q[-1]:.0f}"
+        print(
+            f"{r.followers:>10} {'killed' if r.killed else 'clean':>7} {r.seconds:>8.1f} "
+            f"{r.followers / r.seconds:>8.0f} {r.peak_rss_mb:>7.0f}MB {query:>21} "
+            f"{r.missed:>7} {r.two_keys:>7} {r.resent:>8} {r.history_events:>7}"
+        )
+
+
+async def main(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="spool-fanout-") as tmpdir:
+        tmp = Path(tmpdir)
+        server = DevServer(
+            port=free_port(), ui_port=None, db_filename=tmp / "temporal.db", log_path=tmp / "t.log"
+        )
+        runs: list[Run] = []
+        with server:
+            base = Settings(temporal_address=server.address, data_dir=tmp / "data")
+            client = await connect(base, wait_seconds=30)
+            for followers in args.followers:
+                for killed in (False, True) if args.kill else (False,):
+                    runs.append(await one_run(client, base, tmp, followers, killed))
+                    report(runs[-1:])
+        print()
+        report(runs)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--followers", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--no-kill", dest="kill", action="store_false")
+    asyncio.run(main(parser.parse_args()))
+    exit_process(0)
