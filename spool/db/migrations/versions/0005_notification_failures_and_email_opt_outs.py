@@ -1,6 +1,6 @@
 """notifications: failed_at and error; email_opt_outs
 
-Revision ID: 0003c
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-07 03:40:00.000000
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003c"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
