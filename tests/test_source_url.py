@@ -176,6 +176,15 @@ async def test_a_dropped_connection_is_resumed_and_the_job_ends_ready(client, se
     assert srv.seen.ranges[:2] == [None, f"bytes={len(data) // 2}-"]
 
 
+async def test_an_oversize_declared_length_fails_the_job_before_reading(client, settings):
+    with SourceServer(BODY, Behaviour(declared_length=10**12)) as srv:
+        v = await _ingest(client, settings, srv.url)
+    assert v["state"] == "failed", v
+    assert "declares 1,000,000,000,000 bytes" in str(v), v
+    steps = {s["name"]: s["state"] for s in v["steps"]}
+    assert steps["fetch_source"] == "failed" and steps["probe"] == "skipped", steps
+
+
 @pytest.mark.e2e
 async def test_a_404_fails_the_job_naming_the_answer(client, settings):
     with SourceServer(BODY, Behaviour(status=404)) as srv:

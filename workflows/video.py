@@ -167,6 +167,7 @@ class VideoPipelineWorkflow:
                 raise asyncio.CancelledError()
             case Failed(error):
                 self._job.errors[FETCH_SOURCE.name] = error
+                self._steps.skip([PROBE.name], "the source could not be fetched")
                 return error
             case Done(fetched):
                 return fetched

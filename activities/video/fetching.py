@@ -39,6 +39,9 @@ class FetchActivities:
             except fetch.FetchRefused as exc:
                 await asyncio.to_thread(part.unlink, True)
                 raise invalid(f"The video could not be fetched from its URL: {exc}.") from None
+            except asyncio.CancelledError:  # the job is cancelled: no retry will resume it
+                await asyncio.shield(asyncio.to_thread(part.unlink, True))
+                raise
             await self.files.put_file(part, inp.source_key)
         await asyncio.to_thread(part.unlink, True)
         return FetchSourceResult(got.bytes, fetch.shown(inp.source_url), got.content_type)
