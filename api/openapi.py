@@ -30,7 +30,8 @@ def _describe(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     form = upload_form_schema(_webhooks_enabled(settings))
     # The size cap is stated in words, not as maxLength: a file over it is a 413, which a
     # schema violation is not expected to be.
-    form["properties"]["file"]["description"] = (
+    with_file = next(b for b in form["oneOf"] if "file" in b["required"])
+    with_file["properties"]["file"]["description"] = (
         f"the video; at most {settings.max_upload_bytes} bytes (else 413)"
     )
     upload["content"]["multipart/form-data"]["schema"] = form

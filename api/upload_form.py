@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.errors import ApiError
+from api.sources import SOURCE_FIELD, SOURCE_URL_SCHEMA
 from api.uploads import FILE_FIELD
 from spool.models.video import RENDITION_HEIGHTS, normalize_renditions
 
@@ -35,13 +36,13 @@ BOOL_PATTERN = "^[ \\t]*(?:(?:" + "|".join(_any_case(w) for w in _TRUE + _FALSE)
 
 def upload_form_schema(webhooks_enabled: bool) -> dict[str, Any]:
     """The multipart form of an upload; ``callback_url`` only where webhooks are on."""
+    file = {
+        "type": "string",
+        "format": "binary",
+        "minLength": 1,
+        "description": "the video; at most settings.max_upload_bytes",
+    }
     properties = {
-        FILE_FIELD: {
-            "type": "string",
-            "format": "binary",
-            "minLength": 1,
-            "description": "the video; at most settings.max_upload_bytes",
-        },
         "captions": {
             "type": "string",
             "pattern": BOOL_PATTERN,
@@ -76,7 +77,21 @@ def upload_form_schema(webhooks_enabled: bool) -> dict[str, Any]:
             "description": "receives signed webhooks; must resolve to a public address "
             "unless the server allows private ones",
         }
-    return {"type": "object", "required": [FILE_FIELD], "properties": properties}
+    # Exactly one of file and source_url (both, or neither, is a 422 saying so): each branch
+    # requires its own and refuses the other (a `false` schema).
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": [name],
+                "properties": {name: schema, other: False, **properties},
+            }
+            for name, schema, other in (
+                (FILE_FIELD, file, SOURCE_FIELD),
+                (SOURCE_FIELD, SOURCE_URL_SCHEMA, FILE_FIELD),
+            )
+        ]
+    }
 
 
 UPLOAD_BODY = {

@@ -169,10 +169,17 @@ def _callbacks(sink: _Sink) -> MultipartCallbacks:
 
 
 async def receive_upload(
-    request: Request, storage: ObjectStorage, final_key: str, *, max_bytes: int, chunk_bytes: int
+    request: Request,
+    storage: ObjectStorage,
+    final_key: str,
+    *,
+    max_bytes: int,
+    chunk_bytes: int,
+    require_file: bool = True,
 ) -> Upload:
     """Read the request body once, streaming the 'file' part into a pending object for
-    ``final_key``. The caller finishes with ``commit`` or ``discard``."""
+    ``final_key``. The caller finishes with ``commit`` or ``discard``. Without
+    ``require_file`` a body of fields only is accepted (``pending`` stays None)."""
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
     if (
@@ -201,11 +208,11 @@ async def receive_upload(
         if sink.error is not None:
             raise sink.error
         await sink.flush(force=True)
-        if sink.files_seen == 0:
+        if sink.files_seen == 0 and require_file:
             raise ApiError(
                 422, "file: is required (a multipart part named 'file')", field=FILE_FIELD
             )
-        if sink.upload.file_bytes == 0:
+        if sink.files_seen and sink.upload.file_bytes == 0:
             raise ApiError(422, "file: is empty", field=FILE_FIELD)
     except ClientDisconnect:
         await asyncio.shield(discard(sink.upload))

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     # Frames a second: a high rate multiplies every decode and the keyframe listing (a 78 MB
     # upload at 1000 fps is 2,000,000 frames); the probe refuses more (spool/media.py).
     max_frame_rate: float = Field(default=240.0, gt=0)
+    # Ingest from a URL (spool/fetch.py): a read waiting longer than the idle time counts as a
+    # dropped connection (resumed with a range); the whole fetch ends by the deadline, however
+    # the server paces its bytes.
+    source_fetch_idle_seconds: float = Field(default=30.0, gt=0)
+    source_fetch_deadline_seconds: float = Field(default=2 * 3600.0, gt=0)
 
     # Transcoding
     x264_preset: str = "veryfast"

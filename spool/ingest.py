@@ -56,8 +56,10 @@ def video_job_input(
     captions: bool = True,
     renditions: list[str] | None = None,
     callback_url: str | None = None,
+    source_url: str | None = None,
 ) -> VideoPipelineInput:
-    """The job's input for a source stored at ``videos/{id}/source``.
+    """The job's input for a source stored at ``videos/{id}/source`` (or fetched there from
+    ``source_url`` by the job's first step).
 
     Raises ValueError when a requested rendition is not on the ladder.
     """
@@ -72,6 +74,7 @@ def video_job_input(
         queue_pipeline=settings.queue_pipeline,
         queue_media=settings.queue_media,
         queue_captions=settings.queue_captions,
+        source_url=source_url,
     )
 
 

@@ -98,6 +98,15 @@ def activity_options(policy: StepPolicy) -> dict:
 # is noticed after VIDEO_HEARTBEAT and the step is retried on another worker.
 VIDEO_HEARTBEAT = timedelta(seconds=10)
 
+# A fetch resumes within an attempt after a dropped connection, and a retry resumes from its
+# heartbeat: a few attempts cover a server that is down for a while. Its own deadline
+# (SPOOL_SOURCE_FETCH_DEADLINE_SECONDS) ends an attempt well before start_to_close.
+FETCH_SOURCE = StepPolicy(
+    start_to_close=timedelta(hours=3),
+    retry=_retry(initial=2.0, maximum=60.0, attempts=5),
+    heartbeat=VIDEO_HEARTBEAT,
+    wait_for_cancel=True,
+)
 PROBE = StepPolicy(
     start_to_close=timedelta(minutes=5),
     retry=_retry(initial=1.0, maximum=30.0, attempts=5),

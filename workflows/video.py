@@ -1,5 +1,5 @@
-"""VideoPipelineWorkflow: probe, then renditions ∥ poster ∥ captions (child), then record and
-notify the owner once.
+"""VideoPipelineWorkflow: probe (after fetching the source, for a job handed a source_url),
+then renditions ∥ poster ∥ captions (child), then record and notify the owner once.
 
 The renditions are made from time chunks by the job's delivery (workflows/delivery.py); what
 the job knows meanwhile is one state (workflows/video_state.py).
@@ -23,12 +23,19 @@ from temporalio.workflow import ChildWorkflowCancellationType
 with workflow.unsafe.imports_passed_through():
     import workflows.patches as patches
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
-    from activities.video import EncodeActivities, ProbeActivities, RecordActivities
+    from activities.video import (
+        EncodeActivities,
+        FetchActivities,
+        ProbeActivities,
+        RecordActivities,
+    )
     from activities.webhooks import WebhookActivities
     from spool.models import (
         CaptionsInput,
         CaptionsResult,
         CaptionsState,
+        FetchSourceInput,
+        FetchSourceResult,
         JobState,
         NotifyOwnerInput,
         PosterInput,
@@ -61,6 +68,9 @@ with workflow.unsafe.imports_passed_through():
 from workflows.captions import CAPTIONS_STEPS, CaptionsWorkflow
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
+FETCH_SOURCE = Step(
+    "fetch_source", FetchActivities.fetch_source, policies.FETCH_SOURCE, QueueKind.PIPELINE
+)
 PROBE = Step("probe", ProbeActivities.probe, policies.PROBE, QueueKind.PIPELINE)
 POSTER = Step("poster", EncodeActivities.extract_poster, policies.POSTER, QueueKind.MEDIA)
 RECORD = Step("record", RecordActivities.record, policies.RECORD, QueueKind.PIPELINE)
@@ -78,6 +88,11 @@ def job_queues(inp: VideoPipelineInput) -> JobQueues:
     return JobQueues(
         pipeline=inp.queue_pipeline, media=inp.queue_media, captions=inp.queue_captions
     )
+
+
+def first_steps(inp: VideoPipelineInput) -> list[str]:
+    """A job handed over as a URL fetches it first; an upload (every older history) probes."""
+    return [FETCH_SOURCE.name, PROBE.name] if inp.source_url else [PROBE.name]
 
 
 def job_outcome(made_renditions: bool, errors: dict[str, str]) -> tuple[JobState, str | None]:
@@ -102,7 +117,7 @@ class VideoPipelineWorkflow:
         self._job = VideoJobState(
             inp=inp,
             job_id=workflow.info().workflow_id,
-            steps=StepBook([PROBE.name], queues=job_queues(inp)),
+            steps=StepBook(first_steps(inp), queues=job_queues(inp)),
             captions_state=CaptionsState.PENDING if inp.captions else CaptionsState.DISABLED,
         )
         self._steps = self._job.steps
@@ -124,11 +139,17 @@ class VideoPipelineWorkflow:
         return self.status()
 
     async def _process(self, inp: VideoPipelineInput) -> tuple[JobState, str | None]:
-        """probe ─┬─ renditions ∥ poster ∥ captions: the outcome once every branch ended."""
+        """[fetch_source →] probe ─┬─ renditions ∥ poster ∥ captions: the outcome once every
+        branch ended."""
+        fetched = await self._fetch_source(inp) if inp.source_url else None
+        if isinstance(fetched, str):
+            return JobState.FAILED, fetched
         match await self._steps.run(PROBE, ProbeInput(inp.video_id, inp.source_key)):
             case Cancelled():
                 raise asyncio.CancelledError()
             case Failed(error):
+                if fetched is not None:  # say where the body that is not a video came from
+                    error = f"the file fetched from {fetched.shown_url}: {error}"
                 self._job.errors[PROBE.name] = error
                 return JobState.FAILED, error
             case Done(probe):
@@ -136,6 +157,20 @@ class VideoPipelineWorkflow:
         await self._record(RECORD.at("probe"), metadata=probe)
         await self._branches(probe, plan_rendition_heights(rung_side(probe), inp.renditions))
         return job_outcome(bool(self._job.renditions), self._job.errors)
+
+    async def _fetch_source(self, inp: VideoPipelineInput) -> FetchSourceResult | str:
+        """The URL's body stored under the source key, or why it could not be (an error)."""
+        assert inp.source_url is not None
+        fetch = FetchSourceInput(inp.video_id, inp.source_url, inp.source_key)
+        match await self._steps.run(FETCH_SOURCE, fetch):
+            case Cancelled():
+                raise asyncio.CancelledError()
+            case Failed(error):
+                self._job.errors[FETCH_SOURCE.name] = error
+                self._steps.skip([PROBE.name], "the source could not be fetched")
+                return error
+            case Done(fetched):
+                return fetched
 
     async def _branches(self, probe: ProbeResult, heights: list[int]) -> None:
         """plan ─┬─ renditions (delivery) ∥ poster ∥ captions."""

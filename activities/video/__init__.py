@@ -1,5 +1,6 @@
 """Video activities, one class per concern, each holding its clients:
 
+- ``fetching.FetchActivities``: a video handed over as a URL, fetched into the store;
 - ``probe.ProbeActivities``: the probe (limits enforced before any heavy work) and the plan;
 - ``encoding.EncodeActivities``: what decodes the upload (chunks, AAC track, poster);
 - ``packaging.PackageActivities``: MP4 and HLS variant per rendition, storyboard, master;
@@ -22,6 +23,7 @@ from typing import Any
 from activities.video.captions import CaptionsActivities
 from activities.video.deletion import DeletionActivities
 from activities.video.encoding import EncodeActivities
+from activities.video.fetching import FetchActivities
 from activities.video.packaging import PackageActivities
 from activities.video.probe import ProbeActivities
 from activities.video.records import RecordActivities
@@ -32,6 +34,7 @@ __all__ = [
     "CaptionsActivities",
     "DeletionActivities",
     "EncodeActivities",
+    "FetchActivities",
     "PackageActivities",
     "ProbeActivities",
     "RecordActivities",
@@ -44,6 +47,7 @@ class VideoActivitySet:
     """Every video activity class of one worker, built once, sharing ``files``."""
 
     files: Transfers
+    fetching: FetchActivities
     probing: ProbeActivities
     encoding: EncodeActivities
     packaging: PackageActivities
@@ -56,6 +60,7 @@ class VideoActivitySet:
         files = Transfers.from_settings(settings)
         return cls(
             files=files,
+            fetching=FetchActivities(settings, files),
             probing=ProbeActivities(settings, files),
             encoding=EncodeActivities(settings, files),
             packaging=PackageActivities(settings, files),
@@ -67,6 +72,7 @@ class VideoActivitySet:
     def pipeline_activities(self) -> list[Callable[..., Any]]:
         """Light steps (database, object store, playlists), beside the workflows."""
         return [
+            self.fetching.fetch_source,
             self.probing.probe,
             self.records.record,
             self.captions.record_captions,

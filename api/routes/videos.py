@@ -13,6 +13,7 @@ from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
 from api.grants import media_base
 from api.media import file_response
+from api.sources import checked_source_url
 from api.upload_form import (
     UPLOAD_BODY,
     bool_field,
@@ -98,7 +99,8 @@ def webhooks_enabled(svc: Services) -> bool:
     },
 )
 async def upload_video(request: Request, svc: Services = Depends(services)) -> JSONResponse:
-    """Store the upload and start its job; answers as soon as the job has started."""
+    """Store the upload (or take its source_url, fetched by the job) and start its job;
+    answers as soon as the job has started."""
     s = svc.settings
     video_id = new_video_id()
     upload = await receive_upload(
@@ -107,15 +109,18 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
         keys.source_key(video_id),
         max_bytes=s.max_upload_bytes,
         chunk_bytes=s.api_upload_chunk_bytes,
+        require_file=False,
     )
     try:
+        source_url = await checked_source_url(s, upload)
         captions = bool_field(upload.get("captions"), "captions", True)
         renditions = renditions_field(upload.fields.get("renditions"))
         callback_url = await check_callback_url(svc, upload.get("callback_url"))
         owner_id = owner_field(upload.get("owner_id"))
         now = datetime.fromtimestamp(svc.clock(), UTC)
         delete_at = retention_time(upload.get("delete_after"), s.video_retention_days, now)
-        await commit(upload)
+        if upload.pending is not None:
+            await commit(upload)
     except BaseException:
         await asyncio.shield(discard(upload))
         raise
@@ -126,6 +131,7 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
         captions=captions,
         renditions=renditions,
         callback_url=callback_url,
+        source_url=source_url,
     )
     try:
         # The retention first: a job never runs without the deletion it was promised.

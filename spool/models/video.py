@@ -16,6 +16,8 @@ __all__ = [
     "ChunkInput",
     "ChunkPlan",
     "ChunkResult",
+    "FetchSourceInput",
+    "FetchSourceResult",
     "EncodingPlan",
     "EncodingPlanInput",
     "AudioTrackInput",
@@ -124,6 +126,23 @@ class VideoPipelineInput:
     queue_captions: str = defaults.QUEUE_CAPTIONS
     # Bounded retries of the captions branch; None = the policy's default.
     captions_max_attempts: int | None = None
+    # Ingest from a URL: the job first fetches it to source_key (step fetch_source). None for
+    # an upload, and in every history from before it existed.
+    source_url: str | None = None
+
+
+@dataclass
+class FetchSourceInput:
+    video_id: str
+    source_url: str
+    source_key: str
+
+
+@dataclass
+class FetchSourceResult:
+    bytes: int
+    shown_url: str  # scheme, host and port: what errors may say of the URL
+    content_type: str | None = None
 
 
 @dataclass

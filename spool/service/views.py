@@ -125,7 +125,7 @@ class VideoAccepted(View):
     job_id: str
     status_url: str
     state: JobState
-    bytes: int = Field(description="bytes of the stored upload")
+    bytes: int = Field(description="bytes of the stored upload (0 for a source_url)")
     delete_after: str | None = Field(
         None, description="when the video will be deleted (its retention), if ever"
     )
