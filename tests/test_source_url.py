@@ -20,6 +20,7 @@ from spool.storage.keys import source_key
 from spool.storage.transfers import Transfers
 from tests.support import media_clips
 from tests.support.api import AUTH, api_client, api_settings, wait_video
+from tests.support.saved_histories import save_history
 from tests.support.services import service_missing
 from tests.support.source_server import LOOPBACK_ALLOWED, Behaviour, SourceServer
 from tests.support.workers import spool_worker
@@ -163,6 +164,8 @@ async def test_a_url_becomes_a_ready_video(client, settings, clip):
     with SourceServer(clip.read_bytes()) as srv:
         v = await _ingest(client, settings, srv.url)
     assert v["state"] == "ready", v
+    job = client.get_workflow_handle(f"video-{v['video_id']}")
+    save_history("video-ready-from-url", await job.fetch_history())
     assert v["metadata"]["width"] == 320
     assert {s["name"] for s in v["steps"]} >= {"fetch_source", "probe"}
 

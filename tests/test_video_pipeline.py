@@ -17,7 +17,7 @@ from typing import get_type_hints
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHistory
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
@@ -76,7 +76,7 @@ from spool.storage.keys import audio_key, poster_key, video_prefix
 from tests.support import media_clips
 from tests.support.history import attempts_by_activity, heartbeating_activities
 from tests.support.media_checks import check_srt, check_vtt, ffmpeg_processes
-from tests.support.paths import HISTORIES
+from tests.support.saved_histories import save_history
 from tests.support.video import WORKFLOWS, video_workers
 from tests.support.waiting import eventually
 from workflows.video import VideoPipelineWorkflow
@@ -95,15 +95,6 @@ async def run_job(client, settings, clip, **kwargs) -> tuple[VideoStatus, object
     handle = await start_video_job(client, settings, inp)
     status = await handle.result()
     return status, handle
-
-
-def save_history(name: str, history: WorkflowHistory) -> None:
-    """Keep one completed history per scenario for the replay test (ARCHITECTURE.md rule 7)."""
-    path = HISTORIES / f"{name}.json"
-    if path.exists() and not os.environ.get("SPOOL_SAVE_HISTORIES"):
-        return
-    HISTORIES.mkdir(exist_ok=True)
-    path.write_text(history.to_json())
 
 
 async def probe_stored(storage: ObjectStorage, key: str, scratch: Path) -> ProbeResult:
