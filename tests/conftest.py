@@ -73,6 +73,14 @@ def clips(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("clips")
 
 
+@pytest.fixture(scope="module")
+def clip(clips) -> Path:
+    """A small upload: 2.5 s of a 320x240 test pattern with espeak-ng speech."""
+    from tests.support import media_clips
+
+    return media_clips.make_clip(clips / "speech.mp4", width=320, height=240, seconds=2.5)
+
+
 @pytest.fixture(scope="session")
 def whisper_ready() -> None:
     """The configured Whisper model (default: the bundled tiny.en) is there to load."""

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -23,7 +22,7 @@ from spool.service import jobs
 from spool.service.videos import build_view
 from spool.storage import open_storage
 from spool.storage.keys import rendition_key
-from tests.support import hls_rules, media_clips
+from tests.support import hls_rules
 from tests.support.api import (
     API_KEY,
     AUTH,
@@ -35,20 +34,9 @@ from tests.support.api import (
 )
 from tests.support.media_checks import playlist_uris
 from tests.support.paths import REPO
-from tests.support.services import service_missing
 from tests.support.workers import spool_worker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    missing = media_clips.tools_missing()
-    if missing:
-        service_missing(missing)
-    return media_clips.make_clip(
-        tmp_path_factory.mktemp("api-clips") / "speech.mp4", width=320, height=240, seconds=2.5
-    )
 
 
 # --- videos ---------------------------------------------------------------------------------

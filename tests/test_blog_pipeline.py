@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from temporalio.api.enums.v1 import TimeoutType
 
-from activities.blog import BlogActivities, post_published_event_id
+from activities.blog import post_published_event_id
 from spool.db import get_engine
 from spool.db.blog import author_post_count
 from spool.db.notifications import notifications
@@ -37,8 +37,7 @@ from tests.support.naive_blog import NaiveActivities, NaivePublishWorkflow
 from tests.support.paths import REPO
 from tests.support.processes import spool_env
 from tests.support.waiting import eventually
-from tests.support.workers import running_worker
-from workflows.blog import BlogPublishWorkflow
+from tests.support.workers import blog_worker, running_worker
 
 pytestmark = pytest.mark.orchestration
 
@@ -68,16 +67,6 @@ def es_settings(settings, es_url):
             "elasticsearch_url": es_url,
             "elasticsearch_index": f"posts-{uuid.uuid4().hex[:10]}",
         }
-    )
-
-
-def blog_worker(client, settings, **kwargs):
-    acts = BlogActivities(settings, **kwargs)
-    return running_worker(
-        client,
-        settings.queue_pipeline,
-        workflows=[BlogPublishWorkflow],
-        activities=acts.activities(),
     )
 
 

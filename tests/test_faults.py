@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.blog import BlogActivities, post_published_event_id
+from activities.blog import post_published_event_id
 from devstack.proc import free_port
 from devstack.stack import EmbeddedStack, local_api_key, local_webhook_secret
 from devstack.temporal import DevServer
@@ -61,8 +61,7 @@ from tests.support.media_checks import ffprobe_json
 from tests.support.paths import ARTIFACTS
 from tests.support.services import service_missing
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.support.workers import running_worker, spool_worker
-from workflows.blog import BlogPublishWorkflow
+from tests.support.workers import blog_worker, spool_worker
 
 pytestmark = pytest.mark.e2e
 SECRET = "whsec_" + "c3Bvb2wtZmF1bHRzLXNlY3JldC0wMTIzNDU2Nzg5"
@@ -431,15 +430,6 @@ def own_postgres(keeper):
         if engine is not None:
             engine.dispose()
         server.stop()
-
-
-def blog_worker(client: Client, settings: Settings, **kwargs):
-    return running_worker(
-        client,
-        settings.queue_pipeline,
-        workflows=[BlogPublishWorkflow],
-        activities=BlogActivities(settings, **kwargs).activities(),
-    )
 
 
 class HoldAfterDelivery:

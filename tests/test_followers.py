@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
 
-from activities.blog import BlogActivities, post_published_event_id
+from activities.blog import post_published_event_id
 from spool.db import get_engine
 from spool.db.followers import import_follows
 from spool.db.notifications import notifications
@@ -26,24 +26,13 @@ from spool.models import Post
 from spool.notify import LogNotifier
 from spool.service.jobs import start_blog
 from tests.support.api import AUTH, api_client, api_settings, assert_error
-from tests.support.workers import running_worker
-from workflows.blog import BlogPublishWorkflow
+from tests.support.workers import blog_worker
 
 pytestmark = pytest.mark.orchestration
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def blog_worker(client, settings, **kwargs):
-    acts = BlogActivities(settings, **kwargs)
-    return running_worker(
-        client,
-        settings.queue_pipeline,
-        workflows=[BlogPublishWorkflow],
-        activities=acts.activities(),
-    )
 
 
 def delivered(settings, post_id: str) -> list[str]:

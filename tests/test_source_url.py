@@ -18,26 +18,14 @@ from spool.models.video import FetchSourceInput
 from spool.storage import open_storage
 from spool.storage.keys import source_key
 from spool.storage.transfers import Transfers
-from tests.support import media_clips
 from tests.support.api import AUTH, api_client, api_settings, wait_video
 from tests.support.saved_histories import save_history
-from tests.support.services import service_missing
 from tests.support.source_server import LOOPBACK_ALLOWED, Behaviour, SourceServer
 from tests.support.workers import spool_worker
 
 BODY = bytes(range(256)) * 400  # 100 KiB that is not a video
 
 pytestmark = pytest.mark.orchestration
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    missing = media_clips.tools_missing()
-    if missing:
-        service_missing(missing)
-    return media_clips.make_clip(
-        tmp_path_factory.mktemp("source-clips") / "clip.mp4", width=320, height=240, seconds=2.5
-    )
 
 
 def loopback(**extra) -> Settings:

@@ -11,6 +11,20 @@ from spool.config import Settings
 
 
 @contextlib.asynccontextmanager
+def blog_worker(client, settings: Settings, **kwargs):
+    """An in-process worker running the blog workflow and its activities on the pipeline
+    queue; ``kwargs`` go to BlogActivities (a stand-in index or notifier)."""
+    from activities.blog import BlogActivities
+    from workflows.blog import BlogPublishWorkflow
+
+    return running_worker(
+        client,
+        settings.queue_pipeline,
+        workflows=[BlogPublishWorkflow],
+        activities=BlogActivities(settings, **kwargs).activities(),
+    )
+
+
 async def running_worker(
     client, task_queue: str, *, workflows=(), activities=(), threads: int = 16
 ):
