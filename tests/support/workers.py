@@ -10,7 +10,6 @@ from temporalio.worker import Worker
 from spool.config import Settings
 
 
-@contextlib.asynccontextmanager
 def blog_worker(client, settings: Settings, **kwargs):
     """An in-process worker running the blog workflow and its activities on the pipeline
     queue; ``kwargs`` go to BlogActivities (a stand-in index or notifier)."""
@@ -25,6 +24,7 @@ def blog_worker(client, settings: Settings, **kwargs):
     )
 
 
+@contextlib.asynccontextmanager
 async def running_worker(
     client, task_queue: str, *, workflows=(), activities=(), threads: int = 16
 ):
