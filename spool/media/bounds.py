@@ -9,7 +9,6 @@ streams confirm it. ``probe_upload`` checks all three before any heavy step (doc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,19 +143,12 @@ async def probe_upload(
         raise UploadRefused(problem)
     if 0 < result.duration <= bounds.max_duration:
         start_time = (data.get("format") or {}).get("start_time")
-        outlast = await streams_outlast(path, result.duration, _seconds(start_time), limits)
+        outlast = await streams_outlast(
+            path, result.duration, probe.positive_seconds(start_time), limits
+        )
         if outlast is not None:
             raise UploadRefused(
                 f"The file says it is {result.duration:.1f} s long, but its streams go on "
                 f"past {outlast:.1f} s: its header does not match its data."
             )
     return result
-
-
-def _seconds(value: Any) -> float:
-    """A container's start time; 0 for none, a negative or a non-finite one."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0

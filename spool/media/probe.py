@@ -140,7 +140,8 @@ def _fps(stream: dict) -> float | None:
         return None
 
 
-def _seconds(value: Any) -> float:
+def positive_seconds(value: Any) -> float:
+    """A time ffprobe reported, as seconds; 0 for none, a negative or a non-finite one."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -153,14 +154,14 @@ def _media_duration(fmt: dict, streams: list[dict]) -> float:
     from its own index of samples, while a container header may claim anything (an MP4 whose
     mvhd says 10 hours over 2 s of samples): the header is used only when streams say nothing
     (Matroska, WebM)."""
-    from_streams = max((_seconds(s.get("duration")) for s in streams), default=0.0)
-    return from_streams or _seconds(fmt.get("duration"))
+    from_streams = max((positive_seconds(s.get("duration")) for s in streams), default=0.0)
+    return from_streams or positive_seconds(fmt.get("duration"))
 
 
 def _bit_rate(fmt: dict, duration: float, size_bytes: int) -> int | None:
     """The container's overall bit rate, unless it was worked out from a duration the streams
     disprove (see _media_duration): then the file's size over the true duration."""
-    claimed = _seconds(fmt.get("duration"))
+    claimed = positive_seconds(fmt.get("duration"))
     if size_bytes and duration and claimed and abs(claimed - duration) > 0.1 * duration:
         return round(size_bytes * 8 / duration)
     try:
