@@ -71,7 +71,7 @@ def plan_queues(
     from workflows.blog import BlogPublishWorkflow
     from workflows.captions import CaptionsWorkflow
     from workflows.deletion import VideoDeletionWorkflow
-    from workflows.housekeeping import SweepAbandonedWritesWorkflow
+    from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow
     from workflows.video import VideoPipelineWorkflow
 
     video = VideoActivitySet.from_settings(settings)
@@ -83,12 +83,13 @@ def plan_queues(
                 CaptionsWorkflow,
                 VideoDeletionWorkflow,
                 SweepAbandonedWritesWorkflow,
+                SweepExpiredUploadsWorkflow,
             ],
             [
                 *BlogActivities(settings).activities(),
                 *video.pipeline_activities(),
                 *WebhookActivities(settings).activities(),
-                HousekeepingActivities(video.files.storage).sweep_abandoned_writes,
+                *HousekeepingActivities(video.files.storage, settings).activities(),
             ],
         ),
         "media": ([], video.media_activities()),

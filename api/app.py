@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
-from api.deps import Services, build_services, require_metrics
+from api.deps import build_services, require_metrics
 from api.errors import ApiError, install_error_handlers
 from api.gate import KeyBeforeBody, ServedHosts
 from api.grants import GrantPaths
@@ -42,7 +41,6 @@ from spool.config import Settings
 from spool.db import get_engine
 from spool.observability.asgi import instrument_app
 from spool.search import open_index
-from spool.service.uploads import UploadService, sweep_uploads_forever
 from spool.storage import open_storage
 from spool.temporal import connect
 
@@ -94,15 +92,6 @@ def include_routers(app: FastAPI) -> None:
         app.include_router(router)
 
 
-def start_sweeps(settings: Settings, svc: Services) -> list[asyncio.Task[None]]:
-    """The API's periodic sweep of resumable uploads past their expiry (docs/storage.md).
-    Writes abandoned in the store are swept by a Temporal Schedule (spool/schedules.py)."""
-    sweeps: list[Coroutine[Any, Any, None]] = [
-        sweep_uploads_forever(UploadService(settings, svc.engine, svc.storage, svc.client))
-    ]
-    return [asyncio.create_task(sweep) for sweep in sweeps]
-
-
 def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     """The API for one settings object; pass ``client`` to reuse a connected Temporal client.
     Raises ValueError for settings it could serve nothing under."""
@@ -115,14 +104,11 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         storage = open_storage(settings)
         index = await asyncio.to_thread(open_index, settings)
         app.state.services = build_services(settings, temporal, engine, storage, index)
-        sweepers = start_sweeps(settings, app.state.services)
+        # The API runs no loop of its own: expired uploads and abandoned writes are swept by
+        # Temporal Schedules the workers keep (spool/schedules.py, docs/storage.md).
         try:
             yield
         finally:
-            for task in sweepers:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(index.close)
 

@@ -1,11 +1,15 @@
 """Spool's Temporal Schedules: recurring work the server starts, created idempotently when a
 pipeline worker starts (or by ``python -m spool.schedules`` at deploy time), and visible in the
-Temporal UI's Schedules tab (docs/storage.md, the sweep).
+Temporal UI's Schedules tab (docs/storage.md, "The sweeps: Temporal Schedules").
 
-- ``spool-sweep-abandoned-writes`` (suffixed with the pipeline queue's name when it is not
-  the default ``pipeline``): every hour, SweepAbandonedWritesWorkflow drops the writes
+- ``spool-sweep-abandoned-writes``: every hour, SweepAbandonedWritesWorkflow drops the writes
   begun more than SPOOL_STORAGE_ABANDONED_WRITE_SECONDS ago and never finished; with that
   setting 0 the schedule is removed.
+- ``spool-sweep-expired-uploads``: every 5 minutes, SweepExpiredUploadsWorkflow ends the
+  resumable uploads past their expiry (SPOOL_UPLOAD_EXPIRY_SECONDS) and starts the job of a
+  complete upload whose API process died before starting it.
+
+Each id is suffixed with the pipeline queue's name when that is not the default ``pipeline``.
 
 Policies, chosen for work that is idempotent and only ever catches up: overlap SKIP (a sweep
 still running when the next is due makes the next one unnecessary), a catch-up window of one
@@ -35,24 +39,50 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from spool.config import Settings
 from spool.models import defaults
-from spool.models.housekeeping import SweepInput
+from spool.models.housekeeping import SweepInput, UploadSweepInput
 
 SWEEP_SCHEDULE_ID = "spool-sweep-abandoned-writes"
 SWEEP_WORKFLOW = "SweepAbandonedWritesWorkflow"
 SWEEP_EVERY = timedelta(hours=1)
+UPLOADS_SCHEDULE_ID = "spool-sweep-expired-uploads"
+UPLOADS_WORKFLOW = "SweepExpiredUploadsWorkflow"
+# As often as the API swept them before; an expired upload holds store space until then.
+UPLOADS_EVERY = timedelta(minutes=5)
 log = logging.getLogger("spool.schedules")
 
 
-def sweep_schedule_id(settings: Settings) -> str:
-    """One sweep per deployment: two Spools sharing a namespace run on queues of their own."""
+def _deployment_id(base: str, settings: Settings) -> str:
+    """One schedule per deployment: two Spools sharing a namespace run on queues of their own."""
     queue = settings.queue_pipeline
-    return SWEEP_SCHEDULE_ID if queue == defaults.QUEUE_PIPELINE else f"{SWEEP_SCHEDULE_ID}-{queue}"
+    return base if queue == defaults.QUEUE_PIPELINE else f"{base}-{queue}"
+
+
+def sweep_schedule_id(settings: Settings) -> str:
+    return _deployment_id(SWEEP_SCHEDULE_ID, settings)
+
+
+def uploads_schedule_id(settings: Settings) -> str:
+    return _deployment_id(UPLOADS_SCHEDULE_ID, settings)
+
+
+def _every(interval: timedelta, action: ScheduleActionStartWorkflow) -> Schedule:
+    """Every ``interval``, overlap SKIP, a catch-up window of one interval, never paused."""
+    return Schedule(
+        action=action,
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.SKIP,
+            catchup_window=interval,
+            pause_on_failure=False,
+        ),
+    )
 
 
 def sweep_schedule(settings: Settings) -> Schedule:
-    """The sweep's schedule as these settings want it."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
+    """The abandoned-writes sweep's schedule as these settings want it."""
+    return _every(
+        SWEEP_EVERY,
+        ScheduleActionStartWorkflow(
             SWEEP_WORKFLOW,
             SweepInput(
                 older_than_seconds=settings.storage_abandoned_write_seconds,
@@ -64,11 +94,21 @@ def sweep_schedule(settings: Settings) -> Schedule:
             static_summary="drop object-store writes begun "
             f"{settings.storage_abandoned_write_seconds / 3600:g} h ago and never finished",
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
-        policy=SchedulePolicy(
-            overlap=ScheduleOverlapPolicy.SKIP,
-            catchup_window=SWEEP_EVERY,
-            pause_on_failure=False,
+    )
+
+
+def uploads_schedule(settings: Settings) -> Schedule:
+    """The expired-uploads sweep's schedule as these settings want it."""
+    return _every(
+        UPLOADS_EVERY,
+        ScheduleActionStartWorkflow(
+            UPLOADS_WORKFLOW,
+            UploadSweepInput(queue_pipeline=settings.queue_pipeline),
+            id=uploads_schedule_id(settings).removeprefix("spool-"),
+            task_queue=settings.queue_pipeline,
+            execution_timeout=UPLOADS_EVERY,
+            static_summary="end resumable uploads untouched for "
+            f"{settings.upload_expiry_seconds / 3600:g} h and free their bytes",
         ),
     )
 
@@ -76,11 +116,15 @@ def sweep_schedule(settings: Settings) -> Schedule:
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     """Create Spool's schedules, or bring existing ones to these settings; idempotent, and
     safe when several workers start at once."""
+    await _ensure(client, uploads_schedule_id(settings), uploads_schedule(settings))
     schedule_id = sweep_schedule_id(settings)
     if not settings.storage_abandoned_write_seconds:
         await _remove(client, schedule_id)
         return
-    wanted = sweep_schedule(settings)
+    await _ensure(client, schedule_id, sweep_schedule(settings))
+
+
+async def _ensure(client: Client, schedule_id: str, wanted: Schedule) -> None:
     try:
         # Its first sweep at once, as the API's own sweep did at its start: a new deployment
         # does not wait an hour for what an old one left.

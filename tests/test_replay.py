@@ -27,7 +27,7 @@ from workflows import blog, captions, deletion, delivery, housekeeping, patches,
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.deletion import VideoDeletionWorkflow
-from workflows.housekeeping import SweepAbandonedWritesWorkflow
+from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow
 from workflows.steps import Step
 from workflows.video import VideoPipelineWorkflow
 
@@ -38,7 +38,7 @@ WORKFLOWS = {
     "video": [VideoPipelineWorkflow, CaptionsWorkflow],
     "captions": [VideoPipelineWorkflow, CaptionsWorkflow],
     "deletion": [VideoDeletionWorkflow],
-    "housekeeping": [SweepAbandonedWritesWorkflow],
+    "housekeeping": [SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow],
 }
 SAVED = sorted(HISTORIES.glob("*.json"))
 

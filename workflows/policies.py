@@ -256,3 +256,5 @@ SWEEP = StepPolicy(
     start_to_close=timedelta(minutes=10),
     retry=_retry(initial=5.0, maximum=60.0, attempts=3),
 )
+# Ending the resumable uploads past their expiry: their rows and what the store holds.
+SWEEP_UPLOADS = SWEEP

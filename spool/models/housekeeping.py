@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from spool.models import defaults
 
-__all__ = ["SweepInput", "SweepResult"]
+__all__ = ["SweepInput", "SweepResult", "UploadSweepInput", "UploadSweepResult"]
 
 
 @dataclass
@@ -19,3 +19,15 @@ class SweepInput:
 class SweepResult:
     swept: int
     store: str = ""
+
+
+@dataclass
+class UploadSweepInput:
+    # The queue of the pipeline worker that sweeps (its settings say which database and store).
+    queue_pipeline: str = defaults.QUEUE_PIPELINE
+
+
+@dataclass
+class UploadSweepResult:
+    # Resumable uploads ended because they were past their expiry.
+    ended: int

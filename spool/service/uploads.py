@@ -32,7 +32,6 @@ from spool.service.jobs import start_video
 from spool.storage import ObjectStorage, keys
 from spool.storage.resumable import ResumableStore, open_resumable
 
-SWEEP_EVERY_SECONDS = 300.0
 log = logging.getLogger("spool.uploads")
 
 
@@ -204,17 +203,3 @@ class UploadService:
             except UploadRefused as exc:
                 log.warning("upload %s: %s", row.upload_id, exc.message)
         return ended
-
-
-async def sweep_uploads_forever(service: UploadService, every: float = SWEEP_EVERY_SECONDS) -> None:
-    """The API's periodic sweep of expired uploads, until cancelled; a failed sweep is
-    logged and tried again at the next."""
-    while True:
-        try:
-            ended = await service.sweep()
-        except Exception as exc:  # noqa: BLE001 - the API goes on serving
-            log.warning("sweeping expired uploads failed: %s (next try in %.0f s)", exc, every)
-        else:
-            if ended:
-                log.info("ended %d expired uploads", ended)
-        await asyncio.sleep(every)

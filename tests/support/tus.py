@@ -30,7 +30,7 @@ def sha1_header(data: bytes) -> str:
 
 @contextlib.asynccontextmanager
 async def api_app(settings: Settings, client) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """One API process's app (its own lifespan, services and sweeps) and a client of it."""
+    """One API process's app (its own lifespan and services) and a client of it."""
     app = create_app(settings, client=client)
     async with (
         app.router.lifespan_context(app),
