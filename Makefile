@@ -48,8 +48,14 @@ demo: install
 	$(PY) -m devstack.demo
 
 ## Install and run the whole suite against real Temporal, Elasticsearch, ffmpeg and Whisper.
+## Two pytest processes (pytest-xdist), each with its own servers, a test module at a time
+## each: most tests wait on servers, timers and outages, so two share a 2-core machine well.
+## TEST_PROCESSES=1 runs the suite in one process; the servers are fetched or built first,
+## once (devstack/fetch.py), not by both processes at the same time.
+TEST_PROCESSES ?= 2
 test: install lint typecheck
-	$(PY) -m pytest -q -ra
+	-$(PY) -m devstack.fetch
+	$(PY) -m pytest -q -ra -n $(TEST_PROCESSES) --dist loadfile
 
 ## The inner loop: the unit tier only (no server, no ffmpeg or Whisper): 568 tests; when it held
 ## 397 they took 70 s of CPU time, about 70 s on an idle 2-core machine (README "Tests").

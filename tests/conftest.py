@@ -23,7 +23,7 @@ from spool import scratch  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.process import single_threaded_blas  # noqa: E402
 from spool.temporal import connect  # noqa: E402
-from tests.support.paths import ARTIFACTS  # noqa: E402
+from tests.support.paths import LOGS  # noqa: E402
 from tests.support.services import service_missing  # noqa: E402
 
 # In-process workers run Whisper beside forked ffmpeg children, as worker.py does.
@@ -46,7 +46,7 @@ def temporal_server(tmp_path_factory):
         port=free_port(),
         ui_port=None,
         db_filename=None,
-        log_path=ARTIFACTS / "logs" / "temporal-dev-server.log",
+        log_path=LOGS / "temporal-dev-server.log",
     )
     try:
         server.start()

@@ -58,7 +58,7 @@ from tests.support import media_clips, waiting
 from tests.support.api import AUTH, api_client, api_settings
 from tests.support.history import heartbeating_activities, highest_attempt_by_type
 from tests.support.media_checks import ffprobe_json
-from tests.support.paths import ARTIFACTS
+from tests.support.paths import LOGS
 from tests.support.services import service_missing
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.support.workers import blog_worker, spool_worker
@@ -418,7 +418,7 @@ def own_postgres(keeper):
     """A PostgreSQL of this test's own: restarting the session's would disturb other tests."""
     from devstack.postgres import PostgresServer
 
-    server = PostgresServer(free_port(), ARTIFACTS / "logs" / "postgres-faults.log")
+    server = PostgresServer(free_port(), LOGS / "postgres-faults.log")
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001
@@ -539,9 +539,7 @@ def own_elasticsearch(tmp_path_factory, keeper):
         else tmp_path_factory.mktemp("es-faults")
     )
     home.chmod(0o755)
-    node = ElasticsearchNode(
-        home / "node", free_port(), ARTIFACTS / "logs" / "elasticsearch-faults.log"
-    )
+    node = ElasticsearchNode(home / "node", free_port(), LOGS / "elasticsearch-faults.log")
     try:
         node.start()
     except Exception as exc:  # noqa: BLE001

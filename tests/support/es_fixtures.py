@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from devstack.proc import free_port
-from tests.support.paths import ARTIFACTS
+from tests.support.paths import LOGS
 
-LOG_PATH = ARTIFACTS / "logs" / "elasticsearch.log"
+LOG_PATH = LOGS / "elasticsearch.log"
 
 
 @pytest.fixture(scope="session")

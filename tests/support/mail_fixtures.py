@@ -13,9 +13,9 @@ from pydantic import SecretStr
 
 from devstack.proc import free_port
 from spool.config import Settings
-from tests.support.paths import ARTIFACTS
+from tests.support.paths import LOGS
 
-LOG_PATH = ARTIFACTS / "logs" / "mailpit.log"
+LOG_PATH = LOGS / "mailpit.log"
 # Mailpit accepts these recipients and refuses every other with a 5xx.
 ACCEPTED_DOMAIN = "example.com"
 

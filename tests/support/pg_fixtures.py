@@ -17,10 +17,10 @@ from devstack.proc import free_port
 def postgres_url() -> Iterator[str]:
     """The URL of the server's `spool` database, shared by the whole session."""
     from devstack.postgres import PostgresServer
-    from tests.support.paths import ARTIFACTS
+    from tests.support.paths import LOGS
     from tests.support.services import service_missing
 
-    server = PostgresServer(free_port(), ARTIFACTS / "logs" / "postgres.log")
+    server = PostgresServer(free_port(), LOGS / "postgres.log")
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001

@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from devstack.proc import free_port
 from spool.config import Settings
-from tests.support.paths import ARTIFACTS
+from tests.support.paths import LOGS
 
-LOG_PATH = ARTIFACTS / "logs" / "s3proxy.log"
+LOG_PATH = LOGS / "s3proxy.log"
 REGION = "us-east-1"
 
 
