@@ -35,6 +35,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UPLOAD_OVERHEAD_BYTES = 64 * 1024 + MAX_FIELDS * MAX_FIELD_BYTES
 UPLOAD_ROUTE = ("POST", "/v1/videos")
 RESUMABLE_ROUTES = (("POST", "/v1/uploads"), ("PATCH", "/v1/uploads/*"))
+IMPORT_ROUTE = ("POST", "/v1/followers/import")
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,17 @@ def resumable_cap(settings: Settings) -> Cap:
     return Cap(limit, f"upload exceeds the limit of {limit} bytes")
 
 
+def import_cap(settings: Settings) -> Cap:
+    limit = settings.api_max_import_bytes
+    return Cap(
+        limit,
+        f"import exceeds the limit of {limit} bytes: send the lines in several requests "
+        "(follows already stored are skipped)",
+    )
+
+
 def install_body_limits(app: Any, settings: Settings) -> None:
     """Cap every request body of ``app`` (a FastAPI app) from settings."""
-    routes = {UPLOAD_ROUTE: upload_cap(settings)}
+    routes = {UPLOAD_ROUTE: upload_cap(settings), IMPORT_ROUTE: import_cap(settings)}
     routes |= {route: resumable_cap(settings) for route in RESUMABLE_ROUTES}
     app.add_middleware(BodyLimitMiddleware, default=json_cap(settings), routes=routes)

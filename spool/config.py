@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     # Request bodies are counted while they stream in and refused (413) past this many bytes
     # (api/limits.py); the video upload has its own cap, max_upload_bytes plus form overhead.
     api_max_json_bytes: int = 1024 * 1024
+    # POST /v1/followers/import: a body of JSON lines, stored as it streams in; a larger
+    # migration is sent as several bodies (each import is idempotent).
+    api_max_import_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
 
     # A client of a remote stack (starter.py video --api): where the API is and its key.
     api_url: str | None = None

@@ -1,12 +1,12 @@
 """The follower graph: who is told when an author publishes a post without a `followers`
-list. Any size: the fan-out reads it a page at a time (docs/notifications.md). A large
-import goes through `spool followers-import FILE` (JSON lines, streamed)."""
+list. Any size: the fan-out reads it a page at a time (docs/notifications.md). A migration
+imports JSON lines, streamed: `POST /v1/followers/import` or `spool followers-import FILE`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
@@ -19,11 +19,38 @@ from spool.service.followers import (
     FollowerRemoved,
     FollowerService,
     FollowersPage,
+    FollowImport,
+    FollowImportResult,
     InvalidFollow,
     UnknownAuthor,
 )
 
 router = APIRouter(prefix="/v1", tags=["followers"])
+# JSON lines go by several names; each is read the same way.
+IMPORT_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
+# The body's media type is a sequence of JSON texts, so its schema is one line's (the item
+# schema OpenAPI 3.2 names for sequential media types).
+IMPORT_LINE_SCHEMA = {
+    "type": "object",
+    "required": ["author_id", "follower_id"],
+    "additionalProperties": False,
+    "properties": {
+        name: {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": FOLLOWER_ID_MAX,
+            "pattern": ID_PATTERN,
+        }
+        for name in ("author_id", "follower_id")
+    },
+}
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "JSON lines, one follow a line; the schema is a line's",
+        "content": {IMPORT_TYPES[0]: {"schema": IMPORT_LINE_SCHEMA}},
+    }
+}
 
 
 def _author() -> Any:
@@ -105,3 +132,45 @@ async def list_followers(
         return await FollowerService(svc.engine).page(author_id, cursor, limit)
     except UnknownAuthor:
         raise ApiError(404, f"no author {author_id!r}") from None
+
+
+@router.post(
+    "/followers/import",
+    dependencies=WRITE,
+    response_model=FollowImportResult,
+    openapi_extra=IMPORT_BODY,
+    responses=error_responses(
+        401,
+        413,
+        415,
+        422,
+        e422="a line is not a follow; the lines before it are stored, and the message says "
+        "how many",
+    ),
+)
+async def import_followers(
+    request: Request, svc: Services = Depends(services)
+) -> FollowImportResult:
+    """Store the follows of a body of JSON lines (a migration), as it streams in: any size up
+    to `SPOOL_API_MAX_IMPORT_BYTES`, one chunk in memory. Existing follows are skipped, so an
+    import cut off half-way is finished by sending it again. A bad line is refused naming its
+    number and field, after the lines before it are stored."""
+    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if given not in IMPORT_TYPES:
+        raise ApiError(
+            415,
+            f"send the follows as JSON lines ({', '.join(IMPORT_TYPES)}), "
+            f"not {given or 'a body without a Content-Type'}",
+        )
+    follows = FollowImport(svc.engine)
+    try:
+        async for data in request.stream():
+            await follows.feed(data)
+        return await follows.finish()
+    except InvalidFollow as exc:
+        raise ApiError(
+            422,
+            f"{exc} (the {follows.stored} follows before it are stored; fix the line and send "
+            "the lines from it again)",
+            field=exc.field,
+        ) from None
