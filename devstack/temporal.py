@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 # Custom search attributes Spool's workflows upsert; the dev server must know them up front.
-SEARCH_ATTRIBUTES = {"SpoolKind": "Keyword", "SpoolStatus": "Keyword"}
+SEARCH_ATTRIBUTES = {"SpoolKind": "Keyword", "SpoolStatus": "Keyword", "SpoolSummary": "Keyword"}
 # SQLite is the embedded stack's bottleneck: WAL + normal sync measured ~2.4x the workflows/s
 # of the defaults on a 2-core machine while still persisting to disk.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")

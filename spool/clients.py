@@ -90,7 +90,11 @@ class DirectClient:
             )
         except ValueError as exc:
             raise Refused(str(exc)) from None
-        return (await jobs.start_video(self.client, self.settings, inp)).job_id
+        size = (await asyncio.to_thread(path.stat)).st_size
+        started = await jobs.start_video(
+            self.client, self.settings, inp, file_name=path.name, size_bytes=size
+        )
+        return started.job_id
 
     async def view(self, job_id: str) -> AnyJobView:
         """The job's view; raises JobNotFound when nothing knows it."""
@@ -154,7 +158,8 @@ class ApiClient:
         if renditions:
             data["renditions"] = ",".join(renditions)
         with path.open("rb") as fh:  # httpx streams the file part in chunks
-            files = {"file": ("upload", fh, "application/octet-stream")}
+            # The name is shown in the run's summary only; the API stores under its own key.
+            files = {"file": (path.name, fh, "application/octet-stream")}
             answer = await self._send("upload", "POST", "/v1/videos", data=data, files=files)
         return answer.json()["job_id"]
 

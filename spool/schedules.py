@@ -49,6 +49,12 @@ UPLOADS_WORKFLOW = "SweepExpiredUploadsWorkflow"
 # As often as the API swept them before; an expired upload holds store space until then.
 UPLOADS_EVERY = timedelta(minutes=5)
 log = logging.getLogger("spool.schedules")
+SWEEP_DETAILS = (
+    "Started every hour by the schedule `spool-sweep-abandoned-writes`: overlap SKIP (a sweep "
+    "still running makes the next unnecessary), catch-up window 1 h (after an outage one sweep "
+    "runs, not one per missed hour). Idempotent: a failed sweep is redone by the next. "
+    "See docs/observability.md and docs/storage.md."
+)
 
 
 def _deployment_id(base: str, settings: Settings) -> str:
@@ -93,6 +99,7 @@ def sweep_schedule(settings: Settings) -> Schedule:
             execution_timeout=SWEEP_EVERY,
             static_summary="drop object-store writes begun "
             f"{settings.storage_abandoned_write_seconds / 3600:g} h ago and never finished",
+            static_details=SWEEP_DETAILS,
         ),
     )
 

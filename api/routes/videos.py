@@ -137,7 +137,9 @@ async def upload_video(request: Request, svc: Services = Depends(services)) -> J
         # The retention first: a job never runs without the deletion it was promised.
         if delete_at is not None:
             await schedule_retention(svc.client, s, video_id, delete_at)
-        started = await start_video(svc.client, s, inp)
+        started = await start_video(
+            svc.client, s, inp, file_name=upload.filename, size_bytes=upload.file_bytes or None
+        )
     except Exception as exc:
         await asyncio.to_thread(svc.storage.delete_prefix, keys.video_prefix(video_id))
         raise ApiError(503, f"could not start the job: {exc}") from None

@@ -24,6 +24,7 @@ from spool.db.video import get_video
 from spool.models import (
     DELETE_NOW_SIGNAL,
     VideoDeletionInput,
+    run_text,
     video_deletion_workflow_id,
     video_workflow_id,
 )
@@ -81,6 +82,7 @@ async def schedule_retention(
         inp,
         job_id=video_deletion_workflow_id(video_id),
         task_queue=settings.queue_pipeline,
+        summary=run_text.deletion_summary(video_id, inp.delete_at),
     )
     return started.job_id
 
@@ -88,6 +90,7 @@ async def schedule_retention(
 async def _start_now(client: Client, settings: Settings, video_id: str) -> None:
     """Start the deletion, or wake one waiting for the video's retention time. One that has
     ended stands (the video is gone); one that failed is run again."""
+    summary = run_text.deletion_summary(video_id, None)
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             DELETION_WORKFLOW,
@@ -95,6 +98,8 @@ async def _start_now(client: Client, settings: Settings, video_id: str) -> None:
             id=video_deletion_workflow_id(video_id),
             task_queue=settings.queue_pipeline,
             start_signal=DELETE_NOW_SIGNAL,
+            static_summary=summary,
+            search_attributes=jobs.with_summary(None, summary),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         )

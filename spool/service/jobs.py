@@ -43,11 +43,12 @@ from spool.models import (
     VideoPipelineInput,
     VideoStatus,
     blog_workflow_id,
+    run_text,
     validate_post,
     video_workflow_id,
 )
 from spool.models.failures import failure_message
-from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
+from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS, SPOOL_SUMMARY
 from spool.service.views import CancelRequested, JobView, StartedJob, StepView
 
 BLOG_WORKFLOW = "BlogPublishWorkflow"
@@ -109,6 +110,17 @@ def processing_attributes(kind: str) -> TypedSearchAttributes:
     )
 
 
+def with_summary(
+    attributes: TypedSearchAttributes | None, summary: str | None
+) -> TypedSearchAttributes | None:
+    """The start's search attributes and its summary as ``SpoolSummary``: the UI's list shows
+    and filters a search attribute, never the summary itself."""
+    if summary is None:
+        return attributes
+    pairs = list(attributes or TypedSearchAttributes.empty)
+    return TypedSearchAttributes([*pairs, SearchAttributePair(SPOOL_SUMMARY, summary)])
+
+
 async def start_once(
     client: Client,
     workflow: str,
@@ -117,8 +129,12 @@ async def start_once(
     job_id: str,
     task_queue: str,
     search_attributes: TypedSearchAttributes | None = None,
+    summary: str | None = None,
+    details: str | None = None,
 ) -> StartedJob:
-    """Start a job under the one id policy of every pipeline; a repeat returns the same job."""
+    """Start a job under the one id policy of every pipeline; a repeat returns the same job.
+    ``summary`` and ``details`` are what the Temporal UI shows of the run
+    (spool/models/run_text.py)."""
     try:
         handle = await client.start_workflow(
             workflow,
@@ -127,7 +143,9 @@ async def start_once(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=search_attributes,
+            search_attributes=with_summary(search_attributes, summary),
+            static_summary=summary,
+            static_details=details,
         )
     except WorkflowAlreadyStartedError:
         return StartedJob(job_id=job_id, run_id=None)
@@ -150,17 +168,30 @@ async def start_blog(client: Client, settings: Settings, post: Post) -> StartedJ
         job_id=blog_workflow_id(post.post_id, post.version),
         task_queue=settings.queue_pipeline,
         search_attributes=processing_attributes("blog"),
+        summary=run_text.post_summary(post),
+        details=run_text.post_details(post),
     )
 
 
-async def start_video(client: Client, settings: Settings, inp: VideoPipelineInput) -> StartedJob:
-    """Start a video's job (its source already stored at ``inp.source_key``) once."""
+async def start_video(
+    client: Client,
+    settings: Settings,
+    inp: VideoPipelineInput,
+    *,
+    file_name: str | None = None,
+    size_bytes: int | None = None,
+) -> StartedJob:
+    """Start a video's job (its source already stored at ``inp.source_key``) once;
+    ``file_name`` (the client's, shown only, never used as a path) and ``size_bytes`` are
+    for the run's summary."""
     return await start_once(
         client,
         VIDEO_WORKFLOW,
         inp,
         job_id=video_workflow_id(inp.video_id),
         task_queue=settings.queue_pipeline,
+        summary=run_text.video_summary(inp, file_name, size_bytes),
+        details=run_text.video_details(inp, file_name, size_bytes),
     )
 
 

@@ -175,7 +175,13 @@ class UploadService:
             if o.get("delete_after"):
                 delete_at = datetime.fromisoformat(o["delete_after"])
                 await schedule_retention(self.client, self.settings, row.video_id, delete_at)
-            started = await start_video(self.client, self.settings, inp)
+            started = await start_video(
+                self.client,
+                self.settings,
+                inp,
+                file_name=o.get("filename") or None,
+                size_bytes=row.length,
+            )
         except Exception as exc:  # noqa: BLE001 - Temporal unreachable or refusing
             raise UploadRefused(
                 503,
