@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         JobState,
         Post,
         blog_workflow_id,
+        run_text,
         validate_post,
     )
     from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
@@ -59,22 +60,31 @@ class BlogPublishWorkflow:
         self._version = 0
         self._state = JobState.PROCESSING
         self._error: str | None = None
+        self._post: Post | None = None
         self._steps = StepBook(step.name for step in BLOG_STEPS)
+        self._steps.on_change = self._show_details
 
     @workflow.run
     async def run(self, inp: BlogPublishInput) -> BlogPublishStatus:
         post = inp.post
         self._job_id = workflow.info().workflow_id
         self._post_id, self._version = post.post_id, post.version
+        self._post = post
         self._start_processing()
+        self._show_details()
         try:
             validate_post(post)
         except InvalidPostError as exc:
             # Reaches here only when started without Spool's client (e.g. the temporal CLI).
             self._error = str(exc)
             self._set_state(JobState.FAILED)
+            # The UI's failure banner shows this message alone: it names the post and field.
             raise ApplicationError(
-                str(exc), {"field": exc.field}, type=INVALID_POST, non_retryable=True
+                f"invalid post {run_text.one_line(post.post_id, 40)} v{post.version}, "
+                f"refused before any step: {exc}",
+                {"field": exc.field},
+                type=INVALID_POST,
+                non_retryable=True,
             ) from None
 
         index = INDEX_POST.with_policy(policies.index_post_policy(inp.index_retry_seconds))
@@ -90,7 +100,10 @@ class BlogPublishWorkflow:
     async def _publish_step(self, step: Step[Post, Any], post: Post) -> bool:
         """Run one consumer of the publish; False when it did not complete. A cancelled step
         returns too: the gather then ends the job cancelled once every step has stopped."""
-        outcome = await self._steps.run(step, post, progress=True)
+        summary = (
+            f"{step.name}{run_text.SEP}post {post.post_id} v{post.version} by {post.author_id}"
+        )
+        outcome = await self._steps.run(step, post, progress=True, summary=summary)
         if isinstance(outcome, Failed) and self._error is None:
             # The job's error names the first step that failed.
             self._error = f"{step.name}: {outcome.error}"
@@ -116,6 +129,12 @@ class BlogPublishWorkflow:
         workflow.upsert_search_attributes(
             [SPOOL_KIND.value_set(KIND), SPOOL_STATUS.value_set(str(state))]
         )
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """The UI's current details: the status query's facts, kept as they change (a run
+        started without a summary, by the temporal CLI, shows them from its first task)."""
+        workflow.set_current_details(run_text.post_job_details(self.status(), self._post))
 
     @workflow.query(name="status")
     def status(self) -> BlogPublishStatus:

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         RecordCaptionsInput,
         TranscribeInput,
         TranscribeResult,
+        run_text,
     )
     from workflows.steps import (
         Cancelled,
@@ -63,6 +64,8 @@ class CaptionsWorkflow:
         queues = JobQueues(pipeline=inp.queue_pipeline, captions=inp.queue_captions)
         self._steps = StepBook(CAPTIONS_STEPS, queues=queues)
         self._result: CaptionsResult | None = None
+        self._inp = inp
+        self._steps.on_change = self._show_details
 
     @workflow.query(name="status")
     def status(self) -> CaptionsResult:
@@ -70,11 +73,21 @@ class CaptionsWorkflow:
             return self._result
         return CaptionsResult(state=CaptionsState.PENDING, steps=self._steps.states())
 
+    def _show_details(self) -> None:
+        """The UI's current details: the status query's facts, kept as they change."""
+        details = run_text.captions_job_details(
+            self._inp.video_id, self._inp.language, self.status()
+        )
+        workflow.set_current_details(details)
+
     @workflow.run
     async def run(self, inp: CaptionsInput) -> CaptionsResult:
+        self._show_details()
         last: str = EXTRACT_AUDIO.name
         outcome = await self._steps.run(
-            bounded(EXTRACT_AUDIO, inp), ExtractAudioInput(inp.video_id, inp.source_key)
+            bounded(EXTRACT_AUDIO, inp),
+            ExtractAudioInput(inp.video_id, inp.source_key),
+            summary=f"extract the audio of {inp.source_key}",
         )
         if isinstance(outcome, Done):
             audio = outcome.value
@@ -82,6 +95,7 @@ class CaptionsWorkflow:
             outcome = await self._steps.run(
                 bounded(TRANSCRIBE, inp),
                 TranscribeInput(inp.video_id, audio.audio_key, inp.language, audio.duration),
+                summary=run_text.transcribe_summary(audio.duration, inp.language),
             )
         match outcome:
             case Cancelled():
@@ -97,8 +111,11 @@ class CaptionsWorkflow:
                     inp.video_id, result.state, transcript.language, transcript
                 )
         # "Captions available" reaches the database now, whatever the renditions are doing.
-        await self._steps.execute(RECORD_CAPTIONS, record)
+        await self._steps.execute(
+            RECORD_CAPTIONS, record, summary=f"record captions: {record.state}"
+        )
         self._result = result
+        self._show_details()
         return result
 
     def _failed(self, inp: CaptionsInput, step: str, error: str) -> CaptionsResult:

@@ -14,7 +14,7 @@ durable timer; a delete asked for meanwhile is a signal that ends the wait.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         StopJobResult,
         VideoDeletionInput,
         VideoDeletionStatus,
+        run_text,
     )
     from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
     from workflows.steps import Done, JobQueues, QueueKind, Step, StepBook
@@ -59,7 +60,6 @@ ANNOUNCE_DELETED = Step(
 DELETION_STEPS = (MARK_DELETING, STOP_JOB, DELETE_OBJECTS, DELETE_RECORDS, ANNOUNCE_DELETED)
 KIND = "video-deletion"
 STOPPED = ("cancelled", "terminated")
-LAST_TIMESTAMP = 253402300799  # 9999-12-31 23:59:59 UTC, the last a datetime can show
 
 
 @workflow.defn(name="VideoDeletionWorkflow")
@@ -75,12 +75,14 @@ class VideoDeletionWorkflow:
         self._steps = StepBook(
             (step.name for step in DELETION_STEPS), queues=JobQueues(pipeline=inp.queue_pipeline)
         )
+        self._steps.on_change = self._show_details
 
     @workflow.signal(name=DELETE_NOW_SIGNAL)
     def delete_now(self) -> None:
         """A delete asked for now: a retention time still ahead is not waited for."""
         if not self._now:
             self._now, self._reason = True, "request"
+            self._show_details()
 
     @workflow.query(name="status")
     def status(self) -> VideoDeletionStatus:
@@ -123,9 +125,7 @@ class VideoDeletionWorkflow:
         if seconds <= 0:
             self._now = True
             return
-        when = f"{inp.delete_at:.0f} s after the epoch"
-        if 0 <= inp.delete_at < LAST_TIMESTAMP:
-            when = datetime.fromtimestamp(inp.delete_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = run_text.utc_text(inp.delete_at)
         try:
             await workflow.wait_condition(
                 lambda: self._now,
@@ -163,14 +163,17 @@ class VideoDeletionWorkflow:
         )
         # Announcing never undoes a deletion: a notice not delivered in a day of retries is
         # reported on its step (and in the error), the video stays deleted.
-        outcome = await self._steps.run(ANNOUNCE_DELETED, event)
+        outcome = await self._steps.run(
+            ANNOUNCE_DELETED, event, summary=f"announce {event.event_type}"
+        )
         if not isinstance(outcome, Done):
             self._error = f"{ANNOUNCE_DELETED.name}: not delivered"
 
     async def _step(self, step: Step[Any, Any], arg: Any) -> Any:
         """Run a step that retries until it succeeds; a non-retryable failure fails the job,
         naming the step, so a repeated delete runs it again."""
-        outcome = await self._steps.run(step, arg)
+        summary = f"{step.name}{run_text.SEP}video {self._inp.video_id}"
+        outcome = await self._steps.run(step, arg, summary=summary)
         if isinstance(outcome, Done):
             return outcome.value
         error = getattr(outcome, "error", "cancelled")
@@ -182,3 +185,8 @@ class VideoDeletionWorkflow:
         workflow.upsert_search_attributes(
             [SPOOL_KIND.value_set(KIND), SPOOL_STATUS.value_set(str(state))]
         )
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """The UI's current details: the status query's facts, kept as they change."""
+        workflow.set_current_details(run_text.deletion_job_details(self.status()))

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RenditionPlan,
         StepStatus,
         StoryboardInput,
+        run_text,
     )
     from spool.models.failures import failure_message
     from workflows.steps import Cancelled, Done, Failed, QueueKind, Step, every_branch
@@ -112,7 +113,10 @@ class Delivery:
     async def plan(self, heights: list[int]) -> EncodingPlan | None:
         """The job's plan, made once by a worker from its settings; None if it failed."""
         inp = self._job.inp
-        match await self._steps.run(PLAN, EncodingPlanInput(inp.video_id, self._probe, heights)):
+        wanted = " ".join(f"{h}p" for h in heights)
+        summary = f"plan {wanted} for {run_text.duration_text(self._probe.duration)}"
+        plan_input = EncodingPlanInput(inp.video_id, self._probe, heights)
+        match await self._steps.run(PLAN, plan_input, summary=summary):
             case Cancelled():
                 raise asyncio.CancelledError()
             case Failed(error):
@@ -173,6 +177,13 @@ class Delivery:
                     plan.thumb_width,
                 ),
                 priority=priority,
+                summary=run_text.chunk_summary(
+                    chunk.index,
+                    len(plan.chunks),
+                    chunk.start,
+                    chunk.end,
+                    [r.name for r in plan.renditions],
+                ),
             )
         except ActivityError as err:
             if is_cancelled_exception(err):
@@ -189,7 +200,9 @@ class Delivery:
         if priority != policies.LATE_ENCODE:
             return
         if self._late_encodes is None:
-            self._late_encodes = asyncio.ensure_future(asyncio.sleep(LATE_ENCODES_DELAY))
+            self._late_encodes = asyncio.ensure_future(
+                workflow.sleep(LATE_ENCODES_DELAY, summary="short encodes, after the long ones")
+            )
         await self._late_encodes
 
     def _take_chunk(
@@ -248,6 +261,8 @@ class Delivery:
             ),
             progress=True,
             priority=priority,
+            summary=f"audio track{run_text.SEP}{run_text.duration_text(probe.duration)} "
+            f"AAC {plan.audio_kbps} kb/s",
         )
         match made:
             case Done(audio):
@@ -294,8 +309,13 @@ class Delivery:
             plan.segment_seconds,
             self._probe.duration,
         )
+        summary = run_text.package_summary(
+            rendition.name, len(plan.chunks), package.audio_key is not None
+        )
         made = await self._steps.track(
-            (step,), self._steps.execute(PACKAGE.at(rendition.name), package), progress=True
+            (step,),
+            self._steps.execute(PACKAGE.at(rendition.name), package, summary=summary),
+            progress=True,
         )
         match made:
             case Done(packaged):
@@ -326,6 +346,7 @@ class Delivery:
                 plan.storyboard_rows,
                 self._probe.duration,
             ),
+            summary=f"storyboard{run_text.SEP}a tile every {plan.thumb_every:g} s",
         )
         match made:
             case Done(storyboard):
@@ -349,6 +370,8 @@ class Delivery:
                 audio_key=state.audio.key if state.audio else None,
                 segment_seconds=plan.segment_seconds,
             ),
+            summary=f"master playlist{run_text.SEP}"
+            + " ".join(r.name for r in plan.renditions if r.name in state.variants),
         )
         match made:
             case Done(hls):

@@ -39,7 +39,8 @@ class SweepAbandonedWritesWorkflow:
     @workflow.run
     async def run(self, inp: SweepInput) -> SweepResult:
         steps = StepBook([SWEEP.name], queues=JobQueues(pipeline=inp.queue_pipeline))
-        return await steps.execute(SWEEP, inp)
+        hours = f"{inp.older_than_seconds / 3600:g} h"
+        return await steps.execute(SWEEP, inp, summary=f"drop writes begun over {hours} ago")
 
 
 @workflow.defn(name="SweepExpiredUploadsWorkflow")
@@ -47,4 +48,4 @@ class SweepExpiredUploadsWorkflow:
     @workflow.run
     async def run(self, inp: UploadSweepInput) -> UploadSweepResult:
         steps = StepBook([SWEEP_UPLOADS.name], queues=JobQueues(pipeline=inp.queue_pipeline))
-        return await steps.execute(SWEEP_UPLOADS, inp)
+        return await steps.execute(SWEEP_UPLOADS, inp, summary="end uploads past their expiry")

@@ -83,11 +83,19 @@ class Step(Generic[InputT, ResultT]):
         return replace(self, policy=policy)
 
     def execute(
-        self, arg: InputT, *, queue: str | None = None, priority: Priority | None = None
+        self,
+        arg: InputT,
+        *,
+        queue: str | None = None,
+        priority: Priority | None = None,
+        summary: str | None = None,
     ) -> Awaitable[ResultT]:
         """Schedule the activity under the step's name and policy, on ``queue`` (and with
-        ``priority`` among the queue's tasks)."""
+        ``priority`` among the queue's tasks). ``summary`` is the line the Temporal UI shows
+        for it (the step's name if none): its type alone does not tell one chunk or rendition
+        from another."""
         options = policies.activity_options(self.policy)
+        options["summary"] = summary or self.name
         if queue is not None:
             options["task_queue"] = queue
         if priority is not None:
@@ -127,21 +135,33 @@ class StepBook:
     def __init__(self, names: Iterable[str] = (), *, queues: JobQueues | None = None) -> None:
         self._steps: dict[str, StepState] = {}
         self._queues = queues or JobQueues()
+        # Called after every change of a step's state, percent or error: the workflow shows
+        # its steps in the UI's current details (workflow.set_current_details).
+        self.on_change: Callable[[], None] = lambda: None
         self.add(*names)
 
     def add(self, *names: str) -> None:
-        for name in names:
-            self._steps.setdefault(name, StepState(name=name))
+        if any(name not in self._steps for name in names):
+            for name in names:
+                self._steps.setdefault(name, StepState(name=name))
+            self.on_change()
 
     def states(self) -> list[StepState]:
         return list(self._steps.values())
 
     def execute(
-        self, step: Step[InputT, ResultT], arg: InputT, *, priority: Priority | None = None
+        self,
+        step: Step[InputT, ResultT],
+        arg: InputT,
+        *,
+        priority: Priority | None = None,
+        summary: str | None = None,
     ) -> Awaitable[ResultT]:
         """Schedule a step on the job's queue of its kind, without tracking it: a record or
         an announcement, or an item whose state its caller keeps (a chunk)."""
-        return step.execute(arg, queue=self._queues.of(step.queue), priority=priority)
+        return step.execute(
+            arg, queue=self._queues.of(step.queue), priority=priority, summary=summary
+        )
 
     async def run(
         self,
@@ -150,10 +170,13 @@ class StepBook:
         *,
         progress: bool = False,
         priority: Priority | None = None,
+        summary: str | None = None,
     ) -> Outcome[ResultT]:
         """Run one activity step; ``progress`` steps show 100 % once done."""
         return await self.track(
-            (step.name,), self.execute(step, arg, priority=priority), progress=progress
+            (step.name,),
+            self.execute(step, arg, priority=priority, summary=summary),
+            progress=progress,
         )
 
     async def track(
@@ -163,6 +186,7 @@ class StepBook:
         first runs at once; a failure or a cancel ends every one not yet finished."""
         self.add(*names)
         self._steps[names[0]].state = StepStatus.RUNNING
+        self.on_change()
         try:
             value = await work
         except (ActivityError, ChildWorkflowError) as err:
@@ -176,6 +200,7 @@ class StepBook:
             self._steps[name].state = StepStatus.DONE
             if progress:
                 self._steps[name].percent = 100.0
+        self.on_change()
         return Done(value)
 
     def start(self, *names: str) -> None:
@@ -184,9 +209,11 @@ class StepBook:
         for name in names:
             if self._steps[name].state == StepStatus.PENDING:
                 self._steps[name].state = StepStatus.RUNNING
+        self.on_change()
 
     def set_percent(self, name: str, percent: float) -> None:
         self._steps[name].percent = round(min(100.0, max(0.0, percent)), 1)
+        self.on_change()
 
     def adopt(self, reported: Iterable[StepState]) -> None:
         """Take the states a child workflow reports for steps shown here."""
@@ -194,6 +221,7 @@ class StepBook:
             step = self._steps.get(child.name)
             if step is not None:
                 step.state, step.last_error = child.state, child.last_error
+        self.on_change()
 
     def end_unfinished(
         self,
@@ -210,17 +238,20 @@ class StepBook:
                 step.state = state
                 step.last_error = error if error is not None else step.last_error
                 step.detail = detail if detail is not None else step.detail
+        self.on_change()
 
     def skip(self, names: Iterable[str], why: str) -> None:
         for name in names:
             self._steps[name].state = StepStatus.SKIPPED
             self._steps[name].detail = why
+        self.on_change()
 
     def note_cancelled(self, name: str, detail: str) -> None:
         """A step cancelled after the job's outcome was decided says so."""
         step = self._steps.get(name)
         if step is not None and step.state == StepStatus.CANCELLED:
             step.detail = detail
+            self.on_change()
 
 
 async def every_branch(*branches: Awaitable[T]) -> list[T]:

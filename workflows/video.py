@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         captions_workflow_id,
         plan_rendition_heights,
         rendition_name,
+        run_text,
     )
     from spool.models.failures import failure_message
     from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
@@ -121,6 +122,7 @@ class VideoPipelineWorkflow:
             captions_state=CaptionsState.PENDING if inp.captions else CaptionsState.DISABLED,
         )
         self._steps = self._job.steps
+        self._steps.on_change = self._show_details
 
     @workflow.query(name="status")
     def status(self) -> VideoStatus:
@@ -144,7 +146,8 @@ class VideoPipelineWorkflow:
         fetched = await self._fetch_source(inp) if inp.source_url else None
         if isinstance(fetched, str):
             return JobState.FAILED, fetched
-        match await self._steps.run(PROBE, ProbeInput(inp.video_id, inp.source_key)):
+        probing = ProbeInput(inp.video_id, inp.source_key)
+        match await self._steps.run(PROBE, probing, summary=f"probe {inp.source_key}"):
             case Cancelled():
                 raise asyncio.CancelledError()
             case Failed(error):
@@ -162,7 +165,8 @@ class VideoPipelineWorkflow:
         """The URL's body stored under the source key, or why it could not be (an error)."""
         assert inp.source_url is not None
         fetch = FetchSourceInput(inp.video_id, inp.source_url, inp.source_key)
-        match await self._steps.run(FETCH_SOURCE, fetch):
+        summary = f"fetch the source from {run_text.url_origin(inp.source_url)}"
+        match await self._steps.run(FETCH_SOURCE, fetch, summary=summary):
             case Cancelled():
                 raise asyncio.CancelledError()
             case Failed(error):
@@ -193,8 +197,9 @@ class VideoPipelineWorkflow:
 
     async def _make_poster(self, probe: ProbeResult) -> None:
         inp = self._job.inp
+        at = round(probe.duration * 0.1, 3)
         made = await self._steps.run(
-            POSTER, PosterInput(inp.video_id, inp.source_key, round(probe.duration * 0.1, 3))
+            POSTER, PosterInput(inp.video_id, inp.source_key, at), summary=f"poster at {at:g} s"
         )
         match made:
             case Done(poster):
@@ -228,6 +233,7 @@ class VideoPipelineWorkflow:
                 task_queue=inp.queue_pipeline,
                 cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
                 execution_timeout=timedelta(days=2),
+                static_summary=f"captions of video {inp.video_id}{run_text.SEP}{inp.language}",
             ),
         )
         match made:
@@ -266,7 +272,9 @@ class VideoPipelineWorkflow:
             callback_url=inp.callback_url,
         )
         try:
-            await self._steps.execute(ANNOUNCE_CAPTIONS, event)
+            await self._steps.execute(
+                ANNOUNCE_CAPTIONS, event, summary=f"announce {event.event_type}"
+            )
         except ActivityError as err:
             workflow.logger.warning("captions event not delivered: %s", failure_message(err))
 
@@ -329,6 +337,7 @@ class VideoPipelineWorkflow:
             NotifyOwnerInput(
                 job.inp.video_id, job.inp.owner_id, state, payload, job.inp.callback_url
             ),
+            summary=f"notify owner {job.inp.owner_id}: {state}",
         )
         self._steps.note_cancelled(NOTIFY.name, cancelled_after(state))
         self._steps.end_unfinished(
@@ -353,13 +362,21 @@ class VideoPipelineWorkflow:
 
     async def _record(self, step: Step[RecordVideoInput, None], **values: Any) -> None:
         inp = self._job.inp
-        await self._steps.execute(step, RecordVideoInput(inp.video_id, inp.owner_id, **values))
+        recorded = RecordVideoInput(inp.video_id, inp.owner_id, **values)
+        summary = step.name if recorded.status is None else f"{step.name}: {recorded.status}"
+        await self._steps.execute(step, recorded, summary=summary)
 
     def _set_state(self, state: JobState) -> None:
         self._job.state = state
         workflow.upsert_search_attributes(
             [SPOOL_KIND.value_set("video"), SPOOL_STATUS.value_set(str(state))]
         )
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """The UI's current details: the status query's facts, kept as they change (a run
+        started without a summary shows them from its first task)."""
+        workflow.set_current_details(run_text.video_job_details(self.status()))
 
 
 def rung_side(probe: ProbeResult) -> int:
