@@ -81,8 +81,12 @@ class BlogActivities:
                 post, self.settings.max_post_body_chars, self.settings.max_post_title_chars
             )
         except InvalidPostError as exc:
+            # The step's name is added by the workflow (its error) and the UI (the event).
             raise ApplicationError(
-                str(exc), {"field": exc.field}, type=INVALID_POST, non_retryable=True
+                f"post {post.post_id} v{post.version}: {exc}",
+                {"field": exc.field},
+                type=INVALID_POST,
+                non_retryable=True,
             ) from None
         return post
 

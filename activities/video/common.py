@@ -22,7 +22,12 @@ HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 def invalid(message: str) -> ApplicationError:
-    """Bad input (rule 3): never retried, and said so a person can act on it."""
+    """Bad input (rule 3): never retried, and said so a person can act on it. The message
+    names the step that refused it (its activity id, ``probe: …``): the Temporal UI shows
+    an activity's failure by its message."""
+    step = activity.info().activity_id if activity.in_activity() else ""
+    if step and not message.startswith(f"{step}: "):
+        message = f"{step}: {message}"
     return ApplicationError(message, type=INVALID_VIDEO, non_retryable=True)
 
 
