@@ -7,6 +7,7 @@ import pytest
 
 from spool.models import (
     BlogPublishStatus,
+    CaptionsInput,
     CaptionsResult,
     CaptionsState,
     JobState,
@@ -15,6 +16,7 @@ from spool.models import (
     RenditionResult,
     StepState,
     StepStatus,
+    VideoDeletionInput,
     VideoDeletionStatus,
     VideoPipelineInput,
     VideoStatus,
@@ -198,3 +200,17 @@ def test_post_captions_and_deletion_details():
     lines = run_text.deletion_job_details(deletion).splitlines()
     assert "- waits: until 2026-12-07 09:00 UTC, or a delete request" in lines
     assert "**Last error:**" not in "\n".join(lines)
+
+
+def test_the_captions_child_and_a_deletion_say_what_they_were_started_for():
+    captions = run_text.captions_details(
+        CaptionsInput("v1", "videos/v1/source", "fr", max_attempts=2)
+    )
+    assert "- language: fr" in captions.splitlines()
+    assert "- attempts per step: 2" in captions.splitlines()
+    waiting = run_text.deletion_details(VideoDeletionInput("v1", 1796634000.0, "retention"))
+    assert "- waits until: 2026-12-07 09:00 UTC (a delete request ends the wait)" in (
+        waiting.splitlines()
+    )
+    now = run_text.deletion_details(VideoDeletionInput("v1"))
+    assert "- waits until: nothing: deletes at once" in now.splitlines()

@@ -217,23 +217,25 @@ class VideoPipelineWorkflow:
                 CaptionsState.DISABLED if not inp.captions else CaptionsState.SKIPPED
             )
             return
+        child = CaptionsInput(
+            inp.video_id,
+            inp.source_key,
+            inp.language,
+            inp.queue_pipeline,
+            inp.queue_captions,
+            inp.captions_max_attempts,
+        )
         made = await self._steps.track(
             CAPTIONS_STEPS,
             workflow.execute_child_workflow(
                 CaptionsWorkflow.run,
-                CaptionsInput(
-                    inp.video_id,
-                    inp.source_key,
-                    inp.language,
-                    inp.queue_pipeline,
-                    inp.queue_captions,
-                    inp.captions_max_attempts,
-                ),
+                child,
                 id=captions_workflow_id(inp.video_id),
                 task_queue=inp.queue_pipeline,
                 cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
                 execution_timeout=timedelta(days=2),
                 static_summary=f"captions of video {inp.video_id}{run_text.SEP}{inp.language}",
+                static_details=run_text.captions_details(child),
             ),
         )
         match made:

@@ -13,16 +13,18 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from spool.models.blog import BlogPublishStatus, Post
-from spool.models.captions import CaptionsResult
+from spool.models.captions import CaptionsInput, CaptionsResult
 from spool.models.common import StepState, StepStatus
-from spool.models.lifecycle import VideoDeletionStatus
+from spool.models.lifecycle import VideoDeletionInput, VideoDeletionStatus
 from spool.models.video import ProbeResult, VideoPipelineInput, VideoStatus
 
 __all__ = [
     "Fact",
+    "captions_details",
     "captions_job_details",
     "deletion_job_details",
     "chunk_summary",
+    "deletion_details",
     "deletion_summary",
     "duration_text",
     "job_details",
@@ -176,6 +178,38 @@ def deletion_summary(video_id: str, delete_at: float | None) -> str:
     """``delete video abc now`` or ``delete video abc at 2026-12-07 09:00 UTC (retention)``."""
     when = "now" if delete_at is None else f"at {utc_text(delete_at)} (retention)"
     return f"delete video {video_id} {when}"
+
+
+def deletion_details(inp: VideoDeletionInput) -> str:
+    """The start's facts of a video's deletion, as Markdown."""
+    waits = (
+        "nothing: deletes at once"
+        if inp.delete_at is None
+        else f"{utc_text(inp.delete_at)} (a delete request ends the wait)"
+    )
+    facts: list[Fact] = [
+        ("video", f"`{inp.video_id}`"),
+        ("reason", inp.reason),
+        ("waits until", waits),
+        (
+            "a running job",
+            f"asked to cancel, terminated after {duration_text(inp.stop_wait_seconds)}",
+        ),
+        ("looked at again", f"{duration_text(inp.recheck_seconds)} after a job had to be stopped"),
+    ]
+    return _facts_markdown(f"Deletion of video `{inp.video_id}`", facts)
+
+
+def captions_details(inp: CaptionsInput) -> str:
+    """The start's facts of a video's captions child, as Markdown."""
+    attempts = "the policy's" if inp.max_attempts is None else str(inp.max_attempts)
+    facts: list[Fact] = [
+        ("video", f"`{inp.video_id}`"),
+        ("audio of", markdown_text(inp.source_key, 200)),
+        ("language", inp.language),
+        ("attempts per step", attempts),
+    ]
+    return _facts_markdown(f"Captions of video `{inp.video_id}`", facts)
 
 
 # --- activities and timers --------------------------------------------------------------------

@@ -83,6 +83,7 @@ async def schedule_retention(
         job_id=video_deletion_workflow_id(video_id),
         task_queue=settings.queue_pipeline,
         summary=run_text.deletion_summary(video_id, inp.delete_at),
+        details=run_text.deletion_details(inp),
     )
     return started.job_id
 
@@ -90,15 +91,16 @@ async def schedule_retention(
 async def _start_now(client: Client, settings: Settings, video_id: str) -> None:
     """Start the deletion, or wake one waiting for the video's retention time. One that has
     ended stands (the video is gone); one that failed is run again."""
-    summary = run_text.deletion_summary(video_id, None)
+    summary, inp = run_text.deletion_summary(video_id, None), deletion_input(settings, video_id)
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             DELETION_WORKFLOW,
-            deletion_input(settings, video_id),
+            inp,
             id=video_deletion_workflow_id(video_id),
             task_queue=settings.queue_pipeline,
             start_signal=DELETE_NOW_SIGNAL,
             static_summary=summary,
+            static_details=run_text.deletion_details(inp),
             search_attributes=jobs.with_summary(None, summary),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
