@@ -55,6 +55,12 @@ SWEEP_DETAILS = (
     "runs, not one per missed hour). Idempotent: a failed sweep is redone by the next. "
     "See docs/observability.md and docs/storage.md."
 )
+UPLOADS_DETAILS = (
+    "Started every 5 minutes by the schedule `spool-sweep-expired-uploads`: overlap SKIP, "
+    "catch-up window 5 min (one sweep after an outage ends every upload that expired "
+    "meanwhile), and it starts the job of a complete upload whose API process died first. "
+    "See docs/observability.md and docs/storage.md."
+)
 
 
 def _deployment_id(base: str, settings: Settings) -> str:
@@ -116,6 +122,7 @@ def uploads_schedule(settings: Settings) -> Schedule:
             execution_timeout=UPLOADS_EVERY,
             static_summary="end resumable uploads untouched for "
             f"{settings.upload_expiry_seconds / 3600:g} h and free their bytes",
+            static_details=UPLOADS_DETAILS,
         ),
     )
 
