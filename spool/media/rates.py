@@ -1,4 +1,4 @@
-"""How many bits a rendition may spend: content-aware rates (docs/pipelines.md, "Rates").
+"""How many bits a rendition may spend (docs/pipelines.md, "Content-aware rates").
 
 A rung is encoded at a constant quality (x264's CRF), so a slide show spends what a slide
 show needs and a football match what it needs, under a ceiling: the ladder's rate for the
