@@ -10,21 +10,25 @@ from pathlib import Path
 
 import ffmpeg
 
-from spool.media import tools
+from spool.media import rates, tools
 from spool.media.chunks import RenditionSpec, scale_to_rung
 
 
 def rendition_output_options(
-    video_kbps: int, preset: str, audio_kbps: int, has_audio: bool
+    video_kbps: int,
+    preset: str,
+    audio_kbps: int,
+    has_audio: bool,
+    crf: float | None = None,
+    seconds: float | None = None,
 ) -> dict:
-    """ffmpeg's output options for a progressive MP4 rendition."""
+    """ffmpeg's output options for a progressive MP4 rendition: the rate options are the
+    pipeline's own (spool/media/rates.py), so both sides spend bits the same way."""
     opts: dict = {
         "vcodec": "libx264",
         "preset": preset,
         "pix_fmt": "yuv420p",
-        "b:v": f"{video_kbps}k",
-        "maxrate": f"{int(video_kbps * 1.5)}k",
-        "bufsize": f"{video_kbps * 2}k",
+        **rates.x264_rate_options(video_kbps, crf, seconds),
         "movflags": "+faststart",
         "map_metadata": -1,
         "format": "mp4",
@@ -45,6 +49,8 @@ def rendition_args(
     audio_kbps: int = 128,
     preset: str = "veryfast",
     has_audio: bool = True,
+    crf: float | None = None,
+    seconds: float | None = None,
 ) -> list[str]:
     inp = ffmpeg.input(tools.file_url(src), **tools.INPUT_OPTIONS)
     video = scale_to_rung(inp["v:0"], height)
@@ -52,7 +58,7 @@ def rendition_args(
     out = ffmpeg.output(
         *streams,
         tools.file_url(dst),
-        **rendition_output_options(video_kbps, preset, audio_kbps, has_audio),
+        **rendition_output_options(video_kbps, preset, audio_kbps, has_audio, crf, seconds),
     )
     return tools.ffmpeg_argv(out)
 
@@ -69,6 +75,7 @@ async def transcode_rendition(
     duration: float | None = None,
     limits: tools.Limits | None = None,
     on_progress: tools.ProgressCallback | None = None,
+    crf: float | None = None,
 ) -> None:
     argv = rendition_args(
         src,
@@ -78,6 +85,8 @@ async def transcode_rendition(
         audio_kbps=audio_kbps,
         preset=preset,
         has_audio=has_audio,
+        crf=crf,
+        seconds=duration,
     )
     await tools.run_ffmpeg(
         argv, limits or tools.Limits(), duration=duration, on_progress=on_progress
@@ -91,6 +100,7 @@ def ladder_args(
     audio_kbps: int = 128,
     preset: str = "veryfast",
     has_audio: bool = True,
+    seconds: float | None = None,
 ) -> list[str]:
     """ONE ffmpeg that decodes the source once and feeds every rendition. Same input flags
     and per-output options as ``rendition_args``, so each file is what the
@@ -109,7 +119,9 @@ def ladder_args(
             ffmpeg.output(
                 *streams,
                 tools.file_url(spec.dst),
-                **rendition_output_options(spec.video_kbps, preset, audio_kbps, has_audio),
+                **rendition_output_options(
+                    spec.video_kbps, preset, audio_kbps, has_audio, spec.crf, seconds
+                ),
             )
         )
     return tools.ffmpeg_argv(ffmpeg.merge_outputs(*outputs))
@@ -130,7 +142,9 @@ async def transcode_ladder(
 
     All or nothing: if any output fails, the whole call fails (and must be redone).
     """
-    argv = ladder_args(src, specs, audio_kbps=audio_kbps, preset=preset, has_audio=has_audio)
+    argv = ladder_args(
+        src, specs, audio_kbps=audio_kbps, preset=preset, has_audio=has_audio, seconds=duration
+    )
     await tools.run_ffmpeg(
         argv, limits or tools.Limits(), duration=duration, on_progress=on_progress
     )

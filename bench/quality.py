@@ -1,10 +1,11 @@
-"""Picture quality of chunked encoding against a single-pass encode at the same settings.
+"""Picture quality of Spool's encodes, two tables.
 
     .venv/bin/python bench/quality.py [--seconds 60] [--height 1080]
+    .venv/bin/python bench/quality.py --ladder [--crf 20,22,24]
 
-A generated 1920x1080 30 fps clip with detail everywhere (testsrc2 under temporal noise, so
-the encoder has real work in every frame) is encoded to one rendition twice, with the same
-x264 preset and bitrate ladder from the settings:
+Chunked against single pass: a generated 1920x1080 30 fps clip with detail everywhere
+(testsrc2 under temporal noise, so the encoder has real work in every frame) is encoded to
+one rendition twice, with the same x264 preset and rate settings:
 
 - chunked: ``chunks.encode_chunk`` per chunk of ``plan_chunks`` (the settings' chunk and
   segment lengths) moved onto the source's keyframes (``snap_to_keyframes``), then
@@ -12,8 +13,17 @@ x264 preset and bitrate ladder from the settings:
 - single pass: ``bench/plain.py``'s ``transcode_rendition``, one whole-source encode.
 
 Both are scored against the source with ffmpeg's psnr and ssim filters. Goal (issue 10):
-the chunked encode no worse than 0.5 dB PSNR. Quality figures do not depend on the machine's
-load, only on the commands. The source is cached in ``.cache/bench/`` (git-ignored).
+the chunked encode no worse than 0.5 dB PSNR.
+
+``--ladder``: content-aware rates against the fixed ladder. Every source of a varied set
+(``bench/content.py``) gets its whole ladder, made chunk by chunk as the pipeline makes it,
+once with the fixed ladder and once per CRF under each rung's ceiling; each rung's video
+kbit/s, PSNR and SSIM against the source (scaled to the rung) and PSNR against the pictures
+the source was generated from. Goals: 30 % fewer bytes over the set, no rung more than 0.5
+dB PSNR under the fixed ladder's, none above the source's own rate at its size.
+
+Quality figures do not depend on the machine's load, only on the commands. Sources are
+cached in ``.cache/bench/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -25,19 +35,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from activities.video.common import rendition_rate  # noqa: E402
+from bench.content import the_set  # noqa: E402
 from bench.plain import transcode_rendition  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.media.chunks import RenditionSpec, encode_chunk  # noqa: E402
 from spool.media.join import join_chunks  # noqa: E402
 from spool.media.keyframes import keyframe_times  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
+from spool.media.rates import source_rate_at_rung  # noqa: E402
 from spool.media.tools import Limits  # noqa: E402
 from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes  # noqa: E402
+from spool.models.video import ProbeResult, plan_rungs  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench"
 LIMITS = Limits(timeout_seconds=3600)
@@ -82,9 +97,14 @@ def make_source(seconds: float) -> Path:
     return path
 
 
-def scores(encoded: Path, source: Path) -> tuple[float, float]:
-    """(PSNR dB, SSIM) of encoded against source, averaged over all frames."""
-    graph = "[0:v]split[a][b];[1:v]split[c][d];[a][c]psnr;[b][d]ssim"
+def scores(encoded: Path, source: Path | list[str]) -> tuple[float, float]:
+    """(PSNR dB, SSIM) of encoded against source (a file, or ffmpeg's input arguments for
+    one), averaged over all frames; a source of another size is first scaled to the encoded
+    picture's, as the pipeline scales it, so only the encoding's loss is measured."""
+    reference_input = source if isinstance(source, list) else ["-i", str(source)]
+    width, height = picture_size(encoded)
+    reference = f"[1:v]scale={width}:{height},setsar=1,split[c][d]"
+    graph = f"[0:v]split[a][b];{reference};[a][c]psnr;[b][d]ssim"
     err = subprocess.run(
         [
             "ffmpeg",
@@ -92,8 +112,7 @@ def scores(encoded: Path, source: Path) -> tuple[float, float]:
             "-nostats",
             "-i",
             str(encoded),
-            "-i",
-            str(source),
+            *reference_input,
             "-lavfi",
             graph,
             "-f",
@@ -111,9 +130,23 @@ def scores(encoded: Path, source: Path) -> tuple[float, float]:
     return float(psnr[1]), float(ssim[1])
 
 
+def picture_size(path: Path) -> tuple[int, int]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries"]
+        + ["stream=width,height", "-of", "csv=p=0", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    width, height = out.strip().split(",")[:2]
+    return int(width), int(height)
+
+
 async def chunked(
-    source: Path, work: Path, height: int, kbps: int, settings: Settings
-) -> tuple[Path, int]:
+    source: Path, work: Path, specs: list[RenditionSpec], settings: Settings
+) -> tuple[dict[str, Path], int]:
+    """Every rendition of ``specs`` made as the pipeline makes it: chunk by chunk, from one
+    decode per chunk, then joined (rendition name -> joined file, how many chunks)."""
     info = await probe(source)
     spans = snap_to_keyframes(
         plan_chunks(
@@ -125,13 +158,16 @@ async def chunked(
         fps=output_fps(info.fps),
         segment_seconds=settings.hls_segment_seconds,
     )
-    files = []
+    parts: dict[str, list[Path]] = {spec.name: [] for spec in specs}
     for span in spans:
-        dst = work / f"chunk-{span.index:05d}.mp4"
+        chunk_specs = [
+            RenditionSpec(work / f"{s.name}-{span.index:05d}.mp4", s.height, s.video_kbps, s.crf)
+            for s in specs
+        ]
         out = await encode_chunk(
             source,
             span,
-            [RenditionSpec(dst, height, kbps)],
+            chunk_specs,
             fps=output_fps(info.fps),
             segment_seconds=settings.hls_segment_seconds,
             preset=settings.x264_preset,
@@ -141,19 +177,23 @@ async def chunked(
             limits=LIMITS,
             on_progress=None,
         )
-        files.append(out.files[f"{height}p"])
-    joined = work / "chunked.mp4"
-    await join_chunks(files, None, joined, limits=LIMITS)
+        for name, path in out.files.items():
+            parts[name].append(path)
+    joined = {}
+    for name, files in parts.items():
+        joined[name] = work / f"{name}.mp4"
+        await join_chunks(files, None, joined[name], limits=LIMITS)
     return joined, len(spans)
 
 
-async def single_pass(source: Path, work: Path, height: int, kbps: int, settings: Settings) -> Path:
+async def single_pass(source: Path, work: Path, spec: RenditionSpec, settings: Settings) -> Path:
     dst = work / "single.mp4"
     await transcode_rendition(
         source,
         dst,
-        height,
-        video_kbps=kbps,
+        spec.height,
+        video_kbps=spec.video_kbps,
+        crf=spec.crf,
         preset=settings.x264_preset,
         has_audio=False,
         limits=LIMITS,
@@ -165,44 +205,168 @@ def bitrate_kbps(path: Path, seconds: float) -> float:
     return path.stat().st_size * 8 / seconds / 1000
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--height", type=int, default=1080)
-    args = parser.parse_args()
-    settings = Settings()
-    kbps = settings.bitrate_ladder[args.height]
+async def chunks_against_single_pass(args: argparse.Namespace, settings: Settings) -> None:
+    """Issue 10's table: one rendition, chunked against a single pass at the same settings."""
     source = make_source(args.seconds)
+    info = await probe(source)
+    kbps, crf = rendition_rate(settings, args.height, info)
     with tempfile.TemporaryDirectory(prefix="spool-quality-") as tmp:
         work = Path(tmp)
         started = time.monotonic()
-        joined, count = await chunked(source, work, args.height, kbps, settings)
+        spec = RenditionSpec(work / "chunked.mp4", args.height, kbps, crf)
+        files, count = await chunked(source, work, [spec], settings)
         chunked_seconds = time.monotonic() - started
         started = time.monotonic()
-        single = await single_pass(source, work, args.height, kbps, settings)
+        single = await single_pass(source, work, spec, settings)
         single_seconds = time.monotonic() - started
         rows = [
-            (f"chunked ({count} chunks)", joined, chunked_seconds),
+            (f"chunked ({count} chunks)", files[spec.name], chunked_seconds),
             ("single pass", single, single_seconds),
         ]
         measured = [
             (label, *scores(path, source), bitrate_kbps(path, args.seconds), took)
             for label, path, took in rows
         ]
+    rate = f"{kbps} kbit/s (maxrate 1.5x" if crf is None else f"CRF {crf:g} (maxrate {kbps}k"
     print(
         f"{args.seconds:g} s {args.height}p30 testsrc2+noise, x264 {settings.x264_preset}, "
-        f"{kbps} kbit/s (maxrate 1.5x, bufsize 2x), chunks of at most "
+        f"{rate}, bufsize 2 s), chunks of at most "
         f"{settings.chunk_seconds:g} s, segments {settings.hls_segment_seconds:g} s"
     )
     print(f"{'':24} {'PSNR dB':>8} {'SSIM':>8} {'kbit/s':>8} {'encode s':>9}")
-    for label, psnr, ssim, rate, took in measured:
-        print(f"{label:24} {psnr:8.3f} {ssim:8.5f} {rate:8.0f} {took:9.1f}")
+    for label, psnr, ssim, rate_kbps, took in measured:
+        print(f"{label:24} {psnr:8.3f} {ssim:8.5f} {rate_kbps:8.0f} {took:9.1f}")
     difference = measured[0][1] - measured[1][1]
     verdict = "within" if difference >= -0.5 else "OUTSIDE"
     print(
         f"chunked - single pass: {difference:+.3f} dB PSNR, "
         f"{measured[0][2] - measured[1][2]:+.5f} SSIM ({verdict} the 0.5 dB goal)"
     )
+
+
+# --- the content-aware ladder against the fixed one -------------------------------------------
+
+
+@dataclass
+class Rung:
+    """One rendition as made and scored: its ceiling, what it spends, its PSNR and SSIM
+    against the source (scaled to its size) and its PSNR against the original pictures the
+    source was encoded from (None for a clip whose original is not at hand)."""
+
+    ceiling_kbps: int
+    kbps: float
+    psnr: float
+    ssim: float
+    original_psnr: float | None
+
+
+async def measured_ladder(
+    source: Path, original: list[str] | None, settings: Settings, work: Path
+) -> dict[int, Rung]:
+    """The source's whole ladder made as the pipeline makes it under ``settings``, scored."""
+    info = await probe(source)
+    specs = []
+    for height in plan_rungs(info.width, info.height):
+        kbps, crf = rendition_rate(settings, height, info)
+        specs.append(RenditionSpec(work / f"{height}p.mp4", height, kbps, crf))
+    files, _ = await chunked(source, work, specs, settings)
+    rungs = {}
+    for spec in specs:
+        made = files[spec.name]
+        psnr, ssim = await asyncio.to_thread(scores, made, source)
+        from_original = await asyncio.to_thread(scores, made, original) if original else None
+        rungs[spec.height] = Rung(
+            spec.video_kbps,
+            ((await probe(made)).video_bit_rate or 0) / 1000,
+            psnr,
+            ssim,
+            from_original[0] if from_original else None,
+        )
+    return rungs
+
+
+async def ladder_table(settings: Settings, crfs: list[float]) -> None:
+    """Every source of the set through today's fixed ladder and the content-aware one at
+    each of ``crfs``: one table per CRF."""
+    fixed_settings = settings.model_copy(update={"rate_control": "ladder"})
+    runs: dict[str, dict[str, dict[int, Rung]]] = {}
+    sources = the_set()
+    for name, _shows, source, original in sources:
+        ways = {"fixed": fixed_settings}
+        for crf in crfs:
+            ways[f"{crf:g}"] = settings.model_copy(update={"rate_control": "crf", "x264_crf": crf})
+        runs[name] = {}
+        for way, way_settings in ways.items():
+            with tempfile.TemporaryDirectory(prefix="spool-ladder-") as tmp:
+                runs[name][way] = await measured_ladder(source, original, way_settings, Path(tmp))
+    infos = {name: await probe(source) for name, _shows, source, _original in sources}
+    print(
+        f"x264 {settings.x264_preset}; fixed ladder {settings.bitrate_ladder} kbit/s (maxrate "
+        f"1.5x, bufsize 2 s) against CRF under each rung's ceiling; PSNR/SSIM against the "
+        "source scaled to the rung, orig = PSNR against the pictures the source was made from"
+    )
+    for crf in crfs:
+        print_ladder(infos, runs, f"{crf:g}")
+
+
+def print_ladder(infos: dict[str, ProbeResult], runs: dict, crf: str) -> None:
+    print(
+        f"\nCRF {crf}\n{'source':17} {'rung':>5} {'src@rung':>8} | {'fixed':>6} {'PSNR':>6} "
+        f"{'SSIM':>6} {'orig':>6} | {'Spool':>6} {'PSNR':>6} {'SSIM':>6} {'orig':>6} | "
+        f"{'bytes':>5} {'dPSNR':>6} {'d orig':>6}"
+    )
+    totals = {"fixed": 0.0, "spool": 0.0}
+    worst, worst_original, over = 0.0, 0.0, []
+    for name, info in infos.items():
+        for height, f in runs[name]["fixed"].items():
+            s = runs[name][crf][height]
+            at_rung = (
+                source_rate_at_rung(info.video_bit_rate, height, min(info.width, info.height)) or 0
+            )
+            totals["fixed"] += f.kbps * info.duration
+            totals["spool"] += s.kbps * info.duration
+            worst = min(worst, s.psnr - f.psnr)
+            gain = "     -"
+            if s.original_psnr is not None and f.original_psnr is not None:
+                worst_original = min(worst_original, s.original_psnr - f.original_psnr)
+                gain = f"{s.original_psnr - f.original_psnr:+6.2f}"
+            if s.kbps > at_rung:
+                over.append(f"{name} {height}p")
+            print(
+                f"{name:17} {height:>4}p {at_rung:8.0f} | {f.kbps:6.0f} {f.psnr:6.2f} "
+                f"{f.ssim:6.4f} {_db(f.original_psnr)} | {s.kbps:6.0f} {s.psnr:6.2f} "
+                f"{s.ssim:6.4f} {_db(s.original_psnr)} | {s.kbps / f.kbps - 1:+5.0%} "
+                f"{s.psnr - f.psnr:+6.2f} {gain}"
+            )
+    saved = 1 - totals["spool"] / totals["fixed"]
+    print(
+        f"over the set: {saved:.1%} fewer bytes than the fixed ladder (goal >= 30 %); worst "
+        f"rung {worst:+.2f} dB PSNR against the source, {worst_original:+.2f} dB against the "
+        f"original (goal >= -0.5 dB); rungs above the source's own rate at their size: "
+        f"{', '.join(over) or 'none'}"
+    )
+
+
+def _db(value: float | None) -> str:
+    return "     -" if value is None else f"{value:6.2f}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ladder", action="store_true", help="the content-aware ladder table")
+    parser.add_argument(
+        "--crf", help="x264's CRF, or several for --ladder: 20,22 (default: the settings')"
+    )
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--height", type=int, default=1080)
+    args = parser.parse_args()
+    settings = Settings()
+    crfs = [float(c) for c in args.crf.split(",")] if args.crf else [settings.x264_crf]
+    if args.ladder:
+        await ladder_table(settings, crfs)
+    else:
+        settings = settings.model_copy(update={"x264_crf": crfs[0]})
+        await chunks_against_single_pass(args, settings)
 
 
 if __name__ == "__main__":

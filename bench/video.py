@@ -58,7 +58,7 @@ from spool.media.poster import extract_poster  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
 from spool.media.tools import Limits, MediaError  # noqa: E402
 from spool.models.captions import CaptionsInput, captions_workflow_id  # noqa: E402
-from spool.models.video import plan_rungs, rendition_name  # noqa: E402
+from spool.models.video import ProbeResult, plan_rungs, rendition_name  # noqa: E402
 from spool.process import single_threaded_blas, with_parent_death  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402
@@ -144,16 +144,15 @@ def make_clip(seconds: float) -> Path:
 # --- plain script ----------------------------------------------------------------------------
 
 
-def rendition_kbps(settings: Settings, height: int) -> int:
-    from activities.video.common import video_kbps
+def ladder_specs(
+    out: Path, info: ProbeResult, heights: list[int], settings: Settings
+) -> list[RenditionSpec]:
+    """The plain script's renditions: Spool's heights and rates (the plan's own arithmetic,
+    activities/video/common.py), one MP4 each in out."""
+    from activities.video.common import rendition_rate
 
-    return video_kbps(settings.bitrate_ladder, height)
-
-
-def ladder_specs(out: Path, heights: list[int], settings: Settings) -> list[RenditionSpec]:
-    """The plain script's renditions: Spool's heights and bitrates, one MP4 each in out."""
     return [
-        RenditionSpec(out / f"{rendition_name(h)}.mp4", h, rendition_kbps(settings, h))
+        RenditionSpec(out / f"{rendition_name(h)}.mp4", h, *rendition_rate(settings, h, info))
         for h in heights
     ]
 
@@ -191,7 +190,7 @@ async def plain_pipeline(src: Path, out: Path, settings: Settings, model) -> dic
     times: dict = {}
 
     async def ladder() -> None:
-        specs = ladder_specs(out, heights, settings)
+        specs = ladder_specs(out, info, heights, settings)
         t = time.perf_counter()
         await transcode_ladder(
             src,
@@ -301,7 +300,7 @@ async def background_ladder(src: Path, out: Path, settings: Settings) -> None:
     """The plain script's one-decode ladder, again and again until cancelled: the contention
     both transcriptions face (run_tool kills the ffmpeg on cancel)."""
     info = await probe(src)
-    specs = ladder_specs(out, plan_rungs(info.width, info.height), settings)
+    specs = ladder_specs(out, info, plan_rungs(info.width, info.height), settings)
     while True:
         await transcode_ladder(
             src,

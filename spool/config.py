@@ -131,10 +131,15 @@ class Settings(BaseSettings):
     ffmpeg_memory_limit_mb: int = 4096
     # Encodes run this much below the worker's CPU priority (spool/media/tools.py, Limits.nice).
     media_nice: int = Field(default=10, ge=0, le=19)
-    # kbit/s video bitrate per rendition height
+    # kbit/s video bitrate per rendition height: each rung's ceiling under constant quality
+    # ("crf", spool/media/rates.py: never above what the source spends at that size), or
+    # its fixed average rate ("ladder", as before content-aware rates).
     bitrate_ladder: dict[int, int] = Field(
         default_factory=lambda: {1080: 5000, 720: 2800, 480: 1400, 360: 800}
     )
+    rate_control: Literal["crf", "ladder"] = "crf"
+    # x264's constant quality (lower is better, 18 visually lossless): chosen by bench/quality.py
+    x264_crf: float = Field(default=22.0, ge=1, le=51)
     audio_bitrate_kbps: int = 128
     # Chunked encoding (docs/pipelines.md): the source is cut in time into chunks of at most
     # this many seconds (whole HLS segments), one media-queue activity each.

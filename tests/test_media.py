@@ -590,8 +590,10 @@ def _stored_upload(settings: Settings, path: Path, key: str) -> str:
 
 
 async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_path):
-    """SPOOL_BITRATE_LADDER sets each rendition's video bitrate: the same source at 150 and at
-    1200 kbit/s for its height gives files whose bitrates follow the setting."""
+    """With the fixed ladder (SPOOL_RATE_CONTROL=ladder), SPOOL_BITRATE_LADDER sets each
+    rendition's video bitrate: the same source at 150 and at 1200 kbit/s for its height gives
+    files whose bitrates follow the setting (under constant quality, the default, the ladder
+    is each rung's ceiling instead: tests/test_rates.py)."""
     from activities.video import VideoActivitySet
     from tests.support.renditions import make_rendition
 
@@ -602,7 +604,10 @@ async def test_rendition_bitrate_follows_the_bitrate_ladder_setting(clips, tmp_p
     measured = {}
     for kbps in (150, 1200):
         settings = Settings(
-            _env_file=None, data_dir=tmp_path / f"data{kbps}", bitrate_ladder={240: kbps}
+            _env_file=None,
+            data_dir=tmp_path / f"data{kbps}",
+            bitrate_ladder={240: kbps},
+            rate_control="ladder",
         )
         key = _stored_upload(settings, clip, "videos/ladder/source")
         result = await make_rendition(

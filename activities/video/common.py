@@ -15,6 +15,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from spool import scratch
+from spool.config import Settings
+from spool.media import rates
 from spool.models.common import INVALID_VIDEO
 from spool.models.video import ProbeResult, RenditionResult
 
@@ -74,6 +76,15 @@ def video_kbps(ladder: dict[int, int], height: int) -> int:
         return ladder[height]
     rung = min(ladder, key=lambda h: abs(h - height))
     return max(200, int(ladder[rung] * (height / rung) ** 2))
+
+
+def rendition_rate(settings: Settings, height: int, probe: ProbeResult) -> tuple[int, float | None]:
+    """A rendition's (kbit/s, crf): under constant quality, the ceiling the ladder and the
+    source allow (spool/media/rates.py); with the fixed ladder, its rate and no crf."""
+    ladder = video_kbps(settings.bitrate_ladder, height)
+    if settings.rate_control == "ladder":
+        return ladder, None
+    return rates.rung_ceiling_kbps(ladder, height, probe), settings.x264_crf
 
 
 def rendition_result(

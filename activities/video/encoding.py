@@ -59,7 +59,7 @@ class EncodeActivities:
     def chunk_specs(self, inp: ChunkInput, out_dir: Path) -> list[chunks.RenditionSpec]:
         """Where each rendition of a chunk is encoded to, how tall and how many kbit/s."""
         return [
-            chunks.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps)
+            chunks.RenditionSpec(out_dir / f"{r.name}.mp4", r.height, r.video_kbps, r.crf)
             for r in inp.renditions
         ]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.video.common import heartbeating, invalid, scratch_dir, video_kbps
+from activities.video.common import heartbeating, invalid, rendition_rate, scratch_dir
 from spool.config import Settings
 from spool.media import bounds, keyframes, tools
 from spool.media import probe as probing
@@ -103,7 +103,7 @@ class ProbeActivities:
         return EncodingPlan(
             chunks=chunks,
             renditions=[
-                RenditionPlan(rendition_name(h), h, video_kbps(s.bitrate_ladder, h))
+                RenditionPlan(rendition_name(h), h, *rendition_rate(s, h, inp.probe))
                 for h in inp.heights
             ],
             fps=fps,

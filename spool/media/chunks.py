@@ -21,7 +21,7 @@ from typing import Any
 
 import ffmpeg
 
-from spool.media import tools
+from spool.media import rates, tools
 from spool.media.frames import (
     chunk_frames,
     frame_rate,
@@ -44,11 +44,13 @@ READ_MARGIN_SECONDS = 1.0
 @dataclass(frozen=True)
 class RenditionSpec:
     """One rendition of a chunk: where it is written, its rung (the picture's short side),
-    how many kbit/s of video."""
+    how many kbit/s of video (the ceiling of a constant quality ``crf``; without one, the
+    fixed ladder's average: spool/media/rates.py)."""
 
     dst: str | Path
     height: int
     video_kbps: int
+    crf: float | None = None
 
     @property
     def name(self) -> str:
@@ -270,16 +272,13 @@ def _video_output(stream: Any, spec: RenditionSpec, setup: EncodeSetup) -> Any:
     # is 59 or 60 frames), so x264 never adds one of its own, yet no GOP outlasts a segment.
     keyframes = "expr:" + "+".join(f"eq(n,{k})" for k in setup.keyframes)
     scaled = scale_to_rung(stream, spec.height)
-    kbps = spec.video_kbps
     return scaled.output(
         tools.file_url(spec.dst),
         vcodec="libx264",
         preset=setup.preset,
         pix_fmt="yuv420p",
         **{
-            "b:v": f"{kbps}k",
-            "maxrate": f"{int(kbps * 1.5)}k",
-            "bufsize": f"{kbps * 2}k",
+            **rates.x264_rate_options(spec.video_kbps, spec.crf, setup.chunk.duration),
             "force_key_frames": keyframes,
             "g": setup.segment_frames + 1,
             "sc_threshold": 0,

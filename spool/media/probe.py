@@ -21,7 +21,7 @@ PROBE_ENTRIES = ":".join(
     [
         "format=format_name,duration,bit_rate,start_time",
         "stream=index,codec_type,codec_name,width,height,coded_width,coded_height,"
-        "sample_aspect_ratio,duration,avg_frame_rate,r_frame_rate",
+        "sample_aspect_ratio,duration,avg_frame_rate,r_frame_rate,bit_rate",
         "stream_disposition=attached_pic",
         "stream_tags=rotate",
         "stream_side_data=rotation",
@@ -102,6 +102,7 @@ def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
     rotation = _rotation(video) if video else 0
     if abs(rotation) % 180 == 90:
         width, height = height, width
+    bit_rate = _bit_rate(fmt, duration, size_bytes)
     return ProbeResult(
         duration=duration,
         width=width,
@@ -113,8 +114,9 @@ def parse_probe(data: dict, size_bytes: int = 0) -> ProbeResult:
         audio_codec=audio.get("codec_name") if audio else None,
         rotation=rotation,
         fps=_fps(video) if video else None,
-        bit_rate=_bit_rate(fmt, duration, size_bytes),
+        bit_rate=bit_rate,
         size_bytes=size_bytes,
+        video_bit_rate=_video_bit_rate(video, audio, bit_rate, size_bytes, duration),
     )
 
 
@@ -168,6 +170,32 @@ def _bit_rate(fmt: dict, duration: float, size_bytes: int) -> int | None:
         return int(fmt["bit_rate"]) if fmt.get("bit_rate") else None
     except ValueError:
         return None
+
+
+def _video_bit_rate(
+    video: dict | None, audio: dict | None, overall: int | None, size_bytes: int, duration: float
+) -> int | None:
+    """The video stream's bits/s: its own figure (MP4 and MOV count it from their sample
+    sizes), else the whole file's less the audio's when that is known (Matroska and MPEG-TS
+    state no stream rates). Never more than the whole file's, whatever a header claims."""
+    if video is None:
+        return None
+    whole = [r for r in (overall, size_bytes * 8 / duration if size_bytes and duration else 0) if r]
+    ceiling = min(whole) if whole else None
+    own = _positive_int(video.get("bit_rate"))
+    if own:
+        return int(min(own, ceiling)) if ceiling else own
+    if ceiling is None:
+        return None
+    return int(max(ceiling - (_positive_int((audio or {}).get("bit_rate")) or 0), ceiling / 2))
+
+
+def _positive_int(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
 
 
 def _display_width(stream: dict, width: int) -> int:

@@ -165,6 +165,8 @@ class ProbeResult:
     fps: float | None = None
     bit_rate: int | None = None
     size_bytes: int = 0
+    # The video stream's own bits/s (spool/media/rates.py); None in histories from before.
+    video_bit_rate: int | None = None
 
 
 @dataclass
@@ -225,7 +227,8 @@ class EncodingPlanInput:
 class RenditionPlan:
     name: str  # "720p"
     height: int  # the rung: the picture's short side (spool/media/chunks.py, scale_to_rung)
-    video_kbps: int
+    video_kbps: int  # the ceiling under crf; without crf, the fixed ladder's average rate
+    crf: float | None = None  # None in histories from before content-aware rates
 
 
 @dataclass
