@@ -16,6 +16,7 @@ from spool import fanout
 from spool.config import Settings
 from spool.db import get_engine
 from spool.db.blog import record_post_for_author
+from spool.fanout_child import fan_out_in_child
 from spool.models import (
     INVALID_POST,
     IndexPostResult,
@@ -71,6 +72,8 @@ class BlogActivities:
         self.engine = get_engine(settings)
         self.index = index if index is not None else open_index(settings)
         self.notifier = notifier if notifier is not None else make_notifier(settings)
+        # A child process builds its notifier from the settings: only then can it stand in.
+        self._notifier_from_settings = notifier is None
 
     def activities(self) -> list:
         return [self.index_post, self.record_post_for_author, self.notify_followers]
@@ -158,20 +161,31 @@ class BlogActivities:
         else:
             # The follower graph, a keyset page at a time, resumed from the cursor an
             # earlier attempt heartbeated.
-            outcome = fanout.fan_out_to_followers(
-                self.engine,
-                self.notifier,
-                event,
-                post.author_id,
-                fanout.FanOutHooks(
-                    beat=activity.heartbeat,
-                    resumed_from=activity.info().heartbeat_details,
-                    cancelled=activity.is_cancelled,
-                ),
-                page_size=self.settings.fanout_page_size,
-            )
+            outcome = self._fan_out(event, post.author_id)
         return NotifyFollowersResult(
             event_id=event.event_id,
             recipients=outcome.recipients,
             newly_created=outcome.newly_created,
+        )
+
+    def _fan_out(self, event: fanout.Event, author_id: str) -> fanout.FanOutOutcome:
+        """The follower graph, a keyset page at a time, resumed from the cursor an earlier
+        attempt heartbeated; a large audience by a process of its own (spool/fanout_child.py)."""
+        hooks = fanout.FanOutHooks(
+            beat=activity.heartbeat,
+            resumed_from=activity.info().heartbeat_details,
+            cancelled=activity.is_cancelled,
+        )
+        cursor = fanout.starting_cursor(self.engine, author_id, hooks)
+        hooks.resumed_from = [cursor.details()]
+        remaining = cursor.total - cursor.walked
+        if self._notifier_from_settings and remaining > self.settings.fanout_child_above:
+            return fan_out_in_child(self.settings, event, author_id, hooks, cursor)
+        return fanout.fan_out_to_followers(
+            self.engine,
+            self.notifier,
+            event,
+            author_id,
+            hooks,
+            page_size=self.settings.fanout_page_size,
         )

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # Followers read, recorded and delivered together by a fan-out (spool/fanout.py): its
     # memory is one page's, whatever the audience.
     fanout_page_size: int = Field(default=5_000, ge=1, le=50_000)
+    # An audience of more followers than this is walked by a process of its own
+    # (spool/fanout_child.py), so its CPU never competes with the worker's workflow tasks
+    # and queries for one interpreter; a smaller one in the worker (a child costs a start).
+    fanout_child_above: int = Field(default=20_000, ge=0)
 
     # Notifications: "log" writes to the log and an outbox file; "webhook" also POSTs to URL
     # recipients, "email" also mails recipients that are addresses; several at once with

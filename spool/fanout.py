@@ -241,6 +241,19 @@ def _beat(heartbeat: Heartbeat, cursor: Cursor, _delivered: int) -> None:
     heartbeat(cursor)
 
 
+def starting_cursor(engine: Engine, author_id: str, hooks: FanOutHooks) -> Cursor:
+    """Where a fan-out starts: the cursor an earlier attempt heartbeated, or the beginning
+    with the audience counted (after a first heartbeat: the timeout counts from the
+    attempt's start, and counting a large audience takes a moment)."""
+    resumed = Cursor.from_details(hooks.resumed_from)
+    if resumed is not None:
+        return resumed
+    cursor = Cursor()
+    hooks.beat(cursor.details())
+    cursor.total = follower_count(engine, author_id)
+    return cursor
+
+
 def fan_out_to_followers(
     engine: Engine,
     notifier: Notifier,
