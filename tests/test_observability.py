@@ -59,7 +59,7 @@ from tests.support.webhook_receiver import WebhookReceiver
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.deletion import VideoDeletionWorkflow
-from workflows.housekeeping import SweepAbandonedWritesWorkflow
+from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow
 from workflows.video import VideoPipelineWorkflow
 
 pytestmark = pytest.mark.unit
@@ -685,6 +685,7 @@ async def test_saved_histories_replay_with_the_interceptors(path: Path):
             CaptionsWorkflow,
             VideoDeletionWorkflow,
             SweepAbandonedWritesWorkflow,
+            SweepExpiredUploadsWorkflow,
         ],
         interceptors=[SpoolMetricsInterceptor(), TracingInterceptor(provider.get_tracer("t"))],
     )
