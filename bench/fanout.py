@@ -6,8 +6,10 @@ For each audience size: a fresh SQLite database (as `make up` has it) is filled 
 author's followers (multi-row inserts, one transaction), a dev server and one pipeline
 worker (worker.py --queue pipeline) run, and a post is published without a `followers`
 list. Two runs per size:
-- clean: followers notified a second (publish to job end), the worker's peak RSS (VmHWM),
-  and the `status` query's latency sampled every 0.2 s throughout;
+- clean: followers notified a second (publish to job end), the peak RSS (VmHWM) of the
+  worker and, over SPOOL_FANOUT_CHILD_ABOVE followers, of the child process walking the
+  audience (spool/fanout_child.py), and the `status` query's latency sampled every 0.2 s
+  throughout;
 - killed: the worker is SIGKILLed once half the audience is walked (read from the step's
   heartbeat), another is started, and the outbox is read back: missed followers, followers
   given two different notifications (two keys), and notifications re-sent under the same
@@ -86,11 +88,26 @@ def start_worker(settings: Settings, log: Path):
 
 
 def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """The process's peak resident set (VmHWM), in MB (0 once it has gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    """The process's children (the fan-out's child process, when one runs)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 @dataclass
@@ -129,7 +146,12 @@ class Workers:
         self.start()
 
     def peak_rss_mb(self) -> float:
-        return max(peak_rss_mb(w.pid) for w in self.started if w.poll() is None)
+        """The live worker's peak with its children's added: what the host must hold."""
+        live = [w.pid for w in self.started if w.poll() is None]
+        return max(
+            (peak_rss_mb(pid) + sum(peak_rss_mb(c) for c in children_of(pid)) for pid in live),
+            default=0.0,
+        )
 
     def stop(self) -> None:
         for worker in self.started:
