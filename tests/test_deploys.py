@@ -29,7 +29,7 @@ from spool.service.jobs import start_video
 from spool.storage import keys, open_storage
 from spool.temporal import connect
 from tests.support import media_clips
-from tests.support.paths import ARTIFACTS
+from tests.support.paths import LOGS
 from tests.support.processes import spool_env, start_worker, stop_worker
 from tests.support.waiting import eventually
 
@@ -43,7 +43,7 @@ LONG = 600.0  # only turns a hang into a failure
 def real_temporal():
     from tests.support.services import service_missing
 
-    logs = ARTIFACTS / "logs" / "deploys"
+    logs = LOGS / "deploys"
     postgres = PostgresServer(free_port(), logs / "postgres.log")
     try:
         postgres.start()
