@@ -23,7 +23,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from spool import observability, scratch
 from spool.config import Settings, get_settings
@@ -111,8 +112,32 @@ def plan_queues(
     return list(planned.values())
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The Worker Deployment version this worker polls as, or None (unversioned) when
+    neither SPOOL_WORKER_DEPLOYMENT nor SPOOL_WORKER_BUILD_ID is set. Its runs stay on the
+    version that started them (workflows/policies.py says why; docs/deploys.md)."""
+    name, build_id = settings.worker_deployment, settings.worker_build_id
+    if name is None and build_id is None:
+        return None
+    if name is None or build_id is None:
+        raise ValueError(
+            "set both SPOOL_WORKER_DEPLOYMENT and SPOOL_WORKER_BUILD_ID (versioned), or neither"
+        )
+    from workflows.policies import PINNED_RUNS
+
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=name, build_id=build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=PINNED_RUNS,
+    )
+
+
 def build_workers(
-    client: Client, plan: list[QueueWork], executor: ThreadPoolExecutor, grace_seconds: float
+    client: Client,
+    plan: list[QueueWork],
+    executor: ThreadPoolExecutor,
+    grace_seconds: float,
+    deployment: WorkerDeploymentConfig | None = None,
 ) -> list[Worker]:
     return [
         Worker(
@@ -128,6 +153,7 @@ def build_workers(
             max_heartbeat_throttle_interval=timedelta(seconds=1),
             # Step durations and finished jobs for /metrics (docs/observability.md).
             interceptors=observability.worker_interceptors(),
+            deployment_config=deployment,
         )
         for work in plan
     ]
@@ -171,8 +197,24 @@ def check_health(settings: Settings) -> int:
     return 0
 
 
+def log_plan(plan: list[QueueWork], deployment: WorkerDeploymentConfig | None) -> None:
+    for work in plan:
+        log.info(
+            "polling task queue %r (%d concurrent activities)",
+            work.name,
+            work.max_concurrent_activities,
+        )
+    if deployment is not None:
+        log.info(
+            "worker deployment %r, build %r",
+            deployment.version.deployment_name,
+            deployment.version.build_id,
+        )
+
+
 async def run(args: argparse.Namespace) -> None:
     settings = get_settings()
+    deployment = deployment_config(settings)  # a half-set pair stops here, before connecting
     plan = plan_queues(settings, args.queue or list(QUEUE_KINDS), args.max_concurrent_activities)
     # Before connecting: the client takes the metrics runtime and tracing from it.
     metrics_server = observability.start_worker_telemetry(settings, args.metrics_port)
@@ -183,14 +225,9 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as executor:
-        workers = build_workers(client, plan, executor, args.grace_seconds)
+        workers = build_workers(client, plan, executor, args.grace_seconds, deployment)
         tasks = [asyncio.create_task(w.run()) for w in workers]
-        for work in plan:
-            log.info(
-                "polling task queue %r (%d concurrent activities)",
-                work.name,
-                work.max_concurrent_activities,
-            )
+        log_plan(plan, deployment)
         await asyncio.to_thread(scratch.sweep_stale)  # what killed workers here left behind
         if "pipeline" in (args.queue or QUEUE_KINDS):
             await start_schedules(client, settings)

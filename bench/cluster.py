@@ -103,12 +103,19 @@ async def phases(client: Client, job_id: str) -> str:
 
 def process_trees(cluster: Cluster) -> dict[str, int]:
     services = {
-        "temporal": cluster.temporal,
         "s3proxy": cluster.s3,
         "postgres": cluster.postgres,
         "elasticsearch": cluster.es,
     }
     roots = {name: svc.proc.pid for name, svc in services.items() if svc.proc is not None}
+    if cluster.temporal is not None:  # one process per Temporal service
+        roots.update(
+            {
+                f"temporal-{name}": proc.pid
+                for name, proc in cluster.temporal.procs.items()
+                if proc is not None
+            }
+        )
     roots.update(
         {
             name: host.proc.pid
@@ -148,7 +155,6 @@ async def main(args) -> None:
             root / "cluster",
             api_port=free_port(),
             temporal_port=free_port(),
-            ui_port=None,
             hosts=pinned_hosts(),
             extra_env={"SPOOL_MEDIA_CONCURRENCY": "1", "SPOOL_LOG_LEVEL": "WARNING"},
         )

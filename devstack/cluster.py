@@ -1,7 +1,9 @@
 """A multi-host Spool on one machine: hosts that share nothing but the network.
 
 ``make cluster`` (``python -m devstack.cluster``) starts the shared services — PostgreSQL,
-Elasticsearch 8, an S3-compatible server (S3Proxy) and the Temporal dev server — and then
+Elasticsearch 8, an S3-compatible server (S3Proxy) and the Temporal server a deployment runs
+(``temporal-server`` on that PostgreSQL, one process per service: devstack/temporal_server.py)
+— and then
 Spool's hosts: the API, a pipeline worker, two media workers and a captions worker. Each host
 is configured only from ``deploy/env/`` (the same files docker-compose.yml uses) plus the
 services' addresses, and runs in its own mount namespace in which the cluster's directory is
@@ -35,7 +37,7 @@ from devstack.proc import (
     wait_until,
 )
 from devstack.s3proxy import S3ProxyServer, create_bucket
-from devstack.temporal import DevServer
+from devstack.temporal_server import TemporalServer
 
 REPO = Path(__file__).resolve().parent.parent
 ENV_DIR = REPO / "deploy" / "env"
@@ -104,7 +106,6 @@ class Cluster:
     root: Path
     api_port: int = 8100
     temporal_port: int = 7300
-    ui_port: int | None = 8300
     hosts: dict[str, Host] = field(default_factory=dict)
     # Override what a kind of host runs (tests pace the media hosts' ffmpeg input).
     worker_module: dict[str, str] = field(default_factory=dict)
@@ -120,7 +121,7 @@ class Cluster:
         self.postgres: PostgresServer | None = None
         self.es: ElasticsearchNode | None = None
         self.s3: S3ProxyServer | None = None
-        self.temporal: DevServer | None = None
+        self.temporal: TemporalServer | None = None
         self._stage = Path(tempfile.mkdtemp(prefix="spool-cluster-stage-"))
 
     # --- addresses ---------------------------------------------------------------------
@@ -186,8 +187,6 @@ class Cluster:
     def start(self) -> Cluster:
         require_free_port(self.api_port, "the cluster's API host")
         require_free_port(self.temporal_port, "the cluster's Temporal server")
-        if self.ui_port is not None:
-            require_free_port(self.ui_port, "the cluster's Temporal Web UI")
         for sub in ("services", "hosts", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         try:
@@ -215,12 +214,7 @@ class Cluster:
             self.root / "services" / "s3", free_port(), self.logs / "s3proxy.log"
         ).start()
         create_bucket(self.s3, BUCKET)
-        self.temporal = DevServer(
-            port=self.temporal_port,
-            ui_port=self.ui_port,
-            db_filename=self.root / "services" / "temporal.db",
-            log_path=self.logs / "temporal.log",
-        ).start()
+        self.temporal = TemporalServer(self.postgres, self.temporal_port, self.logs).start()
 
     def migrate(self) -> None:
         """The schema, once, before any host starts (the hosts never migrate)."""
@@ -327,14 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=str(REPO / "var" / "cluster"))
     parser.add_argument("--api-port", type=int, default=8100)
     parser.add_argument("--temporal-port", type=int, default=7300)
-    parser.add_argument("--ui-port", type=int, default=8300)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     cluster = Cluster(
         Path(args.root),
         api_port=args.api_port,
         temporal_port=args.temporal_port,
-        ui_port=args.ui_port,
     )
     started = time.monotonic()
     try:
@@ -348,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         f"""Spool cluster ready in {took:.0f} s; its hosts share nothing but the network.
 
   Spool API         {cluster.api_url}/docs   (write key: {CLUSTER_API_KEY})
-  Temporal          {cluster.temporal.address}   UI: http://localhost:{args.ui_port}
+  Temporal          {cluster.temporal.address}   (temporal-server: frontend, history,
+                    matching and worker processes on PostgreSQL; logs: temporal-*.log)
   S3 (S3Proxy)      {cluster.s3.url}   bucket {BUCKET}
   Elasticsearch     {cluster.es.url}
   PostgreSQL        {cluster.postgres.url}

@@ -172,6 +172,13 @@ class Settings(BaseSettings):
     worker_heartbeat_file: Path | None = None
     worker_heartbeat_seconds: float = 10.0
 
+    # Worker Versioning (docs/deploys.md): the Worker Deployment this worker belongs to and
+    # its build. Both set = versioned: a job stays on the version that started it while new
+    # jobs go to the current version. Both unset = unversioned (any worker takes any task),
+    # as before; one without the other is refused at start.
+    worker_deployment: str | None = Field(default=None, min_length=1)
+    worker_build_id: str | None = Field(default=None, min_length=1)
+
     # Worker concurrency (0 = choose from CPU count)
     media_concurrency: int = 0
     captions_concurrency: int = 1

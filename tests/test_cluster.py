@@ -1,10 +1,13 @@
 """Spool as separate hosts that share nothing but the network (``make cluster``'s topology).
 
-PostgreSQL, Elasticsearch 8, S3Proxy and the Temporal dev server are real servers; the API,
-the pipeline worker, two media workers and the captions worker are separate processes, each
-in a mount namespace that sees only its own home. The media hosts read ffmpeg input at its
-native pace (tests.support.paced_worker), so a test can catch a transcode in the middle on any
-machine.
+PostgreSQL, Elasticsearch 8, S3Proxy and the Temporal server a deployment runs
+(``temporal-server`` on that PostgreSQL, its frontend, history, matching and worker services as
+separate processes) are real servers; the API, the pipeline worker, two media workers and the
+captions worker are separate processes, each in a mount namespace that sees only its own home.
+The media hosts read ffmpeg input at its native pace (tests.support.paced_worker), so a test
+can catch a transcode in the middle on any machine. Faults of the Temporal server itself (a
+service killed, PostgreSQL restarted under it) are held by conditions the tests observe,
+never by guessed delays.
 """
 
 from __future__ import annotations
@@ -17,27 +20,36 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
+from activities.blog import post_published_event_id
 from devstack.cluster import CLUSTER_API_KEY, Cluster, isolation_prefix
-from devstack.proc import free_port
-from spool import scratch
+from devstack.proc import free_port, port_in_use
 from spool.config import Settings
-from spool.storage import open_storage
 from spool.storage.keys import video_prefix
-from spool.storage.transfers import SOURCE_CACHE_PREFIX
 from tests.support import media_clips
-from tests.support.history import heartbeating_activities
+from tests.support.cluster import (
+    AUTH,
+    assert_notified_once,
+    host_of,
+    post_body,
+    publish_until_accepted,
+    running_attempt,
+    scratch_files,
+    stack_storage,
+    upload,
+    wait_video,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-AUTH = {"Authorization": f"Bearer {CLUSTER_API_KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +64,6 @@ def cluster():
         root / "cluster",
         api_port=free_port(),
         temporal_port=free_port(),
-        ui_port=None,
         worker_module={"media": "tests.support.paced_worker"},
     )
     try:
@@ -77,93 +88,7 @@ async def cluster_client(cluster) -> Client:
     )
 
 
-def stack_storage(cluster):
-    """The cluster's object store, as a client with credentials sees it."""
-    env = cluster.topology_env()
-    return open_storage(
-        Settings(
-            storage_url=env["SPOOL_STORAGE_URL"],
-            s3_endpoint_url=env["SPOOL_S3_ENDPOINT_URL"],
-            s3_region=env["SPOOL_S3_REGION"],
-            s3_access_key_id=env["SPOOL_S3_ACCESS_KEY_ID"],
-            s3_secret_access_key=env["SPOOL_S3_SECRET_ACCESS_KEY"],
-        )
-    )
-
-
-def scratch_files(cluster) -> dict[str, list[str]]:
-    """What each running host has in its scratch space, beyond its live process's own
-    (locked) scratch root and the whole uploads its cache keeps there on purpose (no step's
-    working files, no half download)."""
-
-    def kept(p: Path, tmp: Path) -> bool:
-        depth = len(p.relative_to(tmp).parts)
-        if depth == 1:
-            return p.name.startswith(scratch.PREFIX) and p.is_dir()
-        in_cache = p.relative_to(tmp).parts[1].startswith(SOURCE_CACHE_PREFIX)
-        return in_cache and (
-            depth == 2 or (depth == 3 and p.is_file() and not p.name.endswith(".part"))
-        )
-
-    def leftovers(tmp: Path) -> list[str]:
-        return sorted(
-            str(p) for p in tmp.rglob("*") if p.name != scratch.LOCK_NAME and not kept(p, tmp)
-        )
-
-    return {
-        name: leftovers(cluster.scratch(name))
-        for name in cluster.hosts
-        if cluster.hosts[name].proc is not None
-    }
-
-
-async def upload(http: httpx.AsyncClient, clip: Path, **fields: str) -> dict:
-    r = await http.post(
-        "/v1/videos",
-        headers=AUTH,
-        data=fields,
-        files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")},
-    )
-    assert r.status_code == 202, r.text
-    return r.json()
-
-
-async def wait_video(http: httpx.AsyncClient, video_id: str, within: float = 600) -> dict:
-    deadline = time.monotonic() + within
-    while True:
-        v = (await http.get(f"/v1/videos/{video_id}")).json()
-        if v["state"] not in ("processing",):
-            return v
-        assert time.monotonic() < deadline, f"video {video_id} still processing: {v}"
-        await asyncio.sleep(0.5)
-
-
-async def running_attempt(
-    client: Client, job_id: str, activity_id: str, *, attempt: int = 1, within: float = 300
-):
-    """The pending activity once it runs ``attempt`` and has heartbeated some progress."""
-    handle = client.get_workflow_handle(job_id)
-
-    async def running():
-        for pending, percent in await heartbeating_activities(handle):
-            if pending.activity_id == activity_id and pending.attempt == attempt and percent > 0:
-                return pending
-        return None
-
-    return await eventually(
-        running, f"{activity_id} attempt {attempt} to run", within=within, every=0.2
-    )
-
-
-def host_of(cluster, identity: str) -> str:
-    pid = int(identity.split("@", 1)[0])
-    return next(
-        name
-        for name, host in cluster.hosts.items()
-        if host.proc is not None and host.proc.pid == pid
-    )
-
-
+@pytest.mark.timeout(2400)  # its fixture builds temporal-server on a first run (go install)
 def test_a_host_sees_only_its_own_home(cluster):
     secret = cluster.scratch("api") / "only-the-api-host-may-read-this"
     secret.write_text("x")
@@ -309,3 +234,108 @@ def test_starter_with_the_client_env_file_runs_a_job_on_the_cluster(cluster, cli
         status = json.loads(done.stdout.strip().splitlines()[-1])
         assert status["state"] == "ready", status
     assert not (clips / "cli-data" / "objects").exists()
+
+
+# --- the Temporal server's own faults --------------------------------------------------------
+
+
+async def history_unreachable(client: Client, job_id: str) -> bool:
+    """The frontend cannot reach the job's history any more."""
+    try:
+        await client.get_workflow_handle(job_id).describe()
+    except RPCError:
+        return True
+    return False
+
+
+def burst_posts(tag: str, n: int, authors: int = 4) -> list[dict]:
+    run = uuid.uuid4().hex[:6]
+    return [
+        post_body(f"{tag}-{run}-p{i}", f"{tag}-{run}-a{i % authors}", [f"{tag}-{run}-f{i}"])
+        for i in range(n)
+    ]
+
+
+async def assert_posts_once(cluster, http: httpx.AsyncClient, client: Client, jobs, posts) -> None:
+    """Every post acknowledged, its job ready, counted once, its follower told once."""
+    assert set(jobs) == {p["post_id"] for p in posts}
+    for job_id in jobs.values():
+        assert (await client.get_workflow_handle(job_id).result())["state"] == "ready"
+    expected = Counter(p["author_id"] for p in posts)
+    for author, count in expected.items():
+        assert (await http.get(f"/v1/authors/{author}")).json()["post_count"] == count
+    assert_notified_once(cluster, [post_published_event_id(p["post_id"]) for p in posts])
+
+
+async def publish_all(http, posts, jobs: dict, refusals: list, limit: int = 8) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(body: dict) -> None:
+        async with gate:
+            jobs[body["post_id"]] = await publish_until_accepted(http, body, refusals)
+
+    await asyncio.gather(*(one(p) for p in posts))
+
+
+@pytest.mark.timeout(900)
+async def test_history_killed_mid_video_then_restarted_ends_ready_each_effect_once(
+    cluster, cluster_client, clips
+):
+    clip = media_clips.make_paced_clip(clips / "paced-history.mp4")
+    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
+        job = await upload(http, clip, captions="false")
+        await running_attempt(cluster_client, job["job_id"], "encode-00000")
+        cluster.temporal.kill_service("history")  # mid-encode: the media host goes on
+        await eventually(
+            lambda: history_unreachable(cluster_client, job["job_id"]),
+            "the frontend to lose the history service",
+            within=300,
+            every=0.5,
+        )
+        cluster.temporal.start_service("history")
+        v = await wait_video(http, job["video_id"])
+    assert v["state"] == "ready", v
+    assert [r["name"] for r in v["renditions"]] == ["180p"]
+    assert_notified_once(cluster, [f"video-done:{job['video_id']}"])
+    assert scratch_files(cluster) == {name: [] for name in scratch_files(cluster)}
+
+
+@pytest.mark.timeout(900)
+async def test_frontend_restarted_during_a_burst_of_publishes_loses_none(cluster, cluster_client):
+    posts = burst_posts("frontend", 40)
+    jobs: dict[str, str] = {}
+    refusals: list[str] = []
+    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
+        burst = asyncio.ensure_future(publish_all(http, posts, jobs, refusals))
+        try:
+            await eventually(lambda: len(jobs) >= 10, "10 publishes acknowledged", 300)
+            cluster.temporal.kill_service("frontend")
+            await eventually(lambda: refusals, "a publish refused, frontend down", 300, 0.2)
+            cluster.temporal.start_service("frontend")
+        finally:
+            await burst
+        print(f"\n[fault] frontend killed: {len(refusals)} refusals, all then acknowledged")
+        await assert_posts_once(cluster, http, cluster_client, jobs, posts)
+
+
+@pytest.mark.timeout(900)
+async def test_postgres_restarted_under_temporal_loses_nothing(cluster, cluster_client, clips):
+    clip = media_clips.make_paced_clip(clips / "paced-postgres.mp4")
+    posts = burst_posts("pg-restart", 30)
+    jobs: dict[str, str] = {}
+    refusals: list[str] = []
+    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
+        job = await upload(http, clip, captions="false")
+        await publish_all(http, posts[:10], jobs, refusals)
+        await running_attempt(cluster_client, job["job_id"], "encode-00000")
+        burst = asyncio.ensure_future(publish_all(http, posts[10:], jobs, refusals))
+        # Fast shutdown and start on the same data, from this (long-lived) thread; the burst
+        # is in flight at the API while Temporal and the hosts lose their database.
+        cluster.postgres.restart()
+        await burst
+        assert port_in_use(cluster.postgres.port)
+        v = await wait_video(http, job["video_id"])
+        await assert_posts_once(cluster, http, cluster_client, jobs, posts)
+    assert v["state"] == "ready", v
+    assert [r["name"] for r in v["renditions"]] == ["180p"]
+    assert_notified_once(cluster, [f"video-done:{job['video_id']}"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import Priority, RetryPolicy, VersioningBehavior
 from temporalio.workflow import ActivityCancellationType
 
 from spool.models import defaults
@@ -20,6 +20,16 @@ from spool.models.common import INVALID_POST, INVALID_VIDEO
 
 # Errors that no retry can fix (activities also raise them as non-retryable).
 NON_RETRYABLE = [INVALID_POST, INVALID_VIDEO]
+
+# Worker Versioning (docs/deploys.md): a versioned worker's runs stay on the Worker
+# Deployment version that started them. A video job is minutes to hours of steps that one
+# version's code agrees on end to end (chunk layout, ladder, playlists), so a deploy never
+# changes a job midway. Blog publishes, deletions and the sweep are pinned too: a behaviour
+# declared per workflow (@workflow.defn) is sent by unversioned workers as well, and the
+# server refuses their workflow tasks, so one behaviour for every workflow of a versioned
+# worker is what keeps unversioned setups working. A pinned publish ends on the code it
+# started on; its version drains when its last publish ends (index retries included).
+PINNED_RUNS = VersioningBehavior.PINNED
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,14 @@
 # image tags gets its schema changes before the new server runs.
 #
 # Environment: SQL_HOST, SQL_USER, SQL_PASSWORD (read by temporal-sql-tool itself, so the
-# password is not on a command line); SQL_PORT (default 5432).
+# password is not on a command line); SQL_PORT (default 5432); TEMPORAL_SCHEMA_DIR (default: where
+# admin-tools keeps the schema; `make cluster` points it at the server module's own schema/).
 set -eu
 : "${SQL_HOST:?SQL_HOST is not set}"
 : "${SQL_USER:?SQL_USER is not set}"
 : "${SQL_PASSWORD:?SQL_PASSWORD is not set}"
 port=${SQL_PORT:-5432}
-schema_root=/etc/temporal/schema/postgresql/v12
+schema_root=${TEMPORAL_SCHEMA_DIR:-/etc/temporal/schema/postgresql/v12}
 
 sql_tool() {
     temporal-sql-tool --plugin postgres12 --ep "$SQL_HOST" -p "$port" -u "$SQL_USER" "$@"
