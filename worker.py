@@ -72,6 +72,7 @@ def plan_queues(
     from workflows.captions import CaptionsWorkflow
     from workflows.deletion import VideoDeletionWorkflow
     from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow
+    from workflows.posts import PostWorkflow
     from workflows.video import VideoPipelineWorkflow
 
     video = VideoActivitySet.from_settings(settings)
@@ -79,6 +80,7 @@ def plan_queues(
         "pipeline": (
             [
                 BlogPublishWorkflow,
+                PostWorkflow,
                 VideoPipelineWorkflow,
                 CaptionsWorkflow,
                 VideoDeletionWorkflow,
