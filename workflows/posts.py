@@ -65,7 +65,8 @@ class PostWorkflow:
         self._s = PostEntityState(post_id="")
         self._ready = False
         self._written = 0  # the newest generation whose effects were started
-        self._job_started = 0  # the newest generation whose publishing job has started
+        self._started_job = 0  # the newest generation whose publishing job has started
+        self._recorded_state = 0  # the newest generation whose state the database holds
         self._running: set[asyncio.Task] = set()
         self._changed = False
         self._index_retry: int | None = None
@@ -166,11 +167,12 @@ class PostWorkflow:
             self._s.job_id = self._child_id()
         self._change(decision.state)
         generation = self._s.generation
-        if decision.state == PostState.PUBLISHED:
-            # Answer once the publishing job exists, so its id can be read at once.
-            await workflow.wait_condition(
-                lambda: self._job_started >= generation or self._s.generation > generation
-            )
+        # Answer once the publishing job exists (its id can be read at once), or once the
+        # new state is recorded (a read after the answer sees it).
+        done = self._job_started if decision.state == PostState.PUBLISHED else self._recorded
+        await workflow.wait_condition(
+            lambda: done() >= generation or self._s.generation > generation
+        )
         return self._remember(op, absorbed=False)
 
     @apply.validator
@@ -259,12 +261,18 @@ class PostWorkflow:
                 # Started by other means (a publish started on its own): another id.
                 handle = await self._start_child(inp, f"{child_id}-g{generation}")
             finally:
-                self._job_started = max(self._job_started, generation)
+                self._started_job = max(self._started_job, generation)
             await handle
         except Exception as err:  # noqa: BLE001 - the job's own status says why
             workflow.logger.warning("publishing job %s ended: %s", child_id, err)
         finally:
             self._s.children = [c for c in self._s.children if c != child_id]
+
+    async def _record(self, effect: PostEffect, generation: int) -> None:
+        try:
+            await RECORD_POST_STATE.execute(effect)
+        finally:
+            self._recorded_state = max(self._recorded_state, generation)
 
     async def _start_child(self, inp: BlogPublishInput, child_id: str):
         return await workflow.start_child_workflow(
@@ -275,7 +283,14 @@ class PostWorkflow:
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
         )
 
+    def _job_started(self) -> int:
+        return self._started_job
+
+    def _recorded(self) -> int:
+        return self._recorded_state
+
     async def _retract(self, fence: int) -> None:
+        generation = self._s.generation
         effect = PostEffect(
             post_id=self._s.post_id,
             state=self._s.state,
@@ -285,7 +300,7 @@ class PostWorkflow:
         )
         retract = RETRACT_POST.with_policy(policies.index_post_policy(self._index_retry))
         results = await asyncio.gather(
-            RECORD_POST_STATE.execute(effect), retract.execute(effect), return_exceptions=True
+            self._record(effect, generation), retract.execute(effect), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):

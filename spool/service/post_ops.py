@@ -214,3 +214,30 @@ async def entity_state(client: Client, post_id: str) -> PostState | None:
     except (RPCError, TimeoutError):
         return None
     return state.state
+
+
+async def last_operation(client: Client, post_id: str) -> PostOpKind | None:
+    """The kind of the latest operation the post's running workflow holds in its history
+    (None: no run, or none yet): what an operation not yet applied will make of the post,
+    read from the durable log without a worker."""
+    handle = client.get_workflow_handle(post_entity_id(post_id))
+    last: PostOpKind | None = None
+    try:
+        async for event in handle.fetch_history_events():
+            payloads = _operation_payloads(event)
+            if payloads:
+                (op,) = client.data_converter.payload_converter.from_payloads(payloads, [PostOp])
+                last = op.kind
+    except RPCError:
+        return None
+    return last
+
+
+def _operation_payloads(event) -> list | None:
+    if event.HasField("workflow_execution_signaled_event_attributes"):
+        signal = event.workflow_execution_signaled_event_attributes
+        return list(signal.input.payloads) if signal.signal_name == APPLY else None
+    if event.HasField("workflow_execution_update_accepted_event_attributes"):
+        request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+        return list(request.input.args.payloads) if request.input.name == APPLY else None
+    return None

@@ -4,8 +4,6 @@ version's publishing job, search, authors' counts."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +23,13 @@ from spool.models import (
     validate_post,
 )
 from spool.search import PostIndex
-from spool.service.post_ops import apply_op, entity_running, new_op, require_known
+from spool.service.post_ops import (
+    apply_op,
+    entity_running,
+    last_operation,
+    new_op,
+    require_known,
+)
 from spool.service.views import (
     AuthorView,
     JobView,
@@ -71,15 +75,15 @@ async def publishing_job(client: Client, post_id: str, version: int) -> PostJobV
 
 
 def encode_cursor(post_id: str) -> str:
-    return base64.urlsafe_b64encode(post_id.encode()).decode().rstrip("=")
+    return post_id.encode().hex()
 
 
 def decode_cursor(cursor: str) -> str:
-    """The post id a cursor continues after; ValueError for one this API did not make."""
+    """The post id a cursor continues after (any even run of hex digits is one: the page
+    after it); ValueError for what is not hex."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+        return bytes.fromhex(cursor).decode("utf-8", "replace")
+    except ValueError:
         raise ValueError("cursor: not a cursor this API gave") from None
 
 
@@ -175,7 +179,10 @@ class PostService:
             return found
         state = await self._job_state(blog_workflow_id(post_id, version))
         if state is None and found is None and await entity_running(self.client, post_id):
-            state = JobState.PROCESSING  # accepted; its publishing job not started yet
+            # Accepted, its publishing job not started yet: unless a delete came after it.
+            if await last_operation(self.client, post_id) == PostOpKind.DELETE:
+                return None
+            state = JobState.PROCESSING
         if state is None:
             return found
         if found is None:
