@@ -332,3 +332,29 @@ async def test_the_api_answers_each_operation_at_once_and_refuses_bad_ones(clien
         assert_error(await http.post(f"/v1/posts/{post.post_id}/unpublish", headers=AUTH), 404)
         author = (await http.get(f"/v1/authors/{post.author_id}")).json()
     assert author["post_count"] == 1  # the other post, published now
+
+
+async def test_concurrent_versions_of_one_post_end_at_the_newest(client, settings):
+    svc = service_for(client, settings)
+    post = make_post()
+
+    async def publish(version: int):
+        try:
+            return await svc.publish(Post(**{**post.__dict__, "version": version}))
+        except PostRefused as refused:
+            assert refused.conflict, refused
+            return None
+
+    async with spool_worker(client, settings):
+        await asyncio.gather(*(publish(v) for v in (1, 2, 1, 2, 3, 3)))
+        await eventually(
+            lambda: (svc.index.get(post.post_id) or post).version == 3, "version 3 indexed"
+        )
+        await settled(svc, post.post_id, "published")
+        await asyncio.gather(
+            svc.operate(PostOpKind.UNPUBLISH, post.post_id),
+            svc.operate(PostOpKind.UNPUBLISH, post.post_id),
+            publish(3),
+        )
+    assert author_post_count(svc.engine, post.author_id) in (0, 1)
+    assert notified(settings, post.post_id) == sorted(post.followers or [])

@@ -111,7 +111,9 @@ async def apply_op(
     if await worker_polls(client, settings.queue_pipeline):
         try:
             result = await asyncio.wait_for(_update(client, op, start), ack_seconds)
-        except TimeoutError:
+        except (TimeoutError, RPCError):
+            # Not acknowledged: no worker in time, or the task carrying it was lost (a worker
+            # killed while it held it). The signal below is the same request, applied once.
             pass
         else:
             return Applied(job_id=result.job_id, op=op, result=result)
