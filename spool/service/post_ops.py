@@ -218,21 +218,22 @@ async def entity_state(client: Client, post_id: str) -> PostState | None:
     return state.state
 
 
-async def last_operation(client: Client, post_id: str) -> PostOpKind | None:
-    """The kind of the latest operation the post's running workflow holds in its history
-    (None: no run, or none yet): what an operation not yet applied will make of the post,
-    read from the durable log without a worker."""
+async def deleted_in_history(client: Client, post_id: str) -> bool:
+    """Whether the post's running workflow holds a delete not followed by a publish (only a
+    publish brings a deleted post back), read from its history, the durable log, so that it
+    is answered without a worker."""
     handle = client.get_workflow_handle(post_entity_id(post_id))
-    last: PostOpKind | None = None
+    deleted = False
     try:
         async for event in handle.fetch_history_events():
             payloads = _operation_payloads(event)
             if payloads:
                 (op,) = client.data_converter.payload_converter.from_payloads(payloads, [PostOp])
-                last = op.kind
+                if op.kind in (PostOpKind.DELETE, PostOpKind.PUBLISH):
+                    deleted = op.kind == PostOpKind.DELETE
     except RPCError:
-        return None
-    return last
+        return False
+    return deleted
 
 
 def _operation_payloads(event) -> list | None:

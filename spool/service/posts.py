@@ -25,8 +25,8 @@ from spool.models import (
 from spool.search import PostIndex
 from spool.service.post_ops import (
     apply_op,
+    deleted_in_history,
     entity_running,
-    last_operation,
     new_op,
     require_known,
 )
@@ -57,7 +57,7 @@ async def publishing_job(client: Client, post_id: str, version: int) -> PostJobV
     retry state merged in; None when Temporal knows no such job."""
     job_id = blog_workflow_id(post_id, version)
     live = await jobs.live_status(client, job_id, JOB_STATE_SECONDS)
-    if live is None and await entity_running(client, post_id):
+    if live is None and await accepted_not_deleted(client, post_id):
         # Accepted by the post's workflow, which has not started this job yet.
         live = JobView(job_id=job_id, state=JobState.PROCESSING, unavailable=WAITING_FOR_POST)
     if live is None:
@@ -85,6 +85,14 @@ def decode_cursor(cursor: str) -> str:
         return bytes.fromhex(cursor).decode("utf-8", "replace")
     except ValueError:
         raise ValueError("cursor: not a cursor this API gave") from None
+
+
+async def accepted_not_deleted(client: Client, post_id: str) -> bool:
+    """Whether the post's running workflow holds operations not yet applied, the latest not
+    a delete (from the moment a delete is accepted the post is not found)."""
+    if not await entity_running(client, post_id):
+        return False
+    return not await deleted_in_history(client, post_id)
 
 
 class IndexUnavailable(Exception):
@@ -178,11 +186,8 @@ class PostService:
         if version is None or (found is not None and (found.version or 0) >= version):
             return found
         state = await self._job_state(blog_workflow_id(post_id, version))
-        if state is None and found is None and await entity_running(self.client, post_id):
-            # Accepted, its publishing job not started yet: unless a delete came after it.
-            if await last_operation(self.client, post_id) == PostOpKind.DELETE:
-                return None
-            state = JobState.PROCESSING
+        if state is None and found is None and await accepted_not_deleted(self.client, post_id):
+            state = JobState.PROCESSING  # accepted, its publishing job not started yet
         if state is None:
             return found
         if found is None:
