@@ -167,13 +167,18 @@ class PostWorkflow:
             self._s.job_id = self._child_id()
         self._change(decision.state)
         generation = self._s.generation
+        # Remembered before anything is awaited: the other copy of this request (its Update
+        # kept by the server after the client gave up, and the signal sent instead) may be
+        # delivered in this very task, after later operations, and is then this one, not a
+        # second operation applied out of order.
+        result = self._remember(op, absorbed=False)
         # Answer once the publishing job exists (its id can be read at once), or once the
         # new state is recorded (a read after the answer sees it).
         done = self._job_started if decision.state == PostState.PUBLISHED else self._recorded
         await workflow.wait_condition(
             lambda: done() >= generation or self._s.generation > generation
         )
-        return self._remember(op, absorbed=False)
+        return result
 
     @apply.validator
     def _validate(self, op: PostOp) -> None:

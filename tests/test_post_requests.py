@@ -1,0 +1,59 @@
+"""Each request on a post is applied once, in the order it was accepted, whichever copies of
+it reach the post's workflow (docs/posts.md, "Each request is applied once").
+
+The service sends a request as an Update and, when no worker acknowledges it in time, again
+as the signal; the server keeps the Update and may deliver it later, in the same workflow
+task as its signal, after requests sent since."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from spool.db.blog import author_post_count, get_post
+from spool.models import OpResult, PostOpKind
+from spool.service.post_ops import new_op
+from tests.support.post_ops import entity_signal, entity_start, update_admitted
+from tests.support.posts import make_post, notified, service_for
+from tests.support.waiting import eventually
+from tests.support.workers import spool_worker
+from workflows.posts import PostWorkflow
+
+pytestmark = pytest.mark.orchestration
+
+
+async def test_the_late_update_of_a_request_also_signalled_changes_nothing(client, settings):
+    svc = service_for(client, settings)
+    post = make_post()
+    publish = new_op(PostOpKind.PUBLISH, post.post_id, post=post)
+    # No worker yet: the publish and a later unpublish wait as signals in the history, and
+    # the publish's Update (the client gave up on it) on the server.
+    await entity_signal(client, settings, publish)
+    await entity_signal(client, settings, new_op(PostOpKind.UNPUBLISH, post.post_id))
+    late = asyncio.create_task(
+        client.execute_update_with_start_workflow(
+            PostWorkflow.apply,
+            publish,
+            start_workflow_operation=entity_start(settings, post.post_id),
+            id=publish.request_id,
+            result_type=OpResult,
+        )
+    )
+    await eventually(
+        lambda: update_admitted(client, post.post_id, publish.request_id), "the Update held"
+    )
+    async with spool_worker(client, settings):
+        # One task carries all three: the late copy answers what the publish did.
+        answer = await late
+        assert answer.state == "published" and answer.generation == 1
+        state = await client.get_workflow_handle(f"post-{post.post_id}").query(PostWorkflow.state)
+        assert (state.state, state.generation) == ("unpublished", 2)
+        await eventually(
+            lambda: (get_post(svc.engine, post.post_id) or {}).get("state") == "unpublished",
+            "the unpublish recorded",
+        )
+    assert author_post_count(svc.engine, post.author_id) == 0
+    assert svc.index.get(post.post_id) is None
+    # Superseded before its effects were written, the publish may have announced nothing.
+    assert notified(settings, post.post_id) in ([], sorted(post.followers or []))
