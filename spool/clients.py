@@ -25,7 +25,7 @@ from spool.config import Settings
 from spool.models import InvalidPostError, Post, PostOpKind, post_version_of, video_id_of
 from spool.service import JobNotFound, PostService, VideoService, jobs
 from spool.service.deletion import VideoNotFound, delete_video
-from spool.service.post_ops import POST_NOT_FOUND, PostRefused
+from spool.service.post_ops import POST_NOT_FOUND, OutcomeUnknown, PostRefused
 from spool.service.posts import publishing_job
 from spool.service.views import JobView, PostJobView, PostOpAccepted, VideoDeleting, VideoView
 
@@ -90,6 +90,8 @@ class DirectClient:
             raise Refused(f"invalid post: {exc}") from None
         except PostRefused as exc:
             raise PostOpRefused(exc.kind, exc.message) from None
+        except OutcomeUnknown as exc:
+            raise Unreachable(str(exc)) from None
         return accepted.job_id
 
     async def operate_post(
@@ -101,6 +103,8 @@ class DirectClient:
             raise Refused(str(exc)) from None
         except PostRefused as exc:
             raise PostOpRefused(exc.kind, exc.message) from None
+        except OutcomeUnknown as exc:
+            raise Unreachable(str(exc)) from None
 
     async def start_video(
         self, path: Path, *, owner_id: str, captions: bool, renditions: list[str] | None

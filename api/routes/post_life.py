@@ -14,7 +14,7 @@ from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
 from api.routes.posts import ID_PATTERN, refused, require_json
 from spool.models import InvalidPostError, PostOpKind
-from spool.service.post_ops import PostRefused
+from spool.service.post_ops import OutcomeUnknown, PostRefused
 from spool.service.views import PostList, PostOpAccepted
 
 router = APIRouter(prefix="/v1", tags=["posts"])
@@ -35,7 +35,8 @@ class ScheduleIn(BaseModel):
 _OP_ERROR_TEXT = {
     "e404": "no such post, or it was deleted; nothing changed",
     "e409": "the post is not in a state this applies to (e.g. the scheduled time has passed)",
-    "e503": "Temporal is unavailable; nothing was done",
+    "e503": "Temporal is unavailable; nothing was done (unless the message says it may still "
+    "be applied: then repeat the request, a repeat is absorbed)",
 }
 _OP_ERRORS = error_responses(401, 404, 409, 422, 503, **_OP_ERROR_TEXT)
 # An operation with a JSON body: malformed, too large, or not JSON too.
@@ -51,6 +52,8 @@ async def _operate(
         raise ApiError(422, str(exc), field=exc.field) from None
     except PostRefused as exc:
         raise refused(exc) from None
+    except OutcomeUnknown as exc:
+        raise ApiError(503, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - Temporal unreachable or refusing
         raise ApiError(503, f"could not hand the operation over: {exc}") from None
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)

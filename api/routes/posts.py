@@ -12,7 +12,7 @@ from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
 from spool.models import InvalidPostError, Post, defaults
 from spool.service import IndexUnavailable
-from spool.service.post_ops import PostRefused
+from spool.service.post_ops import OutcomeUnknown, PostRefused
 from spool.service.views import PostAccepted, PostJobView, PostView, SearchResults
 
 router = APIRouter(prefix="/v1", tags=["posts"])
@@ -123,7 +123,8 @@ async def require_json(request: Request) -> None:
             422,
             503,
             e409="a newer version of the post is published or scheduled; nothing changed",
-            e503="Temporal is unavailable; nothing was started",
+            e503="Temporal is unavailable; nothing was started (unless the message says it "
+            "may still be applied: then repeat the request, a repeat is absorbed)",
         ),
     },
 )
@@ -138,6 +139,8 @@ async def publish_post(post_in: PostIn, svc: Services = Depends(services)) -> JS
         raise ApiError(422, str(exc), field=exc.field) from None
     except PostRefused as exc:
         raise refused(exc) from None
+    except OutcomeUnknown as exc:
+        raise ApiError(503, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - Temporal unreachable or refusing
         raise ApiError(503, f"could not start the job: {exc}") from None
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)

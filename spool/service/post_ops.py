@@ -58,6 +58,11 @@ POST_NOT_FOUND = "PostNotFound"
 POST_CONFLICT = "PostConflict"
 
 
+class OutcomeUnknown(Exception):
+    """The operation was sent, and Temporal stopped answering before it was known to be
+    kept: it may still be applied (once), or not. Repeating it is absorbed."""
+
+
 class PostRefused(Exception):
     """The post's workflow refused the operation; nothing changed."""
 
@@ -108,16 +113,27 @@ async def apply_op(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
+    sent = False
     if await worker_polls(client, settings.queue_pipeline):
+        sent = True
         try:
             result = await asyncio.wait_for(_update(client, op, start), ack_seconds)
         except (TimeoutError, RPCError):
             # Not acknowledged: no worker in time, or the task carrying it was lost (a worker
-            # killed while it held it). The signal below is the same request, applied once.
+            # killed while it held it). The server may still deliver that Update later; the
+            # signal below is the same request (its request id), so it is applied once.
             pass
         else:
             return Applied(job_id=result.job_id, op=op, result=result)
-    await _signal(client, settings, op)
+    try:
+        await _signal(client, settings, op)
+    except RPCError as exc:
+        if sent:
+            raise OutcomeUnknown(
+                f"Temporal stopped answering after the operation was sent ({exc.message}): "
+                "it may still be applied, once; repeating it is absorbed"
+            ) from None
+        raise
     return Applied(job_id=_expected_job_id(op), op=op, result=None)
 
 
