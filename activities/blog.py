@@ -258,4 +258,5 @@ class BlogActivities:
             state=PostState(row["state"]),
             author_id=row["author_id"],
             version=int(row["version"]),
+            announced=bool(row["announced"]),
         )

@@ -12,7 +12,8 @@ import asyncio
 import pytest
 
 from spool.db.blog import author_post_count, get_post
-from spool.models import OpResult, PostOpKind
+from spool.db.followers import follow
+from spool.models import OpResult, Post, PostOpKind
 from spool.service.post_ops import new_op
 from tests.support.post_ops import entity_signal, entity_start, update_admitted
 from tests.support.posts import make_post, notified, service_for
@@ -57,3 +58,30 @@ async def test_the_late_update_of_a_request_also_signalled_changes_nothing(clien
     assert svc.index.get(post.post_id) is None
     # Superseded before its effects were written, the publish may have announced nothing.
     assert notified(settings, post.post_id) in ([], sorted(post.followers or []))
+
+
+async def test_only_the_first_publish_tells_the_follower_graph(client, settings):
+    """The announcement is the fan-out over the author's followers, at the first publish
+    only: a follower who joined since is not told of an edit or a republish."""
+    svc = service_for(client, settings)
+    post = make_post(followers=None)
+    follow(svc.engine, post.author_id, "early")
+    async with spool_worker(client, settings):
+        first = await svc.publish(post)
+        await eventually(lambda: job_ended(client, first.job_id), "the first publish")
+        follow(svc.engine, post.author_id, "late")
+        await svc.operate(PostOpKind.UNPUBLISH, post.post_id)
+        edited = Post(**{**post.__dict__, "version": 2, "title": "Durable, edited"})
+        second = await svc.publish(edited)
+        steps = await eventually(lambda: job_ended(client, second.job_id), "the edit")
+    assert steps["notify_followers"] == "skipped"
+    assert notified(settings, post.post_id) == ["early"]
+    assert author_post_count(svc.engine, post.author_id) == 1
+
+
+async def job_ended(client, job_id: str) -> dict[str, str] | None:
+    """The job's steps by state once it is ready, else None."""
+    status = await client.get_workflow_handle(job_id).query("status")
+    if status.get("state") != "ready":
+        return None
+    return {step["name"]: step["state"] for step in status["steps"]}

@@ -98,6 +98,7 @@ class PostWorkflow:
             self._s.version = known.version
         if known.state == PostState.PUBLISHED:
             self._s.job_id = blog_workflow_id(self._s.post_id, known.version)
+        self._s.announced = known.announced or known.state == PostState.PUBLISHED
 
     async def _next(self) -> bool:
         """Wait for an operation or the scheduled time; True once the run should end."""
@@ -257,7 +258,12 @@ class PostWorkflow:
         assert self._s.post is not None
         generation = self._s.generation
         post = replace(self._s.post, fence=fence)
-        inp = BlogPublishInput(post=post, index_retry_seconds=self._index_retry)
+        # Followers are told at the post's first publish only (docs/posts.md, invariant 3):
+        # an edit, a republish or a publish after a delete skips the announcement.
+        inp = BlogPublishInput(
+            post=post, index_retry_seconds=self._index_retry, announce=not self._s.announced
+        )
+        self._s.announced = True
         self._s.children = [*self._s.children, child_id]
         try:
             try:

@@ -55,6 +55,8 @@ posts = sa.Table(
     # The newest operation's fence written here (spool/models/posts.py).
     sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("publish_at", sa.String(64), nullable=True),
+    # Published once: its followers were told then and are never again (docs/posts.md).
+    sa.Column("announced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_posts_author_state", "author_id", "state", "post_id"),
 )
 
@@ -143,6 +145,8 @@ def _store(conn: Connection, write: PostWrite, author_id: str, stored: dict | No
         "publish_at": write.publish_at,
         "updated_at": sa.func.now(),
     }
+    if write.state == PUBLISHED:
+        values["announced"] = True  # and stays so, through an unpublish or a delete
     for name in ("version", "title", "tags", "published_at"):
         if getattr(write, name) is not None:
             values[name] = getattr(write, name)

@@ -87,6 +87,8 @@ class PostEntityState:
     version: int = 0
     publish_at: str | None = None
     job_id: str | None = None  # the newest publish's job
+    # Published once already: its followers were told then, and never are again.
+    announced: bool = False
     results: list[OpResult] = field(default_factory=list)  # the latest requests' answers
     children: list[str] = field(default_factory=list)  # publishing jobs running
 
@@ -111,6 +113,7 @@ class PostFence:
     state: PostState = PostState.NONE
     author_id: str | None = None
     version: int = 0
+    announced: bool = False  # the post was published once (its followers told then)
 
 
 @dataclass
