@@ -14,11 +14,12 @@ import pytest
 from spool.db.blog import author_post_count, get_post
 from spool.db.followers import follow
 from spool.models import OpResult, Post, PostOpKind
-from spool.service.post_ops import new_op
+from spool.service.post_ops import apply_op, new_op
 from tests.support.post_ops import entity_signal, entity_start, update_admitted
 from tests.support.posts import make_post, notified, service_for
 from tests.support.waiting import eventually
-from tests.support.workers import spool_worker
+from tests.support.workers import running_worker, spool_worker
+from workflows.blog import BlogPublishWorkflow
 from workflows.posts import PostWorkflow
 
 pytestmark = pytest.mark.orchestration
@@ -85,3 +86,28 @@ async def job_ended(client, job_id: str) -> dict[str, str] | None:
     if status.get("state") != "ready":
         return None
     return {step["name"]: step["state"] for step in status["steps"]}
+
+
+async def test_an_update_no_worker_answers_in_time_is_handed_over_and_applied_once(
+    client, settings
+):
+    """A worker polls the queue but cannot run the post's workflow: the Update waits on the
+    server, the client stops waiting, the answer is 202 without a state, and once a worker
+    can run it the publish is applied once (the Update and its signal are one request)."""
+    svc = service_for(client, settings)
+    post = make_post()
+    op = new_op(PostOpKind.PUBLISH, post.post_id, post=post)
+    async with running_worker(
+        client, settings.queue_pipeline, workflows=[BlogPublishWorkflow], activities=[]
+    ):
+        applied = await apply_op(client, settings, svc.engine, op, ack_seconds=1.0)
+    assert applied.result is None and applied.job_id == f"post-{post.post_id}-v1"
+    async with spool_worker(client, settings):
+        await eventually(
+            lambda: (get_post(svc.engine, post.post_id) or {}).get("state") == "published",
+            "the publish recorded",
+        )
+        handle = client.get_workflow_handle(f"post-{post.post_id}")
+        state = await handle.query(PostWorkflow.state)
+        assert (state.state, state.generation) == ("published", 1)
+    assert author_post_count(svc.engine, post.author_id) == 1

@@ -21,6 +21,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
@@ -118,10 +119,12 @@ async def apply_op(
         sent = True
         try:
             result = await asyncio.wait_for(_update(client, op, start), ack_seconds)
-        except (TimeoutError, RPCError):
+        except (TimeoutError, RPCTimeoutOrCancelledError, RPCError):
             # Not acknowledged: no worker in time, or the task carrying it was lost (a worker
-            # killed while it held it). The server may still deliver that Update later; the
-            # signal below is the same request (its request id), so it is applied once.
+            # killed while it held it). The SDK answers the wait cut short with its own
+            # RPCTimeoutOrCancelledError, which wait_for passes on instead of TimeoutError.
+            # The server may still deliver that Update later; the signal below is the same
+            # request (its request id), so it is applied once.
             pass
         else:
             return Applied(job_id=result.job_id, op=op, result=result)
