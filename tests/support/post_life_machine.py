@@ -1,6 +1,12 @@
 """The stateful machine of the post lifecycle property (tests/test_post_properties.py) and
 the soak (bench/lifecycle.py): random operations on several posts of several authors, some at
-once on the same post, the worker SIGKILLed at random points, the model checked at teardown."""
+once on the same post, the worker SIGKILLed at random points, the model checked at teardown.
+
+The model is docs/posts.md's answers: a 202 with a state was applied in order; a 202 without
+one (no worker answered in time) is applied once, in the order accepted, by the same rules, so
+the model applies it at once too; a refusal changed nothing. Any other answer (an error) fails
+the step: with Temporal up, the service must never answer one. Each post's requests and
+answers are printed beside a violation."""
 
 from __future__ import annotations
 
@@ -55,8 +61,13 @@ def post_life(stack: Stack, faults: Faults) -> type[RuleBasedStateMachine]:
         def _operate(self, kind: PostOpKind, post_id: str, publish_at: str | None = None):
             return attempt(lambda: stack.run(stack.service.operate(kind, post_id, publish_at)))
 
-        def _published(self, post_id: str, outcome: Outcome, version: int, state: str):
+        def _note(self, post_id: str, what: str, outcome: Outcome) -> None:
             faults.note(outcome)
+            self.expected[post_id].sent.append(f"{what}: {outcome.summary()}")
+
+        def _published(self, post_id: str, outcome: Outcome, version: int, state: str):
+            what = "schedule" if state == "scheduled" else "publish"
+            self._note(post_id, f"{what} v{version}", outcome)
             assert outcome.refused is None, (post_id, outcome)
             post = self.expected[post_id]
             post.state, post.version = state, version
@@ -85,7 +96,7 @@ def post_life(stack: Stack, faults: Faults) -> type[RuleBasedStateMachine]:
             post_id = self._id(n)
             post = self.expected[post_id]
             outcome = self._operate(PostOpKind.UNPUBLISH, post_id)
-            faults.note(outcome)
+            self._note(post_id, "unpublish", outcome)
             if post.state in GONE:
                 assert outcome.refused_as("PostNotFound"), (post_id, post.state, outcome)
             else:
@@ -97,7 +108,7 @@ def post_life(stack: Stack, faults: Faults) -> type[RuleBasedStateMachine]:
             post_id = self._id(n)
             post = self.expected[post_id]
             outcome = self._operate(PostOpKind.DELETE, post_id)
-            faults.note(outcome)
+            self._note(post_id, "delete", outcome)
             if post.state == "none":
                 assert outcome.refused_as("PostNotFound"), (post_id, outcome)
             elif post.state == "deleted":
@@ -113,7 +124,7 @@ def post_life(stack: Stack, faults: Faults) -> type[RuleBasedStateMachine]:
             post = self.expected[post_id]
             kind = PostOpKind.CANCEL_SCHEDULE if cancel else PostOpKind.SCHEDULE
             outcome = self._operate(kind, post_id, None if cancel else far_time())
-            faults.note(outcome)
+            self._note(post_id, str(kind), outcome)
             if post.state == "scheduled":
                 assert outcome.refused is None, (post_id, outcome)
                 post.state = "unpublished" if cancel else "scheduled"
@@ -132,8 +143,8 @@ def post_life(stack: Stack, faults: Faults) -> type[RuleBasedStateMachine]:
             versions = [base + 1, base + 2, base + 1, base + 2]
             with ThreadPoolExecutor(4) as pool:
                 outcomes = list(pool.map(lambda v: self._publish(post_id, v), versions))
-            for outcome in outcomes:
-                faults.note(outcome)
+            for version, outcome in zip(versions, outcomes, strict=True):
+                self._note(post_id, f"publish v{version} (at once)", outcome)
                 assert outcome.refused in (None, "PostConflict"), outcome
             post.state, post.version = "published", base + 2
             post.maybe_announced = True
@@ -141,6 +152,8 @@ def post_life(stack: Stack, faults: Faults) -> type[RuleBasedStateMachine]:
         @rule()
         def kill_worker(self) -> None:
             faults.kills += 1
+            for post in self.expected.values():
+                post.sent.append("(worker killed)")
             stack.kill_worker()
             stack.start_worker()
 
@@ -153,6 +166,11 @@ def post_life(stack: Stack, faults: Faults) -> type[RuleBasedStateMachine]:
                 return
             left = settle(stack, self.expected, FOLLOWERS)
             faults.violations += len(left)
-            assert not left, "\n".join(left)
+            sent = [
+                f"{post_id}: " + "; ".join(post.sent)
+                for post_id, post in self.expected.items()
+                if any(line.startswith(post_id) for line in left)
+            ]
+            assert not left, "\n".join([*left, "what was sent:", *sent])
 
     return PostLife

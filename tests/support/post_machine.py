@@ -44,6 +44,8 @@ class Expected:
     # notify step then runs); a publish handed over durably may be overtaken before it runs.
     surely_announced: bool = False
     maybe_announced: bool = False
+    # What was sent and answered, in order: printed beside a violation.
+    sent: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -73,6 +75,17 @@ class Outcome:
     def unacknowledged(self) -> bool:
         """Handed over durably, so a refusal, if any, was not answered."""
         return self.accepted is not None and self.accepted.state is None
+
+    def summary(self) -> str:
+        if self.refused:
+            return f"refused {self.refused}"
+        if self.unacknowledged:
+            return "accepted, not yet acknowledged"
+        return f"applied: {self.accepted.state}" + (" (absorbed)" if self.absorbed else "")
+
+    @property
+    def absorbed(self) -> bool:
+        return bool(getattr(self.accepted, "absorbed", False))
 
     def refused_as(self, kind: str | None) -> bool:
         return self.refused == kind or (self.refused is None and self.unacknowledged)
