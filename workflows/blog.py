@@ -50,7 +50,6 @@ NOTIFY_FOLLOWERS = Step(
 )
 BLOG_STEPS = (INDEX_POST, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
 KIND = "blog"
-ANNOUNCED = "followers were told at the post's first publish"
 
 
 @workflow.defn(name="BlogPublishWorkflow")
@@ -89,11 +88,12 @@ class BlogPublishWorkflow:
             ) from None
 
         index = INDEX_POST.with_policy(policies.index_post_policy(inp.index_retry_seconds))
-        steps: tuple[Step[Post, Any], ...] = (index, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
-        if not inp.announce:
-            steps = steps[:2]
-            self._steps.skip([NOTIFY_FOLLOWERS.name], ANNOUNCED)
-        published = await asyncio.gather(*(self._publish_step(step, post) for step in steps))
+        published = await asyncio.gather(
+            *(
+                self._publish_step(step, post)
+                for step in (index, RECORD_POST_FOR_AUTHOR, NOTIFY_FOLLOWERS)
+            )
+        )
         self._set_state(JobState.READY if all(published) else JobState.READY_WITH_ERRORS)
         return self.status()
 

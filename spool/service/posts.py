@@ -112,7 +112,12 @@ class PostService:
         """Publish now, or at ``publish_at``, through the post's workflow (raises
         InvalidPostError naming the field, PostRefused); a repeat of the same post id and
         version returns the same job."""
-        validate_post(post, self.settings.max_post_body_chars, self.settings.max_post_title_chars)
+        validate_post(
+            post,
+            self.settings.max_post_body_chars,
+            self.settings.max_post_title_chars,
+            max_followers=self.settings.max_post_followers,
+        )
         try:
             check_publish_at(publish_at, datetime.now(UTC), future=False)
         except ValueError as exc:
