@@ -258,12 +258,12 @@ class PostWorkflow:
         assert self._s.post is not None
         generation = self._s.generation
         post = replace(self._s.post, fence=fence)
-        # Followers are told at the post's first publish only (docs/posts.md, invariant 3):
-        # an edit, a republish or a publish after a delete skips the announcement.
-        inp = BlogPublishInput(
-            post=post, index_retry_seconds=self._index_retry, announce=not self._s.announced
-        )
+        if self._s.announced:
+            # Followers are told at the post's first publish only (docs/posts.md, invariant
+            # 3): a later version's job is given no one to tell, not the graph as it is now.
+            post = replace(post, followers=[])
         self._s.announced = True
+        inp = BlogPublishInput(post=post, index_retry_seconds=self._index_retry)
         self._s.children = [*self._s.children, child_id]
         try:
             try:

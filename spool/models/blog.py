@@ -48,10 +48,6 @@ class BlogPublishInput:
     post: Post
     # How long index_post may keep retrying before the step is marked failed.
     index_retry_seconds: int | None = None
-    # False: the post was announced at its first publish, so this version tells no one (its
-    # notify step is skipped). Set by the post's workflow; a job started on its own announces
-    # (the ledger, keyed on the post, tells each recipient once).
-    announce: bool = True
 
 
 @dataclass
