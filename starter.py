@@ -6,15 +6,20 @@
     python starter.py wait JOB_ID [--json]
     python starter.py cancel JOB_ID [--json]
     python starter.py delete-video VIDEO_ID [--json]
+    python starter.py unpublish POST_ID [--json]
+    python starter.py delete POST_ID [--json]
+    python starter.py schedule POST_ID (--at TIME | --cancel) [--json]
 
 Every command goes straight to the stack (Temporal, object storage, the database), or with
 ``--api URL`` through a Spool API (key from SPOOL_API_KEY). Either way --json prints the
 API's view of the job (spool/service/views.py): the same keys and values, URLs as paths
 under the API's base.
 
-Exit codes: 0 done (or started, or a delete accepted), 1 the job failed or was cancelled,
-2 bad input or usage (or cancelling a job that has already ended), 3 ready with errors (some
-branch failed), 4 Temporal, the database or the API unreachable, or unknown job or video.
+Exit codes: 0 done (or started, or a delete or an operation on a post accepted), 1 the job
+failed or was cancelled, 2 bad input or usage (or cancelling a job that has already ended, or
+an operation on a post that is too late or does not apply: a cancel after the scheduled
+time), 3 ready with errors (some branch failed), 4 Temporal, the database or the API
+unreachable, or unknown job, video or post.
 """
 
 from __future__ import annotations
@@ -31,9 +36,24 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from spool.clients import AnyJobView, ApiClient, DirectClient, JobClient, Refused, Unreachable
+from spool.clients import (
+    AnyJobView,
+    ApiClient,
+    DirectClient,
+    JobClient,
+    PostOpRefused,
+    Refused,
+    Unreachable,
+)
 from spool.config import Settings, get_settings
-from spool.models import FINAL_JOB_STATES, InvalidPostError, JobState, Post, post_from_dict
+from spool.models import (
+    FINAL_JOB_STATES,
+    InvalidPostError,
+    JobState,
+    Post,
+    PostOpKind,
+    post_from_dict,
+)
 from spool.models.video import normalize_renditions
 from spool.observability import configure_logging
 from spool.service import JobEnded, JobNotFound
@@ -201,6 +221,35 @@ async def cmd_delete_video(args: argparse.Namespace, jobs: JobClient, console: C
     return EXIT_OK
 
 
+async def cmd_post_op(args: argparse.Namespace, jobs: JobClient, console: Console) -> int:
+    """unpublish, delete, schedule (--at TIME or --cancel) one post."""
+    kind = {
+        "unpublish": PostOpKind.UNPUBLISH,
+        "delete": PostOpKind.DELETE,
+        "schedule": PostOpKind.CANCEL_SCHEDULE
+        if getattr(args, "cancel", False)
+        else PostOpKind.SCHEDULE,
+    }[args.command]
+    if kind == PostOpKind.SCHEDULE and not args.at:
+        raise CliError(
+            "schedule: give --at TIME (ISO 8601 with a zone) or --cancel", EXIT_BAD_INPUT
+        )
+    try:
+        accepted = await jobs.operate_post(kind, args.post_id, getattr(args, "at", None))
+    except PostOpRefused as exc:
+        raise CliError(
+            f"{args.post_id}: {exc}", EXIT_UNAVAILABLE if exc.not_found else EXIT_BAD_INPUT
+        ) from None
+    state = accepted.state or "accepted"
+    emit(
+        args,
+        console,
+        accepted.model_dump(mode="json"),
+        f"{args.post_id}: {kind} {'absorbed' if accepted.absorbed else state} ({accepted.job_id})",
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "blog": cmd_blog,
     "video": cmd_video,
@@ -208,6 +257,9 @@ COMMANDS = {
     "wait": cmd_wait,
     "cancel": cmd_cancel,
     "delete-video": cmd_delete_video,
+    "unpublish": cmd_post_op,
+    "delete": cmd_post_op,
+    "schedule": cmd_post_op,
 }
 
 
@@ -242,6 +294,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "delete-video", parents=[common], help="delete a video: its job, files and records"
     )
     delete.add_argument("video_id")
+    for name, what in (
+        ("unpublish", "take a post down (kept, to publish again)"),
+        ("delete", "delete a post (its id may be published afresh later)"),
+        ("schedule", "move a scheduled post's time (--at) or cancel it (--cancel)"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=what)
+        p.add_argument("post_id")
+        if name == "schedule":
+            when = p.add_mutually_exclusive_group()
+            when.add_argument("--at", metavar="TIME", help="ISO 8601 with a zone, in the future")
+            when.add_argument("--cancel", action="store_true", help="cancel the schedule")
     return parser.parse_args(argv)
 
 

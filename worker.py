@@ -73,6 +73,7 @@ def plan_queues(
     from workflows.captions import CaptionsWorkflow
     from workflows.deletion import VideoDeletionWorkflow
     from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow
+    from workflows.posts import PostWorkflow
     from workflows.video import VideoPipelineWorkflow
 
     video = VideoActivitySet.from_settings(settings)
@@ -80,6 +81,7 @@ def plan_queues(
         "pipeline": (
             [
                 BlogPublishWorkflow,
+                PostWorkflow,
                 VideoPipelineWorkflow,
                 CaptionsWorkflow,
                 VideoDeletionWorkflow,

@@ -15,7 +15,12 @@ from temporalio.exceptions import ApplicationError
 from spool import fanout
 from spool.config import Settings
 from spool.db import get_engine
-from spool.db.blog import record_post_for_author
+from spool.db.blog import (
+    PostWrite,
+    get_post,
+    record_post_for_author,
+    write_post_state,
+)
 from spool.fanout_child import fan_out_in_child
 from spool.models import (
     INVALID_POST,
@@ -23,6 +28,9 @@ from spool.models import (
     InvalidPostError,
     NotifyFollowersResult,
     Post,
+    PostEffect,
+    PostFence,
+    PostState,
     RecordPostResult,
     validate_post,
 )
@@ -53,6 +61,11 @@ def throttled_heartbeat(
     return progress
 
 
+def _index_unavailable(exc: IndexUnavailable) -> ApplicationError:
+    # Retryable: the policy keeps trying with backoff while the index is down.
+    return ApplicationError(f"search index unavailable: {exc}", type="IndexUnavailable")
+
+
 def post_published_event_id(post_id: str) -> str:
     # Keyed on the post, not the version: an edit is not announced again.
     return f"post-published:{post_id}"
@@ -76,7 +89,14 @@ class BlogActivities:
         self._notifier_from_settings = notifier is None
 
     def activities(self) -> list:
-        return [self.index_post, self.record_post_for_author, self.notify_followers]
+        return [
+            self.index_post,
+            self.record_post_for_author,
+            self.notify_followers,
+            self.record_post_state,
+            self.retract_post,
+            self.read_post_fence,
+        ]
 
     def _checked(self, post: Post) -> Post:
         try:
@@ -106,13 +126,11 @@ class BlogActivities:
                     body=post.body,
                     tags=list(post.tags),
                     published_at=post.published_at,
+                    fence=post.fence,
                 )
             )
         except IndexUnavailable as exc:
-            # Retryable: the policy keeps trying with backoff while the index is down.
-            raise ApplicationError(
-                f"search index unavailable: {exc}", type="IndexUnavailable"
-            ) from None
+            raise _index_unavailable(exc) from None
         return IndexPostResult(post_id=post.post_id, version=post.version, applied=applied)
 
     @activity.defn(name="record_post_for_author")
@@ -126,6 +144,7 @@ class BlogActivities:
             title=post.title,
             tags=list(post.tags),
             published_at=post.published_at,
+            fence=post.fence,
         )
         return RecordPostResult(
             author_id=post.author_id,
@@ -188,4 +207,56 @@ class BlogActivities:
             author_id,
             hooks,
             page_size=self.settings.fanout_page_size,
+        )
+
+    @activity.defn(name="record_post_state")
+    def record_post_state(self, effect: PostEffect) -> RecordPostResult:
+        """A post no longer published (scheduled, unpublished, deleted) at its fence, and its
+        author's count with it; an older fence arriving late changes nothing."""
+        post = effect.post
+        outcome = write_post_state(
+            self.engine,
+            PostWrite(
+                post_id=effect.post_id,
+                state=str(effect.state),
+                fence=effect.fence,
+                author_id=post.author_id if post else None,
+                version=post.version if post else None,
+                title=post.title if post else None,
+                tags=list(post.tags) if post else None,
+                published_at=post.published_at if post else None,
+                publish_at=effect.publish_at,
+            ),
+        )
+        return RecordPostResult(
+            author_id=outcome.author_id or "",
+            post_id=effect.post_id,
+            counted=outcome.counted,
+            post_count=outcome.post_count,
+        )
+
+    @activity.defn(name="retract_post")
+    def retract_post(self, effect: PostEffect) -> IndexPostResult:
+        """The post out of the index at its fence, as a tombstone no older write overtakes."""
+        try:
+            applied = self.index.retract(effect.post_id, effect.fence)
+        except IndexUnavailable as exc:
+            raise _index_unavailable(exc) from None
+        version = effect.post.version if effect.post else 0
+        return IndexPostResult(post_id=effect.post_id, version=version, applied=applied)
+
+    @activity.defn(name="read_post_fence")
+    def read_post_fence(self, fence: PostFence) -> PostFence:
+        """The newest fence written for the post: a new run of its workflow (a post deleted,
+        then published again) continues above it."""
+        row = get_post(self.engine, fence.post_id)
+        if row is None:
+            return PostFence(post_id=fence.post_id)
+        return PostFence(
+            post_id=fence.post_id,
+            fence=int(row["fence"]),
+            state=PostState(row["state"]),
+            author_id=row["author_id"],
+            version=int(row["version"]),
+            announced=bool(row["announced"]),
         )

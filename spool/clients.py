@@ -22,11 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
 from spool.config import Settings
-from spool.models import InvalidPostError, Post, post_version_of, video_id_of
-from spool.service import JobNotFound, VideoService, jobs
+from spool.models import InvalidPostError, Post, PostOpKind, post_version_of, video_id_of
+from spool.service import JobNotFound, PostService, VideoService, jobs
 from spool.service.deletion import VideoNotFound, delete_video
+from spool.service.post_ops import POST_NOT_FOUND, OutcomeUnknown, PostRefused
 from spool.service.posts import publishing_job
-from spool.service.views import JobView, PostJobView, VideoDeleting, VideoView
+from spool.service.views import JobView, PostJobView, PostOpAccepted, VideoDeleting, VideoView
 
 # A job as a client sees it: the view of its kind; a job of neither kind (the captions child,
 # a workflow started by other means) is the plain job view, from Temporal only.
@@ -39,12 +40,25 @@ class Refused(Exception):
     """The request was refused as it is: bad input, a missing key, a job that has ended."""
 
 
+class PostOpRefused(Refused):
+    """The post's workflow (or the API) refused an operation on a post; nothing changed.
+    ``not_found``: no such post, or it was deleted."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.not_found = kind == POST_NOT_FOUND
+
+
 class Unreachable(Exception):
     """What the client talks to (the API, Temporal, the database) could not answer."""
 
 
 class JobClient(Protocol):
     async def start_blog(self, post: Post) -> str: ...
+
+    async def operate_post(
+        self, kind: PostOpKind, post_id: str, publish_at: str | None = None
+    ) -> PostOpAccepted: ...
 
     async def start_video(
         self, path: Path, *, owner_id: str, captions: bool, renditions: list[str] | None
@@ -66,13 +80,31 @@ class DirectClient:
         self.client = client
         self.settings = settings
         self._videos: VideoService | None = None
+        self._posts: PostService | None = None
 
     async def start_blog(self, post: Post) -> str:
+        """Publish through the post's own workflow, as the API does."""
         try:
-            started = await jobs.start_blog(self.client, self.settings, post)
+            accepted = await (await self._post_service()).publish(post)
         except InvalidPostError as exc:
             raise Refused(f"invalid post: {exc}") from None
-        return started.job_id
+        except PostRefused as exc:
+            raise PostOpRefused(exc.kind, exc.message) from None
+        except OutcomeUnknown as exc:
+            raise Unreachable(str(exc)) from None
+        return accepted.job_id
+
+    async def operate_post(
+        self, kind: PostOpKind, post_id: str, publish_at: str | None = None
+    ) -> PostOpAccepted:
+        try:
+            return await (await self._post_service()).operate(kind, post_id, publish_at)
+        except InvalidPostError as exc:
+            raise Refused(str(exc)) from None
+        except PostRefused as exc:
+            raise PostOpRefused(exc.kind, exc.message) from None
+        except OutcomeUnknown as exc:
+            raise Unreachable(str(exc)) from None
 
     async def start_video(
         self, path: Path, *, owner_id: str, captions: bool, renditions: list[str] | None
@@ -123,15 +155,25 @@ class DirectClient:
     async def _video_service(self) -> VideoService:
         """Opened on first use: only a video's view needs the database's record."""
         if self._videos is None:
-            from spool.db import get_engine
-            from spool.db.migrations import SchemaError
-
-            try:
-                engine = await asyncio.to_thread(get_engine, self.settings)
-            except (SQLAlchemyError, SchemaError) as exc:
-                raise Unreachable(f"cannot open the database: {exc}") from None
-            self._videos = VideoService(self.client, engine)
+            self._videos = VideoService(self.client, await self._engine())
         return self._videos
+
+    async def _post_service(self) -> PostService:
+        if self._posts is None:
+            from spool.search import open_index
+
+            engine = await self._engine()
+            self._posts = PostService(self.client, self.settings, engine, open_index(self.settings))
+        return self._posts
+
+    async def _engine(self):
+        from spool.db import get_engine
+        from spool.db.migrations import SchemaError
+
+        try:
+            return await asyncio.to_thread(get_engine, self.settings)
+        except (SQLAlchemyError, SchemaError) as exc:
+            raise Unreachable(f"cannot open the database: {exc}") from None
 
 
 class ApiClient:
@@ -148,8 +190,27 @@ class ApiClient:
         await self.http.aclose()
 
     async def start_blog(self, post: Post) -> str:
-        answer = await self._send("post", "POST", "/v1/posts", json=asdict(post))
+        fields = {k: v for k, v in asdict(post).items() if k != "fence"}
+        answer = await self._send("post", "POST", "/v1/posts", json=fields)
         return answer.json()["job_id"]
+
+    async def operate_post(
+        self, kind: PostOpKind, post_id: str, publish_at: str | None = None
+    ) -> PostOpAccepted:
+        if not self.key:
+            raise Refused(f"writes through {self.base} need an API key: set SPOOL_API_KEY")
+        path = f"/v1/posts/{quote(post_id, safe='')}"
+        method, path, body = {
+            PostOpKind.UNPUBLISH: ("POST", f"{path}/unpublish", None),
+            PostOpKind.DELETE: ("DELETE", path, None),
+            PostOpKind.SCHEDULE: ("PUT", f"{path}/schedule", {"publish_at": publish_at}),
+            PostOpKind.CANCEL_SCHEDULE: ("DELETE", f"{path}/schedule", None),
+        }[kind]
+        answer = await self._request(method, path, json=body)
+        if answer.status_code in (404, 409):
+            kind_name = POST_NOT_FOUND if answer.status_code == 404 else "PostConflict"
+            raise PostOpRefused(kind_name, api_error(answer, status=False))
+        return PostOpAccepted.model_validate(self._check("operation", answer).json())
 
     async def start_video(
         self, path: Path, *, owner_id: str, captions: bool, renditions: list[str] | None

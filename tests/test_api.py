@@ -34,6 +34,7 @@ from tests.support.api import (
 )
 from tests.support.media_checks import playlist_uris
 from tests.support.paths import REPO
+from tests.support.waiting import eventually
 from tests.support.workers import spool_worker
 
 pytestmark = pytest.mark.e2e
@@ -120,6 +121,14 @@ async def test_upload_acknowledged_then_ready_with_media_and_ranges(client, sett
         )
         assert again.job_id == body["job_id"] and again.run_id is None
         assert (await handle.describe()).run_id == finished_run
+
+
+async def job_exists(client, job_id: str) -> bool:
+    try:
+        await jobs.describe(client, job_id)
+    except jobs.JobNotFound:
+        return False
+    return True
 
 
 def every_uri(playlist: str) -> list[str]:
@@ -431,6 +440,8 @@ async def test_publishing_twice_is_one_job_and_counts_once(client, settings):
         assert pending.json()["job_id"] == "post-api-post-1-v1"
         assert_error(await http.get("/v1/posts/api-post-1"), 404)
         async with spool_worker(client, s):
+            # Handed to the post's workflow, which starts the publishing job once it runs.
+            await eventually(lambda: job_exists(client, "post-api-post-1-v1"), "the job")
             await client.get_workflow_handle("post-api-post-1-v1").result()
             third = await http.post("/v1/posts", headers=AUTH, json=post)
             assert third.status_code == 202 and third.json()["job_id"] == "post-api-post-1-v1"

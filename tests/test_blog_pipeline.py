@@ -660,8 +660,22 @@ async def test_a_publish_is_acknowledged_while_every_api_thread_is_busy(client, 
             await asyncio.gather(*busy)
     assert r.status_code == 202, r.text
     assert r.json()["job_id"] == blog_workflow_id(post.post_id, 1)
-    description = await client.get_workflow_handle(r.json()["job_id"]).describe()
+    # Handed to the post's own workflow, which starts the publishing job once a worker runs it.
+    async with blog_worker(client, settings):
+        description = await eventually(
+            lambda: described(client, r.json()["job_id"]), "the publishing job"
+        )
     assert description.workflow_type == "BlogPublishWorkflow"
+
+
+async def described(client, job_id: str):
+    """The job's description, or None while Temporal knows no such job."""
+    from temporalio.service import RPCError
+
+    try:
+        return await client.get_workflow_handle(job_id).describe()
+    except RPCError:
+        return None
 
 
 @pytest.mark.unit
@@ -693,6 +707,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from workflows.blog import BlogPublishWorkflow
+from workflows.posts import PostWorkflow
 
 repo, ran = Path.cwd(), []
 

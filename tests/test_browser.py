@@ -19,6 +19,7 @@ import math
 import re
 import subprocess
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -647,4 +648,62 @@ async def test_blog_panel_publishes_searches_and_counts(client, settings):
             "grace has published 1 post(s).",
         )
         await page.screenshot(path=str(SHOTS / "9-blog.png"), full_page=True)
+        assert errors == [], errors
+
+
+async def test_blog_panel_schedules_unpublishes_and_deletes(client, settings):
+    """A post published later shows its time; a published one is unpublished, then deleted,
+    with the buttons of the author's list."""
+    async_playwright, expect = playwright_api()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    s = api_settings(settings, api_expose_key_to_localhost=True)
+    app = create_app(s, client=client)
+    errors: list[str] = []
+    async with (
+        served(app, free_port()) as base,
+        async_playwright() as pw,
+        chromium_page(pw, errors) as page,
+        spool_worker(client, s),
+    ):
+        await page.goto(base + "/")
+        await expect(page.locator("#keystate")).to_have_text("API key set")
+        # A month ahead, as the page's datetime-local input takes it.
+        month = (datetime.now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+        for post_id, at in (("later-post", month), ("now-post", "")):
+            await page.fill("#post-id", post_id)
+            await page.fill("#post-author", "hedy")
+            await page.fill("#post-title", f"Title of {post_id}")
+            await page.fill("#post-body", "A body.")
+            await page.fill("#post-at", at)
+            await page.click("#post-form button[type=submit]")
+        await page.fill("#author-id", "hedy")
+        await submit_until(
+            page,
+            expect,
+            "#author-form button[type=submit]",
+            page.locator("#author-msg"),
+            "hedy has published 1 post(s).",
+        )
+        later = page.locator("#author-posts tr[data-post='later-post'] td")
+        await expect(later.nth(1)).to_have_text("scheduled", timeout=10_000)
+        await expect(later.nth(2)).not_to_be_empty()
+        now = page.locator("#author-posts tr[data-post='now-post']")
+        await now.get_by_role("button", name="Unpublish").click()
+        await submit_until(
+            page,
+            expect,
+            "#author-form button[type=submit]",
+            page.locator("#author-posts tr[data-post='now-post'] td").nth(1),
+            "unpublished",
+        )
+        await now.get_by_role("button", name="Delete").click()
+        await submit_until(
+            page,
+            expect,
+            "#author-form button[type=submit]",
+            page.locator("#author-msg"),
+            "hedy has published 0 post(s).",
+        )
+        await expect(now).to_have_count(0)
+        await page.screenshot(path=str(SHOTS / "10-blog-life.png"), full_page=True)
         assert errors == [], errors

@@ -31,6 +31,7 @@ from tests.support.paths import REPO
 from tests.support.processes import run_starter, spool_env
 from tests.support.workers import running_worker, spool_worker
 from workflows.blog import BlogPublishWorkflow
+from workflows.posts import PostWorkflow
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +69,7 @@ async def test_blog_returns_job_id_at_once_then_wait_and_status(client, settings
     async with running_worker(
         client,
         settings.queue_pipeline,
-        workflows=[BlogPublishWorkflow],
+        workflows=[BlogPublishWorkflow, PostWorkflow],
         activities=BlogActivities(settings).activities(),
     ):
         waited = await starter(settings, "wait", job_id, "--json")
@@ -108,7 +109,7 @@ def gated_blog_worker(client, settings, index: GatedIndex):
     return running_worker(
         client,
         settings.queue_pipeline,
-        workflows=[BlogPublishWorkflow],
+        workflows=[BlogPublishWorkflow, PostWorkflow],
         activities=BlogActivities(settings, index=index).activities(),
     )
 
@@ -575,7 +576,7 @@ async def test_a_post_job_reads_the_same_through_temporal_and_through_the_api(
         running_worker(
             client,
             settings.queue_pipeline,
-            workflows=[BlogPublishWorkflow],
+            workflows=[BlogPublishWorkflow, PostWorkflow],
             activities=BlogActivities(settings).activities(),
         ),
     ):

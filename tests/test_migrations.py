@@ -19,7 +19,6 @@ from alembic.runtime.migration import MigrationContext
 from spool.config import Settings
 from spool.db import create_schema, ensure_schema, get_engine, make_engine, metadata
 from spool.db.blog import add_followers, author_post_count, followers_of, get_post
-from spool.db.blog import record_post_for_author as record
 from spool.db.migrations import BASELINE, SchemaError, head_revision, upgrade_to_head
 from spool.db.video import get_video, videos
 from tests.support.paths import REPO
@@ -164,15 +163,16 @@ def test_a_fresh_database_is_upgraded_from_base_to_head(engine):
 
 def test_a_database_from_before_migrations_is_stamped_and_upgraded_with_its_data(engine):
     create_baseline_tables(engine)  # what every process made before migrations existed
-    record(
-        engine,
-        author_id="ada",
-        post_id="p1",
-        version=2,
-        title="Kept",
-        tags=["x"],
-        published_at=None,
-    )
+    # The rows a publish wrote then (the code of today writes the columns of today).
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO authors (author_id, post_count) VALUES ('ada', 1)"))
+        conn.execute(sa.text("INSERT INTO author_posts (author_id, post_id) VALUES ('ada', 'p1')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO posts (post_id, author_id, version, title, tags, published_at)"
+                " VALUES ('p1', 'ada', 2, 'Kept', '[\"x\"]', NULL)"
+            )
+        )
     add_followers(engine, "ada", ["bob", "cy"])
     # As a process wrote it then: today's ensure_video also reads a table of a later revision.
     with engine.begin() as conn:

@@ -60,6 +60,7 @@ from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.deletion import VideoDeletionWorkflow
 from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow
+from workflows.posts import PostWorkflow
 from workflows.video import VideoPipelineWorkflow
 
 pytestmark = pytest.mark.unit
@@ -506,13 +507,14 @@ async def test_api_metrics_show_requests_and_temporal_client_calls(client, setti
         for labels in grown(before, text, requests)
         if labels["route"] not in ("/v1/posts", "/metrics")
     ] == [{"method": "other", "route": "unmatched", "status": "404"}]
-    # The API's Temporal client: its StartWorkflowExecution call, from the SDK runtime
-    # (exported as the counter temporal_request; the parser names counter samples *_total).
-    # The task queue is this test's own, so the series is new.
+    # The API's Temporal client, from the SDK runtime (exported as the counter
+    # temporal_request; the parser names counter samples *_total): the publish asked whether
+    # a worker polls the queue before it sent the post's workflow its Update. The task queue
+    # is this test's own, so the series is new.
     assert values(
         text,
         "temporal_request_total",
-        operation="StartWorkflowExecution",
+        operation="DescribeTaskQueue",
         task_queue=s.queue_pipeline,
     ) == [1]
 
@@ -535,8 +537,13 @@ async def test_one_trace_links_the_request_the_workflow_and_each_activity(client
     by_name = {span.name: span for span in spans.get_finished_spans()}
     request = by_name["POST /v1/posts"]
     assert request.parent is None and request.attributes["http.response.status_code"] == 202
-    start_workflow = by_name["StartWorkflow:BlogPublishWorkflow"]
-    assert parent_of(start_workflow) == request.context.span_id
+    # The request hands the publish to the post's own workflow, which starts the job.
+    start_post = by_name["StartUpdateWithStartWorkflow:PostWorkflow"]
+    assert parent_of(start_post) == request.context.span_id
+    for span in ("RunWorkflow:PostWorkflow", "HandleUpdate:apply"):
+        assert parent_of(by_name[span]) == start_post.context.span_id, span
+    start_workflow = by_name["StartChildWorkflow:BlogPublishWorkflow"]
+    assert parent_of(start_workflow) == start_post.context.span_id
     # Temporal's interceptor ends workflow spans at once (they must be deterministic), so
     # the workflow's spans hang from the StartWorkflow span whose context the run carries.
     run_workflow = by_name["RunWorkflow:BlogPublishWorkflow"]
@@ -681,6 +688,7 @@ async def test_saved_histories_replay_with_the_interceptors(path: Path):
     replayer = Replayer(
         workflows=[
             BlogPublishWorkflow,
+            PostWorkflow,
             VideoPipelineWorkflow,
             CaptionsWorkflow,
             VideoDeletionWorkflow,

@@ -2,7 +2,7 @@
 
 A change that would break workflows already running in production (a reordered or removed
 activity, a changed timer) makes this fail in CI instead. Histories are recorded by
-`python -m tests.support.record_histories blog video`, `SPOOL_SAVE_HISTORIES=1 pytest
+`python -m tests.support.record_histories blog video post`, `SPOOL_SAVE_HISTORIES=1 pytest
 tests/test_video_pipeline.py` (video and captions) and `SPOOL_SAVE_HISTORIES=1 pytest
 tests/test_video_deletion.py tests/test_schedules.py` (deletion, housekeeping); keep old ones
 when a workflow changes behind a patch, so that the runs already in flight stay covered
@@ -23,11 +23,22 @@ from temporalio.worker import Replayer
 import worker
 from spool.config import Settings
 from tests.support.paths import HISTORIES
-from workflows import blog, captions, deletion, delivery, housekeeping, patches, policies, video
+from workflows import (
+    blog,
+    captions,
+    deletion,
+    delivery,
+    housekeeping,
+    patches,
+    policies,
+    posts,
+    video,
+)
 from workflows.blog import BlogPublishWorkflow
 from workflows.captions import CaptionsWorkflow
 from workflows.deletion import VideoDeletionWorkflow
 from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow
+from workflows.posts import PostWorkflow
 from workflows.steps import Step
 from workflows.video import VideoPipelineWorkflow
 
@@ -39,6 +50,7 @@ WORKFLOWS = {
     "captions": [VideoPipelineWorkflow, CaptionsWorkflow],
     "deletion": [VideoDeletionWorkflow],
     "housekeeping": [SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow],
+    "post": [PostWorkflow, BlogPublishWorkflow],
 }
 SAVED = sorted(HISTORIES.glob("*.json"))
 
@@ -60,7 +72,7 @@ async def test_history_replays(path: Path):
 def declared_steps() -> list[Step]:
     return [
         value
-        for module in (blog, captions, deletion, delivery, housekeeping, video)
+        for module in (blog, captions, deletion, delivery, housekeeping, posts, video)
         for value in vars(module).values()
         if isinstance(value, Step)
     ]

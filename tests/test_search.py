@@ -316,3 +316,43 @@ def test_sqlite_index_locked_past_its_timeout_is_unavailable_then_recovers(tmp_p
     assert (idx.get("p1").version, idx.get("p1").title) == (2, "second")
     assert idx.search("second") == ["p1"]
     idx.close()
+
+
+def test_a_tombstone_keeps_a_retracted_post_out_whatever_arrives_late(index):
+    """Unpublished at fence 6: the publish's retry at fence 5 and a publish started on its
+    own (fenced by its version) never bring it back; a newer publish does."""
+    assert index.upsert(PostDocument(**{**post().__dict__, "fence": 5}))
+    assert index.retract("p1", 6) is True
+    assert index.retract("p1", 6) is False  # a repeat
+    assert index.upsert(PostDocument(**{**post().__dict__, "fence": 5})) is False
+    assert index.upsert(post(version=3)) is False
+    index.refresh()
+    assert index.get("p1") is None
+    assert index.search("hello", 10) == []
+    assert index.upsert(PostDocument(**{**post(version=2, title="Back").__dict__, "fence": 7}))
+    index.refresh()
+    back = index.get("p1")
+    assert back is not None and back.version == 2 and back.title == "Back"
+    assert index.search("back", 10) == ["p1"]
+
+
+def test_an_index_file_from_before_fences_keeps_its_posts(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """CREATE TABLE posts (post_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                   author_id TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,
+                   tags TEXT NOT NULL, published_at TEXT);
+               CREATE VIRTUAL TABLE posts_fts USING fts5(title, body, tags);
+               INSERT INTO posts VALUES ('p1', 3, 'alice', 'Old', 'Kept.', '[]', NULL);
+               INSERT INTO posts_fts (rowid, title, body, tags) VALUES (1, 'Old', 'Kept.', '');"""
+        )
+    index = SqliteIndex(path)
+    try:
+        assert index.get("p1").version == 3 and index.search("kept", 5) == ["p1"]
+        assert index.upsert(post(version=2)) is False  # its version is its fence
+        assert index.retract("p1", 4) is True and index.get("p1") is None
+    finally:
+        index.close()

@@ -82,6 +82,18 @@ NOTIFY_FOLLOWERS = StepPolicy(
 )
 
 
+# --- a post's life (workflows/posts.py) ------------------------------------------------------
+# An unpublish or delete: the same bounds as the publish's steps it undoes, each retrying on its
+# own (an index outage never holds the count back).
+RECORD_POST_STATE = RECORD_POST_FOR_AUTHOR
+RETRACT_POST = INDEX_POST
+# One row read as a run of the post's workflow starts: every operation waits for it.
+READ_POST_FENCE = StepPolicy(
+    start_to_close=timedelta(seconds=10),
+    retry=_retry(initial=1.0, maximum=30.0),
+)
+
+
 def index_post_policy(retry_seconds: int | None) -> StepPolicy:
     if not retry_seconds:
         return INDEX_POST

@@ -12,6 +12,7 @@ from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
 from spool.models import InvalidPostError, Post, defaults
 from spool.service import IndexUnavailable
+from spool.service.post_ops import OutcomeUnknown, PostRefused
 from spool.service.views import PostAccepted, PostJobView, PostView, SearchResults
 
 router = APIRouter(prefix="/v1", tags=["posts"])
@@ -71,6 +72,12 @@ class PostIn(BaseModel):
     followers: list[IdStr] | None = Field(
         None, max_length=10_000, description="ids to notify; omit for the author's followers"
     )
+    publish_at: str | None = Field(
+        None,
+        description="publish at this time (ISO 8601 with a zone); past or now: at once; at "
+        "most a year ahead",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 async def require_json(request: Request) -> None:
@@ -108,19 +115,44 @@ async def require_json(request: Request) -> None:
             }
         },
         **error_responses(
-            400, 401, 413, 415, 422, 503, e503="Temporal is unavailable; nothing was started"
+            400,
+            401,
+            409,
+            413,
+            415,
+            422,
+            503,
+            e409="a newer version of the post is published or scheduled; nothing changed",
+            e503="Temporal is unavailable; nothing was started (unless the message says it "
+            "may still be applied: then repeat the request, a repeat is absorbed)",
         ),
     },
 )
 async def publish_post(post_in: PostIn, svc: Services = Depends(services)) -> JSONResponse:
-    """Start publishing; repeating the same post id + version returns the same job."""
+    """Publish now, or at ``publish_at`` (then the state is ``scheduled``); repeating the same
+    post id + version returns the same job."""
+    fields = post_in.model_dump()
+    publish_at = fields.pop("publish_at")
     try:
-        accepted = await svc.posts.publish(Post(**post_in.model_dump()))
+        accepted = await svc.posts.publish(Post(**fields), publish_at)
     except InvalidPostError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
+    except PostRefused as exc:
+        raise refused(exc) from None
+    except OutcomeUnknown as exc:
+        raise ApiError(503, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - Temporal unreachable or refusing
         raise ApiError(503, f"could not start the job: {exc}") from None
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+
+
+def refused(exc: PostRefused) -> ApiError:
+    """A refusal of the post's workflow as its answer: nothing changed."""
+    if exc.not_found:
+        return ApiError(404, exc.message)
+    if exc.conflict:
+        return ApiError(409, exc.message)
+    return ApiError(422, exc.message, field=exc.message.split(":", 1)[0])
 
 
 @router.get(

@@ -1,13 +1,19 @@
-"""Blog tables and the transactions that make each publishing effect happen once."""
+"""Blog tables and the transactions that make each publishing effect happen once.
+
+A post's state is written in one transaction per write: the author's row is locked first (so
+writes for one author are in one order), the post's row is written only when the write's
+fence is above the stored one (a repeat, or an older operation arriving late, changes
+nothing), and the author's count is then recounted from the posts published now, so it is
+exact whatever came before (docs/posts.md).
+"""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from spool.db import dialect_insert, insert_ignore, metadata
 
@@ -18,7 +24,8 @@ authors = sa.Table(
     sa.Column("post_count", sa.Integer, nullable=False, server_default="0"),
 )
 
-# The key that makes counting once: a post is counted for its author when this row is new.
+# Counting once per post before posts had states; kept for the databases that have it, no
+# longer written (the count is recounted from the posts published now: post_state.py).
 author_posts = sa.Table(
     "author_posts",
     metadata,
@@ -42,6 +49,15 @@ posts = sa.Table(
         server_default=sa.func.now(),
         onupdate=sa.func.now(),
     ),
+    # scheduled / published / unpublished / deleted (spool/models/posts.py); a deleted post's
+    # row stays as its tombstone, so its fence still refuses older writes.
+    sa.Column("state", sa.String(16), nullable=False, server_default="published"),
+    # The newest operation's fence written here (spool/models/posts.py).
+    sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("publish_at", sa.String(64), nullable=True),
+    # Published once: its followers were told then and are never again (docs/posts.md).
+    sa.Column("announced", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index("ix_posts_author_state", "author_id", "state", "post_id"),
 )
 
 followers = sa.Table(
@@ -50,6 +66,131 @@ followers = sa.Table(
     sa.Column("author_id", sa.String(200), primary_key=True),
     sa.Column("follower_id", sa.String(200), primary_key=True),
 )
+
+
+PUBLISHED = "published"
+DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class PostWrite:
+    """A post's state at a fence; the metadata fields are None to keep the stored ones."""
+
+    post_id: str
+    state: str
+    fence: int
+    author_id: str | None = None
+    version: int | None = None
+    title: str | None = None
+    tags: list[str] | None = None
+    published_at: str | None = None
+    publish_at: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    applied: bool  # False: this fence or a newer one was already written
+    counted: bool  # the post became published by this write
+    author_id: str | None
+    post_count: int
+
+
+def write_post_state(engine: Engine, write: PostWrite) -> WriteOutcome:
+    with engine.begin() as conn:
+        stored = _stored(conn, write.post_id)
+        author_id = write.author_id or (stored["author_id"] if stored else None)
+        if author_id is None:
+            # Nothing recorded and nothing to record it under: an operation on a post never
+            # published (unpublished before its first publish landed). Nothing to count.
+            return WriteOutcome(False, False, None, 0)
+        authors_touched = sorted({author_id, *([stored["author_id"]] if stored else [])})
+        for author in authors_touched:
+            _lock_author(conn, author)
+        stored = _stored(conn, write.post_id, lock=True)
+        if stored is not None and stored["fence"] >= write.fence:
+            return WriteOutcome(False, False, author_id, _count(conn, author_id))
+        _store(conn, write, author_id, stored)
+        counts = {author: _recount(conn, author) for author in authors_touched}
+    was_published = stored is not None and stored["state"] == PUBLISHED
+    return WriteOutcome(
+        True, write.state == PUBLISHED and not was_published, author_id, counts[author_id]
+    )
+
+
+def _stored(conn: Connection, post_id: str, *, lock: bool = False) -> dict | None:
+    query = sa.select(posts.c.author_id, posts.c.state, posts.c.fence).where(
+        posts.c.post_id == post_id
+    )
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def _lock_author(conn: Connection, author_id: str) -> None:
+    """The author's row exists and is this transaction's until it ends. SQLite has one writer
+    at a time already: the insert takes its write lock."""
+    conn.execute(insert_ignore(conn, authors).values(author_id=author_id, post_count=0))
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.select(authors.c.author_id).where(authors.c.author_id == author_id).with_for_update()
+        )
+
+
+def _store(conn: Connection, write: PostWrite, author_id: str, stored: dict | None) -> None:
+    values: dict[str, Any] = {
+        "state": write.state,
+        "fence": write.fence,
+        "author_id": author_id,
+        "publish_at": write.publish_at,
+        "updated_at": sa.func.now(),
+    }
+    if write.state == PUBLISHED:
+        values["announced"] = True  # and stays so, through an unpublish or a delete
+    for name in ("version", "title", "tags", "published_at"):
+        if getattr(write, name) is not None:
+            values[name] = getattr(write, name)
+    if stored is None:
+        # A first row needs every column: a post never recorded gets blank metadata until
+        # its publish writes it (a schedule or an unpublish that arrives first).
+        values = {"version": 0, "title": "", "tags": [], **values, "post_id": write.post_id}
+        conn.execute(dialect_insert(conn.dialect.name)(posts).values(**values))
+        return
+    conn.execute(posts.update().where(posts.c.post_id == write.post_id).values(**values))
+
+
+def _recount(conn: Connection, author_id: str) -> int:
+    count = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(posts)
+        .where(posts.c.author_id == author_id, posts.c.state == PUBLISHED)
+    ).scalar_one()
+    conn.execute(authors.update().where(authors.c.author_id == author_id).values(post_count=count))
+    return int(count)
+
+
+def _count(conn: Connection, author_id: str) -> int:
+    return int(
+        conn.execute(
+            sa.select(authors.c.post_count).where(authors.c.author_id == author_id)
+        ).scalar_one_or_none()
+        or 0
+    )
+
+
+def list_posts(
+    engine: Engine, *, author_id: str | None, state: str | None, after: str | None, limit: int
+) -> list[dict]:
+    """Posts (never the deleted ones) in post id order after ``after``: one keyset page."""
+    query = sa.select(posts).where(posts.c.state != DELETED).order_by(posts.c.post_id)
+    if author_id is not None:
+        query = query.where(posts.c.author_id == author_id)
+    if state is not None:
+        query = query.where(posts.c.state == state)
+    if after is not None:
+        query = query.where(posts.c.post_id > after)
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query.limit(limit)).mappings()]
 
 
 @dataclass
@@ -67,109 +208,26 @@ def record_post_for_author(
     title: str,
     tags: list[str],
     published_at: str | None,
+    fence: int | None = None,
 ) -> CountOutcome:
-    """In one transaction: remember the post's latest version and count it for its author once.
-
-    The (author_id, post_id) row is inserted under its primary key; the count is incremented
-    only when that insert created the row, so a retry after a commit, or an edit, never counts
-    twice. Three statements on the usual path: each is a round trip that every publish pays.
-    """
-    with engine.begin() as conn:
-        # RETURNING says whether this statement created the row; rowcount for ON CONFLICT DO
-        # NOTHING differs between drivers.
-        created = (
-            conn.execute(
-                _counting_statements(conn.dialect.name).claim_post,
-                {"author_id": author_id, "post_id": post_id},
-            ).first()
-            is not None
-        )
-        count = _count_one_more(conn, author_id) if created else _current_count(conn, author_id)
-        _store_post_version(
-            conn,
+    """Record the post published at its fence (its version, for a publish started on its
+    own), in one transaction with its author's count (spool/db/post_state.py): a retry, an
+    edit or an older write arriving late never counts twice, and an unpublish or delete
+    written at a newer fence is never undone."""
+    outcome = write_post_state(
+        engine,
+        PostWrite(
             post_id=post_id,
+            state=PUBLISHED,
+            fence=version if fence is None else fence,
             author_id=author_id,
             version=version,
             title=title,
             tags=tags,
             published_at=published_at,
-        )
-    return CountOutcome(counted=created, post_count=count)
-
-
-def _count_one_more(conn, author_id: str) -> int:
-    """Add one to the author's count, creating the author at 1; the count after it."""
-    return conn.execute(
-        _counting_statements(conn.dialect.name).count_one_more,
-        {"author_id": author_id, "post_count": 1},
-    ).scalar_one()
-
-
-def _store_post_version(
-    conn,
-    *,
-    post_id: str,
-    author_id: str,
-    version: int,
-    title: str,
-    tags: list[str],
-    published_at: str | None,
-) -> None:
-    """Keep the newest version's metadata; an older version arriving late changes nothing."""
-    conn.execute(
-        _counting_statements(conn.dialect.name).store_version,
-        {
-            "post_id": post_id,
-            "author_id": author_id,
-            "version": version,
-            "title": title,
-            "tags": tags,
-            "published_at": published_at,
-        },
+        ),
     )
-
-
-@dataclass(frozen=True)
-class _CountingStatements:
-    claim_post: Any  # the (author_id, post_id) row, RETURNING it only when new
-    count_one_more: Any  # the author's count + 1 (the author made at 1), RETURNING the count
-    store_version: Any  # the post's metadata, unless a newer version is stored already
-
-
-@functools.cache
-def _counting_statements(dialect: str) -> _CountingStatements:
-    """The statements of counting a post, built once per dialect with their values bound at
-    execution: building SQLAlchemy expressions cost more CPU than running them, every
-    publish."""
-    insert = dialect_insert(dialect)
-    claim = insert(author_posts).on_conflict_do_nothing().returning(author_posts.c.post_id)
-    count = (
-        insert(authors)
-        .on_conflict_do_update(
-            index_elements=[authors.c.author_id], set_={"post_count": authors.c.post_count + 1}
-        )
-        .returning(authors.c.post_count)
-    )
-    store = insert(posts)
-    newer: dict[str, sa.ColumnElement[Any]] = {
-        name: store.excluded[name]
-        for name in ("author_id", "version", "title", "tags", "published_at")
-    }
-    # ON CONFLICT DO UPDATE does not apply the column's onupdate: say it.
-    newer["updated_at"] = sa.func.now()
-    store = store.on_conflict_do_update(
-        index_elements=[posts.c.post_id], set_=newer, where=posts.c.version < store.excluded.version
-    )
-    return _CountingStatements(claim_post=claim, count_one_more=count, store_version=store)
-
-
-def _current_count(conn, author_id: str) -> int:
-    """A post already counted: the author's count as it stands (the author row is made when
-    missing, as it would have been by the first count)."""
-    conn.execute(insert_ignore(conn, authors).values(author_id=author_id, post_count=0))
-    return conn.execute(
-        sa.select(authors.c.post_count).where(authors.c.author_id == author_id)
-    ).scalar_one()
+    return CountOutcome(counted=outcome.counted, post_count=outcome.post_count)
 
 
 def author_post_count(engine: Engine, author_id: str) -> int:

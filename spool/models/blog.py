@@ -16,6 +16,7 @@ __all__ = [
     "RecordPostResult",
     "blog_workflow_id",
     "followers_cap_message",
+    "post_fence",
     "post_from_dict",
     "post_version_of",
     "validate_post",
@@ -37,6 +38,9 @@ class Post:
     published_at: str | None = None  # ISO 8601
     # Followers to notify; None means "read the author's followers from the database".
     followers: list[str] | None = None
+    # What orders this publish's effects against the post's other operations
+    # (spool/models/posts.py); None for a publish started on its own: its version.
+    fence: int | None = None
 
 
 @dataclass
@@ -172,6 +176,10 @@ def post_from_dict(data: object) -> Post:
         if required not in data:
             raise InvalidPostError(required, "is required")
     return Post(**data)
+
+
+def post_fence(post: Post) -> int:
+    return post.fence if post.fence is not None else post.version
 
 
 def blog_workflow_id(post_id: str, version: int) -> str:

@@ -21,6 +21,13 @@ class PostDocument:
     body: str
     tags: list[str] = field(default_factory=list)
     published_at: str | None = None
+    # What orders this write against the post's other writes (spool/models/posts.py): the
+    # index's external version. None: the post's version. Not part of what the document says.
+    fence: int | None = field(default=None, compare=False)
+
+    @property
+    def order(self) -> int:
+        return self.version if self.fence is None else self.fence
 
 
 class IndexUnavailable(Exception):
@@ -29,6 +36,7 @@ class IndexUnavailable(Exception):
 
 class PostIndex(Protocol):
     def upsert(self, doc: PostDocument) -> bool: ...
+    def retract(self, post_id: str, fence: int) -> bool: ...
     def get(self, post_id: str) -> PostDocument | None: ...
     def search(self, query: str, limit: int = 20) -> list[str]: ...
     def refresh(self) -> None: ...
@@ -42,6 +50,12 @@ def check_version(doc: PostDocument) -> None:
         raise ValueError(
             f"post {doc.post_id}: version must be a non-negative integer, got {doc.version!r}"
         )
+    check_fence(doc.post_id, doc.order)
+
+
+def check_fence(post_id: str, fence: int) -> None:
+    if not isinstance(fence, int) or not 0 <= fence < 2**63:
+        raise ValueError(f"post {post_id}: fence must be a non-negative long, got {fence!r}")
 
 
 def clip_query(query: str) -> str:

@@ -1,5 +1,9 @@
-"""The post index in Elasticsearch: document id = post id, the post's version as an external
-version, so a write at the same or an older version is a conflict, answered False."""
+"""The post index in Elasticsearch: document id = post id, the write's fence (the post's
+version, for a publish started on its own) as an external version, so a write at the same or
+an older fence is a conflict, answered False. An unpublished or deleted post stays as a
+tombstone (``retracted``) at its fence rather than being deleted: Elasticsearch forgets a
+deleted document's version after ``index.gc_deletes``, and a late write would then bring the
+post back."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from spool.search.base import (
     REQUEST_TIMEOUT_SECONDS,
     IndexUnavailable,
     PostDocument,
+    check_fence,
     check_version,
     clip_query,
 )
@@ -29,8 +34,11 @@ INDEX_MAPPINGS = {
         # keyword for exact filters; tags.text so a search for "learning" finds "machine-learning"
         "tags": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "standard"}}},
         "published_at": {"type": "date"},
+        "retracted": {"type": "boolean"},
     },
 }
+# Indexes made before tombstones existed get the field added (adding one is allowed).
+TOMBSTONE_FIELD = {"retracted": {"type": "boolean"}}
 SEARCH_FIELDS = ["title^2", "body", "tags.text"]
 
 
@@ -84,14 +92,14 @@ class ElasticsearchIndex:
                     index=self.index, settings=INDEX_SETTINGS, mappings=INDEX_MAPPINGS
                 )
             except BadRequestError as exc:
-                # Another worker created it first: fine, it has the same mapping.
+                # Another worker created it first, or an older Spool did: the same mapping,
+                # perhaps without the tombstone field yet.
                 if exc.message != "resource_already_exists_exception":
                     raise
+                self._es.indices.put_mapping(index=self.index, properties=TOMBSTONE_FIELD)
             self._index_ready = True
 
     def upsert(self, doc: PostDocument) -> bool:
-        from elasticsearch import ConflictError
-
         check_version(doc)
         self._ensure_index()
         source = {
@@ -103,17 +111,39 @@ class ElasticsearchIndex:
             "tags": list(doc.tags),
             "published_at": doc.published_at,
         }
-        with self._unavailable_on_failure(f"index post {doc.post_id}"):
+        return self._write(doc.post_id, source, doc.order)
+
+    def retract(self, post_id: str, fence: int) -> bool:
+        """Leave a tombstone at ``fence``: the post is found no more, and no write at an
+        older fence brings it back."""
+        check_fence(post_id, fence)
+        self._ensure_index()
+        source = {
+            "post_id": post_id,
+            "version": 0,
+            "author_id": "",
+            "title": "",
+            "body": "",
+            "tags": [],
+            "published_at": None,
+            "retracted": True,
+        }
+        return self._write(post_id, source, fence)
+
+    def _write(self, post_id: str, source: dict, fence: int) -> bool:
+        from elasticsearch import ConflictError
+
+        with self._unavailable_on_failure(f"index post {post_id}"):
             try:
                 self._es.index(
                     index=self.index,
-                    id=doc.post_id,
+                    id=post_id,
                     document=source,
-                    version=doc.version,
+                    version=fence,
                     version_type="external",
                 )
             except ConflictError:
-                return False  # this version or a newer one is already indexed
+                return False  # this fence or a newer one is already written
         return True
 
     def get(self, post_id: str) -> PostDocument | None:
@@ -126,14 +156,18 @@ class ElasticsearchIndex:
             except NotFoundError:
                 return None
         src: dict[str, Any] = found["_source"]
+        if src.get("retracted"):
+            return None
         return PostDocument(
             post_id=post_id,
-            version=int(found["_version"]),
+            # The post's own version: the document's _version is the fence.
+            version=int(src["version"]),
             author_id=src["author_id"],
             title=src["title"],
             body=src["body"],
             tags=list(src.get("tags") or []),
             published_at=src.get("published_at"),
+            fence=int(found["_version"]),
         )
 
     def search(self, query: str, limit: int = 20) -> list[str]:
@@ -144,7 +178,12 @@ class ElasticsearchIndex:
             return []
         self._ensure_index()
         # multi_match analyzes the text as plain words: no query syntax for users to break.
-        body = {"multi_match": {"query": query, "fields": SEARCH_FIELDS}}
+        body = {
+            "bool": {
+                "must": {"multi_match": {"query": query, "fields": SEARCH_FIELDS}},
+                "must_not": {"term": {"retracted": True}},
+            }
+        }
         with self._unavailable_on_failure("search"):
             try:
                 found = self._es.search(

@@ -15,6 +15,7 @@ from spool.search.base import (
     REQUEST_TIMEOUT_SECONDS,
     IndexUnavailable,
     PostDocument,
+    check_fence,
     check_version,
     clip_query,
 )
@@ -27,13 +28,31 @@ CREATE TABLE IF NOT EXISTS posts (
     title TEXT NOT NULL,
     body TEXT NOT NULL,
     tags TEXT NOT NULL,
-    published_at TEXT
+    published_at TEXT,
+    fence INTEGER NOT NULL DEFAULT 0,
+    retracted INTEGER NOT NULL DEFAULT 0
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(title, body, tags);
 """
+# Files made before fences and tombstones: the columns added, each post at its version's fence.
+SQLITE_UPGRADES = (
+    "ALTER TABLE posts ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE posts ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0",
+    "UPDATE posts SET fence = version WHERE fence = 0",
+)
 # bm25 column weights in posts_fts column order: title counts double, as in Elasticsearch.
 BM25_WEIGHTS = (2.0, 1.0, 1.0)
 _WORD = re.compile(r"\w+")
+_WRITE = """INSERT INTO posts (post_id, version, author_id, title, body, tags, published_at, fence,
+                              retracted)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (post_id) DO UPDATE SET
+                version = excluded.version, author_id = excluded.author_id,
+                title = excluded.title, body = excluded.body, tags = excluded.tags,
+                published_at = excluded.published_at, fence = excluded.fence,
+                retracted = excluded.retracted
+            WHERE excluded.fence > posts.fence
+            RETURNING rowid"""
 
 
 def fts5_expression(query: str) -> str | None:
@@ -45,6 +64,22 @@ def fts5_expression(query: str) -> str | None:
         return None
     # \w+ never contains a double quote, so quoting cannot be escaped from.
     return " OR ".join(f'"{token}"' for token in tokens)
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(posts)")}
+    if "fence" in columns:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(posts)")}
+        if "fence" not in columns:  # not another process first
+            for statement in SQLITE_UPGRADES:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SqliteIndex:
@@ -68,6 +103,7 @@ class SqliteIndex:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SQLITE_SCHEMA)
+            _upgrade(conn)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -117,38 +153,39 @@ class SqliteIndex:
 
     def upsert(self, doc: PostDocument) -> bool:
         check_version(doc)
+        fields = (
+            doc.post_id,
+            doc.version,
+            doc.author_id,
+            doc.title,
+            doc.body,
+            json.dumps(list(doc.tags)),
+            doc.published_at,
+            doc.order,
+        )
+        return self._write(fields, retracted=False)
+
+    def retract(self, post_id: str, fence: int) -> bool:
+        """Leave a tombstone at ``fence``: the post is found no more, and no write at an
+        older fence brings it back."""
+        check_fence(post_id, fence)
+        return self._write((post_id, 0, "", "", "", "[]", None, fence), retracted=True)
+
+    def _write(self, fields: tuple, *, retracted: bool) -> bool:
         with self._connect() as conn:
-            # IMMEDIATE: take the write lock before reading the stored version.
+            # IMMEDIATE: take the write lock before reading the stored fence.
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(
-                    """INSERT INTO posts (post_id, version, author_id, title, body, tags,
-                                          published_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT (post_id) DO UPDATE SET
-                           version = excluded.version, author_id = excluded.author_id,
-                           title = excluded.title, body = excluded.body,
-                           tags = excluded.tags, published_at = excluded.published_at
-                       WHERE excluded.version > posts.version
-                       RETURNING rowid""",
-                    (
-                        doc.post_id,
-                        doc.version,
-                        doc.author_id,
-                        doc.title,
-                        doc.body,
-                        json.dumps(list(doc.tags)),
-                        doc.published_at,
-                    ),
-                ).fetchone()
+                row = conn.execute(_WRITE, (*fields, int(retracted))).fetchone()
                 if row is None:
                     conn.execute("ROLLBACK")
-                    return False  # this version or a newer one is already indexed
+                    return False  # this fence or a newer one is already written
                 conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (row[0],))
-                conn.execute(
-                    "INSERT INTO posts_fts (rowid, title, body, tags) VALUES (?, ?, ?, ?)",
-                    (row[0], doc.title, doc.body, " ".join(doc.tags)),
-                )
+                if not retracted:
+                    conn.execute(
+                        "INSERT INTO posts_fts (rowid, title, body, tags) VALUES (?, ?, ?, ?)",
+                        (row[0], fields[3], fields[4], " ".join(json.loads(fields[5]))),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -159,8 +196,8 @@ class SqliteIndex:
     def get(self, post_id: str) -> PostDocument | None:
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT post_id, version, author_id, title, body, tags, published_at "
-                "FROM posts WHERE post_id = ?",
+                "SELECT post_id, version, author_id, title, body, tags, published_at, fence "
+                "FROM posts WHERE post_id = ? AND NOT retracted",
                 (post_id,),
             ).fetchone()
         if row is None:
@@ -173,6 +210,7 @@ class SqliteIndex:
             body=row[4],
             tags=json.loads(row[5]),
             published_at=row[6],
+            fence=row[7],
         )
 
     def search(self, query: str, limit: int = 20) -> list[str]:

@@ -4,6 +4,7 @@ version's publishing job, search, authors' counts."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -11,13 +12,32 @@ from temporalio.client import Client
 
 import spool.service.jobs as jobs
 from spool.config import Settings
-from spool.db.blog import author_post_count, get_post
-from spool.models import JobState, Post, blog_workflow_id
+from spool.db.blog import DELETED, author_post_count, get_post, list_posts
+from spool.models import (
+    InvalidPostError,
+    JobState,
+    Post,
+    PostOpKind,
+    blog_workflow_id,
+    check_publish_at,
+    validate_post,
+)
 from spool.search import PostIndex
+from spool.service.post_ops import (
+    apply_op,
+    deleted_in_history,
+    entity_running,
+    new_op,
+    require_known,
+)
 from spool.service.views import (
     AuthorView,
+    JobView,
     PostAccepted,
     PostJobView,
+    PostList,
+    PostOpAccepted,
+    PostSummary,
     PostView,
     SearchHit,
     SearchResults,
@@ -25,6 +45,7 @@ from spool.service.views import (
 
 # Reading a post must answer even when Temporal is slow: the job is then said to be running.
 JOB_STATE_SECONDS = 4.0
+WAITING_FOR_POST = "waiting for the post's workflow to start this job"
 
 
 def post_url(post_id: str, version: int | None = None) -> str:
@@ -36,6 +57,9 @@ async def publishing_job(client: Client, post_id: str, version: int) -> PostJobV
     retry state merged in; None when Temporal knows no such job."""
     job_id = blog_workflow_id(post_id, version)
     live = await jobs.live_status(client, job_id, JOB_STATE_SECONDS)
+    if live is None and await accepted_not_deleted(client, post_id):
+        # Accepted by the post's workflow, which has not started this job yet.
+        live = JobView(job_id=job_id, state=JobState.PROCESSING, unavailable=WAITING_FOR_POST)
     if live is None:
         return None
     return PostJobView(
@@ -48,6 +72,27 @@ async def publishing_job(client: Client, post_id: str, version: int) -> PostJobV
         status_unavailable=live.unavailable,
         post_url=post_url(post_id, version),
     )
+
+
+def encode_cursor(post_id: str) -> str:
+    return post_id.encode().hex()
+
+
+def decode_cursor(cursor: str) -> str:
+    """The post id a cursor continues after (any even run of hex digits is one: the page
+    after it); ValueError for what is not hex."""
+    try:
+        return bytes.fromhex(cursor).decode("utf-8", "replace")
+    except ValueError:
+        raise ValueError("cursor: not a cursor this API gave") from None
+
+
+async def accepted_not_deleted(client: Client, post_id: str) -> bool:
+    """Whether the post's running workflow holds operations not yet applied, the latest not
+    a delete (from the moment a delete is accepted the post is not found)."""
+    if not await entity_running(client, post_id):
+        return False
+    return not await deleted_in_history(client, post_id)
 
 
 class IndexUnavailable(Exception):
@@ -63,16 +108,81 @@ class PostService:
         self.engine = engine
         self.index = index
 
-    async def publish(self, post: Post) -> PostAccepted:
-        """Start publishing (raises InvalidPostError naming the field); a repeat of the same
-        post id and version returns the same job."""
-        started = await jobs.start_blog(self.client, self.settings, post)
+    async def publish(self, post: Post, publish_at: str | None = None) -> PostAccepted:
+        """Publish now, or at ``publish_at``, through the post's workflow (raises
+        InvalidPostError naming the field, PostRefused); a repeat of the same post id and
+        version returns the same job."""
+        validate_post(
+            post,
+            self.settings.max_post_body_chars,
+            self.settings.max_post_title_chars,
+            max_followers=self.settings.max_post_followers,
+        )
+        try:
+            check_publish_at(publish_at, datetime.now(UTC), future=False)
+        except ValueError as exc:
+            raise InvalidPostError("publish_at", str(exc).removeprefix("publish_at: ")) from None
+        op = new_op(PostOpKind.PUBLISH, post.post_id, post=post, publish_at=publish_at)
+        applied = await apply_op(self.client, self.settings, self.engine, op)
+        result = applied.result
         return PostAccepted(
-            job_id=started.job_id,
+            job_id=applied.job_id,
             post_id=post.post_id,
             version=post.version,
             status_url=post_url(post.post_id, post.version),
+            state=result.state if result else None,
+            publish_at=result.publish_at if result else None,
         )
+
+    async def operate(
+        self, kind: PostOpKind, post_id: str, publish_at: str | None = None
+    ) -> PostOpAccepted:
+        """Unpublish, delete, reschedule or cancel a schedule (raises InvalidPostError for a
+        time refused at the door, PostRefused for what the post's workflow refuses)."""
+        if kind == PostOpKind.SCHEDULE:
+            # An unknown post is named first: its time is then beside the point.
+            await require_known(self.client, self.engine, post_id)
+            try:
+                check_publish_at(publish_at, datetime.now(UTC), future=True)
+            except ValueError as exc:
+                raise InvalidPostError(
+                    "publish_at", str(exc).removeprefix("publish_at: ")
+                ) from None
+        op = new_op(kind, post_id, publish_at=publish_at)
+        applied = await apply_op(self.client, self.settings, self.engine, op)
+        result = applied.result
+        return PostOpAccepted(
+            job_id=applied.job_id,
+            post_id=post_id,
+            operation=kind,
+            state=result.state if result else None,
+            publish_at=result.publish_at if result else None,
+            absorbed=result.absorbed if result else False,
+            status_url=post_url(post_id),
+        )
+
+    async def list(
+        self, *, author_id: str | None, state: str | None, cursor: str | None, limit: int
+    ) -> PostList:
+        """One keyset page of posts (deleted ones never), in post id order."""
+        after = decode_cursor(cursor) if cursor else None
+        rows = await asyncio.to_thread(
+            list_posts, self.engine, author_id=author_id, state=state, after=after, limit=limit + 1
+        )
+        page = [
+            PostSummary(
+                post_id=row["post_id"],
+                author_id=row["author_id"],
+                state=row["state"],
+                version=row["version"],
+                title=row["title"],
+                publish_at=row["publish_at"],
+                url=post_url(row["post_id"]),
+            )
+            for row in rows[:limit]
+        ]
+        more = len(rows) > limit
+        return PostList(posts=page, next_cursor=encode_cursor(page[-1].post_id) if more else None)
 
     async def view(self, post_id: str, version: int | None = None) -> PostView | None:
         """The post as recorded and indexed; with ``version``, a version not recorded yet is
@@ -81,6 +191,8 @@ class PostService:
         if version is None or (found is not None and (found.version or 0) >= version):
             return found
         state = await self._job_state(blog_workflow_id(post_id, version))
+        if state is None and found is None and await accepted_not_deleted(self.client, post_id):
+            state = JobState.PROCESSING  # accepted, its publishing job not started yet
         if state is None:
             return found
         if found is None:
@@ -99,6 +211,8 @@ class PostService:
 
     async def _recorded(self, post_id: str) -> PostView | None:
         row = await asyncio.to_thread(get_post, self.engine, post_id)
+        if row is not None and row["state"] == DELETED:
+            return None  # the index holds a tombstone at most
         try:
             doc = await asyncio.to_thread(self.index.get, post_id)
         except Exception:  # noqa: BLE001 - the record alone is still an answer
@@ -111,9 +225,10 @@ class PostService:
                 {
                     k: v
                     for k, v in row.items()
-                    if k in ("author_id", "version", "title", "tags", "published_at")
+                    if k in ("author_id", "version", "title", "tags", "published_at", "state")
                 }
             )
+            out["publish_at"] = row["publish_at"]
         if doc is not None:
             out.update(
                 {

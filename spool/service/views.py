@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spool.models import CaptionsState, JobState, StepStatus
+from spool.models import CaptionsState, JobState, PostOpKind, PostState, StepStatus
 
 
 class View(BaseModel):
@@ -154,6 +154,41 @@ class PostAccepted(View):
     post_id: str
     version: int
     status_url: str
+    # What the post's workflow made of it (scheduled or published); None when no worker
+    # acknowledged it in time and it was handed over durably (docs/posts.md).
+    state: PostState | None = None
+    publish_at: str | None = None
+
+
+class PostOpAccepted(View):
+    """An unpublish, a delete or a change of schedule, acknowledged at once."""
+
+    job_id: str
+    post_id: str
+    operation: PostOpKind
+    state: PostState | None = Field(
+        None, description="the post's state after it; None until a worker has applied it"
+    )
+    publish_at: str | None = None
+    absorbed: bool = Field(False, description="true when it changed nothing (a repeat)")
+    status_url: str
+
+
+class PostSummary(View):
+    post_id: str
+    author_id: str
+    state: PostState
+    version: int
+    title: str
+    publish_at: str | None = None
+    url: str
+
+
+class PostList(View):
+    """One page of posts in post id order; ``next_cursor`` asks for the next."""
+
+    posts: list[PostSummary]
+    next_cursor: str | None = None
 
 
 class PostJobView(View):
@@ -184,9 +219,10 @@ class PostView(View):
     body: str | None = None
     tags: list[str] | None = None
     published_at: str | None = None
-    # The publishing job's state, when the post was asked for by version and is not yet
-    # recorded (a job just started); None once the post is recorded or indexed.
-    state: JobState | None = None
+    # The post's state once recorded (scheduled, published, unpublished); the publishing
+    # job's state while a version asked for is not recorded yet (a job just started).
+    state: PostState | JobState | None = None
+    publish_at: str | None = Field(None, description="when a scheduled post is published")
 
 
 class SearchHit(View):

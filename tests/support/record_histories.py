@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.support.record_histories          # blog
     .venv/bin/python -m tests.support.record_histories video    # several chunks: ready, cancelled
+    .venv/bin/python -m tests.support.record_histories post     # a post's own workflow
 
 The other video and captions runs are saved by tests/test_video_pipeline.py
 (SPOOL_SAVE_HISTORIES=1). Run it to add a new scenario, or for a change made behind a patch
@@ -108,6 +109,57 @@ async def record_chunked_video(client, settings: Settings, clips: Path) -> None:
         write_history("video-cancelled-chunks", await handle.fetch_history())
 
 
+async def record_post(client, settings: Settings) -> None:
+    """A post's own workflow: published, edited, unpublished, published again and deleted,
+    then idle until it completes; and one scheduled a moment ahead, published by its timer."""
+    from datetime import UTC, datetime, timedelta
+
+    from spool.models import PostOpKind
+    from tests.support.post_ops import entity_update
+    from workflows.posts import PostWorkflow
+
+    acts = BlogActivities(settings)
+    post = Post(
+        post_id="replay-life",
+        author_id="author-replay",
+        title="Replay my life",
+        body="A post recorded for the replay tests.",
+        followers=["f1"],
+    )
+    edited = Post(**{**post.__dict__, "version": 2, "title": "Replay my life, edited"})
+    async with running_worker(
+        client,
+        settings.queue_pipeline,
+        workflows=[PostWorkflow, BlogPublishWorkflow],
+        activities=acts.activities(),
+    ):
+        for kind, fields in (
+            (PostOpKind.PUBLISH, {"post": post}),
+            (PostOpKind.PUBLISH, {"post": edited}),
+            (PostOpKind.UNPUBLISH, {}),
+            (PostOpKind.PUBLISH, {"post": edited}),
+            (PostOpKind.DELETE, {}),
+        ):
+            await entity_update(client, settings, kind, post.post_id, idle_seconds=1, **fields)
+        handle = client.get_workflow_handle(f"post-{post.post_id}")
+        await handle.result()
+        write_history("post-lifecycle", await handle.fetch_history())
+        scheduled = Post(**{**post.__dict__, "post_id": "replay-scheduled"})
+        at = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        await entity_update(
+            client,
+            settings,
+            PostOpKind.PUBLISH,
+            "replay-scheduled",
+            idle_seconds=1,
+            post=scheduled,
+            publish_at=at,
+        )
+        handle = client.get_workflow_handle("post-replay-scheduled")
+        await handle.result()
+        write_history("post-scheduled", await handle.fetch_history())
+
+
 def write_history(name: str, history) -> None:
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 
@@ -134,6 +186,8 @@ async def main(kinds: list[str]) -> None:
                 await record_blog(client, settings)
             if "video" in kinds:
                 await record_chunked_video(client, settings, Path(tmp))
+            if "post" in kinds:
+                await record_post(client, settings)
     print(f"wrote histories to {HISTORIES}")
 
 

@@ -5,21 +5,41 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.worker import Worker
 
 from spool.config import Settings
+from tests.support.waiting import eventually
+
+
+async def polled(client, queue: str) -> bool:
+    """Whether the server has seen a worker poll the queue's workflow tasks: a post's
+    operations go to a worker only once it has (spool/service/post_ops.py), so a test's
+    worker is ready when this is true."""
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return bool(answer.pollers)
 
 
 def blog_worker(client, settings: Settings, **kwargs):
-    """An in-process worker running the blog workflow and its activities on the pipeline
-    queue; ``kwargs`` go to BlogActivities (a stand-in index or notifier)."""
+    """An in-process worker running the blog workflows (a post's, and its publishing jobs)
+    and their activities on the pipeline queue; ``kwargs`` go to BlogActivities (a stand-in
+    index or notifier)."""
     from activities.blog import BlogActivities
     from workflows.blog import BlogPublishWorkflow
+    from workflows.posts import PostWorkflow
 
     return running_worker(
         client,
         settings.queue_pipeline,
-        workflows=[BlogPublishWorkflow],
+        workflows=[BlogPublishWorkflow, PostWorkflow],
         activities=BlogActivities(settings, **kwargs).activities(),
     )
 
@@ -38,6 +58,8 @@ async def running_worker(
             activity_executor=pool,
             max_concurrent_activities=threads,
         ):
+            if workflows:
+                await eventually(lambda: polled(client, task_queue), "the worker's first poll")
             yield
 
 
@@ -51,4 +73,7 @@ async def spool_worker(client, settings: Settings):
         async with contextlib.AsyncExitStack() as stack:
             for w in build_workers(client, plan, pool, grace_seconds=2):
                 await stack.enter_async_context(w)
+            await eventually(
+                lambda: polled(client, settings.queue_pipeline), "the worker's first poll"
+            )
             yield
