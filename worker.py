@@ -134,6 +134,9 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     )
 
 
+STICKY_TIMEOUT = timedelta(seconds=2)
+
+
 def build_workers(
     client: Client,
     plan: list[QueueWork],
@@ -156,6 +159,10 @@ def build_workers(
             # Step durations and finished jobs for /metrics (docs/observability.md).
             interceptors=observability.worker_interceptors(),
             deployment_config=deployment,
+            # A run's next task (or query) waits this long for the worker that ran its last
+            # before any other takes it: a SIGKILLed worker's runs and their status queries
+            # wait 2 s, not the SDK's 10 s. A live worker answers within it.
+            sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
         )
         for work in plan
     ]

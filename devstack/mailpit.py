@@ -51,13 +51,8 @@ def ensure_binary() -> Path:
         return cached
     staging = CACHE_DIR / f".build-{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "GOBIN": str(staging),
-        "GOPATH": str(CACHE_DIR / "gopath"),
-        "GOCACHE": str(CACHE_DIR / "gocache"),
-        "CGO_ENABLED": "0",
-    }
+    # Go's module and build caches stay the user's, shared by every checkout on the machine.
+    env = {**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"}
     try:
         built = subprocess.run(
             [_go(), "install", MODULE], env=env, capture_output=True, text=True, timeout=1800
