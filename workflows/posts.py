@@ -150,6 +150,10 @@ class PostWorkflow:
 
     @workflow.update(name="apply")
     async def apply(self, op: PostOp) -> OpResult:
+        return await self._apply(op)
+
+    async def _apply(self, op: PostOp) -> OpResult:
+        """An operation, sent as an Update or (no worker answered in time) as a signal."""
         await workflow.wait_condition(lambda: self._ready)
         remembered = self._remembered(op.request_id)
         if remembered is not None:
@@ -197,7 +201,7 @@ class PostWorkflow:
         """The same operation, sent when no worker acknowledged the Update in time: a refusal
         is only logged, as nobody waits for it (the API checked what it could at the door)."""
         try:
-            await self.apply(op)
+            await self._apply(op)
         except ApplicationError as refused:
             workflow.logger.warning("operation %s refused: %s", op.kind, refused.message)
 
@@ -259,8 +263,9 @@ class PostWorkflow:
         generation = self._s.generation
         post = replace(self._s.post, fence=fence)
         if self._s.announced:
-            # Followers are told at the post's first publish only (docs/posts.md, invariant
-            # 3): a later version's job is given no one to tell, not the graph as it is now.
+            # Followers are told at the post's first publish only (docs/posts.md,
+            # "Invariants", the third): a later version's job is given no one to tell, not
+            # the graph as it is now.
             post = replace(post, followers=[])
         self._s.announced = True
         inp = BlogPublishInput(post=post, index_retry_seconds=self._index_retry)

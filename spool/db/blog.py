@@ -103,7 +103,9 @@ def write_post_state(engine: Engine, write: PostWrite) -> WriteOutcome:
             # Nothing recorded and nothing to record it under: an operation on a post never
             # published (unpublished before its first publish landed). Nothing to count.
             return WriteOutcome(False, False, None, 0)
-        authors_touched = sorted({author_id, *([stored["author_id"]] if stored else [])})
+        authors_touched: list[str] = sorted(
+            {str(author_id), *([str(stored["author_id"])] if stored else [])}
+        )
         for author in authors_touched:
             _lock_author(conn, author)
         stored = _stored(conn, write.post_id, lock=True)

@@ -222,7 +222,7 @@ class PostView(View):
     # The post's state once recorded (scheduled, published, unpublished); the publishing
     # job's state while a version asked for is not recorded yet (a job just started).
     state: PostState | JobState | None = None
-    publish_at: str | None = Field(None, description="when a scheduled post is published")
+    publish_at: str | None = Field(default=None, description="when a scheduled post is published")
 
 
 class SearchHit(View):
