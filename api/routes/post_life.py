@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import READ, WRITE, Services, services
 from api.errors import ApiError, error_responses
-from api.routes.posts import ID_PATTERN, refused, require_json
-from spool.models import InvalidPostError, PostOpKind
-from spool.service.post_ops import OutcomeUnknown, PostRefused
+from api.routes.posts import ID_PATTERN, accepted_or_error, require_json
+from spool.models import PostOpKind
 from spool.service.views import PostList, PostOpAccepted
 
 router = APIRouter(prefix="/v1", tags=["posts"])
@@ -46,17 +45,9 @@ _BODY_OP_ERRORS = error_responses(400, 401, 404, 409, 413, 415, 422, 503, **_OP_
 async def _operate(
     svc: Services, kind: PostOpKind, post_id: str, publish_at: str | None = None
 ) -> JSONResponse:
-    try:
-        accepted = await svc.posts.operate(kind, post_id, publish_at)
-    except InvalidPostError as exc:
-        raise ApiError(422, str(exc), field=exc.field) from None
-    except PostRefused as exc:
-        raise refused(exc) from None
-    except OutcomeUnknown as exc:
-        raise ApiError(503, str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - Temporal unreachable or refusing
-        raise ApiError(503, f"could not hand the operation over: {exc}") from None
-    return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+    return await accepted_or_error(
+        lambda: svc.posts.operate(kind, post_id, publish_at), "could not hand the operation over"
+    )
 
 
 @router.post(

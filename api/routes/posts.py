@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -133,8 +134,19 @@ async def publish_post(post_in: PostIn, svc: Services = Depends(services)) -> JS
     post id + version returns the same job."""
     fields = post_in.model_dump()
     publish_at = fields.pop("publish_at")
+    return await accepted_or_error(
+        lambda: svc.posts.publish(Post(**fields), publish_at), "could not start the job"
+    )
+
+
+async def accepted_or_error(
+    hand_over: Callable[[], Awaitable[BaseModel]], failing: str
+) -> JSONResponse:
+    """202 with what a post operation's hand-over answered, or its failure as the API's
+    error: the post invalid 422, refused by its workflow as it says, not known to be applied
+    or not 503 saying so, Temporal unreachable 503 (``failing``: what could not be done)."""
     try:
-        accepted = await svc.posts.publish(Post(**fields), publish_at)
+        accepted = await hand_over()
     except InvalidPostError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
     except PostRefused as exc:
@@ -142,7 +154,7 @@ async def publish_post(post_in: PostIn, svc: Services = Depends(services)) -> JS
     except OutcomeUnknown as exc:
         raise ApiError(503, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - Temporal unreachable or refusing
-        raise ApiError(503, f"could not start the job: {exc}") from None
+        raise ApiError(503, f"{failing}: {exc}") from None
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
 
