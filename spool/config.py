@@ -229,6 +229,9 @@ class Settings(BaseSettings):
     # request whose client sends nothing for upload_idle_seconds is cut; each API key may
     # have this many unfinished uploads awaiting this many bytes in all (429 beyond).
     upload_expiry_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # How often the Schedule spool-sweep-expired-uploads ends expired uploads (spool/schedules.py);
+    # 0 removes it (a deployment that takes no resumable uploads).
+    upload_sweep_seconds: float = Field(default=300.0, ge=0)
     upload_idle_seconds: float = Field(default=60.0, gt=0)
     upload_max_per_key: int = Field(default=20, ge=1)
     upload_max_bytes_per_key: int = Field(default=20 * 1024**3, ge=1)

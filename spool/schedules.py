@@ -46,8 +46,9 @@ SWEEP_WORKFLOW = "SweepAbandonedWritesWorkflow"
 SWEEP_EVERY = timedelta(hours=1)
 UPLOADS_SCHEDULE_ID = "spool-sweep-expired-uploads"
 UPLOADS_WORKFLOW = "SweepExpiredUploadsWorkflow"
-# As often as the API swept them before; an expired upload holds store space until then.
-UPLOADS_EVERY = timedelta(minutes=5)
+# SPOOL_UPLOAD_SWEEP_SECONDS' default, 5 minutes: as often as the API swept them before; an
+# expired upload holds store space until then.
+UPLOADS_EVERY = timedelta(seconds=Settings.model_fields["upload_sweep_seconds"].default)
 log = logging.getLogger("spool.schedules")
 SWEEP_DETAILS = (
     "Started every hour by the schedule `spool-sweep-abandoned-writes`: overlap SKIP (a sweep "
@@ -112,14 +113,15 @@ def sweep_schedule(settings: Settings) -> Schedule:
 
 def uploads_schedule(settings: Settings) -> Schedule:
     """The expired-uploads sweep's schedule as these settings want it."""
+    every = timedelta(seconds=settings.upload_sweep_seconds)
     return _every(
-        UPLOADS_EVERY,
+        every,
         ScheduleActionStartWorkflow(
             UPLOADS_WORKFLOW,
             UploadSweepInput(queue_pipeline=settings.queue_pipeline),
             id=uploads_schedule_id(settings).removeprefix("spool-"),
             task_queue=settings.queue_pipeline,
-            execution_timeout=UPLOADS_EVERY,
+            execution_timeout=every,
             static_summary="end resumable uploads untouched for "
             f"{settings.upload_expiry_seconds / 3600:g} h and free their bytes",
             static_details=UPLOADS_DETAILS,
@@ -130,7 +132,10 @@ def uploads_schedule(settings: Settings) -> Schedule:
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     """Create Spool's schedules, or bring existing ones to these settings; idempotent, and
     safe when several workers start at once."""
-    await _ensure(client, uploads_schedule_id(settings), uploads_schedule(settings))
+    if settings.upload_sweep_seconds:
+        await _ensure(client, uploads_schedule_id(settings), uploads_schedule(settings))
+    else:
+        await _remove(client, uploads_schedule_id(settings))
     schedule_id = sweep_schedule_id(settings)
     if not settings.storage_abandoned_write_seconds:
         await _remove(client, schedule_id)

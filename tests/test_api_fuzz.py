@@ -18,6 +18,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+import tests.support.schemathesis_hooks  # noqa: F401 - how JSON lines are sent
 from api import create_app
 from tests.support.api import API_KEY
 

@@ -204,6 +204,7 @@ async def worker_run(tmp_path_factory, temporal_server, client) -> WorkerRun:
             receiver,
             SPOOL_LOG_FORMAT="json",
             SPOOL_STORAGE_ABANDONED_WRITE_SECONDS="0",
+            SPOOL_UPLOAD_SWEEP_SECONDS="0",
         )
         async with worker_process(env, "--metrics-port", "0") as (proc, output):
             url = (await wait_for_line(output, proc, METRICS_URL.pattern)).group(1)

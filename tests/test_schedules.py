@@ -127,7 +127,9 @@ async def test_turning_the_sweep_off_removes_its_schedule(settings, client):
         await client.get_schedule_handle(sweep_schedule_id(settings)).describe()
     # The other sweep stays: expired uploads are ended whatever the store's own sweep does.
     await client.get_schedule_handle(uploads_schedule_id(settings)).describe()
-    await remove_schedules(client, settings)
+    await ensure_schedules(client, off.model_copy(update={"upload_sweep_seconds": 0.0}))
+    with pytest.raises(RPCError):
+        await client.get_schedule_handle(uploads_schedule_id(settings)).describe()
 
 
 async def test_expired_uploads_are_ended_by_their_schedule_with_no_api_process_sweeping(
