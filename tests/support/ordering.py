@@ -1,0 +1,33 @@
+"""Pytest plugin: the longest test modules first.
+
+``make test`` runs two processes that each take a whole module at a time (pytest-xdist,
+``--dist loadfile``), in collection order: a long module collected last would run alone at
+the end while the other process idles. Starting with the longest (measured, 2026-12-07) lets
+the short ones fill in around them. The order within a module, and among the rest, stays.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+LONGEST_FIRST = (
+    "test_cluster.py",
+    "test_faults.py",
+    "test_post_properties.py",
+    "test_bad_input.py",
+    "test_cli.py",
+    "test_video_pipeline.py",
+    "test_temporal_ui.py",
+    "test_chunked_pipeline.py",
+    "test_media.py",
+    "test_deploys.py",
+    "test_openapi.py",
+    "test_browser.py",
+    "test_stack.py",
+)
+_RANK = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: _RANK.get(item.path.name, len(LONGEST_FIRST)))
