@@ -31,33 +31,25 @@ from spool.search import IndexUnavailable, open_index
 from spool.search.sqlite import SqliteIndex
 from spool.service.jobs import start_blog
 from spool.service.jobs import status as job_view
+from tests.support import posts
 from tests.support.fault_proxy import FaultProxy, is_document_write
 from tests.support.history import highest_attempt_by_type
 from tests.support.naive_blog import NaiveActivities, NaivePublishWorkflow
 from tests.support.paths import REPO
+from tests.support.posts import FOLLOWERS
 from tests.support.processes import spool_env
 from tests.support.waiting import eventually
 from tests.support.workers import blog_worker, running_worker
 
 pytestmark = pytest.mark.orchestration
 
-FOLLOWERS = ["ana", "bo", "cy"]
-
 
 def make_post(**overrides) -> Post:
-    uid = uuid.uuid4().hex[:8]
-    fields = dict(
-        post_id=f"p-{uid}",
-        author_id=f"author-{uid}",
-        title="Durable pipelines on Temporal",
-        body="Write once, then index, count and notify independently.",
-        tags=["temporal", "durability"],
-        version=1,
-        published_at="2026-11-26T12:00:00+00:00",
-        followers=list(FOLLOWERS),
+    """A post with two tags and a publish time, three followers listed."""
+    return posts.make_post(
+        **{"tags": ["temporal", "durability"], "published_at": "2026-11-26T12:00:00+00:00"}
+        | overrides
     )
-    fields.update(overrides)
-    return Post(**fields)
 
 
 @pytest.fixture
