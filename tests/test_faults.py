@@ -767,3 +767,59 @@ async def test_receiver_back_gets_captions_available_before_video_ready(
     if order != [CAPTIONS_AVAILABLE, VIDEO_READY]:
         # Its own exception: the xfail documents this bug only, and any other failure shows.
         raise DeliveredOutOfOrder(f"accepted in this order: {order}")
+
+
+async def test_a_scheduled_post_survives_the_whole_stack_killed_and_publishes_once(
+    stack_settings,
+):
+    """The schedule is a durable timer: the whole stack SIGKILLed before the post's time and
+    started again on the same data, the post is published once, at its time, counted and
+    announced once."""
+    from datetime import UTC, datetime, timedelta
+
+    from spool.db.blog import author_post_count, get_post
+
+    stacks = [start_first_stack(stack_settings)]
+    auth = {"Authorization": f"Bearer {local_api_key(stack_settings)}"}
+    post_id, author = f"monday-{uuid.uuid4().hex[:8]}", f"ada-{uuid.uuid4().hex[:8]}"
+    # Far enough ahead that the kill, right after the answer, lands before it.
+    publish_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+    post = {"post_id": post_id, "author_id": author, "title": "Monday", "body": "At nine."}
+    try:
+        async with httpx.AsyncClient(base_url=stacks[0].api_url, timeout=60) as http:
+            r = await http.post(
+                "/v1/posts",
+                headers=auth,
+                json={**post, "followers": ["ana"], "publish_at": publish_at.isoformat()},
+            )
+            assert r.status_code == 202 and r.json()["state"] == "scheduled", r.text
+        kill_stack(stacks[0])
+        assert datetime.now(UTC) < publish_at, "the kill came after the post's time"
+        engine = get_engine(stack_settings)
+        assert author_post_count(engine, author) == 0
+        stacks.append(
+            EmbeddedStack(
+                stack_settings,
+                temporal_port=stacks[0].temporal_port,
+                ui_port=stacks[0].ui_port,
+            ).start()
+        )
+        async with httpx.AsyncClient(base_url=stacks[-1].api_url, timeout=60) as http:
+
+            async def published() -> dict | None:
+                view = (await http.get(f"/v1/posts/{post_id}")).json()
+                return view if view.get("state") == "published" else None
+
+            await waiting.eventually(published, "the scheduled post published", within=300)
+            seen = datetime.now(UTC)
+        # How late after its time the post was seen published (polled every 0.1 s).
+        figure("scheduled post: seen published after its time", (seen - publish_at).total_seconds())
+    finally:
+        for stack in reversed(stacks):
+            stack.stop()
+    stored = get_post(engine, post_id)
+    assert stored is not None
+    assert datetime.fromisoformat(stored["published_at"]) == publish_at
+    assert author_post_count(engine, author) == 1
+    rows = ledger_rows(engine, [f"post-published:{post_id}"])
+    assert [r["recipient"] for r in rows] == ["ana"] and rows[0]["delivered_at"] is not None
