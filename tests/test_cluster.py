@@ -294,6 +294,8 @@ async def test_history_killed_mid_video_then_restarted_ends_ready_each_effect_on
         )
         cluster.temporal.start_service("history")
         v = await wait_video(http, job["video_id"])
+        # The record says ready before the owner's notice goes: the job's end follows it.
+        await cluster_client.get_workflow_handle(job["job_id"]).result()
     assert v["state"] == "ready", v
     assert [r["name"] for r in v["renditions"]] == ["180p"]
     assert_notified_once(cluster, [f"video-done:{job['video_id']}"])
@@ -335,6 +337,7 @@ async def test_postgres_restarted_under_temporal_loses_nothing(cluster, cluster_
         await burst
         assert port_in_use(cluster.postgres.port)
         v = await wait_video(http, job["video_id"])
+        await cluster_client.get_workflow_handle(job["job_id"]).result()  # its notice sent
         await assert_posts_once(cluster, http, cluster_client, jobs, posts)
     assert v["state"] == "ready", v
     assert [r["name"] for r in v["renditions"]] == ["180p"]
