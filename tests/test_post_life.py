@@ -204,6 +204,22 @@ def temporal_cli(settings, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+async def cli_apply(settings, post_id: str, op: dict):
+    """``temporal workflow update execute`` of one operation on the post's workflow."""
+    return await asyncio.to_thread(
+        temporal_cli,
+        settings,
+        "update",
+        "execute",
+        "--workflow-id",
+        f"post-{post_id}",
+        "--name",
+        "apply",
+        "--input",
+        json.dumps(op),
+    )
+
+
 async def test_temporal_cli_publishes_and_unpublishes_without_spool_code(client, settings):
     """docs/posts.md's `temporal workflow execute-update-with-start` and `update execute`
     commands, run for real."""
@@ -245,32 +261,10 @@ async def test_temporal_cli_publishes_and_unpublishes_without_spool_code(client,
         assert published.returncode == 0, published.stderr
         assert "state:published" in published.stdout, published.stdout
         await settled(svc, post.post_id, "published")
-        refused = await asyncio.to_thread(
-            temporal_cli,
-            settings,
-            "update",
-            "execute",
-            "--workflow-id",
-            f"post-{post.post_id}",
-            "--name",
-            "apply",
-            "--input",
-            json.dumps({**unpublish, "kind": "reschedule"}),
-        )
+        refused = await cli_apply(settings, post.post_id, {**unpublish, "kind": "reschedule"})
         # Refused before it entered history: the post is as it was.
         assert refused.returncode != 0 and "reschedule" in refused.stderr + refused.stdout
-        done = await asyncio.to_thread(
-            temporal_cli,
-            settings,
-            "update",
-            "execute",
-            "--workflow-id",
-            f"post-{post.post_id}",
-            "--name",
-            "apply",
-            "--input",
-            json.dumps(unpublish),
-        )
+        done = await cli_apply(settings, post.post_id, unpublish)
         assert done.returncode == 0, done.stderr
         await settled(svc, post.post_id, "unpublished")
     assert author_post_count(svc.engine, post.author_id) == 0
