@@ -13,13 +13,13 @@ runs per size:
 - killed: as a deployment runs, a second pipeline worker polls too (started once the first
   holds the workflow and runs the fan-out, so the one killed is the one holding both). Once
   half the audience is walked (read from the step's heartbeat) and the second is ready, the
-  first is SIGKILLed; the survivor answers the queries and, after the heartbeat timeout,
-  resumes the walk. The first query after the kill is reported on its own (it waits for the
-  dead worker's sticky queue to time out, worker.py STICKY_TIMEOUT, then is replayed by the
-  survivor), apart from the steady-state percentiles. The outbox is read back: missed
-  followers, followers given two different notifications (two keys), and notifications
-  re-sent under the same key (the at-least-once window of one mark batch, which receivers
-  deduplicate on).
+  first is SIGKILLed (a walk that ends before is not: the row says "no kill"); the survivor
+  answers the queries and, after the heartbeat timeout, resumes the walk. The first query
+  after the kill is reported on its own (it waits for the dead worker's sticky queue to time
+  out, worker.py STICKY_TIMEOUT, then is replayed by the survivor), apart from the
+  steady-state percentiles. The outbox is read back: missed followers, followers given two
+  different notifications (two keys), and notifications re-sent under the same key (the
+  at-least-once window of one mark batch, which receivers deduplicate on).
 Each run also prints the 1-minute load average (at its start and its highest) and the CPU
 seconds the worker processes ran against the seconds they were ready to run but waited for a
 CPU (/proc schedstat): a slow query on a machine whose cores are taken shows there.
@@ -158,10 +158,6 @@ class Workers:
         """Starts the second worker without stopping the watch (a start takes seconds)."""
         self.second = asyncio.create_task(asyncio.to_thread(self.start))
 
-    @property
-    def second_ready(self) -> bool:
-        return self.second is not None and self.second.done()
-
     def kill_first(self) -> None:
         os.kill(self.started[0].pid, signal.SIGKILL)
         self.started[0].wait()
@@ -235,7 +231,7 @@ async def kill_when_due(client, handle, run: Run, workers: Workers) -> float | N
     first = f"{workers.started[0].pid}@"
     if workers.second is None and identity.startswith(first):
         workers.start_second()
-    if not (workers.second_ready and walked >= run.followers // 2):
+    if workers.second is None or not workers.second.done() or walked < run.followers // 2:
         return None
     workers.second.result()  # a second worker that failed to start fails the run
     holder = await sticky_holder(handle)
@@ -279,9 +275,10 @@ async def first_of(result, watcher: asyncio.Task) -> None:
     """The job's result, unless the watch fails first (its error is the run's)."""
     job = asyncio.ensure_future(result)
     await asyncio.wait([job, watcher], return_when=asyncio.FIRST_COMPLETED)
-    if watcher.done() and not watcher.cancelled() and watcher.exception() is not None:
+    failed = watcher.exception() if watcher.done() and not watcher.cancelled() else None
+    if failed is not None:
         job.cancel()
-        raise watcher.exception()
+        raise failed
     await job
 
 
@@ -323,7 +320,10 @@ def row(r: Run) -> str:
         query += f" ({r.query_errors} failed)"
     after_kill = "-" if r.post_kill_ms is None else f"{r.post_kill_ms:.0f}"
     if r.killed:
-        after_kill += f" @{100 * r.killed_at / r.followers:.0f}%"
+        # A walk that ends before the second worker is ready is never killed.
+        after_kill = (
+            f"{after_kill} @{100 * r.killed_at / r.followers:.0f}%" if r.killed_at else "no kill"
+        )
     load = f"{r.load[0]:.1f}/{max(r.load):.1f}" if r.load else "-"
     cpu, waiting = r.cpu.seconds()
     return (
