@@ -161,7 +161,8 @@ def build_workers(
             deployment_config=deployment,
             # A run's next task (or query) waits this long for the worker that ran its last
             # before any other takes it: a SIGKILLed worker's runs and their status queries
-            # wait 2 s, not the SDK's 10 s. A live worker answers within it.
+            # wait 2 s, not the SDK's 10 s. A live worker answers within it (why not less:
+            # docs/notifications.md, the job's status during a fan-out).
             sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
         )
         for work in plan

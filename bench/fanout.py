@@ -3,17 +3,26 @@
     .venv/bin/python bench/fanout.py [--followers 100000 1000000] [--no-kill]
 
 For each audience size: a fresh SQLite database (as `make up` has it) is filled with the
-author's followers (multi-row inserts, one transaction), a dev server and one pipeline
-worker (worker.py --queue pipeline) run, and a post is published without a `followers`
-list. Two runs per size:
+author's followers (multi-row inserts, one transaction), a dev server and a pipeline worker
+(worker.py --queue pipeline) run, and a post is published without a `followers` list. Two
+runs per size:
 - clean: followers notified a second (publish to job end), the peak RSS (VmHWM) of the
   worker and, over SPOOL_FANOUT_CHILD_ABOVE followers, of the child process walking the
   audience (spool/fanout_child.py), and the `status` query's latency sampled every 0.2 s
   throughout;
-- killed: the worker is SIGKILLed once half the audience is walked (read from the step's
-  heartbeat), another is started, and the outbox is read back: missed followers, followers
-  given two different notifications (two keys), and notifications re-sent under the same
-  key (the at-least-once window of one mark batch, which receivers deduplicate on).
+- killed: as a deployment runs, a second pipeline worker polls too (started once the first
+  holds the workflow and runs the fan-out, so the one killed is the one holding both). Once
+  half the audience is walked (read from the step's heartbeat) and the second is ready, the
+  first is SIGKILLed (a walk that ends before is not: the row says "no kill"); the survivor
+  answers the queries and, after the heartbeat timeout, resumes the walk. The first query
+  after the kill is reported on its own (it waits for the dead worker's sticky queue to time
+  out, worker.py STICKY_TIMEOUT, then is replayed by the survivor), apart from the
+  steady-state percentiles. The outbox is read back: missed followers, followers given two
+  different notifications (two keys), and notifications re-sent under the same key (the
+  at-least-once window of one mark batch, which receivers deduplicate on).
+Each run also prints the 1-minute load average (at its start and its highest) and the CPU
+seconds the worker processes ran against the seconds they were ready to run but waited for a
+CPU (/proc schedstat): a slow query on a machine whose cores are taken shows there.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from temporalio.service import RPCError  # noqa: E402
+
+from bench.procstat import CpuTime, load_average  # noqa: E402
 from devstack.proc import free_port, start_process, stop_process, wait_until  # noqa: E402
 from devstack.temporal import DevServer  # noqa: E402
 from spool.config import Settings  # noqa: E402
@@ -116,7 +128,12 @@ class Run:
     killed: bool
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
-    query_ms: list[float] = field(default_factory=list)
+    query_ms: list[float] = field(default_factory=list)  # steady state: not the post-kill one
+    query_errors: int = 0
+    post_kill_ms: float | None = None  # the first status query sent after the SIGKILL
+    killed_at: int = 0  # followers walked when the worker was killed
+    load: list[float] = field(default_factory=list)  # 1-minute load average, each sample
+    cpu: CpuTime = field(default_factory=CpuTime)  # the workers' own, not the child's
     missed: int = 0
     two_keys: int = 0
     resent: int = 0
@@ -125,60 +142,117 @@ class Run:
 
 @dataclass
 class Workers:
-    """The run's worker processes: the one polling now, and every one started."""
+    """The run's worker processes: the first (which takes the workflow and the fan-out),
+    and in a killed run a second, started once the first holds both."""
 
     settings: Settings
     log: Path
     started: list = field(default_factory=list)
+    second: asyncio.Task | None = None
     killed: bool = False
-
-    @property
-    def current(self):
-        return self.started[-1]
 
     def start(self) -> None:
         self.started.append(start_worker(self.settings, self.log))
 
-    def kill_and_replace(self) -> None:
-        os.kill(self.current.pid, signal.SIGKILL)
-        self.current.wait()
+    def start_second(self) -> None:
+        """Starts the second worker without stopping the watch (a start takes seconds)."""
+        self.second = asyncio.create_task(asyncio.to_thread(self.start))
+
+    def kill_first(self) -> None:
+        os.kill(self.started[0].pid, signal.SIGKILL)
+        self.started[0].wait()
         self.killed = True
-        self.start()
+
+    def live(self) -> list[int]:
+        return [w.pid for w in self.started if w.poll() is None]
 
     def peak_rss_mb(self) -> float:
         """The live worker's peak with its children's added: what the host must hold."""
-        live = [w.pid for w in self.started if w.poll() is None]
         return max(
-            (peak_rss_mb(pid) + sum(peak_rss_mb(c) for c in children_of(pid)) for pid in live),
+            (
+                peak_rss_mb(pid) + sum(peak_rss_mb(c) for c in children_of(pid))
+                for pid in self.live()
+            ),
             default=0.0,
         )
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        if self.second is not None:
+            await asyncio.gather(self.second, return_exceptions=True)
         for worker in self.started:
             stop_process(worker)
 
 
-async def walked(client, handle) -> int:
-    """Followers walked so far, from notify_followers' heartbeat details."""
+async def fan_out_progress(client, handle) -> tuple[int, str]:
+    """Followers walked so far (notify_followers' heartbeat details) and the identity of the
+    worker running the step ("" before it runs)."""
     desc = await handle.describe()
     for pending in desc.raw_description.pending_activities:
-        if pending.activity_id == "notify_followers" and pending.heartbeat_details.payloads:
+        if pending.activity_id != "notify_followers":
+            continue
+        walked = 0
+        if pending.heartbeat_details.payloads:
             details = await client.data_converter.decode(pending.heartbeat_details.payloads)
             if details and isinstance(details[-1], dict):
-                return int(details[-1].get("walked") or 0)
-    return 0
+                walked = int(details[-1].get("walked") or 0)
+        return walked, pending.last_worker_identity
+    return 0, ""
+
+
+async def sticky_holder(handle) -> str:
+    """The identity of the worker that completed the workflow's last task: the one whose
+    sticky queue its next tasks and its queries are sent to."""
+    identity = ""
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_task_completed_event_attributes"):
+            identity = event.workflow_task_completed_event_attributes.identity
+    return identity
+
+
+async def query_status(handle, run: Run, killed_at: float | None) -> None:
+    """One status query, timed; the first answer after the SIGKILL is timed from the kill
+    and kept apart from the steady state."""
+    t0 = time.perf_counter()
+    try:
+        await handle.query("status")
+    except RPCError:
+        run.query_errors += 1
+        return
+    if killed_at is not None and run.post_kill_ms is None:
+        run.post_kill_ms = (time.perf_counter() - killed_at) * 1000
+    else:
+        run.query_ms.append((time.perf_counter() - t0) * 1000)
+
+
+async def kill_when_due(client, handle, run: Run, workers: Workers) -> float | None:
+    """Starts the second worker once the first runs the fan-out, then SIGKILLs the first
+    once half the audience is walked and the second is ready; when it did, the time."""
+    walked, identity = await fan_out_progress(client, handle)
+    first = f"{workers.started[0].pid}@"
+    if workers.second is None and identity.startswith(first):
+        workers.start_second()
+    if workers.second is None or not workers.second.done() or walked < run.followers // 2:
+        return None
+    workers.second.result()  # a second worker that failed to start fails the run
+    holder = await sticky_holder(handle)
+    if not (identity.startswith(first) and holder.startswith(first)):
+        raise RuntimeError(f"the first worker should hold both: step {identity}, run {holder}")
+    workers.kill_first()
+    run.killed_at = walked
+    return time.perf_counter()
 
 
 async def watch(client, handle, run: Run, workers: Workers) -> None:
-    """Until the job ends: the status query's latency, the worker's peak RSS, and (a killed
-    run) the SIGKILL once half the audience is walked."""
+    """Until the job ends: the status query's latency, the workers' peak RSS, CPU time and
+    the load, and (a killed run) the SIGKILL once half the audience is walked."""
+    killed_at: float | None = None
     while True:
-        t0 = time.perf_counter()
-        await handle.query("status")
-        run.query_ms.append((time.perf_counter() - t0) * 1000)
+        await query_status(handle, run, killed_at)
         run.peak_rss_mb = max(run.peak_rss_mb, workers.peak_rss_mb())
-        if run.killed and not workers.killed and await walked(client, handle) >= run.followers // 2:
-            workers.kill_and_replace()
+        run.cpu.sample(workers.live())
+        run.load.append(load_average())
+        if run.killed and killed_at is None:
+            killed_at = await kill_when_due(client, handle, run, workers)
         await asyncio.sleep(0.2)
 
 
@@ -197,6 +271,17 @@ def read_outbox(settings: Settings, event_id: str, followers: int, run: Run) -> 
     run.resent = sum(per_recipient.values()) - len(per_recipient)
 
 
+async def first_of(result, watcher: asyncio.Task) -> None:
+    """The job's result, unless the watch fails first (its error is the run's)."""
+    job = asyncio.ensure_future(result)
+    await asyncio.wait([job, watcher], return_when=asyncio.FIRST_COMPLETED)
+    failed = watcher.exception() if watcher.done() and not watcher.cancelled() else None
+    if failed is not None:
+        job.cancel()
+        raise failed
+    await job
+
+
 async def one_run(client, base: Settings, tmp: Path, followers: int, killed: bool) -> Run:
     name = f"{followers}-{'killed' if killed else 'clean'}"
     settings = base.model_copy(
@@ -208,20 +293,45 @@ async def one_run(client, base: Settings, tmp: Path, followers: int, killed: boo
     workers.start()
     run = Run(followers=followers, killed=killed)
     post = Post(post_id=f"big-{name}", author_id=AUTHOR, title="To everyone", body="Hello.")
+    run.load.append(load_average())
+    watcher = None
     try:
         started = time.perf_counter()
         job = await start_blog(client, settings, post)
         handle = client.get_workflow_handle(job.job_id)
         watcher = asyncio.create_task(watch(client, handle, run, workers))
-        await handle.result()
+        await first_of(handle.result(), watcher)
         run.seconds = time.perf_counter() - started
-        watcher.cancel()
         run.peak_rss_mb = max(run.peak_rss_mb, workers.peak_rss_mb())
         run.history_events = len((await handle.fetch_history()).events)
     finally:
-        workers.stop()
+        if watcher is not None:
+            watcher.cancel()
+        await workers.stop()
     read_outbox(settings, f"post-published:{post.post_id}", followers, run)
     return run
+
+
+def row(r: Run) -> str:
+    q = sorted(r.query_ms) or [0.0]
+    p99 = q[min(len(q) - 1, int(0.99 * (len(q) - 1)))]
+    query = f"{statistics.median(q):.0f}/{p99:.0f}/{q[-1]:.0f}"
+    if r.query_errors:
+        query += f" ({r.query_errors} failed)"
+    after_kill = "-" if r.post_kill_ms is None else f"{r.post_kill_ms:.0f}"
+    if r.killed:
+        # A walk that ends before the second worker is ready is never killed.
+        after_kill = (
+            f"{after_kill} @{100 * r.killed_at / r.followers:.0f}%" if r.killed_at else "no kill"
+        )
+    load = f"{r.load[0]:.1f}/{max(r.load):.1f}" if r.load else "-"
+    cpu, waiting = r.cpu.seconds()
+    return (
+        f"{r.followers:>10} {'killed' if r.killed else 'clean':>7} {r.seconds:>8.1f} "
+        f"{r.followers / r.seconds:>8.0f} {r.peak_rss_mb:>7.0f}MB {query:>17} "
+        f"{after_kill:>12} {r.missed:>6} {r.two_keys:>6} {r.resent:>7} {r.history_events:>6} "
+        f"{load:>9} {cpu:>6.1f}/{waiting:<6.1f}"
+    )
 
 
 def report(runs: list[Run]) -> None:
@@ -231,17 +341,11 @@ def report(runs: list[Run]) -> None:
     )
     print(
         f"{'followers':>10} {'run':>7} {'seconds':>8} {'per s':>8} {'peak RSS':>9} "
-        f"{'query p50/p99/max ms':>21} {'missed':>7} {'2 keys':>7} {'re-sent':>8} {'events':>7}"
+        f"{'query p50/p99/max':>17} {'post-kill ms':>12} {'missed':>6} {'2 keys':>6} "
+        f"{'re-sent':>7} {'events':>6} {'load':>9} {'worker cpu/wait s'}"
     )
     for r in runs:
-        q = sorted(r.query_ms) or [0.0]
-        p99 = q[min(len(q) - 1, int(0.99 * (len(q) - 1)))]
-        query = f"{statistics.median(q):.0f}/{p99:.0f}/{q[-1]:.0f}"
-        print(
-            f"{r.followers:>10} {'killed' if r.killed else 'clean':>7} {r.seconds:>8.1f} "
-            f"{r.followers / r.seconds:>8.0f} {r.peak_rss_mb:>7.0f}MB {query:>21} "
-            f"{r.missed:>7} {r.two_keys:>7} {r.resent:>8} {r.history_events:>7}"
-        )
+        print(row(r))
 
 
 async def main(args) -> None:

@@ -1,8 +1,10 @@
-"""CPU time of processes and of whole process trees, from /proc (Linux)."""
+"""CPU time of processes and of whole process trees, the time their threads waited for a CPU,
+and the load average, from /proc (Linux)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -44,3 +46,41 @@ def tree_cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
             stack.extend(children.get(pid, ()))
         totals[name] = total
     return totals
+
+
+def load_average() -> float:
+    """The 1-minute load average."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def thread_times(pid: int) -> dict[int, tuple[int, int]]:
+    """Each thread of the process: (ns on a CPU, ns ready to run but waiting for one)."""
+    times: dict[int, tuple[int, int]] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            on_cpu, waiting, _ = (int(x) for x in (task / "schedstat").read_text().split())
+        except (OSError, ValueError):
+            continue
+        times[int(task.name)] = (on_cpu, waiting)
+    return times
+
+
+@dataclass
+class CpuTime:
+    """The CPU time and run-queue wait of the sampled processes' threads, each from its first
+    sample to its last (a process killed meanwhile keeps what it had)."""
+
+    first: dict[int, tuple[int, int]] = field(default_factory=dict)
+    last: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def sample(self, pids: list[int]) -> None:
+        for pid in pids:
+            for tid, times in thread_times(pid).items():
+                self.first.setdefault(tid, times)
+                self.last[tid] = times
+
+    def seconds(self) -> tuple[float, float]:
+        """(seconds on a CPU, seconds waiting for one)."""
+        on_cpu = sum(self.last[t][0] - self.first[t][0] for t in self.last)
+        waiting = sum(self.last[t][1] - self.first[t][1] for t in self.last)
+        return on_cpu / 1e9, waiting / 1e9

@@ -32,6 +32,8 @@ from spool.process import with_parent_death
 
 # How often the activity looks at its cancel while the child is quiet.
 POLL_SECONDS = 0.5
+# Bytes read from the child at a time: many lines' worth, each handled as soon as it is read.
+READ_BYTES = 65_536
 # The tail of the child's standard error carried in a failure's message.
 ERROR_TAIL = 2_000
 
@@ -93,11 +95,10 @@ def fan_out_in_child(
             stdout=subprocess.PIPE,
             stderr=errors,
             env=_child_env(),
-            text=True,
         )
         try:
             assert child.stdin is not None and child.stdout is not None
-            child.stdin.write(json.dumps(request))
+            child.stdin.write(json.dumps(request).encode())
             child.stdin.close()
             outcome = _follow(child.stdout, hooks, event)
         finally:
@@ -113,27 +114,41 @@ def fan_out_in_child(
         return outcome
 
 
-def _follow(out: IO[str], hooks: FanOutHooks, event: Event) -> FanOutOutcome | None:
-    """Pass the child's heartbeats on until its outcome (None: it ended without one)."""
+def _follow(out: IO[bytes], hooks: FanOutHooks, event: Event) -> FanOutOutcome | None:
+    """Pass the child's heartbeats on until its outcome (None: it ended without one).
+
+    Read from the pipe itself, not line by line through a buffered reader: a line the reader
+    had buffered would wait, unseen by ``select``, until the child wrote again, and the
+    cursor handed on would be one heartbeat late."""
+    pending = b""
     while True:
         if hooks.cancelled():
             raise FanOutCancelled(f"{event.event_id}: cancelled")
         ready, _, _ = select.select([out], [], [], POLL_SECONDS)
         if not ready:
             continue
-        line = out.readline()
-        if not line:
+        chunk = os.read(out.fileno(), READ_BYTES)
+        if not chunk:
             return None
-        message = json.loads(line)
-        if "beat" in message:
-            hooks.beat(message["beat"])
-        elif "done" in message:
-            done = message["done"]
-            return FanOutOutcome(
-                recipients=done["recipients"],
-                newly_created=done["newly_created"],
-                cursor=Cursor.from_details([done["cursor"]]) or Cursor(),
-            )
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            outcome = _passed_on(json.loads(line), hooks)
+            if outcome is not None:
+                return outcome
+
+
+def _passed_on(message: dict[str, Any], hooks: FanOutHooks) -> FanOutOutcome | None:
+    """A heartbeat passed on (None), or the outcome."""
+    if "beat" in message:
+        hooks.beat(message["beat"])
+    done = message.get("done")
+    if done is None:
+        return None
+    return FanOutOutcome(
+        recipients=done["recipients"],
+        newly_created=done["newly_created"],
+        cursor=Cursor.from_details([done["cursor"]]) or Cursor(),
+    )
 
 
 def _run(request: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:

@@ -5,6 +5,7 @@ its heartbeats on, and a cancel stops it."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -15,7 +16,7 @@ from spool.config import Settings
 from spool.db import get_engine
 from spool.db.followers import import_follows
 from spool.fanout import Cursor, Event, FanOutCancelled, FanOutHooks
-from spool.fanout_child import fan_out_in_child, settings_payload
+from spool.fanout_child import _follow, fan_out_in_child, settings_payload
 from spool.models import Post
 from spool.service.jobs import start_blog
 from tests.support.workers import blog_worker
@@ -94,3 +95,24 @@ def test_a_cancel_stops_the_child_and_its_beats_were_passed_on(settings):
     with pytest.raises(FanOutCancelled):
         fan_out_in_child(s, event, author, hooks, Cursor(total=500))
     assert beats[0]["walked"] == 0 and len(beats) == 2
+
+
+def test_every_heartbeat_read_is_passed_on_before_the_child_writes_again():
+    """Two heartbeats come in one read and the child writes nothing more: both are passed on
+    at once (a line left in a reader's buffer would wait for the child's next write)."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"beat": {"walked": 5}}\n{"beat": {"walked": 10}}\n')
+    beats: list[dict] = []
+    looks: list[int] = []
+
+    def cancelled() -> bool:
+        looks.append(1)
+        return len(beats) >= 2 or len(looks) > 3  # a few idle polls: the second never came
+
+    event = Event(event_id="post-published:p", event_type="post.published", payload={})
+    try:
+        with os.fdopen(read_end, "rb") as out, pytest.raises(FanOutCancelled):
+            _follow(out, FanOutHooks(beat=beats.append, cancelled=cancelled), event)
+    finally:
+        os.close(write_end)
+    assert [beat["walked"] for beat in beats] == [5, 10]
