@@ -15,12 +15,8 @@ one rendition twice, with the same x264 preset and rate settings:
 Both are scored against the source with ffmpeg's psnr and ssim filters. Goal (issue 10):
 the chunked encode no worse than 0.5 dB PSNR.
 
-``--ladder``: content-aware rates against the fixed ladder. Every source of a varied set
-(``bench/content.py``) gets its whole ladder, made chunk by chunk as the pipeline makes it,
-once with the fixed ladder and once per CRF under each rung's ceiling; each rung's video
-kbit/s, PSNR and SSIM against the source (scaled to the rung) and PSNR against the pictures
-the source was generated from. Goals: 30 % fewer bytes over the set, no rung more than 0.5
-dB PSNR under the fixed ladder's, none above the source's own rate at its size.
+``--ladder``: content-aware rates against the fixed ladder over a varied set of sources
+(``bench/ladder.py``).
 
 Quality figures do not depend on the machine's load, only on the commands. Sources are
 cached in ``.cache/bench/`` (git-ignored).
@@ -35,24 +31,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from activities.video.common import rendition_rate  # noqa: E402
-from bench.content import the_set  # noqa: E402
 from bench.plain import transcode_rendition  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.media.chunks import RenditionSpec, encode_chunk  # noqa: E402
 from spool.media.join import join_chunks  # noqa: E402
 from spool.media.keyframes import keyframe_times  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
-from spool.media.rates import source_rate_at_rung  # noqa: E402
 from spool.media.tools import Limits  # noqa: E402
 from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes  # noqa: E402
-from spool.models.video import ProbeResult, plan_rungs  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench"
 LIMITS = Limits(timeout_seconds=3600)
@@ -244,113 +236,6 @@ async def chunks_against_single_pass(args: argparse.Namespace, settings: Setting
     )
 
 
-# --- the content-aware ladder against the fixed one -------------------------------------------
-
-
-@dataclass
-class Rung:
-    """One rendition as made and scored: its ceiling, what it spends, its PSNR and SSIM
-    against the source (scaled to its size) and its PSNR against the original pictures the
-    source was encoded from (None for a clip whose original is not at hand)."""
-
-    ceiling_kbps: int
-    kbps: float
-    psnr: float
-    ssim: float
-    original_psnr: float | None
-
-
-async def measured_ladder(
-    source: Path, original: list[str] | None, settings: Settings, work: Path
-) -> dict[int, Rung]:
-    """The source's whole ladder made as the pipeline makes it under ``settings``, scored."""
-    info = await probe(source)
-    specs = []
-    for height in plan_rungs(info.width, info.height):
-        kbps, crf = rendition_rate(settings, height, info)
-        specs.append(RenditionSpec(work / f"{height}p.mp4", height, kbps, crf))
-    files, _ = await chunked(source, work, specs, settings)
-    rungs = {}
-    for spec in specs:
-        made = files[spec.name]
-        psnr, ssim = await asyncio.to_thread(scores, made, source)
-        from_original = await asyncio.to_thread(scores, made, original) if original else None
-        rungs[spec.height] = Rung(
-            spec.video_kbps,
-            ((await probe(made)).video_bit_rate or 0) / 1000,
-            psnr,
-            ssim,
-            from_original[0] if from_original else None,
-        )
-    return rungs
-
-
-async def ladder_table(settings: Settings, crfs: list[float]) -> None:
-    """Every source of the set through today's fixed ladder and the content-aware one at
-    each of ``crfs``: one table per CRF."""
-    fixed_settings = settings.model_copy(update={"rate_control": "ladder"})
-    runs: dict[str, dict[str, dict[int, Rung]]] = {}
-    sources = the_set()
-    for name, _shows, source, original in sources:
-        ways = {"fixed": fixed_settings}
-        for crf in crfs:
-            ways[f"{crf:g}"] = settings.model_copy(update={"rate_control": "crf", "x264_crf": crf})
-        runs[name] = {}
-        for way, way_settings in ways.items():
-            with tempfile.TemporaryDirectory(prefix="spool-ladder-") as tmp:
-                runs[name][way] = await measured_ladder(source, original, way_settings, Path(tmp))
-    infos = {name: await probe(source) for name, _shows, source, _original in sources}
-    print(
-        f"x264 {settings.x264_preset}; fixed ladder {settings.bitrate_ladder} kbit/s (maxrate "
-        f"1.5x, bufsize 2 s) against CRF under each rung's ceiling; PSNR/SSIM against the "
-        "source scaled to the rung, orig = PSNR against the pictures the source was made from"
-    )
-    for crf in crfs:
-        print_ladder(infos, runs, f"{crf:g}")
-
-
-def print_ladder(infos: dict[str, ProbeResult], runs: dict, crf: str) -> None:
-    print(
-        f"\nCRF {crf}\n{'source':17} {'rung':>5} {'src@rung':>8} | {'fixed':>6} {'PSNR':>6} "
-        f"{'SSIM':>6} {'orig':>6} | {'Spool':>6} {'PSNR':>6} {'SSIM':>6} {'orig':>6} | "
-        f"{'bytes':>5} {'dPSNR':>6} {'d orig':>6}"
-    )
-    totals = {"fixed": 0.0, "spool": 0.0}
-    worst, worst_original, over = 0.0, 0.0, []
-    for name, info in infos.items():
-        for height, f in runs[name]["fixed"].items():
-            s = runs[name][crf][height]
-            at_rung = (
-                source_rate_at_rung(info.video_bit_rate, height, min(info.width, info.height)) or 0
-            )
-            totals["fixed"] += f.kbps * info.duration
-            totals["spool"] += s.kbps * info.duration
-            worst = min(worst, s.psnr - f.psnr)
-            gain = "     -"
-            if s.original_psnr is not None and f.original_psnr is not None:
-                worst_original = min(worst_original, s.original_psnr - f.original_psnr)
-                gain = f"{s.original_psnr - f.original_psnr:+6.2f}"
-            if s.kbps > at_rung:
-                over.append(f"{name} {height}p")
-            print(
-                f"{name:17} {height:>4}p {at_rung:8.0f} | {f.kbps:6.0f} {f.psnr:6.2f} "
-                f"{f.ssim:6.4f} {_db(f.original_psnr)} | {s.kbps:6.0f} {s.psnr:6.2f} "
-                f"{s.ssim:6.4f} {_db(s.original_psnr)} | {s.kbps / f.kbps - 1:+5.0%} "
-                f"{s.psnr - f.psnr:+6.2f} {gain}"
-            )
-    saved = 1 - totals["spool"] / totals["fixed"]
-    print(
-        f"over the set: {saved:.1%} fewer bytes than the fixed ladder (goal >= 30 %); worst "
-        f"rung {worst:+.2f} dB PSNR against the source, {worst_original:+.2f} dB against the "
-        f"original (goal >= -0.5 dB); rungs above the source's own rate at their size: "
-        f"{', '.join(over) or 'none'}"
-    )
-
-
-def _db(value: float | None) -> str:
-    return "     -" if value is None else f"{value:6.2f}"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ladder", action="store_true", help="the content-aware ladder table")
@@ -363,6 +248,8 @@ async def main() -> None:
     settings = Settings()
     crfs = [float(c) for c in args.crf.split(",")] if args.crf else [settings.x264_crf]
     if args.ladder:
+        from bench.ladder import ladder_table
+
         await ladder_table(settings, crfs)
     else:
         settings = settings.model_copy(update={"x264_crf": crfs[0]})

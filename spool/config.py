@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     rate_control: Literal["crf", "ladder"] = "crf"
     # x264's constant quality (lower is better, 18 visually lossless): chosen by bench/quality.py
     x264_crf: float = Field(default=22.0, ge=1, le=51)
+    # The CRF of a rung whose ceiling is the source's own rate (it spends less than the
+    # ladder would): spend up to it, so the re-encode loses as little as that rate allows.
+    # At x264_crf or above, x264_crf on every rung. Chosen by bench/quality.py --ladder.
+    x264_crf_source_bound: float = Field(default=18.0, ge=1, le=51)
     audio_bitrate_kbps: int = 128
     # Chunked encoding (docs/pipelines.md): the source is cut in time into chunks of at most
     # this many seconds (whole HLS segments), one media-queue activity each.

@@ -103,11 +103,43 @@ def test_rate_options_are_capped_constant_quality_or_the_fixed_ladder():
 
 def test_the_plan_takes_crf_and_ceiling_from_the_settings():
     source = _source(1280, 720, 1600)
-    settings = Settings(_env_file=None, bitrate_ladder=LADDER, x264_crf=21)
+    settings = Settings(
+        _env_file=None, bitrate_ladder=LADDER, x264_crf=21, x264_crf_source_bound=21
+    )
     assert rendition_rate(settings, 720, source) == (1600, 21)
     assert rendition_rate(settings, 360, source) == (400, 21)
     fixed = settings.model_copy(update={"rate_control": "ladder"})
     assert rendition_rate(fixed, 720, source) == (2800, None)
+
+
+def test_a_rung_the_source_bounds_gets_the_lower_crf_one_the_ladder_bounds_the_crf():
+    """The issue's upload (720p, 1.6 Mbit/s) bounds every rung; a camera's 1080p at 20
+    Mbit/s bounds none; one at 3 Mbit/s bounds its 1080p (3000 < 5000), and its 720p (1333
+    < 2800) and 480p (593 < 1400) and 360p (333 < 800)."""
+    settings = Settings(_env_file=None, bitrate_ladder=LADDER, x264_crf=22)
+    below = settings.x264_crf_source_bound
+    assert below < 22
+    web = _source(1280, 720, 1600)
+    assert [rendition_rate(settings, h, web) for h in (720, 480, 360)] == [
+        (1600, below),
+        (711, below),
+        (400, below),
+    ]
+    camera = _source(1920, 1080, 20_000)
+    assert [rendition_rate(settings, h, camera)[1] for h in LADDER] == [22] * 4
+    low = _source(1920, 1080, 3000)
+    assert all(rates.source_bounds_rung(k, h, low) for h, k in LADDER.items())
+    # A source spending exactly the ladder's rate is the ladder's: its CRF is the ladder's.
+    assert not rates.source_bounds_rung(5000, 1080, _source(1920, 1080, 5000))
+
+
+def test_the_source_bound_crf_never_makes_a_worse_picture_and_unknown_rates_keep_the_crf():
+    web = _source(1280, 720, 1600)
+    assert rates.rung_crf(2800, 720, web, 22, 12) == 12
+    assert rates.rung_crf(2800, 720, web, 10, 12) == 10  # never a worse picture for it
+    assert rates.rung_crf(2800, 720, web, 22, 51) == 22  # one CRF on every rung
+    assert rates.rung_crf(2800, 720, _source(1280, 720, None), 22, 12) == 22
+    assert rates.rung_crf(1000, 720, web, 22, 12) == 22  # the ladder is below the source
 
 
 @pytest.mark.parametrize(

@@ -80,11 +80,13 @@ def video_kbps(ladder: dict[int, int], height: int) -> int:
 
 def rendition_rate(settings: Settings, height: int, probe: ProbeResult) -> tuple[int, float | None]:
     """A rendition's (kbit/s, crf): under constant quality, the ceiling the ladder and the
-    source allow (spool/media/rates.py); with the fixed ladder, its rate and no crf."""
+    source allow and the rung's CRF (spool/media/rates.py); with the fixed ladder, its rate
+    and no crf."""
     ladder = video_kbps(settings.bitrate_ladder, height)
     if settings.rate_control == "ladder":
         return ladder, None
-    return rates.rung_ceiling_kbps(ladder, height, probe), settings.x264_crf
+    crf = rates.rung_crf(ladder, height, probe, settings.x264_crf, settings.x264_crf_source_bound)
+    return rates.rung_ceiling_kbps(ladder, height, probe), crf
 
 
 def rendition_result(

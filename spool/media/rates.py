@@ -6,6 +6,9 @@ rung, and never more than the source itself spends at that size (its video bit r
 by the rung's share of the source's pixels). The ceiling bounds the rendition's average:
 x264's VBV ``maxrate``, with a buffer of two seconds at that rate, is set just below it
 (``peak_kbps``), so no stretch of the rendition needs a faster link than the ceiling either.
+Where the source's own rate is the ceiling, the CRF is lower (``rung_crf``): such a source
+was already encoded at less than the ladder spends, and its rung is made as close to it as
+that rate allows.
 
 Pure arithmetic, no I/O: the plan activity and the benches work out the same rates.
 """
@@ -46,6 +49,27 @@ def rung_ceiling_kbps(ladder_kbps: int, rung: int, probe: ProbeResult) -> int:
     short_side = min(probe.width, probe.height)
     at_rung = source_rate_at_rung(source_video_bps(probe), rung, short_side)
     return max(1, min(ladder_kbps, at_rung) if at_rung is not None else ladder_kbps)
+
+
+def source_bounds_rung(ladder_kbps: int, rung: int, probe: ProbeResult) -> bool:
+    """Whether the source's own rate at the rung's size, not the ladder's, is the rung's
+    ceiling: the source spends less than the ladder would."""
+    short_side = min(probe.width, probe.height)
+    at_rung = source_rate_at_rung(source_video_bps(probe), rung, short_side)
+    return at_rung is not None and at_rung < ladder_kbps
+
+
+def rung_crf(
+    ladder_kbps: int, rung: int, probe: ProbeResult, crf: float, source_bound_crf: float
+) -> float:
+    """A rung's constant quality: ``crf`` where the ladder's rate is its ceiling, and where
+    the source's own rate is, ``source_bound_crf`` if lower. Such a source was already
+    encoded at less than the ladder would spend, and every encode loses again: spending up
+    to the source's own rate loses least, which a lower CRF does under that ceiling (the
+    ceiling still holds the average: bench/quality.py --ladder)."""
+    if source_bounds_rung(ladder_kbps, rung, probe):
+        return min(crf, source_bound_crf)
+    return crf
 
 
 def source_video_bps(probe: ProbeResult) -> int | None:
