@@ -4,6 +4,10 @@
 ``--dist loadfile``), in collection order: a long module collected last would run alone at
 the end while the other process idles. Starting with the longest (measured, 2026-12-07) lets
 the short ones fill in around them. The order within a module, and among the rest, stays.
+
+pytest-xdist would otherwise hand out modules by their number of tests, most first
+(``--loadscope-reorder``, its default): the one-test property module would then start last,
+however long it is. So this plugin turns that off, and collection order is the order given.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ LONGEST_FIRST = (
     "test_stack.py",
 )
 _RANK = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # only with pytest-xdist
+        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(trylast=True)
