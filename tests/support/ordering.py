@@ -16,7 +16,9 @@ import pytest
 
 LONGEST_FIRST = (
     "test_cluster.py",
-    "test_faults.py",
+    "test_faults_video.py",
+    "test_faults_blog.py",
+    "test_faults_stack.py",
     "test_post_properties.py",
     "test_bad_input.py",
     "test_cli.py",
