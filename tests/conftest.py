@@ -36,6 +36,7 @@ pytest_plugins = [
     "tests.support.s3_fixtures",
     "tests.support.mail_fixtures",
     "tests.support.fault_fixtures",
+    "tests.support.cluster_fixtures",
     "tests.support.ordering",
 ]
 
