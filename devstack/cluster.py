@@ -202,19 +202,22 @@ class Cluster:
         return self
 
     def _start_services(self) -> None:
-        self.postgres = PostgresServer(free_port(), self.logs / "postgres.log").start()
         # Elasticsearch runs as an unprivileged user: its home must be reachable by it.
         es_home = self.root / "services" / "elasticsearch"
         es_home.mkdir(parents=True, exist_ok=True)
         for path in (self.root, self.root / "services"):
             path.chmod(path.stat().st_mode | 0o011)
         self.es = ElasticsearchNode(es_home, free_port(), self.logs / "elasticsearch.log")
-        self.es.start()
+        # Its JVM boots for half a minute or more, mostly while the others start: every
+        # server is started from this thread (their parent-death signal is tied to it).
+        self.es.launch()
+        self.postgres = PostgresServer(free_port(), self.logs / "postgres.log").start()
         self.s3 = S3ProxyServer(
             self.root / "services" / "s3", free_port(), self.logs / "s3proxy.log"
         ).start()
         create_bucket(self.s3, BUCKET)
         self.temporal = TemporalServer(self.postgres, self.temporal_port, self.logs).start()
+        self.es.wait_started()
 
     def migrate(self) -> None:
         """The schema, once, before any host starts (the hosts never migrate)."""

@@ -130,6 +130,7 @@ class ElasticsearchNode:
         self.log_path = Path(log_path)
         self.proc: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
+        self._launched = 0.0
 
     @property
     def url(self) -> str:
@@ -162,8 +163,13 @@ class ElasticsearchNode:
         return config
 
     def start(self, timeout: float = 180) -> ElasticsearchNode:
+        return self.launch().wait_started(timeout)
+
+    def launch(self) -> ElasticsearchNode:
+        """Start the node's process and return at once; wait_started() waits until it serves,
+        so a caller can start other servers while the JVM boots (half a minute or more)."""
         require_free_port(self.port, "Elasticsearch")
-        started = time.monotonic()
+        self._launched = time.monotonic()
         dist = ensure_distribution()
         user = _ensure_es_user()
         self.home_dir.mkdir(parents=True, exist_ok=True)
@@ -179,12 +185,16 @@ class ElasticsearchNode:
         argv += [f"-E{key}={value}" for key, value in self._settings().items()]
         # cwd = home_dir: jvm.options writes GC logs and crash files relative to it.
         self.proc = start_process(argv, self.log_path, env=env, cwd=self.home_dir, user=user)
+        return self
+
+    def wait_started(self, timeout: float = 180) -> ElasticsearchNode:
+        """Once the launched node's cluster is yellow or green; stopped if it never is."""
         try:
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
-        self.startup_seconds = time.monotonic() - started
+        self.startup_seconds = time.monotonic() - self._launched
         return self
 
     def _wait_ready(self, timeout: float) -> None:

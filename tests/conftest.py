@@ -35,6 +35,8 @@ pytest_plugins = [
     "tests.support.pg_fixtures",
     "tests.support.s3_fixtures",
     "tests.support.mail_fixtures",
+    "tests.support.fault_fixtures",
+    "tests.support.cluster_fixtures",
     "tests.support.ordering",
 ]
 

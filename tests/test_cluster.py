@@ -5,9 +5,10 @@ PostgreSQL, Elasticsearch 8, S3Proxy and the Temporal server a deployment runs
 separate processes) are real servers; the API, the pipeline worker, two media workers and the
 captions worker are separate processes, each in a mount namespace that sees only its own home.
 The media hosts read ffmpeg input at its native pace (tests.support.paced_worker), so a test
-can catch a transcode in the middle on any machine. Faults of the Temporal server itself (a
-service killed, PostgreSQL restarted under it) are held by conditions the tests observe,
-never by guessed delays.
+can catch a transcode in the middle on any machine.
+
+Faults of the Temporal server itself (a service killed, PostgreSQL restarted under it) are
+tests/test_cluster_temporal.py, on a cluster of its own (tests/support/cluster_fixtures.py).
 """
 
 from __future__ import annotations
@@ -16,76 +17,27 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import uuid
-from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client
-from temporalio.service import RPCError
 
-from activities.blog import post_published_event_id
-from devstack.cluster import CLUSTER_API_KEY, Cluster, isolation_prefix
-from devstack.proc import free_port, port_in_use
-from spool.config import Settings
+from devstack.cluster import CLUSTER_API_KEY, isolation_prefix
 from spool.storage.keys import video_prefix
 from tests.support import media_clips
 from tests.support.cluster import (
     AUTH,
-    assert_notified_once,
     host_of,
-    post_body,
-    publish_until_accepted,
     running_attempt,
     scratch_files,
     stack_storage,
     upload,
     wait_video,
 )
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    from tests.support.services import service_missing
-
-    if shutil.which("unshare") is None:
-        service_missing("unshare (util-linux) is needed to isolate the cluster's hosts")
-    root = Path(tempfile.mkdtemp(prefix="spool-cluster-"))
-    root.chmod(0o755)  # Elasticsearch's unprivileged user must reach its home inside
-    c = Cluster(
-        root / "cluster",
-        api_port=free_port(),
-        temporal_port=free_port(),
-        worker_module={"media": "tests.support.paced_worker"},
-    )
-    try:
-        c.start()
-    except Exception as exc:  # noqa: BLE001
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        service_missing(f"the cluster did not start: {exc}")
-    try:
-        yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-async def cluster_client(cluster) -> Client:
-    from spool.temporal import connect
-
-    return await connect(
-        Settings(temporal_address=cluster.temporal.address, temporal_tls=False), wait_seconds=30
-    )
 
 
 @pytest.mark.timeout(2400)  # its fixture builds temporal-server on a first run (go install)
@@ -234,111 +186,3 @@ def test_starter_with_the_client_env_file_runs_a_job_on_the_cluster(cluster, cli
         status = json.loads(done.stdout.strip().splitlines()[-1])
         assert status["state"] == "ready", status
     assert not (clips / "cli-data" / "objects").exists()
-
-
-# --- the Temporal server's own faults --------------------------------------------------------
-
-
-async def history_unreachable(client: Client, job_id: str) -> bool:
-    """The frontend cannot reach the job's history any more."""
-    try:
-        await client.get_workflow_handle(job_id).describe()
-    except RPCError:
-        return True
-    return False
-
-
-def burst_posts(tag: str, n: int, authors: int = 4) -> list[dict]:
-    run = uuid.uuid4().hex[:6]
-    return [
-        post_body(f"{tag}-{run}-p{i}", f"{tag}-{run}-a{i % authors}", [f"{tag}-{run}-f{i}"])
-        for i in range(n)
-    ]
-
-
-async def assert_posts_once(cluster, http: httpx.AsyncClient, client: Client, jobs, posts) -> None:
-    """Every post acknowledged, its job ready, counted once, its follower told once."""
-    assert set(jobs) == {p["post_id"] for p in posts}
-    for job_id in jobs.values():
-        assert (await client.get_workflow_handle(job_id).result())["state"] == "ready"
-    expected = Counter(p["author_id"] for p in posts)
-    for author, count in expected.items():
-        assert (await http.get(f"/v1/authors/{author}")).json()["post_count"] == count
-    assert_notified_once(cluster, [post_published_event_id(p["post_id"]) for p in posts])
-
-
-async def publish_all(http, posts, jobs: dict, refusals: list, limit: int = 8) -> None:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(body: dict) -> None:
-        async with gate:
-            jobs[body["post_id"]] = await publish_until_accepted(http, body, refusals)
-
-    await asyncio.gather(*(one(p) for p in posts))
-
-
-@pytest.mark.timeout(900)
-async def test_history_killed_mid_video_then_restarted_ends_ready_each_effect_once(
-    cluster, cluster_client, clips
-):
-    clip = media_clips.make_paced_clip(clips / "paced-history.mp4")
-    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
-        job = await upload(http, clip, captions="false")
-        await running_attempt(cluster_client, job["job_id"], "encode-00000")
-        cluster.temporal.kill_service("history")  # mid-encode: the media host goes on
-        await eventually(
-            lambda: history_unreachable(cluster_client, job["job_id"]),
-            "the frontend to lose the history service",
-            within=300,
-            every=0.5,
-        )
-        cluster.temporal.start_service("history")
-        v = await wait_video(http, job["video_id"])
-        # The record says ready before the owner's notice goes: the job's end follows it.
-        await cluster_client.get_workflow_handle(job["job_id"]).result()
-    assert v["state"] == "ready", v
-    assert [r["name"] for r in v["renditions"]] == ["180p"]
-    assert_notified_once(cluster, [f"video-done:{job['video_id']}"])
-    assert scratch_files(cluster) == {name: [] for name in scratch_files(cluster)}
-
-
-@pytest.mark.timeout(900)
-async def test_frontend_restarted_during_a_burst_of_publishes_loses_none(cluster, cluster_client):
-    posts = burst_posts("frontend", 40)
-    jobs: dict[str, str] = {}
-    refusals: list[str] = []
-    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
-        burst = asyncio.ensure_future(publish_all(http, posts, jobs, refusals))
-        try:
-            await eventually(lambda: len(jobs) >= 10, "10 publishes acknowledged", 300)
-            cluster.temporal.kill_service("frontend")
-            await eventually(lambda: refusals, "a publish refused, frontend down", 300, 0.2)
-            cluster.temporal.start_service("frontend")
-        finally:
-            await burst
-        print(f"\n[fault] frontend killed: {len(refusals)} refusals, all then acknowledged")
-        await assert_posts_once(cluster, http, cluster_client, jobs, posts)
-
-
-@pytest.mark.timeout(900)
-async def test_postgres_restarted_under_temporal_loses_nothing(cluster, cluster_client, clips):
-    clip = media_clips.make_paced_clip(clips / "paced-postgres.mp4")
-    posts = burst_posts("pg-restart", 30)
-    jobs: dict[str, str] = {}
-    refusals: list[str] = []
-    async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
-        job = await upload(http, clip, captions="false")
-        await publish_all(http, posts[:10], jobs, refusals)
-        await running_attempt(cluster_client, job["job_id"], "encode-00000")
-        burst = asyncio.ensure_future(publish_all(http, posts[10:], jobs, refusals))
-        # Fast shutdown and start on the same data, from this (long-lived) thread; the burst
-        # is in flight at the API while Temporal and the hosts lose their database.
-        cluster.postgres.restart()
-        await burst
-        assert port_in_use(cluster.postgres.port)
-        v = await wait_video(http, job["video_id"])
-        await cluster_client.get_workflow_handle(job["job_id"]).result()  # its notice sent
-        await assert_posts_once(cluster, http, cluster_client, jobs, posts)
-    assert v["state"] == "ready", v
-    assert [r["name"] for r in v["renditions"]] == ["180p"]
-    assert_notified_once(cluster, [f"video-done:{job['video_id']}"])

@@ -1,5 +1,6 @@
-"""Helpers of the cluster tests (tests/test_cluster.py): the cluster's storage and scratch
-space, uploads and posts through its API, and the audit of a job's effects."""
+"""Helpers of the cluster tests (tests/test_cluster.py, tests/test_cluster_temporal.py): the
+cluster's storage and scratch space, uploads and posts through its API, and the audit of a
+job's effects."""
 
 from __future__ import annotations
 
