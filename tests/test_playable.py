@@ -30,7 +30,7 @@ from tests.support.api import AUTH
 from tests.support.hls_rules import violations
 from tests.support.live_api import live_api
 from tests.support.media_checks import ffprobe_json, playlist_uris
-from tests.support.video import chunked, video_workers
+from tests.support.video import chunked, tasks_taken_by_a_late_host, video_workers
 from tests.support.waiting import eventually
 from tests.support.webhook_senders import Receiver, webhook_settings
 
@@ -100,6 +100,21 @@ def test_live_playlist_appends_chunks_once_and_ends_when_complete():
     # A chunk configured otherwise starts its own, after a discontinuity.
     assert ended.count("#EXT-X-MAP") == 2 and ended.count("#EXT-X-DISCONTINUITY") == 1
     assert live.read_playlist(ended) == grown
+
+
+async def test_a_media_host_takes_the_first_chunks_and_the_audio_first(client, settings, clips):
+    """With a job's media tasks all waiting: a host takes the split first chunks and the
+    audio track before anything else (its first pictures wait for them), then the
+    poster, then the rest longest first."""
+    s = chunked(settings, queue_media=f"{settings.queue_pipeline}-media", chunk_seconds=24.0)
+    clip = media_clips.make_clip(
+        clips / "first.mp4", width=320, height=180, seconds=SECONDS, fps=FPS, speech=None, tone=True
+    )
+    status, taken = await tasks_taken_by_a_late_host(client, s, clip)
+    assert status.state == JobState.READY, status.error
+    first = sorted(taken[:3])
+    assert first == [("audio", 2), ("encode-00000", 2), ("encode-00001", 2)], taken
+    assert taken[3] == ("poster", 0) and taken[4][0] == "encode-00002", taken
 
 
 async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, settings, clips):
