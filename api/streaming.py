@@ -30,17 +30,20 @@ SEGMENT = "video/iso.segment"
 VTT = "text/vtt; charset=utf-8"
 JPEG = "image/jpeg"
 # A variant's folder is its rendition name ("720p"), the audio's "audio".
-_FOLDER = r"(?:\d{2,4}p|audio)"
+# The live playlists of a job still running are the same names under "live/", a chunk's
+# init and segments named after it ("c00003-init.mp4", "c00003-seg-00001.m4s").
+_FOLDER = r"(?:live/)?(?:\d{2,4}p|audio)"
+_CHUNK = r"(?:c\d{5}-)?"
 HLS_FILES = (
-    (re.compile(r"master\.m3u8"), PLAYLIST),
+    (re.compile(r"(?:live/)?master\.m3u8"), PLAYLIST),
     (re.compile(rf"{_FOLDER}/index\.m3u8"), PLAYLIST),
-    (re.compile(rf"{_FOLDER}/init\.mp4"), MP4),
-    (re.compile(rf"{_FOLDER}/seg-\d{{5,6}}\.m4s"), SEGMENT),
+    (re.compile(rf"{_FOLDER}/{_CHUNK}init\.mp4"), MP4),
+    (re.compile(rf"{_FOLDER}/{_CHUNK}seg-\d{{5,6}}\.m4s"), SEGMENT),
 )
 SPRITE = re.compile(r"(\d{1,6})\.jpg")
 HLS_NAMES = (
     "master.m3u8, <rendition>/index.m3u8, <rendition>/init.mp4 or "
-    "<rendition>/seg-NNNNN.m4s (rendition like 720p, or audio)"
+    "<rendition>/seg-NNNNN.m4s (rendition like 720p, or audio), the same under live/"
 )
 
 

@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     chunk_seconds: float = Field(default=30.0, gt=0)
     # HLS segment length; every rendition has a keyframe at each multiple of it.
     hls_segment_seconds: float = Field(default=4.0, gt=0)
+    # Playable within seconds (docs/pipelines.md): the rung nearest this one is published as
+    # a growing HLS playlist while the job runs; 0 publishes nothing before the job is ready.
+    playable_rung: int = Field(default=480, ge=0)
     # Storyboard: one thumbnail about every this many seconds (fitted to the segment grid),
     # tiled columns x rows per sprite sheet, each thumbnail this wide.
     storyboard_seconds: float = Field(default=2.0, gt=0)

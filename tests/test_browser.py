@@ -184,6 +184,8 @@ async def test_upload_watch_and_caption_in_the_browser(
 
 FIXTURE_ID = "hlsfixture"
 OLD_ID = "madebeforehls"  # the same files, as a video made before HLS (no hls_url)
+LIVE_ID = "stillprocessing"  # the same files, as a job still running with a live playlist
+LIVE = {"ready": False}  # flipped by the test: the live job's status says ready from then on
 FIXTURE_SECONDS = 12
 SEGMENT_SECONDS = 2
 LEVELS = {"360p": (640, 360, 900), "240p": (426, 240, 400)}  # name: width, height, kb/s
@@ -290,6 +292,17 @@ def hls_status(base: str, video_id: str = FIXTURE_ID) -> dict:
     }
     if video_id == OLD_ID:
         status.update(hls_url=None, storyboard_url=None)
+    if video_id == LIVE_ID and not LIVE["ready"]:
+        status.update(
+            state="processing",
+            renditions=[],
+            hls_url=None,
+            storyboard_url=None,
+            playable_url=f"{base}/hls/live/master.m3u8",
+            playable_at="2026-12-07T10:00:00+00:00",
+        )
+    elif video_id != OLD_ID:
+        status["playable_url"] = status["hls_url"]
     return status
 
 
@@ -366,6 +379,7 @@ def hls_fixture(tmp_path_factory) -> Path:
             f"{name}/index.m3u8",
         ]
     (out / "hls" / "master.m3u8").write_text("\n".join(master) + "\n")
+    _live_playlists(out / "hls", master)
     (out / "storyboard").mkdir()
     _ffmpeg(
         "-i",
@@ -381,11 +395,37 @@ def hls_fixture(tmp_path_factory) -> Path:
     return out
 
 
+def _live_playlists(hls: Path, master: list[str]) -> None:
+    """A job still running, as the pipeline publishes it (spool/media/live.py): the 240p
+    variant and the audio as EVENT playlists holding their first half, not ended, under
+    ``live/``, and a master naming them."""
+    for folder in ("240p", "audio"):
+        lines = (hls / folder / "index.m3u8").read_text().splitlines()
+        kept, seconds = [], 0.0
+        for line in lines:
+            if line.startswith(("#EXT-X-ENDLIST", "#EXT-X-PLAYLIST-TYPE")):
+                continue
+            if line.startswith("#EXTINF:"):
+                if seconds >= FIXTURE_SECONDS / 2:
+                    break
+                seconds += float(line.removeprefix("#EXTINF:").split(",")[0])
+            elif line.startswith('#EXT-X-MAP:URI="'):
+                line = line.replace('URI="', f'URI="../../{folder}/')
+            elif line and not line.startswith("#"):
+                line = f"../../{folder}/{line}"
+            kept.append(line)
+        kept.insert(1, "#EXT-X-PLAYLIST-TYPE:EVENT")
+        (hls / "live" / folder).mkdir(parents=True)
+        (hls / "live" / folder / "index.m3u8").write_text("\n".join(kept) + "\n")
+    one_variant = [line for line in master if "360p/" not in line and "x360," not in line]
+    (hls / "live" / "master.m3u8").write_text("\n".join(one_variant) + "\n")
+
+
 def serve_fixture(app, files: Path) -> None:
     """Answer /v1/videos/{FIXTURE_ID} (and OLD_ID) and their files from ``files``, ahead of
     the API's routes; everything else (the page, hls.js, /v1/config, the list) is the real
     app."""
-    for video_id in (FIXTURE_ID, OLD_ID):
+    for video_id in (FIXTURE_ID, OLD_ID, LIVE_ID):
         base = f"/v1/videos/{video_id}"
 
         async def status(_request, base=base, video_id=video_id) -> JSONResponse:
@@ -541,6 +581,44 @@ async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
         await until(page, f"{PLAYER}.videoHeight === 240", within=20)
         await page.hover("#scrub")
         assert await page.is_hidden("#storyboard-preview")
+        assert errors == [], errors
+
+
+async def test_page_plays_a_job_still_processing_then_moves_to_the_full_ladder(
+    client, settings, hls_fixture
+):
+    """A job still running with a live playlist: the page plays it from its start while it
+    says it is processing; once the status says ready, the player moves to the full ladder's
+    quality menu where the viewer was."""
+    async_playwright, expect = playwright_api()
+    hls_js_missing()
+    LIVE["ready"] = False
+    app = create_app(api_settings(settings, api_expose_key_to_localhost=True), client=client)
+    serve_fixture(app, hls_fixture)
+    errors: list[str] = []
+    async with (
+        served(app, free_port()) as base,
+        async_playwright() as pw,
+        chromium_page(pw, errors) as page,
+    ):
+        await page.goto(f"{base}/#video={LIVE_ID}")
+        await expect(page.locator("#player-box")).to_be_visible(timeout=20_000)
+        await expect(page.locator("#job-state")).to_have_text("Processing…")
+        await expect(page.locator("#stream-note")).to_contain_text("Still processing")
+        await expect_quality_menu(page, ["240p"])
+        await page.evaluate(f"{PLAYER}.muted = true; {PLAYER}.play()")
+        await until(page, f"{PLAYER}.currentTime > 1", within=30)
+        # Played from the start of what is published, not from its live edge.
+        assert await page.evaluate(f"{PLAYER}.currentTime") < FIXTURE_SECONDS / 2
+        await page.evaluate(f"{PLAYER}.pause()")
+        at = await page.evaluate(f"{PLAYER}.currentTime")
+        await page.screenshot(path=str(SHOTS / "7-still-processing.png"), full_page=True)
+
+        LIVE["ready"] = True
+        await expect_quality_menu(page, ["360p", "240p"])
+        await expect(page.locator("#job-state")).to_have_text("Ready")
+        await until(page, f"Math.abs({PLAYER}.currentTime - {at}) < 0.5", within=20)
+        assert await page.evaluate(f"{PLAYER}.paused")
         assert errors == [], errors
 
 

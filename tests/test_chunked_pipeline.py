@@ -50,7 +50,12 @@ from tests.support.live_api import live_api
 from tests.support.media_checks import ffmpeg_processes, ffprobe_json, playlist_uris
 from tests.support.processes import environ_without_spool, spool_variables
 from tests.support.start_order import StartOrder
-from tests.support.video import chunked, started_chunks, video_workers
+from tests.support.video import (
+    chunked,
+    started_chunks,
+    tasks_taken_by_a_late_host,
+    video_workers,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -420,18 +425,6 @@ async def test_chunk_killed_mid_encode_is_retried_alone(
 # --- the order a media host takes a job's tasks in ------------------------------------------
 
 
-def media_tasks_in_order(history) -> list[tuple[str, int]]:
-    """(activity id, priority key) of each media-queue activity, in the order they completed
-    (a host with one slot runs them one after another: the order it took them in)."""
-    return [
-        (activity.activity_id, activity.priority.priority_key)
-        for activity, _event in activity_events(
-            history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-        )
-        if activity.activity_id.startswith(("encode-", "audio", "poster"))
-    ]
-
-
 def test_encode_priorities_put_long_work_first():
     """Long chunks before short ones; a clip's audio track is a short task, a film's (an
     hour of AAC) a long one."""
@@ -451,35 +444,14 @@ async def test_a_media_host_takes_long_chunks_first_and_short_ones_last(client, 
     (a short step that unblocks a job) first, then the long chunks, and the short chunk and
     the (short) audio track last: spread over several hosts, the last tasks to start are the
     shortest, so the hosts end together."""
-    media_queue = f"{settings.queue_pipeline}-media"
-    s = chunked(settings, queue_media=media_queue)
+    # A job that plays early takes its first chunks and audio first (tests/test_playable.py).
+    s = chunked(settings, queue_media=f"{settings.queue_pipeline}-media", playable_rung=0)
     # 2 s chunks of a 5 s clip: the last one is 1 s.
     clip = media_clips.make_clip(
         clips / "five.mp4", width=320, height=180, seconds=5, fps=FPS, speech=None, tone=True
     )
-    async with video_workers(client, s):  # no media host yet: its tasks wait on the queue
-        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
-        handle = await start_video_job(client, s, inp)
-
-        async def waiting() -> list[str] | None:
-            history = await handle.fetch_history()
-            ids = [
-                e.activity_task_scheduled_event_attributes.activity_id
-                for e in history.events
-                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-            ]
-            return ids if "poster" in ids and "audio" in ids else None
-
-        await eventually(waiting, "the job's media tasks to be scheduled")
-        async with Worker(
-            client,
-            task_queue=media_queue,
-            activities=VideoActivitySet.from_settings(s).media_activities(),
-            max_concurrent_activities=1,
-        ):
-            status: VideoStatus = await asyncio.wait_for(handle.result(), 300)
+    status, taken = await tasks_taken_by_a_late_host(client, s, clip)
     assert status.state == JobState.READY, status.error
-    taken = media_tasks_in_order(await handle.fetch_history())
     keys_by_id = dict(taken)
     assert keys_by_id["poster"] == 0  # none given: the server's default, before any encode
     assert sorted(k for a, k in taken if a.startswith("encode-")) == [4, 4, 5]
@@ -493,7 +465,7 @@ async def test_idle_media_slots_are_handed_long_chunks_not_short_ones(client, se
     first, priority or not: the job's short chunk and (short) audio track are scheduled a
     workflow task after its long chunks, so they are still the last to start."""
     media_queue = f"{settings.queue_pipeline}-media"
-    s = chunked(settings, queue_media=media_queue)
+    s = chunked(settings, queue_media=media_queue, playable_rung=0)
     clip = media_clips.make_clip(
         clips / "five-idle.mp4", width=320, height=180, seconds=5, fps=FPS, speech=None, tone=True
     )

@@ -9,6 +9,7 @@ rendition only that rendition (rule 5), and the others are delivered.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.common import Priority
@@ -35,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from spool.models.failures import failure_message
     from workflows.steps import Cancelled, Done, Failed, QueueKind, Step, every_branch
     from workflows.video_state import DeliveryState, VideoJobState
+
+from workflows.live import PLAYABLE, LivePublisher
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 # ``encode`` and ``package`` are aggregates in the status: their items (``encode-00003``,
@@ -84,7 +87,16 @@ def chunk_shares(chunks: list[ChunkPlan]) -> dict[str, float]:
 
 def encoding_steps(plan: EncodingPlan) -> list[str]:
     """The steps shown before the poster and the captions, in this order."""
-    return [ENCODE.name, *(rendition_step(r.name) for r in plan.renditions), AUDIO.name]
+    live = [PLAYABLE.name] if plan.live is not None else []
+    return [ENCODE.name, *(rendition_step(r.name) for r in plan.renditions), AUDIO.name, *live]
+
+
+def chunk_priority(chunk: ChunkPlan, plan: EncodingPlan) -> Priority:
+    """The short first chunks of a job that plays early go first, in order; the others
+    longest first (policies.encode_priority)."""
+    if plan.live is not None and chunk.index < plan.live.first_chunks:
+        return policies.PLAYABLE_FIRST
+    return policies.encode_priority(chunk.duration, longest_chunk(plan))
 
 
 def step_shares(delivery: DeliveryState) -> dict[str, dict[str, float]]:
@@ -126,7 +138,12 @@ class Delivery:
                 self._state.plan = plan
                 return plan
 
-    async def deliver(self, plan: EncodingPlan) -> None:
+    async def deliver(self, plan: EncodingPlan, on_playable: Callable[[], None]) -> None:
+        """Every rendition, and meanwhile (a plan made to play early) the live playlists."""
+        live = plan.live and LivePublisher(self._job, plan, self._probe.has_audio, on_playable)
+        await every_branch(self._make_all(plan), *([live.run()] if live else []))
+
+    async def _make_all(self, plan: EncodingPlan) -> None:
         await every_branch(self._encode_chunks(plan), self._make_audio_track(plan))
         await every_branch(self._package_all(plan), self._make_storyboard(plan))
         await self._publish_hls(plan)
@@ -139,12 +156,8 @@ class Delivery:
         rendition."""
         self._state.shares = chunk_shares(plan.chunks)
         self._steps.start(ENCODE.name, *(rendition_step(r.name) for r in plan.renditions))
-        longest = longest_chunk(plan)
         outcomes = await every_branch(
-            *(
-                self._encode_chunk(chunk, plan, policies.encode_priority(chunk.duration, longest))
-                for chunk in plan.chunks
-            )
+            *(self._encode_chunk(c, plan, chunk_priority(c, plan)) for c in plan.chunks)
         )
         failures = [f for f in outcomes if f]
         if not failures:
@@ -175,6 +188,7 @@ class Delivery:
                     plan.segment_seconds,
                     plan.thumb_every,
                     plan.thumb_width,
+                    plan.live.rendition if plan.live is not None else None,
                 ),
                 priority=priority,
                 summary=run_text.chunk_summary(
@@ -212,6 +226,8 @@ class Delivery:
         self._state.encoded += share
         self._steps.set_percent(ENCODE.name, self._state.encoded)
         self._state.thumbs += made.thumbs
+        if made.live is not None:
+            self._state.live_chunks[chunk.index] = made.live
         for rendition in plan.renditions:
             key, error = made.files.get(rendition.name), made.failed.get(rendition.name)
             if error is not None or key is None:
@@ -252,7 +268,11 @@ class Delivery:
         if not probe.has_audio:
             self._steps.skip([AUDIO.name], "no audio track")
             return
-        priority = policies.audio_priority(probe.duration, longest_chunk(plan))
+        priority = (
+            policies.PLAYABLE_FIRST
+            if plan.live is not None
+            else policies.audio_priority(probe.duration, longest_chunk(plan))
+        )
         await self._turn_of(priority)
         made = await self._steps.run(
             AUDIO,

@@ -198,6 +198,9 @@ STORYBOARD = StepPolicy(
 # hosts, one could end a whole chunk after the other.
 EARLY_ENCODE = Priority(priority_key=4)
 LATE_ENCODE = Priority(priority_key=5)
+# A job that plays before it is ready (docs/pipelines.md): its short first chunks, in order,
+# and its audio track go before anything else, since its first pictures wait for them.
+PLAYABLE_FIRST = Priority(priority_key=2)
 # An encode at least this share of the job's longest chunk is long.
 LONG_CHUNK_SHARE = 0.75
 # The audio track of N seconds of source costs about as much as a chunk of this share of N
@@ -225,6 +228,10 @@ HLS = StepPolicy(
     wait_for_cancel=True,
 )
 
+# The live playlists, as the chunks done in order reach further (the first publish also
+# cuts the audio track): like the master playlist.
+PLAYABLE = HLS
+
 # Database writes and the owner's notification: short each, retried for a day.
 RECORD = StepPolicy(
     start_to_close=timedelta(seconds=30),
@@ -238,6 +245,7 @@ NOTIFY = StepPolicy(
     schedule_to_close=timedelta(hours=24),
 )
 ANNOUNCE_CAPTIONS = NOTIFY
+ANNOUNCE_PLAYABLE = NOTIFY
 
 
 def captions_step_policy(policy: StepPolicy, max_attempts: int | None) -> StepPolicy:

@@ -149,6 +149,11 @@ class StepBook:
     def states(self) -> list[StepState]:
         return list(self._steps.values())
 
+    def ended(self, name: str) -> bool:
+        """Whether the step has its final state (done, failed, skipped or cancelled)."""
+        step = self._steps.get(name)
+        return step is not None and step.state not in UNFINISHED
+
     def execute(
         self,
         step: Step[InputT, ResultT],

@@ -21,7 +21,6 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    import workflows.patches as patches
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import (
         EncodeActivities,
@@ -64,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
         StepBook,
         every_branch,
     )
-    from workflows.video_state import VideoJobState
+    from workflows.video_state import VideoJobState, cancelled_after, job_outcome, rung_side
 
 from workflows.captions import CAPTIONS_STEPS, CaptionsWorkflow
 
@@ -83,6 +82,13 @@ ANNOUNCE_CAPTIONS = Step(
     QueueKind.PIPELINE,
 )
 
+ANNOUNCE_PLAYABLE = Step(
+    "announce-playable",
+    WebhookActivities.publish_event,
+    policies.ANNOUNCE_PLAYABLE,
+    QueueKind.PIPELINE,
+)
+
 
 def job_queues(inp: VideoPipelineInput) -> JobQueues:
     """The queues the job's input names (the starter copies them from its settings)."""
@@ -94,21 +100,6 @@ def job_queues(inp: VideoPipelineInput) -> JobQueues:
 def first_steps(inp: VideoPipelineInput) -> list[str]:
     """A job handed over as a URL fetches it first; an upload (every older history) probes."""
     return [FETCH_SOURCE.name, PROBE.name] if inp.source_url else [PROBE.name]
-
-
-def job_outcome(made_renditions: bool, errors: dict[str, str]) -> tuple[JobState, str | None]:
-    """The state a job that ran its branches ends in, and the error it reports."""
-    summary = "; ".join(f"{name}: {msg}" for name, msg in errors.items()) or None
-    if not made_renditions:
-        reason = "no rendition could be made"
-        return JobState.FAILED, f"{reason}: {summary}" if summary else reason
-    if summary:
-        return JobState.READY_WITH_ERRORS, summary
-    return JobState.READY, None
-
-
-def cancelled_after(state: JobState) -> str:
-    return f"cancelled after the job ended {state}"
 
 
 @workflow.defn(name="VideoPipelineWorkflow")
@@ -190,8 +181,28 @@ class VideoPipelineWorkflow:
             *encoding_steps(plan), POSTER.name, *CAPTIONS_STEPS, *JOINING_STEPS, NOTIFY.name
         )
         await every_branch(
-            delivery.deliver(plan), self._make_poster(probe), self._make_captions(probe)
+            delivery.deliver(plan, self._playable),
+            self._make_poster(probe),
+            self._make_captions(probe),
         )
+
+    def _playable(self) -> None:
+        """The live playlists' first publish: the video plays from now. Recorded, and
+        announced (``video.playable``) before the owner hears the job has ended."""
+        job, inp = self._job, self._job.inp
+        at = workflow.now().isoformat()
+        job.delivery.playable_at = at
+        self._show_details()
+        event = PublishEventInput(
+            event_id=f"playable:{inp.video_id}",
+            event_type="video.playable",
+            payload={"video_id": inp.video_id, "job_id": job.job_id, "playable_at": at},
+            callback_url=inp.callback_url,
+        )
+        job.announcements += [
+            asyncio.create_task(self._record(RECORD.at("playable"), playable_at=at)),
+            asyncio.create_task(self._announce(ANNOUNCE_PLAYABLE, event)),
+        ]
 
     # --- poster and captions --------------------------------------------------------------
 
@@ -273,12 +284,15 @@ class VideoPipelineWorkflow:
             },
             callback_url=inp.callback_url,
         )
+        await self._announce(ANNOUNCE_CAPTIONS, event)
+
+    async def _announce(self, step: Step[PublishEventInput, int], event: PublishEventInput) -> None:
+        """An event to the owner's webhooks; one that could not be delivered after its
+        retries is logged, never the job's failure."""
         try:
-            await self._steps.execute(
-                ANNOUNCE_CAPTIONS, event, summary=f"announce {event.event_type}"
-            )
+            await self._steps.execute(step, event, summary=f"announce {event.event_type}")
         except ActivityError as err:
-            workflow.logger.warning("captions event not delivered: %s", failure_message(err))
+            workflow.logger.warning("%s not delivered: %s", event.event_type, failure_message(err))
 
     # --- ending ---------------------------------------------------------------------------
     # A cancel is handled here only. Before the outcome is decided it stops every branch,
@@ -379,12 +393,3 @@ class VideoPipelineWorkflow:
         """The UI's current details: the status query's facts, kept as they change (a run
         started without a summary shows them from its first task)."""
         workflow.set_current_details(run_text.video_job_details(self.status()))
-
-
-def rung_side(probe: ProbeResult) -> int:
-    """The side of the source's picture its rungs are chosen by: the short side. Runs begun
-    before renditions were chosen this way chose a portrait video's by its height, and
-    replay that (the patch is asked only for a portrait source, whose rungs differ)."""
-    if probe.width < probe.height and workflow.patched(patches.RUNGS_BY_SHORT_SIDE):
-        return probe.width
-    return probe.height

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.patches as patches
     from spool.models import (
         AudioTrackResult,
         CaptionsResult,
@@ -17,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         EncodingPlan,
         HlsVariantInfo,
         JobState,
+        LiveChunk,
         MasterPlaylistResult,
         PosterResult,
         ProbeResult,
@@ -44,6 +46,9 @@ class DeliveryState:
     variants: dict[str, HlsVariantInfo] = field(default_factory=dict)  # rendition -> variant
     hls: MasterPlaylistResult | None = None
     storyboard: StoryboardResult | None = None
+    # The live playlists (workflows/live.py): each chunk's live segments by index.
+    live_chunks: dict[int, LiveChunk] = field(default_factory=dict)
+    playable_at: str | None = None  # ISO 8601, the first live publish
 
 
 @dataclass
@@ -86,4 +91,29 @@ class VideoJobState:
             hls=self.delivery.hls,
             storyboard=self.delivery.storyboard,
             step_shares=step_shares,
+            playable_at=self.delivery.playable_at,
         )
+
+
+def job_outcome(made_renditions: bool, errors: dict[str, str]) -> tuple[JobState, str | None]:
+    """The state a job that ran its branches ends in, and the error it reports."""
+    summary = "; ".join(f"{name}: {msg}" for name, msg in errors.items()) or None
+    if not made_renditions:
+        reason = "no rendition could be made"
+        return JobState.FAILED, f"{reason}: {summary}" if summary else reason
+    if summary:
+        return JobState.READY_WITH_ERRORS, summary
+    return JobState.READY, None
+
+
+def cancelled_after(state: JobState) -> str:
+    return f"cancelled after the job ended {state}"
+
+
+def rung_side(probe: ProbeResult) -> int:
+    """The side of the source's picture its rungs are chosen by: the short side. Runs begun
+    before renditions were chosen this way chose a portrait video's by its height, and
+    replay that (the patch is asked only for a portrait source, whose rungs differ)."""
+    if probe.width < probe.height and workflow.patched(patches.RUNGS_BY_SHORT_SIDE):
+        return probe.width
+    return probe.height

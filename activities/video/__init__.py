@@ -4,6 +4,7 @@
 - ``probe.ProbeActivities``: the probe (limits enforced before any heavy work) and the plan;
 - ``encoding.EncodeActivities``: what decodes the upload (chunks, AAC track, poster);
 - ``packaging.PackageActivities``: MP4 and HLS variant per rendition, storyboard, master;
+- ``packaging.LiveActivities``: the live playlists of a job that plays before it is ready;
 - ``captions.CaptionsActivities``: the 16 kHz WAV, Whisper, the captions recorded;
 - ``records.RecordActivities``: the video's row and the owner's notice;
 - ``deletion.DeletionActivities``: a deleted video's job stopped, its objects and rows gone.
@@ -24,7 +25,7 @@ from activities.video.captions import CaptionsActivities
 from activities.video.deletion import DeletionActivities
 from activities.video.encoding import EncodeActivities
 from activities.video.fetching import FetchActivities
-from activities.video.packaging import PackageActivities
+from activities.video.packaging import LiveActivities, PackageActivities
 from activities.video.probe import ProbeActivities
 from activities.video.records import RecordActivities
 from spool.config import Settings
@@ -35,6 +36,7 @@ __all__ = [
     "DeletionActivities",
     "EncodeActivities",
     "FetchActivities",
+    "LiveActivities",
     "PackageActivities",
     "ProbeActivities",
     "RecordActivities",
@@ -51,6 +53,7 @@ class VideoActivitySet:
     probing: ProbeActivities
     encoding: EncodeActivities
     packaging: PackageActivities
+    live: LiveActivities
     captions: CaptionsActivities
     records: RecordActivities
     deletion: DeletionActivities
@@ -64,6 +67,7 @@ class VideoActivitySet:
             probing=ProbeActivities(settings, files),
             encoding=EncodeActivities(settings, files),
             packaging=PackageActivities(settings, files),
+            live=LiveActivities(settings, files),
             captions=CaptionsActivities(settings, files),
             records=RecordActivities(settings, files),
             deletion=DeletionActivities(settings, files),
@@ -79,6 +83,7 @@ class VideoActivitySet:
             self.records.notify_owner,
             self.probing.plan_encoding,
             self.packaging.publish_hls,
+            self.live.publish_live,
             self.deletion.mark_deleting,
             self.deletion.stop_job,
             self.deletion.delete_objects,

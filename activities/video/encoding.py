@@ -16,13 +16,14 @@ from activities.video.common import (
     thumb_number,
 )
 from spool.config import Settings
-from spool.media import audio, chunks, poster, tools
+from spool.media import audio, chunks, live, poster, tools
 from spool.media import probe as probing
 from spool.models.video import (
     AudioTrackInput,
     AudioTrackResult,
     ChunkInput,
     ChunkResult,
+    LiveChunk,
     PosterInput,
     PosterResult,
 )
@@ -95,20 +96,46 @@ class EncodeActivities:
                 raise ApplicationError(
                     f"chunk {c.index} ({c.start:g}-{c.end:g} s): {exc}", type="EncodeFailed"
                 ) from None
-            files, thumbs = await self._store_chunk(inp, out)
+            cut = await self._cut_live(inp, out, tmp / "live")
+            files, thumbs = await self._store_chunk(inp, out, cut)
         return ChunkResult(
             index=c.index,
             files=files,
             failed=dict(out.failed),
             thumbs=len(thumbs),
             seconds_taken=round(time.monotonic() - started, 2),
+            live=cut[0] if cut else None,
         )
 
+    async def _cut_live(
+        self, inp: ChunkInput, out: chunks.ChunkOutput, out_dir: Path
+    ) -> tuple[LiveChunk, list[tuple[Path, str]]] | None:
+        """The live rendition's chunk cut into segments, and their keys; None when the job
+        has no live playlist, or when the cut failed: the job is then playable only once it
+        is ready, which costs no rendition (the chunk itself is kept)."""
+        mp4 = out.files.get(inp.live) if inp.live else None
+        if mp4 is None or inp.live is None:
+            return None
+        try:
+            cut = await live.cut_chunk(
+                mp4, out_dir, index=inp.chunk.index, start=inp.chunk.start, limits=self.limits
+            )
+        except tools.MediaError as exc:
+            log.warning("chunk %d: no live segments: %s", inp.chunk.index, exc)
+            return None
+        return cut, [
+            (path, keys.live_key(inp.video_id, f"{inp.live}/{path.name}"))
+            for path in live.cut_files(out_dir)
+        ]
+
     async def _store_chunk(
-        self, inp: ChunkInput, out: chunks.ChunkOutput
+        self,
+        inp: ChunkInput,
+        out: chunks.ChunkOutput,
+        cut: tuple[LiveChunk, list[tuple[Path, str]]] | None = None,
     ) -> tuple[dict[str, str], list[tuple[Path, str]]]:
-        """The chunk's files stored under their keys: (rendition name → key, the thumbnails
-        and their keys)."""
+        """The chunk's files stored under their keys (its live segments too): (rendition
+        name → key, the thumbnails and their keys)."""
         c = inp.chunk
         if out.thumbs_error:
             log.warning("chunk %d made no thumbnails: %s", c.index, out.thumbs_error)
@@ -118,7 +145,10 @@ class EncodeActivities:
             (path, keys.thumb_key(inp.video_id, c.index, thumb_number(path, first + i)))
             for i, path in enumerate(out.thumbs)
         ]
-        await self.files.put_all([(path, files[name]) for name, path in out.files.items()] + thumbs)
+        segments = cut[1] if cut else []
+        await self.files.put_all(
+            [(path, files[name]) for name, path in out.files.items()] + thumbs + segments
+        )
         return files, thumbs
 
     @activity.defn(name="video.encode_audio")

@@ -12,8 +12,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.video.common import heartbeating, rendition_result, scratch_dir, thumb_number
 from spool.config import Settings
-from spool.media import hls, join, storyboard, tools
+from spool.media import hls, join, live, storyboard, tools
 from spool.media import probe as probing
+from spool.models.live import LiveAudio, LivePublishInput, LivePublishResult
 from spool.models.video import (
     HlsAudioInfo,
     MasterPlaylistInput,
@@ -23,7 +24,7 @@ from spool.models.video import (
     StoryboardInput,
     StoryboardResult,
 )
-from spool.storage import keys
+from spool.storage import KeyNotFound, keys
 from spool.storage.transfers import Transfers
 
 
@@ -164,6 +165,88 @@ class PackageActivities:
                 raise ApplicationError(f"audio: {exc}", type="PackageFailed") from None
             await self.files.put_all(*hls_files(video_id, tmp / "hls", "audio"))
         return audio
+
+
+class LiveActivities:
+    """``video.publish_live``: the live playlists of a job that plays before it is ready
+    (spool/media/live.py); a pipeline step, like the master playlist."""
+
+    def __init__(self, settings: Settings, files: Transfers) -> None:
+        self.files = files
+        self.limits = tools.Limits.from_settings(settings)
+
+    @activity.defn(name="video.publish_live")
+    async def publish_live(self, inp: LivePublishInput) -> LivePublishResult:
+        """The chunks appended to the live playlists: the rendition's, the audio's as far as
+        the pictures reach (the track cut on the first publish), then the master, each
+        stored after what it names."""
+        if not inp.chunks:
+            raise ApplicationError("no chunk to publish", type="LiveFailed", non_retryable=True)
+        video_path = f"{inp.rendition}/{live.PLAYLIST}"
+        published = await self._read(inp.video_id, video_path) if inp.first_index else []
+        entries = live.appended(published, inp.chunks, inp.previous_config)
+        seconds = live.reach(entries)
+        target = live.target_seconds(inp.segment_seconds)
+        texts = [(live.media_playlist(entries, target=target, complete=inp.complete), video_path)]
+        audio = inp.audio
+        if inp.audio_key:
+            audio, cut = await self._audio_cut(inp)
+            shown = live.audio_entries(cut, seconds, inp.complete)
+            texts.append(
+                (
+                    live.media_playlist(shown, target=target, complete=inp.complete),
+                    f"{hls.AUDIO_PLAYLIST_DIR}/{live.PLAYLIST}",
+                )
+            )
+        for text, path in [*texts, (live.master_playlist(inp, audio), "master.m3u8")]:
+            await self.files.put_bytes(text.encode("utf-8"), keys.live_key(inp.video_id, path))
+        return LivePublishResult(
+            master_key=keys.live_master_key(inp.video_id),
+            audio=audio,
+            seconds=round(seconds, 3),
+            segments=len(entries),
+        )
+
+    async def _read(self, video_id: str, path: str) -> list[live.Entry]:
+        """What a live playlist stored lists; nothing if none is stored yet."""
+        try:
+            raw = await self.files.call(
+                self.files.storage.read_bytes, keys.live_key(video_id, path)
+            )
+        except KeyNotFound:
+            return []
+        return live.read_playlist(raw.decode("utf-8"))
+
+    async def _audio_cut(self, inp: LivePublishInput) -> tuple[LiveAudio, list[live.Entry]]:
+        """The audio track's live segments: cut and stored by the first publish, read back
+        by the others."""
+        cut_path = f"{hls.AUDIO_PLAYLIST_DIR}/{live.AUDIO_CUT}"
+        stored = await self._read(inp.video_id, cut_path)
+        if stored and inp.audio is not None:
+            return inp.audio, stored
+        assert inp.audio_key is not None
+        async with heartbeating(), scratch_dir() as tmp:
+            m4a = await self.files.fetch(inp.audio_key, tmp / "audio.m4a")
+            try:
+                audio = await live.cut_audio(
+                    m4a,
+                    tmp / "audio",
+                    segment_seconds=inp.segment_seconds,
+                    lead=inp.chunks[0].lead_seconds,
+                    limits=self.limits,
+                )
+            except tools.MediaError as exc:
+                raise ApplicationError(f"live audio: {exc}", type="LiveFailed") from None
+            folder = hls.AUDIO_PLAYLIST_DIR
+            await self.files.put_all(
+                [
+                    (path, keys.live_key(inp.video_id, f"{folder}/{path.name}"))
+                    for path in live.cut_files(tmp / "audio")
+                ],
+                [(tmp / "audio" / live.AUDIO_CUT, keys.live_key(inp.video_id, cut_path))],
+            )
+            cut = live.read_playlist((tmp / "audio" / live.AUDIO_CUT).read_text())
+        return audio, cut
 
 
 def hls_files(

@@ -14,7 +14,8 @@ from activities.video.common import heartbeating, invalid, rendition_rate, scrat
 from spool.config import Settings
 from spool.media import bounds, keyframes, tools
 from spool.media import probe as probing
-from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes
+from spool.models.chunks import output_fps, plan_chunks, snap_to_keyframes, split_first_chunk
+from spool.models.live import LivePlan
 from spool.models.video import (
     EncodingPlan,
     EncodingPlanInput,
@@ -93,6 +94,12 @@ class ProbeActivities:
             )
         except ValueError as exc:
             raise invalid(f"The video cannot be cut into chunks: {exc}") from None
+        # A video of one chunk plays when it is ready, a moment later: nothing to gain.
+        live = live_plan(s.playable_rung, inp.heights) if len(chunks) > 1 else None
+        if live is not None:
+            planned = len(chunks)
+            chunks = split_first_chunk(chunks, s.hls_segment_seconds)
+            live.first_chunks = len(chunks) - planned + 1 if len(chunks) > planned else 0
         if len(chunks) > 1:
             chunks = snap_to_keyframes(
                 chunks,
@@ -113,6 +120,7 @@ class ProbeActivities:
             thumb_width=s.storyboard_thumb_width,
             storyboard_columns=s.storyboard_columns,
             storyboard_rows=s.storyboard_rows,
+            live=live,
         )
 
     async def _stored_keyframes(self, video_id: str) -> list[float]:
@@ -125,6 +133,15 @@ class ProbeActivities:
         if not isinstance(times, list):
             return []
         return [float(t) for t in times if isinstance(t, int | float)]
+
+
+def live_plan(wanted_rung: int, heights: list[int]) -> LivePlan | None:
+    """The rendition published while the job runs: the rung nearest ``wanted_rung`` (the
+    lower of two as near), or None when it is 0 (SPOOL_PLAYABLE_RUNG) or nothing is made."""
+    if wanted_rung <= 0 or not heights:
+        return None
+    rung = min(heights, key=lambda h: (abs(h - wanted_rung), h))
+    return LivePlan(rendition=rendition_name(rung))
 
 
 def thumb_interval(wanted: float, segment_seconds: float) -> float:

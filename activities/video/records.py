@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -83,4 +84,6 @@ def _columns(inp: RecordVideoInput) -> dict[str, Any]:
         values["hls_key"] = inp.hls_key
     if inp.storyboard_key is not None:
         values["storyboard_key"] = inp.storyboard_key
+    if inp.playable_at is not None:
+        values["playable_at"] = datetime.fromisoformat(inp.playable_at)
     return values

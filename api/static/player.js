@@ -11,10 +11,12 @@ let hls = null;             // the hls.js player of the open video, while it pla
 let hlsScript = null;       // the promise of hls.js, loaded once, when a video first needs it
 let renewing = null;        // the status being read again for a new grant, while it is
 let shownRendition = null;  // what the player was given: the master playlist or an MP4
+let playingLive = false;    // whether that is the live playlist of a job still running
 
 export function resetPlayer() {
   if (hls) { hls.destroy(); hls = null; }
   shownRendition = null;
+  playingLive = false;
   forgetStoryboard();
   const p = $("player");
   $("player-box").hidden = true;
@@ -33,11 +35,29 @@ export function resetPlayer() {
 export function showPlayer(v) {
   const box = $("player-box");
   if (v.poster_url && !$("player").poster) $("player").poster = v.poster_url;
-  if (!box.hidden && shownRendition) return;  // already playing: polls change nothing
+  if (!box.hidden && shownRendition) {
+    // Already playing: polls change nothing, except that a job's live playlist gives way to
+    // the full ladder once it is ready, where the viewer is.
+    if (playingLive && v.hls_url && hls) switchToLadder(v);
+    return;
+  }
   box.hidden = false;
   if (v.storyboard_url) loadStoryboard(v.storyboard_url);
-  if (v.hls_url) playHls(v);
+  if (v.hls_url || v.playable_url) playHls(v);
   else playProgressive(v);
+}
+
+function switchToLadder(v) {
+  const p = $("player");
+  const at = p.currentTime || 0;
+  const paused = p.paused;
+  hls.destroy(); hls = null;
+  $("stream-note").textContent = "";
+  p.addEventListener("loadedmetadata", () => {
+    p.currentTime = at;
+    if (!paused) p.play().catch(() => {});
+  }, { once: true });
+  playHls(v);
 }
 
 // Progressive MP4: one rendition at a time, chosen in the menu.
@@ -78,7 +98,10 @@ function loadHlsJs() {
 
 async function playHls(v) {
   const id = currentVideo;
-  shownRendition = v.hls_url;
+  shownRendition = v.hls_url || v.playable_url;
+  // While the job runs, the status's playable URL is its live playlist (one rendition, growing).
+  playingLive = !v.hls_url;
+  if (playingLive) $("stream-note").textContent = "Still processing: playing what is ready so far.";
   let Hls = null;
   try { Hls = await loadHlsJs(); } catch (_) { Hls = null; }
   if (id !== currentVideo) return;
@@ -87,11 +110,16 @@ async function playHls(v) {
 }
 
 function startHls(Hls, v) {
-  hls = new Hls({ xhrSetup: (xhr, url) => xhr.open("GET", withNewestGrant(url), true) });
+  // startPosition 0: a live playlist (EVENT, still growing) plays from its start, not from
+  // near its end as a live broadcast would.
+  hls = new Hls({
+    startPosition: 0,
+    xhrSetup: (xhr, url) => xhr.open("GET", withNewestGrant(url), true),
+  });
   hls.on(Hls.Events.MANIFEST_PARSED, () => fillLevels());
   hls.on(Hls.Events.LEVEL_SWITCHED, () => showAutoLevel());
   hls.on(Hls.Events.ERROR, (_e, data) => onHlsError(v, data));
-  hls.loadSource(v.hls_url);
+  hls.loadSource(v.hls_url || v.playable_url);
   hls.attachMedia($("player"));
 }
 
@@ -104,7 +132,7 @@ function playWithoutHlsJs(Hls, v) {
     $("stream-note").textContent = missing && missing + "this browser's own HLS player picks "
       + "the quality.";
     fillQualityMenu([]);
-    p.src = v.hls_url;
+    p.src = v.hls_url || v.playable_url;
   } else {
     $("stream-note").textContent = (missing || "This browser cannot play HLS: ")
       + "playing one rendition at a time instead.";

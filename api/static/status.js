@@ -26,8 +26,9 @@ export function render(v) {
   const errs = Object.entries(v.errors || {}).map(([k, m]) => `${k}: ${m}`);
   if (v.error && !errs.length) errs.push(v.error);
   $("job-error").textContent = errs.length ? "Problems: " + errs.join("; ") : "";
-  const playable = v.hls_url || (v.renditions && v.renditions.length);
-  if (playable && v.state !== "processing") showPlayer(v);
+  // A job still running plays its live playlist as soon as the status has one.
+  const done = v.state !== "processing" && (v.hls_url || (v.renditions && v.renditions.length));
+  if (done || v.playable_url) showPlayer(v);
   renderCaptions(v.captions || {});
 }
 

@@ -42,6 +42,8 @@ videos = sa.Table(
     # and the storyboard VTT's keys.
     sa.Column("hls_key", sa.String(500), nullable=True),
     sa.Column("storyboard_key", sa.String(500), nullable=True),
+    # When the video could first be played, before it was ready (migration 0007).
+    sa.Column("playable_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 caption_segments = sa.Table(
@@ -105,7 +107,7 @@ def replace_caption_segments(engine: Engine, video_id: str, segments: list[dict]
 
 def _row(row: Any) -> dict:
     d = dict(row._mapping)
-    for k in ("created_at", "updated_at"):
+    for k in ("created_at", "updated_at", "playable_at"):
         if d.get(k) is not None:
             d[k] = d[k].isoformat()
     return d

@@ -23,23 +23,33 @@ AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29}
 
 
 def hls_args(
-    src: Path, out_dir: Path, *, stream: str, segment_seconds: float, offset_seconds: float = 0.0
+    src: Path,
+    out_dir: Path,
+    *,
+    stream: str,
+    segment_seconds: float,
+    offset_seconds: float = 0.0,
+    prefix: str = "",
+    absolute: bool = False,
 ) -> list[str]:
     """fMP4 HLS of one stream of ``src`` by stream copy: a VOD playlist, init segment and
-    numbered media segments in out_dir, the playlist naming them relatively.
-    ``offset_seconds`` delays every timestamp (lines the audio up with the video)."""
+    numbered media segments in out_dir, the playlist naming them relatively, each file name
+    starting with ``prefix``. ``offset_seconds`` delays every timestamp (lines the audio up
+    with the video, or a chunk with its place in the video)."""
     inp = ffmpeg.input(tools.file_url(src), **tools.OWN_MP4_INPUT)
     timing = {"output_ts_offset": tools.seconds_arg(offset_seconds)} if offset_seconds > 0 else {}
+    if absolute:
+        timing["hls_segment_options"] = "movflags=+frag_discont"
     out = inp[stream].output(
-        tools.file_url(out_dir / HLS_PLAYLIST),
+        tools.file_url(out_dir / f"{prefix}{HLS_PLAYLIST}"),
         c="copy",
         format="hls",
         **timing,
         hls_time=tools.seconds_arg(segment_seconds),
         hls_playlist_type="vod",
         hls_segment_type="fmp4",
-        hls_fmp4_init_filename=HLS_INIT,
-        hls_segment_filename=tools.file_url(out_dir / HLS_SEGMENT),
+        hls_fmp4_init_filename=f"{prefix}{HLS_INIT}",
+        hls_segment_filename=tools.file_url(out_dir / f"{prefix}{HLS_SEGMENT}"),
         start_number=1,
         hls_flags="independent_segments",
         map_metadata=-1,
@@ -53,7 +63,7 @@ async def package_hls(
     """One rendition's video as fMP4 HLS in out_dir (index.m3u8, init.mp4, seg-00001.m4s…),
     by stream copy: segments start at the forced keyframes, so every rendition's segments
     start at the same times. The playlist's URIs are relative."""
-    playlist = await _package(
+    playlist = await cut_stream(
         Path(mp4), Path(out_dir), stream="v:0", segment_seconds=segment_seconds, limits=limits
     )
     info = await tools.stream_info(Path(mp4), "v:0", limits)
@@ -84,7 +94,7 @@ async def package_audio_hls(
     timestamps delayed by ``video_start`` (HlsVariantInfo.start_seconds) so that the sound
     of source time 0 plays with the first picture. Without it, HLS viewers hear the sound a
     few frames early (the joined MP4 is in sync either way: its edit lists say so)."""
-    playlist = await _package(
+    playlist = await cut_stream(
         Path(audio_m4a),
         Path(out_dir),
         stream="a:0",
@@ -130,7 +140,12 @@ def _stream_inf(variant: HlsVariantInfo, audio: HlsAudioInfo | None) -> str:
     codecs = f"{variant.codecs},{audio.codecs}" if audio else variant.codecs
     attributes = [
         f"BANDWIDTH={max(variant.bandwidth, variant.average_bandwidth) + peak_audio}",
-        f"AVERAGE-BANDWIDTH={variant.average_bandwidth + average_audio}",
+        # Optional (RFC 8216, 4.3.4.2), and unknown while a live playlist still grows: 0.
+        *(
+            [f"AVERAGE-BANDWIDTH={variant.average_bandwidth + average_audio}"]
+            if variant.average_bandwidth > 0
+            else []
+        ),
         f"RESOLUTION={variant.width}x{variant.height}",
         f'CODECS="{codecs}"',
         f"FRAME-RATE={variant.frame_rate:.3f}",
@@ -144,18 +159,18 @@ def _stream_inf(variant: HlsVariantInfo, audio: HlsAudioInfo | None) -> str:
 
 
 @dataclass(frozen=True)
-class _Segment:
+class Segment:
     path: Path
     seconds: float
 
 
 @dataclass(frozen=True)
-class _MediaPlaylist:
-    segments: list[_Segment]
+class MediaPlaylist:
+    segments: list[Segment]
     target_seconds: int  # EXT-X-TARGETDURATION
 
 
-async def _package(
+async def cut_stream(
     src: Path,
     out_dir: Path,
     *,
@@ -163,7 +178,10 @@ async def _package(
     segment_seconds: float,
     limits: tools.Limits,
     offset_seconds: float = 0.0,
-) -> _MediaPlaylist:
+    prefix: str = "",
+    absolute: bool = False,
+) -> MediaPlaylist:
+    """One stream of ``src`` cut into fMP4 segments in out_dir, and what the muxer wrote."""
     tools.make_dir(out_dir)
     await tools.run_ffmpeg(
         hls_args(
@@ -172,16 +190,18 @@ async def _package(
             stream=stream,
             segment_seconds=segment_seconds,
             offset_seconds=offset_seconds,
+            prefix=prefix,
+            absolute=absolute,
         ),
         limits,
     )
-    return read_media_playlist(out_dir / HLS_PLAYLIST)
+    return read_media_playlist(out_dir / f"{prefix}{HLS_PLAYLIST}")
 
 
-def read_media_playlist(playlist: Path) -> _MediaPlaylist:
+def read_media_playlist(playlist: Path) -> MediaPlaylist:
     """The media segments a VOD playlist lists, with their EXTINF durations, and its target
     duration."""
-    segments: list[_Segment] = []
+    segments: list[Segment] = []
     seconds: float | None = None
     target = 0
     for line in playlist.read_text().splitlines():
@@ -190,16 +210,16 @@ def read_media_playlist(playlist: Path) -> _MediaPlaylist:
         elif line.startswith("#EXTINF:"):
             seconds = float(line.removeprefix("#EXTINF:").split(",", 1)[0])
         elif line and not line.startswith("#") and seconds is not None:
-            segments.append(_Segment(playlist.parent / line, seconds))
+            segments.append(Segment(playlist.parent / line, seconds))
             seconds = None
     if not segments:
         raise tools.MediaError(f"the HLS muxer wrote no segments to {playlist.name}")
     if target <= 0:
         raise tools.MediaError(f"{playlist.name} has no EXT-X-TARGETDURATION")
-    return _MediaPlaylist(segments, target)
+    return MediaPlaylist(segments, target)
 
 
-def bandwidths(playlist: _MediaPlaylist) -> tuple[int, int]:
+def bandwidths(playlist: MediaPlaylist) -> tuple[int, int]:
     """(peak, average) segment bit rates in bits per second, as RFC 8216 (section 4.3.4.2)
     defines them for BANDWIDTH and AVERAGE-BANDWIDTH."""
     sizes = [(s.path.stat().st_size * 8, s.seconds) for s in playlist.segments]

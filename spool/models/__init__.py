@@ -8,5 +8,6 @@ from spool.models.blog import *  # noqa: F403
 from spool.models.captions import *  # noqa: F403
 from spool.models.common import *  # noqa: F403
 from spool.models.lifecycle import *  # noqa: F403
+from spool.models.live import *  # noqa: F403
 from spool.models.posts import *  # noqa: F403
 from spool.models.video import *  # noqa: F403

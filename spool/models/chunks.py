@@ -16,6 +16,7 @@ __all__ = [
     "output_fps",
     "plan_chunks",
     "snap_to_keyframes",
+    "split_first_chunk",
 ]
 
 # Without a usable rate from the probe, the output is what most cameras record.
@@ -45,6 +46,8 @@ SNAP_TOLERANCE = 0.015
 # over media workers, a 10 s clip one (each chunk costs a process start and x264's warm-up).
 TARGET_CHUNKS = 8
 MIN_CHUNK_SHARE = 0.25
+# The shortest first chunk split_first_chunk splits, in segments.
+RAMP_FROM_SEGMENTS = 3
 # Float noise in duration / segment (59.99999999 segments is 60).
 EPSILON = 1e-9
 
@@ -100,6 +103,28 @@ def plan_chunks(
     ]
 
 
+def split_first_chunk(chunks: list[ChunkPlan], segment_seconds: float) -> list[ChunkPlan]:
+    """The same chunks with the first one cut into chunks of 1, 2, 4… segments (the last
+    takes the rest): the first picture of a long video is then out in the time of one
+    segment, and each next chunk is at most twice as long as what plays before it. Chunks
+    of one or two segments (a clip, spread over a few short chunks already) stay as they
+    are: splitting them would cost process starts and win nothing."""
+    if len(chunks) < 2 or chunks[0].duration < RAMP_FROM_SEGMENTS * segment_seconds - EPSILON:
+        return chunks
+    first = chunks[0]
+    starts, size, at = [first.start], 1, first.start
+    while at + size * segment_seconds < first.end - segment_seconds / 2 - EPSILON:
+        at += size * segment_seconds
+        starts.append(at)
+        size *= 2
+    ends = [*starts[1:], first.end]
+    ramp = [
+        ChunkPlan(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+    ]
+    rest = [ChunkPlan(len(ramp) + i, c.start, c.end) for i, c in enumerate(chunks[1:])]
+    return ramp + rest
+
+
 def snap_to_keyframes(
     chunks: list[ChunkPlan], keyframes: list[float], *, fps: float, segment_seconds: float
 ) -> list[ChunkPlan]:
@@ -121,18 +146,20 @@ def snap_to_keyframes(
         return chunks
     rate = Fraction(fps).limit_denominator(1001)
     duration = chunks[-1].end
-    step = chunks[0].duration
+    step = max(chunk.duration for chunk in chunks[:-1])
     shortest = segment_seconds / 2
     marks = sorted(k for k in keyframes if math.isfinite(k) and 0 < k < duration)
-    planned = [chunk.start for chunk in chunks[1:]]
     starts = [chunks[0].start]
 
     def fits(t: float) -> bool:
         return t - starts[-1] >= shortest and duration - t >= shortest
 
-    for boundary in planned:
+    for before, chunk in zip(chunks, chunks[1:], strict=False):
+        # Half a chunk either way; half the one before when that is shorter (the first
+        # chunks of a video that plays early: split_first_chunk).
+        reach, boundary = min(step, before.duration) / 2, chunk.start
         near = sorted(
-            (k for k in marks if abs(k - boundary) <= step / 2), key=lambda k: abs(k - boundary)
+            (k for k in marks if abs(k - boundary) <= reach), key=lambda k: abs(k - boundary)
         )
         snapped = [t for t in (_first_frame_at(k, rate) for k in near) if fits(t)]
         if snapped:

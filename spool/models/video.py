@@ -10,6 +10,7 @@ from spool.models import defaults
 from spool.models.captions import CaptionsResult, CaptionsState
 from spool.models.chunks import ChunkPlan
 from spool.models.common import JobState, StepState
+from spool.models.live import LiveChunk, LivePlan
 
 __all__ = [
     "normalize_renditions",
@@ -211,6 +212,7 @@ class RecordVideoInput:
     errors: dict[str, str] | None = None
     hls_key: str | None = None
     storyboard_key: str | None = None
+    playable_at: str | None = None  # ISO 8601, when the first pictures could be played
 
 
 # --- chunked encoding (docs/pipelines.md): plan, chunks, audio, packages, storyboard, HLS ---
@@ -246,6 +248,7 @@ class EncodingPlan:
     thumb_width: int = 160
     storyboard_columns: int = 10
     storyboard_rows: int = 10
+    live: LivePlan | None = None  # None: nothing plays before the job is ready
 
 
 @dataclass
@@ -258,6 +261,7 @@ class ChunkInput:
     segment_seconds: float
     thumb_every: float | None = None
     thumb_width: int = 160
+    live: str | None = None  # the rendition to cut into live segments too
 
 
 @dataclass
@@ -267,6 +271,7 @@ class ChunkResult:
     failed: dict[str, str] = field(default_factory=dict)  # rendition name -> error
     thumbs: int = 0
     seconds_taken: float = 0.0
+    live: LiveChunk | None = None
 
 
 @dataclass
@@ -390,3 +395,4 @@ class VideoStatus:
     # activities (rendition-720p from its chunks); spool/service/jobs.py adds each running
     # one's share of its heartbeat percent to the step's own.
     step_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    playable_at: str | None = None  # ISO 8601: the live playlist's first publish

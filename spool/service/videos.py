@@ -121,10 +121,12 @@ def build_view(
     captions = captions_state(row, live)
     has_captions = captions == CaptionsState.AVAILABLE and bool(keys.vtt)
     renditions = sorted(keys.renditions.values(), key=lambda r: -int(r.get("height") or 0))
+    state = video_state(row, live)
+    playable = row.get("playable_at") or getattr(status, "playable_at", None)
     return VideoView(
         video_id=video_id,
         job_id=video_workflow_id(video_id),
-        state=video_state(row, live),
+        state=state,
         steps=live.steps if live is not None else [],
         metadata=row.get("metadata") or _plain(probe),
         renditions=[
@@ -147,12 +149,28 @@ def build_view(
         ),
         hls_url=f"{base}/hls/master.m3u8" if keys.hls else None,
         storyboard_url=f"{base}/storyboard.vtt" if keys.storyboard else None,
+        playable_at=playable,
+        playable_url=playable_url(base, state, keys, playable),
         error=live.error if live is not None else None,
         errors=dict(row.get("errors") or {}),
         status_unavailable=live.unavailable if live is not None else None,
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
     )
+
+
+def playable_url(
+    base: str, state: JobState, media: MediaKeys, playable_at: str | None
+) -> str | None:
+    """The full ladder once it is there (a video from before HLS: its largest MP4); while
+    the job runs, the live playlist once it was first published; else nothing (a failed or
+    cancelled job's live playlist never ends)."""
+    if media.hls:
+        return f"{base}/hls/master.m3u8"
+    if state == JobState.PROCESSING:
+        return f"{base}/hls/live/master.m3u8" if playable_at else None
+    largest = max(media.renditions.values(), key=lambda r: int(r.get("height") or 0), default=None)
+    return f"{base}/renditions/{largest['name']}" if largest else None
 
 
 def summary(row: Row) -> VideoSummary:

@@ -95,6 +95,14 @@ class VideoView(View):
     captions: CaptionsView
     hls_url: str | None = Field(None, description="the HLS master playlist, once made")
     storyboard_url: str | None = Field(None, description="the storyboard WebVTT, once made")
+    playable_at: str | None = Field(
+        None, description="when the video could first be played (before it was ready)"
+    )
+    playable_url: str | None = Field(
+        None,
+        description="what to play now: the live HLS playlist (one rendition, growing) while "
+        "the job runs, the full ladder's master playlist once it is ready",
+    )
     error: str | None = None
     errors: dict[str, str] = Field(default_factory=dict, description="failed steps' errors")
     status_unavailable: str | None = Field(

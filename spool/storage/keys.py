@@ -75,6 +75,9 @@ def audio_track_key(video_id: str) -> str:
     return f"{video_prefix(video_id)}audio.m4a"
 
 
+LIVE_FOLDER = "live"
+
+
 def hls_prefix(video_id: str) -> str:
     return f"{video_prefix(video_id)}hls/"
 
@@ -86,6 +89,16 @@ def hls_key(video_id: str, path: str) -> str:
 
 def hls_master_key(video_id: str) -> str:
     return hls_key(video_id, "master.m3u8")
+
+
+def live_key(video_id: str, path: str) -> str:
+    """A file of the live playlists, published while the job runs (``live/480p/index.m3u8``):
+    under the HLS prefix, beside the full ladder that replaces them."""
+    return hls_key(video_id, f"{LIVE_FOLDER}/{path}")
+
+
+def live_master_key(video_id: str) -> str:
+    return live_key(video_id, "master.m3u8")
 
 
 def storyboard_vtt_key(video_id: str) -> str:

@@ -1,0 +1,244 @@
+"""Playable within seconds (issue 21): a job publishes one rendition's chunks as a growing HLS
+playlist, in order, while the rest is still encoding; the status says when and where, the
+owner hears `video.playable` once, and the full ladder replaces it when the job is ready.
+
+Real Temporal dev server, worker, ffmpeg and API. The later chunks are held at an explicit
+gate (the encode waits, heartbeating, until the test opens it), so "before it is ready" is a
+state the test holds, not a race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio import activity
+
+from activities.video import EncodeActivities, VideoActivitySet
+from spool.db import get_engine
+from spool.db.video import get_video
+from spool.ingest import ingest_video, start_video_job
+from spool.media import live
+from spool.models import ChunkInput, ChunkResult, JobState, StepStatus
+from spool.models.chunks import plan_chunks, split_first_chunk
+from spool.storage import keys, open_storage
+from tests.support import media_clips
+from tests.support.api import AUTH
+from tests.support.hls_rules import violations
+from tests.support.live_api import live_api
+from tests.support.media_checks import ffprobe_json, playlist_uris
+from tests.support.video import chunked, tasks_taken_by_a_late_host, video_workers
+from tests.support.waiting import eventually
+from tests.support.webhook_senders import Receiver, webhook_settings
+
+pytestmark = pytest.mark.e2e
+
+FPS = 15
+SECONDS = 12
+HELD_FROM = 2  # chunks from this index wait at the gate
+
+
+class HeldEncodes(EncodeActivities):
+    """The real encodes, but chunks from HELD_FROM on wait (heartbeating) for ``gate``."""
+
+    gate: asyncio.Event
+
+    @activity.defn(name="video.encode_chunk")
+    async def encode_chunk(self, inp: ChunkInput) -> ChunkResult:
+        while inp.chunk.index >= HELD_FROM and not self.gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
+        return await super().encode_chunk(inp)
+
+
+async def job_status(http: httpx.AsyncClient, video_id: str) -> dict:
+    got = await http.get(f"/v1/videos/{video_id}", headers=AUTH)
+    assert got.status_code == 200, got.text
+    return got.json()
+
+
+def test_first_chunk_is_split_so_the_first_pictures_come_soon():
+    """A long video's first chunk becomes chunks of 1, 2, 4… segments; short clips keep
+    theirs; the chunks still cover the video exactly, in order."""
+    ten_minutes = split_first_chunk(plan_chunks(600, chunk_seconds=30, segment_seconds=4), 4)
+    assert [(c.start, c.end) for c in ten_minutes[:4]] == [(0, 4), (4, 12), (12, 28), (28, 56)]
+    assert [c.index for c in ten_minutes] == list(range(len(ten_minutes)))
+    assert all(a.end == b.start for a, b in zip(ten_minutes, ten_minutes[1:], strict=False))
+    assert ten_minutes[-1].end == 600
+    clip = plan_chunks(60, chunk_seconds=30, segment_seconds=4)  # 8 s chunks: 2 segments
+    assert split_first_chunk(clip, 4) == clip
+
+
+def test_live_playlist_appends_chunks_once_and_ends_when_complete():
+    """A retried publish finds its chunks already in; the playlist is EVENT, each chunk under
+    its own init segment, ended only once complete."""
+    from spool.models import LiveChunk, LiveSegment
+
+    first = LiveChunk(
+        "c00000-init.mp4", [LiveSegment("c00000-seg-00001.m4s", 2.0, 100)], config="a"
+    )
+    second = LiveChunk(
+        "c00001-init.mp4",
+        [LiveSegment("c00001-seg-00001.m4s", 2.0, 90), LiveSegment("c00001-seg-00002.m4s", 1.5)],
+        config="a",
+    )
+    other = LiveChunk("c00002-init.mp4", [LiveSegment("c00002-seg-00001.m4s", 2.0)], config="b")
+    entries = live.appended(live.appended([], [first]), [first, second])
+    assert live.reach(entries) == 5.5
+    text = live.media_playlist(entries, target=2, complete=False)
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text and "#EXT-X-ENDLIST" not in text
+    # Alike chunks share the first chunk's init segment.
+    assert text.count("#EXT-X-MAP") == 1 and "#EXT-X-DISCONTINUITY" not in text
+    again = live.appended(live.read_playlist(text), [second], previous_config="a")
+    assert [s.uri for _i, s in again] == [s.uri for _i, s in entries]
+    grown = live.appended(again, [other], previous_config="a")
+    ended = live.media_playlist(grown, target=2, complete=True)
+    assert ended.endswith("#EXT-X-ENDLIST\n")
+    # A chunk configured otherwise starts its own, after a discontinuity.
+    assert ended.count("#EXT-X-MAP") == 2 and ended.count("#EXT-X-DISCONTINUITY") == 1
+    assert live.read_playlist(ended) == grown
+
+
+async def test_a_media_host_takes_the_first_chunks_and_the_audio_first(client, settings, clips):
+    """With a job's media tasks all waiting: a host takes the split first chunks and the
+    audio track before anything else (its first pictures wait for them), then the
+    poster, then the rest longest first."""
+    s = chunked(settings, queue_media=f"{settings.queue_pipeline}-media", chunk_seconds=24.0)
+    clip = media_clips.make_clip(
+        clips / "first.mp4", width=320, height=180, seconds=SECONDS, fps=FPS, speech=None, tone=True
+    )
+    status, taken = await tasks_taken_by_a_late_host(client, s, clip)
+    assert status.state == JobState.READY, status.error
+    first = sorted(taken[:3])
+    assert first == [("audio", 2), ("encode-00000", 2), ("encode-00001", 2)], taken
+    assert taken[3] == ("poster", 0) and taken[4][0] == "encode-00002", taken
+
+
+async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, settings, clips):
+    """With every chunk from the third held: the job is processing and playable; the live
+    master names one rendition and the audio; the variant holds exactly the chunks done in
+    order (EVENT, not ended) and decodes over HTTP; `video.playable` arrives once. Released,
+    the job is ready, the live playlist is ended and whole, and the status's playable URL is
+    the full ladder."""
+    if media_clips.tools_missing():
+        pytest.fail(media_clips.tools_missing())
+    # Chunks of 3 segments of 2 s: the first is split into 2 s + 4 s, so 3 chunks in all.
+    s = chunked(webhook_settings(settings), chunk_seconds=24.0, playable_rung=360)
+    clip = media_clips.make_clip(
+        clips / "playable.mp4",
+        width=854,
+        height=480,
+        seconds=SECONDS,
+        fps=FPS,
+        speech=None,
+        tone=True,
+    )
+    acts = VideoActivitySet.from_settings(s)
+    acts.encoding = HeldEncodes(s, acts.files)
+    acts.encoding.gate = asyncio.Event()
+    with Receiver().running() as receiver:
+        async with (
+            video_workers(client, s, acts=acts),
+            live_api(s, client) as base,
+            httpx.AsyncClient(base_url=base) as http,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            stack.callback(acts.encoding.gate.set)  # a failed check releases the held chunks
+            inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+            inp.callback_url = receiver.url
+            handle = await start_video_job(client, s, inp)
+            video_id = inp.video_id
+
+            async def playable() -> dict | None:
+                view = await job_status(http, video_id)
+                return view if view["playable_url"] else None
+
+            view = await eventually(playable, "the job is playable", within=120)
+            assert view["state"] == "processing" and view["playable_at"]
+            assert view["playable_url"].endswith(f"/v1/videos/{video_id}/hls/live/master.m3u8")
+            assert view["hls_url"] is None
+            hls = f"{base}/v1/videos/{video_id}/hls/live"
+            master = (await http.get(f"{hls}/master.m3u8")).text
+            assert playlist_uris(master) == ["360p/index.m3u8"]
+            assert 'URI="audio/index.m3u8"' in master
+
+            async def reaching(seconds: float) -> str | None:
+                text = (await http.get(f"{hls}/360p/index.m3u8")).text
+                return text if sum(map(float, _extinf(text))) >= seconds - 0.01 else None
+
+            # Chunks 0 and 1 (2 s + 4 s) are published, in order; chunk 2 is held.
+            variant = await eventually(lambda: reaching(6.0), "chunks 0 and 1 live", within=120)
+            assert "#EXT-X-PLAYLIST-TYPE:EVENT" in variant and "#EXT-X-ENDLIST" not in variant
+            assert all(round(float(x)) <= 2 for x in _extinf(variant))
+            assert "#EXT-X-TARGETDURATION:2" in variant
+            assert abs(sum(map(float, _extinf(variant))) - 6.0) < 0.01, variant
+            assert variant.count("#EXT-X-MAP") == 1
+            # ffprobe would wait for a live playlist to grow: it reads a copy, ended.
+            snapshot = ended_copy(variant, f"{hls}/360p", clips / "live-360p.m3u8")
+            decoded = await asyncio.to_thread(
+                ffprobe_json,
+                snapshot,
+                "-protocol_whitelist",
+                "file,http,tcp",
+                "-select_streams",
+                "v:0",
+                "-count_frames",
+                "-show_entries",
+                "stream=nb_read_frames,height",
+            )
+            assert decoded["streams"][0]["nb_read_frames"] == str(6 * FPS)
+            assert decoded["streams"][0]["height"] == 360
+            audio = (await http.get(f"{hls}/audio/index.m3u8")).text
+            assert "#EXT-X-ENDLIST" not in audio and sum(map(float, _extinf(audio))) < SECONDS
+
+            acts.encoding.gate.set()
+            final = await asyncio.wait_for(handle.result(), 300)
+            assert final.state == JobState.READY, final.error
+            steps = {step.name: step for step in final.steps}
+            assert steps["playable"].state == StepStatus.DONE
+            view = await job_status(http, video_id)
+            assert view["playable_url"] == view["hls_url"] and view["hls_url"]
+            ended = (await http.get(f"{hls}/360p/index.m3u8")).text
+            assert ended.endswith("#EXT-X-ENDLIST\n") and ended.startswith(variant.rstrip("\n"))
+            assert abs(sum(map(float, _extinf(ended))) - SECONDS) < 0.01
+            audio = (await http.get(f"{hls}/audio/index.m3u8")).text
+            assert audio.endswith("#EXT-X-ENDLIST\n")
+
+            def read(uri: str) -> bytes:
+                got = httpx.get(f"{hls}/{uri}")
+                assert got.status_code == 200, uri
+                return got.content
+
+            assert await asyncio.to_thread(violations, "master.m3u8", read) == []
+        row = get_video(get_engine(s), video_id)
+        assert row["playable_at"] == view["playable_at"]
+        await eventually(lambda: len(receiver.accepted()) >= 2, "two events", within=30)
+        events = receiver.accepted()
+    assert sorted(e["type"] for e in events) == ["video.playable", "video.ready"]
+    played = next(e for e in events if e["type"] == "video.playable")
+    assert played["data"]["video_id"] == video_id
+    assert open_storage(s).exists(keys.live_master_key(video_id))
+
+
+def ended_copy(playlist: str, base: str, path: Path) -> Path:
+    """A live playlist as it is now, its URIs absolute and ended, written to ``path``."""
+    lines = []
+    for line in playlist.splitlines():
+        if line.startswith('#EXT-X-MAP:URI="'):
+            line = f'#EXT-X-MAP:URI="{base}/{line.split(chr(34))[1]}"'
+        elif line and not line.startswith("#"):
+            line = f"{base}/{line}"
+        lines.append(line)
+    path.write_text("\n".join([*lines, "#EXT-X-ENDLIST", ""]))
+    return path
+
+
+def _extinf(playlist: str) -> list[str]:
+    return [
+        line.removeprefix("#EXTINF:").split(",")[0]
+        for line in playlist.splitlines()
+        if line.startswith("#EXTINF:")
+    ]
