@@ -541,20 +541,28 @@ async def check_storyboard_hover(page, vtt: str, fraction: float, media_base: st
     assert loaded, sprite_url
 
 
-async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
-    client, settings, hls_fixture
-):
+@contextlib.asynccontextmanager
+async def fixture_page(client, settings, files: Path):
+    """A Chromium page on the API serving the fixture videos from ``files``: (the page, the
+    base URL, playwright's ``expect``, the page's errors)."""
     async_playwright, expect = playwright_api()
     hls_js_missing()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     app = create_app(api_settings(settings, api_expose_key_to_localhost=True), client=client)
-    serve_fixture(app, hls_fixture)
+    serve_fixture(app, files)
     errors: list[str] = []
     async with (
         served(app, free_port()) as base,
         async_playwright() as pw,
         chromium_page(pw, errors) as page,
     ):
+        yield page, base, expect, errors
+
+
+async def test_page_plays_hls_with_quality_menu_captions_and_storyboard(
+    client, settings, hls_fixture
+):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with fixture_page(client, settings, hls_fixture) as (page, base, expect, errors):
         await page.goto(f"{base}/#video={FIXTURE_ID}")
         await expect(page.locator("#player-box")).to_be_visible(timeout=20_000)
         await expect_quality_menu(page, ["360p", "240p"])
@@ -590,17 +598,9 @@ async def test_page_plays_a_job_still_processing_then_moves_to_the_full_ladder(
     """A job still running with a live playlist: the page plays it from its start while it
     says it is processing; once the status says ready, the player moves to the full ladder's
     quality menu where the viewer was."""
-    async_playwright, expect = playwright_api()
-    hls_js_missing()
     LIVE["ready"] = False
-    app = create_app(api_settings(settings, api_expose_key_to_localhost=True), client=client)
-    serve_fixture(app, hls_fixture)
-    errors: list[str] = []
-    async with (
-        served(app, free_port()) as base,
-        async_playwright() as pw,
-        chromium_page(pw, errors) as page,
-    ):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with fixture_page(client, settings, hls_fixture) as (page, base, expect, errors):
         await page.goto(f"{base}/#video={LIVE_ID}")
         await expect(page.locator("#player-box")).to_be_visible(timeout=20_000)
         await expect(page.locator("#job-state")).to_have_text("Processing…")
