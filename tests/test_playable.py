@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio import activity
+from temporalio.client import WorkflowFailureError
 
 from activities.video import EncodeActivities, VideoActivitySet
 from spool.db import get_engine
@@ -221,6 +222,36 @@ async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, setting
     played = next(e for e in events if e["type"] == "video.playable")
     assert played["data"]["video_id"] == video_id
     assert open_storage(s).exists(keys.live_master_key(video_id))
+
+
+async def test_a_cancelled_job_leaves_no_live_playlist(client, settings, clips):
+    """Cancelled while its later chunks are held, after it became playable: the job ends
+    cancelled, nothing remains under its live playlists, and nothing is offered to play."""
+    if media_clips.tools_missing():
+        pytest.fail(media_clips.tools_missing())
+    s = chunked(settings, chunk_seconds=24.0, playable_rung=360)
+    clip = media_clips.make_clip(
+        clips / "cancelled.mp4", width=320, height=180, seconds=SECONDS, fps=FPS, tone=True
+    )
+    acts = VideoActivitySet.from_settings(s)
+    acts.encoding = HeldEncodes(s, acts.files)
+    acts.encoding.gate = asyncio.Event()
+    storage = open_storage(s)
+    async with (
+        video_workers(client, s, acts=acts),
+        live_api(s, client) as base,
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+        handle = await start_video_job(client, s, inp)
+        live_master = keys.live_master_key(inp.video_id)
+        await eventually(lambda: storage.exists(live_master), "the job is playable", within=120)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 300)
+        view = await job_status(http, inp.video_id)
+    assert view["state"] == "cancelled" and view["playable_url"] is None
+    assert storage.list_prefix(keys.live_key(inp.video_id, "")) == []
 
 
 def ended_copy(playlist: str, base: str, path: Path) -> Path:

@@ -46,6 +46,10 @@ class RecordActivities:
             # still finds them. Every step has stopped by now (cancels are waited for).
             self.files.storage.delete(keys.audio_key(inp.video_id))
             self.files.storage.delete_prefix(keys.work_prefix(inp.video_id))
+        if inp.status in (JobState.FAILED, JobState.CANCELLED):
+            # Its live playlists never ended and nothing names them any more (playable_url);
+            # a ready job's stay, for a viewer still playing them.
+            self.files.storage.delete_prefix(keys.live_key(inp.video_id, ""))
 
     @activity.defn(name="video.notify_owner")
     async def notify_owner(self, inp: NotifyOwnerInput) -> int:
