@@ -61,7 +61,7 @@ from spool.media.poster import extract_poster  # noqa: E402
 from spool.media.probe import probe  # noqa: E402
 from spool.media.tools import Limits, MediaError  # noqa: E402
 from spool.models.captions import CaptionsInput, captions_workflow_id  # noqa: E402
-from spool.models.video import ProbeResult, plan_rungs, rendition_name  # noqa: E402
+from spool.models.video import ProbeResult, VideoStatus, plan_rungs, rendition_name  # noqa: E402
 from spool.process import single_threaded_blas, with_parent_death  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402
@@ -294,7 +294,7 @@ async def first_playable(handle, t0: float) -> float | None:
     0.2 s), or None if the job ended first."""
     while True:
         try:
-            status = await handle.query("status")
+            status = await handle.query("status", result_type=VideoStatus)
         except Exception:  # noqa: BLE001 - the job has ended (or not started): ask again
             status = None
         if status is not None and status.playable_at:
@@ -586,6 +586,8 @@ async def main(args) -> None:
         f"{plain['total']:7.1f} s (ladder {plain['ladder']:.1f} s)"
     )
     print(f"   Spool / plain: {ratio:.3f} (goal <= 1.05)")
+    if spool["playable"] is not None:
+        print(f"   Spool playable (live playlist's first publish) at {spool['playable']:.1f} s")
     renditions = ", ".join(f"{r.name}" for r in status.renditions)
     print(
         f"   Spool renditions: {renditions}; captions {status.captions_state}; "
