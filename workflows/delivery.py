@@ -140,7 +140,7 @@ class Delivery:
 
     async def deliver(self, plan: EncodingPlan, on_playable: Callable[[], None]) -> None:
         """Every rendition, and meanwhile (a plan made to play early) the live playlists."""
-        live = plan.live and LivePublisher(self._job, plan, self._probe.has_audio, on_playable)
+        live = plan.live and LivePublisher(self._job, plan, self._probe, on_playable)
         await every_branch(self._make_all(plan), *([live.run()] if live else []))
 
     async def _make_all(self, plan: EncodingPlan) -> None:

@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import LiveActivities
-    from spool.models import EncodingPlan, LiveAudio, LivePublishInput, run_text
+    from spool.models import EncodingPlan, LiveAudio, LivePublishInput, ProbeResult, run_text
     from spool.models.failures import failure_message
     from workflows.steps import QueueKind, Step, StepStatus
     from workflows.video_state import VideoJobState
@@ -35,7 +35,7 @@ class LivePublisher:
         self,
         job: VideoJobState,
         plan: EncodingPlan,
-        has_audio: bool,
+        probe: ProbeResult,
         on_playable: Callable[[], None],
     ) -> None:
         assert plan.live is not None
@@ -43,7 +43,10 @@ class LivePublisher:
         self._state = job.delivery
         self._plan = plan
         self._rendition = next(r for r in plan.renditions if r.name == plan.live.rendition)
-        self._has_audio = has_audio
+        self._has_audio = probe.has_audio
+        # The upload's own AAC plays as it is: the first pictures wait for no encode of the
+        # whole track (a 10-minute one takes 47 s of ffmpeg alone on a 2-core host).
+        self._copies_audio = probe.has_audio and probe.audio_codec == "aac"
         self._on_playable = on_playable
         self._published = 0  # chunks in the playlists
         self._publishes = 0
@@ -57,14 +60,19 @@ class LivePublisher:
         return done
 
     def _audio_ready(self) -> bool:
-        return not self._has_audio or self._state.audio is not None
+        return not self._has_audio or self._copies_audio or self._state.audio is not None
 
     def _why_stopped(self) -> str | None:
         """Why nothing more can be published, if so."""
         state = self._state
         if self._rendition.name in state.failed_renditions:
             return f"{self._rendition.name} failed"
-        if self._has_audio and self._job.steps.ended(AUDIO) and state.audio is None:
+        if (
+            self._has_audio
+            and not self._copies_audio
+            and self._job.steps.ended(AUDIO)
+            and state.audio is None
+        ):
             return "the audio track failed"
         if self._job.steps.ended(ENCODE) and self._in_order() == self._published:
             return "a chunk has no live segments"
@@ -98,7 +106,10 @@ class LivePublisher:
             ceiling_kbps=self._rendition.video_kbps,
             frame_rate=self._plan.fps,
             segment_seconds=self._plan.segment_seconds,
-            audio_key=state.audio.key if state.audio is not None else None,
+            audio_key=state.audio.key
+            if state.audio is not None and not self._copies_audio
+            else None,
+            source_key=self._job.inp.source_key if self._copies_audio else None,
             audio=self._audio,
             complete=complete,
             previous_config=state.live_chunks[self._published - 1].config

@@ -3,6 +3,7 @@ variant, the storyboard from the chunks' thumbnails, and the master playlist ove
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,7 @@ class LiveActivities:
         target = live.target_seconds(inp.segment_seconds)
         texts = [(live.media_playlist(entries, target=target, complete=inp.complete), video_path)]
         audio = inp.audio
-        if inp.audio_key:
+        if inp.audio_key or inp.source_key:
             audio, cut = await self._audio_cut(inp)
             shown = live.audio_entries(cut, seconds, inp.complete)
             texts.append(
@@ -224,16 +225,20 @@ class LiveActivities:
         stored = await self._read(inp.video_id, cut_path)
         if stored and inp.audio is not None:
             return inp.audio, stored
-        assert inp.audio_key is not None
-        async with heartbeating(), scratch_dir() as tmp:
-            m4a = await self.files.fetch(inp.audio_key, tmp / "audio.m4a")
+        async with heartbeating(), scratch_dir() as tmp, contextlib.AsyncExitStack() as stack:
+            if inp.source_key:
+                track = await stack.enter_async_context(self.files.source(inp.source_key, tmp))
+            else:
+                assert inp.audio_key is not None
+                track = await self.files.fetch(inp.audio_key, tmp / "audio.m4a")
             try:
                 audio = await live.cut_audio(
-                    m4a,
+                    track,
                     tmp / "audio",
                     segment_seconds=inp.segment_seconds,
                     lead=inp.chunks[0].lead_seconds,
                     limits=self.limits,
+                    untrusted=inp.source_key is not None,
                 )
             except tools.MediaError as exc:
                 raise ApplicationError(f"live audio: {exc}", type="LiveFailed") from None

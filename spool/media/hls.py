@@ -31,6 +31,7 @@ def hls_args(
     offset_seconds: float = 0.0,
     prefix: str = "",
     absolute: bool = False,
+    untrusted: bool = False,
 ) -> list[str]:
     """fMP4 HLS of one stream of ``src`` by stream copy: a VOD playlist, init segment and
     numbered media segments in out_dir, the playlist naming them relatively, each file name
@@ -89,6 +90,7 @@ async def package_audio_hls(
     segment_seconds: float,
     limits: tools.Limits,
     video_start: float = 0.0,
+    untrusted: bool = False,
 ) -> HlsAudioInfo:
     """The audio track as its own fMP4 HLS rendition (the master's audio group), its
     timestamps delayed by ``video_start`` (HlsVariantInfo.start_seconds) so that the sound
@@ -101,8 +103,10 @@ async def package_audio_hls(
         segment_seconds=segment_seconds,
         limits=limits,
         offset_seconds=video_start,
+        untrusted=untrusted,
     )
-    info = await tools.stream_info(Path(audio_m4a), "a:0", limits)
+    formats = tools.DEMUXER_WHITELIST if untrusted else tools.OWN_MP4_FORMATS
+    info = await tools.stream_info(Path(audio_m4a), "a:0", limits, formats=formats)
     if info.get("codec_name") != "aac":
         raise tools.MediaError(f"the audio track is {info.get('codec_name')}, not AAC")
     object_type = AAC_OBJECT_TYPES.get(str(info.get("profile")), 2)
@@ -180,6 +184,7 @@ async def cut_stream(
     offset_seconds: float = 0.0,
     prefix: str = "",
     absolute: bool = False,
+    untrusted: bool = False,
 ) -> MediaPlaylist:
     """One stream of ``src`` cut into fMP4 segments in out_dir, and what the muxer wrote."""
     tools.make_dir(out_dir)
@@ -192,6 +197,7 @@ async def cut_stream(
             offset_seconds=offset_seconds,
             prefix=prefix,
             absolute=absolute,
+            untrusted=untrusted,
         ),
         limits,
     )

@@ -80,12 +80,24 @@ def cut_files(out_dir: Path) -> list[Path]:
 
 
 async def cut_audio(
-    m4a: Path, out_dir: Path, *, segment_seconds: float, lead: float, limits: tools.Limits
+    m4a: Path,
+    out_dir: Path,
+    *,
+    segment_seconds: float,
+    lead: float,
+    limits: tools.Limits,
+    untrusted: bool = False,
 ) -> LiveAudio:
-    """The whole AAC track as the live audio rendition in out_dir, delayed by the pictures'
-    lead; the muxer's own playlist there (``AUDIO_CUT``) lists every segment."""
+    """An AAC track as the live audio rendition in out_dir, delayed by the pictures' lead;
+    the muxer's own playlist there (``AUDIO_CUT``) lists every segment. ``untrusted``: the
+    track is the upload's own AAC, copied from the upload (read with its whitelists)."""
     info: HlsAudioInfo = await hls.package_audio_hls(
-        m4a, out_dir, segment_seconds=segment_seconds, limits=limits, video_start=lead
+        m4a,
+        out_dir,
+        segment_seconds=segment_seconds,
+        limits=limits,
+        video_start=lead,
+        untrusted=untrusted,
     )
     (out_dir / PLAYLIST).rename(out_dir / AUDIO_CUT)
     return LiveAudio(codecs=info.codecs, bandwidth=info.bandwidth)

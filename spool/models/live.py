@@ -74,6 +74,8 @@ class LivePublishInput:
     frame_rate: float
     segment_seconds: float
     audio_key: str | None = None  # the AAC track, cut on the first publish
+    # Instead, the upload itself, whose own AAC is copied: the whole track is not waited for.
+    source_key: str | None = None
     audio: LiveAudio | None = None  # what the first publish cut
     complete: bool = False
     previous_config: str = ""  # the config of the chunk before first_index
