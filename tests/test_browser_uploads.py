@@ -15,6 +15,7 @@ from spool.db.uploads import get_upload, uploads
 from spool.storage import keys, open_storage
 from tests.support import media_clips
 from tests.support.api import api_settings
+from tests.support.body_reads import BodyReads
 from tests.support.browser import chromium_page, playwright_api
 from tests.support.dropping_proxy import DroppingProxy
 from tests.support.live_api import live_api
@@ -59,8 +60,11 @@ async def test_the_page_resumes_after_a_reload_and_a_dropped_socket(client, sett
     s = api_settings(settings, api_expose_key_to_localhost=True)
     size = upload_clip.stat().st_size
     errors: list[str] = []
-    async with live_api(s, client) as base:
-        proxy = DroppingProxy(urlsplit(base).port, drop_after=size // 3, stall_first=True)
+    reads = BodyReads()  # the stall waits until the API holds some of the first bytes
+    async with live_api(s, client, wrap=reads.around) as base:
+        proxy = DroppingProxy(
+            urlsplit(base).port, drop_after=size // 3, stall_first=True, app_reads=reads
+        )
         with proxy:
             async with async_playwright() as pw, chromium_page(pw, errors) as page:
                 await page.goto(proxy.url + "/")

@@ -18,6 +18,7 @@ from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
 from spool.storage import keys, open_storage
 from tests.support.api import API_KEY, AUTH, api_settings
+from tests.support.body_reads import BodyReads
 from tests.support.dropping_proxy import DroppingProxy
 from tests.support.live_api import live_api
 from tests.support.paths import REPO
@@ -83,9 +84,10 @@ def tuspy_resume(endpoint: str, url: str, path) -> tuple[int, dict]:
 
 async def test_tuspy_resumes_after_the_socket_is_dropped(client, settings, source):
     s = api_settings(settings)
-    async with live_api(s, client) as base:
+    reads = BodyReads()  # the cut waits until the API holds some of the bytes
+    async with live_api(s, client, wrap=reads.around) as base:
         port = urlsplit(base).port
-        with DroppingProxy(port, drop_after=SIZE // 2) as proxy:
+        with DroppingProxy(port, drop_after=SIZE // 2, app_reads=reads) as proxy:
             url = await asyncio.to_thread(tuspy_first_attempt, f"{proxy.url}/v1/uploads", source)
             assert proxy.dropped.is_set()
         url = base + urlsplit(url).path
@@ -119,8 +121,9 @@ async def test_tus_js_client_under_node_resumes_after_the_socket_is_dropped(
     if shutil.which("node") is None or not (REPO / "node_modules/tus-js-client").is_dir():
         service_missing("node and tus-js-client (`make install`) are needed")
     s = api_settings(settings)
-    async with live_api(s, client) as base:
-        with DroppingProxy(urlsplit(base).port, drop_after=SIZE // 3) as proxy:
+    reads = BodyReads()  # the cut waits until the API holds some of the bytes
+    async with live_api(s, client, wrap=reads.around) as base:
+        with DroppingProxy(urlsplit(base).port, drop_after=SIZE // 3, app_reads=reads) as proxy:
             first = await asyncio.to_thread(node_upload, f"{proxy.url}/v1/uploads", source)
             assert proxy.dropped.is_set() and "error" in first, first
         url = base + urlsplit(first["url"]).path

@@ -5,6 +5,11 @@ it: both sockets are closed without another byte. With ``stall_first`` that requ
 stalled there instead (the client's further bytes are read and thrown away, so it waits for
 an answer that never comes, until it gives up itself), and the next such request is the one
 dropped. Every other request is forwarded untouched.
+
+Given ``app_reads`` (tests/support/body_reads.py, wrapping the API behind ``upstream_port``),
+the cut waits until the API has read some of the forwarded body: bytes still in the server's
+buffer when the connection drops are thrown away, and a test expecting the first bytes kept
+must not depend on how fast the API starts reading.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+
+from tests.support.body_reads import BodyReads
 
 
 class DroppingProxy:
@@ -22,6 +29,7 @@ class DroppingProxy:
         drop_after: int,
         method: bytes = b"PATCH",
         stall_first: bool = False,
+        app_reads: BodyReads | None = None,
     ) -> None:
         self.upstream_port = upstream_port
         self.drop_after = drop_after
@@ -29,6 +37,7 @@ class DroppingProxy:
         self.cuts = ["stall", "drop"] if stall_first else ["drop"]
         self.dropped = threading.Event()
         self.stalled = threading.Event()
+        self.app_reads = app_reads
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -66,7 +75,7 @@ class DroppingProxy:
         return ""
 
     def _client_to_upstream(self, client: socket.socket, upstream: socket.socket) -> None:
-        sent, cut = 0, ""
+        sent, cut, read_before = 0, "", 0
         while True:
             try:
                 data = client.recv(65536)
@@ -75,10 +84,11 @@ class DroppingProxy:
             if not data:
                 break
             if not cut:  # a request may begin on any read of a kept-alive connection
-                cut, sent = self._take_a_cut(data), 0
+                cut, sent, read_before = self._take_a_cut(data), 0, self._app_read()
             if cut and sent + len(data) >= self.drop_after:
                 with contextlib.suppress(OSError):
                     upstream.sendall(data[: self.drop_after - sent])
+                self._wait_app_read_past(read_before)
                 # Said before the close, which is what the client sees first.
                 (self.dropped if cut == "drop" else self.stalled).set()
                 if cut == "stall":
@@ -91,6 +101,15 @@ class DroppingProxy:
             except OSError:
                 break
         self._close(client, upstream)
+
+    def _app_read(self) -> int:
+        return self.app_reads.read() if self.app_reads else 0
+
+    def _wait_app_read_past(self, count: int) -> None:
+        """Until the API has read some of the cut request's body (a bound: past it, the cut
+        goes ahead and the test's own check of the kept bytes fails)."""
+        if self.app_reads:
+            self.app_reads.wait_past(count, 120)
 
     def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         while True:

@@ -16,14 +16,13 @@ from spool.config import Settings
 
 
 @contextlib.asynccontextmanager
-async def live_api(settings: Settings, client) -> AsyncIterator[str]:
-    """The API for ``settings`` on a free local port, sharing ``client``; yields its base
-    URL and stops the server on exit."""
+async def live_api(settings: Settings, client, wrap=None) -> AsyncIterator[str]:
+    """The API for ``settings`` on a free local port, sharing ``client``, served wrapped in
+    ``wrap`` if given (an ASGI middleware); yields its base URL and stops the server on exit."""
     port = free_port()
+    app = create_app(settings, client=client)
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, client=client), host="127.0.0.1", port=port, log_level="warning"
-        )
+        uvicorn.Config(wrap(app) if wrap else app, host="127.0.0.1", port=port, log_level="warning")
     )
     serving = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 60
