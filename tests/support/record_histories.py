@@ -3,6 +3,7 @@
     .venv/bin/python -m tests.support.record_histories          # blog
     .venv/bin/python -m tests.support.record_histories video    # several chunks: ready, cancelled
     .venv/bin/python -m tests.support.record_histories post     # a post's own workflow
+    .venv/bin/python -m tests.support.record_histories playable # live playlists, in waves
 
 The other video and captions runs are saved by tests/test_video_pipeline.py
 (SPOOL_SAVE_HISTORIES=1). Run it to add a new scenario, or for a change made behind a patch
@@ -160,6 +161,24 @@ async def record_post(client, settings: Settings) -> None:
         write_history("post-scheduled", await handle.fetch_history())
 
 
+async def record_playable_video(client, settings: Settings, clips: Path) -> None:
+    """A job that plays early: its first chunk split, its media tasks scheduled in waves, its
+    live playlists published as chunks end in order (the upload's AAC copied), then ready."""
+    from spool.ingest import ingest_video, start_video_job
+    from tests.support import media_clips
+    from tests.support.video import CHUNKED, video_workers
+
+    s = settings.model_copy(update={**CHUNKED, "chunk_seconds": 24.0, "playable_rung": 360})
+    tone = media_clips.make_clip(
+        clips / "playable.mp4", width=640, height=360, seconds=12, speech=None, tone=True
+    )
+    async with video_workers(client, s):
+        inp = ingest_video(s, tone, owner_id="replay", captions=False, video_id="replay-playable")
+        handle = await start_video_job(client, s, inp)
+        await handle.result()
+        write_history("video-ready-playable", await handle.fetch_history())
+
+
 def write_history(name: str, history) -> None:
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 
@@ -188,6 +207,8 @@ async def main(kinds: list[str]) -> None:
                 await record_chunked_video(client, settings, Path(tmp))
             if "post" in kinds:
                 await record_post(client, settings)
+            if "playable" in kinds:
+                await record_playable_video(client, settings, Path(tmp))
     print(f"wrote histories to {HISTORIES}")
 
 
