@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import Cancelled, Done, Failed, QueueKind, Step, every_branch
     from workflows.video_state import DeliveryState, VideoJobState
 
-from workflows.live import PLAYABLE, EncodeWaves, LivePublisher
+from workflows.live import PLAYABLE, LivePublisher
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 # ``encode`` and ``package`` are aggregates in the status: their items (``encode-00003``,
@@ -120,7 +120,7 @@ class Delivery:
         self._state = job.delivery
         self._steps = job.steps
         self._probe = probe
-        self._waves = EncodeWaves(False, LATE_ENCODES_DELAY)
+        self._late_encodes: asyncio.Future[None] | None = None
 
     async def plan(self, heights: list[int]) -> EncodingPlan | None:
         """The job's plan, made once by a worker from its settings; None if it failed."""
@@ -140,7 +140,6 @@ class Delivery:
 
     async def deliver(self, plan: EncodingPlan, on_playable: Callable[[], None]) -> None:
         """Every rendition, and meanwhile (a plan made to play early) the live playlists."""
-        self._waves = EncodeWaves(plan.live is not None, LATE_ENCODES_DELAY)
         live = plan.live and LivePublisher(self._job, plan, self._probe, on_playable)
         await every_branch(self._make_all(plan), *([live.run()] if live else []))
 
@@ -175,7 +174,7 @@ class Delivery:
         """One chunk of every rendition; the error it failed with as a whole, if it did."""
         inp = self._job.inp
         step = chunk_step(chunk)
-        await self._waves.turn(priority, first=chunk.index == 0)
+        await self._turn_of(priority)
         self._state.running_chunks.add(step.name)
         try:
             made = await self._steps.execute(
@@ -208,6 +207,17 @@ class Delivery:
             self._state.running_chunks.discard(step.name)
         self._take_chunk(plan, chunk, made, self._state.shares[step.name])
         return None
+
+    async def _turn_of(self, priority: Priority) -> None:
+        """Return once an encode of this priority may be scheduled: a late one in the
+        workflow task after the early ones, by one timer they share."""
+        if priority != policies.LATE_ENCODE:
+            return
+        if self._late_encodes is None:
+            self._late_encodes = asyncio.ensure_future(
+                workflow.sleep(LATE_ENCODES_DELAY, summary="short encodes, after the long ones")
+            )
+        await self._late_encodes
 
     def _take_chunk(
         self, plan: EncodingPlan, chunk: ChunkPlan, made: ChunkResult, share: float
@@ -263,7 +273,7 @@ class Delivery:
             if plan.live is not None
             else policies.audio_priority(probe.duration, longest_chunk(plan))
         )
-        await self._waves.turn(priority)
+        await self._turn_of(priority)
         made = await self._steps.run(
             AUDIO,
             AudioTrackInput(
