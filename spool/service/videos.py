@@ -123,23 +123,25 @@ def build_view(
     renditions = sorted(keys.renditions.values(), key=lambda r: -int(r.get("height") or 0))
     state = video_state(row, live)
     playable = row.get("playable_at") or getattr(status, "playable_at", None)
+    shown = [
+        RenditionView(
+            name=r["name"],
+            width=r.get("width"),
+            height=r.get("height"),
+            bitrate_kbps=r.get("bitrate_kbps"),
+            size_bytes=r.get("size_bytes"),
+            url=f"{base}/renditions/{r['name']}",
+        )
+        for r in renditions
+    ]
+    hls_url = f"{base}/hls/master.m3u8" if keys.hls else None
     return VideoView(
         video_id=video_id,
         job_id=video_workflow_id(video_id),
         state=state,
         steps=live.steps if live is not None else [],
         metadata=row.get("metadata") or _plain(probe),
-        renditions=[
-            RenditionView(
-                name=r["name"],
-                width=r.get("width"),
-                height=r.get("height"),
-                bitrate_kbps=r.get("bitrate_kbps"),
-                size_bytes=r.get("size_bytes"),
-                url=f"{base}/renditions/{r['name']}",
-            )
-            for r in renditions
-        ],
+        renditions=shown,
         poster_url=f"{base}/poster.jpg" if keys.poster else None,
         captions=CaptionsView(
             state=captions,
@@ -147,10 +149,10 @@ def build_view(
             vtt_url=f"{base}/captions.vtt" if has_captions else None,
             srt_url=f"{base}/captions.srt" if has_captions and keys.srt else None,
         ),
-        hls_url=f"{base}/hls/master.m3u8" if keys.hls else None,
+        hls_url=hls_url,
         storyboard_url=f"{base}/storyboard.vtt" if keys.storyboard else None,
         playable_at=playable,
-        playable_url=playable_url(base, state, keys, playable),
+        playable_url=playable_url(base, state, hls_url, shown, playable),
         error=live.error if live is not None else None,
         errors=dict(row.get("errors") or {}),
         status_unavailable=live.unavailable if live is not None else None,
@@ -160,17 +162,20 @@ def build_view(
 
 
 def playable_url(
-    base: str, state: JobState, media: MediaKeys, playable_at: str | None
+    base: str,
+    state: JobState,
+    hls_url: str | None,
+    renditions: list[RenditionView],
+    playable_at: str | None,
 ) -> str | None:
-    """The full ladder once it is there (a video from before HLS: its largest MP4); while
-    the job runs, the live playlist once it was first published; else nothing (a failed or
-    cancelled job's live playlist never ends)."""
-    if media.hls:
-        return f"{base}/hls/master.m3u8"
+    """The full ladder once it is there (a video from before HLS: its largest MP4, the first
+    of ``renditions``); while the job runs, the live playlist once it was first published;
+    else nothing (a failed or cancelled job's live playlist never ends)."""
+    if hls_url:
+        return hls_url
     if state == JobState.PROCESSING:
         return f"{base}/hls/live/master.m3u8" if playable_at else None
-    largest = max(media.renditions.values(), key=lambda r: int(r.get("height") or 0), default=None)
-    return f"{base}/renditions/{largest['name']}" if largest else None
+    return renditions[0].url if renditions else None
 
 
 def summary(row: Row) -> VideoSummary:
