@@ -128,6 +128,10 @@ async def read_video(page, expect, base: str, job_id: str, summary: str) -> None
     await page.screenshot(path=str(SHOTS / "1-list-by-summary.png"), full_page=True)
     await row.locator("a", has_text=job_id).first.click()
     main = page.locator("body")
+    # The timeline draws only the rows inside the window: one tall enough for every row (a
+    # job that plays early has some twenty), so the first chunk's row is drawn too.
+    await page.set_viewport_size({"width": 1100, "height": 2600})
+    await expect(main).to_contain_text("notify owner ana: ready")
     for text in (
         "encode chunk 0/3 · 0.0–2.0 s · 480p 360p",
         "encode chunk 2/3 · 4.0–6.0 s · 480p 360p",
