@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import Cancelled, Done, Failed, QueueKind, Step, every_branch
     from workflows.video_state import DeliveryState, VideoJobState
 
-from workflows.live import PLAYABLE, LivePublisher
+from workflows.live import PLAYABLE, EncodeWaves, LivePublisher
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
 # ``encode`` and ``package`` are aggregates in the status: their items (``encode-00003``,
@@ -120,7 +120,7 @@ class Delivery:
         self._state = job.delivery
         self._steps = job.steps
         self._probe = probe
-        self._late_encodes: asyncio.Future[None] | None = None
+        self._waves = EncodeWaves(False, LATE_ENCODES_DELAY)
 
     async def plan(self, heights: list[int]) -> EncodingPlan | None:
         """The job's plan, made once by a worker from its settings; None if it failed."""
@@ -138,10 +138,23 @@ class Delivery:
                 self._state.plan = plan
                 return plan
 
-    async def deliver(self, plan: EncodingPlan, on_playable: Callable[[], None]) -> None:
-        """Every rendition, and meanwhile (a plan made to play early) the live playlists."""
+    async def deliver(
+        self, plan: EncodingPlan, on_playable: Callable[[], None], *, first_first: bool = False
+    ) -> None:
+        """Every rendition, and meanwhile (a plan made to play early) the live playlists;
+        ``first_first``: the first chunk scheduled before any other media task (waves)."""
+        self._waves = EncodeWaves(first_first, LATE_ENCODES_DELAY)
         live = plan.live and LivePublisher(self._job, plan, self._probe, on_playable)
         await every_branch(self._make_all(plan), *([live.run()] if live else []))
+
+    def first_out(self) -> bool:
+        """Whether the job's first pictures are out, or will not be: it is playable, or its
+        live playlists or its encodes have ended without."""
+        return (
+            self._state.playable_at is not None
+            or self._steps.ended(PLAYABLE.name)
+            or self._steps.ended(ENCODE.name)
+        )
 
     async def _make_all(self, plan: EncodingPlan) -> None:
         await every_branch(self._encode_chunks(plan), self._make_audio_track(plan))
@@ -174,7 +187,7 @@ class Delivery:
         """One chunk of every rendition; the error it failed with as a whole, if it did."""
         inp = self._job.inp
         step = chunk_step(chunk)
-        await self._turn_of(priority)
+        await self._waves.turn(priority, first=chunk.index == 0)
         self._state.running_chunks.add(step.name)
         try:
             made = await self._steps.execute(
@@ -207,17 +220,6 @@ class Delivery:
             self._state.running_chunks.discard(step.name)
         self._take_chunk(plan, chunk, made, self._state.shares[step.name])
         return None
-
-    async def _turn_of(self, priority: Priority) -> None:
-        """Return once an encode of this priority may be scheduled: a late one in the
-        workflow task after the early ones, by one timer they share."""
-        if priority != policies.LATE_ENCODE:
-            return
-        if self._late_encodes is None:
-            self._late_encodes = asyncio.ensure_future(
-                workflow.sleep(LATE_ENCODES_DELAY, summary="short encodes, after the long ones")
-            )
-        await self._late_encodes
 
     def _take_chunk(
         self, plan: EncodingPlan, chunk: ChunkPlan, made: ChunkResult, share: float
@@ -273,7 +275,7 @@ class Delivery:
             if plan.live is not None
             else policies.audio_priority(probe.duration, longest_chunk(plan))
         )
-        await self._turn_of(priority)
+        await self._waves.turn(priority)
         made = await self._steps.run(
             AUDIO,
             AudioTrackInput(

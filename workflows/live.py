@@ -10,9 +10,11 @@ stops the publishing where it is: the job still delivers everything when it is r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -146,3 +148,50 @@ class LivePublisher:
                 error=why if failed else None,
                 detail=None if failed else why,
             )
+
+
+class EncodeWaves:
+    """When a job's media tasks may be scheduled. Tasks scheduled together reach the
+    server's matching in no set order, and an idle media host is handed whichever arrives
+    first, whatever its priority (priority orders only what waits): so the job schedules in
+    waves, one timer apart. Without live playlists: the long chunks, then the short ones
+    (workflows/delivery.py, LATE_ENCODES_DELAY). A job that plays early: its first chunk
+    (with the poster, from the same task), then its other first chunks and its audio, then
+    the long chunks, then the short ones."""
+
+    def __init__(self, plays_early: bool, delay: float) -> None:
+        self._plays_early = plays_early
+        self._delay = delay
+        self._timers: dict[int, asyncio.Future[None]] = {}
+
+    def wave_of(self, priority: Priority, first: bool = False) -> int:
+        key = priority.priority_key
+        if not self._plays_early:
+            return 1 if key == policies.LATE_ENCODE.priority_key else 0
+        if first:
+            return 0
+        if key == policies.PLAYABLE_FIRST.priority_key:
+            return 1
+        return 3 if key == policies.LATE_ENCODE.priority_key else 2
+
+    async def turn(self, priority: Priority, first: bool = False) -> None:
+        """Return once a task of this priority (``first``: the job's first chunk) may be
+        scheduled."""
+        wave = self.wave_of(priority, first)
+        if wave:
+            await self._after(wave)
+
+    async def _after(self, wave: int) -> None:
+        if wave not in self._timers:
+            self._timers[wave] = asyncio.ensure_future(self._timer(wave))
+        await self._timers[wave]
+
+    async def _timer(self, wave: int) -> None:
+        if wave > 1:
+            await self._after(wave - 1)
+        summary = (
+            "short encodes, after the long ones"
+            if not self._plays_early
+            else ("", "the first chunks and the audio", "the long chunks", "the short chunks")[wave]
+        )
+        await workflow.sleep(self._delay, summary=summary)

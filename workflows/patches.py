@@ -22,5 +22,11 @@ from __future__ import annotations
 # either way, so its history records no marker. Added 2026-12-07.
 RUNGS_BY_SHORT_SIDE = "rungs-by-short-side"
 
+# A job that plays early (a plan with live playlists) gets its first chunk onto a media host
+# before anything else: its media tasks are scheduled in waves a timer apart, and its
+# captions start once it is playable (workflows/live.py, EncodeWaves). Asked only for such a
+# plan. Added 2026-12-07.
+PLAYABLE_FIRST = "playable-first"
+
 # Every patch id in use (patched or deprecated), so a saved history's markers can be checked.
-ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE})
+ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE, PLAYABLE_FIRST})

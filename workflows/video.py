@@ -13,6 +13,8 @@ told once in every case.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +23,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.patches as patches
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import (
         EncodeActivities,
@@ -88,6 +91,9 @@ ANNOUNCE_PLAYABLE = Step(
     policies.ANNOUNCE_PLAYABLE,
     QueueKind.PIPELINE,
 )
+# The longest the captions of a job that plays early wait for its first pictures: those take
+# seconds; a first chunk retried for longer must not hold the captions back.
+CAPTIONS_WAIT_LIMIT = timedelta(seconds=60)
 
 
 def job_queues(inp: VideoPipelineInput) -> JobQueues:
@@ -180,10 +186,13 @@ class VideoPipelineWorkflow:
         self._steps.add(
             *encoding_steps(plan), POSTER.name, *CAPTIONS_STEPS, *JOINING_STEPS, NOTIFY.name
         )
+        # A job that plays early gives its first chunk the hosts: Whisper (at the worker's
+        # own CPU priority, above the encodes') starts once the first pictures are out.
+        first_first = plan.live is not None and workflow.patched(patches.PLAYABLE_FIRST)
         await every_branch(
-            delivery.deliver(plan, self._playable),
+            delivery.deliver(plan, self._playable, first_first=first_first),
             self._make_poster(probe),
-            self._make_captions(probe),
+            self._make_captions(probe, after=delivery.first_out if first_first else None),
         )
 
     def _playable(self) -> None:
@@ -218,7 +227,11 @@ class VideoPipelineWorkflow:
             case Failed(error):
                 self._job.errors[POSTER.name] = error
 
-    async def _make_captions(self, probe: ProbeResult) -> None:
+    async def _make_captions(
+        self, probe: ProbeResult, after: Callable[[], bool] | None = None
+    ) -> None:
+        """The captions child; ``after``: started once that holds, or after
+        CAPTIONS_WAIT_LIMIT whatever it says."""
         inp, job = self._job.inp, self._job
         if not inp.captions or not probe.has_audio:
             self._steps.skip(
@@ -228,6 +241,13 @@ class VideoPipelineWorkflow:
                 CaptionsState.DISABLED if not inp.captions else CaptionsState.SKIPPED
             )
             return
+        if after is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    after,
+                    timeout=CAPTIONS_WAIT_LIMIT,
+                    timeout_summary="captions wait for the first pictures",
+                )
         child = CaptionsInput(
             inp.video_id,
             inp.source_key,

@@ -163,20 +163,20 @@ async def record_post(client, settings: Settings) -> None:
 
 async def record_playable_video(client, settings: Settings, clips: Path) -> None:
     """A job that plays early: its first chunk split, its media tasks scheduled in waves, its
-    live playlists published as chunks end in order (the upload's AAC copied), then ready."""
+    captions started once it plays, its live playlists published as chunks end in order (the
+    upload's AAC copied), then ready. (``video-ready-playable.json`` is the same job recorded
+    before the waves, patches.PLAYABLE_FIRST: kept, for the runs started then.)"""
     from spool.ingest import ingest_video, start_video_job
     from tests.support import media_clips
     from tests.support.video import CHUNKED, video_workers
 
     s = settings.model_copy(update={**CHUNKED, "chunk_seconds": 24.0, "playable_rung": 360})
-    tone = media_clips.make_clip(
-        clips / "playable.mp4", width=640, height=360, seconds=12, speech=None, tone=True
-    )
+    talk = media_clips.make_clip(clips / "playable.mp4", width=640, height=360, seconds=12)
     async with video_workers(client, s):
-        inp = ingest_video(s, tone, owner_id="replay", captions=False, video_id="replay-playable")
+        inp = ingest_video(s, talk, owner_id="replay", video_id="replay-playable-first")
         handle = await start_video_job(client, s, inp)
         await handle.result()
-        write_history("video-ready-playable", await handle.fetch_history())
+        write_history("video-ready-playable-first", await handle.fetch_history())
 
 
 def write_history(name: str, history) -> None:
