@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 
 from activities.video import EncodeActivities, VideoActivitySet
@@ -23,7 +24,7 @@ from spool.db import get_engine
 from spool.db.video import get_video
 from spool.ingest import ingest_video, start_video_job
 from spool.media import live
-from spool.models import ChunkInput, ChunkResult, JobState, StepStatus
+from spool.models import CaptionsState, ChunkInput, ChunkResult, JobState, StepStatus
 from spool.models.chunks import plan_chunks, split_first_chunk
 from spool.storage import keys, open_storage
 from tests.support import media_clips
@@ -116,6 +117,45 @@ async def test_a_media_host_takes_the_first_chunks_and_the_audio_first(client, s
     first = sorted(taken[:3])
     assert first == [("audio", 2), ("encode-00000", 2), ("encode-00001", 2)], taken
     assert taken[3] == ("poster", 0) and taken[4][0] == "encode-00002", taken
+
+
+async def test_the_first_chunk_goes_first_and_the_captions_once_it_plays(client, settings, clips):
+    """With media hosts idle when the job's tasks come: the first chunk (with the poster)
+    is scheduled before any other media task, which come a timer later, and the captions
+    child (Whisper, at a higher CPU priority than the encodes) starts only once the job is
+    playable; the job still ends ready with its captions."""
+    if media_clips.tools_missing():
+        pytest.fail(media_clips.tools_missing())
+    s = chunked(settings, chunk_seconds=24.0, playable_rung=360)
+    clip = media_clips.make_clip(
+        clips / "first-talk.mp4", width=320, height=180, seconds=SECONDS, fps=FPS
+    )
+    async with video_workers(client, s):
+        inp = ingest_video(s, clip, owner_id="owner-1")
+        handle = await start_video_job(client, s, inp)
+        final = await asyncio.wait_for(handle.result(), 300)
+        history = await handle.fetch_history()
+    assert final.state == JobState.READY, final.error
+    assert final.captions_state == CaptionsState.AVAILABLE, final.error
+    scheduled: dict[int, str] = {}
+    order: list[str] = []  # activities scheduled, timers fired, activities done, the child
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+            order.append(f"scheduled {scheduled[event.event_id]}")
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done = event.activity_task_completed_event_attributes.scheduled_event_id
+            order.append(f"done {scheduled[done]}")
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            order.append("timer")
+        elif event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            order.append("captions")
+    media = [e for e in order if e.startswith("scheduled ") and e.split()[1] != "plan"]
+    media = [e for e in media if e.split()[1].startswith(("encode-", "audio", "poster"))]
+    first_timer = order.index("timer")
+    before = {e.split()[1] for e in media if order.index(e) < first_timer}
+    assert before == {"encode-00000", "poster"}, order
+    assert order.index("captions") > order.index("done playable"), order
 
 
 async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, settings, clips):
