@@ -202,6 +202,7 @@ class Delivery:
                     plan.thumb_every,
                     plan.thumb_width,
                     plan.live.rendition if plan.live is not None else None,
+                    urgent=self._waves.first_first and priority == policies.PLAYABLE_FIRST,
                 ),
                 priority=priority,
                 summary=run_text.chunk_summary(

@@ -160,6 +160,7 @@ class EncodeWaves:
     the long chunks, then the short ones."""
 
     def __init__(self, plays_early: bool, delay: float) -> None:
+        self.first_first = plays_early
         self._plays_early = plays_early
         self._delay = delay
         self._timers: dict[int, asyncio.Future[None]] = {}

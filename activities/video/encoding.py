@@ -3,6 +3,7 @@ the storyboard's thumbnails from one decode), the AAC track and the poster."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ class EncodeActivities:
         """One time chunk of every rendition from one decode (plus its thumbnails)."""
         started = time.monotonic()
         c = inp.chunk
+        limits = dataclasses.replace(self.limits, nice=0) if inp.urgent else self.limits
         async with (
             heartbeating() as set_percent,
             scratch_dir() as tmp,
@@ -89,7 +91,7 @@ class EncodeActivities:
                     thumb_every=inp.thumb_every,
                     thumb_width=inp.thumb_width,
                     thumb_dir=thumb_dir,
-                    limits=self.limits,
+                    limits=limits,
                     on_progress=set_percent,
                 )
             except tools.MediaError as exc:

@@ -262,6 +262,9 @@ class ChunkInput:
     thumb_every: float | None = None
     thumb_width: int = 160
     live: str | None = None  # the rendition to cut into live segments too
+    # A chunk a viewer waits for (a job that plays early: its first chunks): encoded at the
+    # worker's own CPU priority, not below it as bulk encodes are (Limits.nice).
+    urgent: bool = False
 
 
 @dataclass
