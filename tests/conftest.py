@@ -24,7 +24,7 @@ from spool.config import Settings  # noqa: E402
 from spool.process import single_threaded_blas  # noqa: E402
 from spool.temporal import connect  # noqa: E402
 from tests.support.paths import LOGS  # noqa: E402
-from tests.support.services import service_missing  # noqa: E402
+from tests.support.services import service_missing, started  # noqa: E402
 
 # In-process workers run Whisper beside forked ffmpeg children, as worker.py does.
 single_threaded_blas()
@@ -51,12 +51,8 @@ def temporal_server(tmp_path_factory):
         db_filename=None,
         log_path=LOGS / "temporal-dev-server.log",
     )
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"Temporal dev server did not start: {exc}")
-    yield server
-    server.stop()
+    with started(server, "Temporal dev server"):
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -41,22 +41,15 @@ LONG = 600.0  # only turns a hang into a failure
 
 @pytest.fixture(scope="module")
 def real_temporal():
-    from tests.support.services import service_missing
+    from tests.support.services import started
 
     logs = LOGS / "deploys"
-    postgres = PostgresServer(free_port(), logs / "postgres.log")
-    try:
-        postgres.start()
+    with (
+        started(PostgresServer(free_port(), logs / "postgres.log"), "PostgreSQL") as postgres,
         # The first run builds temporal-server (go install, a few minutes).
-        server = TemporalServer(postgres, free_port(), logs).start()
-    except Exception as exc:  # noqa: BLE001
-        postgres.stop()
-        service_missing(f"the Temporal server did not start: {exc}")
-    try:
+        started(TemporalServer(postgres, free_port(), logs), "the Temporal server") as server,
+    ):
         yield server
-    finally:
-        server.stop()
-        postgres.stop()
 
 
 def set_current_version(server: TemporalServer, build_id: str) -> bool:

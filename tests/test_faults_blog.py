@@ -9,13 +9,9 @@ The means (gates, not delays; figures printed, never asserted): tests/support/fa
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -30,10 +26,11 @@ from spool.models import Post, blog_workflow_id
 from spool.notify import LogNotifier, Notification
 from spool.service.jobs import start_blog
 from spool.service.jobs import status as job_view
+from tests.support.es_fixtures import elasticsearch_node
 from tests.support.fault_audit import assert_blog_effects, assert_indexed_at_versions, make_posts
 from tests.support.faults import LONG, all_final, eventually, figure, on, retried_steps
 from tests.support.paths import LOGS
-from tests.support.services import service_missing
+from tests.support.services import started
 from tests.support.workers import blog_worker
 
 pytestmark = pytest.mark.e2e
@@ -51,18 +48,13 @@ def own_postgres(keeper):
     """A PostgreSQL of this test's own: restarting the session's would disturb other tests."""
     from devstack.postgres import PostgresServer
 
-    server = PostgresServer(free_port(), LOGS / "postgres-faults.log")
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"PostgreSQL did not start: {exc}")
-    try:
-        yield server
-    finally:
-        engine = spool_db._engines.pop(server.url, None)
-        if engine is not None:
-            engine.dispose()
-        server.stop()
+    with started(PostgresServer(free_port(), LOGS / "postgres-faults.log"), "PostgreSQL") as server:
+        try:
+            yield server
+        finally:
+            engine = spool_db._engines.pop(server.url, None)
+            if engine is not None:
+                engine.dispose()
 
 
 class HoldAfterDelivery:
@@ -150,29 +142,9 @@ async def completed_jobs(client: Client, job_ids: list[str]) -> list[str]:
 @pytest.fixture
 def own_elasticsearch(tmp_path_factory, keeper):
     """An Elasticsearch node of this test's own, stopped and started again on its home."""
-    from devstack.elasticsearch import ElasticsearchNode
-
-    # As root the node runs as an unprivileged user, which cannot enter pytest's 0700 temp
-    # root (tests/support/es_fixtures.py does the same).
-    private = os.geteuid() == 0
-    home = (
-        Path(tempfile.mkdtemp(prefix="spool-es-faults-"))
-        if private
-        else tmp_path_factory.mktemp("es-faults")
-    )
-    home.chmod(0o755)
-    node = ElasticsearchNode(home / "node", free_port(), LOGS / "elasticsearch-faults.log")
-    try:
-        node.start()
-    except Exception as exc:  # noqa: BLE001
-        shutil.rmtree(home, ignore_errors=True)
-        service_missing(f"Elasticsearch did not start: {exc}")
-    try:
+    log_path = LOGS / "elasticsearch-faults.log"
+    with elasticsearch_node(tmp_path_factory, "es-faults", log_path) as node:
         yield node
-    finally:
-        node.stop()
-        if private:
-            shutil.rmtree(home, ignore_errors=True)
 
 
 def steps_of(status: dict) -> dict[str, str]:

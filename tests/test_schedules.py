@@ -25,9 +25,9 @@ from spool.schedules import (
 )
 from spool.storage import LocalStorage, ObjectStorage, open_storage
 from spool.storage.local import INCOMING
-from tests.support.api import api_settings
+from tests.support.api import api_app, api_settings
 from tests.support.deletion import keep_history
-from tests.support.tus import HEADERS, api_app, create, patch
+from tests.support.tus import HEADERS, create, patch
 from tests.support.waiting import eventually
 from tests.support.workers import running_worker
 from workflows.housekeeping import SweepAbandonedWritesWorkflow, SweepExpiredUploadsWorkflow

@@ -473,15 +473,10 @@ def test_stopped_server_is_unavailable_and_restart_keeps_the_data(tmp_path):
     """A private server (the session's keeps running): stop it, then start it on the same
     port and data, as the fault tests do."""
     from devstack.s3proxy import S3ProxyServer
+    from tests.support.services import started
 
     server = S3ProxyServer(tmp_path / "s3", free_port(), tmp_path / "s3proxy.log")
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        from tests.support.services import service_missing
-
-        service_missing(f"S3Proxy did not start: {exc}")
-    try:
+    with started(server, "S3Proxy"):
         storage = open_storage(
             s3_settings_for(server, "spool-restart", storage_part_size_mb=PART_MB)
         )
@@ -504,8 +499,6 @@ def test_stopped_server_is_unavailable_and_restart_keeps_the_data(tmp_path):
         storage.check()
         assert storage.read_bytes(KEY) == BIG
         assert storage.list_prefix("videos/abc") == [KEY]
-    finally:
-        server.stop()
 
 
 def test_describe_names_the_place_not_the_secret(storage_settings, backend):

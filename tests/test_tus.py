@@ -25,14 +25,13 @@ from temporalio.client import WorkflowExecutionStatus
 from devstack.proc import free_port, start_process, stop_process, wait_for_port
 from spool.storage import keys, open_storage
 from spool.storage.local import INCOMING
-from tests.support.api import API_KEY, AUTH, api_settings, assert_error
+from tests.support.api import API_KEY, AUTH, api_app, api_settings, assert_error
 from tests.support.live_api import live_api
 from tests.support.paths import REPO
 from tests.support.tus import (
     HEADERS,
     STREAM,
     TUS,
-    api_app,
     create,
     offset_of,
     patch,

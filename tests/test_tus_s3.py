@@ -14,8 +14,8 @@ import pytest
 from spool.db import get_engine
 from spool.db.uploads import get_upload
 from spool.storage import keys, open_storage
-from tests.support.api import AUTH, api_settings, assert_error
-from tests.support.tus import HEADERS, api_app, create, offset_of, patch
+from tests.support.api import AUTH, api_app, api_settings, assert_error
+from tests.support.tus import HEADERS, create, offset_of, patch
 
 pytestmark = pytest.mark.e2e
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -204,20 +205,48 @@ async def cut_stream(
     return read_media_playlist(out_dir / f"{prefix}{HLS_PLAYLIST}")
 
 
+@dataclass(frozen=True)
+class Tag:
+    """A tag line of a playlist other than EXTINF: ``#EXT-X-MAP:URI="init.mp4"`` is
+    ``Tag("EXT-X-MAP", 'URI="init.mp4"')``."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A media segment a playlist lists: its URI as written, its EXTINF duration."""
+
+    uri: str
+    seconds: float
+
+
+def playlist_lines(text: str) -> Iterator[Tag | Listed]:
+    """A media playlist's tags and segments, in order: a segment is a URI line with the
+    duration of the EXTINF before it (a URI line without one is passed over)."""
+    seconds: float | None = None
+    for line in text.splitlines():
+        if line.startswith("#EXTINF:"):
+            seconds = float(line.removeprefix("#EXTINF:").split(",", 1)[0])
+        elif line.startswith("#"):
+            name, _, value = line.removeprefix("#").partition(":")
+            yield Tag(name, value)
+        elif line and seconds is not None:
+            yield Listed(line, seconds)
+            seconds = None
+
+
 def read_media_playlist(playlist: Path) -> MediaPlaylist:
     """The media segments a VOD playlist lists, with their EXTINF durations, and its target
     duration."""
     segments: list[Segment] = []
-    seconds: float | None = None
     target = 0
-    for line in playlist.read_text().splitlines():
-        if line.startswith("#EXT-X-TARGETDURATION:"):
-            target = int(line.removeprefix("#EXT-X-TARGETDURATION:"))
-        elif line.startswith("#EXTINF:"):
-            seconds = float(line.removeprefix("#EXTINF:").split(",", 1)[0])
-        elif line and not line.startswith("#") and seconds is not None:
-            segments.append(Segment(playlist.parent / line, seconds))
-            seconds = None
+    for item in playlist_lines(playlist.read_text()):
+        if isinstance(item, Listed):
+            segments.append(Segment(playlist.parent / item.uri, item.seconds))
+        elif item.name == "EXT-X-TARGETDURATION":
+            target = int(item.value)
     if not segments:
         raise tools.MediaError(f"the HLS muxer wrote no segments to {playlist.name}")
     if target <= 0:

@@ -126,15 +126,12 @@ def read_playlist(text: str) -> list[Entry]:
     """The segments a media playlist lists, each with the EXT-X-MAP it starts under."""
     entries: list[Entry] = []
     init: str | None = None
-    seconds: float | None = None
-    for line in text.splitlines():
-        if line.startswith("#EXT-X-MAP:URI="):
-            init = line.removeprefix("#EXT-X-MAP:URI=").strip('"')
-        elif line.startswith("#EXTINF:"):
-            seconds = float(line.removeprefix("#EXTINF:").split(",", 1)[0])
-        elif line and not line.startswith("#") and seconds is not None:
-            entries.append((init, LiveSegment(line, seconds)))
-            init, seconds = None, None
+    for item in hls.playlist_lines(text):
+        if isinstance(item, hls.Listed):
+            entries.append((init, LiveSegment(item.uri, item.seconds)))
+            init = None
+        elif item.name == "EXT-X-MAP" and item.value.startswith("URI="):
+            init = item.value.removeprefix("URI=").strip('"')
     return entries
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
 from api import create_app
 from spool.config import Settings
@@ -24,8 +26,8 @@ def api_settings(settings: Settings, **extra) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def api_client(settings: Settings, client):
-    """An HTTP client of the app for ``settings``, served in this process over ASGI."""
+async def api_app(settings: Settings, client) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """One API process's app (its own lifespan and services) and a client of it."""
     app = create_app(settings, client=client)
     async with (
         app.router.lifespan_context(app),
@@ -33,6 +35,13 @@ async def api_client(settings: Settings, client):
             transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=60
         ) as http,
     ):
+        yield app, http
+
+
+@contextlib.asynccontextmanager
+async def api_client(settings: Settings, client) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app for ``settings``, served in this process over ASGI."""
+    async with api_app(settings, client) as (_app, http):
         yield http
 
 

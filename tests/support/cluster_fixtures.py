@@ -17,7 +17,7 @@ from spool.config import Settings
 
 @pytest.fixture(scope="module")
 def cluster():
-    from tests.support.services import service_missing
+    from tests.support.services import service_missing, started
 
     if shutil.which("unshare") is None:
         service_missing("unshare (util-linux) is needed to isolate the cluster's hosts")
@@ -30,15 +30,9 @@ def cluster():
         worker_module={"media": "tests.support.paced_worker"},
     )
     try:
-        c.start()
-    except Exception as exc:  # noqa: BLE001
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        service_missing(f"the cluster did not start: {exc}")
-    try:
-        yield c
+        with started(c, "the cluster"):
+            yield c
     finally:
-        c.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

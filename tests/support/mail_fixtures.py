@@ -53,7 +53,7 @@ class Mail:
 def mailpit(tmp_path_factory) -> Mail:
     from devstack.mailpit import MailpitServer, password_file
     from tests.support.pki import issue_cert, make_ca
-    from tests.support.services import service_missing
+    from tests.support.services import started
 
     root = tmp_path_factory.mktemp("mailpit")
     ca_pair, ca_cert, ca_key = make_ca(root, "mail-ca")
@@ -68,11 +68,5 @@ def mailpit(tmp_path_factory) -> Mail:
         auth=password_file(root / "smtp-users", username, password),
         allowed_recipients=rf"@{ACCEPTED_DOMAIN.replace('.', '[.]')}$",
     )
-    try:
-        server.start()  # the first run builds Mailpit (go install), then starts it
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"Mailpit did not start: {exc}")
-    try:
+    with started(server, "Mailpit"):  # the first run builds Mailpit (go install), then starts it
         yield Mail(server, ca_pair.cert, username, password)
-    finally:
-        server.stop()

@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 SPEECH_TEXT = "Hello world, this is a simple test."
+# ffmpeg quiet (errors only), overwriting its output.
+FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
 
 
 def tools_missing() -> str | None:
@@ -55,11 +57,7 @@ def make_clip(
 ) -> Path:
     """An H.264/AAC MP4 of a test pattern with spoken audio (or a tone, or no audio)."""
     argv = [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *FFMPEG,
         "-f",
         "lavfi",
         "-i",
@@ -90,11 +88,7 @@ def make_clip(
     _run([*argv, str(plain)])
     _run(
         [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
+            *FFMPEG,
             "-i",
             str(plain),
             "-c",
@@ -119,11 +113,7 @@ def make_audio_only(path: Path) -> Path:
     wav = speech_wav(path.with_suffix(".wav"))
     _run(
         [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
+            *FFMPEG,
             "-i",
             str(wav),
             "-c:a",
@@ -197,11 +187,7 @@ def make_marked_clip(
     )
     video_length = [] if video_seconds is None else ["-t", f"{video_seconds}"]
     argv = [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *FFMPEG,
         *video_length,
         "-f",
         "lavfi",
@@ -245,7 +231,7 @@ NOISE = "anoisesrc=color=pink:amplitude=0.3:sample_rate=16000"
 def sound_wav(path: Path, source: str, *, seconds: float = 8) -> Path:
     """A 16 kHz mono WAV of an ffmpeg lavfi audio source (MUSIC, NOISE)."""
     _run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source]
+        [*FFMPEG, "-f", "lavfi", "-i", source]
         + ["-t", f"{seconds}", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(path)]
     )
     return path
@@ -255,7 +241,7 @@ def silence_then_speech_wav(path: Path, *, silence: float, text: str = SPEECH_TE
     """A 16 kHz mono WAV: ``silence`` seconds of nothing, then espeak-ng saying ``text``."""
     spoken = speech_wav(path.with_suffix(".speech.wav"), text)
     _run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(spoken)]
+        [*FFMPEG, "-i", str(spoken)]
         + ["-af", f"adelay={int(silence * 1000)}:all=1", "-ac", "1", "-ar", "16000"]
         + ["-c:a", "pcm_s16le", str(path)]
     )

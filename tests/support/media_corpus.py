@@ -25,7 +25,7 @@ from tests.support import media_clips
 from tests.support.media_checks import ffprobe_json
 
 CLIP_SECONDS = 2.0
-FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
+FFMPEG = media_clips.FFMPEG
 # The shell, ffmpeg and ffconcat all give these characters a meaning; Spool must not care.
 SPECIAL_NAME = "-i $(touch pwned); `id` 'q' \"d\" | %d *?[a] concat:file: ,x.mp4"
 

@@ -18,15 +18,10 @@ def postgres_url() -> Iterator[str]:
     """The URL of the server's `spool` database, shared by the whole session."""
     from devstack.postgres import PostgresServer
     from tests.support.paths import LOGS
-    from tests.support.services import service_missing
+    from tests.support.services import started
 
-    server = PostgresServer(free_port(), LOGS / "postgres.log")
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"PostgreSQL did not start: {exc}")
-    yield server.url
-    server.stop()
+    with started(PostgresServer(free_port(), LOGS / "postgres.log"), "PostgreSQL") as server:
+        yield server.url
 
 
 @pytest.fixture

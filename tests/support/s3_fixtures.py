@@ -24,7 +24,7 @@ REGION = "us-east-1"
 def s3_server(tmp_path_factory):
     """A running S3ProxyServer with a random key pair, so every request is really signed."""
     from devstack.s3proxy import S3ProxyServer
-    from tests.support.services import service_missing
+    from tests.support.services import started
 
     server = S3ProxyServer(
         tmp_path_factory.mktemp("s3proxy"),
@@ -33,14 +33,8 @@ def s3_server(tmp_path_factory):
         access_key=f"spool-test-{secrets.token_hex(4)}",
         secret_key=secrets.token_urlsafe(24),
     )
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"S3Proxy did not start: {exc}")
-    try:
+    with started(server, "S3Proxy"):
         yield server
-    finally:
-        server.stop()
 
 
 def fresh_bucket_name() -> str:

@@ -3,7 +3,10 @@ elsewhere it skips, saying why. A test that needs a service never passes without
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -15,3 +18,30 @@ def service_missing(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required service unavailable in CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+class Server(Protocol):
+    """What devstack's servers have in common: started, then stopped (a stop is safe on a
+    server that never started, or started only in part)."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+@contextlib.contextmanager
+def started(server: S, what: str) -> Iterator[S]:
+    """``server`` started, and stopped on leaving. One that does not start is stopped at once
+    (whatever it had started goes) and is a missing service: "``what`` did not start: …"."""
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001
+        server.stop()
+        service_missing(f"{what} did not start: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()

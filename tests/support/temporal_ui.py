@@ -5,7 +5,6 @@ User Metadata tab (summary, details, current details, each rendered in an iframe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,7 +12,7 @@ import httpx
 
 from devstack.proc import free_port
 from devstack.temporal import DevServer
-from tests.support.services import service_missing
+from tests.support.services import started
 
 NAMESPACE = "default"
 METADATA_FRAMES = {
@@ -23,18 +22,10 @@ METADATA_FRAMES = {
 }
 
 
-@contextlib.contextmanager
-def dev_server_with_ui(log_path: Path) -> Iterator[DevServer]:
+def dev_server_with_ui(log_path: Path) -> contextlib.AbstractContextManager[DevServer]:
     """A dev server with its Web UI on free ports, stopped on exit."""
     server = DevServer(port=free_port(), ui_port=free_port(), db_filename=None, log_path=log_path)
-    try:
-        server.start()
-    except Exception as exc:  # noqa: BLE001
-        service_missing(f"Temporal dev server with its UI did not start: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    return started(server, "Temporal dev server with its UI")
 
 
 async def ui_answers(url: str) -> bool:

@@ -1,18 +1,13 @@
-"""The tus protocol spoken by hand, over the API served in this process (ASGI), and the API
-apps a test runs at once or one after another on the same database and store."""
+"""The tus protocol spoken by hand, over the API served in this process (ASGI: the apps a
+test runs at once or one after another are tests/support/api.py's ``api_app``)."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 
 import httpx
-from fastapi import FastAPI
 
-from api import create_app
-from spool.config import Settings
 from tests.support.api import AUTH
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -26,19 +21,6 @@ def metadata(**values: str) -> str:
 
 def sha1_header(data: bytes) -> str:
     return "sha1 " + base64.b64encode(hashlib.sha1(data).digest()).decode()
-
-
-@contextlib.asynccontextmanager
-async def api_app(settings: Settings, client) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """One API process's app (its own lifespan and services) and a client of it."""
-    app = create_app(settings, client=client)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=60
-        ) as http,
-    ):
-        yield app, http
 
 
 async def create(http: httpx.AsyncClient, length: int, **meta: str) -> httpx.Response:
