@@ -278,6 +278,7 @@ async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | Non
             playable_seconds = await playable
             child = client.get_workflow_handle(captions_workflow_id(inp.video_id))
             transcribe, queued = await activity_seconds(child, "video.transcribe")
+            ends = await branch_ends(handle, child)
         finally:
             stop_process(worker)
     return {
@@ -286,7 +287,32 @@ async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | Non
         "transcribe": transcribe,
         "queued": queued,
         "playable": playable_seconds,
+        "ends": ends,
     }
+
+
+async def branch_ends(handle, captions) -> str:
+    """When each branch of the job ended, in seconds from the job's start (what the time to
+    ready waited for): the first chunk, the first publish, the last encode, the audio track,
+    the transcription, the master playlist."""
+    runs, first, _last = await activity_runs(handle)
+    child_runs, _f, _l = await activity_runs(captions)
+
+    def end(runs, pick) -> str:
+        ended = [r.ended for r in runs if pick(r) and r.ended is not None]
+        return f"{max(ended) - first:.1f}" if ended else "-"
+
+    return ", ".join(
+        f"{name} {at}"
+        for name, at in (
+            ("chunk 0", end(runs, lambda r: r.activity_id == "encode-00000")),
+            ("playable", end(runs, lambda r: r.activity_id == "playable")),
+            ("encodes", end(runs, lambda r: r.activity_id.startswith("encode-"))),
+            ("audio", end(runs, lambda r: r.activity_id == "audio")),
+            ("captions", end(child_runs, lambda r: r.activity_type == "video.transcribe")),
+            ("hls", end(runs, lambda r: r.activity_id == "hls")),
+        )
+    )
 
 
 async def first_playable(handle, t0: float) -> float | None:
@@ -323,7 +349,7 @@ async def compare_playable(clip: Path, rounds: int) -> None:
                 shown = f", playable at {result['playable']:.1f} s" if name == "live" else ""
                 print(
                     f"  {name:7} round {i + 1}: ready at {result['total']:6.1f} s{shown} "
-                    f"({meter.report()})",
+                    f"({meter.report()})\n    ended (s from the job's start): {result['ends']}",
                     flush=True,
                 )
     live, without = min(ready["live"]), min(ready["without"])

@@ -139,10 +139,15 @@ async def test_the_first_chunk_goes_first_and_the_captions_once_it_plays(client,
     assert final.captions_state == CaptionsState.AVAILABLE, final.error
     scheduled: dict[int, str] = {}
     order: list[str] = []  # activities scheduled, timers fired, activities done, the child
+    urgent: dict[str, bool] = {}  # each chunk's encode: at the worker's own CPU priority?
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
-            order.append(f"scheduled {scheduled[event.event_id]}")
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attrs.activity_id
+            order.append(f"scheduled {attrs.activity_id}")
+            if attrs.activity_id.startswith("encode-"):
+                (chunk,) = await client.data_converter.decode(attrs.input.payloads)
+                urgent[attrs.activity_id] = chunk["urgent"]
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done = event.activity_task_completed_event_attributes.scheduled_event_id
             order.append(f"done {scheduled[done]}")
@@ -156,6 +161,8 @@ async def test_the_first_chunk_goes_first_and_the_captions_once_it_plays(client,
     before = {e.split()[1] for e in media if order.index(e) < first_timer}
     assert before == {"encode-00000", "poster"}, order
     assert order.index("captions") > order.index("done playable"), order
+    # The split first chunks (2 s + 4 s) are waited for; the rest is bulk.
+    assert urgent == {"encode-00000": True, "encode-00001": True, "encode-00002": False}
 
 
 async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, settings, clips):
@@ -313,3 +320,42 @@ def _extinf(playlist: str) -> list[str]:
         for line in playlist.splitlines()
         if line.startswith("#EXTINF:")
     ]
+
+
+@pytest.mark.unit
+async def test_an_urgent_chunk_encodes_at_the_workers_own_priority(tmp_path, monkeypatch):
+    """Bulk chunks run ffmpeg below the worker's CPU priority (SPOOL_MEDIA_NICE); a chunk a
+    viewer waits for runs at the worker's own."""
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.video import encoding
+    from spool.config import Settings
+    from spool.media import tools
+    from spool.models import ChunkPlan, RenditionPlan
+
+    s = Settings(data_dir=tmp_path / "data", media_nice=10)
+    acts = VideoActivitySet.from_settings(s)
+    source = tmp_path / "source"
+    source.write_bytes(b"not read: the encode is replaced")
+    await acts.files.put_file(source, "videos/v1/source")
+    niceness: list[int] = []
+
+    async def encode_chunk(*_args, limits: tools.Limits, **_kw):
+        niceness.append(limits.nice)
+        raise tools.MediaError("stopped here")
+
+    monkeypatch.setattr(encoding.chunks, "encode_chunk", encode_chunk)
+    for urgent in (True, False):
+        inp = ChunkInput(
+            "v1",
+            "videos/v1/source",
+            ChunkPlan(0, 0.0, 4.0),
+            [RenditionPlan("360p", 360, 600, 22)],
+            30.0,
+            4.0,
+            urgent=urgent,
+        )
+        with pytest.raises(ApplicationError, match="stopped here"):
+            await ActivityEnvironment().run(acts.encoding.encode_chunk, inp)
+    assert niceness == [0, 10]
