@@ -22,5 +22,10 @@ from __future__ import annotations
 # either way, so its history records no marker. Added 2026-12-07.
 RUNGS_BY_SHORT_SIDE = "rungs-by-short-side"
 
+# The job's status kept in its memo (STATUS_MEMO), upserted once at the end of each workflow
+# task that changed it, so the status a user asks for needs no worker: an upsert is a
+# history event, which runs recorded before it did not write. Added 2026-12-07.
+STATUS_MEMO = "status-memo"
+
 # Every patch id in use (patched or deprecated), so a saved history's markers can be checked.
-ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE})
+ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE, STATUS_MEMO})
