@@ -17,7 +17,6 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     # Not `from workflows import policies`: a submodule named in a from-list of this
     # workflow's own package escapes the pass-through and is executed again for every run.
-    import workflows.patches as patches
     import workflows.policies as policies
     from activities.blog import BlogActivities
     from spool.models import (
@@ -31,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
         run_text,
         validate_post,
     )
-    from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS, STATUS_MEMO
+    from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
+    from workflows.status_memo import StatusMemo
     from workflows.steps import Done, Failed, QueueKind, Step, StepBook
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
@@ -64,23 +64,16 @@ class BlogPublishWorkflow:
         self._post: Post | None = None
         self._steps = StepBook(step.name for step in BLOG_STEPS)
         self._steps.on_change = self._show_details
-        # The status in the memo (patches.STATUS_MEMO): whether this run keeps it, whether it
-        # changed in the current workflow task, and the payload last upserted.
-        self._memo_kept = False
-        self._memo_stale = False
-        self._memo_data = b""
+        # What the status query answers, in the run's memo for the service to read.
+        self._memo = StatusMemo(self.status)
 
     @workflow.run
     async def run(self, inp: BlogPublishInput) -> BlogPublishStatus:
-        self._memo_kept = workflow.patched(patches.STATUS_MEMO)
-        if self._memo_kept:
-            asyncio.create_task(self._keep_memo())  # noqa: RUF006 - lives as long as the run
+        self._memo.start()
         try:
             return await self._run(inp)
         finally:
-            # The task that ends the run (a failure, a cancel) changed it last: no later
-            # task would upsert it.
-            self._upsert_memo()
+            self._memo.flush()
 
     async def _run(self, inp: BlogPublishInput) -> BlogPublishStatus:
         post = inp.post
@@ -152,29 +145,7 @@ class BlogPublishWorkflow:
         """The UI's current details: the status query's facts, kept as they change (a run
         started without a summary, by the temporal CLI, shows them from its first task)."""
         workflow.set_current_details(run_text.post_job_details(self.status(), self._post))
-        self._memo_stale = self._memo_kept
-
-    async def _keep_memo(self) -> None:
-        """The status into the memo once at the end of each workflow task that changed it:
-        a condition is looked at only when every coroutine the task woke has stopped, so the
-        steps started or ended together in one task make one upsert, and the memo is as
-        fresh as the query (a query is answered between workflow tasks too). Heartbeat
-        progress never reaches the workflow, so it costs no upsert: the service merges it in
-        from describe, as it does for the query's answer (spool/service/jobs.py)."""
-        while True:
-            await workflow.wait_condition(lambda: self._memo_stale)
-            self._upsert_memo()
-
-    def _upsert_memo(self) -> None:
-        """One WorkflowPropertiesModified event, unless the status is what the memo holds."""
-        if not self._memo_kept:
-            return
-        self._memo_stale = False
-        status = self.status()
-        data = workflow.payload_converter().to_payload(status).data
-        if data != self._memo_data:
-            self._memo_data = data
-            workflow.upsert_memo({STATUS_MEMO: status})
+        self._memo.changed()
 
     @workflow.query(name="status")
     def status(self) -> BlogPublishStatus:
