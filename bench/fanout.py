@@ -8,8 +8,10 @@ author's followers (multi-row inserts, one transaction), a dev server and a pipe
 runs per size:
 - clean: followers notified a second (publish to job end), the peak RSS (VmHWM) of the
   worker and, over SPOOL_FANOUT_CHILD_ABOVE followers, of the child process walking the
-  audience (spool/fanout_child.py), and the `status` query's latency sampled every 0.2 s
-  throughout;
+  audience (spool/fanout_child.py), and two latencies sampled every 0.2 s throughout: the
+  raw `status` query (`handle.query("status")`, answered by a worker) and the status a user
+  gets (spool/service/jobs.py `live_status`, as GET /v1/posts/{id} and the command line ask
+  for it: one describe, the run's memo with the heartbeat's progress merged in, no worker);
 - killed: as a deployment runs, a second pipeline worker polls too (started once the first
   holds the workflow and runs the fan-out, so the one killed is the one holding both). Once
   half the audience is walked (read from the step's heartbeat) and the second is ready, the
@@ -17,7 +19,8 @@ runs per size:
   answers the queries and, after the heartbeat timeout, resumes the walk. The first query
   after the kill is reported on its own (it waits for the dead worker's sticky queue to time
   out, worker.py STICKY_TIMEOUT, then is replayed by the survivor), apart from the
-  steady-state percentiles. The outbox is read back: missed followers, followers given two
+  steady-state percentiles; so is the first user status sent after the kill (its own
+  latency: it waits for no worker). The outbox is read back: missed followers, followers given two
   different notifications (two keys), and notifications re-sent under the same key (the
   at-least-once window of one mark batch, which receivers deduplicate on).
 Each run also prints the 1-minute load average (at its start and its highest) and the CPU
@@ -54,11 +57,14 @@ from devstack.temporal import DevServer  # noqa: E402
 from spool.config import Settings  # noqa: E402
 from spool.db import get_engine  # noqa: E402
 from spool.models import Post  # noqa: E402
-from spool.service.jobs import start_blog  # noqa: E402
+from spool.service.jobs import live_status, start_blog  # noqa: E402
 from spool.temporal import connect, exit_process  # noqa: E402
 
 AUTHOR = "famous"
 INSERT_CHUNK = 100_000
+# The status path's own deadline, as the API's (spool/service/posts.py): past it, "Temporal
+# did not answer in time" (counted as unavailable).
+STATUS_SECONDS = 5.0
 
 
 def fill_followers(settings: Settings, count: int) -> float:
@@ -131,6 +137,11 @@ class Run:
     query_ms: list[float] = field(default_factory=list)  # steady state: not the post-kill one
     query_errors: int = 0
     post_kill_ms: float | None = None  # the first status query sent after the SIGKILL
+    # The status a user gets (jobs.live_status): every answer's latency but the post-kill one.
+    status_ms: list[float] = field(default_factory=list)
+    status_unavailable: int = 0  # answers saying why there is no status (e.g. no worker yet)
+    status_post_kill_ms: float | None = None  # the first one sent after the SIGKILL
+    kill_clock: float | None = None  # perf_counter() at the SIGKILL
     killed_at: int = 0  # followers walked when the worker was killed
     load: list[float] = field(default_factory=list)  # 1-minute load average, each sample
     cpu: CpuTime = field(default_factory=CpuTime)  # the workers' own, not the child's
@@ -224,6 +235,24 @@ async def query_status(handle, run: Run, killed_at: float | None) -> None:
         run.query_ms.append((time.perf_counter() - t0) * 1000)
 
 
+async def sample_status(client, job_id: str, run: Run) -> None:
+    """Until cancelled, every 0.2 s: the status a user gets, timed; the first one sent after
+    the SIGKILL is kept apart. Its own task, so a raw query waiting on the dead worker's
+    sticky queue holds up no sample."""
+    while True:
+        sent = time.perf_counter()
+        after_kill = run.kill_clock is not None and sent >= run.kill_clock
+        view = await live_status(client, job_id, STATUS_SECONDS)
+        ms = (time.perf_counter() - sent) * 1000
+        if view is None or view.unavailable:
+            run.status_unavailable += 1
+        if after_kill and run.status_post_kill_ms is None:
+            run.status_post_kill_ms = ms
+        else:
+            run.status_ms.append(ms)
+        await asyncio.sleep(0.2)
+
+
 async def kill_when_due(client, handle, run: Run, workers: Workers) -> float | None:
     """Starts the second worker once the first runs the fan-out, then SIGKILLs the first
     once half the audience is walked and the second is ready; when it did, the time."""
@@ -253,6 +282,7 @@ async def watch(client, handle, run: Run, workers: Workers) -> None:
         run.load.append(load_average())
         if run.killed and killed_at is None:
             killed_at = await kill_when_due(client, handle, run, workers)
+            run.kill_clock = killed_at
         await asyncio.sleep(0.2)
 
 
@@ -294,31 +324,42 @@ async def one_run(client, base: Settings, tmp: Path, followers: int, killed: boo
     run = Run(followers=followers, killed=killed)
     post = Post(post_id=f"big-{name}", author_id=AUTHOR, title="To everyone", body="Hello.")
     run.load.append(load_average())
-    watcher = None
+    watcher = sampler = None
     try:
         started = time.perf_counter()
         job = await start_blog(client, settings, post)
         handle = client.get_workflow_handle(job.job_id)
         watcher = asyncio.create_task(watch(client, handle, run, workers))
+        sampler = asyncio.create_task(sample_status(client, job.job_id, run))
         await first_of(handle.result(), watcher)
         run.seconds = time.perf_counter() - started
         run.peak_rss_mb = max(run.peak_rss_mb, workers.peak_rss_mb())
         run.history_events = len((await handle.fetch_history()).events)
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        for task in (watcher, sampler):
+            if task is not None:
+                task.cancel()
         await workers.stop()
     read_outbox(settings, f"post-published:{post.post_id}", followers, run)
     return run
 
 
-def row(r: Run) -> str:
-    q = sorted(r.query_ms) or [0.0]
+def percentiles(samples: list[float]) -> str:
+    """p50/p99/max in ms."""
+    q = sorted(samples) or [0.0]
     p99 = q[min(len(q) - 1, int(0.99 * (len(q) - 1)))]
-    query = f"{statistics.median(q):.0f}/{p99:.0f}/{q[-1]:.0f}"
+    return f"{statistics.median(q):.0f}/{p99:.0f}/{q[-1]:.0f}"
+
+
+def row(r: Run) -> str:
+    query = percentiles(r.query_ms)
     if r.query_errors:
         query += f" ({r.query_errors} failed)"
+    status = percentiles(r.status_ms)
+    if r.status_unavailable:
+        status += f" ({r.status_unavailable} unavail.)"
     after_kill = "-" if r.post_kill_ms is None else f"{r.post_kill_ms:.0f}"
+    status_after_kill = "-" if r.status_post_kill_ms is None else f"{r.status_post_kill_ms:.0f}"
     if r.killed:
         # A walk that ends before the second worker is ready is never killed.
         after_kill = (
@@ -329,7 +370,8 @@ def row(r: Run) -> str:
     return (
         f"{r.followers:>10} {'killed' if r.killed else 'clean':>7} {r.seconds:>8.1f} "
         f"{r.followers / r.seconds:>8.0f} {r.peak_rss_mb:>7.0f}MB {query:>17} "
-        f"{after_kill:>12} {r.missed:>6} {r.two_keys:>6} {r.resent:>7} {r.history_events:>6} "
+        f"{after_kill:>12} {status:>18} {status_after_kill:>13} {r.missed:>6} {r.two_keys:>6} "
+        f"{r.resent:>7} {r.history_events:>6} "
         f"{load:>9} {cpu:>6.1f}/{waiting:<6.1f}"
     )
 
@@ -341,7 +383,8 @@ def report(runs: list[Run]) -> None:
     )
     print(
         f"{'followers':>10} {'run':>7} {'seconds':>8} {'per s':>8} {'peak RSS':>9} "
-        f"{'query p50/p99/max':>17} {'post-kill ms':>12} {'missed':>6} {'2 keys':>6} "
+        f"{'query p50/p99/max':>17} {'post-kill ms':>12} {'status p50/p99/max':>18} "
+        f"{'status p-k ms':>13} {'missed':>6} {'2 keys':>6} "
         f"{'re-sent':>7} {'events':>6} {'load':>9} {'worker cpu/wait s'}"
     )
     for r in runs:

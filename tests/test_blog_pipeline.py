@@ -740,3 +740,105 @@ def test_a_blog_run_executes_no_module_but_its_own_in_the_sandbox():
     ran = json.loads(done.stdout.splitlines()[-1])
     assert "workflows/blog.py" in ran  # the hook does see the sandbox's imports
     assert set(ran) <= {"workflows/__init__.py", "workflows/blog.py"}
+
+
+def as_json(client, value) -> object:
+    """A status as its JSON (a typed one as the data converter writes it)."""
+    return json.loads(client.data_converter.payload_converter.to_payloads([value])[0].data)
+
+
+async def heartbeat_cursor(client, handle) -> dict | None:
+    """notify_followers' last heartbeated cursor, as the server holds it."""
+    desc = await handle.describe()
+    for pending in desc.raw_description.pending_activities:
+        if pending.activity_id == "notify_followers" and pending.heartbeat_details.payloads:
+            return (await client.data_converter.decode(pending.heartbeat_details.payloads))[-1]
+    return None
+
+
+async def test_the_status_is_the_querys_without_a_worker_and_at_once_after_a_sigkill(
+    client, settings
+):
+    """A job in the middle of its fan-out (two of six followers delivered and heartbeated,
+    the third's delivery stalled): the status a user gets (spool/service/jobs.py) carries
+    what the workflow's ``status`` query answers, read from the run's memo, with the
+    heartbeat's progress merged in. Once the only worker is SIGKILLed, it still does: no
+    query waits for the dead worker's sticky queue, or for any worker at all."""
+    from spool.db.followers import import_follows
+    from spool.service import jobs
+    from tests.support.processes import start_worker
+
+    post = make_post(followers=None)
+    people = [f"reader-{i:02d}" for i in range(6)]
+    import_follows(get_engine(settings), ((post.author_id, p) for p in people))
+    env = spool_env(settings) | {
+        "SPOOL_NOTIFIER": "log",
+        "SPOOL_FANOUT_PAGE_SIZE": "2",
+        "SPOOL_TEST_STALL_ON": people[2],
+    }
+    proc = await start_worker(
+        env, "--queue", "pipeline", module="tests.support.stalled_fanout_worker"
+    )
+    job = await start_blog(client, settings, post)
+    handle = client.get_workflow_handle(job.job_id)
+    try:
+
+        async def stalled_after_a_page() -> dict | None:
+            cursor = await heartbeat_cursor(client, handle)
+            return cursor if cursor and cursor["walked"] == 2 else None
+
+        cursor = await eventually(stalled_after_a_page, "the first page heartbeated")
+
+        async def others_done() -> dict | None:
+            answer = await handle.query("status")
+            states = {s["name"]: s["state"] for s in answer["steps"]}
+            done = states["index_post"] == states["record_post_for_author"] == "done"
+            return answer if done else None
+
+        queried = await eventually(others_done, "index_post and the count done")
+        assert {s["name"]: s["state"] for s in queried["steps"]}["notify_followers"] == "running"
+        alive = await jobs.status(client, job.job_id)
+        assert alive.unavailable is None
+        assert as_json(client, alive.pipeline) == queried
+
+        proc.kill()
+        await proc.wait()
+        dead = await jobs.status(client, job.job_id)  # would wait 10 s for a query, then fail
+        assert dead.unavailable is None
+        assert as_json(client, dead.pipeline) == queried
+        steps = {s.name: s for s in dead.steps}
+        assert steps["index_post"].state == steps["record_post_for_author"].state == "done"
+        assert steps["notify_followers"].state in ("running", "retrying")
+        assert steps["notify_followers"].percent == cursor["percent"] == 33.3
+        assert dead.state == "processing"
+        assert [(s.name, s.state) for s in alive.steps][:2] == [
+            (s.name, s.state) for s in dead.steps
+        ][:2]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await handle.terminate("test over")
+
+
+async def test_the_memo_gets_the_status_at_most_once_a_workflow_task(client, settings):
+    """The status is upserted into the memo once at the end of a workflow task that changed
+    it, never more often (three steps started together make one upsert), and the last upsert
+    is the job's result: the memo a status is read from ends where the query would."""
+    post = make_post()
+    async with blog_worker(client, settings):
+        result = await publish_and_wait(client, settings, post)
+    handle = client.get_workflow_handle(blog_workflow_id(post.post_id, post.version))
+    tasks = upserts = 0
+    last = None
+    for event in (await handle.fetch_history()).events:
+        if event.HasField("workflow_task_completed_event_attributes"):
+            tasks += 1
+        elif event.HasField("workflow_properties_modified_event_attributes"):
+            upserts += 1
+            fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
+            last = (await client.data_converter.decode([fields["status"]]))[0]
+    assert 1 <= upserts <= tasks
+    assert last == result
+    first = await handle.describe()
+    assert await first.memo_value("status") == result

@@ -19,6 +19,7 @@ from spool.db import get_engine
 from spool.db.deletions import deletion_of
 from spool.ingest import video_job_input
 from spool.models import VideoDeletionStatus, video_deletion_workflow_id, video_workflow_id
+from spool.service import jobs
 from spool.service.deletion import VideoNotFound, delete_video
 from spool.service.jobs import start_video
 from spool.storage import keys, open_storage
@@ -224,7 +225,8 @@ async def test_retention_deletes_the_video_at_its_time_and_ends_a_job_no_worker_
     settings, client
 ):
     """An upload naming its delete_after is deleted then by the deletion job's durable timer;
-    its job, which no worker runs here, ignores its cancel and is terminated."""
+    its job, which no worker runs here, ignores its cancel and is terminated. A deletion
+    waiting for its time tells its status once its worker has gone: what its query said."""
     settings = api_settings(
         fast(settings), video_delete_stop_wait_seconds=1.0, video_retention_days=30
     )
@@ -247,11 +249,8 @@ async def test_retention_deletes_the_video_at_its_time_and_ends_a_job_no_worker_
         kept_until = datetime.fromisoformat(default.json()["delete_after"])
         assert timedelta(days=29) < kept_until - datetime.now(UTC) <= timedelta(days=30)
         stray = default.json()["video_id"]  # no worker runs its job: not left to others
-        for handle in (
-            client.get_workflow_handle(video_workflow_id(stray)),
-            deletion_handle(client, stray),
-        ):
-            await handle.terminate("the test is over")
+        await client.get_workflow_handle(video_workflow_id(stray)).terminate("the test is over")
+        waiting = await deletion_handle(client, stray).query("status")
         late = await http.post(
             "/v1/videos",
             headers=AUTH,
@@ -259,6 +258,12 @@ async def test_retention_deletes_the_video_at_its_time_and_ends_a_job_no_worker_
             files={"file": ("c.mp4", b"\0" * 10, "video/mp4")},
         )
         assert_error(late, 422, "delete_after")
+    view = await jobs.status(client, video_deletion_workflow_id(stray))  # no worker now
+    await deletion_handle(client, stray).terminate("the test is over")
+    assert view.unavailable is None and view.state == "processing"
+    stored = client.data_converter.payload_converter.to_payloads([view.pipeline])[0].data
+    assert json.loads(stored) == waiting
+    assert waiting["delete_at"] == pytest.approx(kept_until.timestamp())
     assert status.reason == "retention" and status.state == "ready"
     job = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
     assert job.status == WorkflowExecutionStatus.TERMINATED

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         validate_post,
     )
     from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
+    from workflows.status_memo import StatusMemo
     from workflows.steps import Done, Failed, QueueKind, Step, StepBook
 
 # The steps, named as in the status and the saved histories (docs/ARCHITECTURE.md, step table).
@@ -63,9 +64,18 @@ class BlogPublishWorkflow:
         self._post: Post | None = None
         self._steps = StepBook(step.name for step in BLOG_STEPS)
         self._steps.on_change = self._show_details
+        # What the status query answers, in the run's memo for the service to read.
+        self._memo = StatusMemo(self.status)
 
     @workflow.run
     async def run(self, inp: BlogPublishInput) -> BlogPublishStatus:
+        self._memo.start()
+        try:
+            return await self._run(inp)
+        finally:
+            self._memo.flush()
+
+    async def _run(self, inp: BlogPublishInput) -> BlogPublishStatus:
         post = inp.post
         self._job_id = workflow.info().workflow_id
         self._post_id, self._version = post.post_id, post.version
@@ -135,6 +145,7 @@ class BlogPublishWorkflow:
         """The UI's current details: the status query's facts, kept as they change (a run
         started without a summary, by the temporal CLI, shows them from its first task)."""
         workflow.set_current_details(run_text.post_job_details(self.status(), self._post))
+        self._memo.changed()
 
     @workflow.query(name="status")
     def status(self) -> BlogPublishStatus:

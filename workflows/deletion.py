@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         run_text,
     )
     from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS
+    from workflows.status_memo import StatusMemo
     from workflows.steps import Done, JobQueues, QueueKind, Step, StepBook
 
 MARK_DELETING = Step(
@@ -76,6 +77,8 @@ class VideoDeletionWorkflow:
             (step.name for step in DELETION_STEPS), queues=JobQueues(pipeline=inp.queue_pipeline)
         )
         self._steps.on_change = self._show_details
+        # What the status query answers, in the run's memo for the service to read.
+        self._memo = StatusMemo(self.status)
 
     @workflow.signal(name=DELETE_NOW_SIGNAL)
     def delete_now(self) -> None:
@@ -99,6 +102,13 @@ class VideoDeletionWorkflow:
 
     @workflow.run
     async def run(self, inp: VideoDeletionInput) -> VideoDeletionStatus:
+        self._memo.start()
+        try:
+            return await self._run(inp)
+        finally:
+            self._memo.flush()
+
+    async def _run(self, inp: VideoDeletionInput) -> VideoDeletionStatus:
         self._set_state(JobState.PROCESSING)
         await self._wait_for_retention(inp)
         video_id = inp.video_id
@@ -190,3 +200,4 @@ class VideoDeletionWorkflow:
     def _show_details(self) -> None:
         """The UI's current details: the status query's facts, kept as they change."""
         workflow.set_current_details(run_text.deletion_job_details(self.status()))
+        self._memo.changed()

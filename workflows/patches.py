@@ -28,5 +28,10 @@ RUNGS_BY_SHORT_SIDE = "rungs-by-short-side"
 # plan. Added 2026-12-07.
 PLAYABLE_FIRST = "playable-first"
 
+# The job's status kept in its memo (STATUS_MEMO), upserted once at the end of each workflow
+# task that changed it, so the status a user asks for needs no worker: an upsert is a
+# history event, which runs recorded before it did not write. Added 2026-12-07.
+STATUS_MEMO = "status-memo"
+
 # Every patch id in use (patched or deprecated), so a saved history's markers can be checked.
-ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE, PLAYABLE_FIRST})
+ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE, PLAYABLE_FIRST, STATUS_MEMO})

@@ -11,3 +11,8 @@ from temporalio.common import SearchAttributeKey
 SPOOL_KIND = SearchAttributeKey.for_keyword("SpoolKind")
 SPOOL_STATUS = SearchAttributeKey.for_keyword("SpoolStatus")
 SPOOL_SUMMARY = SearchAttributeKey.for_keyword("SpoolSummary")
+
+# The memo key under which a workflow keeps the view its ``status`` query answers, upserted at
+# the end of every workflow task that changed it (workflows/blog.py): the service reads a
+# job's status from describe without a worker (spool/service/jobs.py).
+STATUS_MEMO = "status"

@@ -48,7 +48,12 @@ from spool.models import (
     video_workflow_id,
 )
 from spool.models.failures import failure_message
-from spool.models.search_attributes import SPOOL_KIND, SPOOL_STATUS, SPOOL_SUMMARY
+from spool.models.search_attributes import (
+    SPOOL_KIND,
+    SPOOL_STATUS,
+    SPOOL_SUMMARY,
+    STATUS_MEMO,
+)
 from spool.service.views import CancelRequested, JobView, StartedJob, StepView
 
 BLOG_WORKFLOW = "BlogPublishWorkflow"
@@ -226,16 +231,20 @@ async def cancel(client: Client, job_id: str) -> CancelRequested:
 async def status(client: Client, job_id: str, *, wait_for_worker: bool = True) -> JobView:
     """The job's state and steps; raises JobNotFound for an unknown id.
 
+    The workflow's own status says which steps are pending, running, done or failed: its
+    result once completed, else the copy it keeps in its memo (STATUS_MEMO, upserted at the
+    end of every workflow task that changed it: what its ``status`` query would answer, read
+    from the same describe, so no worker is needed and a dead one costs no wait), else, for a
+    run that keeps none (started before the memo, or a pipeline that has none), its ``status``
+    query. Which attempt a running step is on, the error that made it retry and the percent
+    its heartbeat last reported are the server's record of each pending activity, merged in by
+    activity id (= step name), so retries and progress cost no history events
+    (docs/ARCHITECTURE.md, decisions).
+
     A job no worker has picked up yet has no steps to tell: with ``wait_for_worker`` the
     status query waits (up to RUNNING_QUERY_SECONDS) for a worker to answer it, as a command
     line waiting on a job wants; without it the view says "waiting for a worker" at once, as a
     status page polled every second wants.
-
-    The workflow's own status (its result once completed, else its ``status`` query) says
-    which steps are pending, running, done or failed; which attempt a running step is on, the
-    error that made it retry and the percent its heartbeat last reported are the server's
-    record of each pending activity, merged in by activity id (= step name), so retries and
-    progress cost no history events (docs/ARCHITECTURE.md, decisions).
     """
     desc = await describe(client, job_id)
     result_type = STATUS_TYPES.get(desc.workflow_type)
@@ -248,12 +257,15 @@ async def status(client: Client, job_id: str, *, wait_for_worker: bool = True) -
         run_id=desc.run_id,
     )
     running = desc.status == WorkflowExecutionStatus.RUNNING
-    if not wait_for_worker and running and (desc.history_length or 0) <= UNSTARTED_HISTORY_LENGTH:
-        view.unavailable = "waiting for a worker"
-        return view
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         pipeline = await handle.result()
     else:
+        pipeline = await _memo_status(desc, result_type)
+    if pipeline is None:
+        unstarted = (desc.history_length or 0) <= UNSTARTED_HISTORY_LENGTH
+        if not wait_for_worker and running and unstarted:
+            view.unavailable = "waiting for a worker"
+            return view
         pipeline = await _query_status(handle, result_type, running)
         if pipeline is None:
             view.unavailable = "no worker answered the status query"
@@ -302,6 +314,16 @@ def _status_fields(pipeline: Any) -> dict[str, Any]:
     return {name: getattr(pipeline, name) for name in ("state", "error")} | {
         "steps": [vars(step) for step in getattr(pipeline, "steps", [])]
     }
+
+
+async def _memo_status(desc: WorkflowExecutionDescription, result_type: type | None) -> Any:
+    """The status the run keeps in its memo, or None when it keeps none."""
+    try:
+        if result_type is None:
+            return await desc.memo_value(STATUS_MEMO, None)
+        return await desc.memo_value(STATUS_MEMO, None, type_hint=result_type)
+    except Exception:  # noqa: BLE001 - a memo this code cannot read: ask the workflow
+        return None
 
 
 async def _query_status(
