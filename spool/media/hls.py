@@ -33,15 +33,23 @@ def hls_args(
     prefix: str = "",
     absolute: bool = False,
     untrusted: bool = False,
+    until: float | None = None,
 ) -> list[str]:
     """fMP4 HLS of one stream of ``src`` by stream copy: a VOD playlist, init segment and
     numbered media segments in out_dir, the playlist naming them relatively, each file name
     starting with ``prefix``. ``offset_seconds`` delays every timestamp (lines the audio up
-    with the video, or a chunk with its place in the video)."""
-    inp = ffmpeg.input(tools.file_url(src), **tools.OWN_MP4_INPUT)
+    with the video, or a chunk with its place in the video); ``until``: only the source's
+    first seconds are read (the last segment may end early)."""
+    limit = {"t": tools.seconds_arg(until)} if until is not None else {}
+    read_as = tools.INPUT_OPTIONS if untrusted else tools.OWN_MP4_INPUT
+    inp = ffmpeg.input(tools.file_url(src), **read_as, **limit)
     timing = {"output_ts_offset": tools.seconds_arg(offset_seconds)} if offset_seconds > 0 else {}
     if absolute:
         timing["hls_segment_options"] = "movflags=+frag_discont"
+    if untrusted and stream.startswith("a"):
+        # An upload's AAC may be ADTS (MPEG-TS, raw .aac): fMP4 carries it as in MP4. The
+        # filter passes AAC that is already so untouched.
+        timing["bsf:a"] = "aac_adtstoasc"
     out = inp[stream].output(
         tools.file_url(out_dir / f"{prefix}{HLS_PLAYLIST}"),
         c="copy",
@@ -92,6 +100,7 @@ async def package_audio_hls(
     limits: tools.Limits,
     video_start: float = 0.0,
     untrusted: bool = False,
+    until: float | None = None,
 ) -> HlsAudioInfo:
     """The audio track as its own fMP4 HLS rendition (the master's audio group), its
     timestamps delayed by ``video_start`` (HlsVariantInfo.start_seconds) so that the sound
@@ -105,6 +114,7 @@ async def package_audio_hls(
         limits=limits,
         offset_seconds=video_start,
         untrusted=untrusted,
+        until=until,
     )
     formats = tools.DEMUXER_WHITELIST if untrusted else tools.OWN_MP4_FORMATS
     info = await tools.stream_info(Path(audio_m4a), "a:0", limits, formats=formats)
@@ -186,6 +196,7 @@ async def cut_stream(
     prefix: str = "",
     absolute: bool = False,
     untrusted: bool = False,
+    until: float | None = None,
 ) -> MediaPlaylist:
     """One stream of ``src`` cut into fMP4 segments in out_dir, and what the muxer wrote."""
     tools.make_dir(out_dir)
@@ -199,6 +210,7 @@ async def cut_stream(
             prefix=prefix,
             absolute=absolute,
             untrusted=untrusted,
+            until=until,
         ),
         limits,
     )
