@@ -359,3 +359,63 @@ async def test_an_urgent_chunk_encodes_at_the_workers_own_priority(tmp_path, mon
         with pytest.raises(ApplicationError, match="stopped here"):
             await ActivityEnvironment().run(acts.encoding.encode_chunk, inp)
     assert niceness == [0, 10]
+
+
+@pytest.mark.unit
+def test_the_live_audio_is_cut_a_little_past_the_pictures_then_twice_as_far():
+    """The first publish reads seconds of a long upload, not all of it; a stored part cut
+    serves a publish only as far as its whole segments reach; a whole cut serves them all."""
+    from spool.models import LiveAudio, LiveSegment
+
+    assert live.audio_cut_until(4.0, 4.0, None) == 12.0
+    assert live.audio_cut_until(12.0, 4.0, 12.0) == 24.0
+    assert live.audio_cut_until(60.0, 4.0, 24.0) == 68.0
+    cut = [(None, LiveSegment(f"seg-{n}.m4s", 4.0)) for n in range(3)]  # read to 12 s
+    part = LiveAudio(cut_until=12.0)
+    assert live.audio_covers(cut, part, 8.0, complete=False)
+    assert not live.audio_covers(cut, part, 8.5, complete=False)  # its last may end early
+    assert not live.audio_covers(cut, part, 4.0, complete=True)
+    assert live.audio_covers(cut, LiveAudio(), 100.0, complete=True)
+
+
+async def test_the_uploads_own_aac_is_cut_from_any_container_it_came_in(clips):
+    """The live audio copied from an upload in Matroska (or MPEG-TS) with AAC sound: read
+    with the upload's whitelists, in part (only its first seconds), then whole."""
+    import subprocess
+
+    from spool.media import tools
+
+    if media_clips.tools_missing():
+        pytest.fail(media_clips.tools_missing())
+    mp4 = media_clips.make_clip(clips / "aac.mp4", width=320, height=180, seconds=SECONDS)
+    for suffix in ("mkv", "ts"):
+        upload = clips / f"aac.{suffix}"
+        subprocess.run(
+            [*media_clips.FFMPEG, "-i", str(mp4), "-c", "copy", str(upload)],
+            check=True,
+            capture_output=True,
+        )
+        limits = tools.Limits()
+        part = await live.cut_audio(
+            upload,
+            clips / f"part-{suffix}",
+            segment_seconds=2.0,
+            lead=0.0,
+            limits=limits,
+            untrusted=True,
+            until=5.0,
+        )
+        listed = live.read_playlist((clips / f"part-{suffix}" / live.AUDIO_CUT).read_text())
+        assert part.cut_until == 5.0 and 4.0 <= sum(s.seconds for _i, s in listed) <= 5.1
+        whole = await live.cut_audio(
+            upload,
+            clips / f"whole-{suffix}",
+            segment_seconds=2.0,
+            lead=0.0,
+            limits=limits,
+            untrusted=True,
+            until=SECONDS + 10.0,
+        )
+        listed = live.read_playlist((clips / f"whole-{suffix}" / live.AUDIO_CUT).read_text())
+        assert whole.cut_until is None, listed
+        assert abs(sum(s.seconds for _i, s in listed) - SECONDS) < 0.1

@@ -191,7 +191,7 @@ class LiveActivities:
         texts = [(live.media_playlist(entries, target=target, complete=inp.complete), video_path)]
         audio = inp.audio
         if inp.audio_key or inp.source_key:
-            audio, cut = await self._audio_cut(inp)
+            audio, cut = await self._audio_cut(inp, seconds)
             shown = live.audio_entries(cut, seconds, inp.complete)
             texts.append(
                 (
@@ -218,13 +218,24 @@ class LiveActivities:
             return []
         return live.read_playlist(raw.decode("utf-8"))
 
-    async def _audio_cut(self, inp: LivePublishInput) -> tuple[LiveAudio, list[live.Entry]]:
-        """The audio track's live segments: cut and stored by the first publish, read back
-        by the others."""
+    async def _audio_cut(
+        self, inp: LivePublishInput, seconds: float
+    ) -> tuple[LiveAudio, list[live.Entry]]:
+        """The audio track's live segments as far as the pictures reach (``seconds``): cut
+        and stored by the first publish, read back by the others, cut again further from the
+        start when what is stored does not reach (live.audio_cut_until: the first publish of
+        a long upload reads its first seconds, not the whole file). Segments cut again are
+        the same bytes under the same names."""
         cut_path = f"{hls.AUDIO_PLAYLIST_DIR}/{live.AUDIO_CUT}"
         stored = await self._read(inp.video_id, cut_path)
-        if stored and inp.audio is not None:
+        if (
+            stored
+            and inp.audio is not None
+            and live.audio_covers(stored, inp.audio, seconds, inp.complete)
+        ):
             return inp.audio, stored
+        before = inp.audio.cut_until if stored and inp.audio is not None else None
+        until = None if inp.complete else live.audio_cut_until(seconds, inp.segment_seconds, before)
         async with heartbeating(), scratch_dir() as tmp, contextlib.AsyncExitStack() as stack:
             if inp.source_key:
                 track = await stack.enter_async_context(self.files.source(inp.source_key, tmp))
@@ -239,6 +250,7 @@ class LiveActivities:
                     lead=inp.chunks[0].lead_seconds,
                     limits=self.limits,
                     untrusted=inp.source_key is not None,
+                    until=until,
                 )
             except tools.MediaError as exc:
                 raise ApplicationError(f"live audio: {exc}", type="LiveFailed") from None

@@ -87,10 +87,12 @@ async def cut_audio(
     lead: float,
     limits: tools.Limits,
     untrusted: bool = False,
+    until: float | None = None,
 ) -> LiveAudio:
     """An AAC track as the live audio rendition in out_dir, delayed by the pictures' lead;
     the muxer's own playlist there (``AUDIO_CUT``) lists every segment. ``untrusted``: the
-    track is the upload's own AAC, copied from the upload (read with its whitelists)."""
+    track is the upload's own AAC, copied from the upload (read with its whitelists).
+    ``until``: only the track's first seconds (None: all of it; the cut says which it got)."""
     info: HlsAudioInfo = await hls.package_audio_hls(
         m4a,
         out_dir,
@@ -98,9 +100,40 @@ async def cut_audio(
         limits=limits,
         video_start=lead,
         untrusted=untrusted,
+        until=until,
     )
     (out_dir / PLAYLIST).rename(out_dir / AUDIO_CUT)
-    return LiveAudio(codecs=info.codecs, bandwidth=info.bandwidth)
+    cut = sum(
+        segment.seconds for _init, segment in read_playlist((out_dir / AUDIO_CUT).read_text())
+    )
+    # A cut shorter than asked reached the track's end: it is the whole track.
+    whole = until is None or cut + lead < until - AUDIO_CUT_SLACK
+    return LiveAudio(
+        codecs=info.codecs, bandwidth=info.bandwidth, cut_until=None if whole else until
+    )
+
+
+def audio_cut_until(seconds: float, segment_seconds: float, before: float | None) -> float:
+    """How much of the track a publish whose pictures reach ``seconds`` cuts when what is
+    cut does not reach them: a little past the pictures, and at least twice the cut before
+    (a track cut again and again from its start is read about twice over in all, and the
+    first publish reads seconds of a long upload, not all of it)."""
+    return max(seconds + 2 * segment_seconds, 2 * before if before else 0.0)
+
+
+def audio_covers(cut: list[Entry], audio: LiveAudio, seconds: float, complete: bool) -> bool:
+    """Whether a stored cut lists the audio as far as ``seconds`` (all of it: ``complete``)
+    in whole segments: a part cut's last segment may end where the reading stopped."""
+    if audio.cut_until is None:
+        return True
+    if complete:
+        return False
+    return sum(segment.seconds for _init, segment in cut[:-1]) >= seconds
+
+
+# A cut this much shorter than asked ended with the track (the muxer's timing is exact to an
+# AAC frame, about 21 ms).
+AUDIO_CUT_SLACK = 0.5
 
 
 # The audio's whole cut, stored beside its live playlist: each publish lists it as far as

@@ -58,6 +58,9 @@ class LiveAudio:
 
     codecs: str = "mp4a.40.2"
     bandwidth: int = 0
+    # The seconds of the track read for the cut stored (None: the whole track): a first
+    # publish cuts only a little past its pictures, later ones more as they need it.
+    cut_until: float | None = None
 
 
 @dataclass
