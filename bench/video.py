@@ -67,6 +67,7 @@ from spool.temporal import connect, exit_process  # noqa: E402
 from worker import default_concurrency  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench"
+HISTORIES = CACHE / "histories"
 SPEECH = (
     "Spool runs the background work of a media and publishing product as durable workflows. "
     "A client hands work over and gets a job identifier back at once. Worker processes do the "
@@ -279,6 +280,9 @@ async def spool_pipeline(src: Path, tmp: Path, storage_env: dict[str, str] | Non
             child = client.get_workflow_handle(captions_workflow_id(inp.video_id))
             transcribe, queued = await activity_seconds(child, "video.transcribe")
             ends = await branch_ends(handle, child)
+            # Kept for a closer look (which activities took the time): .cache/bench/histories.
+            HISTORIES.mkdir(parents=True, exist_ok=True)
+            (HISTORIES / f"{tmp.name}.json").write_text((await handle.fetch_history()).to_json())
         finally:
             stop_process(worker)
     return {
