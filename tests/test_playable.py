@@ -395,27 +395,22 @@ async def test_the_uploads_own_aac_is_cut_from_any_container_it_came_in(clips):
             check=True,
             capture_output=True,
         )
-        limits = tools.Limits()
-        part = await live.cut_audio(
-            upload,
-            clips / f"part-{suffix}",
-            segment_seconds=2.0,
-            lead=0.0,
-            limits=limits,
-            untrusted=True,
-            until=5.0,
-        )
-        listed = live.read_playlist((clips / f"part-{suffix}" / live.AUDIO_CUT).read_text())
-        assert part.cut_until == 5.0 and 4.0 <= sum(s.seconds for _i, s in listed) <= 5.1
-        whole = await live.cut_audio(
-            upload,
-            clips / f"whole-{suffix}",
-            segment_seconds=2.0,
-            lead=0.0,
-            limits=limits,
-            untrusted=True,
-            until=SECONDS + 10.0,
-        )
-        listed = live.read_playlist((clips / f"whole-{suffix}" / live.AUDIO_CUT).read_text())
-        assert whole.cut_until is None, listed
-        assert abs(sum(s.seconds for _i, s in listed) - SECONDS) < 0.1
+
+        async def cut(name: str, until: float, upload: Path = upload):
+            out = clips / f"{name}-{upload.suffix}"
+            audio = await live.cut_audio(
+                upload,
+                out,
+                segment_seconds=2.0,
+                lead=0.0,
+                limits=tools.Limits(),
+                untrusted=True,
+                until=until,
+            )
+            listed = live.read_playlist((out / live.AUDIO_CUT).read_text())
+            return audio, sum(segment.seconds for _init, segment in listed)
+
+        part, seconds = await cut("part", 5.0)
+        assert part.cut_until == 5.0 and 4.0 <= seconds <= 5.1
+        whole, seconds = await cut("whole", SECONDS + 10.0)
+        assert whole.cut_until is None and abs(seconds - SECONDS) < 0.1
