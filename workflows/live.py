@@ -160,14 +160,13 @@ class EncodeWaves:
     the long chunks, then the short ones."""
 
     def __init__(self, plays_early: bool, delay: float) -> None:
-        self.first_first = plays_early
-        self._plays_early = plays_early
+        self.first_first = plays_early  # the job plays early: its first chunk goes first
         self._delay = delay
         self._timers: dict[int, asyncio.Future[None]] = {}
 
     def wave_of(self, priority: Priority, first: bool = False) -> int:
         key = priority.priority_key
-        if not self._plays_early:
+        if not self.first_first:
             return 1 if key == policies.LATE_ENCODE.priority_key else 0
         if first:
             return 0
@@ -192,7 +191,7 @@ class EncodeWaves:
             await self._after(wave - 1)
         summary = (
             "short encodes, after the long ones"
-            if not self._plays_early
+            if not self.first_first
             else ("", "the first chunks and the audio", "the long chunks", "the short chunks")[wave]
         )
         await workflow.sleep(self._delay, summary=summary)
