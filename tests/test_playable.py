@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -24,7 +26,15 @@ from spool.db import get_engine
 from spool.db.video import get_video
 from spool.ingest import ingest_video, start_video_job
 from spool.media import live
-from spool.models import CaptionsState, ChunkInput, ChunkResult, JobState, StepStatus
+from spool.models import (
+    AudioTrackInput,
+    AudioTrackResult,
+    CaptionsState,
+    ChunkInput,
+    ChunkResult,
+    JobState,
+    StepStatus,
+)
 from spool.models.chunks import plan_chunks, split_first_chunk
 from spool.storage import keys, open_storage
 from tests.support import media_clips
@@ -54,6 +64,42 @@ class HeldEncodes(EncodeActivities):
             activity.heartbeat()
             await asyncio.sleep(0.2)
         return await super().encode_chunk(inp)
+
+
+class HeldAudioTrack(EncodeActivities):
+    """The real encodes, but the whole audio track waits (heartbeating) for ``gate``."""
+
+    gate: asyncio.Event
+
+    @activity.defn(name="video.encode_audio")
+    async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
+        while not self.gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
+        return await super().encode_audio(inp)
+
+
+def with_sound_in(clip: Path, path: Path, codec: str) -> Path:
+    """``clip``'s pictures copied, its sound encoded with ``codec``, in Matroska."""
+    subprocess.run(
+        [*media_clips.FFMPEG, "-i", str(clip), "-c:v", "copy", "-c:a", codec, str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def decoder_config(url: str) -> dict:
+    """What a decoder is configured with from an init segment: codec, rate, channels and
+    the AudioSpecificConfig's digest."""
+    got = ffprobe_json(
+        url,
+        "-show_data_hash",
+        "sha256",
+        "-show_entries",
+        "stream=codec_name,profile,sample_rate,channels,extradata_hash",
+    )
+    return got["streams"][0]
 
 
 async def job_status(http: httpx.AsyncClient, video_id: str) -> dict:
@@ -269,6 +315,82 @@ async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, setting
     played = next(e for e in events if e["type"] == "video.playable")
     assert played["data"]["video_id"] == video_id
     assert open_storage(s).exists(keys.live_master_key(video_id))
+
+
+@pytest.mark.parametrize("codec", ["libopus", "pcm_s16le"])
+async def test_an_upload_without_aac_sound_plays_before_its_whole_track_is_made(
+    client, settings, clips, codec
+):
+    """Opus (or PCM) sound in Matroska, the whole AAC track held at a gate: the job plays,
+    its live audio the sound's first part encoded by the publishes. Released, the job is
+    ready and the ended live audio is the whole track's cut, the segments listed before it
+    unchanged."""
+    if media_clips.tools_missing():
+        pytest.fail(media_clips.tools_missing())
+    s = chunked(settings, chunk_seconds=24.0, playable_rung=360)
+    mp4 = media_clips.make_clip(
+        clips / f"other-{codec}.mp4", width=320, height=180, seconds=SECONDS, fps=FPS, tone=True
+    )
+    clip = with_sound_in(mp4, clips / f"other-{codec}.mkv", codec)
+    acts = VideoActivitySet.from_settings(s)
+    acts.encoding = HeldAudioTrack(s, acts.files)
+    acts.encoding.gate = asyncio.Event()
+    storage = open_storage(s)
+    async with (
+        video_workers(client, s, acts=acts),
+        live_api(s, client) as base,
+        httpx.AsyncClient(base_url=base) as http,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        stack.callback(acts.encoding.gate.set)
+        inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
+        handle = await start_video_job(client, s, inp)
+        hls = f"{base}/v1/videos/{inp.video_id}/hls/live"
+
+        async def playable() -> dict | None:
+            view = await job_status(http, inp.video_id)
+            return view if view["playable_url"] else None
+
+        view = await eventually(playable, "the job plays without its whole track", within=120)
+        assert view["state"] == "processing"
+        assert 'URI="audio/index.m3u8"' in (await http.get(f"{hls}/master.m3u8")).text
+        early = (await http.get(f"{hls}/audio/index.m3u8")).text
+        assert "#EXT-X-ENDLIST" not in early and 0 < sum(map(float, _extinf(early))) < SECONDS
+        listed = [line for line in early.splitlines() if line and not line.startswith("#")]
+        before = {
+            uri: hashlib.sha256((await http.get(f"{hls}/audio/{uri}")).content).hexdigest()
+            for uri in listed
+        }
+        config = await asyncio.to_thread(decoder_config, f"{hls}/audio/init.mp4")
+        assert not storage.exists(keys.audio_track_key(inp.video_id))  # still held
+
+        acts.encoding.gate.set()
+        final = await asyncio.wait_for(handle.result(), 300)
+        assert final.state == JobState.READY, final.error
+        ended = (await http.get(f"{hls}/audio/index.m3u8")).text
+        assert ended.endswith("#EXT-X-ENDLIST\n")
+        assert abs(sum(map(float, _extinf(ended))) - SECONDS) < 0.2, ended
+        after = {
+            uri: hashlib.sha256((await http.get(f"{hls}/audio/{uri}")).content).hexdigest()
+            for uri in before
+        }
+        assert after == before  # a player that fetched them early heard the same sound
+        # The init segment's decoder configuration too (only its bit rate fields differ).
+        assert await asyncio.to_thread(decoder_config, f"{hls}/audio/init.mp4") == config
+        ended_copy(ended, f"{hls}/audio", clips / f"live-audio-{codec}.m3u8")
+        decoded = await asyncio.to_thread(
+            ffprobe_json,
+            clips / f"live-audio-{codec}.m3u8",
+            "-protocol_whitelist",
+            "file,http,tcp",
+            "-count_packets",
+            "-show_entries",
+            "stream=codec_name,sample_rate,nb_read_packets",
+        )
+    (stream,) = decoded["streams"]
+    assert stream["codec_name"] == "aac"
+    heard = int(stream["nb_read_packets"]) * 1024 / int(stream["sample_rate"])
+    assert abs(heard - SECONDS) < 0.3, stream
 
 
 async def test_a_cancelled_job_leaves_no_live_playlist(client, settings, clips):

@@ -18,6 +18,7 @@ from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.patches as patches
     import workflows.policies as policies  # see workflows/blog.py: no re-run per workflow
     from activities.video import LiveActivities
     from spool.models import EncodingPlan, LiveAudio, LivePublishInput, ProbeResult, run_text
@@ -49,6 +50,12 @@ class LivePublisher:
         # The upload's own AAC plays as it is: the first pictures wait for no encode of the
         # whole track (a 10-minute one takes 47 s of ffmpeg alone on a 2-core host).
         self._copies_audio = probe.has_audio and probe.audio_codec == "aac"
+        # Other sound: each publish encodes its first part until the whole track is made
+        # (a 10-minute upload's first pictures waited 47 s for it).
+        self._encodes_part = (
+            probe.has_audio and not self._copies_audio and workflow.patched(patches.LIVE_AUDIO_PART)
+        )
+        self._duration = probe.duration
         self._on_playable = on_playable
         self._published = 0  # chunks in the playlists
         self._publishes = 0
@@ -61,8 +68,13 @@ class LivePublisher:
             done += 1
         return done
 
-    def _audio_ready(self) -> bool:
-        return not self._has_audio or self._copies_audio or self._state.audio is not None
+    def _audio_ready(self, upto: int) -> bool:
+        """Whether chunks up to ``upto`` can be published with their sound: the last
+        publish of an upload whose sound is encoded waits for the whole track (it would
+        encode it all again)."""
+        if not self._has_audio or self._copies_audio or self._state.audio is not None:
+            return True
+        return self._encodes_part and upto < len(self._plan.chunks)
 
     def _why_stopped(self) -> str | None:
         """Why nothing more can be published, if so."""
@@ -86,11 +98,11 @@ class LivePublisher:
             await workflow.wait_condition(
                 lambda: (
                     self._why_stopped() is not None
-                    or (self._in_order() > self._published and self._audio_ready())
+                    or (self._in_order() > self._published and self._audio_ready(self._in_order()))
                 )
             )
             upto = self._in_order()
-            if upto <= self._published or not self._audio_ready():
+            if upto <= self._published or not self._audio_ready(upto):
                 self._stop(self._why_stopped() or "stopped")
                 return
             if not await self._publish(upto, complete=upto == total):
@@ -111,7 +123,11 @@ class LivePublisher:
             audio_key=state.audio.key
             if state.audio is not None and not self._copies_audio
             else None,
-            source_key=self._job.inp.source_key if self._copies_audio else None,
+            source_key=self._job.inp.source_key
+            if self._copies_audio or (self._encodes_part and state.audio is None)
+            else None,
+            encode_kbps=self._plan.audio_kbps if self._encodes_part and state.audio is None else 0,
+            duration=self._duration if self._encodes_part and state.audio is None else 0.0,
             audio=self._audio,
             complete=complete,
             previous_config=state.live_chunks[self._published - 1].config

@@ -33,5 +33,11 @@ PLAYABLE_FIRST = "playable-first"
 # history event, which runs recorded before it did not write. Added 2026-12-07.
 STATUS_MEMO = "status-memo"
 
+# An upload whose sound is not AAC plays before its whole AAC track is made: each live
+# publish encodes the sound's first part itself, as far as the pictures reach, until the
+# whole track is there (workflows/live.py). Asked only for such an upload with live
+# playlists: one with AAC copies its own. Added 2026-12-07.
+LIVE_AUDIO_PART = "live-audio-part"
+
 # Every patch id in use (patched or deprecated), so a saved history's markers can be checked.
-ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE, PLAYABLE_FIRST, STATUS_MEMO})
+ALL: frozenset[str] = frozenset({RUNGS_BY_SHORT_SIDE, PLAYABLE_FIRST, STATUS_MEMO, LIVE_AUDIO_PART})

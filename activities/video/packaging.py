@@ -15,6 +15,7 @@ from activities.video.common import heartbeating, rendition_result, scratch_dir,
 from spool.config import Settings
 from spool.media import hls, join, live, storyboard, tools
 from spool.media import probe as probing
+from spool.media.audio import encode_audio
 from spool.models.live import LiveAudio, LivePublishInput, LivePublishResult
 from spool.models.video import (
     HlsAudioInfo,
@@ -237,19 +238,15 @@ class LiveActivities:
         before = inp.audio.cut_until if stored and inp.audio is not None else None
         until = None if inp.complete else live.audio_cut_until(seconds, inp.segment_seconds, before)
         async with heartbeating(), scratch_dir() as tmp, contextlib.AsyncExitStack() as stack:
-            if inp.source_key:
-                track = await stack.enter_async_context(self.files.source(inp.source_key, tmp))
-            else:
-                assert inp.audio_key is not None
-                track = await self.files.fetch(inp.audio_key, tmp / "audio.m4a")
             try:
+                track, untrusted = await self._live_track(inp, until, tmp, stack)
                 audio = await live.cut_audio(
                     track,
                     tmp / "audio",
                     segment_seconds=inp.segment_seconds,
                     lead=inp.chunks[0].lead_seconds,
                     limits=self.limits,
-                    untrusted=inp.source_key is not None,
+                    untrusted=untrusted,
                     until=until,
                 )
             except tools.MediaError as exc:
@@ -264,6 +261,35 @@ class LiveActivities:
             )
             cut = live.read_playlist((tmp / "audio" / live.AUDIO_CUT).read_text())
         return audio, cut
+
+    async def _live_track(
+        self,
+        inp: LivePublishInput,
+        until: float | None,
+        tmp: Path,
+        stack: contextlib.AsyncExitStack,
+    ) -> tuple[Path, bool]:
+        """The AAC track the live audio is cut from, and whether it is the upload itself:
+        the upload's own AAC; its other sound encoded as far as ``until`` (all of it: None),
+        as the whole track is; or the whole track once it is made."""
+        if not inp.source_key:
+            assert inp.audio_key is not None
+            return await self.files.fetch(inp.audio_key, tmp / "audio.m4a"), False
+        src = await stack.enter_async_context(self.files.source(inp.source_key, tmp))
+        if not inp.encode_kbps:
+            return src, True
+        length = inp.duration if until is None else min(until, inp.duration or until)
+        part = tmp / "part.m4a"
+        await encode_audio(
+            src,
+            part,
+            audio_kbps=inp.encode_kbps,
+            limits=self.limits,
+            on_progress=None,
+            duration=length or None,
+            part=until is not None,
+        )
+        return part, False
 
 
 def hls_files(

@@ -48,10 +48,16 @@ async def extract_audio_16k_mono(
     )
 
 
-def aac_args(src: Path, dst_m4a: Path, *, audio_kbps: int, duration: float) -> list[str]:
+def aac_args(
+    src: Path, dst_m4a: Path, *, audio_kbps: int, duration: float, part: bool = False
+) -> list[str]:
     """The whole source's audio as one AAC stereo track starting at the video's time zero
-    (silence fills a late start or a gap) and exactly ``duration`` long."""
-    inp = ffmpeg.input(tools.file_url(src), **tools.INPUT_OPTIONS)
+    (silence fills a late start or a gap) and exactly ``duration`` long. ``part``: the
+    source is read only that far (its first ``duration`` seconds, the same frames as the
+    whole track's up to its last few)."""
+    inp = ffmpeg.input(
+        tools.file_url(src), **(within(duration) if part else {}), **tools.INPUT_OPTIONS
+    )
     audio = (
         inp["a:0"]
         .filter("aresample", **{"async": 1, "first_pts": 0})
@@ -79,15 +85,17 @@ async def encode_audio(
     limits: tools.Limits,
     on_progress: tools.ProgressCallback | None,
     duration: float | None = None,
+    part: bool = False,
 ) -> None:
     """Encode the source's audio once, for the whole clip (no gaps at chunk boundaries).
-    ``duration`` (default: the probed duration) is the length of the result."""
+    ``duration`` (default: the probed duration) is the length of the result; ``part``: it
+    is the first part of the track, read no further (aac_args)."""
     if duration is None:
         duration = (await probe.probe(src, limits)).duration
     if not duration or duration <= 0:
         raise tools.MediaError("the source has no duration to encode audio for")
     await tools.run_ffmpeg(
-        aac_args(src, dst_m4a, audio_kbps=audio_kbps, duration=duration),
+        aac_args(src, dst_m4a, audio_kbps=audio_kbps, duration=duration, part=part),
         limits,
         duration=duration,
         on_progress=on_progress,

@@ -79,6 +79,10 @@ class LivePublishInput:
     audio_key: str | None = None  # the AAC track, cut on the first publish
     # Instead, the upload itself, whose own AAC is copied: the whole track is not waited for.
     source_key: str | None = None
+    # With source_key, an upload whose sound is not AAC: its first part is encoded at this
+    # rate as the whole track will be (AudioTrackInput), ``duration`` long at most.
+    encode_kbps: int = 0
+    duration: float = 0.0
     audio: LiveAudio | None = None  # what the first publish cut
     complete: bool = False
     previous_config: str = ""  # the config of the chunk before first_index

@@ -4,6 +4,7 @@
     .venv/bin/python -m tests.support.record_histories video    # several chunks: ready, cancelled
     .venv/bin/python -m tests.support.record_histories post     # a post's own workflow
     .venv/bin/python -m tests.support.record_histories playable # live playlists, in waves
+    .venv/bin/python -m tests.support.record_histories playable-sound # Opus: AAC in parts
 
 The other video and captions runs are saved by tests/test_video_pipeline.py
 (SPOOL_SAVE_HISTORIES=1). Run it to add a new scenario, or for a change made behind a patch
@@ -179,6 +180,30 @@ async def record_playable_video(client, settings: Settings, clips: Path) -> None
         write_history("video-ready-playable-first", await handle.fetch_history())
 
 
+async def record_playable_other_sound(client, settings: Settings, clips: Path) -> None:
+    """A job that plays early from an upload whose sound is Opus: its live audio encoded a
+    part at a time until the whole AAC track is made (patches.LIVE_AUDIO_PART)."""
+    import subprocess
+
+    from spool.ingest import ingest_video, start_video_job
+    from tests.support import media_clips
+    from tests.support.video import CHUNKED, video_workers
+
+    s = settings.model_copy(update={**CHUNKED, "chunk_seconds": 24.0, "playable_rung": 360})
+    talk = media_clips.make_clip(clips / "opus.mp4", width=640, height=360, seconds=12)
+    upload = clips / "opus.mkv"
+    subprocess.run(
+        [*media_clips.FFMPEG, "-i", str(talk), "-c:v", "copy", "-c:a", "libopus", str(upload)],
+        check=True,
+        capture_output=True,
+    )
+    async with video_workers(client, s):
+        inp = ingest_video(s, upload, owner_id="replay", video_id="replay-playable-opus")
+        handle = await start_video_job(client, s, inp)
+        await handle.result()
+        write_history("video-ready-playable-opus", await handle.fetch_history())
+
+
 def write_history(name: str, history) -> None:
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 
@@ -209,6 +234,8 @@ async def main(kinds: list[str]) -> None:
                 await record_post(client, settings)
             if "playable" in kinds:
                 await record_playable_video(client, settings, Path(tmp))
+            if "playable-sound" in kinds:
+                await record_playable_other_sound(client, settings, Path(tmp))
     print(f"wrote histories to {HISTORIES}")
 
 
