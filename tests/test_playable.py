@@ -484,6 +484,50 @@ async def test_an_urgent_chunk_encodes_at_the_workers_own_priority(tmp_path, mon
 
 
 @pytest.mark.unit
+async def test_a_publish_encodes_the_sounds_first_part_at_the_workers_own_priority(
+    tmp_path, monkeypatch
+):
+    """The first part of a sound that is not AAC is encoded by the publish a viewer waits
+    for: at the worker's own CPU priority, not the bulk encodes' (SPOOL_MEDIA_NICE), a
+    little past the pictures, from the upload read no further."""
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.video import packaging
+    from spool.config import Settings
+    from spool.media import tools
+    from spool.models import LiveChunk, LivePublishInput, LiveSegment
+
+    s = Settings(data_dir=tmp_path / "data", media_nice=10)
+    acts = VideoActivitySet.from_settings(s)
+    source = tmp_path / "source"
+    source.write_bytes(b"not read: the encode is replaced")
+    await acts.files.put_file(source, "videos/v1/source")
+    asked: list[tuple[int, float | None, bool]] = []
+
+    async def encode_audio(*_args, limits: tools.Limits, duration, part, **_kw):
+        asked.append((limits.nice, duration, part))
+        raise tools.MediaError("stopped here")
+
+    monkeypatch.setattr(packaging, "encode_audio", encode_audio)
+    inp = LivePublishInput(
+        video_id="v1",
+        rendition="360p",
+        chunks=[LiveChunk("c00000-init.mp4", [LiveSegment("c00000-00001.m4s", 4.0)])],
+        first_index=0,
+        ceiling_kbps=600,
+        frame_rate=30.0,
+        segment_seconds=4.0,
+        source_key="videos/v1/source",
+        encode_kbps=128,
+        duration=600.0,
+    )
+    with pytest.raises(ApplicationError, match="stopped here"):
+        await ActivityEnvironment().run(acts.live.publish_live, inp)
+    assert asked == [(0, 12.0, True)]
+
+
+@pytest.mark.unit
 def test_the_live_audio_is_cut_a_little_past_the_pictures_then_twice_as_far():
     """The first publish reads seconds of a long upload, not all of it; a stored part cut
     serves a publish only as far as its whole segments reach; a whole cut serves them all."""
@@ -520,7 +564,7 @@ async def test_the_uploads_own_aac_is_cut_from_any_container_it_came_in(clips):
 
         async def cut(name: str, until: float, upload: Path = upload):
             out = clips / f"{name}-{upload.suffix}"
-            audio = await live.cut_audio(
+            audio, listed = await live.cut_audio(
                 upload,
                 out,
                 segment_seconds=2.0,
@@ -529,7 +573,8 @@ async def test_the_uploads_own_aac_is_cut_from_any_container_it_came_in(clips):
                 untrusted=True,
                 until=until,
             )
-            listed = live.read_playlist((out / live.AUDIO_CUT).read_text())
+            # What it returns is what it stored for the later publishes to read.
+            assert listed == live.read_playlist((out / live.AUDIO_CUT).read_text())
             return audio, sum(segment.seconds for _init, segment in listed)
 
         part, seconds = await cut("part", 5.0)

@@ -4,6 +4,7 @@ variant, the storyboard from the chunks' thumbnails, and the master playlist ove
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,10 @@ class LiveActivities:
 
     def __init__(self, settings: Settings, files: Transfers) -> None:
         self.files = files
-        self.limits = tools.Limits.from_settings(settings)
+        # A viewer waits on every publish (the first is the job's time to playable): its
+        # ffmpeg runs at the worker's own CPU priority, above the bulk encodes, as urgent
+        # chunks do. A publish is short: a copy or a cut, or the sound's first part encoded.
+        self.limits = dataclasses.replace(tools.Limits.from_settings(settings), nice=0)
 
     @activity.defn(name="video.publish_live")
     async def publish_live(self, inp: LivePublishInput) -> LivePublishResult:
@@ -240,7 +244,7 @@ class LiveActivities:
         async with heartbeating(), scratch_dir() as tmp, contextlib.AsyncExitStack() as stack:
             try:
                 track, untrusted = await self._live_track(inp, until, tmp, stack)
-                audio = await live.cut_audio(
+                audio, cut = await live.cut_audio(
                     track,
                     tmp / "audio",
                     segment_seconds=inp.segment_seconds,
@@ -259,7 +263,6 @@ class LiveActivities:
                 ],
                 [(tmp / "audio" / live.AUDIO_CUT, keys.live_key(inp.video_id, cut_path))],
             )
-            cut = live.read_playlist((tmp / "audio" / live.AUDIO_CUT).read_text())
         return audio, cut
 
     async def _live_track(

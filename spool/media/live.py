@@ -88,11 +88,12 @@ async def cut_audio(
     limits: tools.Limits,
     untrusted: bool = False,
     until: float | None = None,
-) -> LiveAudio:
+) -> tuple[LiveAudio, list[Entry]]:
     """An AAC track as the live audio rendition in out_dir, delayed by the pictures' lead;
-    the muxer's own playlist there (``AUDIO_CUT``) lists every segment. ``untrusted``: the
-    track is the upload's own AAC, copied from the upload (read with its whitelists).
-    ``until``: only the track's first seconds (None: all of it; the cut says which it got)."""
+    the muxer's own playlist there (``AUDIO_CUT``) lists every segment, returned with it.
+    ``untrusted``: the track is the upload's own AAC, copied from the upload (read with its
+    whitelists). ``until``: only the track's first seconds (None: all of it; the cut says
+    which it got)."""
     info: HlsAudioInfo = await hls.package_audio_hls(
         m4a,
         out_dir,
@@ -103,14 +104,14 @@ async def cut_audio(
         until=until,
     )
     (out_dir / PLAYLIST).rename(out_dir / AUDIO_CUT)
-    cut = sum(
-        segment.seconds for _init, segment in read_playlist((out_dir / AUDIO_CUT).read_text())
-    )
+    entries = read_playlist((out_dir / AUDIO_CUT).read_text())
+    cut = sum(segment.seconds for _init, segment in entries)
     # A cut shorter than asked reached the track's end: it is the whole track.
     whole = until is None or cut + lead < until - AUDIO_CUT_SLACK
-    return LiveAudio(
+    audio = LiveAudio(
         codecs=info.codecs, bandwidth=info.bandwidth, cut_until=None if whole else until
     )
+    return audio, entries
 
 
 def audio_cut_until(seconds: float, segment_seconds: float, before: float | None) -> float:
