@@ -53,29 +53,42 @@ SECONDS = 12
 HELD_FROM = 2  # chunks from this index wait at the gate
 
 
-class HeldEncodes(EncodeActivities):
-    """The real encodes, but chunks from HELD_FROM on wait (heartbeating) for ``gate``."""
+class Gated(EncodeActivities):
+    """The real encodes, some of which wait (heartbeating) for ``gate``."""
 
-    gate: asyncio.Event
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
 
-    @activity.defn(name="video.encode_chunk")
-    async def encode_chunk(self, inp: ChunkInput) -> ChunkResult:
-        while inp.chunk.index >= HELD_FROM and not self.gate.is_set():
-            activity.heartbeat()
-            await asyncio.sleep(0.2)
-        return await super().encode_chunk(inp)
-
-
-class HeldAudioTrack(EncodeActivities):
-    """The real encodes, but the whole audio track waits (heartbeating) for ``gate``."""
-
-    gate: asyncio.Event
-
-    @activity.defn(name="video.encode_audio")
-    async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
+    async def held(self) -> None:
         while not self.gate.is_set():
             activity.heartbeat()
             await asyncio.sleep(0.2)
+
+    @classmethod
+    def activities(cls, settings) -> tuple[VideoActivitySet, asyncio.Event]:
+        """A job's activities with these encodes, and their gate."""
+        acts = VideoActivitySet.from_settings(settings)
+        acts.encoding = gated = cls(settings, acts.files)
+        return acts, gated.gate
+
+
+class HeldEncodes(Gated):
+    """Chunks from HELD_FROM on wait for the gate."""
+
+    @activity.defn(name="video.encode_chunk")
+    async def encode_chunk(self, inp: ChunkInput) -> ChunkResult:
+        if inp.chunk.index >= HELD_FROM:
+            await self.held()
+        return await super().encode_chunk(inp)
+
+
+class HeldAudioTrack(Gated):
+    """The whole audio track waits for the gate."""
+
+    @activity.defn(name="video.encode_audio")
+    async def encode_audio(self, inp: AudioTrackInput) -> AudioTrackResult:
+        await self.held()
         return await super().encode_audio(inp)
 
 
@@ -230,9 +243,7 @@ async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, setting
         speech=None,
         tone=True,
     )
-    acts = VideoActivitySet.from_settings(s)
-    acts.encoding = HeldEncodes(s, acts.files)
-    acts.encoding.gate = asyncio.Event()
+    acts, gate = HeldEncodes.activities(s)
     with Receiver().running() as receiver:
         async with (
             video_workers(client, s, acts=acts),
@@ -240,7 +251,7 @@ async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, setting
             httpx.AsyncClient(base_url=base) as http,
             contextlib.AsyncExitStack() as stack,
         ):
-            stack.callback(acts.encoding.gate.set)  # a failed check releases the held chunks
+            stack.callback(gate.set)  # a failed check releases the held chunks
             inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
             inp.callback_url = receiver.url
             handle = await start_video_job(client, s, inp)
@@ -288,7 +299,7 @@ async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, setting
             audio = (await http.get(f"{hls}/audio/index.m3u8")).text
             assert "#EXT-X-ENDLIST" not in audio and sum(map(float, _extinf(audio))) < SECONDS
 
-            acts.encoding.gate.set()
+            gate.set()
             final = await asyncio.wait_for(handle.result(), 300)
             assert final.state == JobState.READY, final.error
             steps = {step.name: step for step in final.steps}
@@ -332,9 +343,7 @@ async def test_an_upload_without_aac_sound_plays_before_its_whole_track_is_made(
         clips / f"other-{codec}.mp4", width=320, height=180, seconds=SECONDS, fps=FPS, tone=True
     )
     clip = with_sound_in(mp4, clips / f"other-{codec}.mkv", codec)
-    acts = VideoActivitySet.from_settings(s)
-    acts.encoding = HeldAudioTrack(s, acts.files)
-    acts.encoding.gate = asyncio.Event()
+    acts, gate = HeldAudioTrack.activities(s)
     storage = open_storage(s)
     async with (
         video_workers(client, s, acts=acts),
@@ -342,7 +351,7 @@ async def test_an_upload_without_aac_sound_plays_before_its_whole_track_is_made(
         httpx.AsyncClient(base_url=base) as http,
         contextlib.AsyncExitStack() as stack,
     ):
-        stack.callback(acts.encoding.gate.set)
+        stack.callback(gate.set)
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         hls = f"{base}/v1/videos/{inp.video_id}/hls/live"
@@ -364,7 +373,7 @@ async def test_an_upload_without_aac_sound_plays_before_its_whole_track_is_made(
         config = await asyncio.to_thread(decoder_config, f"{hls}/audio/init.mp4")
         assert not storage.exists(keys.audio_track_key(inp.video_id))  # still held
 
-        acts.encoding.gate.set()
+        gate.set()
         final = await asyncio.wait_for(handle.result(), 300)
         assert final.state == JobState.READY, final.error
         ended = (await http.get(f"{hls}/audio/index.m3u8")).text
@@ -402,9 +411,7 @@ async def test_a_cancelled_job_leaves_no_live_playlist(client, settings, clips):
     clip = media_clips.make_clip(
         clips / "cancelled.mp4", width=320, height=180, seconds=SECONDS, fps=FPS, tone=True
     )
-    acts = VideoActivitySet.from_settings(s)
-    acts.encoding = HeldEncodes(s, acts.files)
-    acts.encoding.gate = asyncio.Event()
+    acts, gate = HeldEncodes.activities(s)
     storage = open_storage(s)
     async with (
         video_workers(client, s, acts=acts),
