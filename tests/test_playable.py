@@ -269,6 +269,8 @@ async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, setting
             master = (await http.get(f"{hls}/master.m3u8")).text
             assert playlist_uris(master) == ["360p/index.m3u8"]
             assert 'URI="audio/index.m3u8"' in master
+            # The upload's own AAC, copied: the clip's tone is mono, and the master says so.
+            assert 'CHANNELS="1"' in master
 
             async def reaching(seconds: float) -> str | None:
                 text = (await http.get(f"{hls}/360p/index.m3u8")).text
@@ -362,7 +364,9 @@ async def test_an_upload_without_aac_sound_plays_before_its_whole_track_is_made(
 
         view = await eventually(playable, "the job plays without its whole track", within=120)
         assert view["state"] == "processing"
-        assert 'URI="audio/index.m3u8"' in (await http.get(f"{hls}/master.m3u8")).text
+        master = (await http.get(f"{hls}/master.m3u8")).text
+        # Encoded as the whole track is: stereo, whatever the upload's sound.
+        assert 'URI="audio/index.m3u8"' in master and 'CHANNELS="2"' in master
         early = (await http.get(f"{hls}/audio/index.m3u8")).text
         assert "#EXT-X-ENDLIST" not in early and 0 < sum(map(float, _extinf(early))) < SECONDS
         listed = [line for line in early.splitlines() if line and not line.startswith("#")]

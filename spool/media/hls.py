@@ -127,6 +127,7 @@ async def package_audio_hls(
         average_bandwidth=average,
         codecs=f"mp4a.40.{object_type}",
         playlist=f"{AUDIO_PLAYLIST_DIR}/{HLS_PLAYLIST}",
+        channels=int(info.get("channels") or 2),
     )
 
 
@@ -140,7 +141,7 @@ def master_playlist(variants: list[HlsVariantInfo], audio: HlsAudioInfo | None) 
     if audio is not None:
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="Audio",'
-            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{audio.playlist}"'
+            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="{audio.channels}",URI="{audio.playlist}"'
         )
     for variant in sorted(variants, key=lambda v: (v.height, v.bandwidth), reverse=True):
         lines += [_stream_inf(variant, audio), variant.playlist]

@@ -109,7 +109,10 @@ async def cut_audio(
     # A cut shorter than asked reached the track's end: it is the whole track.
     whole = until is None or cut + lead < until - AUDIO_CUT_SLACK
     audio = LiveAudio(
-        codecs=info.codecs, bandwidth=info.bandwidth, cut_until=None if whole else until
+        codecs=info.codecs,
+        bandwidth=info.bandwidth,
+        cut_until=None if whole else until,
+        channels=info.channels,
     )
     return audio, entries
 
@@ -249,5 +252,6 @@ def master_playlist(inp: LivePublishInput, audio: LiveAudio | None) -> str:
             bandwidth=audio.bandwidth,
             codecs=audio.codecs,
             playlist=f"{hls.AUDIO_PLAYLIST_DIR}/{PLAYLIST}",
+            channels=audio.channels,
         )
     return hls.master_playlist([variant], shown_audio)

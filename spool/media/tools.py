@@ -308,14 +308,15 @@ async def probe_json(argv: list[str], limits: Limits) -> dict:
 async def stream_info(
     path: Path, selector: str, limits: Limits, *, formats: str = OWN_MP4_FORMATS
 ) -> dict:
-    """Codec, size and frame rate of one stream of a file Spool wrote (``selector``: "v:0")."""
+    """Codec, size, frame rate (and channels) of one stream of a file Spool wrote
+    (``selector``: "v:0")."""
     argv = ffprobe_argv(
         path,
         [
             "-select_streams",
             selector,
             "-show_entries",
-            "stream=codec_name,profile,width,height,avg_frame_rate,r_frame_rate",
+            "stream=codec_name,profile,width,height,avg_frame_rate,r_frame_rate,channels",
             "-of",
             "json",
         ],

@@ -61,6 +61,7 @@ class LiveAudio:
     # The seconds of the track read for the cut stored (None: the whole track): a first
     # publish cuts only a little past its pictures, later ones more as they need it.
     cut_until: float | None = None
+    channels: int = 2  # the track's own: an upload's AAC is copied as it is
 
 
 @dataclass

@@ -285,6 +285,7 @@ class HlsAudioInfo:
     codecs: str  # RFC 6381, e.g. "mp4a.40.2"
     playlist: str  # relative to the master playlist, e.g. "audio/index.m3u8"
     average_bandwidth: int = 0  # 0 in histories from before it was measured
+    channels: int = 2  # the stream's own (an upload's AAC copied live may be mono or 5.1)
 
 
 @dataclass
