@@ -69,11 +69,7 @@ class BlogPublishWorkflow:
 
     @workflow.run
     async def run(self, inp: BlogPublishInput) -> BlogPublishStatus:
-        self._memo.start()
-        try:
-            return await self._run(inp)
-        finally:
-            self._memo.flush()
+        return await self._memo.run(self._run(inp))
 
     async def _run(self, inp: BlogPublishInput) -> BlogPublishStatus:
         post = inp.post

@@ -102,11 +102,7 @@ class VideoDeletionWorkflow:
 
     @workflow.run
     async def run(self, inp: VideoDeletionInput) -> VideoDeletionStatus:
-        self._memo.start()
-        try:
-            return await self._run(inp)
-        finally:
-            self._memo.flush()
+        return await self._memo.run(self._run(inp))
 
     async def _run(self, inp: VideoDeletionInput) -> VideoDeletionStatus:
         self._set_state(JobState.PROCESSING)

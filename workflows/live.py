@@ -112,6 +112,8 @@ class LivePublisher:
         """Append chunks [published, upto) to the playlists; False if that failed."""
         self._publishes += 1
         state, first = self._state, self._publishes == 1
+        # The sound's first part is encoded here while the whole track is not made.
+        encodes = self._encodes_part and state.audio is None
         inp = LivePublishInput(
             video_id=self._job.inp.video_id,
             rendition=self._rendition.name,
@@ -123,11 +125,9 @@ class LivePublisher:
             audio_key=state.audio.key
             if state.audio is not None and not self._copies_audio
             else None,
-            source_key=self._job.inp.source_key
-            if self._copies_audio or (self._encodes_part and state.audio is None)
-            else None,
-            encode_kbps=self._plan.audio_kbps if self._encodes_part and state.audio is None else 0,
-            duration=self._duration if self._encodes_part and state.audio is None else 0.0,
+            source_key=self._job.inp.source_key if self._copies_audio or encodes else None,
+            encode_kbps=self._plan.audio_kbps if encodes else 0,
+            duration=self._duration if encodes else 0.0,
             audio=self._audio,
             complete=complete,
             previous_config=state.live_chunks[self._published - 1].config

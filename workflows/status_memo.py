@@ -5,9 +5,8 @@ holds what the workflow's ``status`` query would answer, and the pending activit
 heartbeats bring the progress. A workflow keeps it so (workflows/blog.py)::
 
     self._memo = StatusMemo(self.status)     # in __init__
-    self._memo.start()                       # first thing in the run
+    return await self._memo.run(self._run(inp))  # the run itself: kept from start to end
     self._memo.changed()                     # wherever the status changes (StepBook.on_change)
-    self._memo.flush()                       # in a finally around the rest of the run
 
 Each upsert is a history event (WorkflowPropertiesModified), so there is one at the end of a
 workflow task that changed the status, never one per change, and none for heartbeats, which
@@ -17,13 +16,17 @@ never reach the workflow. Workflow code, no I/O.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     import workflows.patches as patches  # see workflows/blog.py: no re-run per workflow
     from spool.models.search_attributes import STATUS_MEMO
+
+
+T = TypeVar("T")
 
 
 class StatusMemo:
@@ -40,6 +43,21 @@ class StatusMemo:
         self._kept = workflow.patched(patches.STATUS_MEMO)
         if self._kept:
             asyncio.create_task(self._keep())  # noqa: RUF006 - lives as long as the run
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """``work`` (the rest of the run) with the memo kept from its start, and flushed by
+        the task that ends it: with a result, a failure or a cancel. Not when the worker
+        evicts the run from its cache: the SDK then closes the coroutine (GeneratorExit)
+        outside the workflow's event loop, where no workflow code may run, and the run is
+        not over (a flush in a ``finally`` raised there, "Not in workflow event loop")."""
+        self.start()
+        try:
+            result = await work
+        except (Exception, asyncio.CancelledError):
+            self.flush()
+            raise
+        self.flush()
+        return result
 
     def changed(self) -> None:
         self._stale = self._kept
