@@ -115,6 +115,32 @@ def decoder_config(url: str) -> dict:
     return got["streams"][0]
 
 
+@contextlib.asynccontextmanager
+async def serving(client, settings, acts: VideoActivitySet, release: asyncio.Event | None = None):
+    """The job's workers, the API and an HTTP client of it: (API base URL, client).
+    ``release`` is set on the way out, so a failed check frees the work it holds."""
+    async with (
+        video_workers(client, settings, acts=acts),
+        live_api(settings, client) as base,
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        try:
+            yield base, http
+        finally:
+            if release is not None:
+                release.set()
+
+
+async def once_playable(http: httpx.AsyncClient, video_id: str, what: str) -> dict:
+    """The job's status once it first has a playable URL."""
+
+    async def playable() -> dict | None:
+        view = await job_status(http, video_id)
+        return view if view["playable_url"] else None
+
+    return await eventually(playable, what, within=120)
+
+
 async def job_status(http: httpx.AsyncClient, video_id: str) -> dict:
     got = await http.get(f"/v1/videos/{video_id}", headers=AUTH)
     assert got.status_code == 200, got.text
@@ -245,23 +271,12 @@ async def test_job_plays_its_first_chunks_while_the_rest_is_held(client, setting
     )
     acts, gate = HeldEncodes.activities(s)
     with Receiver().running() as receiver:
-        async with (
-            video_workers(client, s, acts=acts),
-            live_api(s, client) as base,
-            httpx.AsyncClient(base_url=base) as http,
-            contextlib.AsyncExitStack() as stack,
-        ):
-            stack.callback(gate.set)  # a failed check releases the held chunks
+        async with serving(client, s, acts, release=gate) as (base, http):
             inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
             inp.callback_url = receiver.url
             handle = await start_video_job(client, s, inp)
             video_id = inp.video_id
-
-            async def playable() -> dict | None:
-                view = await job_status(http, video_id)
-                return view if view["playable_url"] else None
-
-            view = await eventually(playable, "the job is playable", within=120)
+            view = await once_playable(http, video_id, "the job is playable")
             assert view["state"] == "processing" and view["playable_at"]
             assert view["playable_url"].endswith(f"/v1/videos/{video_id}/hls/live/master.m3u8")
             assert view["hls_url"] is None
@@ -347,22 +362,11 @@ async def test_an_upload_without_aac_sound_plays_before_its_whole_track_is_made(
     clip = with_sound_in(mp4, clips / f"other-{codec}.mkv", codec)
     acts, gate = HeldAudioTrack.activities(s)
     storage = open_storage(s)
-    async with (
-        video_workers(client, s, acts=acts),
-        live_api(s, client) as base,
-        httpx.AsyncClient(base_url=base) as http,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        stack.callback(gate.set)
+    async with serving(client, s, acts, release=gate) as (base, http):
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         hls = f"{base}/v1/videos/{inp.video_id}/hls/live"
-
-        async def playable() -> dict | None:
-            view = await job_status(http, inp.video_id)
-            return view if view["playable_url"] else None
-
-        view = await eventually(playable, "the job plays without its whole track", within=120)
+        view = await once_playable(http, inp.video_id, "the job plays without its whole track")
         assert view["state"] == "processing"
         master = (await http.get(f"{hls}/master.m3u8")).text
         # Encoded as the whole track is: stereo, whatever the upload's sound.
@@ -415,13 +419,9 @@ async def test_a_cancelled_job_leaves_no_live_playlist(client, settings, clips):
     clip = media_clips.make_clip(
         clips / "cancelled.mp4", width=320, height=180, seconds=SECONDS, fps=FPS, tone=True
     )
-    acts, gate = HeldEncodes.activities(s)
+    acts, _gate = HeldEncodes.activities(s)  # held for good: the job is cancelled
     storage = open_storage(s)
-    async with (
-        video_workers(client, s, acts=acts),
-        live_api(s, client) as base,
-        httpx.AsyncClient(base_url=base) as http,
-    ):
+    async with serving(client, s, acts) as (_base, http):
         inp = ingest_video(s, clip, owner_id="owner-1", captions=False)
         handle = await start_video_job(client, s, inp)
         live_master = keys.live_master_key(inp.video_id)
